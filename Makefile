@@ -1,0 +1,23 @@
+# Sluice — the two commands that matter: `make demo` and `make test`.
+CARGO ?= cargo
+
+.PHONY: demo test build lint fmt crds bench
+
+## Run the canary tour on the embedded cluster (builds first).
+demo:
+	$(CARGO) run --quiet --bin sluice -- demo
+
+## The whole test suite: format, lint, unit, property, CRD drift, e2e (real kubectl).
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) test --all-targets
+
+build:
+	$(CARGO) build --bin sluice
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all

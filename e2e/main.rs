@@ -1,0 +1,1 @@
+//! End-to-end scenarios: the embedded cluster, the controller and the real `kubectl`.

@@ -1,0 +1,2 @@
+//! The pure decision core: no Kubernetes client, no async runtime, no clock.
+pub mod intstr;

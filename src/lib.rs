@@ -1,0 +1,4 @@
+//! Sluice: a progressive-delivery controller implementing the Argo Rollouts API.
+#![forbid(unsafe_code)]
+
+pub mod core;
