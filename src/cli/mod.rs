@@ -1,0 +1,117 @@
+//! The `sluice` command line: one binary, one subcommand per job.
+
+pub mod client;
+pub mod rollouts;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::telemetry::LogFormat;
+
+/// Sluice: progressive delivery for Kubernetes, compatible with the Argo Rollouts API.
+#[derive(Debug, Parser)]
+#[command(name = "sluice", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Log output format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
+    pub log_format: LogFormat,
+    /// Log level or filter directive (for example `info` or `sluice=debug,kube=info`).
+    #[arg(long, global = true, default_value = "info", env = "SLUICE_LOG_LEVEL")]
+    pub log_level: String,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Connection flags shared by the commands that talk to a cluster.
+#[derive(Debug, Args, Clone)]
+pub struct KubeArgs {
+    /// Path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
+    #[arg(long, env = "KUBECONFIG_PATH")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context to use.
+    #[arg(long)]
+    pub context: Option<String>,
+}
+
+/// Flags of the user commands that address one Rollout.
+#[derive(Debug, Args, Clone)]
+pub struct RolloutArgs {
+    /// Name of the Rollout.
+    pub name: String,
+    /// Namespace of the Rollout (default: the kubeconfig context's namespace).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+/// Every subcommand.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Promote a paused Rollout to its next step (`--full` skips all remaining steps).
+    Promote {
+        #[command(flatten)]
+        target: RolloutArgs,
+        /// Skip every remaining step, analysis and pause.
+        #[arg(long)]
+        full: bool,
+    },
+    /// Abort the update in flight: scale the canary down and the stable back up.
+    Abort {
+        #[command(flatten)]
+        target: RolloutArgs,
+    },
+    /// Retry an aborted Rollout.
+    Retry {
+        #[command(flatten)]
+        target: RolloutArgs,
+    },
+    /// Pause a Rollout (sets `spec.paused`).
+    Pause {
+        #[command(flatten)]
+        target: RolloutArgs,
+    },
+    /// Restart the pods of a Rollout (sets `spec.restartAt` to now).
+    Restart {
+        #[command(flatten)]
+        target: RolloutArgs,
+    },
+    /// Show a Rollout: phase, step, actual weight and its ReplicaSets.
+    Get {
+        #[command(flatten)]
+        target: RolloutArgs,
+    },
+}
+
+/// Run a user command against a Rollout and print its one-line result.
+pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
+    let (target, action) = match command {
+        Command::Promote { target, full } => {
+            (target, if *full { "promote-full" } else { "promote" })
+        }
+        Command::Abort { target } => (target, "abort"),
+        Command::Retry { target } => (target, "retry"),
+        Command::Pause { target } => (target, "pause"),
+        Command::Restart { target } => (target, "restart"),
+        Command::Get { target } => (target, "get"),
+    };
+    rollouts::require_name(&target.name)?;
+    let (client, default_ns) = client::connect(
+        target.kube.kubeconfig.as_deref(),
+        target.kube.context.as_deref(),
+    )
+    .await?;
+    let ns = target.namespace.clone().unwrap_or(default_ns);
+    let out = match action {
+        "promote" => rollouts::promote(&client, &ns, &target.name, false).await?,
+        "promote-full" => rollouts::promote(&client, &ns, &target.name, true).await?,
+        "abort" => rollouts::abort(&client, &ns, &target.name).await?,
+        "retry" => rollouts::retry(&client, &ns, &target.name).await?,
+        "pause" => rollouts::pause(&client, &ns, &target.name).await?,
+        "restart" => rollouts::restart(&client, &ns, &target.name).await?,
+        _ => rollouts::get(&client, &ns, &target.name).await?,
+    };
+    println!("{}", out.trim_end());
+    Ok(())
+}
