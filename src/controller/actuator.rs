@@ -1,0 +1,218 @@
+//! The one writer: applies a `Plan` in order, stopping at the first failure,
+//! then writes the status as a merge patch of the fields that changed.
+//!
+//! Every write to the Rollout itself carries the resourceVersion it was planned
+//! from, so a promote or abort that lands while we plan makes our write fail
+//! with 409 instead of clobbering it; the watch event of that change starts a
+//! fresh reconcile.
+
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType as KubeEventType};
+use kube::{Resource, ResourceExt};
+use serde_json::{Map, Value, json};
+use tracing::{debug, warn};
+
+use super::rollout::{Context, HASH_LABEL};
+use super::status_patch::merge_diff;
+use crate::api::rollout::Rollout;
+use crate::core::plan::{Change, EventType, MetadataPatch, Plan};
+
+/// Annotation marking a Service whose selector Sluice manages.
+pub const MANAGED_BY_ANNOTATION: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
+
+/// What happened when a plan was applied.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Outcome {
+    /// The status subresource was written.
+    pub status_written: bool,
+    /// A write was refused because the object changed since it was read; the
+    /// rest of the plan was skipped.
+    pub conflict: bool,
+}
+
+/// A failed API call while applying a plan.
+#[derive(Debug, thiserror::Error)]
+#[error("{verb} {target}: {source}")]
+pub struct ActError {
+    pub verb: &'static str,
+    pub target: String,
+    #[source]
+    pub source: kube::Error,
+}
+
+fn is_conflict(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 409)
+}
+
+fn is_not_found(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 404)
+}
+
+/// A merge-patch map for labels/annotations: set keys, null removed keys.
+fn metadata_map(patch: &MetadataPatch) -> Value {
+    let mut map = Map::new();
+    for (k, v) in &patch.set {
+        map.insert(k.clone(), Value::String(v.clone()));
+    }
+    for k in &patch.remove {
+        map.insert(k.clone(), Value::Null);
+    }
+    Value::Object(map)
+}
+
+/// Apply `plan` to the cluster on behalf of `ro`.
+pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, ActError> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PatchParams::default();
+    // The resourceVersion our next write to the Rollout must match.
+    let mut rollout_rv = ro.resource_version().unwrap_or_default();
+    let act = |verb: &'static str, target: String| move |source: kube::Error| ActError { verb, target, source };
+
+    for change in &plan.changes {
+        match change {
+            Change::CreateReplicaSet(rs) => {
+                let rs_name = rs.name_any();
+                debug!(replicaset = %rs_name, "creating ReplicaSet");
+                match rs_api.create(&PostParams::default(), rs).await {
+                    Ok(_) => {}
+                    Err(e) if is_conflict(&e) => {
+                        // Our cache has not seen it yet; the watch will bring it.
+                        return Ok(Outcome { conflict: true, ..Default::default() });
+                    }
+                    Err(e) => return Err(act("create", format!("replicaset {ns}/{rs_name}"))(e)),
+                }
+            }
+            Change::ScaleReplicaSet { name: rs_name, replicas, annotations, .. } => {
+                let mut body = json!({"spec": {"replicas": replicas}});
+                if !annotations.is_empty() {
+                    body["metadata"] = json!({"annotations": metadata_map(annotations)});
+                }
+                rs_api
+                    .patch(rs_name, &pp, &Patch::Merge(&body))
+                    .await
+                    .map_err(act("scale", format!("replicaset {ns}/{rs_name}")))?;
+            }
+            Change::UpdateReplicaSet { name: rs_name, annotations, template_labels, template_annotations, min_ready_seconds } => {
+                let mut body = json!({});
+                if !annotations.is_empty() {
+                    body["metadata"] = json!({"annotations": metadata_map(annotations)});
+                }
+                let mut template_meta = Map::new();
+                if !template_labels.is_empty() {
+                    template_meta.insert("labels".into(), metadata_map(template_labels));
+                }
+                if !template_annotations.is_empty() {
+                    template_meta.insert("annotations".into(), metadata_map(template_annotations));
+                }
+                if !template_meta.is_empty() {
+                    body["spec"] = json!({"template": {"metadata": Value::Object(template_meta)}});
+                }
+                if let Some(mrs) = min_ready_seconds {
+                    if body.get("spec").is_none() {
+                        body["spec"] = json!({});
+                    }
+                    body["spec"]["minReadySeconds"] = json!(mrs);
+                }
+                rs_api
+                    .patch(rs_name, &pp, &Patch::Merge(&body))
+                    .await
+                    .map_err(act("update", format!("replicaset {ns}/{rs_name}")))?;
+            }
+            Change::DeleteReplicaSet { name: rs_name } => match rs_api.delete(rs_name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(act("delete", format!("replicaset {ns}/{rs_name}"))(e)),
+            },
+            Change::SetServiceSelector { service, pod_template_hash, add_managed_by } => {
+                let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+                let mut body = json!({"spec": {"selector": {HASH_LABEL: pod_template_hash}}});
+                if *add_managed_by {
+                    body["metadata"] = json!({"annotations": {MANAGED_BY_ANNOTATION: name}});
+                }
+                svc_api
+                    .patch(service, &pp, &Patch::Merge(&body))
+                    .await
+                    .map_err(act("patch", format!("service {ns}/{service}")))?;
+            }
+            Change::PatchPods { pod_template_hash, labels, annotations } => {
+                let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                let pods = pod_api
+                    .list(&ListParams::default().labels(&format!("{HASH_LABEL}={pod_template_hash}")))
+                    .await
+                    .map_err(act("list", format!("pods {ns} {HASH_LABEL}={pod_template_hash}")))?;
+                for pod in pods.items {
+                    if pod.metadata.deletion_timestamp.is_some() {
+                        continue;
+                    }
+                    let needs = labels.changes(pod.metadata.labels.as_ref())
+                        || annotations.changes(pod.metadata.annotations.as_ref());
+                    if !needs {
+                        continue;
+                    }
+                    let mut meta = Map::new();
+                    if !labels.is_empty() {
+                        meta.insert("labels".into(), metadata_map(labels));
+                    }
+                    if !annotations.is_empty() {
+                        meta.insert("annotations".into(), metadata_map(annotations));
+                    }
+                    let pod_name = pod.name_any();
+                    match pod_api.patch(&pod_name, &pp, &Patch::Merge(&json!({"metadata": Value::Object(meta)}))).await {
+                        Ok(_) => {}
+                        Err(e) if is_not_found(&e) => {}
+                        Err(e) => return Err(act("patch", format!("pod {ns}/{pod_name}"))(e)),
+                    }
+                }
+            }
+            Change::PatchRolloutSpecReplicas { replicas } => {
+                let body = json!({"metadata": {"resourceVersion": rollout_rv}, "spec": {"replicas": replicas}});
+                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
+                    Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
+                    Err(e) if is_conflict(&e) => return Ok(Outcome { conflict: true, ..Default::default() }),
+                    Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
+                }
+            }
+            Change::AnnotateRolloutRevision { revision } => {
+                let body = json!({"metadata": {"resourceVersion": rollout_rv, "annotations": {"rollout.argoproj.io/revision": revision}}});
+                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
+                    Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
+                    Err(e) if is_conflict(&e) => return Ok(Outcome { conflict: true, ..Default::default() }),
+                    Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
+                }
+            }
+            Change::Event { type_, reason, message } => {
+                let event = Event {
+                    type_: match type_ {
+                        EventType::Normal => KubeEventType::Normal,
+                        EventType::Warning => KubeEventType::Warning,
+                    },
+                    reason: reason.clone(),
+                    note: Some(message.clone()),
+                    action: reason.clone(),
+                    secondary: None,
+                };
+                // Events are best effort: a failure to record one never blocks a rollout.
+                if let Err(e) = ctx.recorder.publish(&event, &ro.object_ref(&())).await {
+                    warn!(reason = %reason, error = %e, "recording event failed");
+                }
+            }
+        }
+    }
+
+    let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+    let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
+    let Some(diff) = merge_diff(&old, &new) else {
+        return Ok(Outcome::default());
+    };
+    let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
+    match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
+        Ok(_) => Ok(Outcome { status_written: true, conflict: false }),
+        Err(e) if is_conflict(&e) => Ok(Outcome { status_written: false, conflict: true }),
+        Err(e) => Err(act("patch status of", format!("rollout {ns}/{name}"))(e)),
+    }
+}

@@ -1,0 +1,190 @@
+//! The Rollout controller: observe → plan → act.
+//!
+//! `reconcile` reads a snapshot (the Rollout from the watch cache, its
+//! ReplicaSets from a label-selected reflector, the Services it names), calls
+//! the pure planner and hands the plan to the actuator. It holds no decision
+//! logic of its own beyond "is this cached copy one we already superseded".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Client, ResourceExt};
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::actuator::{self, ActError};
+use super::backoff::Backoff;
+use super::freshness::Freshness;
+use crate::api::rollout::Rollout;
+use crate::core::observed::Observed;
+
+/// Label every ReplicaSet the controller owns carries; the ReplicaSet watch is
+/// selected on it so the controller never caches unrelated ReplicaSets.
+pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
+/// Label that assigns an object to one controller instance.
+pub const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+
+/// Settings of the Rollout controller.
+#[derive(Clone, Debug, Default)]
+pub struct Config {
+    /// Watch only this namespace (namespaced mode).
+    pub namespace: Option<String>,
+    /// Take only objects labelled with this instance id (without it: only unlabelled ones).
+    pub instance_id: Option<String>,
+}
+
+impl Config {
+    /// The label selector that picks this instance's objects.
+    pub fn instance_selector(&self) -> String {
+        match &self.instance_id {
+            Some(id) => format!("{INSTANCE_ID_LABEL}={id}"),
+            None => format!("!{INSTANCE_ID_LABEL}"),
+        }
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    pub client: Client,
+    pub replica_sets: Store<ReplicaSet>,
+    pub backoff: Backoff,
+    pub freshness: Freshness,
+    pub recorder: Recorder,
+}
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("applying the plan: {0}")]
+    Act(#[from] ActError),
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+}
+
+fn key(ro: &Rollout) -> String {
+    format!("{}/{}", ro.namespace().unwrap_or_default(), ro.name_any())
+}
+
+/// Build the snapshot the planner decides on.
+async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let uid = ro.uid().unwrap_or_default();
+    let replica_sets: Vec<ReplicaSet> = ctx
+        .replica_sets
+        .state()
+        .iter()
+        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
+        .filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true)))
+        .map(|rs| (**rs).clone())
+        .collect();
+    let mut services = std::collections::BTreeMap::new();
+    if let Some(canary) = ro.spec.canary() {
+        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        for name in [&canary.canary_service, &canary.stable_service].into_iter().flatten() {
+            if name.is_empty() || services.contains_key(name) {
+                continue;
+            }
+            let svc = svc_api
+                .get_opt(name)
+                .await
+                .map_err(|source| Error::Read { what: format!("service {ns}/{name}"), source })?;
+            services.insert(name.clone(), svc);
+        }
+    }
+    Ok(Observed { rollout: ro.clone(), replica_sets, services, ..Default::default() })
+}
+
+async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = key(&ro);
+    if ro.metadata.deletion_timestamp.is_some() {
+        ctx.freshness.forget(&key);
+        return Ok(Action::await_change());
+    }
+    let rv = ro.resource_version().unwrap_or_default();
+    if ctx.freshness.is_stale(&key, &rv) {
+        // Our own write superseded this copy; the watch will bring the new one.
+        return Ok(Action::await_change());
+    }
+    let observed = observe(&ro, &ctx).await?;
+    let plan = crate::core::plan(&observed, chrono::Utc::now());
+    let outcome = actuator::apply(&ctx, &ro, &plan).await?;
+    if outcome.status_written {
+        ctx.freshness.wrote(&key, &rv);
+    }
+    ctx.backoff.success(&key);
+    if outcome.conflict {
+        // Someone (usually a user promote/abort) changed the Rollout since we
+        // read it: the watch event for that change triggers a fresh reconcile.
+        return Ok(Action::await_change());
+    }
+    Ok(match plan.requeue_after {
+        Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
+        None => Action::await_change(),
+    })
+}
+
+fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failure(&key(&ro));
+    warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Run the Rollout controller until `shutdown` fires.
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let rollouts: Api<Rollout> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    if let Err(e) = rollouts.list(&ListParams::default().limit(1)).await {
+        anyhow::bail!(
+            "cannot list rollouts.argoproj.io ({e}); are the CRDs installed? run: kubectl apply --server-side -f crds/"
+        );
+    }
+    let rs_api: Api<ReplicaSet> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (rs_store, rs_writer) = reflector::store();
+    let rs_stream = watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
+        .default_backoff()
+        .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None)
+        .reflect(rs_writer)
+        .touched_objects();
+    let reporter = Reporter { controller: "sluice".into(), instance: std::env::var("HOSTNAME").ok() };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: rs_store,
+        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
+        freshness: Freshness::default(),
+        recorder: Recorder::new(client.clone(), reporter),
+    });
+    let selector = cfg.instance_selector();
+    info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
+    Controller::new(rollouts, watcher::Config::default().labels(&selector))
+        .owns_stream(rs_stream)
+        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .run(
+            |ro, ctx| {
+                let span = info_span!("reconcile", rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default());
+                reconcile(ro, ctx).instrument(span)
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    info!("rollout controller stopped");
+    Ok(())
+}
