@@ -8,6 +8,7 @@
 
 mod json;
 mod merge;
+mod strategic;
 
 use serde_json::Value;
 
@@ -105,10 +106,7 @@ pub fn apply_patch(
                         .to_string(),
                 ));
             }
-            Err(PatchError::UnsupportedMediaType(format!(
-                "strategic merge patch for {} is not implemented by the embedded cluster yet",
-                ctx.kind
-            )))
+            strategic::apply(current.unwrap_or(&empty), body, ctx.kind)
         }
         PatchType::Apply => Err(PatchError::UnsupportedMediaType(
             "server-side apply is not implemented by the embedded cluster yet".to_string(),
