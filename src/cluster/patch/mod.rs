@@ -6,10 +6,15 @@
 //! map one-to-one onto the HTTP status the real apiserver answers with, and their
 //! messages copy the real server's wording because `kubectl` prints them verbatim.
 
+mod apply;
+mod fields;
 mod json;
 mod merge;
 mod strategic;
 
+pub use fields::record_update;
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::Value;
 
 /// Which patch engine a request asks for, decided by its `Content-Type`.
@@ -84,20 +89,37 @@ pub enum PatchError {
     UnsupportedMediaType(String),
 }
 
-/// Applies one PATCH request body to the stored object and returns the new object.
-///
-/// `current` is `None` only when server-side apply creates the object; the other patch
-/// types answer NotFound before reaching here.
+/// Applies one PATCH request body to the stored object and returns the new object,
+/// stamping managedFields with the current time; see [`apply_patch_at`].
 pub fn apply_patch(
     pt: PatchType,
     current: Option<&Value>,
     body: &[u8],
     ctx: &PatchContext,
 ) -> Result<Value, PatchError> {
+    apply_patch_at(pt, current, body, ctx, Utc::now())
+}
+
+/// The pure core of [`apply_patch`], with the clock as an input.
+///
+/// `current` is `None` only when server-side apply creates the object; the other patch
+/// types answer NotFound before reaching here. Besides applying the patch this records
+/// field ownership in `metadata.managedFields` like the apiserver's field manager: an
+/// `Apply` entry for server-side apply, an `Update` entry (fields the patch changed) for
+/// the other types. An entry's `time` is `now`, and is left alone when nothing changed.
+pub fn apply_patch_at(
+    pt: PatchType,
+    current: Option<&Value>,
+    body: &[u8],
+    ctx: &PatchContext,
+    now: DateTime<Utc>,
+) -> Result<Value, PatchError> {
+    let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let empty = Value::Object(serde_json::Map::new());
-    match pt {
-        PatchType::Json => json::apply(current.unwrap_or(&empty), body),
-        PatchType::Merge => merge::apply(current.unwrap_or(&empty), body),
+    let base = current.unwrap_or(&empty);
+    let mut patched = match pt {
+        PatchType::Json => json::apply(base, body)?,
+        PatchType::Merge => merge::apply(base, body)?,
         PatchType::Strategic => {
             if !ctx.builtin {
                 return Err(PatchError::UnsupportedMediaType(
@@ -106,12 +128,12 @@ pub fn apply_patch(
                         .to_string(),
                 ));
             }
-            strategic::apply(current.unwrap_or(&empty), body, ctx.kind)
+            strategic::apply(base, body, ctx.kind)?
         }
-        PatchType::Apply => Err(PatchError::UnsupportedMediaType(
-            "server-side apply is not implemented by the embedded cluster yet".to_string(),
-        )),
-    }
+        PatchType::Apply => return apply::apply(current, body, ctx, &now),
+    };
+    record_update(current, &mut patched, ctx, &now);
+    Ok(patched)
 }
 
 /// The Go name of a JSON value's type, as `encoding/json` prints it in unmarshal errors.

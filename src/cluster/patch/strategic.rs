@@ -34,7 +34,7 @@ const ERR_SET_ORDER: &str = "invalid patch format of setElementOrder list";
 const ERR_LIST_OF_LISTS: &str = "lists of lists are not supported";
 
 /// A node of the patch-metadata type graph; `None` is a type without tagged fields.
-type Ty = Option<&'static str>;
+pub(super) type Ty = Option<&'static str>;
 
 /// One tagged (or typed) field: (parent type, field, child type, merge key).
 /// A merge key of `Some("")` marks a primitive list with `patchStrategy: merge`;
@@ -95,7 +95,7 @@ const FIELDS: &[FieldMeta] = &[
 ];
 
 /// The root type of each built-in kind; kinds not listed only get `metadata` rules.
-fn root_type(kind: &str) -> &'static str {
+pub(super) fn root_type(kind: &str) -> &'static str {
     match kind {
         "Pod" => "Pod",
         "PodTemplate" => "PodTemplate",
@@ -122,7 +122,7 @@ const ROOT_TYPES: &[&str] = &[
 ];
 
 /// Child type and merge key of `field` inside a value of type `ty`.
-fn lookup(ty: Ty, field: &str) -> (Ty, Option<&'static str>) {
+pub(super) fn lookup(ty: Ty, field: &str) -> (Ty, Option<&'static str>) {
     let Some(ty) = ty else { return (None, None) };
     if field == "metadata" && ROOT_TYPES.contains(&ty) {
         return (Some("ObjectMeta"), None);
