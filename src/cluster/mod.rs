@@ -12,7 +12,6 @@ pub mod patch;
 mod ops;
 mod patching;
 mod persist;
-pub mod schema;
 mod selector;
 mod server;
 mod store;
