@@ -136,7 +136,7 @@ impl Env {
     /// Start (or restart) the controller with extra flags.
     pub fn start_controller(&mut self, extra: &[&str]) {
         let kc = self.kubeconfig.to_str().unwrap().to_string();
-        let mut args = vec!["controller", "--kubeconfig", &kc, "--leader-elect=false", "--log-level", "info,sluice=debug"];
+        let mut args = vec!["controller", "--kubeconfig", &kc, "--log-level", "info,sluice=debug"];
         args.extend_from_slice(extra);
         self.controller = Some(spawn("controller", &args, self.dir.path()));
     }

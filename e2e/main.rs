@@ -1,1 +1,5 @@
-//! End-to-end scenarios: the embedded cluster, the controller and the real `kubectl`.
+//! End-to-end scenarios: the embedded cluster (or `SLUICE_E2E_KUBECONFIG`), the
+//! controller and the real `kubectl`.
+
+mod canary;
+mod harness;

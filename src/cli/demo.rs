@@ -122,7 +122,7 @@ impl Tour {
         Ok(())
     }
 
-    async fn set_image(&self, image: &str) -> anyhow::Result<()> {
+    async fn set_image(&mut self, image: &str) -> anyhow::Result<()> {
         println!("\n==> updating the image to {image}");
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}});
         self.rollouts.patch(NAME, &PatchParams::default(), &Patch::Merge(&patch)).await?;

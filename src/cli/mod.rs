@@ -1,7 +1,9 @@
 //! The `sluice` command line: one binary, one subcommand per job.
 
 pub mod client;
+pub mod demo;
 pub mod rollouts;
+pub mod serve;
 
 use std::path::PathBuf;
 
@@ -46,9 +48,78 @@ pub struct RolloutArgs {
     pub kube: KubeArgs,
 }
 
+/// Flags of `sluice controller`.
+#[derive(Debug, Args, Clone)]
+pub struct ControllerArgs {
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Watch and reconcile only this namespace (namespaced mode).
+    #[arg(long)]
+    pub namespace: Option<String>,
+    /// Reconcile only objects labelled `argo-rollouts.argoproj.io/controller-instance-id=<ID>`;
+    /// without it, only objects that lack the label.
+    #[arg(long)]
+    pub instance_id: Option<String>,
+}
+
+/// Flags of `sluice cluster`.
+#[derive(Debug, Args, Clone)]
+pub struct ClusterArgs {
+    /// Port on 127.0.0.1 to serve the Kubernetes API on (0 picks a free port).
+    #[arg(long, default_value_t = crate::cluster::DEFAULT_PORT)]
+    pub port: u16,
+    /// Write a kubeconfig for this cluster to PATH (for kubectl and the controller).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// Persist objects in DIR and reload them on start (default: in memory only).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// How long a simulated pod takes from Running to Ready (for example `500ms`, `2s`).
+    #[arg(long, default_value = "500ms", value_parser = parse_duration_arg)]
+    pub pod_ready_delay: std::time::Duration,
+}
+
+/// Flags of `sluice demo`.
+#[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Run the whole tour unattended (promote, abort, retry, promote --full) and exit.
+    #[arg(long)]
+    pub auto: bool,
+    /// Port for the embedded cluster (falls back to a free port when taken).
+    #[arg(long, default_value_t = crate::cluster::DEFAULT_PORT)]
+    pub port: u16,
+    /// Where to write the demo cluster's kubeconfig (default: $TMPDIR/sluice-demo.kubeconfig).
+    #[arg(long)]
+    pub kubeconfig: Option<PathBuf>,
+    /// How long a simulated pod takes to become Ready.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    pub pod_ready_delay: std::time::Duration,
+}
+
+/// Flags of `sluice crds`.
+#[derive(Debug, Args, Clone)]
+pub struct CrdsArgs {
+    /// Write one file per CRD into DIR instead of printing them.
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+/// Parse a duration flag such as `300ms`, `2s` or `1m`.
+pub fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
+    crate::api::common::parse_duration(value).map_err(|e| e.to_string())
+}
+
 /// Every subcommand.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the controller against the current kubeconfig or in-cluster configuration.
+    Controller(ControllerArgs),
+    /// Run only the embedded Kubernetes API server (with simulated workloads) on 127.0.0.1.
+    Cluster(ClusterArgs),
+    /// Run the canary tour on the embedded cluster, live in the terminal.
+    Demo(DemoArgs),
+    /// Print the CustomResourceDefinitions (install with `kubectl apply --server-side`).
+    Crds(CrdsArgs),
     /// Promote a paused Rollout to its next step (`--full` skips all remaining steps).
     Promote {
         #[command(flatten)]
@@ -87,6 +158,9 @@ pub enum Command {
 /// Run a user command against a Rollout and print its one-line result.
 pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
     let (target, action) = match command {
+        Command::Controller(_) | Command::Cluster(_) | Command::Crds(_) | Command::Demo(_) => {
+            anyhow::bail!("not a rollout command")
+        }
         Command::Promote { target, full } => {
             (target, if *full { "promote-full" } else { "promote" })
         }

@@ -4,3 +4,13 @@
 pub mod backoff;
 pub mod freshness;
 pub mod status_patch;
+pub mod actuator;
+pub mod rollout;
+
+use kube::Client;
+use tokio_util::sync::CancellationToken;
+
+/// Run every controller of the `sluice controller` process until `shutdown`.
+pub async fn run(client: Client, cfg: rollout::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    rollout::run(client, cfg, shutdown).await
+}
