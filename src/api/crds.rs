@@ -8,6 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceSubresources,
 };
 use kube::CustomResourceExt;
+use std::path::{Path, PathBuf};
 
 use super::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use super::experiment::Experiment;
@@ -56,11 +57,23 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.spec.names.plural)
 }
 
+/// Writes every CRD to `dir/<plural>.yaml` (creating `dir`), returning the paths written.
+pub fn write_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    all()
+        .iter()
+        .map(|crd| {
+            let path = dir.join(file_name(crd));
+            std::fs::write(&path, render_yaml(crd))?;
+            Ok(path)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-    use std::path::PathBuf;
 
     fn crd_dir() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds")
@@ -402,6 +415,29 @@ mod tests {
             provider["properties"]["web"]["properties"]["jsonBody"]["x-kubernetes-preserve-unknown-fields"],
             Value::Bool(true)
         );
+    }
+
+    #[test]
+    fn write_files_writes_one_file_per_crd_named_by_plural() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_files(dir.path()).unwrap();
+        let mut names: Vec<_> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "analysisruns.yaml",
+                "analysistemplates.yaml",
+                "clusteranalysistemplates.yaml",
+                "experiments.yaml",
+                "rollouts.yaml"
+            ]
+        );
+        let rollouts = std::fs::read_to_string(dir.path().join("rollouts.yaml")).unwrap();
+        assert_eq!(rollouts, render_yaml(&by_kind("Rollout")));
     }
 
     #[test]
