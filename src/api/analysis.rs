@@ -258,6 +258,7 @@ pub struct MetricProvider {
     #[serde(rename = "skywalking")]
     pub sky_walking: Option<SkyWalkingMetric>,
     /// Metric plugin configurations, by plugin name.
+    #[serde(default)]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub plugin: Option<BTreeMap<String, serde_json::Value>>,
 }
@@ -596,6 +597,7 @@ pub struct WebMetric {
     /// Skip TLS certificate verification.
     pub insecure: Option<bool>,
     /// Request body as JSON (POST/PUT).
+    #[serde(default)]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub json_body: Option<serde_json::Value>,
     /// How to authenticate.

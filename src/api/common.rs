@@ -533,6 +533,28 @@ mod tests {
         assert!(err.to_string().contains("{{args.n}}"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_combination_of_units_parses_to_its_sum(
+            h in 0u64..100, m in 0u64..600, s in 0u64..600, ms in 0u64..5000,
+            use_h: bool, use_m: bool, use_s: bool, use_ms: bool,
+        ) {
+            let mut text = String::new();
+            let mut want = Duration::ZERO;
+            if use_h { text += &format!("{h}h"); want += secs(h * 3600); }
+            if use_m { text += &format!("{m}m"); want += secs(m * 60); }
+            if use_s { text += &format!("{s}s"); want += secs(s); }
+            if use_ms { text += &format!("{ms}ms"); want += Duration::from_millis(ms); }
+            proptest::prop_assume!(!text.is_empty());
+            proptest::prop_assert_eq!(parse_duration(&text), Ok(want));
+        }
+
+        #[test]
+        fn bare_integers_are_seconds(n in 0u64..10_000_000) {
+            proptest::prop_assert_eq!(parse_duration(&n.to_string()), Ok(secs(n)));
+        }
+    }
+
     #[test]
     fn string_enums_keep_unknown_values_verbatim() {
         let known: PodTemplateHashValue = serde_json::from_str("\"Stable\"").unwrap();

@@ -8,6 +8,7 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, CustomResourceSubresources,
 };
 use kube::CustomResourceExt;
+use std::path::{Path, PathBuf};
 
 use super::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use super::experiment::Experiment;
@@ -56,11 +57,23 @@ pub fn file_name(crd: &CustomResourceDefinition) -> String {
     format!("{}.yaml", crd.spec.names.plural)
 }
 
+/// Writes every CRD to `dir/<plural>.yaml` (creating `dir`), returning the paths written.
+pub fn write_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    all()
+        .iter()
+        .map(|crd| {
+            let path = dir.join(file_name(crd));
+            std::fs::write(&path, render_yaml(crd))?;
+            Ok(path)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::Value;
-    use std::path::PathBuf;
 
     fn crd_dir() -> PathBuf {
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("crds")
@@ -405,6 +418,29 @@ mod tests {
     }
 
     #[test]
+    fn write_files_writes_one_file_per_crd_named_by_plural() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_files(dir.path()).unwrap();
+        let mut names: Vec<_> = written
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                "analysisruns.yaml",
+                "analysistemplates.yaml",
+                "clusteranalysistemplates.yaml",
+                "experiments.yaml",
+                "rollouts.yaml"
+            ]
+        );
+        let rollouts = std::fs::read_to_string(dir.path().join("rollouts.yaml")).unwrap();
+        assert_eq!(rollouts, render_yaml(&by_kind("Rollout")));
+    }
+
+    #[test]
     fn render_all_yaml_is_five_documents() {
         let all_yaml = render_all_yaml();
         let separators = all_yaml.lines().filter(|l| *l == "---").count();
@@ -415,13 +451,51 @@ mod tests {
         }
     }
 
-    /// Paths in `value` the schema does not describe, i.e. what an apiserver would prune.
-    pub(crate) fn pruned_paths(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+    /// What an apiserver would do to `value` under `schema`, as messages: fields it would
+    /// prune (not described), required fields that are missing, and values of the wrong type.
+    /// A small subset of OpenAPI validation, enough to catch schema mistakes in the fixtures.
+    fn schema_problems(value: &Value, schema: &Value, path: &str, out: &mut Vec<String>) {
+        if value.is_null() {
+            if schema["nullable"] != Value::Bool(true) {
+                out.push(format!("{path}: null but not nullable"));
+            }
+            return;
+        }
+        let int_or_string = schema["x-kubernetes-int-or-string"] == Value::Bool(true);
+        let type_ok = match (schema["type"].as_str(), value) {
+            (None, _) => true,
+            (Some("object"), Value::Object(_))
+            | (Some("array"), Value::Array(_))
+            | (Some("string"), Value::String(_))
+            | (Some("boolean"), Value::Bool(_)) => true,
+            (Some("integer"), Value::Number(n)) => n.is_i64() || n.is_u64(),
+            (Some("number"), Value::Number(_)) => true,
+            _ => false,
+        };
+        let int_or_string_ok = !int_or_string || value.is_string() || value.as_i64().is_some();
+        if !type_ok || !int_or_string_ok {
+            out.push(format!(
+                "{path}: {value} does not match type {}",
+                schema["type"]
+            ));
+            return;
+        }
+        if let Some(allowed) = schema["enum"].as_array()
+            && !allowed.contains(value)
+        {
+            out.push(format!("{path}: {value} not in enum"));
+        }
         if schema["x-kubernetes-preserve-unknown-fields"] == Value::Bool(true) {
             return;
         }
         match value {
             Value::Object(map) => {
+                for required in schema["required"].as_array().into_iter().flatten() {
+                    let key = required.as_str().unwrap_or_default();
+                    if !map.contains_key(key) {
+                        out.push(format!("{path}: missing required {key}"));
+                    }
+                }
                 let props = schema.get("properties").and_then(Value::as_object);
                 let additional = schema.get("additionalProperties").filter(|a| a.is_object());
                 for (k, v) in map {
@@ -430,14 +504,14 @@ mod tests {
                     }
                     let child = format!("{path}.{k}");
                     match (props.and_then(|p| p.get(k)), additional) {
-                        (Some(s), _) | (None, Some(s)) => pruned_paths(v, s, &child, out),
-                        (None, None) => out.push(child),
+                        (Some(s), _) | (None, Some(s)) => schema_problems(v, s, &child, out),
+                        (None, None) => out.push(format!("{child}: would be pruned")),
                     }
                 }
             }
             Value::Array(items) => {
                 for (i, item) in items.iter().enumerate() {
-                    pruned_paths(item, &schema["items"], &format!("{path}[{i}]"), out);
+                    schema_problems(item, &schema["items"], &format!("{path}[{i}]"), out);
                 }
             }
             _ => {}
@@ -445,17 +519,48 @@ mod tests {
     }
 
     #[test]
-    fn round_trip_fixtures_are_not_pruned_by_the_schemas() {
+    fn schema_problems_reports_pruned_missing_and_mistyped_fields() {
+        let schema = serde_json::json!({
+            "type": "object",
+            "required": ["name"],
+            "properties": {
+                "name": {"type": "string"},
+                "count": {"x-kubernetes-int-or-string": true},
+                "n": {"type": "integer"},
+            },
+        });
+        let mut out = Vec::new();
+        schema_problems(
+            &serde_json::json!({"count": true, "n": "1", "extra": 1}),
+            &schema,
+            "",
+            &mut out,
+        );
+        out.sort();
+        assert_eq!(
+            out,
+            vec![
+                ".count: true does not match type null",
+                ".extra: would be pruned",
+                ".n: \"1\" does not match type \"integer\"",
+                ": missing required name",
+            ]
+        );
+    }
+
+    #[test]
+    fn fixtures_validate_against_the_schemas_without_pruning() {
         for (name, text) in super::super::fixtures::ALL {
             for doc in serde_yaml::Deserializer::from_str(text) {
                 let value: Value = serde::Deserialize::deserialize(doc).unwrap();
                 let kind = value["kind"].as_str().unwrap();
                 let schema = schema_of(&by_kind(kind));
-                let mut pruned = Vec::new();
-                pruned_paths(&value, &schema, "", &mut pruned);
+                let mut problems = Vec::new();
+                schema_problems(&value, &schema, "", &mut problems);
                 assert!(
-                    pruned.is_empty(),
-                    "{name}: {kind} fields the schema would prune: {pruned:?}"
+                    problems.is_empty(),
+                    "{name}: {kind} does not validate:\n{}",
+                    problems.join("\n")
                 );
             }
         }
