@@ -1,1 +1,2 @@
 pub mod patch;
+pub mod schema;
