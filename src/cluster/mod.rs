@@ -2,15 +2,16 @@
 //! enough for the real `kubectl` and kube-rs clients. `make demo` and the e2e tests run Sluice
 //! against it.
 
-mod crschema;
 mod discovery;
 pub mod error;
 mod gc;
 mod names;
 mod openapi;
 mod ops;
+pub mod patch;
 mod patching;
 mod persist;
+pub mod schema;
 mod selector;
 mod server;
 mod store;
