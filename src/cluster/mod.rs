@@ -2,7 +2,6 @@
 //! enough for the real `kubectl` and kube-rs clients. `make demo` and the e2e tests run Sluice
 //! against it.
 
-mod crschema;
 mod discovery;
 pub mod error;
 mod gc;
@@ -10,8 +9,10 @@ mod names;
 mod openapi;
 pub mod patch;
 mod ops;
+pub mod patch;
 mod patching;
 mod persist;
+pub mod schema;
 mod selector;
 mod server;
 mod store;

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use schemars::JsonSchema;
 use schemars::generate::SchemaSettings;
@@ -117,14 +117,16 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
     g.take_definitions(true)
 }
 
-fn cached_builtin_defs(group: &str, version: &str) -> Map<String, Value> {
-    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Map<String, Value>>>> = OnceLock::new();
+type Defs = Arc<Map<String, Value>>;
+
+fn cached_builtin_defs(group: &str, version: &str) -> Defs {
+    static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Defs>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let key = gv_path(group, version);
     if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return d.clone();
     }
-    let d = builtin_defs(group, version);
+    let d = Arc::new(builtin_defs(group, version));
     cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -247,7 +249,11 @@ pub fn group_version_doc(reg: &Registry, gv: &str) -> Option<Value> {
     let mut schemas = Map::new();
     let mut paths = Map::new();
     if types.iter().any(|t| !t.crd) {
-        schemas.extend(cached_builtin_defs(group, version));
+        schemas.extend(
+            cached_builtin_defs(group, version)
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
     }
     for t in &types {
         let name = schema_name(t, version);
@@ -282,6 +288,101 @@ pub fn group_version_doc(reg: &Registry, gv: &str) -> Option<Value> {
     }))
 }
 
+fn resolve<'a>(mut s: &'a Value, defs: &'a Map<String, Value>) -> &'a Value {
+    for _ in 0..16 {
+        if let Some(r) = s["$ref"].as_str() {
+            match defs.get(r.trim_start_matches("#/components/schemas/")) {
+                Some(d) => s = d,
+                None => return s,
+            }
+        } else if let Some([one]) = s["allOf"].as_array().map(Vec::as_slice) {
+            s = one;
+        } else {
+            return s;
+        }
+    }
+    s
+}
+
+fn walk_unknown(
+    v: &Value,
+    schema: &Value,
+    defs: &Map<String, Value>,
+    path: &str,
+    out: &mut Vec<String>,
+) {
+    let schema = resolve(schema, defs);
+    if schema["x-kubernetes-preserve-unknown-fields"] == true
+        || schema["x-kubernetes-int-or-string"] == true
+    {
+        return;
+    }
+    match v {
+        Value::Object(m) => {
+            let props = schema["properties"].as_object();
+            let additional = schema.get("additionalProperties").filter(|a| a.is_object());
+            for (k, x) in m {
+                let p = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                if let Some(ps) = props.and_then(|ps| ps.get(k)) {
+                    walk_unknown(x, ps, defs, &p, out);
+                } else if let Some(a) = additional {
+                    walk_unknown(x, a, defs, &p, out);
+                } else if props.is_some()
+                    && schema
+                        .get("additionalProperties")
+                        .is_none_or(|a| a == false)
+                {
+                    out.push(p);
+                }
+            }
+        }
+        Value::Array(a) => {
+            if let Some(items) = schema.get("items") {
+                for (i, x) in a.iter().enumerate() {
+                    walk_unknown(x, items, defs, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fields of `obj` its schema does not declare (`spec.junk`, `spec.containers[0].imagee`), for
+/// `fieldValidation=Strict|Warn`.
+pub fn unknown_fields(t: &ResourceType, version: &str, obj: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    if t.crd {
+        let Some(schema) = t.version(version).and_then(|v| v.schema.as_ref()) else {
+            return out;
+        };
+        let empty = Map::new();
+        if let Some(m) = obj.as_object() {
+            for (k, x) in m {
+                if matches!(k.as_str(), "apiVersion" | "kind" | "metadata") {
+                    continue;
+                }
+                match schema["properties"].get(k) {
+                    Some(ps) => walk_unknown(x, ps, &empty, k, &mut out),
+                    None if schema["x-kubernetes-preserve-unknown-fields"] != true => {
+                        out.push(k.clone())
+                    }
+                    None => {}
+                }
+            }
+        }
+    } else {
+        let defs = cached_builtin_defs(&t.group, version);
+        if let Some(root) = defs.get(&schema_name(t, version)) {
+            walk_unknown(obj, root, &defs, "", &mut out);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,6 +405,18 @@ mod tests {
                 .any(|x| x["name"] == "fieldValidation")
         );
         assert!(doc["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"].is_object());
+    }
+
+    #[test]
+    fn unknown_fields_are_found_through_refs() {
+        let reg = Registry::with_builtins();
+        let t = reg.lookup("apps", "v1", "deployments").unwrap();
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x", "labels": {"a": "b"}},
+            "spec": {"replica": 1, "template": {"spec": {"containers": [{"name": "c", "imagee": "x"}]}}}});
+        assert_eq!(
+            unknown_fields(&t, "v1", &d),
+            vec!["spec.replica", "spec.template.spec.containers[0].imagee"]
+        );
     }
 
     #[test]

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use super::crschema;
 use super::error::{ApiError, Cause};
 use super::names::{self, NameRule};
+use super::schema;
 use super::selector::label_selector_string;
 use super::store::{GcWork, State};
 use super::types::{self, GroupResource, ResourceType};
@@ -106,7 +106,6 @@ fn strip_system_fields(m: &mut Map<String, Value>) {
         "deletionTimestamp",
         "deletionGracePeriodSeconds",
         "generation",
-        "managedFields",
         "selfLink",
     ] {
         m.remove(k);
@@ -239,9 +238,9 @@ fn process_custom(t: &ResourceType, version: &str, obj: &mut Value) -> Result<()
     let Some(schema) = t.version(version).and_then(|v| v.schema.as_ref()) else {
         return Ok(());
     };
-    crschema::prune(obj, schema);
-    crschema::apply_defaults(obj, schema);
-    let errs = crschema::validate(obj, schema);
+    schema::prune(obj, schema);
+    schema::apply_defaults(obj, schema);
+    let errs = schema::validate(obj, schema);
     if errs.is_empty() {
         return Ok(());
     }
@@ -254,7 +253,7 @@ fn process_custom(t: &ResourceType, version: &str, obj: &mut Value) -> Result<()
         &name,
         errs.into_iter()
             .map(|e| Cause {
-                reason: "FieldValueInvalid",
+                reason: e.reason.cause_type(),
                 field: e.path,
                 message: e.message,
             })

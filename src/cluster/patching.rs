@@ -1,98 +1,42 @@
-//! The one place the server turns a PATCH body into a new object. It adapts the request to the
-//! patch engine so the engine can be swapped without touching the handlers.
+//! The one place the server turns a PATCH body into a new object: an adapter from the request to
+//! the patch engine (`super::patch`) and from its errors to apiserver Status errors.
 
 use serde_json::Value;
 
 use super::error::ApiError;
-
-/// The four PATCH content types kubectl and kube-rs send.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PatchKind {
-    Json,
-    Merge,
-    Strategic,
-    Apply,
-}
-
-impl PatchKind {
-    pub fn from_content_type(ct: &str) -> Option<PatchKind> {
-        let base = ct.split(';').next().unwrap_or_default().trim();
-        match base {
-            "application/json-patch+json" => Some(PatchKind::Json),
-            "application/merge-patch+json" => Some(PatchKind::Merge),
-            "application/strategic-merge-patch+json" => Some(PatchKind::Strategic),
-            "application/apply-patch+yaml" => Some(PatchKind::Apply),
-            _ => None,
-        }
-    }
-}
-
-/// Facts about the patched object the engine needs.
-pub struct PatchTarget<'a> {
-    pub kind: &'a str,
-    pub api_version: &'a str,
-    pub builtin: bool,
-    pub field_manager: &'a str,
-    pub force: bool,
-    pub subresource: Option<&'a str>,
-}
+use super::patch::{self, PatchContext, PatchError, PatchType};
 
 /// The object after applying `body`; `current` is `None` only for a server-side-apply create.
 pub fn apply(
-    kind: PatchKind,
+    kind: PatchType,
     current: Option<&Value>,
     body: &[u8],
-    target: &PatchTarget<'_>,
+    ctx: &PatchContext<'_>,
 ) -> Result<Value, ApiError> {
-    let _ = (
-        target.kind,
-        target.api_version,
-        target.builtin,
-        target.field_manager,
-        target.force,
-        target.subresource,
-    );
-    match kind {
-        PatchKind::Merge => {
-            let patch: Value = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            if !patch.is_object() {
-                return Err(ApiError::bad_request(
-                    "error decoding patch: a merge patch must be a JSON object",
-                ));
-            }
-            let mut doc = current.cloned().unwrap_or(Value::Null);
-            json_patch::merge(&mut doc, &patch);
-            Ok(doc)
-        }
-        PatchKind::Json => {
-            let ops: json_patch::Patch = serde_json::from_slice(body)
-                .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
-            let mut doc = current.cloned().unwrap_or(Value::Null);
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                ApiError::internal(format!(
-                    "the server rejected our request due to an error in our request: {e}"
-                ))
-                .with_code(422, "Invalid")
-            })?;
-            Ok(doc)
-        }
-        PatchKind::Strategic | PatchKind::Apply => Err(ApiError::unsupported_media_msg(format!(
-            "{} patches are not supported yet by the embedded cluster",
-            if kind == PatchKind::Strategic {
-                "strategic merge"
-            } else {
-                "server-side apply"
-            }
-        ))),
-    }
+    patch::apply_patch(kind, current, body, ctx).map_err(to_api_error)
 }
 
-impl ApiError {
-    fn with_code(mut self, code: u16, reason: &'static str) -> Self {
-        self.code = code;
-        self.reason = reason;
-        self
+/// Records field ownership for a create or update that is not a patch.
+pub fn record_write(old: Option<&Value>, new: &mut Value, ctx: &PatchContext<'_>, now: &str) {
+    patch::record_update(old, new, ctx, now);
+}
+
+fn to_api_error(e: PatchError) -> ApiError {
+    match e {
+        PatchError::Malformed(m) => ApiError::bad_request(m),
+        PatchError::Invalid(m) => ApiError {
+            code: 422,
+            reason: "Invalid",
+            message: m,
+            details: None,
+        },
+        PatchError::Conflict(m) => ApiError {
+            code: 409,
+            reason: "Conflict",
+            message: m,
+            details: None,
+        },
+        PatchError::UnsupportedMediaType(m) => ApiError::unsupported_media_msg(m),
     }
 }
 
@@ -101,11 +45,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn target() -> PatchTarget<'static> {
-        PatchTarget {
+    fn ctx(builtin: bool) -> PatchContext<'static> {
+        PatchContext {
             kind: "ConfigMap",
             api_version: "v1",
-            builtin: true,
+            builtin,
             field_manager: "t",
             force: false,
             subresource: None,
@@ -116,34 +60,26 @@ mod tests {
     fn merge_patch_sets_and_removes_fields() {
         let cur = json!({"data": {"a": "1", "b": "2"}});
         let out = apply(
-            PatchKind::Merge,
+            PatchType::Merge,
             Some(&cur),
             br#"{"data":{"a":null,"c":"3"}}"#,
-            &target(),
+            &ctx(true),
         )
         .unwrap();
-        assert_eq!(out, json!({"data": {"b": "2", "c": "3"}}));
+        assert_eq!(out["data"], json!({"b": "2", "c": "3"}));
     }
 
     #[test]
-    fn json_patch_test_failure_is_invalid() {
-        let cur = json!({"a": 1});
-        let err = apply(
-            PatchKind::Json,
-            Some(&cur),
-            br#"[{"op":"test","path":"/a","value":2}]"#,
-            &target(),
-        )
-        .unwrap_err();
-        assert_eq!(err.code, 422);
+    fn strategic_patch_of_a_custom_resource_is_unsupported_media_type() {
+        let cur = json!({"spec": {}});
+        let err = apply(PatchType::Strategic, Some(&cur), b"{}", &ctx(false)).unwrap_err();
+        assert_eq!((err.code, err.reason), (415, "UnsupportedMediaType"));
     }
 
     #[test]
-    fn content_types_map_to_kinds() {
-        assert_eq!(
-            PatchKind::from_content_type("application/merge-patch+json; charset=utf-8"),
-            Some(PatchKind::Merge)
-        );
-        assert_eq!(PatchKind::from_content_type("application/json"), None);
+    fn malformed_patch_is_bad_request() {
+        let cur = json!({});
+        let err = apply(PatchType::Merge, Some(&cur), b"{nope", &ctx(true)).unwrap_err();
+        assert_eq!(err.code, 400);
     }
 }

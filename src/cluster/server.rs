@@ -21,7 +21,8 @@ use super::discovery;
 use super::error::ApiError;
 use super::openapi;
 use super::ops::{self, DeleteOpts, Deleted, Part, Propagation, WriteOpts};
-use super::patching::{self, PatchKind, PatchTarget};
+use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
+use super::patching;
 use super::selector::{Selector, field_value};
 use super::store::{EventType, State, WatchEvent};
 use super::table::{self, Include};
@@ -206,6 +207,7 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
             .to_string()
     };
     let accept = header_str(header::ACCEPT);
+    let user_agent = header_str(header::USER_AGENT);
     let content_type = header_str(header::CONTENT_TYPE);
     let body = match axum::body::to_bytes(body, 256 * 1024 * 1024).await {
         Ok(b) => b,
@@ -242,7 +244,16 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
                     "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io",
                 ))
             } else {
-                resource_request(&sh, method, rp, query, &accept, &content_type, body)
+                resource_request(
+                    &sh,
+                    method,
+                    rp,
+                    query,
+                    &accept,
+                    &content_type,
+                    &user_agent,
+                    body,
+                )
             }
         }
     };
@@ -268,6 +279,7 @@ fn write_opts(q: &Query) -> WriteOpts {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn resource_request(
     sh: &Arc<Shared>,
     method: Method,
@@ -275,6 +287,7 @@ fn resource_request(
     q: Query,
     accept: &str,
     content_type: &str,
+    user_agent: &str,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let t = sh
@@ -350,24 +363,41 @@ fn resource_request(
             if t.namespaced && rp.namespace.is_none() {
                 return Err(ApiError::no_resource());
             }
-            let obj = decode_body(&body, content_type)?;
+            let mut obj = decode_body(&body, content_type)?;
+            let warnings = field_check(&t, &version, &obj, q.get("fieldValidation"))?;
             let o = write_opts(&q);
+            let api_version = t.api_version(&version);
+            let fm = manager(&q, user_agent);
+            let ctx = write_ctx(&t, &api_version, &fm, None);
+            patching::record_write(None, &mut obj, &ctx, &o.now);
             let created = {
                 let mut st = sh.lock();
                 ops::create(&mut st, &t, &version, &ns, obj, &o)
             }?;
             sh.gc_notify.notify_one();
-            Ok(json_response(
-                StatusCode::CREATED,
-                &present(&t, &version, &created),
+            Ok(with_warnings(
+                json_response(StatusCode::CREATED, &present(&t, &version, &created)),
+                &warnings,
             ))
         }
         (&Method::PUT, Some(name)) => {
             record(sh, "update", &t, &rp);
-            let obj = decode_body(&body, content_type)?;
+            let mut obj = decode_body(&body, content_type)?;
+            let warnings = if rp.sub.is_none() {
+                field_check(&t, &version, &obj, q.get("fieldValidation"))?
+            } else {
+                Vec::new()
+            };
             let o = write_opts(&q);
+            let api_version = t.api_version(&version);
+            let fm = manager(&q, user_agent);
+            let ctx = write_ctx(&t, &api_version, &fm, rp.sub.as_deref());
             let res = {
                 let mut st = sh.lock();
+                if rp.sub.is_none() && obj.is_object() {
+                    let current = st.get(&t.gr(), &ns, name).cloned();
+                    patching::record_write(current.as_deref(), &mut obj, &ctx, &o.now);
+                }
                 match rp.sub.as_deref() {
                     Some("scale") => ops::update_scale(&mut st, &t, &version, &ns, name, &obj, &o),
                     Some("status") => {
@@ -380,14 +410,14 @@ fn resource_request(
             if rp.sub.as_deref() == Some("scale") {
                 return Ok(ok(&res));
             }
-            Ok(ok(&present(&t, &version, &res)))
+            Ok(with_warnings(ok(&present(&t, &version, &res)), &warnings))
         }
         (&Method::PATCH, Some(name)) => {
             record(sh, "patch", &t, &rp);
             let kind = PatchKind::from_content_type(content_type)
                 .ok_or_else(|| ApiError::unsupported_media_type(content_type))?;
             let o = write_opts(&q);
-            let field_manager = q.get("fieldManager").unwrap_or("unknown").to_string();
+            let field_manager = manager(&q, user_agent);
             let api_version = t.api_version(&version);
             let target = PatchTarget {
                 kind: &t.kind,
@@ -397,7 +427,8 @@ fn resource_request(
                 force: q.flag("force"),
                 subresource: rp.sub.as_deref(),
             };
-            let (res, created) = {
+            let mode = q.get("fieldValidation");
+            let (res, created, warnings) = {
                 let mut st = sh.lock();
                 patch(
                     &mut st,
@@ -410,6 +441,7 @@ fn resource_request(
                     &body,
                     &target,
                     &o,
+                    mode,
                 )
             }?;
             sh.gc_notify.notify_one();
@@ -421,7 +453,10 @@ fn resource_request(
             if rp.sub.as_deref() == Some("scale") {
                 return Ok(json_response(code, &res));
             }
-            Ok(json_response(code, &present(&t, &version, &res)))
+            Ok(with_warnings(
+                json_response(code, &present(&t, &version, &res)),
+                &warnings,
+            ))
         }
         (&Method::DELETE, Some(name)) => {
             record(sh, "delete", &t, &rp);
@@ -479,6 +514,75 @@ fn resource_request(
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// `fieldValidation`: Strict rejects unknown fields, Warn (the default) reports them in
+/// `Warning` headers, Ignore drops them silently.
+fn field_check(
+    t: &ResourceType,
+    version: &str,
+    obj: &Value,
+    mode: Option<&str>,
+) -> Result<Vec<String>, ApiError> {
+    if mode == Some("Ignore") {
+        return Ok(Vec::new());
+    }
+    let unknown: Vec<String> = openapi::unknown_fields(t, version, obj)
+        .into_iter()
+        .map(|f| format!("unknown field \"{f}\""))
+        .collect();
+    if unknown.is_empty() {
+        return Ok(unknown);
+    }
+    if mode == Some("Strict") {
+        return Err(ApiError::bad_request(format!(
+            "{kind} in version \"{version}\" cannot be handled as a {kind}: strict decoding error: {}",
+            unknown.join(", "),
+            kind = t.kind
+        )));
+    }
+    Ok(unknown)
+}
+
+fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let v = format!("299 - {}", serde_json::to_string(w).unwrap_or_default());
+        if let Ok(h) = header::HeaderValue::from_str(&v) {
+            r.headers_mut().append(header::WARNING, h);
+        }
+    }
+    r
+}
+
+/// The field manager of a write: `fieldManager`, else the client's user-agent name, as the
+/// apiserver defaults it.
+fn manager(q: &Query, user_agent: &str) -> String {
+    q.get("fieldManager")
+        .map(str::to_string)
+        .or_else(|| {
+            user_agent
+                .split('/')
+                .next()
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+fn write_ctx<'a>(
+    t: &'a ResourceType,
+    api_version: &'a str,
+    fm: &'a str,
+    sub: Option<&'a str>,
+) -> PatchTarget<'a> {
+    PatchTarget {
+        kind: &t.kind,
+        api_version,
+        builtin: !t.crd,
+        field_manager: fm,
+        force: false,
+        subresource: sub,
     }
 }
 
@@ -541,7 +645,8 @@ fn patch(
     body: &[u8],
     target: &PatchTarget<'_>,
     o: &WriteOpts,
-) -> Result<(Value, bool), ApiError> {
+    mode: Option<&str>,
+) -> Result<(Value, bool, Vec<String>), ApiError> {
     let current = st.get(&t.gr(), ns, name).cloned();
     let Some(current) = current else {
         if kind == PatchKind::Apply && sub.is_none() {
@@ -553,7 +658,8 @@ fn patch(
                 )));
             }
             obj["metadata"]["name"] = json!(name);
-            return Ok((ops::create(st, t, version, ns, obj, o)?, true));
+            let warnings = field_check(t, version, &obj, mode)?;
+            return Ok((ops::create(st, t, version, ns, obj, o)?, true, warnings));
         }
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
@@ -563,6 +669,7 @@ fn patch(
         return Ok((
             ops::update_scale(st, t, version, ns, name, &patched, o)?,
             false,
+            Vec::new(),
         ));
     }
     let cur = present(t, version, &current);
@@ -572,9 +679,15 @@ fn patch(
     } else {
         Part::Main
     };
+    let warnings = if part == Part::Main {
+        field_check(t, version, &patched, mode)?
+    } else {
+        Vec::new()
+    };
     Ok((
         ops::update(st, t, version, ns, name, patched, part, o)?,
         false,
+        warnings,
     ))
 }
 
