@@ -15,6 +15,7 @@
 
 use super::PatchContext;
 use super::strategic::{Ty, lookup, root_type};
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -454,8 +455,11 @@ pub(super) fn without_managed_fields(obj: &Value) -> Value {
 ///
 /// `managedFields` supplied by the request replace the stored ones when they differ and
 /// are non-empty (how `kubectl` migrates client-side-apply ownership); otherwise the
-/// stored ones are kept. `now` is the RFC 3339 time stamped on a changed entry.
-pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: &str) {
+/// stored ones are kept. `now` is stamped on this manager's entry when the write changed
+/// something. Call it for creates (`old = None`) and updates; [`super::apply_patch`]
+/// already calls it for JSON, merge and strategic patches.
+pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: DateTime<Utc>) {
+    let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let requested = read_entries(new);
     let stored = old.map(read_entries).unwrap_or_default();
     let mut entries = if !requested.is_empty() && requested != stored {
@@ -519,10 +523,107 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, n
         mine.fields.insert(p);
     }
     mine.api_version = ctx.api_version.to_string();
-    mine.time = Some(now.to_string());
+    mine.time = Some(now);
     match pos {
         Some(i) => entries.insert(i, mine),
         None => entries.push(mine),
     }
     write_entries(new, &entries);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn ctx(manager: &str) -> PatchContext<'_> {
+        PatchContext {
+            kind: "Deployment",
+            api_version: "apps/v1",
+            builtin: true,
+            field_manager: manager,
+            force: false,
+            subresource: None,
+        }
+    }
+
+    fn at(min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 29, 9, min, 0).unwrap()
+    }
+
+    fn deployment(replicas: i64, image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "uid": "u1"},
+               "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+    }
+
+    #[test]
+    fn a_create_records_every_field_for_the_creating_manager() {
+        let mut obj = deployment(1, "v1");
+        record_update(None, &mut obj, &ctx("kubectl-client-side-apply"), at(0));
+        assert_eq!(
+            obj["metadata"]["managedFields"],
+            json!([{"apiVersion": "apps/v1", "fieldsType": "FieldsV1", "manager": "kubectl-client-side-apply",
+                    "operation": "Update", "time": "2026-11-29T09:00:00Z",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}}])
+        );
+    }
+
+    #[test]
+    fn an_update_moves_changed_fields_to_the_updating_manager() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), at(0));
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(4);
+        record_update(Some(&created), &mut scaled, &ctx("hpa"), at(1));
+        let entries = read_entries(&scaled);
+        assert_eq!(entries.len(), 2);
+        let replicas = vec!["f:spec".to_string(), "f:replicas".to_string()];
+        assert!(!entries[0].fields.contains(&replicas));
+        assert!(entries[1].fields.contains(&replicas));
+        assert_eq!(entries[1].fields.members(), vec![replicas]);
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_keeps_managed_fields_identical() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), at(0));
+        let mut same = created.clone();
+        record_update(Some(&created), &mut same, &ctx("other"), at(5));
+        assert_eq!(same, created);
+    }
+
+    #[test]
+    fn managed_fields_supplied_by_the_request_replace_the_stored_ones() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("kubectl-client-side-apply"), at(0));
+        let mut migrated = created.clone();
+        migrated["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
+        migrated["metadata"]["managedFields"][0]["operation"] = json!("Apply");
+        record_update(Some(&created), &mut migrated, &ctx("kubectl"), at(1));
+        let entries = read_entries(&migrated);
+        assert_eq!(
+            (
+                entries.len(),
+                entries[0].manager.as_str(),
+                entries[0].operation.as_str()
+            ),
+            (1, "kubectl", "Apply")
+        );
+    }
+
+    #[test]
+    fn fields_v1_round_trips_and_paths_print_like_smd() {
+        let v = json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                       "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}}}}});
+        assert_eq!(Node::from_fields_v1(&v).to_fields_v1(), v);
+        let path: Path = ["f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(display_path(&path), ".spec.containers[name=\"app\"].image");
+        let set: Path = ["f:metadata", "f:finalizers", "v:\"a\""]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(display_path(&set), ".metadata.finalizers[=\"a\"]");
+    }
 }

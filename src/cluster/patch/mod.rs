@@ -114,7 +114,6 @@ pub fn apply_patch_at(
     ctx: &PatchContext,
     now: DateTime<Utc>,
 ) -> Result<Value, PatchError> {
-    let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let empty = Value::Object(serde_json::Map::new());
     let base = current.unwrap_or(&empty);
     let mut patched = match pt {
@@ -130,9 +129,12 @@ pub fn apply_patch_at(
             }
             strategic::apply(base, body, ctx.kind)?
         }
-        PatchType::Apply => return apply::apply(current, body, ctx, &now),
+        PatchType::Apply => {
+            let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+            return apply::apply(current, body, ctx, &now);
+        }
     };
-    record_update(current, &mut patched, ctx, &now);
+    record_update(current, &mut patched, ctx, now);
     Ok(patched)
 }
 

@@ -768,6 +768,40 @@ mod tests {
                 json!({"spec":{"paused":true,"replicas":3}}),
             ),
             (
+                "kubectl apply removing an env var: nested $setElementOrder and $patch: delete",
+                "Deployment",
+                pod_spec(
+                    json!({"containers":[{"name":"app","image":"v1","env":[{"name":"A","value":"1"},{"name":"B","value":"2"}]}]}),
+                ),
+                json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"app"}],"containers":[{"$setElementOrder/env":[{"name":"A"}],"env":[{"$patch":"delete","name":"B"}],"name":"app"}]}}}}),
+                pod_spec(
+                    json!({"containers":[{"name":"app","image":"v1","env":[{"name":"A","value":"1"}]}]}),
+                ),
+            ),
+            (
+                "kubectl apply adding a port keeps the $setElementOrder position",
+                "Deployment",
+                pod_spec(json!({"containers":[{"name":"app","ports":[{"containerPort":80}]}]})),
+                json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"app"}],"containers":[{"$setElementOrder/ports":[{"containerPort":443},{"containerPort":80}],"name":"app","ports":[{"containerPort":443}]}]}}}}),
+                pod_spec(
+                    json!({"containers":[{"name":"app","ports":[{"containerPort":443},{"containerPort":80}]}]}),
+                ),
+            ),
+            (
+                "ordered primitive list with a deletion: $setElementOrder and $deleteFromPrimitiveList together",
+                "Pod",
+                json!({"metadata":{"finalizers":["a","b","c"]}}),
+                json!({"metadata":{"$setElementOrder/finalizers":["c","a","d"],"$deleteFromPrimitiveList/finalizers":["b"],"finalizers":["d"]}}),
+                json!({"metadata":{"finalizers":["c","a","d"]}}),
+            ),
+            (
+                "kubectl rollout restart adds a template annotation",
+                "Deployment",
+                pod_spec(json!({"containers":[c("app","v1")]})),
+                json!({"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-29T08:00:00Z"}}}}}),
+                json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-29T08:00:00Z"}},"spec":{"containers":[c("app","v1")]}}}}),
+            ),
+            (
                 "init containers of a CronJob's job template merge by name",
                 "CronJob",
                 json!({"spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[c("i","1"),c("j","1")]}}}}}}),
