@@ -15,7 +15,6 @@
 
 use super::PatchContext;
 use super::strategic::{Ty, lookup, root_type};
-use chrono::{DateTime, SecondsFormat, Utc};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 
@@ -455,11 +454,10 @@ pub(super) fn without_managed_fields(obj: &Value) -> Value {
 ///
 /// `managedFields` supplied by the request replace the stored ones when they differ and
 /// are non-empty (how `kubectl` migrates client-side-apply ownership); otherwise the
-/// stored ones are kept. `now` is stamped on this manager's entry when the write changed
-/// something. Call it for creates (`old = None`) and updates; [`super::apply_patch`]
+/// stored ones are kept. `now` (RFC 3339, e.g. `2026-11-29T08:00:00Z`) is stamped on this
+/// manager's entry when the write changed something. Call it for creates (`old = None`) and updates; [`super::apply_patch`]
 /// already calls it for JSON, merge and strategic patches.
-pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: DateTime<Utc>) {
-    let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
+pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: &str) {
     let requested = read_entries(new);
     let stored = old.map(read_entries).unwrap_or_default();
     let mut entries = if !requested.is_empty() && requested != stored {
@@ -523,7 +521,7 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, n
         mine.fields.insert(p);
     }
     mine.api_version = ctx.api_version.to_string();
-    mine.time = Some(now);
+    mine.time = Some(now.to_string());
     match pos {
         Some(i) => entries.insert(i, mine),
         None => entries.push(mine),
@@ -534,7 +532,6 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, n
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
 
     fn ctx(manager: &str) -> PatchContext<'_> {
         PatchContext {
@@ -547,8 +544,8 @@ mod tests {
         }
     }
 
-    fn at(min: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 29, 9, min, 0).unwrap()
+    fn at(min: u32) -> String {
+        format!("2026-11-29T09:{min:02}:00Z")
     }
 
     fn deployment(replicas: i64, image: &str) -> Value {
@@ -559,7 +556,7 @@ mod tests {
     #[test]
     fn a_create_records_every_field_for_the_creating_manager() {
         let mut obj = deployment(1, "v1");
-        record_update(None, &mut obj, &ctx("kubectl-client-side-apply"), at(0));
+        record_update(None, &mut obj, &ctx("kubectl-client-side-apply"), &at(0));
         assert_eq!(
             obj["metadata"]["managedFields"],
             json!([{"apiVersion": "apps/v1", "fieldsType": "FieldsV1", "manager": "kubectl-client-side-apply",
@@ -572,10 +569,10 @@ mod tests {
     #[test]
     fn an_update_moves_changed_fields_to_the_updating_manager() {
         let mut created = deployment(1, "v1");
-        record_update(None, &mut created, &ctx("creator"), at(0));
+        record_update(None, &mut created, &ctx("creator"), &at(0));
         let mut scaled = created.clone();
         scaled["spec"]["replicas"] = json!(4);
-        record_update(Some(&created), &mut scaled, &ctx("hpa"), at(1));
+        record_update(Some(&created), &mut scaled, &ctx("hpa"), &at(1));
         let entries = read_entries(&scaled);
         assert_eq!(entries.len(), 2);
         let replicas = vec!["f:spec".to_string(), "f:replicas".to_string()];
@@ -587,20 +584,25 @@ mod tests {
     #[test]
     fn a_write_that_changes_nothing_keeps_managed_fields_identical() {
         let mut created = deployment(1, "v1");
-        record_update(None, &mut created, &ctx("creator"), at(0));
+        record_update(None, &mut created, &ctx("creator"), &at(0));
         let mut same = created.clone();
-        record_update(Some(&created), &mut same, &ctx("other"), at(5));
+        record_update(Some(&created), &mut same, &ctx("other"), &at(5));
         assert_eq!(same, created);
     }
 
     #[test]
     fn managed_fields_supplied_by_the_request_replace_the_stored_ones() {
         let mut created = deployment(1, "v1");
-        record_update(None, &mut created, &ctx("kubectl-client-side-apply"), at(0));
+        record_update(
+            None,
+            &mut created,
+            &ctx("kubectl-client-side-apply"),
+            &at(0),
+        );
         let mut migrated = created.clone();
         migrated["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
         migrated["metadata"]["managedFields"][0]["operation"] = json!("Apply");
-        record_update(Some(&created), &mut migrated, &ctx("kubectl"), at(1));
+        record_update(Some(&created), &mut migrated, &ctx("kubectl"), &at(1));
         let entries = read_entries(&migrated);
         assert_eq!(
             (

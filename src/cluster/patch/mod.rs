@@ -114,6 +114,7 @@ pub fn apply_patch_at(
     ctx: &PatchContext,
     now: DateTime<Utc>,
 ) -> Result<Value, PatchError> {
+    let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
     let empty = Value::Object(serde_json::Map::new());
     let base = current.unwrap_or(&empty);
     let mut patched = match pt {
@@ -129,12 +130,9 @@ pub fn apply_patch_at(
             }
             strategic::apply(base, body, ctx.kind)?
         }
-        PatchType::Apply => {
-            let now = now.to_rfc3339_opts(SecondsFormat::Secs, true);
-            return apply::apply(current, body, ctx, &now);
-        }
+        PatchType::Apply => return apply::apply(current, body, ctx, &now),
     };
-    record_update(current, &mut patched, ctx, now);
+    record_update(current, &mut patched, ctx, &now);
     Ok(patched)
 }
 
