@@ -71,6 +71,16 @@ pub(super) fn apply(
             )));
         }
     }
+    let version = applied
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    if matches!(ctx.subresource, None | Some("status")) && version != ctx.api_version {
+        return Err(PatchError::Malformed(format!(
+            "Incorrect version specified in apply patch. Specified patch version: {version}, expected: {}",
+            ctx.api_version
+        )));
+    }
     if let Some(Value::Object(meta)) = applied.get_mut("metadata") {
         meta.remove("managedFields");
     }
@@ -527,6 +537,17 @@ spec:
             (&json!(1), &json!("Degraded"))
         );
         assert_eq!(managed(&status)[0]["subresource"], "status");
+    }
+
+    #[test]
+    fn an_apply_in_another_api_version_is_400() {
+        let body = DEPLOY.replace("apps/v1", "apps/v1beta2");
+        assert_eq!(
+            ssa(None, &body, &deploy_ctx("kubectl", false), t(0)).unwrap_err(),
+            PatchError::Malformed(
+                "Incorrect version specified in apply patch. Specified patch version: apps/v1beta2, expected: apps/v1".into()
+            )
+        );
     }
 
     #[test]

@@ -33,7 +33,18 @@ pub(super) fn apply(current: &Value, body: &[u8]) -> Result<Value, PatchError> {
     let mut parsed = Vec::with_capacity(ops.len());
     for op in ops {
         match op {
-            Value::Object(m) => parsed.push(m),
+            Value::Object(m) => {
+                // The apiserver first decodes into a struct of string fields.
+                for field in ["op", "path", "from"] {
+                    if let Some(v) = m.get(field).filter(|v| !v.is_string() && !v.is_null()) {
+                        return Err(PatchError::Malformed(format!(
+                            "error decoding patch: json: cannot unmarshal {} into Go struct field jsonPatchOp.{field} of type string",
+                            go_type_name(v)
+                        )));
+                    }
+                }
+                parsed.push(m)
+            }
             other => {
                 return Err(PatchError::Malformed(format!(
                     "error decoding patch: json: cannot unmarshal {} into Go value of type handlers.jsonPatchOp",
@@ -513,5 +524,12 @@ mod tests {
             apply(&json!({}), b"not json"),
             Err(PatchError::Malformed(_))
         ));
+        assert_eq!(
+            apply(&json!({}), br#"[{"op":"add","path":5}]"#).unwrap_err(),
+            PatchError::Malformed(
+                "error decoding patch: json: cannot unmarshal number into Go struct field jsonPatchOp.path of type string"
+                    .into()
+            )
+        );
     }
 }
