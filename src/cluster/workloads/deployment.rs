@@ -808,3 +808,482 @@ fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), WorkloadsError> 
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::pod_state::fixtures::t;
+    use super::*;
+    use k8s_openapi::api::apps::v1::{
+        DeploymentSpec, DeploymentStrategy, ReplicaSetStatus, RollingUpdateDeployment,
+    };
+    use k8s_openapi::api::core::v1::{Container, PodSpec};
+
+    fn template(image: &str) -> PodTemplateSpec {
+        PodTemplateSpec {
+            metadata: Some(ObjectMeta {
+                labels: Some([("app".to_string(), "web".to_string())].into()),
+                ..Default::default()
+            }),
+            spec: Some(PodSpec {
+                containers: vec![Container {
+                    name: "web".into(),
+                    image: Some(image.into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn deployment(replicas: i32, image: &str) -> Deployment {
+        Deployment {
+            metadata: ObjectMeta {
+                name: Some("web".into()),
+                namespace: Some("ns".into()),
+                uid: Some("d-uid".into()),
+                generation: Some(1),
+                ..Default::default()
+            },
+            spec: Some(DeploymentSpec {
+                replicas: Some(replicas),
+                selector: LabelSelector {
+                    match_labels: Some([("app".to_string(), "web".to_string())].into()),
+                    ..Default::default()
+                },
+                template: template(image),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn rolling(mut d: Deployment, surge: i32, unavailable: i32) -> Deployment {
+        d.spec.as_mut().unwrap().strategy = Some(DeploymentStrategy {
+            type_: Some("RollingUpdate".into()),
+            rolling_update: Some(RollingUpdateDeployment {
+                max_surge: Some(IntOrString::Int(surge)),
+                max_unavailable: Some(IntOrString::Int(unavailable)),
+            }),
+        });
+        d
+    }
+
+    /// An in-memory cluster in which every ReplicaSet's Pods are instantly available (or,
+    /// with `settle == false`, nothing changes on its own).
+    struct World {
+        d: Deployment,
+        rss: Vec<Arc<ReplicaSet>>,
+        clock: i64,
+    }
+
+    impl World {
+        fn new(d: Deployment) -> Self {
+            Self {
+                d,
+                rss: Vec::new(),
+                clock: 0,
+            }
+        }
+
+        fn step(&mut self, settle: bool) -> Plan {
+            self.clock += 1;
+            let plan = plan(&self.d, &self.rss, t(self.clock));
+            for c in &plan.changes {
+                self.apply(c.clone());
+            }
+            if let Some(s) = &plan.status {
+                self.d.status = Some(s.clone());
+            }
+            if settle {
+                self.settle();
+            }
+            plan
+        }
+
+        fn apply(&mut self, c: Change) {
+            fn find<'a>(rss: &'a mut [Arc<ReplicaSet>], name: &str) -> &'a mut ReplicaSet {
+                rss.iter_mut()
+                    .find(|r| r.name_any() == name)
+                    .map(Arc::make_mut)
+                    .expect("replicaset exists")
+            }
+            match c {
+                Change::CreateReplicaSet(rs) => {
+                    let mut rs = *rs;
+                    rs.metadata.creation_timestamp = Some(to_time(t(self.clock)));
+                    rs.metadata.generation = Some(1);
+                    self.rss.push(Arc::new(rs));
+                }
+                Change::ScaleReplicaSet { name, replicas, .. } => {
+                    let rs = find(&mut self.rss, &name);
+                    rs.spec.as_mut().unwrap().replicas = Some(replicas);
+                }
+                Change::SetReplicaSetRevision { name, revision } => {
+                    find(&mut self.rss, &name)
+                        .annotations_mut()
+                        .insert(REVISION.into(), revision);
+                }
+                Change::DeleteReplicaSet(name) => self.rss.retain(|r| r.name_any() != name),
+                Change::SetDeploymentRevision(rev) => {
+                    self.d.annotations_mut().insert(REVISION.into(), rev);
+                }
+            }
+        }
+
+        fn settle(&mut self) {
+            for rs in &mut self.rss {
+                let rs = Arc::make_mut(rs);
+                let n = rs.spec.as_ref().unwrap().replicas.unwrap();
+                rs.status = Some(ReplicaSetStatus {
+                    replicas: n,
+                    ready_replicas: Some(n),
+                    available_replicas: Some(n),
+                    fully_labeled_replicas: Some(n),
+                    observed_generation: Some(1),
+                    ..Default::default()
+                });
+            }
+        }
+
+        /// `(new, old...)` spec replicas, new = the ReplicaSet matching the template.
+        fn shape(&self) -> Vec<i32> {
+            let want = strip_hash(&self.d.spec.as_ref().unwrap().template);
+            let mut new = Vec::new();
+            let mut old = Vec::new();
+            for rs in &self.rss {
+                let spec = rs.spec.as_ref().unwrap();
+                let n = spec.replicas.unwrap();
+                if strip_hash(spec.template.as_ref().unwrap()) == want {
+                    new.push(n);
+                } else {
+                    old.push(n);
+                }
+            }
+            new.into_iter().chain(old).collect()
+        }
+
+        /// Runs until nothing changes, returning every intermediate shape.
+        fn roll(&mut self) -> Vec<Vec<i32>> {
+            let mut shapes = Vec::new();
+            for _ in 0..50 {
+                let plan = self.step(true);
+                if plan.changes.is_empty() {
+                    return shapes;
+                }
+                shapes.push(self.shape());
+            }
+            panic!("rollout did not converge: {shapes:?}");
+        }
+
+        fn set_image(&mut self, image: &str) {
+            self.d.spec.as_mut().unwrap().template = template(image);
+            self.d.metadata.generation = Some(self.d.metadata.generation.unwrap() + 1);
+        }
+
+        fn set_replicas(&mut self, n: i32) {
+            self.d.spec.as_mut().unwrap().replicas = Some(n);
+            self.d.metadata.generation = Some(self.d.metadata.generation.unwrap() + 1);
+        }
+
+        fn condition(&self, type_: &str) -> (String, String) {
+            let c = self
+                .d
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.as_ref())
+                .and_then(|cs| cs.iter().find(|c| c.type_ == type_))
+                .expect("condition present");
+            (c.status.clone(), c.reason.clone().unwrap_or_default())
+        }
+    }
+
+    #[test]
+    fn a_new_deployment_creates_its_first_replicaset_at_full_size() {
+        let d = deployment(3, "nginx:1");
+        let plan = plan(&d, &[], t(0));
+        let Change::CreateReplicaSet(rs) = &plan.changes[0] else {
+            panic!("expected a creation, got {:?}", plan.changes);
+        };
+        let hash = pod_template_hash(&template("nginx:1"), None);
+        assert_eq!(rs.name_any(), format!("web-{hash}"));
+        let spec = rs.spec.as_ref().unwrap();
+        assert_eq!(spec.replicas, Some(3));
+        assert_eq!(rs.labels().get(HASH_LABEL), Some(&hash));
+        assert_eq!(
+            spec.selector.match_labels.as_ref().unwrap().get(HASH_LABEL),
+            Some(&hash)
+        );
+        let tpl_labels = spec.template.as_ref().unwrap().metadata.as_ref().unwrap();
+        assert_eq!(
+            tpl_labels.labels.as_ref().unwrap().get(HASH_LABEL),
+            Some(&hash)
+        );
+        assert_eq!(
+            rs.annotations().get(REVISION).map(String::as_str),
+            Some("1")
+        );
+        let owner = &rs.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!(
+            (owner.kind.as_str(), owner.controller),
+            ("Deployment", Some(true))
+        );
+        assert_eq!(plan.changes[1], Change::SetDeploymentRevision("1".into()));
+        let progressing = plan.status.unwrap().conditions.unwrap();
+        assert!(
+            progressing
+                .iter()
+                .any(|c| c.reason.as_deref() == Some("NewReplicaSetCreated"))
+        );
+    }
+
+    #[test]
+    fn rolling_update_steps_respect_surge_and_unavailable() {
+        // (surge, unavailable, shapes [new, old] after each pass)
+        let cases: Vec<(i32, i32, Vec<Vec<i32>>)> = vec![
+            (
+                1,
+                0,
+                vec![
+                    vec![1, 4],
+                    vec![1, 3],
+                    vec![2, 3],
+                    vec![2, 2],
+                    vec![3, 2],
+                    vec![3, 1],
+                    vec![4, 1],
+                    vec![4, 0],
+                ],
+            ),
+            (
+                1,
+                1,
+                vec![vec![1, 4], vec![1, 2], vec![3, 2], vec![3, 0], vec![4, 0]],
+            ),
+            (
+                0,
+                2,
+                vec![vec![0, 4], vec![0, 2], vec![2, 2], vec![2, 0], vec![4, 0]],
+            ),
+        ];
+        for (surge, unavailable, want) in cases {
+            let mut w = World::new(rolling(deployment(4, "nginx:1"), surge, unavailable));
+            w.roll();
+            w.set_image("nginx:2");
+            assert_eq!(w.roll(), want, "surge {surge} unavailable {unavailable}");
+            assert_eq!(
+                w.d.annotations().get(REVISION).map(String::as_str),
+                Some("2")
+            );
+            assert_eq!(
+                w.condition("Progressing"),
+                ("True".into(), "NewReplicaSetAvailable".into())
+            );
+            assert_eq!(
+                w.condition("Available"),
+                ("True".into(), "MinimumReplicasAvailable".into())
+            );
+        }
+    }
+
+    #[test]
+    fn default_strategy_is_25_percent_each_way() {
+        let d = deployment(4, "nginx:1");
+        assert_eq!(surge_and_unavailable(&d, 4), (1, 1));
+        assert_eq!(surge_and_unavailable(&d, 10), (3, 2));
+        assert_eq!(surge_and_unavailable(&rolling(d, 0, 0), 4), (0, 1));
+    }
+
+    #[test]
+    fn unhealthy_old_pods_are_removed_before_healthy_ones() {
+        let mut w = World::new(rolling(deployment(4, "nginx:1"), 1, 1));
+        w.roll();
+        // The old ReplicaSet has 2 of 4 available.
+        let old = Arc::make_mut(&mut w.rss[0]);
+        old.status.as_mut().unwrap().available_replicas = Some(2);
+        w.set_image("nginx:2");
+        w.step(false); // creates the new ReplicaSet at 1
+        let plan = w.step(false);
+        // 5 Pods, at least 3 must stay available, the new one is not available yet: one
+        // unavailable old Pod may go, although only 2 of the old ones are available.
+        assert!(
+            plan.changes
+                .iter()
+                .any(|c| matches!(c, Change::ScaleReplicaSet { replicas: 3, .. })),
+            "{:?}",
+            plan.changes
+        );
+    }
+
+    #[test]
+    fn scaling_to_zero_and_back_is_exact() {
+        let mut w = World::new(deployment(3, "nginx:1"));
+        w.roll();
+        w.set_replicas(0);
+        assert_eq!(w.roll(), vec![vec![0]]);
+        let s = w.d.status.clone().unwrap();
+        assert_eq!(
+            (s.replicas, s.available_replicas, s.unavailable_replicas),
+            (Some(0), Some(0), Some(0))
+        );
+        w.set_replicas(3);
+        assert_eq!(w.roll(), vec![vec![3]]);
+
+        // Mid-rollout, scaling to zero drains both ReplicaSets.
+        w.set_image("nginx:2");
+        w.step(true);
+        w.set_replicas(0);
+        w.roll();
+        assert_eq!(w.shape(), vec![0, 0]);
+    }
+
+    #[test]
+    fn recreate_waits_for_old_pods_to_be_gone() {
+        let mut d = deployment(3, "nginx:1");
+        d.spec.as_mut().unwrap().strategy = Some(DeploymentStrategy {
+            type_: Some("Recreate".into()),
+            rolling_update: None,
+        });
+        let mut w = World::new(d);
+        w.roll();
+        w.set_image("nginx:2");
+        w.step(false);
+        assert_eq!(w.shape(), vec![0], "old scaled to 0, new not created yet");
+        let plan = w.step(false);
+        assert!(
+            plan.changes.is_empty(),
+            "old Pods still exist: {:?}",
+            plan.changes
+        );
+        w.settle();
+        w.step(true);
+        assert_eq!(w.shape(), vec![3, 0]);
+    }
+
+    #[test]
+    fn paused_deployments_do_not_roll_out() {
+        let mut w = World::new(deployment(2, "nginx:1"));
+        w.roll();
+        w.d.spec.as_mut().unwrap().paused = Some(true);
+        w.set_image("nginx:2");
+        w.roll();
+        assert_eq!(w.shape(), vec![2], "no new ReplicaSet while paused");
+        assert_eq!(
+            w.condition("Progressing"),
+            ("Unknown".into(), "DeploymentPaused".into())
+        );
+        w.set_replicas(5);
+        w.roll();
+        assert_eq!(w.shape(), vec![5], "a paused Deployment still scales");
+        w.d.spec.as_mut().unwrap().paused = Some(false);
+        w.roll();
+        assert_eq!(w.shape(), vec![5, 0]);
+    }
+
+    #[test]
+    fn rolling_back_to_an_old_template_gives_it_a_new_revision() {
+        let mut w = World::new(deployment(1, "nginx:1"));
+        w.roll();
+        w.set_image("nginx:2");
+        w.roll();
+        w.set_image("nginx:1");
+        w.roll();
+        assert_eq!(w.rss.len(), 2, "the old ReplicaSet is reused");
+        let revs: Vec<_> = w
+            .rss
+            .iter()
+            .map(|r| (r.spec.as_ref().unwrap().replicas.unwrap(), revision_of(r)))
+            .collect();
+        assert_eq!(revs, vec![(1, 3), (0, 2)]);
+        assert_eq!(
+            w.d.annotations().get(REVISION).map(String::as_str),
+            Some("3")
+        );
+    }
+
+    #[test]
+    fn history_beyond_the_limit_is_deleted_oldest_first() {
+        let mut d = deployment(1, "v0");
+        d.spec.as_mut().unwrap().revision_history_limit = Some(2);
+        let mut w = World::new(d);
+        for v in 1..=4 {
+            w.set_image(&format!("v{v}"));
+            w.roll();
+        }
+        let mut revs: Vec<_> = w.rss.iter().map(|r| revision_of(r)).collect();
+        revs.sort();
+        // Revisions 1..=4; the current one plus the two newest old ones remain.
+        assert_eq!(revs, vec![2, 3, 4]);
+    }
+
+    #[test]
+    fn missing_availability_is_reported() {
+        let mut w = World::new(rolling(deployment(4, "nginx:1"), 1, 1));
+        w.step(false);
+        w.step(false);
+        assert_eq!(
+            w.condition("Available"),
+            ("False".into(), "MinimumReplicasUnavailable".into())
+        );
+        let s = w.d.status.clone().unwrap();
+        assert_eq!(
+            (s.updated_replicas, s.unavailable_replicas),
+            (Some(0), Some(4))
+        );
+    }
+
+    #[test]
+    fn progress_deadline_is_reported_when_nothing_moves() {
+        let mut d = deployment(2, "nginx:1");
+        d.spec.as_mut().unwrap().progress_deadline_seconds = Some(60);
+        let mut w = World::new(d);
+        let first = w.step(false);
+        assert_eq!(first.requeue_at, Some(t(1) + chrono::Duration::seconds(61)));
+        w.step(false);
+        w.clock = 100;
+        w.step(false);
+        assert_eq!(
+            w.condition("Progressing"),
+            ("False".into(), "ProgressDeadlineExceeded".into())
+        );
+    }
+
+    #[test]
+    fn an_unchanged_status_is_not_rewritten() {
+        let mut w = World::new(deployment(2, "nginx:1"));
+        w.roll();
+        let plan = plan(&w.d, &w.rss, t(500));
+        assert_eq!((plan.changes, plan.status), (vec![], None));
+    }
+
+    #[test]
+    fn template_hash_depends_on_template_and_collisions() {
+        let a = pod_template_hash(&template("a"), None);
+        assert_eq!(a, pod_template_hash(&template("a"), None));
+        assert_ne!(a, pod_template_hash(&template("b"), None));
+        assert_ne!(a, pod_template_hash(&template("a"), Some(1)));
+        assert!(a.bytes().all(|c| ALPHABET.contains(&c)));
+    }
+
+    #[test]
+    fn a_name_taken_by_another_template_bumps_the_collision_count() {
+        let d = deployment(1, "nginx:1");
+        let hash = pod_template_hash(&template("nginx:1"), None);
+        let mut squatter = new_replica_set(
+            &deployment(1, "other"),
+            &format!("web-{hash}"),
+            "x",
+            1,
+            1,
+            1,
+        );
+        squatter.spec.as_mut().unwrap().template = Some(template("other"));
+        let plan = plan(&d, &[Arc::new(squatter)], t(0));
+        assert!(
+            !plan
+                .changes
+                .iter()
+                .any(|c| matches!(c, Change::CreateReplicaSet(_)))
+        );
+        assert_eq!(plan.status.unwrap().collision_count, Some(1));
+    }
+}

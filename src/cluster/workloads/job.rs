@@ -143,8 +143,14 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
             .active_deadline_seconds
             .zip(start_time.as_ref())
             .is_some_and(|(secs, start)| to_chrono(start) + chrono::Duration::seconds(secs) <= now);
-        let cond = if failed > backoff_limit || (restarts > 0 && restarts + failed > backoff_limit)
-        {
+        // Under OnFailure, restarts of running Pods count against the limit (as upstream).
+        let restarts_exceed = on_failure
+            && if backoff_limit == 0 {
+                restarts > 0
+            } else {
+                restarts >= backoff_limit
+            };
+        let cond = if failed > backoff_limit || restarts_exceed {
             job_condition(
                 "FailureTarget",
                 "True",
@@ -224,7 +230,8 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         }
         let wanted = match completions {
             Some(c) => parallelism.min(c - succeeded).max(0),
-            None if succeeded > 0 => 0,
+            // A work queue after its first success: leave running Pods running.
+            None if succeeded > 0 => active.len() as i32,
             None => parallelism,
         } as usize;
         if manage && active.len() < wanted {
@@ -262,6 +269,10 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
             PodChange::Create(_) => None,
         })
         .collect();
+    let created = changes
+        .iter()
+        .filter(|c| matches!(c, PodChange::Create(_)))
+        .count();
     let remaining: Vec<&&Pod> = active
         .iter()
         .filter(|p| !deleted.contains(&p.name_any().as_str()))
@@ -276,7 +287,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
             .map(|(secs, start)| to_chrono(start) + chrono::Duration::seconds(secs))
     };
     let status = JobStatus {
-        active: Some(remaining.len() as i32),
+        active: Some((remaining.len() + created) as i32),
         ready: Some(remaining.iter().filter(|p| is_ready(p)).count() as i32),
         succeeded: Some(succeeded),
         failed: Some(failed),
@@ -358,4 +369,290 @@ pub async fn reconcile(
     Ok(decision
         .requeue_at
         .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pod_state::fixtures::*;
+    use super::*;
+    use k8s_openapi::api::batch::v1::JobSpec;
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus, PodTemplateSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn job(completions: Option<i32>, parallelism: Option<i32>, backoff: i32) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some("pi".into()),
+                namespace: Some("ns".into()),
+                uid: Some("job-uid".into()),
+                ..Default::default()
+            },
+            spec: Some(JobSpec {
+                completions,
+                parallelism,
+                backoff_limit: Some(backoff),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some([("app".to_string(), "pi".to_string())].into()),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        restart_policy: Some("Never".into()),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn on_failure(mut j: Job) -> Job {
+        j.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .restart_policy = Some("OnFailure".into());
+        j
+    }
+
+    fn running(name: &str) -> Arc<Pod> {
+        Arc::new(with_phase(pod(name, "job-uid", 0), "Running"))
+    }
+    fn succeeded(name: &str) -> Arc<Pod> {
+        Arc::new(with_phase(pod(name, "job-uid", 0), "Succeeded"))
+    }
+    fn failed(name: &str) -> Arc<Pod> {
+        Arc::new(with_phase(pod(name, "job-uid", 0), "Failed"))
+    }
+    fn restarted(name: &str, restarts: i32) -> Arc<Pod> {
+        let mut p = with_phase(pod(name, "job-uid", 0), "Running");
+        p.status
+            .get_or_insert_with(PodStatus::default)
+            .container_statuses = Some(vec![ContainerStatus {
+            name: "main".into(),
+            restart_count: restarts,
+            ..Default::default()
+        }]);
+        Arc::new(p)
+    }
+
+    /// (creates, deletes, conditions that are True, in order)
+    type Outcome = (usize, usize, Vec<String>);
+
+    fn outcome(p: &Plan) -> Outcome {
+        let creates = p
+            .changes
+            .iter()
+            .filter(|c| matches!(c, PodChange::Create(_)))
+            .count();
+        let conds = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.status == "True")
+            .map(|c| c.type_)
+            .collect();
+        (creates, p.changes.len() - creates, conds)
+    }
+
+    fn conds(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn golden_job_outcomes() {
+        let cases: Vec<(&str, Job, Vec<Arc<Pod>>, Outcome)> = vec![
+            (
+                "a new job starts one pod",
+                job(None, None, 6),
+                vec![],
+                (1, 0, conds(&[])),
+            ),
+            (
+                "parallelism caps running pods",
+                job(Some(5), Some(2), 6),
+                vec![],
+                (2, 0, conds(&[])),
+            ),
+            (
+                "remaining completions cap running pods",
+                job(Some(3), Some(2), 6),
+                vec![succeeded("a"), succeeded("b"), running("c")],
+                (0, 0, conds(&[])),
+            ),
+            (
+                "a failed pod is replaced within the backoff limit",
+                job(Some(1), None, 1),
+                vec![failed("a")],
+                (1, 0, conds(&[])),
+            ),
+            (
+                "success completes at once when nothing runs",
+                job(Some(2), None, 6),
+                vec![succeeded("a"), succeeded("b")],
+                (0, 0, conds(&["SuccessCriteriaMet", "Complete"])),
+            ),
+            (
+                "success first deletes lingering pods",
+                job(Some(1), Some(2), 6),
+                vec![succeeded("a"), running("b")],
+                (0, 1, conds(&["SuccessCriteriaMet"])),
+            ),
+            (
+                "too many failures fail the job",
+                job(Some(1), None, 1),
+                vec![failed("a"), failed("b")],
+                (0, 0, conds(&["FailureTarget", "Failed"])),
+            ),
+            (
+                "backoff limit 0 fails on the first failure",
+                job(Some(1), None, 0),
+                vec![failed("a")],
+                (0, 0, conds(&["FailureTarget", "Failed"])),
+            ),
+            (
+                "OnFailure restarts count toward the limit",
+                on_failure(job(Some(1), None, 2)),
+                vec![restarted("a", 2)],
+                (0, 1, conds(&["FailureTarget"])),
+            ),
+            (
+                "OnFailure restarts below the limit keep running",
+                on_failure(job(Some(1), None, 2)),
+                vec![restarted("a", 1)],
+                (0, 0, conds(&[])),
+            ),
+            (
+                "work queue waits for running pods after a success",
+                job(None, Some(2), 6),
+                vec![succeeded("a"), running("b")],
+                (0, 0, conds(&[])),
+            ),
+            (
+                "work queue completes when all stopped",
+                job(None, Some(2), 6),
+                vec![succeeded("a"), failed("b")],
+                (0, 0, conds(&["SuccessCriteriaMet", "Complete"])),
+            ),
+        ];
+        for (name, j, pods, want) in cases {
+            assert_eq!(outcome(&plan(&j, &pods, t(0), true)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn job_pods_carry_job_labels_and_owner() {
+        let p = plan(&job(None, None, 6), &[], t(0), true);
+        let PodChange::Create(pod) = &p.changes[0] else {
+            panic!("expected a create");
+        };
+        let labels = pod.labels();
+        assert_eq!(labels.get("job-name").map(String::as_str), Some("pi"));
+        assert_eq!(
+            labels
+                .get("batch.kubernetes.io/controller-uid")
+                .map(String::as_str),
+            Some("job-uid")
+        );
+        assert_eq!(labels.get("app").map(String::as_str), Some("pi"));
+        assert_eq!(pod.metadata.generate_name.as_deref(), Some("pi-"));
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("Job", Some(true)));
+        let status = p.status.unwrap();
+        assert_eq!(
+            (status.active, status.start_time),
+            (Some(1), Some(to_time(t(0))))
+        );
+    }
+
+    #[test]
+    fn completion_waits_for_terminating_pods_then_sets_completion_time() {
+        let mut j = job(Some(1), Some(2), 6);
+        let first = plan(&j, &[succeeded("a"), running("b")], t(0), true);
+        j.status = first.status;
+        let terminating = Arc::new(deleting(with_phase(pod("b", "job-uid", 0), "Running")));
+        let second = plan(&j, &[succeeded("a"), terminating], t(1), true);
+        if let Some(s) = second.status {
+            j.status = Some(s);
+        }
+        let has = |j: &Job, type_: &str| {
+            has_condition(
+                j.status.as_ref().unwrap().conditions.as_ref().unwrap(),
+                type_,
+            )
+        };
+        assert!(has(&j, "SuccessCriteriaMet") && !has(&j, "Complete"));
+        let done = plan(&j, &[succeeded("a")], t(2), true);
+        let status = done.status.unwrap();
+        assert_eq!(status.completion_time, Some(to_time(t(2))));
+        let complete = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Complete")
+            .unwrap();
+        assert_eq!(complete.reason.as_deref(), Some("CompletionsReached"));
+    }
+
+    #[test]
+    fn active_deadline_fails_the_job_at_the_right_time() {
+        let mut j = job(Some(1), None, 6);
+        j.spec.as_mut().unwrap().active_deadline_seconds = Some(10);
+        let start = plan(&j, &[], t(0), true);
+        assert_eq!(start.requeue_at, Some(t(10)));
+        j.status = start.status;
+        let early = plan(&j, &[running("a")], t(9), true);
+        assert_eq!(outcome(&early).2, conds(&[]));
+        let late = plan(&j, &[running("a")], t(10), true);
+        assert_eq!(outcome(&late), (0, 1, conds(&["FailureTarget"])));
+        let reason = late.status.unwrap().conditions.unwrap()[0].reason.clone();
+        assert_eq!(reason.as_deref(), Some("DeadlineExceeded"));
+    }
+
+    #[test]
+    fn failed_condition_carries_the_backoff_reason() {
+        let p = plan(&job(Some(1), None, 0), &[failed("a")], t(0), true);
+        let conds = p.status.unwrap().conditions.unwrap();
+        let failed = conds.iter().find(|c| c.type_ == "Failed").unwrap();
+        assert_eq!(
+            (failed.reason.as_deref(), failed.message.as_deref()),
+            (
+                Some("BackoffLimitExceeded"),
+                Some("Job has reached the specified backoff limit")
+            )
+        );
+    }
+
+    #[test]
+    fn suspended_jobs_stop_their_pods() {
+        let mut j = job(Some(1), None, 6);
+        j.spec.as_mut().unwrap().suspend = Some(true);
+        let p = plan(&j, &[running("a")], t(0), true);
+        assert_eq!(outcome(&p), (0, 1, conds(&["Suspended"])));
+        assert_eq!(p.status.unwrap().start_time, None);
+    }
+
+    #[test]
+    fn finished_jobs_are_left_alone_and_unchanged_status_is_not_rewritten() {
+        let mut j = job(Some(1), None, 6);
+        j.status = plan(&j, &[succeeded("a")], t(0), true).status;
+        let later = plan(&j, &[succeeded("a")], t(5), true);
+        assert_eq!((later.changes, later.status), (vec![], None));
+
+        let mut j = job(Some(1), None, 6);
+        j.status = plan(&j, &[running("a")], t(0), true).status;
+        assert_eq!(plan(&j, &[running("a")], t(3), true).status, None);
+    }
+
+    #[test]
+    fn unmet_expectations_freeze_pod_counts() {
+        let p = plan(&job(Some(3), Some(3), 6), &[], t(0), false);
+        assert!(p.changes.is_empty());
+    }
 }
