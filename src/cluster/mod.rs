@@ -1,2 +1,223 @@
-//! The embedded cluster: an in-process Kubernetes API server and what makes its workloads run.
+//! The embedded cluster: an in-process Kubernetes API server over HTTP on 127.0.0.1, faithful
+//! enough for the real `kubectl` and kube-rs clients. `make demo` and the e2e tests run Sluice
+//! against it.
+
+mod discovery;
+pub mod error;
+mod gc;
+mod names;
+mod openapi;
+mod ops;
+pub mod patch;
+mod patching;
+mod persist;
+pub mod schema;
+mod selector;
+mod server;
+mod store;
+mod table;
+mod types;
 pub mod workloads;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::json;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+pub use server::AuditEntry;
+
+/// The documented default port of `sluice cluster`.
+pub const DEFAULT_PORT: u16 = 6480;
+
+/// Events kept for watch resumption; older resourceVersions get 410 Gone.
+const HISTORY: usize = 50_000;
+
+/// How to start the embedded cluster.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterConfig {
+    /// Port on 127.0.0.1; 0 picks an ephemeral one.
+    pub port: u16,
+    /// Persist objects here and reload them on start; in memory only when `None`.
+    pub data_dir: Option<PathBuf>,
+    /// Where to write a kubeconfig for the cluster once it is listening.
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// Why the embedded cluster could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("binding 127.0.0.1:{port}: {source}")]
+    Bind { port: u16, source: std::io::Error },
+    #[error("loading persisted objects from {dir}: {source}")]
+    Load {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("writing the kubeconfig {path}: {source}")]
+    Kubeconfig {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("building the kube client: {0}")]
+    Client(String),
+}
+
+/// A running embedded cluster. Dropping it without [`EmbeddedCluster::shutdown`] leaves the
+/// server task running until the runtime ends.
+pub struct EmbeddedCluster {
+    shared: Arc<server::Shared>,
+    client: kube::Client,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl EmbeddedCluster {
+    /// Binds 127.0.0.1:`cfg.port`, loads persisted objects, and serves until shutdown.
+    pub async fn start(cfg: ClusterConfig) -> Result<Self, ClusterError> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", cfg.port))
+            .await
+            .map_err(|source| ClusterError::Bind {
+                port: cfg.port,
+                source,
+            })?;
+        let addr = listener.local_addr().map_err(|source| ClusterError::Bind {
+            port: cfg.port,
+            source,
+        })?;
+        let mut st = store::State::new(HISTORY);
+        let mut tasks = Vec::new();
+        if let Some(dir) = &cfg.data_dir {
+            let log = persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
+                dir: dir.clone(),
+                source,
+            })?;
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            st.persist = Some(tx);
+            tasks.push(tokio::spawn(persist::writer(log, rx)));
+        }
+        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+        let o = ops::WriteOpts {
+            dry_run: false,
+            now,
+        };
+        let ns_t = st
+            .registry
+            .lookup("", "v1", "namespaces")
+            .expect("namespaces are built in");
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            if st.get(&ns_t.gr(), "", ns).is_none() {
+                ops::create(
+                    &mut st,
+                    &ns_t,
+                    "v1",
+                    "",
+                    json!({"metadata": {"name": ns}}),
+                    &o,
+                )
+                .expect("the initial namespaces are valid");
+            }
+        }
+        let shutdown = CancellationToken::new();
+        let shared = Arc::new(server::Shared {
+            state: Mutex::new(st),
+            gc_notify: Notify::new(),
+            audit: Mutex::new(Vec::new()),
+            addr,
+            shutdown: shutdown.clone(),
+            bookmark_interval: Duration::from_secs(1),
+        });
+        let app = server::router(shared.clone());
+        let token = shutdown.clone();
+        tasks.push(tokio::spawn(async move {
+            let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "embedded cluster server stopped");
+            }
+        }));
+        tasks.push(tokio::spawn(gc_loop(shared.clone())));
+        let mut config = kube::Config::new(
+            format!("http://{addr}")
+                .parse()
+                .map_err(|e: axum::http::uri::InvalidUri| ClusterError::Client(e.to_string()))?,
+        );
+        config.default_namespace = "default".into();
+        let client =
+            kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))?;
+        let cluster = EmbeddedCluster {
+            shared,
+            client,
+            tasks,
+        };
+        // Where the simulated workload controllers (ReplicaSet, Deployment, Job, kubelet) are
+        // started once they land: `workloads::run(cluster.client(), cfg, shutdown.child_token())`.
+        if let Some(path) = &cfg.kubeconfig {
+            std::fs::write(path, cluster.kubeconfig_yaml()).map_err(|source| {
+                ClusterError::Kubeconfig {
+                    path: path.clone(),
+                    source,
+                }
+            })?;
+        }
+        Ok(cluster)
+    }
+
+    /// The bound address (the real port when 0 was asked for).
+    pub fn addr(&self) -> SocketAddr {
+        self.shared.addr
+    }
+
+    /// A kubeconfig whose cluster, user and context are all named `sluice`.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: sluice\n  cluster:\n    server: http://{addr}\nusers:\n- name: sluice\n  user: {{}}\ncontexts:\n- name: sluice\n  context:\n    cluster: sluice\n    user: sluice\n    namespace: default\ncurrent-context: sluice\npreferences: {{}}\n",
+            addr = self.addr()
+        )
+    }
+
+    /// A kube client pointed at this cluster (default namespace `default`).
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// Every API call served so far, in order (used to check RBAC coverage).
+    pub fn audit(&self) -> Vec<AuditEntry> {
+        self.shared
+            .audit
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Stops serving, ends open watches, and flushes persistence.
+    pub async fn shutdown(self) {
+        self.shared.shutdown.cancel();
+        self.shared.lock().persist = None;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// Runs the garbage collector whenever a write may have left work, with a periodic sweep.
+async fn gc_loop(shared: Arc<server::Shared>) {
+    loop {
+        tokio::select! {
+            _ = shared.shutdown.cancelled() => return,
+            _ = shared.gc_notify.notified() => {}
+            _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+        // Bounded batches so writers are never starved of the lock.
+        for _ in 0..1000 {
+            let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+            let more = gc::run(&mut shared.lock(), &now, 256);
+            if !more {
+                break;
+            }
+            tokio::task::yield_now().await;
+        }
+    }
+}

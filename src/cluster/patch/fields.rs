@@ -1,0 +1,528 @@
+//! Field ownership: `metadata.managedFields` with `FieldsV1` sets, as server-side apply
+//! and every other write record it.
+//!
+//! A field set is a tree whose edges are `FieldsV1` path elements: `f:<name>` for an
+//! object field, `k:<json>` for an associative-list element (its merge key as a JSON
+//! object), `v:<json>` for an element of a set-like primitive list. A node is a member of
+//! the set when it is a leaf, or when it carries `.` (an associative-list element itself).
+//!
+//! Which lists are associative comes from the strategic merge table
+//! ([`super::strategic::lookup`]) for built-in kinds; lists of custom resources and
+//! untagged lists are atomic (owned as one leaf), like SMD treats lists without
+//! `x-kubernetes-list-type`. Associative lists are keyed by the single strategic merge
+//! key (upstream keys Service and container ports by `port`/`containerPort` *and*
+//! `protocol`).
+
+use super::PatchContext;
+use super::strategic::{Ty, lookup, root_type};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+
+/// One node of a `FieldsV1` set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Node {
+    pub member: bool,
+    pub children: BTreeMap<String, Node>,
+}
+
+/// A path in a field set: `FieldsV1` element strings from the root.
+pub(super) type Path = Vec<String>;
+
+impl Node {
+    pub fn from_fields_v1(v: &Value) -> Node {
+        let Value::Object(m) = v else {
+            return Node::default();
+        };
+        if m.is_empty() {
+            return Node {
+                member: true,
+                children: BTreeMap::new(),
+            };
+        }
+        let mut node = Node::default();
+        for (k, child) in m {
+            if k == "." {
+                node.member = true;
+            } else {
+                node.children.insert(k.clone(), Node::from_fields_v1(child));
+            }
+        }
+        node
+    }
+
+    pub fn to_fields_v1(&self) -> Value {
+        let mut m = Map::new();
+        if self.member && !self.children.is_empty() {
+            m.insert(".".into(), json!({}));
+        }
+        for (k, c) in &self.children {
+            m.insert(k.clone(), c.to_fields_v1());
+        }
+        Value::Object(m)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.member && self.children.is_empty()
+    }
+
+    /// Every member path, parents before children, in key order.
+    pub fn members(&self) -> Vec<Path> {
+        let mut out = Vec::new();
+        self.collect(&mut Vec::new(), &mut out);
+        out
+    }
+
+    fn collect(&self, prefix: &mut Path, out: &mut Vec<Path>) {
+        if self.member && !prefix.is_empty() {
+            out.push(prefix.clone());
+        }
+        for (k, c) in &self.children {
+            prefix.push(k.clone());
+            c.collect(prefix, out);
+            prefix.pop();
+        }
+    }
+
+    /// Member paths that are leaves (no children): the values a manager sets directly.
+    pub fn leaves(&self) -> Vec<Path> {
+        self.members()
+            .into_iter()
+            .filter(|p| self.get(p).is_some_and(|n| n.children.is_empty()))
+            .collect()
+    }
+
+    pub fn get(&self, path: &[String]) -> Option<&Node> {
+        let mut cur = self;
+        for p in path {
+            cur = cur.children.get(p)?;
+        }
+        Some(cur)
+    }
+
+    pub fn contains(&self, path: &[String]) -> bool {
+        self.get(path).is_some_and(|n| n.member)
+    }
+
+    /// Whether the set owns `path`, anything below it, or an atomic leaf above it.
+    pub fn overlaps(&self, path: &[String]) -> bool {
+        let mut cur = self;
+        for p in path {
+            if cur.member && cur.children.is_empty() && !std::ptr::eq(cur, self) {
+                return true;
+            }
+            match cur.children.get(p) {
+                Some(n) => cur = n,
+                None => return false,
+            }
+        }
+        !cur.is_empty()
+    }
+
+    pub fn insert(&mut self, path: &[String]) {
+        let mut cur = self;
+        for p in path {
+            cur = cur.children.entry(p.clone()).or_default();
+        }
+        cur.member = true;
+    }
+
+    /// Removes `path` and everything below it, then prunes emptied parents.
+    pub fn remove_subtree(&mut self, path: &[String]) {
+        let Some((last, parents)) = path.split_last() else {
+            *self = Node::default();
+            return;
+        };
+        if let Some(parent) = self.get_mut(parents) {
+            parent.children.remove(last);
+        }
+        self.prune();
+    }
+
+    fn get_mut(&mut self, path: &[String]) -> Option<&mut Node> {
+        let mut cur = self;
+        for p in path {
+            cur = cur.children.get_mut(p)?;
+        }
+        Some(cur)
+    }
+
+    fn prune(&mut self) {
+        for c in self.children.values_mut() {
+            c.prune();
+        }
+        self.children.retain(|_, c| !c.is_empty());
+    }
+}
+
+/// Top-level and `metadata` fields the apiserver never records as owned.
+const UNOWNED_META: &[&str] = &[
+    "name",
+    "namespace",
+    "uid",
+    "resourceVersion",
+    "generation",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "selfLink",
+    "managedFields",
+];
+
+/// The field set an object (or applied configuration) consists of.
+pub(super) fn fields_of(obj: &Value, kind: &str, builtin: bool) -> Node {
+    let ty = if builtin { Some(root_type(kind)) } else { None };
+    let mut node = fields_of_value(obj, ty, builtin);
+    node.member = false;
+    node.children.remove("f:apiVersion");
+    node.children.remove("f:kind");
+    if let Some(meta) = node.children.get_mut("f:metadata") {
+        for f in UNOWNED_META {
+            meta.children.remove(&format!("f:{f}"));
+        }
+        if meta.children.is_empty() {
+            node.children.remove("f:metadata");
+        }
+    }
+    node
+}
+
+/// How a list is tracked: by merge key, as a set of values, or as one atomic value.
+pub(super) enum ListKind<'a> {
+    Associative(&'a str),
+    Set,
+    Atomic,
+}
+
+pub(super) fn list_kind<'a>(
+    merge_key: Option<&'a str>,
+    builtin: bool,
+    items: &[&Value],
+) -> ListKind<'a> {
+    match merge_key {
+        Some("") if builtin && items.iter().all(|v| !v.is_object() && !v.is_array()) => {
+            ListKind::Set
+        }
+        Some(mk) if builtin && !mk.is_empty() && items.iter().all(|v| v.get(mk).is_some()) => {
+            ListKind::Associative(mk)
+        }
+        _ => ListKind::Atomic,
+    }
+}
+
+pub(super) fn key_element(item: &Value, mk: &str) -> String {
+    let mut m = Map::new();
+    m.insert(mk.to_string(), item.get(mk).cloned().unwrap_or(Value::Null));
+    format!("k:{}", Value::Object(m))
+}
+
+fn fields_of_value(v: &Value, ty: Ty, builtin: bool) -> Node {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            let mut node = Node::default();
+            for (k, child) in m {
+                let (child_ty, merge_key) = lookup(ty, k);
+                let n = match child {
+                    Value::Array(items) if !items.is_empty() => {
+                        let refs: Vec<&Value> = items.iter().collect();
+                        list_fields(
+                            items,
+                            list_kind(merge_key, builtin, &refs),
+                            child_ty,
+                            builtin,
+                        )
+                    }
+                    other => fields_of_value(other, child_ty, builtin),
+                };
+                node.children.insert(format!("f:{k}"), n);
+            }
+            node
+        }
+        _ => Node {
+            member: true,
+            children: BTreeMap::new(),
+        },
+    }
+}
+
+fn list_fields(items: &[Value], kind: ListKind, elem_ty: Ty, builtin: bool) -> Node {
+    let mut node = Node::default();
+    match kind {
+        ListKind::Atomic => node.member = true,
+        ListKind::Set => {
+            for item in items {
+                node.children.insert(
+                    format!("v:{item}"),
+                    Node {
+                        member: true,
+                        children: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        ListKind::Associative(mk) => {
+            for item in items {
+                let mut n = fields_of_value(item, elem_ty, builtin);
+                n.member = true;
+                node.children.insert(key_element(item, mk), n);
+            }
+        }
+    }
+    node
+}
+
+/// The value at a field-set path, if the object has it.
+pub(super) fn value_at<'a>(obj: &'a Value, path: &[String]) -> Option<&'a Value> {
+    let mut cur = obj;
+    for p in path {
+        cur = step(cur, p)?;
+    }
+    Some(cur)
+}
+
+fn element_index(list: &[Value], p: &str) -> Option<usize> {
+    if let Some(key) = p.strip_prefix("k:") {
+        let key: Map<String, Value> = serde_json::from_str(key).ok()?;
+        list.iter()
+            .position(|item| key.iter().all(|(k, v)| item.get(k) == Some(v)))
+    } else if let Some(val) = p.strip_prefix("v:") {
+        let val: Value = serde_json::from_str(val).ok()?;
+        list.iter().position(|item| *item == val)
+    } else if let Some(i) = p.strip_prefix("i:") {
+        i.parse().ok().filter(|i: &usize| *i < list.len())
+    } else {
+        None
+    }
+}
+
+fn step<'a>(cur: &'a Value, p: &str) -> Option<&'a Value> {
+    match cur {
+        Value::Object(m) => m.get(p.strip_prefix("f:")?),
+        Value::Array(a) => element_index(a, p).map(|i| &a[i]),
+        _ => None,
+    }
+}
+
+/// Removes the value at `path` from the object, if present.
+pub(super) fn remove_at(obj: &mut Value, path: &[String]) {
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
+    let mut cur = obj;
+    for p in parents {
+        let next = match cur {
+            Value::Object(m) => p.strip_prefix("f:").and_then(|k| m.get_mut(k)),
+            Value::Array(a) => element_index(a, p).map(move |i| &mut a[i]),
+            _ => None,
+        };
+        match next {
+            Some(n) => cur = n,
+            None => return,
+        }
+    }
+    match cur {
+        Value::Object(m) => {
+            if let Some(k) = last.strip_prefix("f:") {
+                m.remove(k);
+            }
+        }
+        Value::Array(a) => {
+            if let Some(i) = element_index(a, last) {
+                a.remove(i);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A path as SMD prints it in conflict messages: `.spec.containers[name="app"].image`.
+pub(super) fn display_path(path: &[String]) -> String {
+    let mut out = String::new();
+    for p in path {
+        if let Some(f) = p.strip_prefix("f:") {
+            out.push('.');
+            out.push_str(f);
+        } else if let Some(k) = p.strip_prefix("k:") {
+            let key: Map<String, Value> = serde_json::from_str(k).unwrap_or_default();
+            let parts: Vec<String> = key.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out.push_str(&format!("[{}]", parts.join(",")));
+        } else if let Some(v) = p.strip_prefix("v:") {
+            out.push_str(&format!("[={v}]"));
+        } else if let Some(i) = p.strip_prefix("i:") {
+            out.push_str(&format!("[{i}]"));
+        }
+    }
+    out
+}
+
+/// One `metadata.managedFields` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct Entry {
+    pub manager: String,
+    pub operation: String,
+    pub api_version: String,
+    pub time: Option<String>,
+    pub subresource: Option<String>,
+    pub fields: Node,
+}
+
+impl Entry {
+    pub fn is(&self, manager: &str, operation: &str, subresource: Option<&str>) -> bool {
+        self.manager == manager
+            && self.operation == operation
+            && self.subresource.as_deref() == subresource
+    }
+
+    /// How the apiserver names a manager in conflict messages.
+    pub fn display(&self) -> String {
+        let mut s = format!("{:?}", self.manager);
+        if let Some(sub) = &self.subresource {
+            s.push_str(&format!(" with subresource {sub:?}"));
+        }
+        if self.operation == "Update" {
+            s.push_str(&format!(" using {}", self.api_version));
+        }
+        s
+    }
+
+    fn to_json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert("apiVersion".into(), json!(self.api_version));
+        m.insert("fieldsType".into(), json!("FieldsV1"));
+        m.insert("fieldsV1".into(), self.fields.to_fields_v1());
+        m.insert("manager".into(), json!(self.manager));
+        m.insert("operation".into(), json!(self.operation));
+        if let Some(sub) = &self.subresource {
+            m.insert("subresource".into(), json!(sub));
+        }
+        if let Some(t) = &self.time {
+            m.insert("time".into(), json!(t));
+        }
+        Value::Object(m)
+    }
+}
+
+pub(super) fn read_entries(obj: &Value) -> Vec<Entry> {
+    let Some(Value::Array(list)) = obj.pointer("/metadata/managedFields") else {
+        return Vec::new();
+    };
+    let s = |e: &Value, k: &str| e.get(k).and_then(Value::as_str).map(str::to_string);
+    list.iter()
+        .map(|e| Entry {
+            manager: s(e, "manager").unwrap_or_default(),
+            operation: s(e, "operation").unwrap_or_default(),
+            api_version: s(e, "apiVersion").unwrap_or_default(),
+            time: s(e, "time"),
+            subresource: s(e, "subresource").filter(|s| !s.is_empty()),
+            fields: e
+                .get("fieldsV1")
+                .map(Node::from_fields_v1)
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// Writes the entries back (dropping empty ones); no entries removes the field.
+pub(super) fn write_entries(obj: &mut Value, entries: &[Entry]) {
+    let list: Vec<Value> = entries
+        .iter()
+        .filter(|e| !e.fields.is_empty())
+        .map(Entry::to_json)
+        .collect();
+    let Value::Object(root) = obj else { return };
+    let meta = root.entry("metadata").or_insert_with(|| json!({}));
+    let Value::Object(meta) = meta else { return };
+    if list.is_empty() {
+        meta.remove("managedFields");
+    } else {
+        meta.insert("managedFields".into(), Value::Array(list));
+    }
+}
+
+/// The object without `metadata.managedFields`, for comparisons.
+pub(super) fn without_managed_fields(obj: &Value) -> Value {
+    let mut o = obj.clone();
+    if let Some(Value::Object(meta)) = o.get_mut("metadata") {
+        meta.remove("managedFields");
+    }
+    o
+}
+
+/// Records a non-apply write (create, update, or a JSON/merge/strategic patch) the way
+/// the apiserver's field manager does: the fields this write added or changed become
+/// owned by `ctx.field_manager` (operation `Update`) and leave every other manager's set;
+/// fields it removed leave all sets.
+///
+/// `managedFields` supplied by the request replace the stored ones when they differ and
+/// are non-empty (how `kubectl` migrates client-side-apply ownership); otherwise the
+/// stored ones are kept. `now` is the RFC 3339 time stamped on a changed entry.
+pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: &str) {
+    let requested = read_entries(new);
+    let stored = old.map(read_entries).unwrap_or_default();
+    let mut entries = if !requested.is_empty() && requested != stored {
+        requested
+    } else {
+        stored
+    };
+
+    let empty = json!({});
+    let old = old.unwrap_or(&empty);
+    let old_set = fields_of(old, ctx.kind, ctx.builtin);
+    let new_set = fields_of(new, ctx.kind, ctx.builtin);
+    let changed: Vec<Path> = new_set
+        .members()
+        .into_iter()
+        .filter(|p| {
+            let leaf = new_set.get(p).is_some_and(|n| n.children.is_empty());
+            if leaf {
+                value_at(old, p) != value_at(new, p)
+            } else {
+                !old_set.contains(p)
+            }
+        })
+        .collect();
+    let removed: Vec<Path> = old_set
+        .members()
+        .into_iter()
+        .filter(|p| !new_set.contains(p))
+        .collect();
+    if changed.is_empty() && removed.is_empty() {
+        write_entries(new, &entries);
+        return;
+    }
+
+    let manager = ctx.field_manager;
+    let sub = ctx.subresource;
+    for e in entries.iter_mut() {
+        if e.is(manager, "Update", sub) {
+            continue;
+        }
+        for p in changed.iter().chain(&removed) {
+            e.fields.remove_subtree(p);
+        }
+    }
+    let pos = entries.iter().position(|e| e.is(manager, "Update", sub));
+    let mut mine = match pos {
+        Some(i) => entries.remove(i),
+        None => Entry {
+            manager: manager.to_string(),
+            operation: "Update".into(),
+            api_version: ctx.api_version.to_string(),
+            time: None,
+            subresource: sub.map(str::to_string),
+            fields: Node::default(),
+        },
+    };
+    for p in &removed {
+        mine.fields.remove_subtree(p);
+    }
+    for p in &changed {
+        mine.fields.insert(p);
+    }
+    mine.api_version = ctx.api_version.to_string();
+    mine.time = Some(now.to_string());
+    match pos {
+        Some(i) => entries.insert(i, mine),
+        None => entries.push(mine),
+    }
+    write_entries(new, &entries);
+}
