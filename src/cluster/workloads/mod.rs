@@ -247,3 +247,6 @@ pub async fn run(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod integration_tests;
