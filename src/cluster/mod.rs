@@ -18,6 +18,7 @@ mod server;
 mod store;
 mod table;
 mod types;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
