@@ -1,2 +1,3 @@
 //! The pure decision core: no Kubernetes client, no async runtime, no clock.
 pub mod intstr;
+pub mod replicas;
