@@ -170,6 +170,9 @@ struct Planner<'a> {
     changes: Vec<Change>,
     requeue: Option<Duration>,
     pause: PauseIntent,
+    /// This plan creates the canary: its Progressing condition says so (upstream writes it
+    /// in a status update of its own before anything else can count as progress).
+    creating: bool,
 }
 
 impl<'a> Planner<'a> {
@@ -203,6 +206,7 @@ impl<'a> Planner<'a> {
             changes: Vec::new(),
             requeue: None,
             pause: PauseIntent::default(),
+            creating: false,
         }
     }
 
@@ -420,6 +424,7 @@ impl<'a> Planner<'a> {
             format!("Created ReplicaSet {name} (revision {revision})"),
         ));
         self.annotate_rollout_revision(revision);
+        self.creating = true;
 
         status.current_pod_hash = Some(hash);
         status.current_step_hash = Some(self.step_hash.clone());
@@ -970,7 +975,9 @@ impl<'a> Planner<'a> {
         status.selector = self.spec.selector.as_ref().map(st::format_selector);
 
         // Conditions as upstream's separate pause-condition patch would have left them.
-        let mut baseline = self.prev.conditions.clone().unwrap_or_default();
+        // The working conditions: observed ones plus any this plan already set (new
+        // ReplicaSet created/found), like upstream's intermediate status update.
+        let mut baseline = status.conditions.take().unwrap_or_default();
         remove_condition(&mut baseline, &Cond::InvalidSpec);
         if spec_observed {
             self.pause_condition_bookkeeping(&mut baseline);
@@ -1048,7 +1055,7 @@ impl<'a> Planner<'a> {
                 msg,
                 &self.now,
             );
-        } else if counts_progressed || became_unhealthy {
+        } else if (counts_progressed || became_unhealthy) && !self.creating {
             let (reason, msg) = if completed_update && became_unhealthy {
                 (
                     st::REPLICA_SET_NOT_AVAILABLE_REASON,
@@ -1456,3 +1463,7 @@ fn go_duration(d: Duration) -> String {
         secs
     }
 }
+
+#[cfg(test)]
+#[path = "canary_tests.rs"]
+mod tests;

@@ -8,6 +8,9 @@ pub mod replicas;
 pub mod status;
 pub mod validate;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use canary::plan;
 pub use observed::Observed;
 pub use plan::{Change, EventType, MetadataPatch, Plan};
