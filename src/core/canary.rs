@@ -300,7 +300,13 @@ impl<'a> Planner<'a> {
         let mut candidates: Vec<usize> = (0..self.rs.len())
             .filter(|&i| !self.rs[i].deleting)
             .collect();
-        candidates.sort_by(|&a, &b| self.rs[a].created().cmp(&self.rs[b].created()));
+        // The ReplicaSet adopted last time is the likely match: try it first so an adopted
+        // Rollout normally costs one comparison per reconcile.
+        let previous = self.prev.current_pod_hash.as_deref().unwrap_or_default();
+        candidates.sort_by(|&a, &b| {
+            let key = |i: usize| (self.rs[i].hash != previous, self.rs[i].created());
+            key(a).cmp(&key(b))
+        });
         candidates.into_iter().find(|&i| {
             let rs = self.rs[i].rs;
             let live = rs.spec.as_ref().and_then(|s| s.template.as_ref());

@@ -236,7 +236,7 @@ pub fn observed(rollout: Rollout, replica_sets: Vec<ReplicaSet>) -> Observed {
     Observed {
         rollout,
         replica_sets,
-        services: BTreeMap::new(),
+        ..Default::default()
     }
 }
 
