@@ -1,0 +1,275 @@
+//! Rollout status vocabulary: condition reasons and messages (upstream's exact strings, which
+//! dashboards and Argo CD show), condition bookkeeping, and the phase/message decision.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+
+use crate::api::rollout::{
+    RolloutCondition, RolloutConditionType, RolloutPhase, RolloutSpec, RolloutStatus,
+};
+
+pub const INVALID_SPEC_REASON: &str = "InvalidSpec";
+pub const AVAILABLE_REASON: &str = "AvailableReason";
+pub const AVAILABLE_MESSAGE: &str = "Rollout has minimum availability";
+pub const NOT_AVAILABLE_MESSAGE: &str = "Rollout does not have minimum availability";
+pub const REPLICA_SET_UPDATED_REASON: &str = "ReplicaSetUpdated";
+pub const NEW_REPLICA_SET_REASON: &str = "NewReplicaSetCreated";
+pub const FOUND_NEW_RS_REASON: &str = "FoundNewReplicaSet";
+pub const NEW_RS_AVAILABLE_REASON: &str = "NewReplicaSetAvailable";
+pub const REPLICA_SET_NOT_AVAILABLE_REASON: &str = "ReplicaSetNotAvailable";
+pub const ROLLOUT_UPDATED_REASON: &str = "RolloutUpdated";
+pub const ROLLOUT_COMPLETED_REASON: &str = "RolloutCompleted";
+pub const ROLLOUT_NOT_COMPLETED_REASON: &str = "RolloutNotCompleted";
+pub const ROLLOUT_HEALTHY_REASON: &str = "RolloutHealthy";
+pub const ROLLOUT_HEALTHY_MESSAGE: &str = "Rollout is healthy";
+pub const ROLLOUT_NOT_HEALTHY_MESSAGE: &str = "Rollout is not healthy";
+pub const ROLLOUT_ABORTED_REASON: &str = "RolloutAborted";
+pub const ROLLOUT_RETRY_REASON: &str = "RolloutRetry";
+pub const ROLLOUT_RETRY_MESSAGE: &str = "Retrying Rollout after abort";
+pub const ROLLOUT_PAUSED_REASON: &str = "RolloutPaused";
+pub const ROLLOUT_PAUSED_MESSAGE: &str = "Rollout is paused";
+pub const ROLLOUT_RESUMED_REASON: &str = "RolloutResumed";
+pub const ROLLOUT_RESUMED_MESSAGE: &str = "Rollout is resumed";
+pub const ROLLOUT_STEP_COMPLETED_REASON: &str = "RolloutStepCompleted";
+pub const TIMED_OUT_REASON: &str = "ProgressDeadlineExceeded";
+pub const SCALING_REPLICA_SET_REASON: &str = "ScalingReplicaSet";
+pub const SWITCH_SERVICE_REASON: &str = "SwitchService";
+pub const SKIP_STEPS_REASON: &str = "SkipSteps";
+
+pub fn new_rs_message(name: &str) -> String {
+    format!("Created new replica set {name:?}")
+}
+pub fn found_new_rs_message(name: &str) -> String {
+    format!("Found new replica set {name:?}")
+}
+pub fn rs_progressing_message(name: &str) -> String {
+    format!("ReplicaSet {name:?} is progressing.")
+}
+pub fn rs_completed_message(name: &str) -> String {
+    format!("ReplicaSet {name:?} has successfully progressed.")
+}
+pub fn rs_timed_out_message(name: &str) -> String {
+    format!("ReplicaSet {name:?} has timed out progressing.")
+}
+pub fn aborted_message(revision: i64) -> String {
+    format!("Rollout aborted update to revision {revision}")
+}
+
+/// Condition `status` strings.
+pub const TRUE: &str = "True";
+pub const FALSE: &str = "False";
+pub const UNKNOWN: &str = "Unknown";
+
+/// Finds a condition by type.
+pub fn condition<'a>(
+    conditions: &'a [RolloutCondition],
+    type_: &RolloutConditionType,
+) -> Option<&'a RolloutCondition> {
+    conditions.iter().find(|c| &c.type_ == type_)
+}
+
+/// Sets a condition the way upstream does: nothing changes when one of the same type
+/// already has the same status and reason; `lastTransitionTime` is kept while the status
+/// does not flip. The condition moves to the end of the list. Returns whether anything
+/// changed.
+pub fn set_condition(
+    conditions: &mut Vec<RolloutCondition>,
+    type_: RolloutConditionType,
+    status: &str,
+    reason: &str,
+    message: String,
+    now: &Time,
+) -> bool {
+    let existing = condition(conditions, &type_);
+    if existing.is_some_and(|c| c.status == status && c.reason == reason) {
+        return false;
+    }
+    let last_transition_time = match existing {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => now.clone(),
+    };
+    conditions.retain(|c| c.type_ != type_);
+    conditions.push(RolloutCondition {
+        type_,
+        status: status.to_string(),
+        last_update_time: now.clone(),
+        last_transition_time,
+        reason: reason.to_string(),
+        message,
+    });
+    true
+}
+
+/// Removes every condition of `type_`.
+pub fn remove_condition(conditions: &mut Vec<RolloutCondition>, type_: &RolloutConditionType) {
+    conditions.retain(|c| &c.type_ != type_);
+}
+
+/// Phase and message, decided in COMPAT §4's order (upstream's `CalculateRolloutPhase`),
+/// for a canary Rollout without traffic routing.
+pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, String) {
+    for c in status.conditions() {
+        if c.type_ == RolloutConditionType::InvalidSpec {
+            return (
+                RolloutPhase::Degraded,
+                format!("{INVALID_SPEC_REASON}: {}", c.message),
+            );
+        }
+        if c.reason == ROLLOUT_ABORTED_REASON || c.reason == TIMED_OUT_REASON {
+            return (
+                RolloutPhase::Degraded,
+                format!("{}: {}", c.reason, c.message),
+            );
+        }
+    }
+    if spec.is_paused() {
+        return (RolloutPhase::Paused, "manually paused".to_string());
+    }
+    if let Some(p) = status.pause_conditions().first() {
+        return (RolloutPhase::Paused, p.reason.to_string());
+    }
+    if spec.restart_at.is_some() && spec.restart_at != status.restarted_at {
+        return (
+            RolloutPhase::Progressing,
+            "rollout is restarting".to_string(),
+        );
+    }
+    let updated = status.updated_replicas.unwrap_or(0);
+    if updated < spec.replicas() {
+        return (
+            RolloutPhase::Progressing,
+            "more replicas need to be updated".to_string(),
+        );
+    }
+    if status.available_replicas.unwrap_or(0) < updated {
+        return (
+            RolloutPhase::Progressing,
+            "updated replicas are still becoming available".to_string(),
+        );
+    }
+    if spec.blue_green().is_some() {
+        let active = status
+            .blue_green
+            .as_ref()
+            .and_then(|b| b.active_selector.as_deref());
+        if active.is_none_or(|a| Some(a) != status.current_pod_hash.as_deref()) {
+            return (
+                RolloutPhase::Progressing,
+                "active service cutover pending".to_string(),
+            );
+        }
+    } else if let Some(canary) = spec.canary() {
+        if canary.traffic_routing.is_none() && status.replicas.unwrap_or(0) > updated {
+            return (
+                RolloutPhase::Progressing,
+                "old replicas are pending termination".to_string(),
+            );
+        }
+        let stable = status.stable_rs.as_deref().unwrap_or_default();
+        if stable.is_empty() || Some(stable) != status.current_pod_hash.as_deref() {
+            return (
+                RolloutPhase::Progressing,
+                "waiting for all steps to complete".to_string(),
+            );
+        }
+    }
+    (RolloutPhase::Healthy, String::new())
+}
+
+/// `status.selector`: the label-selector string form (`a=b,c in (d,e)`), requirements
+/// sorted by key, which `kubectl scale` and the HPA use through the scale subresource.
+pub fn format_selector(selector: &LabelSelector) -> String {
+    let mut parts: Vec<(String, String)> = Vec::new();
+    for (k, v) in selector.match_labels.iter().flatten() {
+        parts.push((k.clone(), format!("{k}={v}")));
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        let mut values = e.values.clone().unwrap_or_default();
+        values.sort();
+        let text = match e.operator.as_str() {
+            "In" => format!("{} in ({})", e.key, values.join(",")),
+            "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({})", e.key, values.join(",")),
+        };
+        parts.push((e.key.clone(), text));
+    }
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+    use k8s_openapi::jiff::Timestamp;
+
+    fn t(s: i64) -> Time {
+        Time(Timestamp::from_second(s).unwrap())
+    }
+
+    #[test]
+    fn set_condition_keeps_transition_time_while_status_holds() {
+        let mut c = Vec::new();
+        assert!(set_condition(
+            &mut c,
+            RolloutConditionType::Progressing,
+            TRUE,
+            "A",
+            "m".into(),
+            &t(1)
+        ));
+        assert!(!set_condition(
+            &mut c,
+            RolloutConditionType::Progressing,
+            TRUE,
+            "A",
+            "other".into(),
+            &t(2)
+        ));
+        assert!(set_condition(
+            &mut c,
+            RolloutConditionType::Progressing,
+            TRUE,
+            "B",
+            "m".into(),
+            &t(3)
+        ));
+        assert_eq!(c[0].last_transition_time, t(1));
+        assert_eq!(c[0].last_update_time, t(3));
+        assert!(set_condition(
+            &mut c,
+            RolloutConditionType::Progressing,
+            FALSE,
+            "B",
+            "m".into(),
+            &t(4)
+        ));
+        assert_eq!(c[0].last_transition_time, t(4));
+        assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn selector_string_is_sorted_by_key() {
+        let sel = LabelSelector {
+            match_labels: Some([("b".into(), "2".into()), ("a".into(), "1".into())].into()),
+            match_expressions: Some(vec![
+                LabelSelectorRequirement {
+                    key: "c".into(),
+                    operator: "In".into(),
+                    values: Some(vec!["y".into(), "x".into()]),
+                },
+                LabelSelectorRequirement {
+                    key: "0".into(),
+                    operator: "DoesNotExist".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert_eq!(format_selector(&sel), "!0,a=1,b=2,c in (x,y)");
+    }
+}
