@@ -44,7 +44,10 @@ fn rollout(env: &Env) -> Value {
 
 fn phase(ro: &Value) -> (String, String) {
     let s = &ro["status"];
-    (s["phase"].as_str().unwrap_or("").to_string(), s["message"].as_str().unwrap_or("").to_string())
+    (
+        s["phase"].as_str().unwrap_or("").to_string(),
+        s["message"].as_str().unwrap_or("").to_string(),
+    )
 }
 
 fn generation_observed(ro: &Value) -> bool {
@@ -68,7 +71,10 @@ fn replica_sets(env: &Env) -> Vec<(String, i64, i64)> {
         .iter()
         .map(|rs| {
             (
-                rs["metadata"]["labels"]["rollouts-pod-template-hash"].as_str().unwrap().to_string(),
+                rs["metadata"]["labels"]["rollouts-pod-template-hash"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
                 rs["spec"]["replicas"].as_i64().unwrap_or(0),
                 rs["status"]["availableReplicas"].as_i64().unwrap_or(0),
             )
@@ -77,15 +83,29 @@ fn replica_sets(env: &Env) -> Vec<(String, i64, i64)> {
 }
 
 fn rs_of(env: &Env, hash: &str) -> (i64, i64) {
-    replica_sets(env).into_iter().find(|(h, _, _)| h == hash).map(|(_, s, a)| (s, a)).unwrap_or((0, 0))
+    replica_sets(env)
+        .into_iter()
+        .find(|(h, _, _)| h == hash)
+        .map(|(_, s, a)| (s, a))
+        .unwrap_or((0, 0))
 }
 
 fn status_patch(env: &Env, patch: &str) {
-    env.kubectl_ok(&["patch", "rollout", "web", "--subresource=status", "--type=merge", "-p", patch]);
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
 }
 
 fn set_image(env: &Env, image: &str) {
-    let patch = format!(r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"web","image":"{image}"}}]}}}}}}}}"#);
+    let patch = format!(
+        r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"web","image":"{image}"}}]}}}}}}}}"#
+    );
     env.kubectl_ok(&["patch", "rollout", "web", "--type=merge", "-p", &patch]);
 }
 
@@ -93,7 +113,10 @@ fn set_image(env: &Env, image: &str) {
 fn healthy_v1(env: &Env) -> String {
     env.apply(&rollout_yaml("nginx:1.25", STEPS));
     let ro = wait_phase(env, "Healthy");
-    let stable = ro["status"]["stableRS"].as_str().expect("stableRS set").to_string();
+    let stable = ro["status"]["stableRS"]
+        .as_str()
+        .expect("stableRS set")
+        .to_string();
     assert_eq!(ro["status"]["availableReplicas"], 4);
     assert_eq!(rs_of(env, &stable), (4, 4));
     stable
@@ -115,14 +138,19 @@ fn create_then_update_walks_steps_pauses_and_completes_after_promote() {
         (rs_of(env, &canary) == (1, 1) && rs_of(env, &stable).1 >= 3).then_some(())
     });
     // Argo CD's health check reads the same fields: Paused maps to Suspended.
-    assert_eq!(ro["status"]["pauseConditions"][0]["reason"], "CanaryPauseStep");
+    assert_eq!(
+        ro["status"]["pauseConditions"][0]["reason"],
+        "CanaryPauseStep"
+    );
 
     // Promote exactly as `kubectl argo rollouts promote` does.
     status_patch(&env, r#"{"status":{"pauseConditions":null}}"#);
     let ro = wait_phase(&env, "Healthy");
     assert_eq!(ro["status"]["stableRS"], canary.as_str());
     assert_eq!(ro["status"]["currentStepIndex"], 4);
-    env.wait_for("old ReplicaSet scaled to zero", T, |env| (rs_of(env, &stable).0 == 0).then_some(()));
+    env.wait_for("old ReplicaSet scaled to zero", T, |env| {
+        (rs_of(env, &stable).0 == 0).then_some(())
+    });
     assert_eq!(rs_of(&env, &canary), (4, 4));
 }
 
@@ -138,7 +166,10 @@ fn abort_mid_canary_restores_stable_and_retry_resumes() {
     status_patch(&env, r#"{"status":{"abort":true}}"#);
     let ro = wait_phase(&env, "Degraded");
     let message = phase(&ro).1;
-    assert!(message.starts_with("RolloutAborted: Rollout aborted update to revision 2"), "message: {message}");
+    assert!(
+        message.starts_with("RolloutAborted: Rollout aborted update to revision 2"),
+        "message: {message}"
+    );
     env.wait_for("canary at 0 and stable at full size", T, |env| {
         (rs_of(env, &canary).0 == 0 && rs_of(env, &stable) == (4, 4)).then_some(())
     });
@@ -148,7 +179,9 @@ fn abort_mid_canary_restores_stable_and_retry_resumes() {
     status_patch(&env, r#"{"status":{"abort":false}}"#);
     let ro = wait_phase(&env, "Paused");
     assert_eq!(ro["status"]["currentStepIndex"], 1);
-    env.wait_for("canary back to 1", T, |env| (rs_of(env, &canary) == (1, 1)).then_some(()));
+    env.wait_for("canary back to 1", T, |env| {
+        (rs_of(env, &canary) == (1, 1)).then_some(())
+    });
 }
 
 #[test]
@@ -161,10 +194,16 @@ fn promote_full_skips_remaining_steps() {
     let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
     // The sluice CLI sends the same patch as upstream's `promote --full`.
     let out = env.sluice(&["promote", "web", "--full"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let ro = wait_phase(&env, "Healthy");
     assert_eq!(ro["status"]["stableRS"], canary.as_str());
-    env.wait_for("old stable drained", T, |env| (rs_of(env, &stable).0 == 0).then_some(()));
+    env.wait_for("old stable drained", T, |env| {
+        (rs_of(env, &stable).0 == 0).then_some(())
+    });
 }
 
 #[test]
@@ -178,8 +217,15 @@ fn invalid_spec_is_reported_and_nothing_is_touched() {
     let ro = wait_phase(&env, "Degraded");
     let message = phase(&ro).1;
     assert!(message.starts_with("InvalidSpec: "), "{message}");
-    assert!(message.contains("steps[0]"), "the message names the field: {message}");
-    assert_eq!(replica_sets(&env).len(), 1, "no canary ReplicaSet was created");
+    assert!(
+        message.contains("steps[0]"),
+        "the message names the field: {message}"
+    );
+    assert_eq!(
+        replica_sets(&env).len(),
+        1,
+        "no canary ReplicaSet was created"
+    );
     assert_eq!(rs_of(&env, &stable), (4, 4));
 
     // Fixing the spec resumes normal work.

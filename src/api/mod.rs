@@ -13,7 +13,7 @@
 //! - [`rollout`]: `Rollout` and its strategies, steps, traffic routing and status.
 //! - [`analysis`]: `AnalysisTemplate`, `ClusterAnalysisTemplate`, `AnalysisRun`, metrics and
 //!   providers.
-//! - [`experiment`]: `Experiment`.
+//! - [`experiment`]: the `Experiment` kind.
 //! - [`common`]: shared pieces (arguments, template references, duration parsing,
 //!   int-or-string helpers, well-known labels and annotations).
 //! - [`crds`]: the five CRDs and their YAML rendering.

@@ -25,7 +25,10 @@ const NAME: &str = "web";
 /// One line describing the Rollout's progress (pure, so it is unit-tested).
 pub fn progress_line(rollout: &Value, replica_sets: &[Value]) -> String {
     let status = &rollout["status"];
-    let steps = rollout["spec"]["strategy"]["canary"]["steps"].as_array().cloned().unwrap_or_default();
+    let steps = rollout["spec"]["strategy"]["canary"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     let index = status["currentStepIndex"].as_i64();
     let stable = status["stableRS"].as_str().unwrap_or("");
     let current = status["currentPodHash"].as_str().unwrap_or("");
@@ -36,11 +39,18 @@ pub fn progress_line(rollout: &Value, replica_sets: &[Value]) -> String {
                 format!("setWeight {w}")
             } else if let Some(p) = step.get("pause") {
                 match p.get("duration") {
-                    Some(d) => format!("pause {}", d.as_str().map(str::to_string).unwrap_or_else(|| format!("{d}s"))),
+                    Some(d) => format!(
+                        "pause {}",
+                        d.as_str()
+                            .map(str::to_string)
+                            .unwrap_or_else(|| format!("{d}s"))
+                    ),
                     None => "pause".to_string(),
                 }
             } else {
-                step.as_object().and_then(|o| o.keys().next().cloned()).unwrap_or_default()
+                step.as_object()
+                    .and_then(|o| o.keys().next().cloned())
+                    .unwrap_or_default()
             };
             format!("step {}/{} ({what})", i + 1, steps.len())
         }
@@ -50,10 +60,19 @@ pub fn progress_line(rollout: &Value, replica_sets: &[Value]) -> String {
     let side = |hash: &str| -> (String, i64, i64) {
         replica_sets
             .iter()
-            .find(|rs| rs["metadata"]["labels"]["rollouts-pod-template-hash"].as_str() == Some(hash))
+            .find(|rs| {
+                rs["metadata"]["labels"]["rollouts-pod-template-hash"].as_str() == Some(hash)
+            })
             .map(|rs| {
-                let image = rs["spec"]["template"]["spec"]["containers"][0]["image"].as_str().unwrap_or("?").to_string();
-                (image, rs["spec"]["replicas"].as_i64().unwrap_or(0), rs["status"]["availableReplicas"].as_i64().unwrap_or(0))
+                let image = rs["spec"]["template"]["spec"]["containers"][0]["image"]
+                    .as_str()
+                    .unwrap_or("?")
+                    .to_string();
+                (
+                    image,
+                    rs["spec"]["replicas"].as_i64().unwrap_or(0),
+                    rs["status"]["availableReplicas"].as_i64().unwrap_or(0),
+                )
             })
             .unwrap_or_else(|| ("-".into(), 0, 0))
     };
@@ -62,8 +81,14 @@ pub fn progress_line(rollout: &Value, replica_sets: &[Value]) -> String {
     if !current.is_empty() && current != stable {
         let (canary_image, canary_spec, canary_avail) = side(current);
         let total = stable_avail + canary_avail;
-        let weight = if total == 0 { 0 } else { canary_avail * 100 / total };
-        line += &format!(" | canary {canary_image} {canary_avail}/{canary_spec} | actual weight {weight}%");
+        let weight = if total == 0 {
+            0
+        } else {
+            canary_avail * 100 / total
+        };
+        line += &format!(
+            " | canary {canary_image} {canary_avail}/{canary_spec} | actual weight {weight}%"
+        );
     }
     let phase = status["phase"].as_str().unwrap_or("Pending");
     let message = status["message"].as_str().unwrap_or("");
@@ -97,7 +122,12 @@ impl Tour {
     }
 
     /// Print progress whenever it changes, until `done` holds (or the deadline).
-    async fn watch_until(&mut self, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
+    async fn watch_until(
+        &mut self,
+        what: &str,
+        timeout: Duration,
+        done: impl Fn(&Value) -> bool,
+    ) -> anyhow::Result<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let (ro, rs) = self.snapshot().await?;
@@ -106,7 +136,8 @@ impl Tour {
                 println!("[{:>6.1}s] {line}", self.started.elapsed().as_secs_f64());
                 self.last = line;
             }
-            let observed = ro["status"]["observedGeneration"].as_str() == Some(&ro["metadata"]["generation"].to_string());
+            let observed = ro["status"]["observedGeneration"].as_str()
+                == Some(&ro["metadata"]["generation"].to_string());
             if observed && done(&ro) {
                 return Ok(ro);
             }
@@ -118,14 +149,18 @@ impl Tour {
     }
 
     async fn status_patch(&self, patch: Value) -> anyhow::Result<()> {
-        self.rollouts.patch_status(NAME, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.rollouts
+            .patch_status(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         Ok(())
     }
 
     async fn set_image(&mut self, image: &str) -> anyhow::Result<()> {
         println!("\n==> updating the image to {image}");
         let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}});
-        self.rollouts.patch(NAME, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+        self.rollouts
+            .patch(NAME, &PatchParams::default(), &Patch::Merge(&patch))
+            .await?;
         self.last.clear();
         Ok(())
     }
@@ -133,10 +168,18 @@ impl Tour {
     fn print_commands(&self) {
         let kc = &self.kubeconfig;
         println!("\n    The canary is paused. In another terminal:");
-        println!("      promote:      kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"pauseConditions\":null}}}}'");
-        println!("      promote-full: kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"promoteFull\":true}}}}'");
-        println!("      abort:        kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"abort\":true}}}}'");
-        println!("      retry:        kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"abort\":false}}}}'");
+        println!(
+            "      promote:      kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"pauseConditions\":null}}}}'"
+        );
+        println!(
+            "      promote-full: kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"promoteFull\":true}}}}'"
+        );
+        println!(
+            "      abort:        kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"abort\":true}}}}'"
+        );
+        println!(
+            "      retry:        kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"abort\":false}}}}'"
+        );
         println!("      look:         kubectl --kubeconfig {kc} get ro,rs,pods\n");
     }
 }
@@ -149,9 +192,13 @@ async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crate::api::crds::all() {
         let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(&name, &PatchParams::apply("sluice-demo").force(), &Patch::Apply(&crd))
-            .await
-            .with_context(|| format!("installing CRD {name}"))?;
+        api.patch(
+            &name,
+            &PatchParams::apply("sluice-demo").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("installing CRD {name}"))?;
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -174,19 +221,27 @@ async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
 
 /// `sluice demo [--auto]`.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
-    let kubeconfig = args.kubeconfig.clone().unwrap_or_else(|| std::env::temp_dir().join("sluice-demo.kubeconfig"));
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join("sluice-demo.kubeconfig"));
     let mut cfg = crate::cluster::ClusterConfig {
         port: args.port,
         data_dir: None,
         kubeconfig: Some(kubeconfig.clone()),
-        workloads: crate::cluster::workloads::Config { pod_ready_delay: args.pod_ready_delay, ..Default::default() },
+        workloads: Some(crate::cluster::workloads::Config {
+            pod_ready_delay: args.pod_ready_delay,
+            ..Default::default()
+        }),
     };
     let cluster = match crate::cluster::EmbeddedCluster::start(cfg.clone()).await {
         Ok(c) => c,
         Err(e) if args.port != 0 => {
             eprintln!("port {} unavailable ({e}); using a free port", args.port);
             cfg.port = 0;
-            crate::cluster::EmbeddedCluster::start(cfg).await.context("starting the embedded cluster")?
+            crate::cluster::EmbeddedCluster::start(cfg)
+                .await
+                .context("starting the embedded cluster")?
         }
         Err(e) => return Err(e).context("starting the embedded cluster"),
     };
@@ -202,13 +257,20 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         shutdown.clone(),
     ));
 
-    let rollouts: Api<DynamicObject> = Api::namespaced_with(client.clone(), NAMESPACE, &rollout_resource());
+    let rollouts: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &rollout_resource());
     let example: Value = serde_yaml::from_str(EXAMPLE).context("parsing the example Rollout")?;
     rollouts
-        .patch(NAME, &PatchParams::apply("sluice-demo").force(), &Patch::Apply(&example))
+        .patch(
+            NAME,
+            &PatchParams::apply("sluice-demo").force(),
+            &Patch::Apply(&example),
+        )
         .await
         .context("applying manifests/examples/canary-demo.yaml")?;
-    println!("applied manifests/examples/canary-demo.yaml (Rollout {NAMESPACE}/{NAME}, 5 replicas)\n");
+    println!(
+        "applied manifests/examples/canary-demo.yaml (Rollout {NAMESPACE}/{NAME}, 5 replicas)\n"
+    );
 
     let mut tour = Tour {
         rollouts,
@@ -218,33 +280,50 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
         kubeconfig: kubeconfig.display().to_string(),
     };
     let long = Duration::from_secs(120);
-    tour.watch_until("the first revision to become Healthy", long, |ro| phase_is(ro, "Healthy")).await?;
+    tour.watch_until("the first revision to become Healthy", long, |ro| {
+        phase_is(ro, "Healthy")
+    })
+    .await?;
 
     tour.set_image("nginx:1.26").await?;
-    tour.watch_until("the canary to pause", long, |ro| phase_is(ro, "Paused")).await?;
+    tour.watch_until("the canary to pause", long, |ro| phase_is(ro, "Paused"))
+        .await?;
     tour.print_commands();
     if args.auto {
         println!("==> --auto: promoting (clearing status.pauseConditions)");
-        tour.status_patch(json!({"status": {"pauseConditions": null}})).await?;
-        tour.watch_until("the canary to complete", long, |ro| phase_is(ro, "Healthy")).await?;
+        tour.status_patch(json!({"status": {"pauseConditions": null}}))
+            .await?;
+        tour.watch_until("the canary to complete", long, |ro| phase_is(ro, "Healthy"))
+            .await?;
         println!("\n==> revision 2 is stable");
 
         tour.set_image("nginx:1.27").await?;
-        tour.watch_until("the canary to pause", long, |ro| phase_is(ro, "Paused")).await?;
+        tour.watch_until("the canary to pause", long, |ro| phase_is(ro, "Paused"))
+            .await?;
         println!("==> --auto: aborting (status.abort=true)");
-        tour.status_patch(json!({"status": {"abort": true}})).await?;
+        tour.status_patch(json!({"status": {"abort": true}}))
+            .await?;
         let ro = tour
             .watch_until("the abort to restore the stable", long, |ro| {
                 phase_is(ro, "Degraded") && ro["status"]["availableReplicas"].as_i64() == Some(5)
             })
             .await?;
-        println!("\n==> aborted: {}", ro["status"]["message"].as_str().unwrap_or(""));
+        println!(
+            "\n==> aborted: {}",
+            ro["status"]["message"].as_str().unwrap_or("")
+        );
         println!("==> --auto: retrying (status.abort=false)");
-        tour.status_patch(json!({"status": {"abort": false}})).await?;
-        tour.watch_until("the retried canary to pause", long, |ro| phase_is(ro, "Paused")).await?;
+        tour.status_patch(json!({"status": {"abort": false}}))
+            .await?;
+        tour.watch_until("the retried canary to pause", long, |ro| {
+            phase_is(ro, "Paused")
+        })
+        .await?;
         println!("==> --auto: promoting fully (status.promoteFull=true)");
-        tour.status_patch(json!({"status": {"promoteFull": true}})).await?;
-        tour.watch_until("full promotion", long, |ro| phase_is(ro, "Healthy")).await?;
+        tour.status_patch(json!({"status": {"promoteFull": true}}))
+            .await?;
+        tour.watch_until("full promotion", long, |ro| phase_is(ro, "Healthy"))
+            .await?;
         println!("\nDemo complete.");
     } else {
         println!("Watching; press Ctrl-C to stop.");

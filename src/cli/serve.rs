@@ -25,8 +25,15 @@ pub fn shutdown_on_signals() -> CancellationToken {
 
 /// `sluice controller`.
 pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
-    let (client, _) = client::connect(args.kube.kubeconfig.as_deref(), args.kube.context.as_deref()).await?;
-    let cfg = crate::controller::rollout::Config { namespace: args.namespace.clone(), instance_id: args.instance_id.clone() };
+    let (client, _) = client::connect(
+        args.kube.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+    )
+    .await?;
+    let cfg = crate::controller::rollout::Config {
+        namespace: args.namespace.clone(),
+        instance_id: args.instance_id.clone(),
+    };
     crate::controller::run(client, cfg, shutdown_on_signals()).await
 }
 
@@ -36,13 +43,23 @@ pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
         port: args.port,
         data_dir: args.data_dir.clone(),
         kubeconfig: args.kubeconfig.clone(),
-        workloads: crate::cluster::workloads::Config { pod_ready_delay: args.pod_ready_delay, ..Default::default() },
+        workloads: Some(crate::cluster::workloads::Config {
+            pod_ready_delay: args.pod_ready_delay,
+            ..Default::default()
+        }),
     };
-    let cluster = crate::cluster::EmbeddedCluster::start(cfg).await.context("starting the embedded cluster")?;
+    let cluster = crate::cluster::EmbeddedCluster::start(cfg)
+        .await
+        .context("starting the embedded cluster")?;
     let addr = cluster.addr();
     match &args.kubeconfig {
-        Some(path) => eprintln!("sluice cluster serving on http://{addr}; kubeconfig written to {}", path.display()),
-        None => eprintln!("sluice cluster serving on http://{addr} (pass --kubeconfig PATH to write a kubeconfig)"),
+        Some(path) => eprintln!(
+            "sluice cluster serving on http://{addr}; kubeconfig written to {}",
+            path.display()
+        ),
+        None => eprintln!(
+            "sluice cluster serving on http://{addr} (pass --kubeconfig PATH to write a kubeconfig)"
+        ),
     }
     shutdown_on_signals().cancelled().await;
     cluster.shutdown().await;

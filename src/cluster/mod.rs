@@ -7,7 +7,6 @@ pub mod error;
 mod gc;
 mod names;
 mod openapi;
-pub mod patch;
 mod ops;
 pub mod patch;
 mod patching;
@@ -47,6 +46,9 @@ pub struct ClusterConfig {
     pub data_dir: Option<PathBuf>,
     /// Where to write a kubeconfig for the cluster once it is listening.
     pub kubeconfig: Option<PathBuf>,
+    /// Run the simulated workload controllers (ReplicaSet, Deployment, Job, kubelet);
+    /// `None` serves the API only.
+    pub workloads: Option<workloads::Config>,
 }
 
 /// Why the embedded cluster could not start.
@@ -148,13 +150,20 @@ impl EmbeddedCluster {
         config.default_namespace = "default".into();
         let client =
             kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))?;
-        let cluster = EmbeddedCluster {
+        let mut cluster = EmbeddedCluster {
             shared,
             client,
             tasks,
         };
-        // Where the simulated workload controllers (ReplicaSet, Deployment, Job, kubelet) are
-        // started once they land: `workloads::run(cluster.client(), cfg, shutdown.child_token())`.
+        if let Some(workloads_cfg) = cfg.workloads.clone() {
+            let client = cluster.client();
+            let token = shutdown.child_token();
+            cluster.tasks.push(tokio::spawn(async move {
+                if let Err(e) = workloads::run(client, workloads_cfg, token).await {
+                    tracing::error!(error = %e, "simulated workload controllers stopped");
+                }
+            }));
+        }
         if let Some(path) = &cfg.kubeconfig {
             std::fs::write(path, cluster.kubeconfig_yaml()).map_err(|source| {
                 ClusterError::Kubeconfig {

@@ -166,6 +166,13 @@ fn wants_table(accept: &str) -> bool {
 }
 
 fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
+    if content_type.contains("protobuf") {
+        // kubectl 1.33+ sends protobuf for `kubectl create <builtin>`; the embedded
+        // cluster speaks JSON and YAML only (documented in docs/embedded-cluster.md).
+        return Err(ApiError::unsupported_media_msg(format!(
+            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?}; Sluice's embedded cluster does not decode protobuf: use kubectl apply)"
+        )));
+    }
     if content_type.contains("yaml") {
         serde_yaml::from_slice::<Value>(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))

@@ -71,7 +71,13 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
     let pp = PatchParams::default();
     // The resourceVersion our next write to the Rollout must match.
     let mut rollout_rv = ro.resource_version().unwrap_or_default();
-    let act = |verb: &'static str, target: String| move |source: kube::Error| ActError { verb, target, source };
+    let act = |verb: &'static str, target: String| {
+        move |source: kube::Error| ActError {
+            verb,
+            target,
+            source,
+        }
+    };
 
     for change in &plan.changes {
         match change {
@@ -82,12 +88,20 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     Ok(_) => {}
                     Err(e) if is_conflict(&e) => {
                         // Our cache has not seen it yet; the watch will bring it.
-                        return Ok(Outcome { conflict: true, ..Default::default() });
+                        return Ok(Outcome {
+                            conflict: true,
+                            ..Default::default()
+                        });
                     }
                     Err(e) => return Err(act("create", format!("replicaset {ns}/{rs_name}"))(e)),
                 }
             }
-            Change::ScaleReplicaSet { name: rs_name, replicas, annotations, .. } => {
+            Change::ScaleReplicaSet {
+                name: rs_name,
+                replicas,
+                annotations,
+                ..
+            } => {
                 let mut body = json!({"spec": {"replicas": replicas}});
                 if !annotations.is_empty() {
                     body["metadata"] = json!({"annotations": metadata_map(annotations)});
@@ -97,7 +111,13 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     .await
                     .map_err(act("scale", format!("replicaset {ns}/{rs_name}")))?;
             }
-            Change::UpdateReplicaSet { name: rs_name, annotations, template_labels, template_annotations, min_ready_seconds } => {
+            Change::UpdateReplicaSet {
+                name: rs_name,
+                annotations,
+                template_labels,
+                template_annotations,
+                min_ready_seconds,
+            } => {
                 let mut body = json!({});
                 if !annotations.is_empty() {
                     body["metadata"] = json!({"annotations": metadata_map(annotations)});
@@ -123,12 +143,18 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     .await
                     .map_err(act("update", format!("replicaset {ns}/{rs_name}")))?;
             }
-            Change::DeleteReplicaSet { name: rs_name } => match rs_api.delete(rs_name, &DeleteParams::background()).await {
-                Ok(_) => {}
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(act("delete", format!("replicaset {ns}/{rs_name}"))(e)),
-            },
-            Change::SetServiceSelector { service, pod_template_hash, add_managed_by } => {
+            Change::DeleteReplicaSet { name: rs_name } => {
+                match rs_api.delete(rs_name, &DeleteParams::background()).await {
+                    Ok(_) => {}
+                    Err(e) if is_not_found(&e) => {}
+                    Err(e) => return Err(act("delete", format!("replicaset {ns}/{rs_name}"))(e)),
+                }
+            }
+            Change::SetServiceSelector {
+                service,
+                pod_template_hash,
+                add_managed_by,
+            } => {
                 let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
                 let mut body = json!({"spec": {"selector": {HASH_LABEL: pod_template_hash}}});
                 if *add_managed_by {
@@ -139,12 +165,21 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     .await
                     .map_err(act("patch", format!("service {ns}/{service}")))?;
             }
-            Change::PatchPods { pod_template_hash, labels, annotations } => {
+            Change::PatchPods {
+                pod_template_hash,
+                labels,
+                annotations,
+            } => {
                 let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
                 let pods = pod_api
-                    .list(&ListParams::default().labels(&format!("{HASH_LABEL}={pod_template_hash}")))
+                    .list(
+                        &ListParams::default().labels(&format!("{HASH_LABEL}={pod_template_hash}")),
+                    )
                     .await
-                    .map_err(act("list", format!("pods {ns} {HASH_LABEL}={pod_template_hash}")))?;
+                    .map_err(act(
+                        "list",
+                        format!("pods {ns} {HASH_LABEL}={pod_template_hash}"),
+                    ))?;
                 for pod in pods.items {
                     if pod.metadata.deletion_timestamp.is_some() {
                         continue;
@@ -162,7 +197,14 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                         meta.insert("annotations".into(), metadata_map(annotations));
                     }
                     let pod_name = pod.name_any();
-                    match pod_api.patch(&pod_name, &pp, &Patch::Merge(&json!({"metadata": Value::Object(meta)}))).await {
+                    match pod_api
+                        .patch(
+                            &pod_name,
+                            &pp,
+                            &Patch::Merge(&json!({"metadata": Value::Object(meta)})),
+                        )
+                        .await
+                    {
                         Ok(_) => {}
                         Err(e) if is_not_found(&e) => {}
                         Err(e) => return Err(act("patch", format!("pod {ns}/{pod_name}"))(e)),
@@ -173,7 +215,12 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                 let body = json!({"metadata": {"resourceVersion": rollout_rv}, "spec": {"replicas": replicas}});
                 match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
                     Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
-                    Err(e) if is_conflict(&e) => return Ok(Outcome { conflict: true, ..Default::default() }),
+                    Err(e) if is_conflict(&e) => {
+                        return Ok(Outcome {
+                            conflict: true,
+                            ..Default::default()
+                        });
+                    }
                     Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
                 }
             }
@@ -181,11 +228,20 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                 let body = json!({"metadata": {"resourceVersion": rollout_rv, "annotations": {"rollout.argoproj.io/revision": revision}}});
                 match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
                     Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
-                    Err(e) if is_conflict(&e) => return Ok(Outcome { conflict: true, ..Default::default() }),
+                    Err(e) if is_conflict(&e) => {
+                        return Ok(Outcome {
+                            conflict: true,
+                            ..Default::default()
+                        });
+                    }
                     Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
                 }
             }
-            Change::Event { type_, reason, message } => {
+            Change::Event {
+                type_,
+                reason,
+                message,
+            } => {
                 let event = Event {
                     type_: match type_ {
                         EventType::Normal => KubeEventType::Normal,
@@ -211,8 +267,14 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
     };
     let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
     match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
-        Ok(_) => Ok(Outcome { status_written: true, conflict: false }),
-        Err(e) if is_conflict(&e) => Ok(Outcome { status_written: false, conflict: true }),
+        Ok(_) => Ok(Outcome {
+            status_written: true,
+            conflict: false,
+        }),
+        Err(e) if is_conflict(&e) => Ok(Outcome {
+            status_written: false,
+            conflict: true,
+        }),
         Err(e) => Err(act("patch status of", format!("rollout {ns}/{name}"))(e)),
     }
 }

@@ -1,16 +1,20 @@
 //! The kube-runtime wiring of the controllers: observe the cluster, call the pure
 //! planners in `core`, apply their plans.
 
+pub mod actuator;
 pub mod backoff;
 pub mod freshness;
-pub mod status_patch;
-pub mod actuator;
 pub mod rollout;
+pub mod status_patch;
 
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
 /// Run every controller of the `sluice controller` process until `shutdown`.
-pub async fn run(client: Client, cfg: rollout::Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(
+    client: Client,
+    cfg: rollout::Config,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
     rollout::run(client, cfg, shutdown).await
 }

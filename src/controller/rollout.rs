@@ -86,24 +86,35 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
         .state()
         .iter()
         .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|rs| rs.owner_references().iter().any(|o| o.uid == uid && o.controller == Some(true)))
+        .filter(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        })
         .map(|rs| (**rs).clone())
         .collect();
     let mut services = std::collections::BTreeMap::new();
     if let Some(canary) = ro.spec.canary() {
         let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-        for name in [&canary.canary_service, &canary.stable_service].into_iter().flatten() {
+        for name in [&canary.canary_service, &canary.stable_service]
+            .into_iter()
+            .flatten()
+        {
             if name.is_empty() || services.contains_key(name) {
                 continue;
             }
-            let svc = svc_api
-                .get_opt(name)
-                .await
-                .map_err(|source| Error::Read { what: format!("service {ns}/{name}"), source })?;
+            let svc = svc_api.get_opt(name).await.map_err(|source| Error::Read {
+                what: format!("service {ns}/{name}"),
+                source,
+            })?;
             services.insert(name.clone(), svc);
         }
     }
-    Ok(Observed { rollout: ro.clone(), replica_sets, services, ..Default::default() })
+    Ok(Observed {
+        rollout: ro.clone(),
+        replica_sets,
+        services,
+    })
 }
 
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -118,8 +129,20 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         return Ok(Action::await_change());
     }
     let observed = observe(&ro, &ctx).await?;
-    let plan = crate::core::plan(&observed, chrono::Utc::now());
+    let plan = crate::core::plan(&observed, k8s_openapi::jiff::Timestamp::now());
+    tracing::debug!(
+        changes = plan.changes.len(),
+        requeue_after = ?plan.requeue_after,
+        phase = ?plan.status.phase,
+        step = ?plan.status.current_step_index,
+        "planned"
+    );
     let outcome = actuator::apply(&ctx, &ro, &plan).await?;
+    tracing::debug!(
+        status_written = outcome.status_written,
+        conflict = outcome.conflict,
+        "applied"
+    );
     if outcome.status_written {
         ctx.freshness.wrote(&key, &rv);
     }
@@ -162,7 +185,10 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None)
         .reflect(rs_writer)
         .touched_objects();
-    let reporter = Reporter { controller: "sluice".into(), instance: std::env::var("HOSTNAME").ok() };
+    let reporter = Reporter {
+        controller: "sluice".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,

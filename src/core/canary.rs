@@ -862,7 +862,10 @@ impl<'a> Planner<'a> {
                 (Ok(Some(d)), Some(c)) => {
                     let end = c.start_time.0.as_millisecond()
                         + i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
-                    self.now.0.as_millisecond() > end
+                    // `now` has second precision (status times do), so the expiry
+                    // second itself counts as expired; otherwise a requeue at the
+                    // expiry finds "0 ms left" and never fires again.
+                    self.now.0.as_millisecond() >= end
                 }
                 _ => false,
             };

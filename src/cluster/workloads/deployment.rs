@@ -122,12 +122,9 @@ fn revision_of(rs: &ReplicaSet) -> i64 {
         .unwrap_or(0)
 }
 
-fn int_or_percent(v: Option<&IntOrString>, default: &str) -> Value {
-    match v {
-        Some(IntOrString::Int(i)) => json!(i),
-        Some(IntOrString::String(s)) => json!(s),
-        None => json!(default),
-    }
+fn int_or_percent(v: Option<&IntOrString>, default: &str) -> IntOrString {
+    v.cloned()
+        .unwrap_or_else(|| IntOrString::String(default.to_string()))
 }
 
 /// `(maxSurge, maxUnavailable)` of a rolling Deployment resolved against `replicas`.
