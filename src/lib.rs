@@ -1,4 +1,5 @@
 //! Sluice: a progressive-delivery controller implementing the Argo Rollouts API.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod core;

@@ -1,0 +1,5 @@
+//! AnalysisRun engine: conditions, measurement assessment, argument substitution, providers.
+//!
+//! Everything here except the provider I/O is pure: time comes in as `now`, and the results are
+//! values the controller applies.
+pub mod expr;
