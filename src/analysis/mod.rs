@@ -2,4 +2,6 @@
 //!
 //! Everything here except the provider I/O is pure: time comes in as `now`, and the results are
 //! values the controller applies.
+pub mod duration;
+pub mod evaluate;
 pub mod expr;
