@@ -6,3 +6,5 @@ pub mod args;
 pub mod duration;
 pub mod evaluate;
 pub mod expr;
+pub mod provider;
+pub mod providers;

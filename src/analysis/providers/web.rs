@@ -1,0 +1,439 @@
+//! The `web` provider: an HTTP request whose JSON answer (or a part of it selected by
+//! `jsonPath`) is the measured value (upstream `metricproviders/webmetric`).
+//!
+//! Behaviour kept from upstream: method GET (default), POST or PUT; `body` or `jsonBody` (not both,
+//! and only with POST/PUT; `jsonBody` sets `Content-Type: application/json`); `headers`;
+//! `timeoutSeconds` (default 10); `insecure`; a non-2xx status is an error; `jsonPath` in the
+//! Kubernetes template form `{$.a.b}` / `{.items[0].x}` (default `{$}`) selects the first match.
+//! A body that is not JSON becomes the string `result` when no `jsonPath` is given (as upstream);
+//! with a `jsonPath` it is an error, since the path cannot apply (upstream silently ignored it).
+//! `authentication.oauth2` is not implemented and is rejected by name.
+
+use std::time::Duration;
+
+use jsonpath_rust::JsonPath;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::expr::Value;
+use crate::analysis::provider::{MeasuredValue, ProviderErrorKind, Providers};
+
+/// Default request timeout.
+pub const DEFAULT_TIMEOUT_SECONDS: i64 = 10;
+
+/// `provider.web`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WebMetric {
+    #[serde(default)]
+    pub method: Option<String>,
+    pub url: String,
+    #[serde(default)]
+    pub headers: Vec<HeaderSpec>,
+    #[serde(default)]
+    pub body: Option<String>,
+    #[serde(default)]
+    pub timeout_seconds: Option<i64>,
+    #[serde(default)]
+    pub json_path: Option<String>,
+    #[serde(default)]
+    pub insecure: bool,
+    #[serde(default)]
+    pub json_body: Option<serde_json::Value>,
+    #[serde(default)]
+    pub authentication: Option<serde_json::Value>,
+}
+
+/// `headers[]` of the web and prometheus providers.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct HeaderSpec {
+    pub key: String,
+    pub value: String,
+}
+
+/// Rejects `authentication` sub-fields Sluice does not implement, naming them.
+pub(crate) fn reject_unimplemented_auth(
+    provider: &'static str,
+    auth: Option<&serde_json::Value>,
+    implemented: &[&str],
+) -> Result<(), ProviderErrorKind> {
+    let Some(map) = auth.and_then(|a| a.as_object()) else {
+        return Ok(());
+    };
+    for (key, value) in map {
+        let empty = match value {
+            serde_json::Value::Null => true,
+            serde_json::Value::Object(o) => o.values().all(|v| {
+                v.is_null()
+                    || v.as_str().is_some_and(str::is_empty)
+                    || v.as_array().is_some_and(Vec::is_empty)
+            }),
+            _ => false,
+        };
+        if !empty && !implemented.contains(&key.as_str()) {
+            return Err(ProviderErrorKind::invalid(
+                provider,
+                &format!("authentication.{key}"),
+                "is not supported by Sluice yet; remove it or put the credentials in headers",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Converts the Kubernetes JSONPath template form (`{$.a}`, `{.a}`) to an RFC 9535 query.
+fn to_rfc_jsonpath(template: &str) -> String {
+    let t = template.trim();
+    let inner = t
+        .strip_prefix('{')
+        .and_then(|s| s.strip_suffix('}'))
+        .unwrap_or(t)
+        .trim();
+    if inner.is_empty() || inner == "$" {
+        "$".to_string()
+    } else if inner.starts_with('$') {
+        inner.to_string()
+    } else if inner.starts_with('.') || inner.starts_with('[') {
+        format!("${inner}")
+    } else {
+        format!("$.{inner}")
+    }
+}
+
+impl WebMetric {
+    pub(crate) async fn measure(
+        &self,
+        providers: &Providers,
+        metric: &str,
+    ) -> Result<MeasuredValue, ProviderErrorKind> {
+        reject_unimplemented_auth("web", self.authentication.as_ref(), &[])?;
+        let method = match self.method.as_deref().unwrap_or("GET") {
+            "" | "GET" => reqwest::Method::GET,
+            "POST" => reqwest::Method::POST,
+            "PUT" => reqwest::Method::PUT,
+            other => {
+                return Err(ProviderErrorKind::invalid(
+                    "web",
+                    "method",
+                    format!("{other:?} is not one of GET, POST, PUT"),
+                ));
+            }
+        };
+        let body = self.body.as_deref().filter(|b| !b.is_empty());
+        if body.is_some() && self.json_body.is_some() {
+            return Err(ProviderErrorKind::Measurement(
+                "use either Body or JSONBody; both cannot exists for WebMetric payload".to_string(),
+            ));
+        }
+        if (body.is_some() || self.json_body.is_some()) && method == reqwest::Method::GET {
+            return Err(ProviderErrorKind::Measurement(
+                "Body/JSONBody can only be used with POST or PUT WebMetric Method types"
+                    .to_string(),
+            ));
+        }
+        let timeout = match self.timeout_seconds {
+            Some(s) if s > 0 => s,
+            _ => DEFAULT_TIMEOUT_SECONDS,
+        };
+        let mut request = providers
+            .client(self.insecure)
+            .request(method, &self.url)
+            .timeout(Duration::from_secs(timeout as u64));
+        for h in &self.headers {
+            request = request.header(h.key.as_str(), h.value.as_str());
+        }
+        if let Some(b) = body {
+            request = request.body(b.to_string());
+        } else if let Some(j) = &self.json_body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(j.to_string());
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(ProviderErrorKind::Measurement(format!(
+                "received non 2xx response code: {}",
+                status.as_u16()
+            )));
+        }
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
+        self.parse_body(metric, &bytes)
+    }
+
+    /// Turns a 2xx body into the measured value.
+    pub fn parse_body(
+        &self,
+        metric: &str,
+        bytes: &[u8],
+    ) -> Result<MeasuredValue, ProviderErrorKind> {
+        let path = self.json_path.as_deref().filter(|p| !p.trim().is_empty());
+        let data: serde_json::Value = match serde_json::from_slice(bytes) {
+            Ok(d) => d,
+            Err(e) => {
+                let text = String::from_utf8_lossy(bytes).into_owned();
+                return match path {
+                    Some(p) if to_rfc_jsonpath(p) != "$" => {
+                        Err(ProviderErrorKind::Measurement(format!(
+                            "metric {metric:?}: response body is not JSON ({e}), so jsonPath {p} cannot be applied"
+                        )))
+                    }
+                    _ => Ok(MeasuredValue {
+                        value: Value::String(text.clone()),
+                        display: text,
+                        metadata: Default::default(),
+                    }),
+                };
+            }
+        };
+        let query = to_rfc_jsonpath(path.unwrap_or("{$}"));
+        let found = data
+            .query(&query)
+            .map_err(|e| ProviderErrorKind::invalid("web", "jsonPath", format!("{query}: {e}")))?;
+        let Some(selected) = found.first() else {
+            return Err(ProviderErrorKind::Measurement(format!(
+                "Could not find JSONPath in body: {} is not found",
+                path.unwrap_or("{$}")
+            )));
+        };
+        Ok(MeasuredValue {
+            value: Value::from(*selected),
+            display: selected.to_string(),
+            metadata: Default::default(),
+        })
+    }
+}
+
+/// reqwest's Display hides the cause (e.g. "error sending request"); include the chain and call
+/// out timeouts explicitly.
+pub(crate) fn describe_reqwest_error(e: &reqwest::Error) -> String {
+    use std::error::Error as _;
+    let mut text = if e.is_timeout() {
+        "request timed out".to_string()
+    } else {
+        e.to_string()
+    };
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analysis::provider::MetricProvider;
+    use axum::{
+        Router,
+        body::Bytes,
+        http::{HeaderMap, StatusCode},
+        routing::{get, post},
+    };
+    use serde_json::json;
+    use std::sync::{Arc, Mutex};
+
+    type Seen = Arc<Mutex<Vec<(HeaderMap, Bytes)>>>;
+
+    async fn serve(seen: Seen) -> String {
+        let echo = {
+            let seen = seen.clone();
+            move |headers: HeaderMap, body: Bytes| {
+                let seen = seen.clone();
+                async move {
+                    seen.lock().unwrap().push((headers, body));
+                    axum::Json(json!({"ok": true}))
+                }
+            }
+        };
+        let app = Router::new()
+            .route(
+                "/health",
+                get(|| async {
+                    axum::Json(
+                        json!({"status": 200, "ok": true, "items": [{"x": 0.97}, {"x": 0.5}]}),
+                    )
+                }),
+            )
+            .route(
+                "/boom",
+                get(|| async { (StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+            )
+            .route("/text", get(|| async { "ok" }))
+            .route(
+                "/slow",
+                get(|| async {
+                    tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+                    "late"
+                }),
+            )
+            .route("/echo", post(echo.clone()).put(echo));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        format!("http://{addr}")
+    }
+
+    async fn measure(spec: serde_json::Value) -> Result<MeasuredValue, ProviderErrorKind> {
+        let provider = MetricProvider::from_json("web-metric", &json!({ "web": spec })).unwrap();
+        let providers = Providers::new(None).unwrap();
+        providers
+            .measure("web-metric", &provider, chrono::Utc::now())
+            .await
+            .map_err(|e| e.kind)
+    }
+
+    #[tokio::test]
+    async fn whole_json_body_is_the_value_without_json_path() {
+        let base = serve(Seen::default()).await;
+        let got = measure(json!({"url": format!("{base}/health")}))
+            .await
+            .unwrap();
+        assert_eq!(
+            got.value,
+            Value::from(&json!({"status": 200, "ok": true, "items": [{"x": 0.97}, {"x": 0.5}]}))
+        );
+        let cond =
+            crate::analysis::expr::Condition::parse("result.status == 200 and result.ok").unwrap();
+        assert_eq!(cond.eval_value(&got.value), Ok(true));
+    }
+
+    #[tokio::test]
+    async fn json_path_selects_the_first_match_in_kubernetes_template_form() {
+        let base = serve(Seen::default()).await;
+        let url = format!("{base}/health");
+        let cases = [
+            ("{$.status}", Value::Float(200.0), "200"),
+            ("{.ok}", Value::Bool(true), "true"),
+            ("{$.items[0].x}", Value::Float(0.97), "0.97"),
+            ("{$.items[*].x}", Value::Float(0.97), "0.97"),
+            (
+                "{$}",
+                Value::from(
+                    &json!({"status": 200, "ok": true, "items": [{"x": 0.97}, {"x": 0.5}]}),
+                ),
+                "{\"items\":[{\"x\":0.97},{\"x\":0.5}],\"ok\":true,\"status\":200}",
+            ),
+        ];
+        for (path, value, display) in cases {
+            let got = measure(json!({"url": url, "jsonPath": path}))
+                .await
+                .unwrap();
+            assert_eq!(got.value, value, "{path}");
+            assert_eq!(got.display, display, "{path}");
+        }
+        let missing = measure(json!({"url": url, "jsonPath": "{$.nope}"}))
+            .await
+            .unwrap_err();
+        assert!(
+            missing.to_string().contains("Could not find JSONPath"),
+            "{missing}"
+        );
+    }
+
+    #[tokio::test]
+    async fn non_2xx_is_an_error_with_the_status_code() {
+        let base = serve(Seen::default()).await;
+        let err = measure(json!({"url": format!("{base}/boom")}))
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "received non 2xx response code: 500");
+    }
+
+    #[tokio::test]
+    async fn non_json_body_is_a_string_result_but_an_error_with_json_path() {
+        let base = serve(Seen::default()).await;
+        let got = measure(json!({"url": format!("{base}/text")}))
+            .await
+            .unwrap();
+        assert_eq!(got.value, Value::String("ok".into()));
+        let err = measure(json!({"url": format!("{base}/text"), "jsonPath": "{$.a}"}))
+            .await
+            .unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("metric \"web-metric\""), "{text}");
+        assert!(text.contains("not JSON"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn slow_response_times_out_after_timeout_seconds() {
+        let base = serve(Seen::default()).await;
+        let started = std::time::Instant::now();
+        let err = measure(json!({"url": format!("{base}/slow"), "timeoutSeconds": 1}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("timed out"), "{err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(4));
+    }
+
+    #[tokio::test]
+    async fn post_sends_json_body_and_headers() {
+        let seen = Seen::default();
+        let base = serve(seen.clone()).await;
+        let got = measure(json!({
+            "url": format!("{base}/echo"),
+            "method": "POST",
+            "headers": [{"key": "X-Token", "value": "abc"}],
+            "jsonBody": {"query": "errors", "n": 1}
+        }))
+        .await
+        .unwrap();
+        assert_eq!(got.value, Value::from(&json!({"ok": true})));
+        let (headers, body) = seen.lock().unwrap().pop().unwrap();
+        assert_eq!(headers["x-token"], "abc");
+        assert_eq!(headers["content-type"], "application/json");
+        let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(sent, json!({"query": "errors", "n": 1}));
+
+        measure(json!({"url": format!("{base}/echo"), "method": "PUT", "body": "plain"}))
+            .await
+            .unwrap();
+        let (_, body) = seen.lock().unwrap().pop().unwrap();
+        assert_eq!(&body[..], b"plain");
+    }
+
+    #[tokio::test]
+    async fn invalid_payload_combinations_and_oauth2_are_rejected() {
+        let err = measure(json!({"url": "http://127.0.0.1:9/", "body": "x"}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("only be used with POST or PUT"));
+        let err = measure(
+            json!({"url": "http://127.0.0.1:9/", "method": "POST", "body": "x", "jsonBody": {}}),
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("use either Body or JSONBody"));
+        let err = measure(json!({"url": "http://127.0.0.1:9/", "method": "DELETE"}))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("web.method:"));
+        let err = measure(json!({
+            "url": "http://127.0.0.1:9/",
+            "authentication": {"oauth2": {"tokenUrl": "http://t", "clientId": "a", "clientSecret": "b"}}
+        }))
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("web.authentication.oauth2: is not supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn kubernetes_jsonpath_templates_convert_to_rfc_queries() {
+        assert_eq!(to_rfc_jsonpath("{$}"), "$");
+        assert_eq!(to_rfc_jsonpath(""), "$");
+        assert_eq!(to_rfc_jsonpath("{$.a.b}"), "$.a.b");
+        assert_eq!(to_rfc_jsonpath("{.items[0].x}"), "$.items[0].x");
+        assert_eq!(to_rfc_jsonpath("$.a"), "$.a");
+    }
+}
