@@ -2,4 +2,5 @@
 #![forbid(unsafe_code)]
 
 pub mod analysis;
+pub mod api;
 pub mod core;
