@@ -21,9 +21,11 @@ pub const RUN_TERMINATED_MESSAGE: &str = "Run Terminated";
 /// Message given to an in-flight measurement that termination ended (upstream wording).
 pub const METRIC_TERMINATED_MESSAGE: &str = "Metric Terminated";
 
-/// Phase of a measurement, a metric, or a run. Serialized with upstream's strings.
+/// Phase of a measurement, a metric, or a run, as the decision code sees it: a `Copy` twin of
+/// [`crate::api::common::AnalysisPhase`] without its `Other` (unknown string) case; convert at
+/// the API edge with `From`/[`Phase::from_api`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum AnalysisPhase {
+pub enum Phase {
     Pending,
     Running,
     Successful,
@@ -32,15 +34,12 @@ pub enum AnalysisPhase {
     Inconclusive,
 }
 
-impl AnalysisPhase {
+impl Phase {
     /// Whether the phase is final.
     pub fn is_completed(self) -> bool {
         matches!(
             self,
-            AnalysisPhase::Successful
-                | AnalysisPhase::Failed
-                | AnalysisPhase::Error
-                | AnalysisPhase::Inconclusive
+            Phase::Successful | Phase::Failed | Phase::Error | Phase::Inconclusive
         )
     }
 
@@ -48,42 +47,56 @@ impl AnalysisPhase {
     /// the run takes the worst phase of its metrics.
     pub fn severity(self) -> u8 {
         match self {
-            AnalysisPhase::Successful => 0,
-            AnalysisPhase::Running => 1,
-            AnalysisPhase::Pending => 2,
-            AnalysisPhase::Inconclusive => 3,
-            AnalysisPhase::Error => 4,
-            AnalysisPhase::Failed => 5,
+            Phase::Successful => 0,
+            Phase::Running => 1,
+            Phase::Pending => 2,
+            Phase::Inconclusive => 3,
+            Phase::Error => 4,
+            Phase::Failed => 5,
         }
     }
 
     /// Upstream's string for the phase.
     pub fn as_str(self) -> &'static str {
         match self {
-            AnalysisPhase::Pending => "Pending",
-            AnalysisPhase::Running => "Running",
-            AnalysisPhase::Successful => "Successful",
-            AnalysisPhase::Failed => "Failed",
-            AnalysisPhase::Error => "Error",
-            AnalysisPhase::Inconclusive => "Inconclusive",
+            Phase::Pending => "Pending",
+            Phase::Running => "Running",
+            Phase::Successful => "Successful",
+            Phase::Failed => "Failed",
+            Phase::Error => "Error",
+            Phase::Inconclusive => "Inconclusive",
         }
     }
 
     /// Parses upstream's string; anything else (including empty) is `None`.
-    pub fn parse(s: &str) -> Option<AnalysisPhase> {
+    pub fn parse(s: &str) -> Option<Phase> {
         Some(match s {
-            "Pending" => AnalysisPhase::Pending,
-            "Running" => AnalysisPhase::Running,
-            "Successful" => AnalysisPhase::Successful,
-            "Failed" => AnalysisPhase::Failed,
-            "Error" => AnalysisPhase::Error,
-            "Inconclusive" => AnalysisPhase::Inconclusive,
+            "Pending" => Phase::Pending,
+            "Running" => Phase::Running,
+            "Successful" => Phase::Successful,
+            "Failed" => Phase::Failed,
+            "Error" => Phase::Error,
+            "Inconclusive" => Phase::Inconclusive,
             _ => return None,
         })
     }
 }
 
-impl std::fmt::Display for AnalysisPhase {
+impl From<Phase> for crate::api::common::AnalysisPhase {
+    fn from(p: Phase) -> Self {
+        crate::api::common::AnalysisPhase::from(p.as_str())
+    }
+}
+
+impl Phase {
+    /// The decision phase of an API phase; an unknown string counts as Pending (not started),
+    /// so the controller re-assesses rather than trusting a value it does not understand.
+    pub fn from_api(p: &crate::api::common::AnalysisPhase) -> Phase {
+        Phase::parse(p.as_str()).unwrap_or(Phase::Pending)
+    }
+}
+
+impl std::fmt::Display for Phase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
@@ -92,7 +105,7 @@ impl std::fmt::Display for AnalysisPhase {
 /// The phase of one measurement and, for Error, why.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MeasurementAssessment {
-    pub phase: AnalysisPhase,
+    pub phase: Phase,
     pub message: Option<String>,
 }
 
@@ -123,7 +136,7 @@ pub fn assess_measurement(
         })
     };
     let error = |message: String| MeasurementAssessment {
-        phase: AnalysisPhase::Error,
+        phase: Phase::Error,
         message: Some(message),
     };
     let succeeded = match success.map(|c| evaluate("successCondition", c)).transpose() {
@@ -135,24 +148,24 @@ pub fn assess_measurement(
         Err(m) => return error(m),
     };
     let phase = match (succeeded, failed) {
-        (None, None) => AnalysisPhase::Successful,
+        (None, None) => Phase::Successful,
         (Some(s), None) => {
             if s {
-                AnalysisPhase::Successful
+                Phase::Successful
             } else {
-                AnalysisPhase::Failed
+                Phase::Failed
             }
         }
         (None, Some(f)) => {
             if f {
-                AnalysisPhase::Failed
+                Phase::Failed
             } else {
-                AnalysisPhase::Successful
+                Phase::Successful
             }
         }
-        (Some(_), Some(true)) => AnalysisPhase::Failed,
-        (Some(true), Some(false)) => AnalysisPhase::Successful,
-        (Some(false), Some(false)) => AnalysisPhase::Inconclusive,
+        (Some(_), Some(true)) => Phase::Failed,
+        (Some(true), Some(false)) => Phase::Successful,
+        (Some(false), Some(false)) => Phase::Inconclusive,
     };
     MeasurementAssessment {
         phase,
@@ -258,46 +271,43 @@ pub struct MetricCounts {
 impl MetricCounts {
     /// Accounts for one completed measurement. Errors do not count towards `count`, so an
     /// erroring metric keeps retrying until `consecutiveErrorLimit` is exceeded.
-    pub fn record(&mut self, phase: AnalysisPhase) {
+    pub fn record(&mut self, phase: Phase) {
         match phase {
-            AnalysisPhase::Successful => {
+            Phase::Successful => {
                 self.successful += 1;
                 self.count += 1;
                 self.consecutive_error = 0;
                 self.consecutive_success += 1;
             }
-            AnalysisPhase::Failed => {
+            Phase::Failed => {
                 self.failed += 1;
                 self.count += 1;
                 self.consecutive_error = 0;
                 self.consecutive_success = 0;
             }
-            AnalysisPhase::Inconclusive => {
+            Phase::Inconclusive => {
                 self.inconclusive += 1;
                 self.count += 1;
                 self.consecutive_error = 0;
                 self.consecutive_success = 0;
             }
-            AnalysisPhase::Error => {
+            Phase::Error => {
                 self.error += 1;
                 self.consecutive_error += 1;
                 self.consecutive_success = 0;
             }
-            AnalysisPhase::Pending | AnalysisPhase::Running => {}
+            Phase::Pending | Phase::Running => {}
         }
     }
 }
 
 /// Which limit a metric exceeded, with upstream's wording (e.g. `failed (2) > failureLimit (1)`).
 /// Later checks win, as upstream: Error over Inconclusive over Failed.
-pub fn limit_breach(
-    policy: &MetricPolicy,
-    counts: &MetricCounts,
-) -> Option<(AnalysisPhase, String)> {
+pub fn limit_breach(policy: &MetricPolicy, counts: &MetricCounts) -> Option<(Phase, String)> {
     let mut breach = None;
     if policy.failure_limit >= 0 && counts.failed > policy.failure_limit {
         breach = Some((
-            AnalysisPhase::Failed,
+            Phase::Failed,
             format!(
                 "failed ({}) > failureLimit ({})",
                 counts.failed, policy.failure_limit
@@ -306,7 +316,7 @@ pub fn limit_breach(
     }
     if counts.inconclusive > policy.inconclusive_limit {
         breach = Some((
-            AnalysisPhase::Inconclusive,
+            Phase::Inconclusive,
             format!(
                 "inconclusive ({}) > inconclusiveLimit ({})",
                 counts.inconclusive, policy.inconclusive_limit
@@ -315,7 +325,7 @@ pub fn limit_breach(
     }
     if counts.consecutive_error > policy.consecutive_error_limit {
         breach = Some((
-            AnalysisPhase::Error,
+            Phase::Error,
             format!(
                 "consecutiveErrors ({}) > consecutiveErrorLimit ({})",
                 counts.consecutive_error, policy.consecutive_error_limit
@@ -329,7 +339,7 @@ pub fn limit_breach(
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MetricState {
     /// The phase recorded so far; a completed phase is final.
-    pub phase: AnalysisPhase,
+    pub phase: Phase,
     pub counts: MetricCounts,
     /// Number of measurements recorded.
     pub measurements: usize,
@@ -340,30 +350,26 @@ pub struct MetricState {
 /// The phase of one metric (upstream `assessMetricStatus`). `terminating` is true when the run
 /// was terminated or another (non-dry-run) metric already ended unsuccessfully: metrics that
 /// have not measured, or measure indefinitely, then end Successful.
-pub fn assess_metric(
-    policy: &MetricPolicy,
-    state: &MetricState,
-    terminating: bool,
-) -> AnalysisPhase {
+pub fn assess_metric(policy: &MetricPolicy, state: &MetricState, terminating: bool) -> Phase {
     if state.phase.is_completed() {
         return state.phase;
     }
     if state.measurements == 0 {
         return if terminating {
-            AnalysisPhase::Successful
+            Phase::Successful
         } else {
-            AnalysisPhase::Pending
+            Phase::Pending
         };
     }
     if !state.last_completed {
-        return AnalysisPhase::Running;
+        return Phase::Running;
     }
     if let Some((phase, _)) = limit_breach(policy, &state.counts) {
         return phase;
     }
     let success_limit_on = policy.consecutive_success_limit > 0;
     if success_limit_on && state.counts.consecutive_success >= policy.consecutive_success_limit {
-        return AnalysisPhase::Successful;
+        return Phase::Successful;
     }
     if let Some(count) = policy.effective_count
         && state.counts.count >= count
@@ -371,28 +377,24 @@ pub fn assess_metric(
         let failure_limit_on = policy.failure_limit >= 0;
         return match (failure_limit_on, success_limit_on) {
             // Neither limit decided within `count` measurements.
-            (true, true) => AnalysisPhase::Inconclusive,
-            (false, true) => AnalysisPhase::Failed,
-            _ => AnalysisPhase::Successful,
+            (true, true) => Phase::Inconclusive,
+            (false, true) => Phase::Failed,
+            _ => Phase::Successful,
         };
     }
     if terminating {
-        AnalysisPhase::Successful
+        Phase::Successful
     } else {
-        AnalysisPhase::Running
+        Phase::Running
     }
 }
 
 /// Whether the run stops taking new measurements: `spec.terminate`, or a non-dry-run metric
 /// already Failed, Error or Inconclusive (upstream `IsTerminating`).
-pub fn is_terminating(terminate: bool, metric_phases: &[(AnalysisPhase, bool)]) -> bool {
+pub fn is_terminating(terminate: bool, metric_phases: &[(Phase, bool)]) -> bool {
     terminate
         || metric_phases.iter().any(|(phase, dry_run)| {
-            !dry_run
-                && matches!(
-                    phase,
-                    AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive
-                )
+            !dry_run && matches!(phase, Phase::Failed | Phase::Error | Phase::Inconclusive)
         })
 }
 
@@ -413,7 +415,7 @@ pub struct AssessedMetric<'a> {
     pub dry_run: bool,
     pub policy: &'a MetricPolicy,
     /// `None` while the metric has no result yet (e.g. waiting for `initialDelay`).
-    pub phase: Option<AnalysisPhase>,
+    pub phase: Option<Phase>,
     pub counts: MetricCounts,
     /// The metric result's message (its last measurement's message).
     pub message: Option<&'a str>,
@@ -422,7 +424,7 @@ pub struct AssessedMetric<'a> {
 /// The outcome of assessing the whole run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunAssessment {
-    pub phase: AnalysisPhase,
+    pub phase: Phase,
     pub message: String,
     pub run_summary: RunSummary,
     pub dry_run_summary: RunSummary,
@@ -439,7 +441,7 @@ pub fn assess_run(
     terminate: bool,
     terminating: bool,
 ) -> RunAssessment {
-    let mut worst: Option<AnalysisPhase> = None;
+    let mut worst: Option<Phase> = None;
     let mut message = if terminate {
         RUN_TERMINATED_MESSAGE.to_string()
     } else {
@@ -467,7 +469,7 @@ pub fn assess_run(
         }
         let breach = limit_breach(m.policy, &m.counts);
         if m.dry_run {
-            worst.get_or_insert(AnalysisPhase::Successful);
+            worst.get_or_insert(Phase::Successful);
             if let Some((_, why)) = &breach {
                 dry_run_messages.push((
                     m.name.to_string(),
@@ -485,19 +487,19 @@ pub fn assess_run(
         }
         // The summary counts the limit that decided the metric; anything else is a success.
         match breach.map(|(p, _)| p) {
-            Some(AnalysisPhase::Error) => summary.error += 1,
-            Some(AnalysisPhase::Failed) => summary.failed += 1,
-            Some(AnalysisPhase::Inconclusive) => summary.inconclusive += 1,
+            Some(Phase::Error) => summary.error += 1,
+            Some(Phase::Failed) => summary.failed += 1,
+            Some(Phase::Inconclusive) => summary.inconclusive += 1,
             _ => summary.successful += 1,
         }
     }
     let message = message.trim().to_string();
     let (phase, message) = if terminating {
-        (worst.unwrap_or(AnalysisPhase::Successful), message)
+        (worst.unwrap_or(Phase::Successful), message)
     } else if !everything_completed || worst.is_none() {
-        (AnalysisPhase::Running, String::new())
+        (Phase::Running, String::new())
     } else {
-        (worst.unwrap_or(AnalysisPhase::Successful), message)
+        (worst.unwrap_or(Phase::Successful), message)
     };
     RunAssessment {
         phase,
@@ -511,7 +513,7 @@ pub fn assess_run(
 /// The last measurement of a metric, as scheduling needs it.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct LastMeasurement {
-    pub phase: AnalysisPhase,
+    pub phase: Phase,
     pub finished_at: Option<DateTime<Utc>>,
     /// When an in-flight measurement (a job) should be checked again.
     pub resume_at: Option<DateTime<Utc>>,
@@ -557,7 +559,7 @@ pub fn next_due(
     {
         return None;
     }
-    let interval = if last.phase == AnalysisPhase::Error {
+    let interval = if last.phase == Phase::Error {
         Duration::seconds(ERROR_RETRY_INTERVAL_SECONDS)
     } else {
         policy.interval?
@@ -579,7 +581,7 @@ pub fn retain_measurements<T>(measurements: &mut Vec<T>, retention_limit: Option
 #[cfg(test)]
 mod tests {
     use super::*;
-    use AnalysisPhase::*;
+    use Phase::*;
 
     fn cond(s: &str) -> Condition {
         Condition::parse(s).unwrap()
@@ -588,7 +590,7 @@ mod tests {
     #[test]
     fn golden_measurement_phase_from_conditions() {
         // (success, failure, expected)
-        let cases: &[(Option<&str>, Option<&str>, AnalysisPhase)] = &[
+        let cases: &[(Option<&str>, Option<&str>, Phase)] = &[
             (None, None, Successful),
             (Some("true"), None, Successful),
             (Some("false"), None, Failed),
@@ -667,7 +669,7 @@ mod tests {
                 ..MetricPolicy::default()
             };
         // (policy, counts, terminating, expected)
-        let cases: Vec<(MetricPolicy, MetricCounts, bool, AnalysisPhase)> = vec![
+        let cases: Vec<(MetricPolicy, MetricCounts, bool, Phase)> = vec![
             (p(0, 0, 0, Some(3)), counts(1, 0, 0, 0, 1), false, Running),
             (
                 p(0, 0, 0, Some(3)),

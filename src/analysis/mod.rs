@@ -8,3 +8,4 @@ pub mod evaluate;
 pub mod expr;
 pub mod provider;
 pub mod providers;
+pub mod run;

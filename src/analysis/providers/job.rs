@@ -20,7 +20,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde::{Deserialize, Serialize};
 
-use crate::analysis::evaluate::{AnalysisPhase, MetricCounts};
+use crate::analysis::evaluate::{MetricCounts, Phase};
 
 /// Label linking a Job (and its pods) to the AnalysisRun's UID.
 pub const ANALYSIS_RUN_UID_LABEL: &str = "analysisrun.argoproj.io/uid";
@@ -167,7 +167,7 @@ pub fn job_reference(
 pub enum JobProgress {
     /// The measurement is finished with this phase (and message, for Inconclusive).
     Finished {
-        phase: AnalysisPhase,
+        phase: Phase,
         message: Option<String>,
     },
     /// Still running; look again at `resume_at`.
@@ -192,8 +192,8 @@ pub fn assess_job(
             continue;
         }
         let phase = match c.type_.as_str() {
-            "Complete" => AnalysisPhase::Successful,
-            "Failed" => AnalysisPhase::Failed,
+            "Complete" => Phase::Successful,
+            "Failed" => Phase::Failed,
             _ => continue,
         };
         return JobProgress::Finished {
@@ -203,7 +203,7 @@ pub fn assess_job(
     }
     if let Some(message) = terminal_pod_error(pods) {
         return JobProgress::Finished {
-            phase: AnalysisPhase::Inconclusive,
+            phase: Phase::Inconclusive,
             message: Some(message),
         };
     }
@@ -340,7 +340,7 @@ mod tests {
         assert_eq!(
             assess_job(&done, &[], start, now),
             JobProgress::Finished {
-                phase: AnalysisPhase::Successful,
+                phase: Phase::Successful,
                 message: None
             }
         );
@@ -348,7 +348,7 @@ mod tests {
         assert_eq!(
             assess_job(&failed, &[], start, now),
             JobProgress::Finished {
-                phase: AnalysisPhase::Failed,
+                phase: Phase::Failed,
                 message: None
             }
         );
@@ -370,7 +370,7 @@ mod tests {
         assert_eq!(
             assess_job(&running, &[pod], start, now),
             JobProgress::Finished {
-                phase: AnalysisPhase::Inconclusive,
+                phase: Phase::Inconclusive,
                 message: Some(
                     "Pod p1, container check has terminal error (ImagePullBackOff): not found"
                         .to_string()
