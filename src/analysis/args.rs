@@ -16,8 +16,9 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use serde::{Deserialize, Serialize};
 use thiserror::Error;
+
+use crate::api::common::{AnalysisRunArgument, Argument, PodTemplateHashValue};
 
 /// The text that replaces secret values in messages (upstream's redaction string).
 pub const REDACTED: &str = "*****";
@@ -47,45 +48,6 @@ impl fmt::Display for SecretString {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(REDACTED)
     }
-}
-
-/// `args[]` of an AnalysisTemplate/AnalysisRun (and `analysis.args[]` of a Rollout step, whose
-/// `valueFrom` has only `fieldRef`/`podTemplateHashValue`), in the API's JSON shape.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ArgumentSpec {
-    pub name: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub value_from: Option<ValueFromSpec>,
-}
-
-/// `valueFrom` of an argument.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ValueFromSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub secret_key_ref: Option<SecretKeyRefSpec>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub field_ref: Option<FieldRefSpec>,
-    /// `Latest` or `Stable`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub pod_template_hash_value: Option<String>,
-}
-
-/// `valueFrom.secretKeyRef`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct SecretKeyRefSpec {
-    pub name: String,
-    pub key: String,
-}
-
-/// `valueFrom.fieldRef`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct FieldRefSpec {
-    pub field_path: String,
 }
 
 /// Why arguments could not be resolved or substituted. Messages follow upstream's wording.
@@ -176,10 +138,7 @@ impl ResolvedArgs {
 /// through `read_secret(secret name, key)`, which the caller implements against the run's
 /// namespace and whose error text should say what is missing (upstream:
 /// `key 'k' does not exist in secret 's'`). Any other argument without a value was not supplied.
-pub fn resolve_run_args<F>(
-    args: &[ArgumentSpec],
-    mut read_secret: F,
-) -> Result<ResolvedArgs, ArgsError>
+pub fn resolve_run_args<F>(args: &[Argument], mut read_secret: F) -> Result<ResolvedArgs, ArgsError>
 where
     F: FnMut(&str, &str) -> Result<SecretString, String>,
 {
@@ -261,11 +220,11 @@ pub fn substitute_str(text: &str, args: &ResolvedArgs) -> Result<String, ArgsErr
 /// (`metadata.name`, `metadata.labels['x']`, or any path into the Rollout such as
 /// `spec.template.spec.containers[0].image`). Arguments with a plain value pass through.
 pub fn resolve_rollout_args(
-    args: &[ArgumentSpec],
+    args: &[AnalysisRunArgument],
     rollout: &serde_json::Value,
     latest_hash: &str,
     stable_hash: Option<&str>,
-) -> Result<Vec<ArgumentSpec>, ArgsError> {
+) -> Result<Vec<Argument>, ArgsError> {
     let mut out = Vec::with_capacity(args.len());
     for arg in args {
         let mut value = arg.value.clone();
@@ -273,15 +232,15 @@ pub fn resolve_rollout_args(
             if let Some(which) = &vf.pod_template_hash_value {
                 let err = |reason: &str| ArgsError::PodTemplateHash {
                     name: arg.name.clone(),
-                    value: which.clone(),
+                    value: which.to_string(),
                     reason: reason.to_string(),
                 };
-                value = Some(match which.as_str() {
-                    "Latest" => latest_hash.to_string(),
-                    "Stable" => stable_hash
+                value = Some(match which {
+                    PodTemplateHashValue::Latest => latest_hash.to_string(),
+                    PodTemplateHashValue::Stable => stable_hash
                         .ok_or_else(|| err("the rollout has no stable ReplicaSet yet"))?
                         .to_string(),
-                    _ => return Err(err("must be Latest or Stable")),
+                    PodTemplateHashValue::Other(_) => return Err(err("must be Latest or Stable")),
                 });
             } else if let Some(field) = &vf.field_ref {
                 value = Some(
@@ -295,7 +254,7 @@ pub fn resolve_rollout_args(
                 );
             }
         }
-        out.push(ArgumentSpec {
+        out.push(Argument {
             name: arg.name.clone(),
             value,
             value_from: None,
@@ -423,7 +382,7 @@ mod tests {
 
     #[test]
     fn run_args_need_a_value_or_a_secret() {
-        let specs: Vec<ArgumentSpec> = serde_json::from_value(json!([
+        let specs: Vec<Argument> = serde_json::from_value(json!([
             {"name": "a", "value": "1"},
             {"name": "b", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}}
         ]))
@@ -441,9 +400,9 @@ mod tests {
             Some(&ArgValue::Secret(SecretString::new("xyz")))
         );
 
-        let missing = vec![ArgumentSpec {
+        let missing = vec![Argument {
             name: "c".into(),
-            ..ArgumentSpec::default()
+            ..Argument::default()
         }];
         assert_eq!(
             resolve_run_args(&missing, |_, _| unreachable!())
@@ -479,7 +438,7 @@ mod tests {
             "metadata": {"name": "web", "namespace": "prod", "labels": {"app": "web", "tier": "fe"}},
             "spec": {"template": {"spec": {"containers": [{"image": "nginx:1.25"}]}}, "replicas": 3}
         });
-        let specs: Vec<ArgumentSpec> = serde_json::from_value(json!([
+        let specs: Vec<AnalysisRunArgument> = serde_json::from_value(json!([
             {"name": "plain", "value": "v"},
             {"name": "latest", "valueFrom": {"podTemplateHashValue": "Latest"}},
             {"name": "stable", "valueFrom": {"podTemplateHashValue": "Stable"}},
@@ -510,7 +469,7 @@ mod tests {
         );
         assert!(got.iter().all(|a| a.value_from.is_none()));
 
-        let bad: Vec<ArgumentSpec> = serde_json::from_value(json!([
+        let bad: Vec<AnalysisRunArgument> = serde_json::from_value(json!([
             {"name": "x", "valueFrom": {"fieldRef": {"fieldPath": "spec.nope"}}}
         ]))
         .unwrap();
@@ -520,7 +479,7 @@ mod tests {
                 .to_string(),
             "argument \"x\": fieldRef \"spec.nope\": invalid path spec.nope in rollout"
         );
-        let no_stable: Vec<ArgumentSpec> = serde_json::from_value(json!([
+        let no_stable: Vec<AnalysisRunArgument> = serde_json::from_value(json!([
             {"name": "s", "valueFrom": {"podTemplateHashValue": "Stable"}}
         ]))
         .unwrap();

@@ -14,7 +14,8 @@ use chrono::{DateTime, Utc};
 use thiserror::Error;
 
 use super::expr::Value;
-use super::providers::{job::JobMetric, prometheus::PrometheusMetric, web::WebMetric};
+use super::providers::{prometheus, web};
+use crate::api::analysis::{JobMetric, PrometheusMetric, WebMetric};
 
 /// Provider keys Sluice does not implement (upstream names).
 pub const UNSUPPORTED_PROVIDERS: &[&str] = &[
@@ -159,9 +160,12 @@ impl MetricProvider {
     /// Metadata recorded on the metric result when it first runs (upstream `GetMetadata`).
     pub fn metric_metadata(&self) -> BTreeMap<String, String> {
         match self {
-            MetricProvider::Prometheus(p) if !p.query.is_empty() => {
-                BTreeMap::from([("ResolvedPrometheusQuery".to_string(), p.query.clone())])
-            }
+            MetricProvider::Prometheus(p) => match p.query.as_deref() {
+                Some(q) if !q.is_empty() => {
+                    BTreeMap::from([("ResolvedPrometheusQuery".to_string(), q.to_string())])
+                }
+                _ => BTreeMap::new(),
+            },
             _ => BTreeMap::new(),
         }
     }
@@ -206,8 +210,8 @@ impl Providers {
         now: DateTime<Utc>,
     ) -> Result<MeasuredValue, ProviderError> {
         let result = match provider {
-            MetricProvider::Web(web) => web.measure(self, metric).await,
-            MetricProvider::Prometheus(prom) => prom.measure(self, now).await,
+            MetricProvider::Web(w) => web::measure(w, self, metric).await,
+            MetricProvider::Prometheus(p) => prometheus::measure(p, self, now).await,
             MetricProvider::Job(_) => Err(ProviderErrorKind::invalid(
                 "job",
                 "",

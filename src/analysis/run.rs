@@ -24,7 +24,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::args::{ArgumentSpec, ResolvedArgs, SecretString, resolve_run_args, substitute};
+use super::args::{ResolvedArgs, SecretString, resolve_run_args, substitute};
 use super::duration::parse_duration;
 use super::evaluate::{
     AssessedMetric, LastMeasurement, METRIC_TERMINATED_MESSAGE, MetricCounts, MetricPolicy,
@@ -160,27 +160,8 @@ struct Prepared {
 struct SpecError(String);
 
 fn prepare(run: &AnalysisRun, secrets: &SecretValues) -> Result<Prepared, SpecError> {
-    let arg_specs: Vec<ArgumentSpec> =
-        run.spec
-            .args
-            .iter()
-            .flatten()
-            .map(|a| ArgumentSpec {
-                name: a.name.clone(),
-                value: a.value.clone(),
-                value_from: a.value_from.as_ref().map(|vf| super::args::ValueFromSpec {
-                    secret_key_ref: vf.secret_key_ref.as_ref().map(|r| {
-                        super::args::SecretKeyRefSpec {
-                            name: r.name.clone(),
-                            key: r.key.clone(),
-                        }
-                    }),
-                    field_ref: None,
-                    pod_template_hash_value: None,
-                }),
-            })
-            .collect();
-    let args = resolve_run_args(&arg_specs, |name, key| {
+    let arg_specs = run.spec.args.as_deref().unwrap_or_default();
+    let args = resolve_run_args(arg_specs, |name, key| {
         secrets
             .get(&(name.to_string(), key.to_string()))
             .cloned()
@@ -963,7 +944,7 @@ mod tests {
         let MetricProvider::Web(web) = &plan.due[0].provider.0 else {
             panic!()
         };
-        assert_eq!(web.headers[0].value, "Bearer hunter2");
+        assert_eq!(web.headers.as_ref().unwrap()[0].value, "Bearer hunter2");
         assert!(!format!("{:?}", plan.due).contains("hunter2"));
         let plan = plan_run(
             &run,

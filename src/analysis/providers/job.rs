@@ -15,12 +15,12 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use k8s_openapi::api::batch::v1::{Job, JobSpec};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
-use serde::{Deserialize, Serialize};
 
 use crate::analysis::evaluate::{MetricCounts, Phase};
+use crate::api::analysis::JobMetric;
 
 /// Label linking a Job (and its pods) to the AnalysisRun's UID.
 pub const ANALYSIS_RUN_UID_LABEL: &str = "analysisrun.argoproj.io/uid";
@@ -35,14 +35,6 @@ pub const MAX_JOB_NAME: usize = 63;
 
 /// Pod waiting reasons that will never resolve on their own.
 const TERMINAL_WAITING_REASONS: &[&str] = &["ErrImagePull", "ImagePullBackOff", "InvalidImageName"];
-
-/// `provider.job`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-pub struct JobMetric {
-    #[serde(default)]
-    pub metadata: ObjectMeta,
-    pub spec: JobSpec,
-}
 
 /// The AnalysisRun a Job belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,9 +76,10 @@ pub fn build_job(
     let namespace = job_namespace
         .filter(|n| !n.is_empty())
         .unwrap_or(run.namespace);
-    let mut labels = metric.metadata.labels.clone().unwrap_or_default();
+    let meta = metric.metadata.clone().unwrap_or_default();
+    let mut labels = meta.labels.unwrap_or_default();
     labels.insert(ANALYSIS_RUN_UID_LABEL.to_string(), run.uid.to_string());
-    let mut annotations = metric.metadata.annotations.clone().unwrap_or_default();
+    let mut annotations = meta.annotations.unwrap_or_default();
     annotations.insert(
         ANALYSIS_RUN_NAME_ANNOTATION.to_string(),
         run.name.to_string(),

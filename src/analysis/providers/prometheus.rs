@@ -10,179 +10,130 @@
 //! 30, negative rejected), `insecure`, `headers`, `authentication.basicAuth`,
 //! `rangeQuery.{start,end,step}` where start/end are expr-lang time expressions such as
 //! `now() - duration("5m")` (supported here: `now()`, `duration("…")`, `date("RFC3339")` joined
-//! by `+`/`-`). `authentication.oauth2` and `authentication.sigv4` are not implemented and are
-//! rejected by name.
+//! by `+`/`-`), `authentication.basicAuth` and `authentication.oauth2` (client credentials).
+//! `authentication.sigv4` is not implemented and is rejected by name. Requests are POSTed as
+//! forms, as Prometheus' Go client does.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
-use super::web::{HeaderSpec, describe_reqwest_error, reject_unimplemented_auth};
+use super::web::{authenticate, describe_reqwest_error};
 use crate::analysis::duration::parse_duration;
 use crate::analysis::expr::{Value, format_float};
 use crate::analysis::provider::{MeasuredValue, ProviderErrorKind, Providers};
+use crate::api::analysis::PrometheusMetric;
 
 /// Default query timeout.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 30;
 
-/// `provider.prometheus`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PrometheusMetric {
-    #[serde(default)]
-    pub address: Option<String>,
-    #[serde(default)]
-    pub query: String,
-    #[serde(default)]
-    pub authentication: Option<serde_json::Value>,
-    #[serde(default)]
-    pub timeout: Option<i64>,
-    #[serde(default)]
-    pub insecure: bool,
-    #[serde(default)]
-    pub headers: Vec<HeaderSpec>,
-    #[serde(default)]
-    pub range_query: Option<RangeQuery>,
-}
-
-/// `provider.prometheus.rangeQuery`.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct RangeQuery {
-    #[serde(default)]
-    pub start: String,
-    #[serde(default)]
-    pub end: String,
-    #[serde(default)]
-    pub step: String,
-}
-
-impl PrometheusMetric {
-    pub(crate) async fn measure(
-        &self,
-        providers: &Providers,
-        now: DateTime<Utc>,
-    ) -> Result<MeasuredValue, ProviderErrorKind> {
-        reject_unimplemented_auth("prometheus", self.authentication.as_ref(), &["basicAuth"])?;
-        let address = self
-            .address
-            .as_deref()
-            .filter(|a| !a.is_empty())
-            .or(providers.default_prometheus_address.as_deref())
-            .ok_or_else(|| {
-                ProviderErrorKind::invalid(
-                    "prometheus",
-                    "address",
-                    "prometheus address is not configured",
-                )
-            })?;
-        let base = reqwest::Url::parse(address)
-            .ok()
-            .filter(|u| u.has_host())
-            .ok_or_else(|| {
-                ProviderErrorKind::invalid(
-                    "prometheus",
-                    "address",
-                    format!("{address:?} is not a URL with a scheme and host"),
-                )
-            })?;
-        let timeout = match self.timeout {
-            None => DEFAULT_TIMEOUT_SECONDS,
-            Some(t) if t < 0 => {
-                return Err(ProviderErrorKind::invalid(
-                    "prometheus",
-                    "timeout",
-                    "prometheus timeout should not be negative",
-                ));
-            }
-            Some(t) => t,
-        };
-        let (endpoint, params) = match &self.range_query {
-            None => (
-                "api/v1/query",
-                vec![("query", self.query.clone()), ("time", unix_seconds(now))],
-            ),
-            Some(range) => {
-                let start = eval_time(&range.start, now).map_err(|e| {
+/// Takes one Prometheus measurement at `now`.
+pub(crate) async fn measure(
+    prom: &PrometheusMetric,
+    providers: &Providers,
+    now: DateTime<Utc>,
+) -> Result<MeasuredValue, ProviderErrorKind> {
+    let address = prom
+        .address
+        .as_deref()
+        .filter(|a| !a.is_empty())
+        .or(providers.default_prometheus_address.as_deref())
+        .ok_or_else(|| {
+            ProviderErrorKind::invalid(
+                "prometheus",
+                "address",
+                "prometheus address is not configured",
+            )
+        })?;
+    let base = reqwest::Url::parse(address)
+        .ok()
+        .filter(|u| u.has_host())
+        .ok_or_else(|| {
+            ProviderErrorKind::invalid(
+                "prometheus",
+                "address",
+                format!("{address:?} is not a URL with a scheme and host"),
+            )
+        })?;
+    let timeout = match prom.timeout {
+        None => DEFAULT_TIMEOUT_SECONDS,
+        Some(t) if t < 0 => {
+            return Err(ProviderErrorKind::invalid(
+                "prometheus",
+                "timeout",
+                "prometheus timeout should not be negative",
+            ));
+        }
+        Some(t) => t,
+    };
+    let query = prom.query.clone().unwrap_or_default();
+    let (endpoint, params) = match &prom.range_query {
+        None => (
+            "api/v1/query",
+            vec![("query", query.clone()), ("time", unix_seconds(now))],
+        ),
+        Some(range) => {
+            let start =
+                eval_time(range.start.as_deref().unwrap_or_default(), now).map_err(|e| {
                     ProviderErrorKind::Measurement(format!(
                         "failed to parse rangeQuery.start as time: {e}"
                     ))
                 })?;
-                let end = eval_time(&range.end, now).map_err(|e| {
-                    ProviderErrorKind::Measurement(format!(
-                        "failed to parse rangeQuery.end as time: {e}"
-                    ))
-                })?;
-                let step = parse_duration(&range.step).map_err(|e| {
-                    ProviderErrorKind::Measurement(format!(
-                        "failed to parse rangeQuery.step as duration: {e}"
-                    ))
-                })?;
-                let step_secs = step.num_milliseconds() as f64 / 1000.0;
-                (
-                    "api/v1/query_range",
-                    vec![
-                        ("query", self.query.clone()),
-                        ("start", unix_seconds(start)),
-                        ("end", unix_seconds(end)),
-                        ("step", format_float(step_secs)),
-                    ],
-                )
-            }
-        };
-        let mut url = base;
-        if !url.path().ends_with('/') {
-            let p = format!("{}/", url.path());
-            url.set_path(&p);
+            let end = eval_time(range.end.as_deref().unwrap_or_default(), now).map_err(|e| {
+                ProviderErrorKind::Measurement(format!(
+                    "failed to parse rangeQuery.end as time: {e}"
+                ))
+            })?;
+            let step = parse_duration(range.step.as_deref().unwrap_or_default()).map_err(|e| {
+                ProviderErrorKind::Measurement(format!(
+                    "failed to parse rangeQuery.step as duration: {e}"
+                ))
+            })?;
+            let step_secs = step.num_milliseconds() as f64 / 1000.0;
+            (
+                "api/v1/query_range",
+                vec![
+                    ("query", query.clone()),
+                    ("start", unix_seconds(start)),
+                    ("end", unix_seconds(end)),
+                    ("step", format_float(step_secs)),
+                ],
+            )
         }
-        let url = url
-            .join(endpoint)
-            .map_err(|e| ProviderErrorKind::invalid("prometheus", "address", e.to_string()))?;
-        let mut request = providers
-            .client(self.insecure)
-            .post(url)
-            .timeout(Duration::from_secs(timeout as u64))
-            .form(&params);
-        for h in &self.headers {
-            request = request.header(h.key.as_str(), h.value.as_str());
-        }
-        if let Some(basic) = self
-            .authentication
-            .as_ref()
-            .and_then(|a| a.get("basicAuth"))
-        {
-            let user = basic["username"].as_str().unwrap_or_default();
-            let pass = basic["password"].as_str().unwrap_or_default();
-            if !user.is_empty() || !pass.is_empty() {
-                if user.is_empty() {
-                    return Err(ProviderErrorKind::invalid(
-                        "prometheus",
-                        "authentication.basicAuth.username",
-                        "missing mandatory parameter in metric for basic auth setup: username",
-                    ));
-                }
-                if pass.is_empty() {
-                    return Err(ProviderErrorKind::invalid(
-                        "prometheus",
-                        "authentication.basicAuth.password",
-                        "missing mandatory parameter in metric for basic auth setup: password",
-                    ));
-                }
-                request = request.basic_auth(user, Some(pass));
-            }
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
-        let status = response.status();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
-        parse_response(status.as_u16(), &bytes).map_err(ProviderErrorKind::Measurement)
+    };
+    let mut url = base;
+    if !url.path().ends_with('/') {
+        let p = format!("{}/", url.path());
+        url.set_path(&p);
     }
+    let url = url
+        .join(endpoint)
+        .map_err(|e| ProviderErrorKind::invalid("prometheus", "address", e.to_string()))?;
+    let timeout = Duration::from_secs(timeout as u64);
+    let client = providers.client(prom.insecure.unwrap_or(false));
+    let mut request = client.post(url).timeout(timeout).form(&params);
+    for h in prom.headers.iter().flatten() {
+        request = request.header(h.key.as_str(), h.value.as_str());
+    }
+    request = authenticate(
+        "prometheus",
+        prom.authentication.as_ref(),
+        client,
+        timeout,
+        request,
+    )
+    .await?;
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
+    let status = response.status();
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
+    parse_response(status.as_u16(), &bytes).map_err(ProviderErrorKind::Measurement)
 }
 
 /// Prometheus API timestamps: Unix seconds with fractional milliseconds.

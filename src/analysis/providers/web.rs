@@ -7,77 +7,122 @@
 //! Kubernetes template form `{$.a.b}` / `{.items[0].x}` (default `{$}`) selects the first match.
 //! A body that is not JSON becomes the string `result` when no `jsonPath` is given (as upstream);
 //! with a `jsonPath` it is an error, since the path cannot apply (upstream silently ignored it).
-//! `authentication.oauth2` is not implemented and is rejected by name.
+//! `authentication.oauth2` (client credentials) and `authentication.basicAuth` are supported;
+//! `authentication.sigv4` is not and is rejected by name.
+//!
+//! `jsonPath` is evaluated by the maintained `jsonpath-rust` crate (RFC 9535, already in the tree
+//! through kube) after turning the Kubernetes template `{...}` into a `$...` query; this covers
+//! the forms upstream documents (`{$.a.b}`, `{$.items[0].x}`, `{.a}`, `[*]`, `..`, filters).
 
 use std::time::Duration;
 
 use jsonpath_rust::JsonPath;
-use serde::{Deserialize, Serialize};
 
 use crate::analysis::expr::Value;
 use crate::analysis::provider::{MeasuredValue, ProviderErrorKind, Providers};
+use crate::api::analysis::{Authentication, OAuth2Config, WebMetric};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 10;
 
-/// `provider.web`.
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WebMetric {
-    #[serde(default)]
-    pub method: Option<String>,
-    pub url: String,
-    #[serde(default)]
-    pub headers: Vec<HeaderSpec>,
-    #[serde(default)]
-    pub body: Option<String>,
-    #[serde(default)]
-    pub timeout_seconds: Option<i64>,
-    #[serde(default)]
-    pub json_path: Option<String>,
-    #[serde(default)]
-    pub insecure: bool,
-    #[serde(default)]
-    pub json_body: Option<serde_json::Value>,
-    #[serde(default)]
-    pub authentication: Option<serde_json::Value>,
-}
-
-/// `headers[]` of the web and prometheus providers.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-pub struct HeaderSpec {
-    pub key: String,
-    pub value: String,
-}
-
-/// Rejects `authentication` sub-fields Sluice does not implement, naming them.
-pub(crate) fn reject_unimplemented_auth(
+/// Adds the `authentication` of a web or prometheus metric to a request: `basicAuth`, or an
+/// OAuth2 client-credentials token fetched from `oauth2.tokenUrl` (client id/secret sent with
+/// HTTP basic auth, as Go's `clientcredentials` does first). `sigv4` is not implemented and is
+/// rejected by name.
+pub(crate) async fn authenticate(
     provider: &'static str,
-    auth: Option<&serde_json::Value>,
-    implemented: &[&str],
-) -> Result<(), ProviderErrorKind> {
-    let Some(map) = auth.and_then(|a| a.as_object()) else {
-        return Ok(());
+    auth: Option<&Authentication>,
+    client: &reqwest::Client,
+    timeout: Duration,
+    mut request: reqwest::RequestBuilder,
+) -> Result<reqwest::RequestBuilder, ProviderErrorKind> {
+    let Some(auth) = auth else {
+        return Ok(request);
     };
-    for (key, value) in map {
-        let empty = match value {
-            serde_json::Value::Null => true,
-            serde_json::Value::Object(o) => o.values().all(|v| {
-                v.is_null()
-                    || v.as_str().is_some_and(str::is_empty)
-                    || v.as_array().is_some_and(Vec::is_empty)
-            }),
-            _ => false,
-        };
-        if !empty && !implemented.contains(&key.as_str()) {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.is_empty());
+    if let Some(sig) = &auth.sigv4
+        && (set(&sig.region) || set(&sig.profile) || set(&sig.role_arn))
+    {
+        return Err(ProviderErrorKind::invalid(
+            provider,
+            "authentication.sigv4",
+            "is not supported by Sluice yet; remove it or use basicAuth, oauth2 or headers",
+        ));
+    }
+    if let Some(basic) = &auth.basic_auth
+        && (set(&basic.username) || set(&basic.password))
+    {
+        if !set(&basic.username) {
             return Err(ProviderErrorKind::invalid(
                 provider,
-                &format!("authentication.{key}"),
-                "is not supported by Sluice yet; remove it or put the credentials in headers",
+                "authentication.basicAuth.username",
+                "missing mandatory parameter in metric for basic auth setup: username",
             ));
         }
+        if !set(&basic.password) {
+            return Err(ProviderErrorKind::invalid(
+                provider,
+                "authentication.basicAuth.password",
+                "missing mandatory parameter in metric for basic auth setup: password",
+            ));
+        }
+        request = request.basic_auth(
+            basic.username.as_deref().unwrap_or_default(),
+            basic.password.as_deref(),
+        );
     }
-    Ok(())
+    if let Some(oauth) = auth.oauth2.as_ref().filter(|o| set(&o.token_url)) {
+        if !set(&oauth.client_id) || !set(&oauth.client_secret) {
+            return Err(ProviderErrorKind::invalid(
+                provider,
+                "authentication.oauth2",
+                "missing mandatory parameter in metric for OAuth2 setup",
+            ));
+        }
+        let token = oauth2_token(client, oauth, timeout).await?;
+        request = request.bearer_auth(token);
+    }
+    Ok(request)
+}
+
+async fn oauth2_token(
+    client: &reqwest::Client,
+    cfg: &OAuth2Config,
+    timeout: Duration,
+) -> Result<String, ProviderErrorKind> {
+    let mut form = vec![("grant_type", "client_credentials".to_string())];
+    let scopes = cfg.scopes.clone().unwrap_or_default();
+    if !scopes.is_empty() {
+        form.push(("scope", scopes.join(" ")));
+    }
+    let fail =
+        |why: String| ProviderErrorKind::Measurement(format!("oauth2: cannot fetch token: {why}"));
+    let response = client
+        .post(cfg.token_url.as_deref().unwrap_or_default())
+        .timeout(timeout)
+        .basic_auth(
+            cfg.client_id.as_deref().unwrap_or_default(),
+            cfg.client_secret.as_deref(),
+        )
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| fail(describe_reqwest_error(&e)))?;
+    let status = response.status();
+    let body = response
+        .bytes()
+        .await
+        .map_err(|e| fail(describe_reqwest_error(&e)))?;
+    if !status.is_success() {
+        return Err(fail(format!("token endpoint returned {}", status.as_u16())));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&body).map_err(|e| fail(format!("invalid token response: {e}")))?;
+    json["access_token"]
+        .as_str()
+        .filter(|t| !t.is_empty())
+        .map(str::to_string)
+        .ok_or_else(|| fail("server response missing access_token".to_string()))
 }
 
 /// Converts the Kubernetes JSONPath template form (`{$.a}`, `{.a}`) to an RFC 9535 query.
@@ -99,114 +144,111 @@ fn to_rfc_jsonpath(template: &str) -> String {
     }
 }
 
-impl WebMetric {
-    pub(crate) async fn measure(
-        &self,
-        providers: &Providers,
-        metric: &str,
-    ) -> Result<MeasuredValue, ProviderErrorKind> {
-        reject_unimplemented_auth("web", self.authentication.as_ref(), &[])?;
-        let method = match self.method.as_deref().unwrap_or("GET") {
-            "" | "GET" => reqwest::Method::GET,
-            "POST" => reqwest::Method::POST,
-            "PUT" => reqwest::Method::PUT,
-            other => {
-                return Err(ProviderErrorKind::invalid(
-                    "web",
-                    "method",
-                    format!("{other:?} is not one of GET, POST, PUT"),
-                ));
-            }
-        };
-        let body = self.body.as_deref().filter(|b| !b.is_empty());
-        if body.is_some() && self.json_body.is_some() {
-            return Err(ProviderErrorKind::Measurement(
-                "use either Body or JSONBody; both cannot exists for WebMetric payload".to_string(),
+/// Takes one web measurement.
+pub(crate) async fn measure(
+    web: &WebMetric,
+    providers: &Providers,
+    metric: &str,
+) -> Result<MeasuredValue, ProviderErrorKind> {
+    let method = match web.method.as_deref().unwrap_or("GET") {
+        "" | "GET" => reqwest::Method::GET,
+        "POST" => reqwest::Method::POST,
+        "PUT" => reqwest::Method::PUT,
+        other => {
+            return Err(ProviderErrorKind::invalid(
+                "web",
+                "method",
+                format!("{other:?} is not one of GET, POST, PUT"),
             ));
         }
-        if (body.is_some() || self.json_body.is_some()) && method == reqwest::Method::GET {
-            return Err(ProviderErrorKind::Measurement(
-                "Body/JSONBody can only be used with POST or PUT WebMetric Method types"
-                    .to_string(),
-            ));
-        }
-        let timeout = match self.timeout_seconds {
-            Some(s) if s > 0 => s,
-            _ => DEFAULT_TIMEOUT_SECONDS,
-        };
-        let mut request = providers
-            .client(self.insecure)
-            .request(method, &self.url)
-            .timeout(Duration::from_secs(timeout as u64));
-        for h in &self.headers {
-            request = request.header(h.key.as_str(), h.value.as_str());
-        }
-        if let Some(b) = body {
-            request = request.body(b.to_string());
-        } else if let Some(j) = &self.json_body {
-            request = request
-                .header(reqwest::header::CONTENT_TYPE, "application/json")
-                .body(j.to_string());
-        }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
-        let status = response.status();
-        if !status.is_success() {
-            return Err(ProviderErrorKind::Measurement(format!(
-                "received non 2xx response code: {}",
-                status.as_u16()
-            )));
-        }
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
-        self.parse_body(metric, &bytes)
+    };
+    let body = web.body.as_deref().filter(|b| !b.is_empty());
+    if body.is_some() && web.json_body.is_some() {
+        return Err(ProviderErrorKind::Measurement(
+            "use either Body or JSONBody; both cannot exists for WebMetric payload".to_string(),
+        ));
     }
+    if (body.is_some() || web.json_body.is_some()) && method == reqwest::Method::GET {
+        return Err(ProviderErrorKind::Measurement(
+            "Body/JSONBody can only be used with POST or PUT WebMetric Method types".to_string(),
+        ));
+    }
+    let timeout = match web.timeout_seconds {
+        Some(s) if s > 0 => s,
+        _ => DEFAULT_TIMEOUT_SECONDS,
+    };
+    let timeout = Duration::from_secs(timeout as u64);
+    let client = providers.client(web.insecure.unwrap_or(false));
+    let mut request = client.request(method, &web.url).timeout(timeout);
+    for h in web.headers.iter().flatten() {
+        request = request.header(h.key.as_str(), h.value.as_str());
+    }
+    request = authenticate("web", web.authentication.as_ref(), client, timeout, request).await?;
+    if let Some(b) = body {
+        request = request.body(b.to_string());
+    } else if let Some(j) = &web.json_body {
+        request = request
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(j.to_string());
+    }
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
+    let status = response.status();
+    if !status.is_success() {
+        return Err(ProviderErrorKind::Measurement(format!(
+            "received non 2xx response code: {}",
+            status.as_u16()
+        )));
+    }
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| ProviderErrorKind::Measurement(describe_reqwest_error(&e)))?;
+    parse_body(web, metric, &bytes)
+}
 
-    /// Turns a 2xx body into the measured value.
-    pub fn parse_body(
-        &self,
-        metric: &str,
-        bytes: &[u8],
-    ) -> Result<MeasuredValue, ProviderErrorKind> {
-        let path = self.json_path.as_deref().filter(|p| !p.trim().is_empty());
-        let data: serde_json::Value = match serde_json::from_slice(bytes) {
-            Ok(d) => d,
-            Err(e) => {
-                let text = String::from_utf8_lossy(bytes).into_owned();
-                return match path {
-                    Some(p) if to_rfc_jsonpath(p) != "$" => {
-                        Err(ProviderErrorKind::Measurement(format!(
-                            "metric {metric:?}: response body is not JSON ({e}), so jsonPath {p} cannot be applied"
-                        )))
-                    }
-                    _ => Ok(MeasuredValue {
-                        value: Value::String(text.clone()),
-                        display: text,
-                        metadata: Default::default(),
-                    }),
-                };
-            }
-        };
-        let query = to_rfc_jsonpath(path.unwrap_or("{$}"));
-        let found = data
-            .query(&query)
-            .map_err(|e| ProviderErrorKind::invalid("web", "jsonPath", format!("{query}: {e}")))?;
-        let Some(selected) = found.first() else {
-            return Err(ProviderErrorKind::Measurement(format!(
-                "Could not find JSONPath in body: {} is not found",
-                path.unwrap_or("{$}")
-            )));
-        };
-        Ok(MeasuredValue {
-            value: Value::from(*selected),
-            display: selected.to_string(),
-            metadata: Default::default(),
-        })
-    }
+/// Turns a 2xx body into the measured value.
+pub fn parse_body(
+    web: &WebMetric,
+    metric: &str,
+    bytes: &[u8],
+) -> Result<MeasuredValue, ProviderErrorKind> {
+    let path = web.json_path.as_deref().filter(|p| !p.trim().is_empty());
+    let data: serde_json::Value = match serde_json::from_slice(bytes) {
+        Ok(d) => d,
+        Err(e) => {
+            let text = String::from_utf8_lossy(bytes).into_owned();
+            return match path {
+                Some(p) if to_rfc_jsonpath(p) != "$" => {
+                    Err(ProviderErrorKind::Measurement(format!(
+                        "metric {metric:?}: response body is not JSON ({e}), so jsonPath {p} cannot be applied"
+                    )))
+                }
+                _ => Ok(MeasuredValue {
+                    value: Value::String(text.clone()),
+                    display: text,
+                    metadata: Default::default(),
+                }),
+            };
+        }
+    };
+    let query = to_rfc_jsonpath(path.unwrap_or("{$}"));
+    let found = data
+        .query(&query)
+        .map_err(|e| ProviderErrorKind::invalid("web", "jsonPath", format!("{query}: {e}")))?;
+    let Some(selected) = found.first() else {
+        return Err(ProviderErrorKind::Measurement(format!(
+            "Could not find JSONPath in body: {} is not found",
+            path.unwrap_or("{$}")
+        )));
+    };
+    Ok(MeasuredValue {
+        value: Value::from(*selected),
+        display: selected.to_string(),
+        metadata: Default::default(),
+    })
 }
 
 /// reqwest's Display hides the cause (e.g. "error sending request"); include the chain and call
@@ -274,7 +316,40 @@ mod tests {
                     "late"
                 }),
             )
-            .route("/echo", post(echo.clone()).put(echo));
+            .route("/echo", post(echo.clone()).put(echo))
+            .route(
+                "/token",
+                post(|headers: HeaderMap, body: String| async move {
+                    // client id "app", secret "s3cret", as HTTP basic auth.
+                    let ok = headers
+                        .get("authorization")
+                        .is_some_and(|v| v == "Basic YXBwOnMzY3JldA==")
+                        && body.contains("grant_type=client_credentials")
+                        && body.contains("scope=read+write");
+                    if ok {
+                        (
+                            StatusCode::OK,
+                            axum::Json(json!({"access_token": "tok-1", "token_type": "Bearer"})),
+                        )
+                    } else {
+                        (
+                            StatusCode::UNAUTHORIZED,
+                            axum::Json(json!({"error": "invalid_client"})),
+                        )
+                    }
+                }),
+            )
+            .route(
+                "/secure",
+                get(|headers: HeaderMap| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    axum::Json(json!({"auth": auth}))
+                }),
+            );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -417,15 +492,55 @@ mod tests {
         assert!(err.to_string().starts_with("web.method:"));
         let err = measure(json!({
             "url": "http://127.0.0.1:9/",
-            "authentication": {"oauth2": {"tokenUrl": "http://t", "clientId": "a", "clientSecret": "b"}}
+            "authentication": {"sigv4": {"region": "eu-west-1"}}
         }))
         .await
         .unwrap_err();
         assert!(
             err.to_string()
-                .starts_with("web.authentication.oauth2: is not supported"),
+                .starts_with("web.authentication.sigv4: is not supported"),
             "{err}"
         );
+        let err = measure(json!({
+            "url": "http://127.0.0.1:9/",
+            "authentication": {"oauth2": {"tokenUrl": "http://127.0.0.1:9/token", "clientId": "a"}}
+        }))
+        .await
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("missing mandatory parameter"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn oauth2_client_credentials_token_is_sent_as_bearer() {
+        let base = serve(Seen::default()).await;
+        let auth = |secret: &str| {
+            json!({"oauth2": {
+                "tokenUrl": format!("{base}/token"), "clientId": "app", "clientSecret": secret,
+                "scopes": ["read", "write"]
+            }})
+        };
+        let got = measure(json!({"url": format!("{base}/secure"), "jsonPath": "{$.auth}", "authentication": auth("s3cret")}))
+            .await
+            .unwrap();
+        assert_eq!(got.value, Value::String("Bearer tok-1".into()));
+        let err =
+            measure(json!({"url": format!("{base}/secure"), "authentication": auth("wrong")}))
+                .await
+                .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "oauth2: cannot fetch token: token endpoint returned 401"
+        );
+        let got = measure(json!({
+            "url": format!("{base}/secure"), "jsonPath": "{$.auth}",
+            "authentication": {"basicAuth": {"username": "u", "password": "p"}}
+        }))
+        .await
+        .unwrap();
+        assert_eq!(got.value, Value::String("Basic dTpw".into()));
     }
 
     #[test]
