@@ -1914,4 +1914,60 @@ mod tests {
             "[0.5,2]"
         );
     }
+
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+
+        fn json_value() -> impl Strategy<Value = serde_json::Value> {
+            let leaf = prop_oneof![
+                Just(json!(null)),
+                any::<bool>().prop_map(|b| json!(b)),
+                (-1e6f64..1e6).prop_map(|f| json!(f)),
+                "[a-z]{0,4}".prop_map(|s| json!(s)),
+            ];
+            leaf.prop_recursive(3, 16, 4, |inner| {
+                prop_oneof![
+                    prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),
+                    prop::collection::btree_map("[a-z]{1,3}", inner, 0..4)
+                        .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+                ]
+            })
+        }
+
+        proptest! {
+            /// Hostile or random text never panics the parser.
+            #[test]
+            fn parse_never_panics(text in "\\PC{0,60}") {
+                let _ = Condition::parse(&text);
+            }
+
+            /// Expressions built from the supported vocabulary never panic when evaluated,
+            /// whatever the measured value.
+            #[test]
+            fn eval_never_panics(
+                tokens in prop::collection::vec(prop::sample::select(vec![
+                    "result", "result[0]", "result.a", "len(result)", "asFloat(result)", "asInt(result)",
+                    "isNaN(result)", "default(result, 1)", "isNil(result)", "1", "0.5", "-1", "'a'", "nil",
+                    "true", "==", "<", ">=", "+", "-", "*", "/", "%", "and", "or", "not", "in", "(", ")",
+                    "[1, 2]", "??", "all(result, # > 0)",
+                ]), 1..8),
+                value in json_value(),
+            ) {
+                let text = tokens.join(" ");
+                if let Ok(cond) = Condition::parse(&text) {
+                    let _ = cond.eval(&value);
+                }
+            }
+
+            /// Comparison results agree with plain float comparison, across int/float literals.
+            #[test]
+            fn numeric_comparison_matches_f64(a in -1000i64..1000, b in -1000.0f64..1000.0) {
+                let eq = Condition::parse("result == asFloat(result)").unwrap();
+                prop_assert_eq!(eq.eval(&json!(a)), Ok(true));
+                let lt = Condition::parse(&format!("{a} < {b:?}")).unwrap();
+                prop_assert_eq!(lt.eval(&json!(null)), Ok((a as f64) < b));
+            }
+        }
+    }
 }
