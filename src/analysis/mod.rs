@@ -9,3 +9,4 @@ pub mod expr;
 pub mod provider;
 pub mod providers;
 pub mod run;
+pub mod template;
