@@ -32,7 +32,8 @@ use super::evaluate::{
     retain_measurements, validate_policy,
 };
 use super::expr::Condition;
-use super::provider::{MeasuredValue, MetricProvider};
+use super::provider::{MeasuredValue, MetricProvider, ProviderError};
+use super::providers::job::JobProgress;
 use crate::api::analysis::{
     AnalysisRun, AnalysisRunStatus, Measurement, Metric, MetricResult, RunSummary,
 };
@@ -70,6 +71,33 @@ pub enum MeasurementOutcome {
         phase: Phase,
         message: Option<String>,
     },
+}
+
+impl From<Result<MeasuredValue, ProviderError>> for MeasurementOutcome {
+    /// An HTTP provider's answer; an error keeps only its cause as the message, since the run's
+    /// message already names the metric.
+    fn from(r: Result<MeasuredValue, ProviderError>) -> Self {
+        match r {
+            Ok(v) => MeasurementOutcome::Value(v),
+            Err(e) => MeasurementOutcome::Error(e.kind.to_string()),
+        }
+    }
+}
+
+impl From<JobProgress> for MeasurementOutcome {
+    /// A job measurement checked again (the Job's own metadata was recorded when it was
+    /// created, with [`MeasurementOutcome::InFlight`] and `job::measurement_metadata`).
+    fn from(p: JobProgress) -> Self {
+        match p {
+            JobProgress::Finished { phase, message } => {
+                MeasurementOutcome::Finished { phase, message }
+            }
+            JobProgress::Running { resume_at } => MeasurementOutcome::InFlight {
+                metadata: BTreeMap::new(),
+                resume_at,
+            },
+        }
+    }
 }
 
 /// A measurement the controller took for a [`DueMeasurement`].
@@ -1131,5 +1159,64 @@ mod tests {
             at(0),
         );
         assert_eq!(p2.status.phase, AnalysisPhase::Failed);
+    }
+
+    #[tokio::test]
+    async fn plan_measure_plan_against_a_real_http_endpoint() {
+        use axum::{Router, routing::get};
+        let app = Router::new().route(
+            "/checkout",
+            get(|| async { axum::Json(json!({"data": {"ratio": 0.97}})) }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+        let metric = json!({
+            "name": "ok-rate",
+            "successCondition": "result >= 0.95",
+            "provider": {"web": {"url": format!("http://{addr}/{{{{args.service}}}}"), "jsonPath": "{$.data.ratio}"}}
+        });
+        let run = run_from(json!({"metrics": [metric], "args": args_service()}));
+        let secrets = SecretValues::new();
+        let now = at(0);
+        let first = plan_run(&run, &secrets, &[], now);
+        let providers = crate::analysis::provider::Providers::new(None).unwrap();
+        let mut taken_now = Vec::new();
+        for due in &first.due {
+            let result = providers.measure(&due.metric, &due.provider.0, now).await;
+            taken_now.push(TakenMeasurement {
+                metric: due.metric.clone(),
+                started_at: now,
+                finished_at: now,
+                outcome: result.into(),
+            });
+        }
+        let second = plan_run(&run, &secrets, &taken_now, now);
+        assert_eq!(second.status.phase, AnalysisPhase::Successful);
+        let m = &second.status.metric_results.unwrap()[0]
+            .measurements
+            .clone()
+            .unwrap()[0];
+        assert_eq!(m.value.as_deref(), Some("0.97"));
+    }
+
+    #[test]
+    fn provider_errors_become_measurement_messages_without_the_metric_prefix() {
+        let err = ProviderError {
+            metric: "m".into(),
+            kind: crate::analysis::provider::ProviderErrorKind::Measurement("boom".into()),
+        };
+        assert_eq!(
+            MeasurementOutcome::from(Err(err)),
+            MeasurementOutcome::Error("boom".into())
+        );
+        assert_eq!(
+            MeasurementOutcome::from(JobProgress::Running { resume_at: at(3) }),
+            MeasurementOutcome::InFlight {
+                metadata: BTreeMap::new(),
+                resume_at: at(3)
+            }
+        );
     }
 }
