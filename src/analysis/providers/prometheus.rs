@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use super::web::{authenticate, describe_reqwest_error};
+use super::web::{authenticate, describe_reqwest_error, header_map};
 use crate::analysis::duration::parse_duration;
 use crate::analysis::expr::{Value, format_float};
 use crate::analysis::provider::{MeasuredValue, ProviderErrorKind, Providers};
@@ -113,9 +113,10 @@ pub(crate) async fn measure(
     let timeout = Duration::from_secs(timeout as u64);
     let client = providers.client(prom.insecure.unwrap_or(false));
     let mut request = client.post(url).timeout(timeout).form(&params);
-    for h in prom.headers.iter().flatten() {
-        request = request.header(h.key.as_str(), h.value.as_str());
-    }
+    request = request.headers(header_map(
+        "prometheus",
+        prom.headers.as_deref().unwrap_or_default(),
+    )?);
     request = authenticate(
         "prometheus",
         prom.authentication.as_ref(),

@@ -20,7 +20,7 @@ use jsonpath_rust::JsonPath;
 
 use crate::analysis::expr::Value;
 use crate::analysis::provider::{MeasuredValue, ProviderErrorKind, Providers};
-use crate::api::analysis::{Authentication, OAuth2Config, WebMetric};
+use crate::api::analysis::{Authentication, OAuth2Config, WebMetric, WebMetricHeader};
 
 /// Default request timeout.
 pub const DEFAULT_TIMEOUT_SECONDS: i64 = 10;
@@ -125,6 +125,30 @@ async fn oauth2_token(
         .ok_or_else(|| fail("server response missing access_token".to_string()))
 }
 
+/// The metric's `headers`, a later entry replacing an earlier one of the same name (Go's
+/// `Header.Set`). A name or value HTTP cannot carry is a spec error naming the entry.
+pub(crate) fn header_map(
+    provider: &'static str,
+    headers: &[WebMetricHeader],
+) -> Result<reqwest::header::HeaderMap, ProviderErrorKind> {
+    let mut map = reqwest::header::HeaderMap::new();
+    for (i, h) in headers.iter().enumerate() {
+        let bad = |what: &str| {
+            ProviderErrorKind::invalid(
+                provider,
+                &format!("headers[{i}]"),
+                format!("invalid header {what}"),
+            )
+        };
+        let name = reqwest::header::HeaderName::from_bytes(h.key.as_bytes())
+            .map_err(|_| bad(&format!("name {:?}", h.key)))?;
+        let value = reqwest::header::HeaderValue::from_str(&h.value)
+            .map_err(|_| bad(&format!("value for {:?}", h.key)))?;
+        map.insert(name, value);
+    }
+    Ok(map)
+}
+
 /// Converts the Kubernetes JSONPath template form (`{$.a}`, `{.a}`) to an RFC 9535 query.
 fn to_rfc_jsonpath(template: &str) -> String {
     let t = template.trim();
@@ -180,16 +204,19 @@ pub(crate) async fn measure(
     let timeout = Duration::from_secs(timeout as u64);
     let client = providers.client(web.insecure.unwrap_or(false));
     let mut request = client.request(method, &web.url).timeout(timeout);
-    for h in web.headers.iter().flatten() {
-        request = request.header(h.key.as_str(), h.value.as_str());
+    let mut headers = header_map("web", web.headers.as_deref().unwrap_or_default())?;
+    if web.json_body.is_some() {
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/json"),
+        );
     }
+    request = request.headers(headers);
     request = authenticate("web", web.authentication.as_ref(), client, timeout, request).await?;
     if let Some(b) = body {
         request = request.body(b.to_string());
     } else if let Some(j) = &web.json_body {
-        request = request
-            .header(reqwest::header::CONTENT_TYPE, "application/json")
-            .body(j.to_string());
+        request = request.body(j.to_string());
     }
     let response = request
         .send()
@@ -455,15 +482,25 @@ mod tests {
         let got = measure(json!({
             "url": format!("{base}/echo"),
             "method": "POST",
-            "headers": [{"key": "X-Token", "value": "abc"}],
+            "headers": [
+                {"key": "X-Token", "value": "old"},
+                {"key": "X-Token", "value": "abc"},
+                {"key": "Content-Type", "value": "text/plain"}
+            ],
             "jsonBody": {"query": "errors", "n": 1}
         }))
         .await
         .unwrap();
         assert_eq!(got.value, Value::from(&json!({"ok": true})));
         let (headers, body) = seen.lock().unwrap().pop().unwrap();
-        assert_eq!(headers["x-token"], "abc");
-        assert_eq!(headers["content-type"], "application/json");
+        assert_eq!(
+            headers.get_all("x-token").iter().collect::<Vec<_>>(),
+            vec!["abc"]
+        );
+        assert_eq!(
+            headers.get_all("content-type").iter().collect::<Vec<_>>(),
+            vec!["application/json"]
+        );
         let sent: serde_json::Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(sent, json!({"query": "errors", "n": 1}));
 
@@ -486,6 +523,15 @@ mod tests {
         .await
         .unwrap_err();
         assert!(err.to_string().contains("use either Body or JSONBody"));
+        let err = measure(
+            json!({"url": "http://127.0.0.1:9/", "headers": [{"key": "bad name", "value": "x"}]}),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "web.headers[0]: invalid header name \"bad name\""
+        );
         let err = measure(json!({"url": "http://127.0.0.1:9/", "method": "DELETE"}))
             .await
             .unwrap_err();
