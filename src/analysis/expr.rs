@@ -33,8 +33,8 @@
 //! - One divergence: Argo type-checks against the concrete Go type of `result`, so it rejects
 //!   `result == "ok"` at compile time when a provider returned a number; Sluice evaluates that to
 //!   `false` (expr-lang's runtime equality), which marks the measurement Failed instead of Error.
-//! - Not supported (parse error naming the construct): `matches`, ranges `..`, slices `a[1:2]`,
-//!   `let`, pipes `|`, and builtins other than those listed in [`Condition::parse`]'s docs.
+//! - Not supported (parse error naming the construct): ranges `..`, slices `a[1:2]`, `let`,
+//!   pipes `|`, and builtins other than those listed in [`Condition::parse`]'s docs.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -165,8 +165,10 @@ impl Condition {
     /// Parses and type-checks a condition once. Supported: `result`, literals (numbers, strings in
     /// `"`/`'`/`` ` ``, `true`, `false`, `nil`, `[..]` lists, `{k: v}` maps), `.field`, `?.field`,
     /// `[i]` (negative counts from the end), `and or not && || !`, `== != < <= > >=`,
-    /// `in`/`not in`, `contains startsWith endsWith`, `+ - * / % ** ^`, `??`, `c ? a : b`, and
-    /// the functions `len asInt asFloat isNaN isInf isNil default abs` plus the predicates
+    /// `in`/`not in`, `contains startsWith endsWith`, `+ - * / % ** ^`, `??`, `c ? a : b`,
+    /// `matches` (regular expression), the functions `len asInt asFloat isNaN isInf isNil
+    /// default abs max min sum first last int float string lower upper trim ceil floor round`
+    /// plus the predicates
     /// `all any none one filter map count` with `{# ...}` / `{.field ...}` bodies.
     pub fn parse(expression: &str) -> Result<Condition, ExprError> {
         let fail = |message: String| ExprError::Parse {
@@ -447,6 +449,7 @@ enum BinOp {
     Contains,
     StartsWith,
     EndsWith,
+    Matches,
     Add,
     Sub,
     Mul,
@@ -469,6 +472,7 @@ impl BinOp {
             BinOp::Contains => "contains",
             BinOp::StartsWith => "startsWith",
             BinOp::EndsWith => "endsWith",
+            BinOp::Matches => "matches",
             BinOp::Add => "+",
             BinOp::Sub => "-",
             BinOp::Mul => "*",
@@ -489,19 +493,48 @@ enum Func {
     IsNil,
     Default,
     Abs,
+    Max,
+    Min,
+    Sum,
+    First,
+    Last,
+    Int,
+    Float,
+    Str,
+    Lower,
+    Upper,
+    Trim,
+    Ceil,
+    Floor,
+    Round,
 }
 
 impl Func {
-    fn lookup(name: &str) -> Option<(Func, usize)> {
+    /// The function, its minimum and maximum argument count.
+    fn lookup(name: &str) -> Option<(Func, usize, usize)> {
         Some(match name {
-            "len" => (Func::Len, 1),
-            "asInt" => (Func::AsInt, 1),
-            "asFloat" => (Func::AsFloat, 1),
-            "isNaN" => (Func::IsNaN, 1),
-            "isInf" => (Func::IsInf, 1),
-            "isNil" => (Func::IsNil, 1),
-            "default" => (Func::Default, 2),
-            "abs" => (Func::Abs, 1),
+            "len" => (Func::Len, 1, 1),
+            "asInt" => (Func::AsInt, 1, 1),
+            "asFloat" => (Func::AsFloat, 1, 1),
+            "isNaN" => (Func::IsNaN, 1, 1),
+            "isInf" => (Func::IsInf, 1, 1),
+            "isNil" => (Func::IsNil, 1, 1),
+            "default" => (Func::Default, 2, 2),
+            "abs" => (Func::Abs, 1, 1),
+            "max" => (Func::Max, 1, usize::MAX),
+            "min" => (Func::Min, 1, usize::MAX),
+            "sum" => (Func::Sum, 1, 1),
+            "first" => (Func::First, 1, 1),
+            "last" => (Func::Last, 1, 1),
+            "int" => (Func::Int, 1, 1),
+            "float" => (Func::Float, 1, 1),
+            "string" => (Func::Str, 1, 1),
+            "lower" => (Func::Lower, 1, 1),
+            "upper" => (Func::Upper, 1, 1),
+            "trim" => (Func::Trim, 1, 1),
+            "ceil" => (Func::Ceil, 1, 1),
+            "floor" => (Func::Floor, 1, 1),
+            "round" => (Func::Round, 1, 1),
             _ => return None,
         })
     }
@@ -658,6 +691,7 @@ impl Parser {
                 "contains" => (Infix::Bin(BinOp::Contains), 20, false, 1),
                 "startsWith" => (Infix::Bin(BinOp::StartsWith), 20, false, 1),
                 "endsWith" => (Infix::Bin(BinOp::EndsWith), 20, false, 1),
+                "matches" => (Infix::Bin(BinOp::Matches), 20, false, 1),
                 "not" if matches!(self.peek_at(1), Some(TokKind::Ident(n)) if n == "in") => {
                     (Infix::Bin(BinOp::NotIn), 20, false, 2)
                 }
@@ -854,22 +888,21 @@ impl Parser {
             "false" => return Ok(Node::Lit(Value::Bool(false))),
             "nil" => return Ok(Node::Lit(Value::Nil)),
             "result" => return Ok(Node::Result),
-            "matches" => return Err("the matches operator is not supported".to_string()),
             "let" => return Err("let bindings are not supported".to_string()),
             _ => {}
         }
         let is_call = self.is_op("(");
-        if let Some((func, arity)) = Func::lookup(&word) {
+        if let Some((func, min_args, max_args)) = Func::lookup(&word) {
             if !is_call {
                 return Err(format!(
                     "{word} is a function and must be called: {word}(...)"
                 ));
             }
             let args = self.parse_args()?;
-            if args.len() < arity {
+            if args.len() < min_args {
                 return Err(format!("not enough arguments to call {word}"));
             }
-            if args.len() > arity {
+            if args.len() > max_args {
                 return Err(format!("too many arguments to call {word}"));
             }
             return Ok(Node::Call(func, args));
@@ -1050,6 +1083,12 @@ fn check(node: &Node, depth: usize) -> Result<Ty, String> {
         }
         Node::Binary(op, l, r) => {
             let (lt, rt) = (check(l, d)?, check(r, d)?);
+            if *op == BinOp::Matches
+                && let Node::Lit(Value::String(pattern)) = r.as_ref()
+            {
+                regex::Regex::new(pattern)
+                    .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
+            }
             check_binary(*op, lt, rt)?
         }
         Node::Call(func, args) => {
@@ -1088,6 +1127,10 @@ fn check(node: &Node, depth: usize) -> Result<Ty, String> {
                     }
                     ts[0]
                 }
+                Func::Max | Func::Min | Func::Sum | Func::First | Func::Last => Ty::Unknown,
+                Func::Int => Ty::Int,
+                Func::Float | Func::Ceil | Func::Floor | Func::Round => Ty::Float,
+                Func::Str | Func::Lower | Func::Upper | Func::Trim => Ty::String,
             }
         }
         Node::Predicate(pred, list, body) => {
@@ -1138,7 +1181,7 @@ fn check_binary(op: BinOp, lt: Ty, rt: Ty) -> Result<Ty, String> {
             }
             Ty::Bool
         }
-        BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith => {
+        BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith | BinOp::Matches => {
             if (lt.known() && lt != Ty::String) || (rt.known() && rt != Ty::String) {
                 return Err(mismatched(sym, lt, rt));
             }
@@ -1434,6 +1477,14 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, String> {
             };
             Value::Bool(found == (op == BinOp::In))
         }
+        BinOp::Matches => match (l, r) {
+            (Value::String(a), Value::String(pattern)) => {
+                let re = regex::Regex::new(pattern)
+                    .map_err(|e| format!("invalid regular expression {pattern:?}: {e}"))?;
+                Value::Bool(re.is_match(a))
+            }
+            _ => return Err(bad()),
+        },
         BinOp::Contains | BinOp::StartsWith | BinOp::EndsWith => match (l, r) {
             (Value::String(a), Value::String(b)) => Value::Bool(match op {
                 BinOp::Contains => a.contains(b.as_str()),
@@ -1548,6 +1599,122 @@ fn call(func: Func, args: &[Value], result: &Value) -> Result<Value, String> {
                 ));
             }
         },
+        Func::Max | Func::Min => {
+            let name = if func == Func::Max { "max" } else { "min" };
+            // One list argument means "of its elements", as expr-lang 1.17.
+            let items = match args {
+                [Value::List(items)] => items.as_slice(),
+                _ => args,
+            };
+            let mut best: Option<&Value> = None;
+            for item in items {
+                let f = item.as_f64().ok_or_else(|| {
+                    format!("invalid argument for {name} (type {})", item.type_name())
+                })?;
+                let better = best.is_none_or(|b| {
+                    let bf = b.as_f64().unwrap_or(f64::NAN);
+                    if func == Func::Max { f > bf } else { f < bf }
+                });
+                if better {
+                    best = Some(item);
+                }
+            }
+            best.cloned().unwrap_or(Value::Nil)
+        }
+        Func::Sum => {
+            let Value::List(items) = arg else {
+                return Err(format!(
+                    "invalid argument for sum (type {})",
+                    arg.type_name()
+                ));
+            };
+            let mut int_sum: i64 = 0;
+            let mut float_sum: f64 = 0.0;
+            let mut any_float = false;
+            for item in items {
+                match item {
+                    Value::Int(i) => int_sum = int_sum.wrapping_add(*i),
+                    Value::Float(f) => {
+                        any_float = true;
+                        float_sum += f;
+                    }
+                    other => {
+                        return Err(format!(
+                            "invalid argument for sum (type {})",
+                            other.type_name()
+                        ));
+                    }
+                }
+            }
+            if any_float {
+                Value::Float(float_sum + int_sum as f64)
+            } else {
+                Value::Int(int_sum)
+            }
+        }
+        Func::First | Func::Last => match arg {
+            Value::List(items) => {
+                let item = if func == Func::First {
+                    items.first()
+                } else {
+                    items.last()
+                };
+                item.cloned().unwrap_or(Value::Nil)
+            }
+            other => {
+                return Err(format!(
+                    "invalid argument for {} (type {})",
+                    if func == Func::First { "first" } else { "last" },
+                    other.type_name()
+                ));
+            }
+        },
+        Func::Int => Value::Int(match arg {
+            Value::Int(i) => *i,
+            Value::Float(f) => *f as i64,
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| format!("strconv.Atoi: parsing {s:?}: invalid syntax"))?,
+            other => return Err(format!("invalid operation: int({})", other.type_name())),
+        }),
+        Func::Float => Value::Float(match arg {
+            Value::Int(i) => *i as f64,
+            Value::Float(f) => *f,
+            Value::String(s) => s
+                .trim()
+                .parse()
+                .map_err(|_| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))?,
+            other => return Err(format!("invalid operation: float({})", other.type_name())),
+        }),
+        Func::Str => Value::String(match arg {
+            Value::String(s) => s.clone(),
+            Value::Nil => "<nil>".to_string(),
+            other => other.to_string(),
+        }),
+        Func::Lower | Func::Upper | Func::Trim => match arg {
+            Value::String(s) => Value::String(match func {
+                Func::Lower => s.to_lowercase(),
+                Func::Upper => s.to_uppercase(),
+                _ => s.trim().to_string(),
+            }),
+            other => {
+                return Err(format!(
+                    "invalid argument for string function (type {})",
+                    other.type_name()
+                ));
+            }
+        },
+        Func::Ceil | Func::Floor | Func::Round => {
+            let f = arg.as_f64().ok_or_else(|| {
+                format!("invalid argument for rounding (type {})", arg.type_name())
+            })?;
+            Value::Float(match func {
+                Func::Ceil => f.ceil(),
+                Func::Floor => f.floor(),
+                _ => f.round(),
+            })
+        }
     })
 }
 
@@ -1852,8 +2019,8 @@ mod tests {
             ),
             ("'a' < 1", "invalid operation: <"),
             ("len(1) > 0", "invalid argument for len (type int)"),
-            ("result matches 'a'", "unexpected token"),
-            ("matches(result, 'a')", "matches operator is not supported"),
+            ("result matches '('", "invalid regular expression"),
+            ("max()", "not enough arguments to call max"),
             ("'unterminated", "unterminated string"),
             ("result @ 1", "unexpected character '@'"),
             ("result[1:2] == nil", "slices"),
