@@ -157,6 +157,43 @@ pub struct RunPlan {
     pub events: Vec<RunEvent>,
 }
 
+/// For a due `job` measurement with nothing in flight: the Job to create (upstream naming,
+/// labels and owner) and the measurement to record once it exists (in flight, checked again
+/// right away, as upstream). `None` for other providers or when a Job is already running.
+/// Resuming uses [`crate::analysis::providers::job::job_reference`] on the in-flight
+/// measurement's metadata and [`crate::analysis::providers::job::assess_job`]; terminating deletes
+/// the Job (foreground propagation) and records `Finished { phase: Inconclusive }`.
+pub fn job_to_create(
+    run: &AnalysisRun,
+    due: &DueMeasurement,
+    job_namespace: Option<&str>,
+    now: DateTime<Utc>,
+) -> Option<(k8s_openapi::api::batch::v1::Job, TakenMeasurement)> {
+    let MetricProvider::Job(spec) = &due.provider.0 else {
+        return None;
+    };
+    if due.in_flight.is_some() {
+        return None;
+    }
+    let run_ref = super::providers::job::RunRef {
+        name: run.metadata.name.as_deref().unwrap_or_default(),
+        namespace: run.metadata.namespace.as_deref().unwrap_or_default(),
+        uid: run.metadata.uid.as_deref().unwrap_or_default(),
+    };
+    let job =
+        super::providers::job::build_job(run_ref, &due.metric, spec, due.attempt, job_namespace);
+    let taken = TakenMeasurement {
+        metric: due.metric.clone(),
+        started_at: now,
+        finished_at: now,
+        outcome: MeasurementOutcome::InFlight {
+            metadata: super::providers::job::measurement_metadata(&job),
+            resume_at: now,
+        },
+    };
+    Some((job, taken))
+}
+
 /// Converts to the API's timestamp, at the second precision the API serializes.
 pub fn to_time(t: DateTime<Utc>) -> Time {
     Time(jiff::Timestamp::from_second(t.timestamp()).unwrap_or(jiff::Timestamp::UNIX_EPOCH))
@@ -1040,6 +1077,30 @@ mod tests {
         assert_eq!(ms[0].finished_at, Some(to_time(at(9))));
         assert_eq!(ms[0].metadata.as_ref().unwrap()["job-name"], "u-1.smoke.1");
         assert!(ms[0].resume_at.is_none());
+    }
+
+    #[test]
+    fn due_job_measurement_yields_the_job_to_create_and_its_in_flight_record() {
+        let metric = json!({
+            "name": "smoke",
+            "provider": {"job": {"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox"}]}}}}}
+        });
+        let run = run_from(json!({"metrics": [metric]}));
+        let s = SecretValues::new();
+        let plan = plan_run(&run, &s, &[], at(0));
+        let (job, taken) = job_to_create(&run, &plan.due[0], None, at(0)).unwrap();
+        assert_eq!(job.metadata.name.as_deref(), Some("u-1.smoke.1"));
+        assert_eq!(job.metadata.namespace.as_deref(), Some("ns"));
+        let p = plan_run(&run, &s, &[taken], at(0));
+        let m = &p.status.metric_results.unwrap()[0]
+            .measurements
+            .clone()
+            .unwrap()[0];
+        assert_eq!(m.phase, AnalysisPhase::Running);
+        assert_eq!(m.metadata.as_ref().unwrap()["job-name"], "u-1.smoke.1");
+        assert_eq!(p.due.len(), 1, "checked again right away");
+        assert!(p.due[0].in_flight.is_some());
+        assert!(job_to_create(&run, &p.due[0], None, at(0)).is_none());
     }
 
     #[test]
