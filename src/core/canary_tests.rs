@@ -890,3 +890,74 @@ fn planning_a_ten_step_rollout_with_ten_replica_sets_is_cheap() {
     eprintln!("100 plans: {elapsed:?}");
     assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
 }
+
+fn restarting(restart_at: i64, pods_created: &[i64]) -> Observed {
+    let ro = RolloutBuilder::new("app:v1")
+        .steps(v1_v2_steps())
+        .settled_on("app:v1")
+        .spec(|s| s.restart_at = Some(time(restart_at)))
+        .build();
+    let mut obs = observed(ro, vec![rs("app:v1", 10, 10, 1)]);
+    obs.rollout.metadata.annotations =
+        Some([(REVISION_ANNOTATION.to_string(), "1".to_string())].into());
+    obs.pods = pods_created
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| pod("app:v1", i, c))
+        .collect();
+    obs
+}
+
+fn evictions(p: &Plan) -> Vec<String> {
+    p.changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::EvictPod { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn restart_evicts_old_pods_one_unavailable_slot_at_a_time() {
+    let obs = restarting(100, &[10; 10]);
+    assert!(Observed::needs_pods(&obs.rollout, at(200)));
+    let p = plan(&obs, at(200));
+    assert_eq!(evictions(&p), vec![format!("{}-0", rs_name("app:v1"))]);
+    assert_eq!(p.status.restarted_at, None);
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(30)));
+    assert_eq!(
+        phase_of(&p),
+        (RolloutPhase::Progressing, "rollout is restarting")
+    );
+}
+
+#[test]
+fn restart_waits_while_availability_is_at_the_floor() {
+    let mut obs = restarting(100, &[10; 10]);
+    obs.pods[3].status = None; // one pod not ready: nothing more may go
+    let p = plan(&obs, at(200));
+    assert!(evictions(&p).is_empty());
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn restart_completes_when_every_pod_is_newer() {
+    let obs = restarting(100, &[150; 10]);
+    let p = plan(&obs, at(200));
+    assert!(evictions(&p).is_empty());
+    assert_eq!(p.status.restarted_at, Some(time(100)));
+    assert_eq!(p.status.phase, Some(RolloutPhase::Healthy));
+    let mut done = obs.rollout.clone();
+    done.status = Some(p.status.clone());
+    assert!(!Observed::needs_pods(&done, at(200)));
+}
+
+#[test]
+fn a_future_restart_is_requeued_for_its_time() {
+    let obs = restarting(300, &[10; 10]);
+    assert!(!Observed::needs_pods(&obs.rollout, at(200)));
+    let p = plan(&obs, at(200));
+    assert!(evictions(&p).is_empty());
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(100)));
+}

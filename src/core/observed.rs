@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::jiff::Timestamp;
 
 use crate::api::rollout::Rollout;
 
@@ -17,4 +18,27 @@ pub struct Observed {
     /// The Services named by `canaryService` / `stableService`, keyed by name; `None` means
     /// the Service does not exist.
     pub services: BTreeMap<String, Option<Service>>,
+    /// Pods controlled by this Rollout's ReplicaSets. Only read while a restart is due
+    /// (see [`Observed::needs_pods`]); may be left empty otherwise to spare a pod listing.
+    pub pods: Vec<Pod>,
+}
+
+impl Observed {
+    /// Whether `pods` must be filled for a correct plan at `now`: `spec.restartAt` has
+    /// passed and `status.restartedAt` does not record it yet.
+    pub fn needs_pods(rollout: &Rollout, now: Timestamp) -> bool {
+        restart_due(rollout, now)
+    }
+}
+
+/// Upstream's `NeedsRestart`.
+pub(crate) fn restart_due(rollout: &Rollout, now: Timestamp) -> bool {
+    let Some(at) = rollout.spec.restart_at.as_ref() else {
+        return false;
+    };
+    let done = rollout
+        .status
+        .as_ref()
+        .and_then(|s| s.restarted_at.as_ref());
+    done != Some(at) && now > at.0
 }

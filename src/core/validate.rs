@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::observed::Observed;
 use super::replicas::Limits;
-use crate::api::rollout::{RolloutSpec, RolloutStatus};
+use crate::api::rollout::RolloutSpec;
 
 /// Why a Rollout cannot be reconciled.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -127,18 +127,12 @@ const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
 
 /// Checks the Rollout in `observed` (including that referenced Services exist).
 pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
-    let spec = &observed.rollout.spec;
-    let status = observed.rollout.status.as_ref();
-    validate_spec(spec, status)?;
+    validate_spec(&observed.rollout.spec)?;
     validate_services(observed)
 }
 
-/// Checks a Rollout spec on its own. `status` is consulted only for `restartAt`, which is
-/// unsupported only while a restart is pending.
-pub fn validate_spec(
-    spec: &RolloutSpec,
-    status: Option<&RolloutStatus>,
-) -> Result<(), InvalidSpec> {
+/// Checks a Rollout spec on its own.
+pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let strategy = spec.strategy.as_ref();
     if strategy.is_none_or(|s| s.canary.is_none() && s.blue_green.is_none()) {
         return Err(invalid(
@@ -168,14 +162,6 @@ pub fn validate_spec(
         if (feature.present)(spec) {
             return Err(invalid(feature.field, "is not supported by Sluice yet"));
         }
-    }
-    if spec.restart_at.is_some()
-        && spec.restart_at.as_ref() != status.and_then(|s| s.restarted_at.as_ref())
-    {
-        return Err(invalid(
-            "spec.restartAt",
-            "restarting pods is not supported by Sluice yet",
-        ));
     }
     let Some(template) = spec.template.as_ref() else {
         return Err(invalid(
