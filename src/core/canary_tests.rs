@@ -961,3 +961,78 @@ fn a_future_restart_is_requeued_for_its_time() {
     assert!(evictions(&p).is_empty());
     assert_eq!(p.requeue_after, Some(Duration::from_secs(100)));
 }
+
+#[test]
+fn a_new_template_mid_update_drains_the_abandoned_canary() {
+    let mut sim = Sim {
+        obs: mid_update(2, (5, 5), (5, 5)),
+        now: 100,
+    };
+    sim.set_image("app:v3");
+    let plans = sim.run_until_quiet(40);
+    assert!(
+        plans.iter().all(|p| p.status.replicas.unwrap_or(0) <= 11),
+        "surge ceiling"
+    );
+    let s = sim.status();
+    assert_eq!(s.current_pod_hash, Some(hash("app:v3")));
+    assert_eq!(s.stable_rs, Some(hash("app:v1")));
+    assert_eq!(s.current_step_index, Some(1));
+    assert_eq!(s.message.as_deref(), Some("CanaryPauseStep"));
+    assert_eq!(
+        sim.specs(),
+        [
+            (rs_name("app:v1"), 8),
+            (rs_name("app:v2"), 0),
+            (rs_name("app:v3"), 2)
+        ]
+        .into()
+    );
+    // The abandoned canary got a revision below the new one.
+    let revision = |image: &str| {
+        sim.obs
+            .replica_sets
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(rs_name(image).as_str()))
+            .and_then(|rs| {
+                rs.metadata
+                    .annotations
+                    .as_ref()?
+                    .get(REVISION_ANNOTATION)
+                    .cloned()
+            })
+    };
+    assert_eq!(revision("app:v3").as_deref(), Some("3"));
+}
+
+proptest::proptest! {
+    /// History cleanup never deletes the stable or the canary ReplicaSet, nor one that still
+    /// has replicas, whatever the limit and however many old revisions exist.
+    #[test]
+    fn cleanup_never_deletes_stable_canary_or_scaled_replica_sets(
+        limit in 0..4i32,
+        old in proptest::collection::vec(0..3i32, 0..8),
+        stable_spec in 0..3i32,
+    ) {
+        let ro = RolloutBuilder::new("app:new")
+            .spec(|s| s.revision_history_limit = Some(limit))
+            .updating("app:stable", "app:new", 0)
+            .build();
+        let mut sets: Vec<_> = old
+            .iter()
+            .enumerate()
+            .map(|(i, &spec)| rs(&format!("app:old{i}"), spec, spec, i as i64 + 1))
+            .collect();
+        sets.push(rs("app:stable", stable_spec, stable_spec, 20));
+        sets.push(rs("app:new", 0, 0, 21));
+        let p = plan(&observed(ro, sets.clone()), at(5000));
+        for c in &p.changes {
+            if let Change::DeleteReplicaSet { name } = c {
+                proptest::prop_assert_ne!(name, &rs_name("app:stable"));
+                proptest::prop_assert_ne!(name, &rs_name("app:new"));
+                let victim = sets.iter().find(|r| r.metadata.name.as_deref() == Some(name.as_str())).unwrap();
+                proptest::prop_assert_eq!(victim.spec.as_ref().unwrap().replicas, Some(0));
+            }
+        }
+    }
+}
