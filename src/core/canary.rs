@@ -9,6 +9,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
 use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
@@ -39,14 +40,19 @@ pub const MANAGED_BY_ROLLOUTS_ANNOTATION: &str = "argo-rollouts.argoproj.io/mana
 
 /// Decides what one reconcile of a canary Rollout should do. `now` is the reconcile time; it
 /// is truncated to whole seconds, the precision status timestamps are stored with.
-pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
-    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+pub fn plan(observed: &Observed, now: DateTime<Utc>) -> Plan {
+    let now = to_time(now);
     let rollout = &observed.rollout;
     let prev = rollout.status.clone().unwrap_or_default();
     if let Err(err) = validate(observed) {
         return invalid_spec_plan(rollout, prev, &err, &now);
     }
     Planner::new(observed, prev, now).run()
+}
+
+/// Whole seconds as a Kubernetes `Time` (status timestamps have second precision).
+pub(crate) fn to_time(now: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(now.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
 fn invalid_spec_plan(
@@ -531,7 +537,7 @@ impl<'a> Planner<'a> {
         let Some(restart_at) = self.spec.restart_at.clone() else {
             return false;
         };
-        if !restart_due(&self.obs.rollout, self.now.0) {
+        if !restart_due(&self.obs.rollout, &self.now) {
             let left = restart_at.0.as_second() - self.now.0.as_second();
             if left > 0 && status.restarted_at.as_ref() != Some(&restart_at) {
                 self.requeue_in(Duration::from_secs(left.unsigned_abs()));

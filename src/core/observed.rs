@@ -3,9 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::api::rollout::Rollout;
 
@@ -26,13 +27,13 @@ pub struct Observed {
 impl Observed {
     /// Whether `pods` must be filled for a correct plan at `now`: `spec.restartAt` has
     /// passed and `status.restartedAt` does not record it yet.
-    pub fn needs_pods(rollout: &Rollout, now: Timestamp) -> bool {
-        restart_due(rollout, now)
+    pub fn needs_pods(rollout: &Rollout, now: DateTime<Utc>) -> bool {
+        restart_due(rollout, &super::canary::to_time(now))
     }
 }
 
 /// Upstream's `NeedsRestart`.
-pub(crate) fn restart_due(rollout: &Rollout, now: Timestamp) -> bool {
+pub(crate) fn restart_due(rollout: &Rollout, now: &Time) -> bool {
     let Some(at) = rollout.spec.restart_at.as_ref() else {
         return false;
     };
@@ -40,5 +41,5 @@ pub(crate) fn restart_due(rollout: &Rollout, now: Timestamp) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.restarted_at.as_ref());
-    done != Some(at) && now > at.0
+    done != Some(at) && now > at
 }

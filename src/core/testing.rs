@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::{
     Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
@@ -24,12 +25,12 @@ use crate::api::rollout::{
 
 pub const NAME: &str = "demo";
 
-pub fn at(second: i64) -> Timestamp {
-    Timestamp::from_second(second).unwrap()
+pub fn at(second: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(second, 0).unwrap()
 }
 
 pub fn time(second: i64) -> Time {
-    Time(at(second))
+    Time(Timestamp::from_second(second).unwrap())
 }
 
 pub fn weight(w: i32) -> CanaryStep {
