@@ -1036,3 +1036,30 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_hash_collision_bumps_the_collision_count_instead_of_creating() {
+    // Something else already holds the name the v2 template hashes to.
+    let mut squatter = rs("app:other", 0, 0, 1);
+    squatter.metadata.name = Some(rs_name("app:v2"));
+    let ro = RolloutBuilder::new("app:v2").build();
+    let p = plan(&observed(ro.clone(), vec![squatter.clone()]), at(50));
+    assert!(
+        !p.changes
+            .iter()
+            .any(|c| matches!(c, Change::CreateReplicaSet(_)))
+    );
+    assert_eq!(p.status.collision_count, Some(1));
+
+    let mut bumped = ro;
+    bumped.status = Some(p.status);
+    let p = plan(&observed(bumped, vec![squatter]), at(51));
+    let Some(Change::CreateReplicaSet(created)) = p.changes.first() else {
+        panic!("{:?}", p.changes);
+    };
+    let expected = format!(
+        "{NAME}-{}",
+        crate::core::hash::pod_template_hash(&template("app:v2"), Some(1))
+    );
+    assert_eq!(created.metadata.name.as_deref(), Some(expected.as_str()));
+}

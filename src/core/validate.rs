@@ -351,3 +351,59 @@ pub fn selector_matches(
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn selector_expressions_match_like_kubernetes() {
+        let labels: BTreeMap<String, String> =
+            [("app".into(), "demo".into()), ("tier".into(), "web".into())].into();
+        let sel = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+            match_labels: Some([("app".into(), "demo".into())].into()),
+            match_expressions: Some(exprs),
+        };
+        for (exprs, expected) in [
+            (vec![req("tier", "In", &["web", "api"])], true),
+            (vec![req("tier", "In", &["api"])], false),
+            (vec![req("tier", "NotIn", &["api"])], true),
+            (vec![req("zone", "NotIn", &["a"])], true),
+            (vec![req("tier", "Exists", &[])], true),
+            (vec![req("zone", "Exists", &[])], false),
+            (vec![req("zone", "DoesNotExist", &[])], true),
+            (vec![req("tier", "DoesNotExist", &[])], false),
+        ] {
+            assert_eq!(
+                selector_matches(&sel(exprs.clone()), &labels),
+                Ok(expected),
+                "{exprs:?}"
+            );
+        }
+        assert_eq!(
+            selector_matches(&sel(vec![req("tier", "Near", &[])]), &labels),
+            Err("Near".to_string())
+        );
+    }
+
+    #[test]
+    fn the_unsupported_lists_name_real_fields() {
+        for f in UNSUPPORTED_FEATURES.iter().chain(TRAFFIC_ROUTING_ONLY) {
+            assert!(f.field.starts_with("spec."), "{}", f.field);
+            assert!(
+                !(f.present)(&RolloutSpec::default()),
+                "{} on an empty spec",
+                f.field
+            );
+        }
+    }
+}
