@@ -972,11 +972,28 @@ impl<'a> Planner<'a> {
         };
         let t = self.targets(new);
         let (c, s) = (&self.rs[new], &self.rs[stable]);
-        c.spec == t.canary
-            && c.available == t.canary
+        self.progress_threshold_met(c, t.canary)
             && s.spec == t.stable
             && s.replicas == t.stable
             && self.others(new).iter().all(|&i| self.rs[i].available == 0)
+    }
+
+    /// Whether the canary has enough available pods for `desired`: all of them, or what
+    /// `replicaProgressThreshold` accepts (`Percent` of desired, or a number of `Pods`).
+    fn progress_threshold_met(&self, canary: &RsView, desired: i32) -> bool {
+        let threshold = self
+            .spec
+            .canary()
+            .and_then(|c| c.replica_progress_threshold.as_ref())
+            .filter(|t| t.value >= 0);
+        match threshold {
+            None => canary.spec == desired && canary.available == desired,
+            Some(t) if t.type_ == "Percent" => {
+                desired == 0
+                    || i64::from(canary.available) * 100 >= i64::from(t.value) * i64::from(desired)
+            }
+            Some(t) => canary.available >= t.value,
+        }
     }
 
     /// Upstream's `shouldFullPromote`: why the canary should become the stable now.
@@ -987,7 +1004,8 @@ impl<'a> Planner<'a> {
         if self.prev.is_aborted() && !self.pause.remove_abort {
             return None;
         }
-        if self.rs[new].available < self.replicas {
+        let canary = &self.rs[new];
+        if canary.available < self.replicas && !self.progress_threshold_met(canary, self.replicas) {
             return None;
         }
         if self.prev.promote_full.unwrap_or(false) {

@@ -657,6 +657,18 @@ fn invalid_specs_touch_nothing_but_the_status() {
                 .build(),
             "spec.strategy.canary.scaleDownDelaySeconds: can only be used with trafficRouting",
         ),
+        (
+            base()
+                .canary(|c| {
+                    c.replica_progress_threshold =
+                        Some(crate::api::rollout::ReplicaProgressThreshold {
+                            type_: "Percentage".into(),
+                            value: 50,
+                        })
+                })
+                .build(),
+            "spec.strategy.canary.replicaProgressThreshold.type: must be \"Percent\" or \"Pods\", got \"Percentage\"",
+        ),
     ];
     for (ro, message) in cases {
         let mut obs = mid_update(0, (0, 0), (10, 10));
@@ -1062,4 +1074,35 @@ fn a_hash_collision_bumps_the_collision_count_instead_of_creating() {
         crate::core::hash::pod_template_hash(&template("app:v2"), Some(1))
     );
     assert_eq!(created.metadata.name.as_deref(), Some(expected.as_str()));
+}
+
+#[test]
+fn replica_progress_threshold_lets_a_step_complete_before_every_canary_pod_is_up() {
+    use crate::api::rollout::ReplicaProgressThreshold;
+    let with = |type_: &str, value: i32| {
+        let mut obs = mid_update(2, (5, 3), (5, 5));
+        obs.rollout
+            .spec
+            .strategy
+            .as_mut()
+            .unwrap()
+            .canary
+            .as_mut()
+            .unwrap()
+            .replica_progress_threshold = Some(ReplicaProgressThreshold {
+            type_: type_.into(),
+            value,
+        });
+        plan(&obs, at(50)).status.current_step_index
+    };
+    assert_eq!(
+        plan(&mid_update(2, (5, 3), (5, 5)), at(50))
+            .status
+            .current_step_index,
+        Some(2)
+    );
+    assert_eq!(with("Percent", 60), Some(3), "3 of 5 is 60%");
+    assert_eq!(with("Percent", 61), Some(2));
+    assert_eq!(with("Pods", 3), Some(3));
+    assert_eq!(with("Pods", 4), Some(2));
 }

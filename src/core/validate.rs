@@ -60,13 +60,6 @@ pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
         present: |s| s.canary().is_some_and(|c| c.anti_affinity.is_some()),
     },
     Unsupported {
-        field: "spec.strategy.canary.replicaProgressThreshold",
-        present: |s| {
-            s.canary()
-                .is_some_and(|c| c.replica_progress_threshold.is_some())
-        },
-    },
-    Unsupported {
         field: "spec.rollbackWindow",
         present: |s| s.rollback_window.is_some(),
     },
@@ -247,6 +240,15 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
         )
     })?;
 
+    if let Some(t) = &canary.replica_progress_threshold
+        && t.type_ != "Percent"
+        && t.type_ != "Pods"
+    {
+        return Err(invalid(
+            "spec.strategy.canary.replicaProgressThreshold.type",
+            format!("must be \"Percent\" or \"Pods\", got {:?}", t.type_),
+        ));
+    }
     for (i, step) in spec.steps().iter().enumerate() {
         let field = format!("spec.strategy.canary.steps[{i}]");
         let keys = step.keys();
