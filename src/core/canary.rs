@@ -416,7 +416,44 @@ impl<'a> Planner<'a> {
                 st::SKIP_STEPS_REASON,
                 "Rollback to stable ReplicaSets",
             ));
+        } else if count > 0
+            && self.rollback_within_window()
+            && self.new.is_some_and(|n| self.rs[n].spec > 0)
+        {
+            status.current_step_index = Some(count);
+            self.changes.push(Change::normal(
+                st::SKIP_STEPS_REASON,
+                "Rollback to active ReplicaSets within RollbackWindow",
+            ));
         }
+    }
+
+    /// `rollbackWindow.revisions`: the template went back to a ReplicaSet older than the
+    /// stable one, with fewer than `revisions` ReplicaSets created between the two. Such a
+    /// rollback skips the steps like a rollback to the stable does.
+    fn rollback_within_window(&self) -> bool {
+        let window = self
+            .spec
+            .rollback_window
+            .as_ref()
+            .and_then(|w| w.revisions)
+            .unwrap_or(0);
+        let (Some(new), Some(stable)) = (self.new, self.stable) else {
+            return false;
+        };
+        let (Some(new_at), Some(stable_at)) = (self.rs[new].created(), self.rs[stable].created())
+        else {
+            return false;
+        };
+        if window <= 0 || new_at >= stable_at {
+            return false;
+        }
+        let between = self
+            .rs
+            .iter()
+            .filter(|v| v.created().is_some_and(|c| c > new_at && c < stable_at))
+            .count();
+        i32::try_from(between).unwrap_or(i32::MAX) < window
     }
 
     fn create_new_replica_set(mut self, hash: String) -> Plan {
@@ -1011,6 +1048,9 @@ impl<'a> Planner<'a> {
         if self.prev.promote_full.unwrap_or(false) {
             return Some("Full promotion requested".to_string());
         }
+        if self.rollback_within_window() {
+            return Some("Rollback within window".to_string());
+        }
         if stable == new {
             return Some("Fast rollback".to_string());
         }
@@ -1028,7 +1068,8 @@ impl<'a> Planner<'a> {
         if current_is_stable {
             status.promote_full = None;
         }
-        if self.prev.promote_full.unwrap_or(false) && !current_is_stable {
+        let within_window = self.rollback_within_window();
+        if (self.prev.promote_full.unwrap_or(false) || within_window) && !current_is_stable {
             self.pause.clear = true;
             self.pause.remove_abort = true;
             if count > 0 {

@@ -1106,3 +1106,41 @@ fn replica_progress_threshold_lets_a_step_complete_before_every_canary_pod_is_up
     assert_eq!(with("Pods", 3), Some(3));
     assert_eq!(with("Pods", 4), Some(2));
 }
+
+#[test]
+fn rollback_within_the_window_skips_the_steps() {
+    // v1 (rev 1) → v2 (rev 2, stable) → the user goes back to v1, with a window of 1:
+    // no ReplicaSet between v1 and v2, so it is within the window.
+    let build = |revisions: i32| {
+        let ro = RolloutBuilder::new("app:v1")
+            .steps(v1_v2_steps())
+            .spec(|s| {
+                s.rollback_window = Some(crate::api::rollout::RollbackWindowSpec {
+                    revisions: Some(revisions),
+                })
+            })
+            .settled_on("app:v2")
+            .build();
+        observed(ro, vec![rs("app:v1", 1, 1, 1), rs("app:v2", 10, 10, 2)])
+    };
+    let p = plan(&build(1), at(500));
+    assert_eq!(p.status.current_step_index, Some(4));
+    assert!(events(&p).contains(&(
+        "SkipSteps".into(),
+        "Rollback to active ReplicaSets within RollbackWindow".into()
+    )));
+    let mut sim = Sim {
+        obs: build(1),
+        now: 500,
+    };
+    sim.run_until_quiet(40);
+    assert_eq!(sim.status().stable_rs, Some(hash("app:v1")));
+    assert_eq!(
+        sim.specs(),
+        [(rs_name("app:v1"), 10), (rs_name("app:v2"), 0)].into()
+    );
+
+    // Without a window the steps start over.
+    let p = plan(&build(0), at(500));
+    assert_eq!(p.status.current_step_index, Some(0));
+}
