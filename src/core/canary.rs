@@ -399,7 +399,7 @@ impl<'a> Planner<'a> {
     fn reset_for_update(&mut self, status: &mut RolloutStatus) {
         self.pause.clear = true;
         self.pause.remove_abort = true;
-        status.promote_full = None;
+        status.promote_full = keep_bool(status.promote_full, false);
         if let Some(c) = status.canary.as_mut() {
             c.current_step_analysis_run_status = None;
             c.current_background_analysis_run_status = None;
@@ -1066,7 +1066,7 @@ impl<'a> Planner<'a> {
         let count = self.step_count();
         let current_is_stable = self.stable == Some(new);
         if current_is_stable {
-            status.promote_full = None;
+            status.promote_full = keep_bool(status.promote_full, false);
         }
         let within_window = self.rollback_within_window();
         if (self.prev.promote_full.unwrap_or(false) || within_window) && !current_is_stable {
@@ -1079,7 +1079,7 @@ impl<'a> Planner<'a> {
         if let Some(reason) = self.full_promotion_reason(new) {
             self.pause.clear = true;
             self.pause.remove_abort = true;
-            status.promote_full = None;
+            status.promote_full = keep_bool(status.promote_full, false);
             status.current_step_index = (count > 0).then_some(count);
             let hash = self.rs[new].hash.to_string();
             if self.prev.stable_rs.as_deref() != Some(hash.as_str()) {
