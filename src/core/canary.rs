@@ -11,8 +11,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodTemplateSpec, WeightedPodAffinityTerm};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
+};
 use k8s_openapi::jiff::Timestamp;
 
 use super::hash::{pod_template_hash, step_hash, templates_semantically_equal};
@@ -520,6 +522,7 @@ impl<'a> Planner<'a> {
         let labels = meta.labels.get_or_insert_with(Default::default);
         labels.insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
         let rs_labels = labels.clone();
+        self.inject_anti_affinity(&mut template);
 
         let mut selector = self.spec.selector.clone().unwrap_or_default();
         selector
@@ -642,6 +645,49 @@ impl<'a> Planner<'a> {
             self.requeue_in(Duration::from_secs(30));
         }
         evicted > 0
+    }
+
+    /// `antiAffinity`: while a distinct stable exists, keep the new canary's pods off the
+    /// nodes running stable pods (preferred with the given weight, or required), with
+    /// upstream's term: `rollouts-pod-template-hash In [<stable>]`, per hostname.
+    fn inject_anti_affinity(&self, template: &mut PodTemplateSpec) {
+        let Some(strategy) = self.spec.canary().and_then(|c| c.anti_affinity.as_ref()) else {
+            return;
+        };
+        let Some(stable) = self.stable.map(|i| self.rs[i].hash) else {
+            return;
+        };
+        let term = PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: POD_TEMPLATE_HASH_LABEL.to_string(),
+                    operator: "In".to_string(),
+                    values: Some(vec![stable.to_string()]),
+                }]),
+                match_labels: None,
+            }),
+            topology_key: "kubernetes.io/hostname".to_string(),
+            ..Default::default()
+        };
+        let pod = template.spec.get_or_insert_with(Default::default);
+        let anti = pod
+            .affinity
+            .get_or_insert_with(Default::default)
+            .pod_anti_affinity
+            .get_or_insert_with(Default::default);
+        match &strategy.preferred_during_scheduling_ignored_during_execution {
+            Some(preferred) => anti
+                .preferred_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(WeightedPodAffinityTerm {
+                    weight: preferred.weight,
+                    pod_affinity_term: term,
+                }),
+            None => anti
+                .required_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(term),
+        }
     }
 
     /// canaryMetadata on the canary's pods while a distinct stable exists, stableMetadata on

@@ -1144,3 +1144,73 @@ fn rollback_within_the_window_skips_the_steps() {
     let p = plan(&build(0), at(500));
     assert_eq!(p.status.current_step_index, Some(0));
 }
+
+#[test]
+fn anti_affinity_keeps_new_canary_pods_off_stable_nodes() {
+    use crate::api::rollout::{AntiAffinity, PreferredDuringSchedulingIgnoredDuringExecution};
+    let ro = RolloutBuilder::new("app:v2")
+        .canary(|c| {
+            c.anti_affinity = Some(AntiAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(
+                    PreferredDuringSchedulingIgnoredDuringExecution { weight: 40 },
+                ),
+                required_during_scheduling_ignored_during_execution: None,
+            })
+        })
+        .settled_on("app:v1")
+        .build();
+    let p = plan(&observed(ro.clone(), vec![rs("app:v1", 10, 10, 1)]), at(50));
+    let Some(Change::CreateReplicaSet(created)) = p.changes.first() else {
+        panic!("{:?}", p.changes);
+    };
+    let template = created.spec.as_ref().unwrap().template.as_ref().unwrap();
+    let affinity = template.spec.as_ref().unwrap().affinity.as_ref().unwrap();
+    let preferred = affinity
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap()
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap();
+    assert_eq!(preferred.len(), 1);
+    assert_eq!(preferred[0].weight, 40);
+    let term = &preferred[0].pod_affinity_term;
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    let expr = &term
+        .label_selector
+        .as_ref()
+        .unwrap()
+        .match_expressions
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        (
+            expr.key.as_str(),
+            expr.operator.as_str(),
+            expr.values.clone()
+        ),
+        (POD_TEMPLATE_HASH_LABEL, "In", Some(vec![hash("app:v1")]))
+    );
+
+    // The created ReplicaSet is recognised as the template's even with the injected rule
+    // and a foreign hash label (adoption compares templates without it).
+    let mut adopted = (**created).clone();
+    adopted
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(POD_TEMPLATE_HASH_LABEL.into(), "zzz".into());
+    adopted.metadata.creation_timestamp = Some(time(40));
+    let again = plan(
+        &observed(ro, vec![rs("app:v1", 10, 10, 1), adopted]),
+        at(50),
+    );
+    assert!(
+        !again
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::CreateReplicaSet(_)))
+    );
+    assert_eq!(again.status.current_pod_hash.as_deref(), Some("zzz"));
+}

@@ -55,10 +55,6 @@ pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
         field: "spec.strategy.canary.analysis",
         present: |s| s.canary().is_some_and(|c| c.analysis.is_some()),
     },
-    Unsupported {
-        field: "spec.strategy.canary.antiAffinity",
-        present: |s| s.canary().is_some_and(|c| c.anti_affinity.is_some()),
-    },
 ];
 
 /// Canary step kinds Sluice does not run yet.
