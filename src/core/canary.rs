@@ -17,7 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
 };
 use k8s_openapi::jiff::Timestamp;
 
-use super::hash::{pod_template_hash, step_hash, templates_semantically_equal};
+use super::hash::{TemplateMatcher, pod_template_hash, step_hash};
 use super::observed::{Observed, restart_due};
 use super::plan::{Change, MetadataPatch, Plan};
 use super::replicas::{
@@ -307,7 +307,7 @@ impl<'a> Planner<'a> {
         {
             return Some(i);
         }
-        let template = self.template();
+        let matcher = TemplateMatcher::new(self.template());
         let mut candidates: Vec<usize> = (0..self.rs.len())
             .filter(|&i| !self.rs[i].deleting)
             .collect();
@@ -321,9 +321,7 @@ impl<'a> Planner<'a> {
         candidates.into_iter().find(|&i| {
             let rs = self.rs[i].rs;
             let live = rs.spec.as_ref().and_then(|s| s.template.as_ref());
-            live.is_some_and(|live| {
-                templates_semantically_equal(live, ephemeral_of(rs).as_ref(), template)
-            })
+            live.is_some_and(|live| matcher.matches(live, ephemeral_of(rs).as_ref()))
         })
     }
 

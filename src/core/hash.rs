@@ -107,7 +107,29 @@ pub fn templates_semantically_equal(
     live_ephemeral: Option<&PodTemplateMetadata>,
     desired: &PodTemplateSpec,
 ) -> bool {
-    normalized(live, live_ephemeral) == normalized(desired, None)
+    TemplateMatcher::new(desired).matches(live, live_ephemeral)
+}
+
+/// [`templates_semantically_equal`] against one desired template, normalized once, for
+/// comparing it with many ReplicaSets.
+pub struct TemplateMatcher {
+    desired: Value,
+}
+
+impl TemplateMatcher {
+    pub fn new(desired: &PodTemplateSpec) -> Self {
+        Self {
+            desired: normalized(desired, None),
+        }
+    }
+
+    pub fn matches(
+        &self,
+        live: &PodTemplateSpec,
+        live_ephemeral: Option<&PodTemplateMetadata>,
+    ) -> bool {
+        normalized(live, live_ephemeral) == self.desired
+    }
 }
 
 fn normalized(template: &PodTemplateSpec, ephemeral: Option<&PodTemplateMetadata>) -> Value {
