@@ -1214,3 +1214,50 @@ fn anti_affinity_keeps_new_canary_pods_off_stable_nodes() {
     );
     assert_eq!(again.status.current_pod_hash.as_deref(), Some("zzz"));
 }
+
+#[test]
+fn scaling_a_settled_rollout_resizes_the_stable_and_its_desired_replicas_annotation() {
+    let mut sim = Sim::new(RolloutBuilder::new("app:v1").steps(v1_v2_steps()).build());
+    sim.run_until_quiet(20);
+    // `kubectl scale rollout demo --replicas 4` (through the scale subresource)
+    sim.obs.rollout.spec.replicas = Some(4);
+    let p = sim.reconcile();
+    assert_eq!(
+        p.changes[0],
+        Change::ScaleReplicaSet {
+            name: rs_name("app:v1"),
+            from: 10,
+            replicas: 4,
+            annotations: MetadataPatch {
+                set: [(DESIRED_REPLICAS_ANNOTATION.into(), "4".into())].into(),
+                remove: Default::default(),
+            },
+        }
+    );
+    sim.settle_pods();
+    sim.run_until_quiet(10);
+    assert_eq!(sim.status().hpa_replicas, Some(4));
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
+
+    sim.obs.rollout.spec.replicas = Some(0);
+    sim.run_until_quiet(10);
+    assert_eq!(sim.specs(), [(rs_name("app:v1"), 0)].into());
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn promote_while_user_paused_waits_for_unpause() {
+    let mut obs = mid_update(1, (2, 2), (8, 8));
+    obs.rollout.spec.paused = Some(true);
+    obs.rollout.status.as_mut().unwrap().controller_pause = Some(true);
+    let p = plan(&obs, at(50));
+    assert_eq!(
+        p.status.current_step_index,
+        Some(1),
+        "spec.paused holds the steps"
+    );
+    assert_eq!(phase_of(&p), (RolloutPhase::Paused, "manually paused"));
+    obs.rollout.spec.paused = Some(false);
+    let p = plan(&obs, at(51));
+    assert_eq!(p.status.current_step_index, Some(2));
+}
