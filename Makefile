@@ -21,3 +21,7 @@ lint:
 
 fmt:
 	$(CARGO) fmt --all
+
+## Regenerate crds/*.yaml from the API types (the CRD drift test fails until this is run).
+crds:
+	SLUICE_UPDATE_CRDS=1 $(CARGO) test --lib api::crds

@@ -4,5 +4,11 @@
 //! These are wire types only: every field mirrors upstream Argo Rollouts' JSON so objects
 //! round-trip without loss. Defaults live in accessor methods, not in the schema.
 
+pub mod analysis;
 pub mod common;
+pub mod crds;
+pub mod experiment;
 pub mod rollout;
+
+#[cfg(test)]
+mod fixtures;

@@ -490,6 +490,7 @@ pub struct PluginStep {
     /// Name of the step plugin.
     pub name: String,
     /// Plugin-defined configuration.
+    #[serde(default)]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub config: Option<serde_json::Value>,
 }
@@ -704,6 +705,7 @@ pub struct RolloutTrafficRouting {
     /// Apache APISIX routing.
     pub apisix: Option<ApisixTrafficRouting>,
     /// Traffic router plugin configurations, by plugin name.
+    #[serde(default)]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub plugins: Option<BTreeMap<String, serde_json::Value>>,
     /// The total weight traffic is split over (default 100).
@@ -1201,6 +1203,7 @@ pub struct StepPluginStatus {
     /// Whether the plugin is disabled.
     pub disabled: Option<bool>,
     /// Plugin-defined status.
+    #[serde(default)]
     #[schemars(schema_with = "preserve_unknown_object")]
     pub status: Option<serde_json::Value>,
 }
