@@ -8,6 +8,8 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
+use crate::api::analysis::AnalysisRun;
+use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 
 /// A consistent snapshot of one Rollout's world.
@@ -22,6 +24,11 @@ pub struct Observed {
     /// Pods controlled by this Rollout's ReplicaSets. Only read while a restart is due
     /// (see [`Observed::needs_pods`]); may be left empty otherwise to spare a pod listing.
     pub pods: Vec<Pod>,
+    /// AnalysisRuns controlled by this Rollout. Not read yet: analysis steps and background
+    /// analysis are still InvalidSpec (`validate::UNSUPPORTED_FEATURES`), so no run exists.
+    pub analysis_runs: Vec<AnalysisRun>,
+    /// Experiments controlled by this Rollout. Not read yet, like `analysis_runs`.
+    pub experiments: Vec<Experiment>,
 }
 
 impl Observed {
