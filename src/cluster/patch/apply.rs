@@ -474,9 +474,21 @@ spec:
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3}\n";
         let out = ssa(Some(&live), body, &deploy_ctx("kubectl", false), t(0)).unwrap();
         let entries = managed(&out).as_array().unwrap();
-        assert_eq!(entries.len(), 3);
+        let who: Vec<(&Value, &Value)> = entries
+            .iter()
+            .map(|e| (&e["manager"], &e["operation"]))
+            .collect();
+        assert_eq!(
+            who,
+            [
+                (&json!("kubectl"), &json!("Apply")),
+                (&json!("kubectl-client-side-apply"), &json!("Update")),
+                (&json!("kubectl"), &json!("Update")),
+            ],
+            "Apply first, then Update entries by time"
+        );
         assert_eq!(entries[0]["fieldsV1"]["f:spec"], json!({"f:replicas": {}}));
-        assert_eq!(entries[2]["fieldsV1"]["f:spec"], json!({"f:replicas": {}}));
+        assert_eq!(entries[1]["fieldsV1"]["f:spec"], json!({"f:replicas": {}}));
     }
 
     #[test]
@@ -487,13 +499,15 @@ spec:
         let out = ssa(Some(&live), body, &deploy_ctx("kubectl", true), t(0)).unwrap();
         assert_eq!(out["spec"]["replicas"], 5);
         let entries = managed(&out).as_array().unwrap();
-        assert_eq!(entries[0]["manager"], "kubectl-client-side-apply");
         assert_eq!(
-            entries[0]["fieldsV1"],
+            (&entries[0]["manager"], &entries[0]["operation"]),
+            (&json!("kubectl"), &json!("Apply"))
+        );
+        assert_eq!(entries[1]["manager"], "kubectl-client-side-apply");
+        assert_eq!(
+            entries[1]["fieldsV1"],
             json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
         );
-        assert_eq!(entries[2]["manager"], "kubectl");
-        assert_eq!(entries[2]["operation"], "Apply");
     }
 
     #[test]

@@ -421,13 +421,26 @@ pub(super) fn read_entries(obj: &Value) -> Vec<Entry> {
         .collect()
 }
 
-/// Writes the entries back (dropping empty ones); no entries removes the field.
+/// Writes the entries back (dropping empty ones) in the apiserver's order: Apply before
+/// Update, then by time, manager, apiVersion and subresource. No entries removes the field.
 pub(super) fn write_entries(obj: &mut Value, entries: &[Entry]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.fields.is_empty())
-        .map(Entry::to_json)
-        .collect();
+    let seconds = |e: &Entry| {
+        e.time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp())
+    };
+    let mut kept: Vec<&Entry> = entries.iter().filter(|e| !e.fields.is_empty()).collect();
+    kept.sort_by_cached_key(|e| {
+        (
+            e.operation.clone(),
+            seconds(e),
+            e.manager.clone(),
+            e.api_version.clone(),
+            e.subresource.clone(),
+        )
+    });
+    let list: Vec<Value> = kept.into_iter().map(Entry::to_json).collect();
     let Value::Object(root) = obj else { return };
     let meta = root.entry("metadata").or_insert_with(|| json!({}));
     let Value::Object(meta) = meta else { return };
