@@ -13,8 +13,8 @@
 //!   changes owner instead; equal values become shared ownership;
 //! - name, namespace, uid, resourceVersion, generation, timestamps, apiVersion and kind
 //!   are never owned; `status` is ignored on the main resource and is the only thing taken
-//!   from a `/status` apply; a no-op apply leaves the entry's `time` untouched so the
-//!   object does not change.
+//!   from a `/status` apply; the entry's `time` moves only when the object changed, so a
+//!   no-op apply returns the object unchanged.
 //!
 //! Simplified relative to structured-merge-diff:
 //! - no OpenAPI schema: CR lists are atomic even with `x-kubernetes-list-type: map`, and
@@ -146,11 +146,11 @@ pub(super) fn apply(
         }
     }
 
-    let changed =
-        without_managed_fields(&merged) != live || previous != new_set || current.is_none();
+    // Like the apiserver, the entry's time moves only when the object itself changed.
+    let changed = current.is_none() || without_managed_fields(&merged) != live;
     match entries.iter_mut().find(|e| me(e)) {
         Some(e) => {
-            if changed || e.api_version != ctx.api_version {
+            if changed {
                 e.time = Some(now.to_string());
             }
             e.fields = new_set;
