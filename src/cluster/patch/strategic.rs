@@ -540,17 +540,14 @@ fn merge_slice(
                 break;
             }
         }
-        match found {
-            Some(i) => {
-                let Value::Object(o) = std::mem::take(&mut merged[i]) else {
-                    unreachable!()
-                };
-                let Value::Object(p) = v.clone() else {
-                    unreachable!()
-                };
-                merged[i] = Value::Object(merge_map(o, p, elem_ty)?);
+        // element_kind checked that every element of both lists is an object.
+        match (found, v) {
+            (Some(i), Value::Object(p)) => {
+                if let Value::Object(o) = std::mem::take(&mut merged[i]) {
+                    merged[i] = Value::Object(merge_map(o, p.clone(), elem_ty)?);
+                }
             }
-            None => merged.extend(clean(v.clone(), Clean::TypedDecode)),
+            _ => merged.extend(clean(v.clone(), Clean::TypedDecode)),
         }
     }
     let (in_patch, server_only) = partition(merged, &plain, mk)?;
