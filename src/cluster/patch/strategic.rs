@@ -81,6 +81,8 @@ const FIELDS: &[FieldMeta] = &[
     ("PodStatus", "conditions", None, Some("type")),
     ("PodStatus", "podIPs", None, Some("ip")),
     ("PodStatus", "hostIPs", None, Some("ip")),
+    ("PodStatus", "resourceClaimStatuses", None, Some("name")),
+    ("ServiceAccount", "secrets", None, Some("name")),
     ("Status", "conditions", None, Some("type")),
     ("Workload", "spec", Some("WorkloadSpec"), None),
     ("Workload", "status", Some("Status"), None),
@@ -109,6 +111,7 @@ pub(super) fn root_type(kind: &str) -> &'static str {
         "Job" => "Job",
         "CronJob" => "CronJob",
         "Service" => "Service",
+        "ServiceAccount" => "ServiceAccount",
         "Namespace" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" | "Node" => "WithStatus",
         _ => "Object",
     }
@@ -121,6 +124,7 @@ const ROOT_TYPES: &[&str] = &[
     "Job",
     "CronJob",
     "Service",
+    "ServiceAccount",
     "WithStatus",
     "Object",
 ];
