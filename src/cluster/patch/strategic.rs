@@ -603,6 +603,7 @@ fn clean_list(a: Vec<Value>, mode: Clean) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn smp(kind: &str, original: Value, patch: Value) -> std::result::Result<Value, PatchError> {
@@ -915,6 +916,40 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 50);
+    }
+
+    fn arb_value(nulls: bool) -> impl Strategy<Value = Value> {
+        let scalar = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            (-5i64..5).prop_map(|n| json!(n)),
+            "[a-c]{0,2}".prop_map(Value::String),
+        ];
+        let list = prop::collection::vec(scalar.clone(), 0..3).prop_map(Value::Array);
+        let leaf = prop_oneof![4 => scalar, 1 => list];
+        leaf.prop_recursive(3, 20, 4, move |inner| {
+            let value = if nulls {
+                prop_oneof![4 => inner, 1 => Just(Value::Null)].boxed()
+            } else {
+                inner.boxed()
+            };
+            prop::collection::btree_map("[a-d]", value, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest::proptest! {
+        /// Where no field has a patch strategy, a strategic merge patch is a JSON merge patch.
+        #[test]
+        fn without_tagged_fields_strategic_merge_equals_json_merge(
+            original in arb_value(false),
+            patch in arb_value(true),
+        ) {
+            let original = json!({"data": original});
+            let patch = json!({"data": patch});
+            let mut expected = original.clone();
+            json_patch::merge(&mut expected, &patch);
+            proptest::prop_assert_eq!(smp("ConfigMap", original, patch), Ok(expected));
+        }
     }
 
     #[test]
