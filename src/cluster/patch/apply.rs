@@ -81,8 +81,14 @@ pub(super) fn apply(
             ctx.api_version
         )));
     }
-    if let Some(Value::Object(meta)) = applied.get_mut("metadata") {
-        meta.remove("managedFields");
+    if applied
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(PatchError::Malformed(
+            "metadata.managedFields must be nil".into(),
+        ));
     }
     match ctx.subresource {
         None => {
@@ -567,6 +573,11 @@ spec:
     #[test]
     fn malformed_apply_bodies_are_400() {
         let c = deploy_ctx("kubectl", false);
+        let with_managed = DEPLOY.replace("  name: web\n", "  name: web\n  managedFields: []\n");
+        assert_eq!(
+            ssa(None, &with_managed, &c, t(0)).unwrap_err(),
+            PatchError::Malformed("metadata.managedFields must be nil".into())
+        );
         for body in ["{", "- a\n- b\n", "metadata: {name: x}\n"] {
             assert!(
                 matches!(ssa(None, body, &c, t(0)), Err(PatchError::Malformed(_))),
