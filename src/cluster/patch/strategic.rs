@@ -19,11 +19,9 @@
 //! serves. Unknown fields behave like untagged Go fields: maps merge, lists replace.
 //!
 //! Deviations: errors the real server answers with 500 (e.g. an element without its merge
-//! key) are reported as 422 Invalid with the same message. When one `$setElementOrder`
-//! list is merged with both deletions and additions while server-only elements exist,
-//! upstream's order depends on Go slice aliasing (appended elements overwrite deleted
-//! slots of the live list it later orders by); here server-only elements are ordered by
-//! the untouched live list, so they may land at a different position (same elements).
+//! key) are reported as 422 Invalid with the same message. Upstream's element order
+//! after a `$setElementOrder` merge with deletions depends on Go slice aliasing; that is
+//! reproduced ([`live_order_after_go_merge`]) for lists of objects.
 
 use super::{PatchError, go_type_name};
 use serde_json::{Map, Value};
@@ -302,16 +300,23 @@ fn apply_set_element_order(
         let mk = merge_key.unwrap_or("");
         validate_against_order(patch_list.as_deref().unwrap_or(&[]), &order, mk)?;
         let patch_len = patch_list.as_ref().map_or(0, Vec::len);
+        let mut server_order = None;
         let merged = match (&orig_list, patch_list) {
             (None, None) => continue,
             (Some(o), None) => o.clone(),
             (None, Some(p)) => clean_list(p, Clean::RemoveDirectives),
             (Some(o), Some(p)) => match merge_key {
-                Some(mk) => merge_slice(o.clone(), p, child, mk, false)?,
+                Some(mk) => {
+                    if !mk.is_empty() && o.iter().chain(&p).all(Value::is_object) {
+                        server_order = Some(live_order_after_go_merge(o, &p, mk));
+                    }
+                    merge_slice(o.clone(), p, child, mk, false)?
+                }
                 None => clean_list(p, Clean::TypedDecode),
             },
         };
         let orig_list = orig_list.unwrap_or_default();
+        let server_order = server_order.unwrap_or_else(|| orig_list.clone());
         if orig_list.is_empty() && patch_len == 0 {
             // Upstream derives the element type from these two lists and fails without one.
             return Err(unprocessable("no elements in any of the given slices"));
@@ -319,11 +324,52 @@ fn apply_set_element_order(
         let maps = orig_list.iter().chain(order.iter()).any(Value::is_object);
         let key_for_order = if maps { mk } else { "" };
         let (in_order, server_only) = partition(merged, &order, key_for_order)?;
-        let ordered = normalize_order(in_order, server_only, &order, &orig_list, key_for_order)?;
+        let ordered = normalize_order(in_order, server_only, &order, &server_order, key_for_order)?;
         original.insert(field.to_string(), Value::Array(ordered));
         patch.remove(field);
     }
     Ok(())
+}
+
+/// The live list as upstream sees it when it orders a `$setElementOrder` merge.
+///
+/// Upstream merges into the live list in place: a deletion shifts later elements left and
+/// an added element is appended into the freed slot of the same Go backing array, so the
+/// list it later orders server-only elements by is the live list with deleted slots
+/// overwritten by added elements. Clients observe the resulting order, so reproduce it.
+fn live_order_after_go_merge(live: &[Value], patch: &[Value], mk: &str) -> Vec<Value> {
+    // `visible` is the original backing array (what the caller's slice still shows);
+    // `current` is the slice upstream keeps merging into.
+    let mut visible = live.to_vec();
+    let mut current = live.to_vec();
+    for v in patch.iter().filter(|v| is_delete_element(v)) {
+        let Some(key) = v.get(mk) else { continue };
+        while let Some(k) = current.iter().position(|o| o.get(mk) == Some(key)) {
+            // `append(s[:k], s[k+1:]...)` shifts left in place; the old last slot keeps
+            // its value.
+            current.remove(k);
+            for (i, item) in current.iter().enumerate().skip(k) {
+                visible[i] = item.clone();
+            }
+        }
+    }
+    let replace = patch
+        .iter()
+        .any(|v| v.get(DIRECTIVE).and_then(Value::as_str) == Some("replace"));
+    if replace {
+        return visible;
+    }
+    for v in patch.iter().filter(|v| v.get(DIRECTIVE).is_none()) {
+        let Some(key) = v.get(mk) else { continue };
+        if current.iter().any(|o| o.get(mk) == Some(key)) {
+            continue;
+        }
+        if let Some(slot) = visible.get_mut(current.len()) {
+            *slot = v.clone();
+        }
+        current.push(v.clone());
+    }
+    visible
 }
 
 /// The patch list must be a subsequence of the `$setElementOrder` list (ignoring
@@ -824,6 +870,20 @@ mod tests {
                 pod_spec(json!({"containers":[c("app","v1")]})),
                 json!({"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-29T08:00:00Z"}}}}}),
                 json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-29T08:00:00Z"}},"spec":{"containers":[c("app","v1")]}}}}),
+            ),
+            (
+                "kubectl apply replacing one container keeps a server-only one where upstream puts it",
+                "Deployment",
+                pod_spec(json!({"containers":[c("a","1"),c("c","1"),c("b","1")]})),
+                json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"a"},{"name":"d"}],"containers":[c("d","1"),{"$patch":"delete","name":"b"}]}}}}),
+                pod_spec(json!({"containers":[c("a","1"),c("c","1"),c("d","1")]})),
+            ),
+            (
+                "a deletion and more additions than freed slots (order as kubectl 1.32 computes it)",
+                "Deployment",
+                pod_spec(json!({"containers":[c("a","1"),c("s","1")]})),
+                json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"x"},{"name":"y"},{"name":"z"}],"containers":[c("x","1"),c("y","1"),c("z","1"),{"$patch":"delete","name":"a"}]}}}}),
+                pod_spec(json!({"containers":[c("s","1"),c("x","1"),c("y","1"),c("z","1")]})),
             ),
             (
                 "init containers of a CronJob's job template merge by name",
