@@ -25,7 +25,14 @@
 //! - a conflict is reported at the applied leaf path, also when the other manager owns a
 //!   descendant or an atomic ancestor of it;
 //! - merged associative lists keep the live order and append new elements in applied
-//!   order; no version conversion of managedFields between API versions.
+//!   order; no version conversion of managedFields between API versions;
+//! - `status` is dropped from a main-resource apply for every kind, also for a CRD
+//!   without a status subresource (upstream keeps it there);
+//! - Update managers are not capped (upstream folds more than 10 into `ancient-changes`).
+//!
+//! Also like the apiserver: a body whose `apiVersion` differs from the request's is 400
+//! `Incorrect version specified in apply patch...`, and one carrying
+//! `metadata.managedFields` is 400 `metadata.managedFields must be nil`.
 
 use super::fields::{
     Entry, ListKind, Path, display_path, fields_of, key_element, list_kind, read_entries,
