@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{controller_of, controller_ref, created, to_chrono, to_time};
-use super::reflects::reflects;
+use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
 use crate::core::intstr;
 
@@ -703,6 +703,8 @@ pub struct Context {
     pub client: kube::Client,
     pub deployments: Arc<Cache<Deployment>>,
     pub replicasets: Arc<Cache<ReplicaSet>>,
+    /// Status writes not yet seen in the cache.
+    pub writes: WriteMemo,
 }
 
 /// Observes, plans and applies one Deployment.
@@ -711,6 +713,7 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Option<Duration>, WorkloadsError> {
     let Some(d) = ctx.deployments.get(&key) else {
+        ctx.writes.forget(&key);
         return Ok(None);
     };
     let uid = d.metadata.uid.clone().unwrap_or_default();
@@ -790,11 +793,19 @@ pub async fn reconcile(
     }
     if let Some(status) = &decision.status {
         let body = json!({ "status": status_patch_body(status) });
-        ignore_not_found(
-            d_api
+        let cached_rv = d.metadata.resource_version.as_deref();
+        if !ctx.writes.in_flight(&key, &body, cached_rv) {
+            match d_api
                 .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await,
-        )?;
+                .await
+            {
+                Ok(written) => ctx
+                    .writes
+                    .record(&key, &body, written.metadata.resource_version),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(decision
         .requeue_at

@@ -185,6 +185,7 @@ pub async fn run(
             pods: pods.clone(),
             expectations: pod_writer::Expectations::default(),
             failures: Default::default(),
+            writes: Default::default(),
         });
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -203,6 +204,7 @@ pub async fn run(
             client: client.clone(),
             deployments: deployments.clone(),
             replicasets: replicasets.clone(),
+            writes: Default::default(),
         });
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -222,6 +224,7 @@ pub async fn run(
             jobs: jobs.clone(),
             pods: pods.clone(),
             expectations: pod_writer::Expectations::default(),
+            writes: Default::default(),
         });
         let stop = stop.clone();
         tasks.spawn(async move {

@@ -25,7 +25,7 @@ use super::pod_state::{
     available_at, controller_ref, deletion_order, is_active, is_ready, to_time,
 };
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::reflects;
+use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
 
 /// The ReplicaSet controller's decision.
@@ -179,6 +179,8 @@ pub struct Context {
     pub expectations: Expectations,
     /// Last Pod-creation failure per ReplicaSet, shown as `ReplicaFailure`.
     pub failures: Mutex<HashMap<ObjectKey, String>>,
+    /// Status writes not yet seen in the cache.
+    pub writes: WriteMemo,
 }
 
 /// Observes, plans and applies one ReplicaSet.
@@ -188,6 +190,7 @@ pub async fn reconcile(
 ) -> Result<Option<Duration>, WorkloadsError> {
     let Some(rs) = ctx.replicasets.get(&key) else {
         ctx.expectations.forget(&key);
+        ctx.writes.forget(&key);
         ctx.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -235,11 +238,18 @@ pub async fn reconcile(
     if let Some(status) = &decision.status {
         let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
         let body = json!({ "status": status_patch_body(status) });
-        match api
-            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(_) => {}
+        let cached_rv = rs.metadata.resource_version.as_deref();
+        match if ctx.writes.in_flight(&key, &body, cached_rv) {
+            Ok(None)
+        } else {
+            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map(Some)
+        } {
+            Ok(None) => {}
+            Ok(Some(written)) => ctx
+                .writes
+                .record(&key, &body, written.metadata.resource_version),
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
