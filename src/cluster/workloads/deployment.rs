@@ -11,8 +11,8 @@
 //!   ReplicaSet does not also scale old ones (the next pass does).
 //! - `Recreate`: old ReplicaSets go to 0 and their Pods must be gone before the new one is
 //!   scaled to `replicas`.
-//! - `spec.paused`: no new ReplicaSet is created; only a single active ReplicaSet is
-//!   resized (proportional scaling of several is not implemented).
+//! - `spec.paused`: no new ReplicaSet is created; replica changes still apply — to the one
+//!   active ReplicaSet, or proportionally across several (within `replicas + maxSurge`).
 //! - Revisions: the new ReplicaSet gets `deployment.kubernetes.io/revision` = highest old
 //!   revision + 1 (also when an old template comes back), mirrored on the Deployment.
 //! - Old ReplicaSets at 0 beyond `revisionHistoryLimit` (default 10) are deleted.
@@ -267,17 +267,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
     };
 
     if paused {
-        let active: Vec<usize> = olds
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.spec > 0)
-            .map(|(i, _)| i)
-            .collect();
-        match (&mut new_rs, active.as_slice()) {
-            (Some(n), []) if n.spec != replicas => n.target = replicas,
-            (None, [only]) if olds[*only].spec != replicas => olds[*only].target = replicas,
-            _ => {}
-        }
+        scale_paused(new_rs.as_mut(), &mut olds, replicas, max_total);
     } else if name_taken {
         // Another template already holds our name: a collision. Bumping the count
         // changes the hash on the next pass.
@@ -373,6 +363,47 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
         changes,
         status: changed.then_some(status),
         requeue_at,
+    }
+}
+
+/// A paused Deployment only scales. One active ReplicaSet (or, with none active, the new or
+/// newest one) is set to `replicas`; several active ones share `replicas + maxSurge` in
+/// proportion to their sizes, the remainder going to the largest (newest on a tie), as
+/// upstream does. Scaling to 0 empties them all.
+fn scale_paused(new_rs: Option<&mut View>, olds: &mut [View], replicas: i32, max_total: i32) {
+    let mut all: Vec<&mut View> = new_rs.into_iter().chain(olds.iter_mut()).collect();
+    let active = all.iter().filter(|v| v.spec > 0).count();
+    if active <= 1 {
+        // With one new ReplicaSet it comes first; otherwise take the active or newest one.
+        let pick = all
+            .iter()
+            .position(|v| v.spec > 0)
+            .or_else(|| (0..all.len()).max_by_key(|i| (all[*i].created, all[*i].name.clone())));
+        if let Some(i) = pick {
+            all[i].target = replicas;
+        }
+        return;
+    }
+    let allowed = if replicas == 0 { 0 } else { max_total };
+    let current: i32 = all.iter().map(|v| v.spec).sum();
+    if current == allowed {
+        return;
+    }
+    let mut order: Vec<usize> = (0..all.len()).filter(|i| all[*i].spec > 0).collect();
+    order.sort_by(|a, b| (all[*b].spec, all[*b].created).cmp(&(all[*a].spec, all[*a].created)));
+    let mut assigned = 0;
+    for &i in &order {
+        let share = (i64::from(all[i].spec) * i64::from(allowed) / i64::from(current)) as i32;
+        all[i].target = share;
+        assigned += share;
+    }
+    let mut rest = allowed - assigned;
+    for &i in order.iter().cycle().take(order.len() * 2) {
+        if rest <= 0 {
+            break;
+        }
+        all[i].target += 1;
+        rest -= 1;
     }
 }
 
@@ -1188,6 +1219,25 @@ mod tests {
         w.d.spec.as_mut().unwrap().paused = Some(false);
         w.roll();
         assert_eq!(w.shape(), vec![5, 0]);
+    }
+
+    #[test]
+    fn paused_mid_rollout_scales_proportionally_and_to_zero() {
+        let mut w = World::new(rolling(deployment(4, "nginx:1"), 2, 0));
+        w.roll();
+        w.set_image("nginx:2");
+        w.step(true); // new ReplicaSet created at 2 next to the old 4
+        assert_eq!(w.shape(), vec![2, 4]);
+        w.d.spec.as_mut().unwrap().paused = Some(true);
+        w.set_replicas(8); // allowed 8 + 2 = 10, shared 2:4
+        w.roll();
+        assert_eq!(w.shape(), vec![3, 7]);
+        w.set_replicas(0);
+        w.roll();
+        assert_eq!(w.shape(), vec![0, 0]);
+        w.set_replicas(3); // nothing active: the newest ReplicaSet takes it all
+        w.roll();
+        assert_eq!(w.shape(), vec![3, 0]);
     }
 
     #[test]
