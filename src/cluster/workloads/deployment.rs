@@ -750,6 +750,8 @@ pub async fn reconcile(
     let uid = d.metadata.uid.clone().unwrap_or_default();
     let owned = ctx.replicasets.owned_by(&uid);
     let now = Utc::now();
+    ctx.writes
+        .seen(&key, d.metadata.resource_version.as_deref());
     let mut decision = plan(&d, &owned, now);
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &key.namespace);

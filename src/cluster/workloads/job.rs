@@ -344,6 +344,8 @@ pub async fn reconcile(
     let pods = ctx
         .pods
         .owned_by(job.metadata.uid.as_deref().unwrap_or_default());
+    ctx.writes
+        .seen(&key, job.metadata.resource_version.as_deref());
     let manage = ctx.expectations.satisfied(&key, &ctx.pods);
     let now = Utc::now();
     let decision = plan(&job, &pods, now, manage);

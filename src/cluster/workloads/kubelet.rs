@@ -514,6 +514,9 @@ pub async fn reconcile(
         memory.writes.forget(&key);
         return Ok(None);
     };
+    memory
+        .writes
+        .seen(&key, pod.metadata.resource_version.as_deref());
     let decision = plan(&pod, seen, now, &timing);
     let api: Api<Pod> = Api::namespaced(client, &key.namespace);
     match decision.change {

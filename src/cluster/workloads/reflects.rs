@@ -98,6 +98,18 @@ impl WriteMemo {
         );
     }
 
+    /// Notes the cached copy's version: once it is the one a write produced, that write is
+    /// no longer in flight and its record is dropped.
+    pub fn seen(&self, key: &ObjectKey, cached_rv: Option<&str>) {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        if memos
+            .get(key)
+            .is_some_and(|m| m.resource_version.as_deref() == cached_rv)
+        {
+            memos.remove(key);
+        }
+    }
+
     /// Drops what is known about a deleted object.
     pub fn forget(&self, key: &ObjectKey) {
         self.memos

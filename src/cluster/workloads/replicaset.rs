@@ -200,6 +200,8 @@ pub async fn reconcile(
     let pods = ctx
         .pods
         .owned_by(rs.metadata.uid.as_deref().unwrap_or_default());
+    ctx.writes
+        .seen(&key, rs.metadata.resource_version.as_deref());
     let manage = ctx.expectations.satisfied(&key, &ctx.pods);
     let failure = ctx
         .failures
