@@ -1349,4 +1349,26 @@ mod tests {
         );
         assert_eq!(plan.status.unwrap().collision_count, Some(1));
     }
+
+    proptest::proptest! {
+        /// A rolling update never runs more than `replicas + maxSurge` Pods, never keeps fewer
+        /// than `replicas - maxUnavailable`, and always finishes with only the new ReplicaSet.
+        #[test]
+        fn rolling_updates_stay_within_surge_and_unavailable(
+            replicas in 0i32..15,
+            surge in 0i32..4,
+            unavailable in 0i32..4,
+        ) {
+            let mut w = World::new(rolling(deployment(replicas, "nginx:1"), surge, unavailable));
+            w.roll();
+            w.set_image("nginx:2");
+            let (max_surge, max_unavailable) = surge_and_unavailable(&w.d, replicas);
+            for shape in w.roll() {
+                let total: i32 = shape.iter().sum();
+                proptest::prop_assert!(total <= replicas + max_surge, "{shape:?}");
+                proptest::prop_assert!(total >= replicas - max_unavailable, "{shape:?}");
+            }
+            proptest::prop_assert_eq!(w.shape(), vec![replicas, 0]);
+        }
+    }
 }
