@@ -361,6 +361,10 @@ async fn deployment_rolls_out_a_new_image_and_scales_to_zero_and_back() {
 }
 
 fn job_manifest(name: &str, script: &str, backoff: i32) -> Job {
+    job_manifest_with(name, script, backoff, "Never")
+}
+
+fn job_manifest_with(name: &str, script: &str, backoff: i32, restart_policy: &str) -> Job {
     serde_json::from_value(json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -369,7 +373,7 @@ fn job_manifest(name: &str, script: &str, backoff: i32) -> Job {
             "backoffLimit": backoff,
             "template": {
                 "spec": {
-                    "restartPolicy": "Never",
+                    "restartPolicy": restart_policy,
                     "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]
                 }
             }
@@ -471,5 +475,36 @@ async fn a_settled_cluster_stops_writing() {
     assert_eq!(writes(&h), before, "settled objects were written again");
     assert_eq!(h.active_pods("idle-").await.len(), 2);
     assert_eq!(h.active_pods("calm-").await.len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn on_failure_jobs_fail_once_restarts_reach_the_backoff_limit() {
+    let h = Harness::start().await;
+    let api: Api<Job> = h.api();
+    api.create(
+        &PostParams::default(),
+        &job_manifest_with("flaky", "exit 1", 2, "OnFailure"),
+    )
+    .await
+    .expect("create job");
+    let job = wait_until(&api, "flaky", "Failed", |j| has_condition(j, "Failed")).await;
+    let failed = job
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !h.active_pods("flaky-").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarting pod was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     h.stop().await;
 }
