@@ -60,6 +60,17 @@ fn owner_uid<K: Resource>(obj: &K) -> Option<String> {
     controller_of(obj.meta()).map(|r| r.uid.clone())
 }
 
+/// The index slot of objects without a controller in `namespace` (a NUL prefix cannot
+/// collide with a UID).
+fn orphan_slot(namespace: &str) -> String {
+    format!("\u{0}orphans/{namespace}")
+}
+
+fn index_key<K: Resource>(obj: &K) -> String {
+    owner_uid(obj)
+        .unwrap_or_else(|| orphan_slot(obj.meta().namespace.as_deref().unwrap_or_default()))
+}
+
 impl<K: Resource> Cache<K> {
     pub fn new() -> Self {
         Self {
@@ -95,6 +106,21 @@ impl<K: Resource> Cache<K> {
             .collect()
     }
 
+    /// The objects in `namespace` that no controller owns (candidates for adoption).
+    pub fn orphans_in(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.owned_by(&orphan_slot(namespace))
+    }
+
+    /// Every object in `namespace`: a scan, for rare events only.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.read()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.namespace == namespace)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
     pub fn len(&self) -> usize {
         self.read().objects.len()
     }
@@ -106,26 +132,22 @@ impl<K: Resource> Cache<K> {
     /// Stores `obj`, returning the copy it replaced.
     pub fn insert(&self, obj: K) -> Option<Arc<K>> {
         let key = ObjectKey::of(&obj);
-        let owner = owner_uid(&obj);
+        let slot = index_key(&obj);
         let mut inner = self.write();
         let old = inner.objects.insert(key.clone(), Arc::new(obj));
-        if let Some(prev) = old.as_deref().and_then(owner_uid)
-            && Some(&prev) != owner.as_ref()
+        if let Some(prev) = old.as_deref().map(index_key)
+            && prev != slot
         {
             unindex(&mut inner.by_owner, &prev, &key);
         }
-        if let Some(uid) = owner {
-            inner.by_owner.entry(uid).or_default().insert(key);
-        }
+        inner.by_owner.entry(slot).or_default().insert(key);
         old
     }
 
     pub fn remove(&self, key: &ObjectKey) -> Option<Arc<K>> {
         let mut inner = self.write();
         let old = inner.objects.remove(key)?;
-        if let Some(uid) = owner_uid(old.as_ref()) {
-            unindex(&mut inner.by_owner, &uid, key);
-        }
+        unindex(&mut inner.by_owner, &index_key(old.as_ref()), key);
         Some(old)
     }
 
@@ -244,5 +266,14 @@ mod tests {
         cache.remove(&ObjectKey::new("ns", "a"));
         assert!(cache.owned_by("rs1").is_empty());
         assert_eq!(cache.len(), 1);
+
+        let mut orphan = pod("c", "rs2", 0);
+        orphan.metadata.owner_references = None;
+        cache.insert(orphan);
+        assert_eq!(cache.orphans_in("ns").len(), 1);
+        assert!(cache.orphans_in("other").is_empty());
+        cache.insert(pod("c", "rs2", 0));
+        assert!(cache.orphans_in("ns").is_empty(), "adopted");
+        assert_eq!(cache.owned_by("rs2").len(), 2);
     }
 }

@@ -508,3 +508,46 @@ async fn on_failure_jobs_fail_once_restarts_reach_the_backoff_limit() {
     }
     h.stop().await;
 }
+
+#[tokio::test]
+async fn a_replicaset_adopts_a_matching_orphan_pod() {
+    let h = Harness::start().await;
+    let pods: Api<Pod> = h.api();
+    let orphan: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": "default", "labels": {"app": "adopt"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+    }))
+    .expect("valid Pod");
+    pods.create(&PostParams::default(), &orphan)
+        .await
+        .expect("create orphan");
+    // Running means the kubelet, and so the shared cache, has seen it.
+    wait_until(&pods, "stray", "running", |p| {
+        super::pod_state::phase(p) == "Running"
+    })
+    .await;
+
+    let api: Api<ReplicaSet> = h.api();
+    api.create(
+        &PostParams::default(),
+        &rs_manifest("adopt", 1, 0, json!({})),
+    )
+    .await
+    .expect("create rs");
+    let rs = wait_until(&api, "adopt", "available", |rs| rs_counts(rs) == (1, 1, 1)).await;
+    let stray = pods.get("stray").await.expect("orphan still exists");
+    let owner = super::pod_state::controller_of(&stray.metadata).expect("adopted");
+    assert_eq!(Some(&owner.uid), rs.metadata.uid.as_ref());
+    let matching = pods
+        .list(&ListParams::default().labels("app=adopt"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(super::pod_state::is_active)
+        .count();
+    assert_eq!(matching, 1, "no extra Pod was created");
+    h.stop().await;
+}

@@ -266,7 +266,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         .iter()
         .filter_map(|c| match c {
             PodChange::Delete(n) => Some(n.as_str()),
-            PodChange::Create(_) => None,
+            PodChange::Create(_) | PodChange::Adopt { .. } => None,
         })
         .collect();
     let created = changes
