@@ -27,6 +27,7 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// The key of `name` in `namespace`.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
@@ -34,6 +35,7 @@ impl ObjectKey {
         }
     }
 
+    /// The key of an object (its namespace is empty for cluster-scoped kinds).
     pub fn of<K: Resource>(obj: &K) -> Self {
         Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
     }
@@ -72,6 +74,7 @@ fn index_key<K: Resource>(obj: &K) -> String {
 }
 
 impl<K: Resource> Cache<K> {
+    /// An empty cache that reports itself unsynced until its first list completes.
     pub fn new() -> Self {
         Self {
             inner: RwLock::new(Inner {
@@ -90,6 +93,7 @@ impl<K: Resource> Cache<K> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The cached copy of one object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<K>> {
         self.read().objects.get(key).cloned()
     }
@@ -121,10 +125,12 @@ impl<K: Resource> Cache<K> {
             .collect()
     }
 
+    /// Number of cached objects.
     pub fn len(&self) -> usize {
         self.read().objects.len()
     }
 
+    /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.read().objects.is_empty()
     }
@@ -149,6 +155,7 @@ impl<K: Resource> Cache<K> {
         old
     }
 
+    /// Forgets an object, returning the last copy.
     pub fn remove(&self, key: &ObjectKey) -> Option<Arc<K>> {
         let mut inner = self.write();
         let old = inner.objects.remove(key)?;

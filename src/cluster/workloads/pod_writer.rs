@@ -207,6 +207,7 @@ impl Default for Expectations {
 }
 
 impl Expectations {
+    /// Expectations that are given up after `ttl` (a write whose echo never arrives).
     pub fn new(ttl: Duration) -> Self {
         Self {
             pending: Mutex::new(HashMap::new()),

@@ -28,6 +28,7 @@ pub struct Queue {
 pub type Receiver = mpsc::UnboundedReceiver<(ObjectKey, Duration)>;
 
 impl Queue {
+    /// A queue and the receiver its worker drains.
     pub fn new() -> (Self, Receiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx }, rx)
