@@ -36,7 +36,7 @@ impl Harness {
         let cfg = Config {
             pod_ready_delay: Duration::from_millis(150),
             pod_start_delay: Duration::from_millis(50),
-            namespace: Some("default".into()),
+            namespace: None,
         };
         let controllers = tokio::spawn(run(client.clone(), cfg, shutdown.clone()));
         Self {
