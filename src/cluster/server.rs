@@ -1008,10 +1008,34 @@ fn watch_response(
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        if ev.rv <= last_rv { continue; }
-                        last_rv = ev.rv;
-                        if let Some(ty) = filter.classify(&ev) {
-                            yield Ok(renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                        // Under load, send every event already queued as one chunk.
+                        let mut chunk: Vec<u8> = Vec::new();
+                        let mut lagged = false;
+                        let mut ev = ev;
+                        for i in 0..512 {
+                            if ev.rv > last_rv {
+                                last_rv = ev.rv;
+                                if let Some(ty) = filter.classify(&ev) {
+                                    chunk.extend_from_slice(&renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                                }
+                            }
+                            if i == 511 {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(e) => ev = e,
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                    lagged = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if !chunk.is_empty() {
+                            yield Ok(Bytes::from(chunk));
+                        }
+                        if lagged {
+                            break;
                         }
                     }
                     // A watcher too slow for the broadcast buffer is closed; the client resumes from
