@@ -390,3 +390,109 @@ async fn kubectl_dry_run_server_and_label_selectors() {
     assert_eq!(all.trim(), "deployment.apps/web");
     k.cluster.shutdown().await;
 }
+
+#[tokio::test]
+async fn kubectl_create_subcommands_send_protobuf_that_the_server_reads() {
+    let Some(k) = Kubectl::start().await else {
+        return;
+    };
+    k.ok(&["create", "namespace", "team"], None).await;
+    k.ok(
+        &[
+            "create",
+            "configmap",
+            "c1",
+            "-n",
+            "team",
+            "--from-literal=a=b",
+            "--from-literal=empty=",
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(
+        k.ok(
+            &["get", "cm", "c1", "-n", "team", "-o", "jsonpath={.data}"],
+            None
+        )
+        .await,
+        r#"{"a":"b","empty":""}"#
+    );
+    k.ok(
+        &["create", "secret", "generic", "s1", "--from-literal=pw=x"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        k.ok(&["get", "secret", "s1", "-o", "jsonpath={.data.pw}"], None)
+            .await,
+        "eA=="
+    );
+    k.ok(
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx:1.25",
+            "--replicas=3",
+            "--port=80",
+        ],
+        None,
+    )
+    .await;
+    let d: serde_json::Value =
+        serde_json::from_str(&k.ok(&["get", "deploy", "web", "-o", "json"], None).await).unwrap();
+    assert_eq!(d["spec"]["replicas"], 3);
+    assert_eq!(d["spec"]["selector"]["matchLabels"]["app"], "web");
+    assert_eq!(
+        d["spec"]["template"]["spec"]["containers"][0]["ports"][0],
+        serde_json::json!({"containerPort": 80, "protocol": "TCP"})
+    );
+    k.ok(
+        &["create", "job", "j1", "--image=busybox", "--", "echo", "hi"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        k.ok(
+            &[
+                "get",
+                "job",
+                "j1",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].command}"
+            ],
+            None
+        )
+        .await,
+        r#"["echo","hi"]"#
+    );
+    k.ok(
+        &["create", "role", "r1", "--verb=get", "--resource=pods"],
+        None,
+    )
+    .await;
+    k.ok(
+        &["create", "service", "clusterip", "svc1", "--tcp=80:8080"],
+        None,
+    )
+    .await;
+    assert_eq!(
+        k.ok(
+            &[
+                "get",
+                "svc",
+                "svc1",
+                "-o",
+                "jsonpath={.spec.ports[0].targetPort}"
+            ],
+            None
+        )
+        .await,
+        "8080"
+    );
+    k.ok(&["delete", "namespace", "team"], None).await;
+    let (ok, _, err) = k.run(&["get", "cm", "c1", "-n", "team"], None).await;
+    assert!(!ok && err.contains("NotFound"), "{err}");
+    k.cluster.shutdown().await;
+}

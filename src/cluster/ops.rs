@@ -175,7 +175,12 @@ fn default_pod_spec(spec: &mut Value) {
     set_default(spec, "securityContext", json!({}));
     set_default(spec, "schedulerName", json!("default-scheduler"));
     for list in ["containers", "initContainers"] {
-        for c in spec[list].as_array_mut().into_iter().flatten() {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
             let image = c["image"].as_str().unwrap_or_default();
             let tag = image.rsplit('/').next().unwrap_or_default();
             let latest = !image.contains('@') && (!tag.contains(':') || tag.ends_with(":latest"));
@@ -187,7 +192,12 @@ fn default_pod_spec(spec: &mut Value) {
             set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
             set_default(c, "terminationMessagePolicy", json!("File"));
             set_default(c, "resources", json!({}));
-            for p in c["ports"].as_array_mut().into_iter().flatten() {
+            for p in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
                 set_default(p, "protocol", json!("TCP"));
             }
         }
@@ -238,8 +248,20 @@ fn validate_selector(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
 /// Built-in defaulting the apiserver performs that clients rely on.
 fn default_builtin(st: &mut State, t: &ResourceType, obj: &mut Value, creating: bool) {
     match (t.group.as_str(), t.plural.as_str()) {
-        ("", "pods") => default_pod_spec(&mut obj["spec"]),
-        ("apps", _) | ("batch", "jobs") => default_pod_spec(&mut obj["spec"]["template"]["spec"]),
+        ("", "pods") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+        }
+        ("apps", _) | ("batch", "jobs") => {
+            let spec = obj
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("template"))
+                .and_then(|t| t.get_mut("spec"));
+            if let Some(spec) = spec {
+                default_pod_spec(spec);
+            }
+        }
         _ => {}
     }
     if (t.group.as_str(), t.plural.as_str()) == ("batch", "jobs")
@@ -1172,6 +1194,10 @@ mod tests {
         assert_eq!(spec["dnsPolicy"], "ClusterFirst");
         assert_eq!(spec["containers"][0]["imagePullPolicy"], "Always");
         assert_eq!(spec["containers"][0]["ports"][0]["protocol"], "TCP");
+        assert!(
+            spec.get("initContainers").is_none(),
+            "no nulls are invented"
+        );
     }
 
     #[test]

@@ -23,6 +23,7 @@ use super::openapi;
 use super::ops::{self, DeleteOpts, Deleted, Part, Propagation, WriteOpts};
 use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
 use super::patching;
+use super::protobuf;
 use super::selector::{Selector, field_value};
 use super::store::{EventType, State, WatchEvent};
 use super::table::{self, Include};
@@ -166,7 +167,13 @@ fn wants_table(accept: &str) -> bool {
 }
 
 fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
-    if content_type.contains("yaml") {
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        protobuf::decode(body).map_err(|e| {
+            ApiError::unsupported_media_msg(format!(
+                "the body of the request could not be decoded: {e}"
+            ))
+        })
+    } else if content_type.contains("yaml") {
         serde_yaml::from_slice::<Value>(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
         })
