@@ -936,3 +936,38 @@ async fn audit_records_each_call() {
     );
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn kube_discovery_works_both_aggregated_and_legacy() {
+    let c = start().await;
+    install_rollouts(&c).await;
+    for aggregated in [true, false] {
+        let d = kube::Discovery::new(c.client());
+        let d = if aggregated {
+            d.run_aggregated().await
+        } else {
+            d.run().await
+        }
+        .unwrap();
+        let (ar, caps) = d
+            .resolve_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"))
+            .expect("rollouts discovered");
+        assert_eq!(ar.plural, "rollouts");
+        assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(s, _)| s.plural == "scale" || s.plural == "rollouts/scale"),
+            "aggregated={aggregated}"
+        );
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+                .is_some()
+        );
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
+                .is_some()
+        );
+    }
+    c.shutdown().await;
+}

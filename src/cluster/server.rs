@@ -162,6 +162,16 @@ impl Query {
     }
 }
 
+/// Whether the client accepts aggregated discovery v2 (kubectl and kube-rs ask for it first).
+fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"v=v2")
+            && params.contains(&"g=apidiscovery.k8s.io")
+    })
+}
+
 fn wants_table(accept: &str) -> bool {
     accept.contains("as=Table")
 }
@@ -224,11 +234,20 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
     };
     let method = parts.method.clone();
     let r = route(&path);
-    let result = match r {
+    let result = match r.clone() {
         Route::Health => {
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response())
         }
         Route::Version => Ok(ok(&discovery::version())),
+        Route::CoreVersions | Route::Groups if wants_aggregated(&accept) => {
+            let doc = discovery::aggregated(&sh.lock().registry, r == Route::CoreVersions);
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
+                serde_json::to_vec(&doc).unwrap_or_default(),
+            )
+                .into_response())
+        }
         Route::CoreVersions => Ok(ok(&discovery::core_versions(&sh.addr.to_string()))),
         Route::Groups => Ok(ok(&discovery::group_list(&sh.lock().registry))),
         Route::Group(g) => discovery::group(&sh.lock().registry, &g)
