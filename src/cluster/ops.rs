@@ -480,6 +480,29 @@ fn name_causes(t: &ResourceType, name: &str) -> Vec<Cause> {
         .collect()
 }
 
+fn check_metadata(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let errs = names::validate_metadata(&obj["metadata"]);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    Err(invalid(
+        t,
+        name,
+        errs.into_iter()
+            .map(|(field, message)| Cause {
+                reason: if message.starts_with("Too long") {
+                    "FieldValueTooLong"
+                } else {
+                    "FieldValueInvalid"
+                },
+                field,
+                message,
+            })
+            .collect(),
+    ))
+}
+
 /// POST: creates a new object.
 pub fn create(
     st: &mut State,
@@ -546,6 +569,8 @@ pub fn create(
     if !causes.is_empty() {
         return Err(invalid(t, &name, causes));
     }
+    obj["metadata"]["name"] = json!(name);
+    check_metadata(t, &obj)?;
     ensure_namespace(st, t, ns)?;
     if st.get(&gr_of(t), ns, &name).is_some() {
         return Err(ApiError::already_exists(&t.group, &t.plural, &name));
@@ -678,6 +703,7 @@ pub fn update(
         }
     };
     new["apiVersion"] = current["apiVersion"].clone();
+    check_metadata(t, &new)?;
     if t.crd {
         if part == Part::Main {
             process_custom(t, version, &mut new)?;
