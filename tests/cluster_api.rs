@@ -693,6 +693,14 @@ async fn bad_requests_get_apiserver_shaped_status_and_change_nothing() {
         ),
         (
             p.clone(),
+            base,
+            "application/json",
+            r#"{"metadata":{"name":"lbl","labels":{"a":"no spaces"}}}"#,
+            422,
+            "Invalid",
+        ),
+        (
+            p.clone(),
             "/api/v1/namespaces/nope/configmaps",
             "application/json",
             r#"{"metadata":{"name":"x"}}"#,
