@@ -693,6 +693,14 @@ async fn bad_requests_get_apiserver_shaped_status_and_change_nothing() {
         ),
         (
             p.clone(),
+            base,
+            "application/json",
+            r#"{"metadata":{"name":"lbl","labels":{"a":"no spaces"}}}"#,
+            422,
+            "Invalid",
+        ),
+        (
+            p.clone(),
             "/api/v1/namespaces/nope/configmaps",
             "application/json",
             r#"{"metadata":{"name":"x"}}"#,
@@ -934,5 +942,40 @@ async fn audit_records_each_call() {
             .as_deref(),
         Some("default")
     );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_discovery_works_both_aggregated_and_legacy() {
+    let c = start().await;
+    install_rollouts(&c).await;
+    for aggregated in [true, false] {
+        let d = kube::Discovery::new(c.client());
+        let d = if aggregated {
+            d.run_aggregated().await
+        } else {
+            d.run().await
+        }
+        .unwrap();
+        let (ar, caps) = d
+            .resolve_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"))
+            .expect("rollouts discovered");
+        assert_eq!(ar.plural, "rollouts");
+        assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(s, _)| s.plural == "scale" || s.plural == "rollouts/scale"),
+            "aggregated={aggregated}"
+        );
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+                .is_some()
+        );
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
+                .is_some()
+        );
+    }
     c.shutdown().await;
 }

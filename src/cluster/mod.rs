@@ -11,6 +11,7 @@ mod ops;
 pub mod patch;
 mod patching;
 mod persist;
+mod protobuf;
 pub mod schema;
 mod selector;
 mod server;

@@ -23,6 +23,7 @@ use super::openapi;
 use super::ops::{self, DeleteOpts, Deleted, Part, Propagation, WriteOpts};
 use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
 use super::patching;
+use super::protobuf;
 use super::selector::{Selector, field_value};
 use super::store::{EventType, State, WatchEvent};
 use super::table::{self, Include};
@@ -161,19 +162,28 @@ impl Query {
     }
 }
 
+/// Whether the client accepts aggregated discovery v2 (kubectl and kube-rs ask for it first).
+fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"v=v2")
+            && params.contains(&"g=apidiscovery.k8s.io")
+    })
+}
+
 fn wants_table(accept: &str) -> bool {
     accept.contains("as=Table")
 }
 
 fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
-    if content_type.contains("protobuf") {
-        // kubectl 1.33+ sends protobuf for `kubectl create <builtin>`; the embedded
-        // cluster speaks JSON and YAML only (documented in docs/embedded-cluster.md).
-        return Err(ApiError::unsupported_media_msg(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?}; Sluice's embedded cluster does not decode protobuf: use kubectl apply)"
-        )));
-    }
-    if content_type.contains("yaml") {
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        protobuf::decode(body).map_err(|e| {
+            ApiError::unsupported_media_msg(format!(
+                "the body of the request could not be decoded: {e}"
+            ))
+        })
+    } else if content_type.contains("yaml") {
         serde_yaml::from_slice::<Value>(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
         })
@@ -224,11 +234,20 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
     };
     let method = parts.method.clone();
     let r = route(&path);
-    let result = match r {
+    let result = match r.clone() {
         Route::Health => {
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response())
         }
         Route::Version => Ok(ok(&discovery::version())),
+        Route::CoreVersions | Route::Groups if wants_aggregated(&accept) => {
+            let doc = discovery::aggregated(&sh.lock().registry, r == Route::CoreVersions);
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
+                serde_json::to_vec(&doc).unwrap_or_default(),
+            )
+                .into_response())
+        }
         Route::CoreVersions => Ok(ok(&discovery::core_versions(&sh.addr.to_string()))),
         Route::Groups => Ok(ok(&discovery::group_list(&sh.lock().registry))),
         Route::Group(g) => discovery::group(&sh.lock().registry, &g)
@@ -1015,10 +1034,34 @@ fn watch_response(
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        if ev.rv <= last_rv { continue; }
-                        last_rv = ev.rv;
-                        if let Some(ty) = filter.classify(&ev) {
-                            yield Ok(renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                        // Under load, send every event already queued as one chunk.
+                        let mut chunk: Vec<u8> = Vec::new();
+                        let mut lagged = false;
+                        let mut ev = ev;
+                        for i in 0..512 {
+                            if ev.rv > last_rv {
+                                last_rv = ev.rv;
+                                if let Some(ty) = filter.classify(&ev) {
+                                    chunk.extend_from_slice(&renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                                }
+                            }
+                            if i == 511 {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(e) => ev = e,
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                    lagged = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if !chunk.is_empty() {
+                            yield Ok(Bytes::from(chunk));
+                        }
+                        if lagged {
+                            break;
                         }
                     }
                     // A watcher too slow for the broadcast buffer is closed; the client resumes from
