@@ -979,3 +979,64 @@ async fn kube_discovery_works_both_aggregated_and_legacy() {
     }
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn events_written_as_events_k8s_io_are_read_as_core_v1() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let c = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let owner = cms
+        .create(&PostParams::default(), &cm("target", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        c.client(),
+        Reporter {
+            controller: "sluice".into(),
+            instance: None,
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: owner.metadata.name.clone(),
+        namespace: Some("default".into()),
+        uid: owner.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("hello".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let core: Api<CoreEvent> = Api::default_namespaced(c.client());
+    let listed = core
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.uid={}",
+            owner.metadata.uid.unwrap()
+        )))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        listed.len(),
+        1,
+        "the repeat became a series on the same Event"
+    );
+    assert_eq!(listed[0].message.as_deref(), Some("hello"));
+    assert_eq!(listed[0].reason.as_deref(), Some("Tested"));
+    assert_eq!(listed[0].involved_object.name.as_deref(), Some("target"));
+    let (_, v1) = get(
+        &c,
+        "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dtarget",
+    )
+    .await;
+    assert_eq!(v1["items"][0]["note"], "hello");
+    assert_eq!(v1["items"][0]["apiVersion"], "events.k8s.io/v1");
+    c.shutdown().await;
+}

@@ -4,6 +4,7 @@
 
 mod discovery;
 pub mod error;
+mod events;
 mod gc;
 mod names;
 mod openapi;
