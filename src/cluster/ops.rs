@@ -747,6 +747,8 @@ pub fn update(
         return Ok((*current).clone());
     }
     if o.dry_run {
+        // A dry run answers with the object as it would be, still at the stored version.
+        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         return Ok(new);
     }
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
