@@ -345,6 +345,7 @@ async fn limit_and_continue_paginate_without_gaps() {
     }
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
+    let mut list_rv: Option<String> = None;
     for _ in 0..10 {
         let mut lp = ListParams::default().limit(3);
         if let Some(t) = &token {
@@ -352,6 +353,18 @@ async fn limit_and_continue_paginate_without_gaps() {
         }
         let page = cms.list(&lp).await.unwrap();
         assert!(page.items.len() <= 3);
+        // Every page reports the first page's resourceVersion, even after other writes.
+        let rv = page.metadata.resource_version.clone();
+        assert_eq!(
+            list_rv.get_or_insert(rv.clone().unwrap()),
+            rv.as_ref().unwrap()
+        );
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("a{}", seen.len()), json!({})),
+        )
+        .await
+        .unwrap();
         seen.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {

@@ -803,20 +803,28 @@ fn selectors(t: &ResourceType, q: &Query) -> Result<(Selector, Selector), ApiErr
     Ok((label, field))
 }
 
-fn encode_continue(key: &(String, String)) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\u{0}{}", key.0, key.1))
+/// A continue token: the list's resourceVersion (every page reports the first page's, as the
+/// apiserver does, so a watch started from it misses nothing) and the last key served.
+fn encode_continue(rv: u64, key: &(String, String)) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{rv}\u{0}{}\u{0}{}", key.0, key.1))
 }
 
-fn decode_continue(tok: &str) -> Result<(String, String), ApiError> {
+fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(tok)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
-    let (a, b) = raw
-        .split_once('\u{0}')
-        .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
-    Ok((a.into(), b.into()))
+    let mut parts = raw.splitn(3, '\u{0}');
+    match (
+        parts.next().and_then(|r| r.parse().ok()),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(rv), Some(a), Some(b)) => Ok((rv, (a.into(), b.into()))),
+        _ => Err(ApiError::bad_request("continue key is not valid")),
+    }
 }
 
 fn list(
@@ -833,7 +841,8 @@ fn list(
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let start = q.get("continue").map(decode_continue).transpose()?;
+    let cont = q.get("continue").map(decode_continue).transpose()?;
+    let start = cont.as_ref().map(|(_, k)| k.clone());
     let (items, rv, next, remaining) = {
         let st = sh.lock();
         let mut items = Vec::new();
@@ -853,13 +862,19 @@ fn list(
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
-                next = Some(encode_continue(&items_last_key(&items)));
+                let list_rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
+                next = Some(encode_continue(list_rv, &items_last_key(&items)));
                 remaining += 1;
                 continue;
             }
             items.push(present(t, version, o));
         }
-        (items, st.rv, next, remaining)
+        (
+            items,
+            cont.as_ref().map_or(st.rv, |(rv, _)| *rv),
+            next,
+            remaining,
+        )
     };
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(n) = next {
@@ -1218,7 +1233,7 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let k = ("ns".to_string(), "name".to_string());
-        assert_eq!(decode_continue(&encode_continue(&k)).unwrap(), k);
+        assert_eq!(decode_continue(&encode_continue(7, &k)).unwrap(), (7, k));
         assert!(decode_continue("!!").is_err());
     }
 }
