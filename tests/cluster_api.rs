@@ -1053,3 +1053,49 @@ async fn events_written_as_events_k8s_io_are_read_as_core_v1() {
     assert_eq!(v1["items"][0]["apiVersion"], "events.k8s.io/v1");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn namespace_termination_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ClusterConfig {
+        port: 0,
+        data_dir: Some(dir.path().to_path_buf()),
+        kubeconfig: None,
+    };
+    let c = EmbeddedCluster::start(cfg.clone()).await.unwrap();
+    let nss: Api<Namespace> = Api::all(c.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "team");
+    let mut held = cm("held", json!({}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    nss.delete("team", &DeleteParams::default()).await.unwrap();
+    let phase = |n: Namespace| n.status.and_then(|s| s.phase);
+    assert_eq!(
+        phase(nss.get("team").await.unwrap()).as_deref(),
+        Some("Terminating")
+    );
+    c.shutdown().await;
+    let c = EmbeddedCluster::start(cfg).await.unwrap();
+    let nss: Api<Namespace> = Api::all(c.client());
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "team");
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(5, "namespace removed", || async {
+        nss.get_opt("team").await.unwrap().is_none()
+    })
+    .await;
+    let err = cms
+        .create(&PostParams::default(), &cm("late", json!({})))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert_eq!(s.message, "namespaces \"team\" not found");
+    c.shutdown().await;
+}

@@ -134,7 +134,7 @@ fn spec_view(obj: &Value, status_sub: bool) -> Value {
     v
 }
 
-fn ensure_namespace(st: &State, t: &ResourceType, ns: &str) -> Result<(), ApiError> {
+fn ensure_namespace(st: &State, t: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
     if !t.namespaced {
         return Ok(());
     }
@@ -145,11 +145,10 @@ fn ensure_namespace(st: &State, t: &ResourceType, ns: &str) -> Result<(), ApiErr
             code: 403,
             reason: "Forbidden",
             message: format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 super::error::group_resource(&t.group, &t.plural),
-                ""
             ),
-            details: Some(json!({"kind": t.plural})),
+            details: Some(json!({"name": name, "kind": t.plural})),
         }),
         Some(_) => Ok(()),
     }
@@ -623,7 +622,7 @@ pub fn create(
     }
     obj["metadata"]["name"] = json!(name);
     check_metadata(t, &obj)?;
-    ensure_namespace(st, t, ns)?;
+    ensure_namespace(st, t, ns, &name)?;
     if st.get(&gr_of(t), ns, &name).is_some() {
         return Err(ApiError::already_exists(&t.group, &t.plural, &name));
     }

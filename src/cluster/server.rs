@@ -42,11 +42,14 @@ pub struct AuditEntry {
     pub name: Option<String>,
 }
 
+/// The audit log keeps this many most recent calls, so a long-running cluster stays bounded.
+pub const AUDIT_CAP: usize = 200_000;
+
 /// State shared by every handler and background task.
 pub struct Shared {
     pub state: Mutex<State>,
     pub gc_notify: Notify,
-    pub audit: Mutex<Vec<AuditEntry>>,
+    pub audit: Mutex<std::collections::VecDeque<AuditEntry>>,
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     /// How often watches that asked for bookmarks get one.
@@ -300,7 +303,11 @@ fn record(sh: &Shared, verb: &str, t: &ResourceType, rp: &ResPath) {
         namespace: rp.namespace.clone(),
         name: rp.name.clone(),
     };
-    sh.audit.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    let mut log = sh.audit.lock().unwrap_or_else(|p| p.into_inner());
+    if log.len() >= AUDIT_CAP {
+        log.pop_front();
+    }
+    log.push_back(e);
 }
 
 fn write_opts(q: &Query) -> WriteOpts {
