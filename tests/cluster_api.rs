@@ -142,6 +142,36 @@ async fn stale_resource_version_is_a_conflict_with_the_apiserver_message() {
 }
 
 #[tokio::test]
+async fn custom_resources_refuse_unconditional_updates() {
+    let c = start().await;
+    let ro = install_rollouts(&c).await;
+    let mut created = ro
+        .create(&PostParams::default(), &rollout("x"))
+        .await
+        .unwrap();
+    created.metadata.resource_version = None;
+    let err = ro
+        .replace("x", &PostParams::default(), &created)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        s.message,
+        "rollouts.argoproj.io \"x\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+    );
+    // Built-ins allow them.
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    cms.create(&PostParams::default(), &cm("u", json!({})))
+        .await
+        .unwrap();
+    cms.replace("u", &PostParams::default(), &cm("u", json!({"x": "y"})))
+        .await
+        .unwrap();
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn merge_patch_carrying_a_stale_resource_version_conflicts() {
     let c = start().await;
     let ro = install_rollouts(&c).await;

@@ -92,7 +92,6 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
                     } else {
                         t.versions[0].name.clone()
                     };
-                    o["metadata"]["resourceVersion"] = Value::Null;
                     let _ = ops::update(st, &t, &version, &ns, &name, o, ops::Part::Main, w);
                 }
             }
@@ -121,7 +120,6 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
                         .filter(|r| r["uid"].as_str() != Some(uid))
                         .collect();
                     d["metadata"]["ownerReferences"] = json!(kept);
-                    d["metadata"]["resourceVersion"] = Value::Null;
                     let version = t.versions[0].name.clone();
                     let _ = ops::update(st, &t, &version, &dns, &dname, d, ops::Part::Main, w);
                 } else if !deleting(&d) {

@@ -701,6 +701,20 @@ pub fn update(
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     let want_rv = rv_of(&obj);
+    if want_rv.is_empty() && t.crd {
+        // Custom resources allow no unconditional updates.
+        return Err(ApiError::invalid(
+            &super::error::group_resource(&t.group, &t.plural),
+            &t.group,
+            &t.plural,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: "metadata.resourceVersion".into(),
+                message: "Invalid value: 0x0: must be specified for an update".into(),
+            }],
+        ));
+    }
     if !want_rv.is_empty() && want_rv != rv_of(&current) {
         return Err(ApiError::conflict(&t.group, &t.plural, name));
     }
@@ -1065,7 +1079,6 @@ pub fn update_scale(
     };
     let mut new = (*current).clone();
     set_path(&mut new, &spec.spec_replicas_path, json!(replicas));
-    new["metadata"]["resourceVersion"] = Value::Null;
     let updated = update(st, t, version, ns, name, new, Part::Main, o)?;
     scale_of(t, version, &updated)
 }

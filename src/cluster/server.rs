@@ -763,7 +763,15 @@ fn patch(
         ));
     }
     let cur = present(t, version, &current);
-    let patched = patching::apply(kind, Some(&cur), body, target)?;
+    let mut patched = patching::apply(kind, Some(&cur), body, target)?;
+    // A patch is conditional only when it names a resourceVersion itself.
+    if patched["metadata"]["resourceVersion"]
+        .as_str()
+        .is_none_or(str::is_empty)
+        && patched.is_object()
+    {
+        patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    }
     let part = if sub == Some("status") {
         Part::Status
     } else {
