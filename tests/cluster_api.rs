@@ -1129,3 +1129,30 @@ async fn namespace_termination_resumes_after_a_restart() {
     assert_eq!(s.message, "namespaces \"team\" not found");
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn start_reports_a_busy_port_and_writes_the_kubeconfig_after_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.yaml");
+    let c = EmbeddedCluster::start(ClusterConfig {
+        port: 0,
+        data_dir: None,
+        kubeconfig: Some(path.clone()),
+    })
+    .await
+    .unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written, c.kubeconfig_yaml());
+    assert!(written.contains(&format!("server: http://127.0.0.1:{}", c.addr().port())));
+    assert!(written.contains("current-context: sluice"));
+    let busy = EmbeddedCluster::start(ClusterConfig {
+        port: c.addr().port(),
+        ..Default::default()
+    })
+    .await;
+    assert!(matches!(
+        busy,
+        Err(sluice::cluster::ClusterError::Bind { .. })
+    ));
+    c.shutdown().await;
+}

@@ -155,13 +155,14 @@ impl EmbeddedCluster {
         };
         // Where the simulated workload controllers (ReplicaSet, Deployment, Job, kubelet) are
         // started once they land: `workloads::run(cluster.client(), cfg, shutdown.child_token())`.
-        if let Some(path) = &cfg.kubeconfig {
-            std::fs::write(path, cluster.kubeconfig_yaml()).map_err(|source| {
-                ClusterError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+        if let Some(path) = &cfg.kubeconfig
+            && let Err(source) = std::fs::write(path, cluster.kubeconfig_yaml())
+        {
+            cluster.shutdown().await;
+            return Err(ClusterError::Kubeconfig {
+                path: path.clone(),
+                source,
+            });
         }
         Ok(cluster)
     }
