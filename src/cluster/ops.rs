@@ -134,7 +134,7 @@ fn spec_view(obj: &Value, status_sub: bool) -> Value {
     v
 }
 
-fn ensure_namespace(st: &State, t: &ResourceType, ns: &str) -> Result<(), ApiError> {
+fn ensure_namespace(st: &State, t: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
     if !t.namespaced {
         return Ok(());
     }
@@ -145,11 +145,10 @@ fn ensure_namespace(st: &State, t: &ResourceType, ns: &str) -> Result<(), ApiErr
             code: 403,
             reason: "Forbidden",
             message: format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 super::error::group_resource(&t.group, &t.plural),
-                ""
             ),
-            details: Some(json!({"kind": t.plural})),
+            details: Some(json!({"name": name, "kind": t.plural})),
         }),
         Some(_) => Ok(()),
     }
@@ -243,6 +242,58 @@ fn validate_selector(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
         ));
     }
     Ok(())
+}
+
+/// Go's `%#v` rendering of a LabelSelector, as immutability errors print it.
+fn go_selector(sel: &Value) -> String {
+    let labels: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+        .collect();
+    let labels = if labels.is_empty() {
+        "map[string]string(nil)".to_string()
+    } else {
+        format!("map[string]string{{{}}}", labels.join(", "))
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}"
+    )
+}
+
+/// Fields the apiserver refuses to change after creation.
+fn check_immutable(t: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let name = new["metadata"]["name"].as_str().unwrap_or_default();
+    let immutable = |field: &str, shown: String| {
+        invalid(
+            t,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: field.into(),
+                message: format!("Invalid value: {shown}: field is immutable"),
+            }],
+        )
+    };
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("apps", "deployments" | "replicasets") | ("batch", "jobs")
+            if old["spec"]["selector"] != new["spec"]["selector"] =>
+        {
+            Err(immutable(
+                "spec.selector",
+                go_selector(&new["spec"]["selector"]),
+            ))
+        }
+        ("", "services") if old["spec"]["clusterIP"] != new["spec"]["clusterIP"] => Err(immutable(
+            "spec.clusterIP",
+            format!(
+                "{:?}",
+                new["spec"]["clusterIP"].as_str().unwrap_or_default()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Built-in defaulting the apiserver performs that clients rely on.
@@ -571,7 +622,7 @@ pub fn create(
     }
     obj["metadata"]["name"] = json!(name);
     check_metadata(t, &obj)?;
-    ensure_namespace(st, t, ns)?;
+    ensure_namespace(st, t, ns, &name)?;
     if st.get(&gr_of(t), ns, &name).is_some() {
         return Err(ApiError::already_exists(&t.group, &t.plural, &name));
     }
@@ -650,6 +701,20 @@ pub fn update(
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     let want_rv = rv_of(&obj);
+    if want_rv.is_empty() && t.crd {
+        // Custom resources allow no unconditional updates.
+        return Err(ApiError::invalid(
+            &super::error::group_resource(&t.group, &t.plural),
+            &t.group,
+            &t.plural,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: "metadata.resourceVersion".into(),
+                message: "Invalid value: 0x0: must be specified for an update".into(),
+            }],
+        ));
+    }
     if !want_rv.is_empty() && want_rv != rv_of(&current) {
         return Err(ApiError::conflict(&t.group, &t.plural, name));
     }
@@ -709,10 +774,22 @@ pub fn update(
             process_custom(t, version, &mut new)?;
         }
     } else {
+        if (t.group.as_str(), t.plural.as_str()) == ("", "services") {
+            // Allocated IPs survive an update that omits them.
+            for k in ["clusterIP", "clusterIPs"] {
+                if new["spec"].get(k).is_none_or(Value::is_null)
+                    && let Some(v) = current["spec"].get(k)
+                    && new["spec"].is_object()
+                {
+                    new["spec"][k] = v.clone();
+                }
+            }
+        }
         default_builtin(st, t, &mut new, false);
         if t.group == "apps" && part == Part::Main {
             validate_selector(t, &new)?;
         }
+        check_immutable(t, &current, &new)?;
     }
     let is_crd = is_gr(&gr, CRD_GR);
     let new_type = if is_crd {
@@ -747,6 +824,8 @@ pub fn update(
         return Ok((*current).clone());
     }
     if o.dry_run {
+        // A dry run answers with the object as it would be, still at the stored version.
+        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         return Ok(new);
     }
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
@@ -1000,7 +1079,6 @@ pub fn update_scale(
     };
     let mut new = (*current).clone();
     set_path(&mut new, &spec.spec_replicas_path, json!(replicas));
-    new["metadata"]["resourceVersion"] = Value::Null;
     let updated = update(st, t, version, ns, name, new, Part::Main, o)?;
     scale_of(t, version, &updated)
 }
@@ -1224,6 +1302,48 @@ mod tests {
             spec.get("initContainers").is_none(),
             "no nulls are invented"
         );
+    }
+
+    #[test]
+    fn selectors_are_immutable() {
+        let mut st = state();
+        let d = ty(&st, "apps", "v1", "deployments");
+        let c = create(&mut st, &d, "v1", "default", deployment("d", 1), &opts()).unwrap();
+        let mut u = c.clone();
+        u["spec"]["selector"] = json!({"matchLabels": {"app": "y"}});
+        u["spec"]["template"]["metadata"]["labels"] = json!({"app": "y"});
+        let e = update(&mut st, &d, "v1", "default", "d", u, Part::Main, &opts()).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"y\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+        );
+    }
+
+    #[test]
+    fn service_updates_keep_the_allocated_cluster_ip() {
+        let mut st = state();
+        let svc = ty(&st, "", "v1", "services");
+        let c = create(
+            &mut st,
+            &svc,
+            "v1",
+            "default",
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+            &opts(),
+        )
+        .unwrap();
+        let u = update(
+            &mut st,
+            &svc,
+            "v1",
+            "default",
+            "s",
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 81}]}}),
+            Part::Main,
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(u["spec"]["clusterIP"], c["spec"]["clusterIP"]);
     }
 
     #[test]
