@@ -1090,7 +1090,7 @@ async fn namespace_termination_resumes_after_a_restart() {
     let cfg = ClusterConfig {
         port: 0,
         data_dir: Some(dir.path().to_path_buf()),
-        kubeconfig: None,
+        ..Default::default()
     };
     let c = EmbeddedCluster::start(cfg.clone()).await.unwrap();
     let nss: Api<Namespace> = Api::all(c.client());
@@ -1138,6 +1138,7 @@ async fn start_reports_a_busy_port_and_writes_the_kubeconfig_after_binding() {
         port: 0,
         data_dir: None,
         kubeconfig: Some(path.clone()),
+        ..Default::default()
     })
     .await
     .unwrap();

@@ -36,6 +36,7 @@ impl Kubectl {
             port: 0,
             data_dir: None,
             kubeconfig: Some(kubeconfig),
+            ..Default::default()
         })
         .await
         .unwrap();
