@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::types::{Registry, ResourceType};
 
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
 /// `api/v1` or `apis/{group}/{version}`.
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -108,6 +110,13 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::rbac::v1::RoleBinding>(&mut g);
             add::<a::rbac::v1::ClusterRole>(&mut g);
             add::<a::rbac::v1::ClusterRoleBinding>(&mut g);
+        }
+        ("meta.k8s.io", "v1") => {
+            // ObjectMeta and what it references, reached through a kind that embeds it.
+            add::<a::core::v1::ConfigMap>(&mut g);
+            let mut defs = g.take_definitions(true);
+            defs.remove("io.k8s.api.core.v1.ConfigMap");
+            return defs;
         }
         ("apiextensions.k8s.io", "v1") => {
             add::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&mut g)
@@ -255,6 +264,14 @@ pub fn group_version_doc(reg: &Registry, gv: &str) -> Option<Value> {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
     }
+    if types.iter().any(|t| t.crd) {
+        // Custom resources' metadata is published as the real ObjectMeta, as the apiserver does.
+        schemas.extend(
+            cached_builtin_defs("meta.k8s.io", "v1")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
     for t in &types {
         let name = schema_name(t, version);
         if t.crd {
@@ -267,7 +284,13 @@ pub fn group_version_doc(reg: &Registry, gv: &str) -> Option<Value> {
             if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
                 props.entry("apiVersion").or_insert(json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
                 props.entry("kind").or_insert(json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
-                props.entry("metadata").or_insert(json!({"type": "object"}));
+                props.insert(
+                    "metadata".into(),
+                    json!({
+                        "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}],
+                        "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+                    }),
+                );
             }
             schemas.insert(name.clone(), s);
         }
@@ -417,6 +440,23 @@ mod tests {
             unknown_fields(&t, "v1", &d),
             vec!["spec.replica", "spec.template.spec.containers[0].imagee"]
         );
+    }
+
+    #[test]
+    fn custom_resource_metadata_refers_to_object_meta() {
+        let mut reg = Registry::with_builtins();
+        let crd = json!({"spec": {"group": "argoproj.io", "names": {"plural": "rollouts", "kind": "Rollout"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object"}}}}}]}});
+        let t = crate::cluster::types::from_crd(&crd).unwrap();
+        reg.types.insert(t.gr(), Arc::new(t));
+        let doc = group_version_doc(&reg, "apis/argoproj.io/v1alpha1").unwrap();
+        let ro = &doc["components"]["schemas"]["io.argoproj.v1alpha1.Rollout"];
+        assert_eq!(
+            ro["properties"]["metadata"]["allOf"][0]["$ref"],
+            format!("#/components/schemas/{OBJECT_META}")
+        );
+        assert!(doc["components"]["schemas"][OBJECT_META]["properties"]["labels"].is_object());
+        assert_eq!(ro["x-kubernetes-group-version-kind"][0]["kind"], "Rollout");
     }
 
     #[test]
