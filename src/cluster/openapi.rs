@@ -128,6 +128,83 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
 
 type Defs = Arc<Map<String, Value>>;
 
+/// `(schema, list field, merge key)` for the strategic-merge list fields of the built-in types
+/// (the `patchStrategy:"merge"` tags of k8s.io/api); an empty key marks a merged primitive list.
+const PATCH_MERGE: &[(&str, &str, &str)] = &[
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "",
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "uid",
+    ),
+    ("io.k8s.api.core.v1.PodSpec", "containers", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "initContainers", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "volumes", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "hostAliases", "ip"),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        "topologyKey",
+    ),
+    ("io.k8s.api.core.v1.PodSpec", "resourceClaims", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "schedulingGates", "name"),
+    ("io.k8s.api.core.v1.Container", "ports", "containerPort"),
+    ("io.k8s.api.core.v1.Container", "env", "name"),
+    ("io.k8s.api.core.v1.Container", "volumeMounts", "mountPath"),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        "devicePath",
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        "containerPort",
+    ),
+    ("io.k8s.api.core.v1.EphemeralContainer", "env", "name"),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        "mountPath",
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeDevices",
+        "devicePath",
+    ),
+    ("io.k8s.api.core.v1.PodStatus", "conditions", "type"),
+    ("io.k8s.api.core.v1.PodStatus", "podIPs", "ip"),
+    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "ip"),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", "port"),
+    ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "type"),
+    ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "type"),
+    ("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "type"),
+];
+
+/// Adds `x-kubernetes-patch-strategy`/`x-kubernetes-patch-merge-key` where the apiserver's
+/// published schemas carry them.
+fn add_patch_extensions(defs: &mut Map<String, Value>) {
+    for (schema, field, key) in PATCH_MERGE {
+        if let Some(p) = defs
+            .get_mut(*schema)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(*field))
+            .and_then(Value::as_object_mut)
+        {
+            p.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+            if !key.is_empty() {
+                p.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
+}
+
 fn cached_builtin_defs(group: &str, version: &str) -> Defs {
     static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Defs>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -135,7 +212,9 @@ fn cached_builtin_defs(group: &str, version: &str) -> Defs {
     if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return d.clone();
     }
-    let d = Arc::new(builtin_defs(group, version));
+    let mut d = builtin_defs(group, version);
+    add_patch_extensions(&mut d);
+    let d = Arc::new(d);
     cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -428,6 +507,13 @@ mod tests {
                 .any(|x| x["name"] == "fieldValidation")
         );
         assert!(doc["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"].is_object());
+        let containers =
+            &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        let ports =
+            &doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["ports"];
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
     }
 
     #[test]
