@@ -6,6 +6,7 @@ mod discovery;
 pub mod error;
 mod events;
 mod gc;
+mod hpa;
 mod names;
 mod openapi;
 mod ops;
