@@ -93,13 +93,16 @@ impl EmbeddedCluster {
         let mut st = store::State::new(HISTORY);
         let mut tasks = Vec::new();
         if let Some(dir) = &cfg.data_dir {
-            let log = persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
+            persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
                 dir: dir.clone(),
                 source,
             })?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             st.persist = Some(tx);
-            tasks.push(tokio::spawn(persist::writer(log, rx)));
+            let (known, rv, dir) = (persist::known(&st), st.rv, dir.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                persist::writer(dir, known, rv, rx)
+            }));
         }
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let o = ops::WriteOpts {
