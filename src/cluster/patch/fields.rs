@@ -421,13 +421,26 @@ pub(super) fn read_entries(obj: &Value) -> Vec<Entry> {
         .collect()
 }
 
-/// Writes the entries back (dropping empty ones); no entries removes the field.
+/// Writes the entries back (dropping empty ones) in the apiserver's order: Apply before
+/// Update, then by time, manager, apiVersion and subresource. No entries removes the field.
 pub(super) fn write_entries(obj: &mut Value, entries: &[Entry]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.fields.is_empty())
-        .map(Entry::to_json)
-        .collect();
+    let seconds = |e: &Entry| {
+        e.time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp())
+    };
+    let mut kept: Vec<&Entry> = entries.iter().filter(|e| !e.fields.is_empty()).collect();
+    kept.sort_by_cached_key(|e| {
+        (
+            e.operation.clone(),
+            seconds(e),
+            e.manager.clone(),
+            e.api_version.clone(),
+            e.subresource.clone(),
+        )
+    });
+    let list: Vec<Value> = kept.into_iter().map(Entry::to_json).collect();
     let Value::Object(root) = obj else { return };
     let meta = root.entry("metadata").or_insert_with(|| json!({}));
     let Value::Object(meta) = meta else { return };
@@ -453,12 +466,23 @@ pub(super) fn without_managed_fields(obj: &Value) -> Value {
 /// fields it removed leave all sets.
 ///
 /// `managedFields` supplied by the request replace the stored ones when they differ and
-/// are non-empty (how `kubectl` migrates client-side-apply ownership); otherwise the
-/// stored ones are kept. `now` is the RFC 3339 time stamped on a changed entry.
+/// are non-empty (how `kubectl` migrates client-side-apply ownership); `[]` or `[{}]`
+/// resets them; absent or `null` keeps the stored ones. `now` (RFC 3339, e.g.
+/// `2026-11-29T08:00:00Z`) is stamped on this manager's entry when the write changed
+/// something. Call it for creates (`old = None`) and updates; [`super::apply_patch`]
+/// already calls it for JSON, merge and strategic patches.
 pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: &str) {
     let requested = read_entries(new);
     let stored = old.map(read_entries).unwrap_or_default();
-    let mut entries = if !requested.is_empty() && requested != stored {
+    let reset = match new.pointer("/metadata/managedFields") {
+        Some(Value::Array(list)) => {
+            list.is_empty() || (list.len() == 1 && list[0].as_object().is_some_and(Map::is_empty))
+        }
+        _ => false,
+    };
+    let mut entries = if reset {
+        Vec::new()
+    } else if !requested.is_empty() && requested != stored {
         requested
     } else {
         stored
@@ -525,4 +549,124 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, n
         None => entries.push(mine),
     }
     write_entries(new, &entries);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx(manager: &str) -> PatchContext<'_> {
+        PatchContext {
+            kind: "Deployment",
+            api_version: "apps/v1",
+            builtin: true,
+            field_manager: manager,
+            force: false,
+            subresource: None,
+        }
+    }
+
+    fn at(min: u32) -> String {
+        format!("2026-11-29T09:{min:02}:00Z")
+    }
+
+    fn deployment(replicas: i64, image: &str) -> Value {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "uid": "u1"},
+               "spec": {"replicas": replicas, "template": {"spec": {"containers": [{"name": "app", "image": image}]}}}})
+    }
+
+    #[test]
+    fn a_create_records_every_field_for_the_creating_manager() {
+        let mut obj = deployment(1, "v1");
+        record_update(None, &mut obj, &ctx("kubectl-client-side-apply"), &at(0));
+        assert_eq!(
+            obj["metadata"]["managedFields"],
+            json!([{"apiVersion": "apps/v1", "fieldsType": "FieldsV1", "manager": "kubectl-client-side-apply",
+                    "operation": "Update", "time": "2026-11-29T09:00:00Z",
+                    "fieldsV1": {"f:spec": {"f:replicas": {}, "f:template": {"f:spec": {"f:containers": {
+                        "k:{\"name\":\"app\"}": {".": {}, "f:image": {}, "f:name": {}}}}}}}}])
+        );
+    }
+
+    #[test]
+    fn an_update_moves_changed_fields_to_the_updating_manager() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), &at(0));
+        let mut scaled = created.clone();
+        scaled["spec"]["replicas"] = json!(4);
+        record_update(Some(&created), &mut scaled, &ctx("hpa"), &at(1));
+        let entries = read_entries(&scaled);
+        assert_eq!(entries.len(), 2);
+        let replicas = vec!["f:spec".to_string(), "f:replicas".to_string()];
+        assert!(!entries[0].fields.contains(&replicas));
+        assert!(entries[1].fields.contains(&replicas));
+        assert_eq!(entries[1].fields.members(), vec![replicas]);
+    }
+
+    #[test]
+    fn a_write_that_changes_nothing_keeps_managed_fields_identical() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), &at(0));
+        let mut same = created.clone();
+        record_update(Some(&created), &mut same, &ctx("other"), &at(5));
+        assert_eq!(same, created);
+    }
+
+    #[test]
+    fn managed_fields_supplied_by_the_request_replace_the_stored_ones() {
+        let mut created = deployment(1, "v1");
+        record_update(
+            None,
+            &mut created,
+            &ctx("kubectl-client-side-apply"),
+            &at(0),
+        );
+        let mut migrated = created.clone();
+        migrated["metadata"]["managedFields"][0]["manager"] = json!("kubectl");
+        migrated["metadata"]["managedFields"][0]["operation"] = json!("Apply");
+        record_update(Some(&created), &mut migrated, &ctx("kubectl"), &at(1));
+        let entries = read_entries(&migrated);
+        assert_eq!(
+            (
+                entries.len(),
+                entries[0].manager.as_str(),
+                entries[0].operation.as_str()
+            ),
+            (1, "kubectl", "Apply")
+        );
+    }
+
+    #[test]
+    fn an_empty_managed_fields_entry_in_the_request_resets_ownership() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), &at(0));
+        for reset in [json!([]), json!([{}])] {
+            let mut cleared = created.clone();
+            cleared["metadata"]["managedFields"] = reset.clone();
+            record_update(Some(&created), &mut cleared, &ctx("kubectl-patch"), &at(1));
+            assert!(
+                cleared["metadata"].get("managedFields").is_none(),
+                "{reset}"
+            );
+        }
+        let mut kept = created.clone();
+        kept["metadata"]["managedFields"] = Value::Null;
+        record_update(Some(&created), &mut kept, &ctx("kubectl-patch"), &at(1));
+        assert_eq!(kept, created);
+    }
+
+    #[test]
+    fn fields_v1_round_trips_and_paths_print_like_smd() {
+        let v = json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}},
+                       "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:image": {}}}}});
+        assert_eq!(Node::from_fields_v1(&v).to_fields_v1(), v);
+        let path: Path = ["f:spec", "f:containers", "k:{\"name\":\"app\"}", "f:image"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(display_path(&path), ".spec.containers[name=\"app\"].image");
+        let set: Path = ["f:metadata", "f:finalizers", "v:\"a\""]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(display_path(&set), ".metadata.finalizers[=\"a\"]");
+    }
 }

@@ -5,6 +5,14 @@
 //! the caller owns resourceVersion, admission, defaulting and persistence. Error variants
 //! map one-to-one onto the HTTP status the real apiserver answers with, and their
 //! messages copy the real server's wording because `kubectl` prints them verbatim.
+//!
+//! Every write also maintains `metadata.managedFields` as the apiserver's field manager
+//! does: server-side apply owns exactly what it applies (see `apply.rs` for what is
+//! simplified relative to structured-merge-diff), and other writes take ownership of the
+//! fields they change ([`record_update`], which the server also calls for create/update).
+//!
+//! Deviations in status codes: a JSON patch over 10,000 operations is 400 (upstream 413),
+//! and strategic-merge errors upstream answers with 500 are 422 here.
 
 mod apply;
 mod fields;
