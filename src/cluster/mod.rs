@@ -1,6 +1,18 @@
 //! The embedded cluster: an in-process Kubernetes API server over HTTP on 127.0.0.1, faithful
 //! enough for the real `kubectl` and kube-rs clients. `make demo` and the e2e tests run Sluice
 //! against it.
+//!
+//! What it serves: discovery (legacy and aggregated v2), OpenAPI v3 (built-ins from k8s-openapi,
+//! custom resources from their CRD), CRUD/LIST/WATCH/PATCH on the built-in kinds and on any
+//! CustomResourceDefinition, `/status` and `/scale`, Tables for `kubectl get`, owner-reference
+//! garbage collection, namespace termination, optional persistence (`data_dir`), and an audit log.
+//!
+//! Deliberate simplifications (each differs from a real apiserver only where Sluice and kubectl
+//! do not look): one global lock instead of MVCC (paged lists continue over the current state);
+//! Pods are deleted at once instead of gracefully; multi-version custom resources use the `None`
+//! conversion; autoscaling/v1 sees only the CPU metric of an HPA; protobuf is read for the kinds
+//! `kubectl create` sends and never written; no authentication, authorization or admission
+//! webhooks; no logs/exec/port-forward.
 
 mod discovery;
 pub mod error;
