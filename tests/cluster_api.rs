@@ -1157,3 +1157,42 @@ async fn start_reports_a_busy_port_and_writes_the_kubeconfig_after_binding() {
     ));
     c.shutdown().await;
 }
+
+#[tokio::test]
+async fn autoscaling_v1_and_v2_share_one_horizontal_pod_autoscaler() {
+    let c = start().await;
+    let v1 = r#"{"apiVersion":"autoscaling/v1","kind":"HorizontalPodAutoscaler","metadata":{"name":"h"},
+        "spec":{"scaleTargetRef":{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","name":"web"},"maxReplicas":5,"targetCPUUtilizationPercentage":60}}"#;
+    let (code, created) = raw(
+        &c,
+        reqwest::Method::POST,
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
+        "application/json",
+        v1,
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["targetCPUUtilizationPercentage"], 60);
+    assert_eq!(created["spec"]["minReplicas"], 1);
+    let (_, as_v2) = get(
+        &c,
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h",
+    )
+    .await;
+    assert_eq!(as_v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        as_v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    let (code, _) = raw(&c, reqwest::Method::PATCH, "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h/status", "application/merge-patch+json",
+        r#"{"status":{"currentReplicas":2,"desiredReplicas":3,"currentMetrics":[{"type":"Resource","resource":{"name":"cpu","current":{"averageUtilization":75}}}]}}"#).await;
+    assert_eq!(code, 200);
+    let (_, as_v1) = get(
+        &c,
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/h",
+    )
+    .await;
+    assert_eq!(as_v1["status"]["currentCPUUtilizationPercentage"], 75);
+    assert_eq!(as_v1["status"]["desiredReplicas"], 3);
+    c.shutdown().await;
+}

@@ -492,6 +492,32 @@ async fn kubectl_create_subcommands_send_protobuf_that_the_server_reads() {
         .await,
         "8080"
     );
+    k.ok(
+        &[
+            "autoscale",
+            "deployment",
+            "web",
+            "--max=5",
+            "--cpu-percent=50",
+        ],
+        None,
+    )
+    .await;
+    let hpa = k.ok(&["get", "hpa", "web"], None).await;
+    let cols: Vec<&str> = hpa.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        cols,
+        vec![
+            "NAME",
+            "REFERENCE",
+            "TARGETS",
+            "MINPODS",
+            "MAXPODS",
+            "REPLICAS",
+            "AGE"
+        ]
+    );
+    assert!(hpa.contains("cpu: <unknown>/50%"), "{hpa}");
     k.ok(&["delete", "namespace", "team"], None).await;
     let (ok, _, err) = k.run(&["get", "cm", "c1", "-n", "team"], None).await;
     assert!(!ok && err.contains("NotFound"), "{err}");

@@ -1,11 +1,24 @@
 //! The embedded cluster: an in-process Kubernetes API server over HTTP on 127.0.0.1, faithful
 //! enough for the real `kubectl` and kube-rs clients. `make demo` and the e2e tests run Sluice
 //! against it.
+//!
+//! What it serves: discovery (legacy and aggregated v2), OpenAPI v3 (built-ins from k8s-openapi,
+//! custom resources from their CRD), CRUD/LIST/WATCH/PATCH on the built-in kinds and on any
+//! CustomResourceDefinition, `/status` and `/scale`, Tables for `kubectl get`, owner-reference
+//! garbage collection, namespace termination, optional persistence (`data_dir`), and an audit log.
+//!
+//! Deliberate simplifications (each differs from a real apiserver only where Sluice and kubectl
+//! do not look): one global lock instead of MVCC (paged lists continue over the current state);
+//! Pods are deleted at once instead of gracefully; multi-version custom resources use the `None`
+//! conversion; autoscaling/v1 sees only the CPU metric of an HPA; protobuf is read for the kinds
+//! `kubectl create` sends and never written; no authentication, authorization or admission
+//! webhooks; no logs/exec/port-forward.
 
 mod discovery;
 pub mod error;
 mod events;
 mod gc;
+mod hpa;
 mod names;
 mod openapi;
 mod ops;
@@ -96,13 +109,16 @@ impl EmbeddedCluster {
         let mut st = store::State::new(HISTORY);
         let mut tasks = Vec::new();
         if let Some(dir) = &cfg.data_dir {
-            let log = persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
+            persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
                 dir: dir.clone(),
                 source,
             })?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             st.persist = Some(tx);
-            tasks.push(tokio::spawn(persist::writer(log, rx)));
+            let (known, rv, dir) = (persist::known(&st), st.rv, dir.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                persist::writer(dir, known, rv, rx)
+            }));
         }
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let o = ops::WriteOpts {

@@ -112,6 +112,42 @@ pub fn validate_metadata(meta: &serde_json::Value) -> Vec<(String, String)> {
             errs.push(("metadata.labels".into(), format!("Invalid value: {val:?}: a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')")));
         }
     }
+    let refs = meta["ownerReferences"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for r in &refs {
+        for (field, what) in [
+            ("apiVersion", "version"),
+            ("kind", "kind"),
+            ("name", "name"),
+            ("uid", "uid"),
+        ] {
+            if r[field].as_str().is_none_or(str::is_empty) {
+                errs.push((
+                    format!("metadata.ownerReferences.{field}"),
+                    format!("Invalid value: \"\": {what} must not be empty"),
+                ));
+            }
+        }
+    }
+    let controllers: Vec<String> = refs
+        .iter()
+        .filter(|r| r["controller"] == true)
+        .map(|r| {
+            format!(
+                "{}/{}",
+                r["kind"].as_str().unwrap_or_default(),
+                r["name"].as_str().unwrap_or_default()
+            )
+        })
+        .collect();
+    if controllers.len() > 1 {
+        errs.push((
+            "metadata.ownerReferences".into(),
+            format!("Only one reference can have Controller set to true. Found \"true\" in references for {}", controllers.join(" and ")),
+        ));
+    }
     let size: usize = meta["annotations"]
         .as_object()
         .into_iter()
@@ -189,6 +225,27 @@ mod tests {
             validate_metadata(&json!({"annotations": {"a": huge}}))[0].1,
             "Too long: must have at most 262144 bytes"
         );
+    }
+
+    #[test]
+    fn owner_references_need_identity_and_one_controller() {
+        use serde_json::json;
+        let ok = json!({"ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": "web", "uid": "u1", "controller": true}]});
+        assert!(validate_metadata(&ok).is_empty());
+        let missing = validate_metadata(
+            &json!({"ownerReferences": [{"apiVersion": "v1", "kind": "X", "name": "n"}]}),
+        );
+        assert_eq!(
+            missing,
+            vec![(
+                "metadata.ownerReferences.uid".to_string(),
+                "Invalid value: \"\": uid must not be empty".to_string()
+            )]
+        );
+        let two = json!({"ownerReferences": [
+            {"apiVersion": "v1", "kind": "A", "name": "a", "uid": "1", "controller": true},
+            {"apiVersion": "v1", "kind": "B", "name": "b", "uid": "2", "controller": true}]});
+        assert_eq!(validate_metadata(&two).len(), 1);
     }
 
     #[test]

@@ -396,6 +396,7 @@ fn default_builtin(st: &mut State, t: &ResourceType, obj: &mut Value, creating: 
                 spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
             }
         }
+        ("autoscaling", "horizontalpodautoscalers") => super::hpa::default_v2(obj),
         ("apps", "replicasets") if obj["spec"]["replicas"].is_null() => {
             obj["spec"]["replicas"] = json!(1);
         }

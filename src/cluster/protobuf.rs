@@ -373,6 +373,8 @@ fn message_for(api_version: &str, kind: &str) -> Option<String> {
         "apps/v1" => "apps",
         "batch/v1" => "batch",
         "rbac.authorization.k8s.io/v1" => "rbac",
+        "autoscaling/v1" => "autoscalingv1",
+        "autoscaling/v2" => "autoscalingv2",
         _ => return None,
     };
     let name = format!("{pkg}.{kind}");

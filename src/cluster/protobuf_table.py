@@ -2,7 +2,8 @@
 """Regenerates protobuf_table.txt from the Kubernetes generated.proto files of one release.
 
 Usage: protobuf_table.py DIR  where DIR holds meta.proto runtime.proto intstr.proto resource.proto
-(k8s.io/apimachinery) and core.proto apps.proto batch.proto rbac.proto (k8s.io/api v1 groups),
+(k8s.io/apimachinery) and core.proto apps.proto batch.proto rbac.proto autoscalingv1.proto
+autoscalingv2.proto (k8s.io/api),
 taken from the same release tag (v0.33.x). Writes the table to stdout.
 """
 import re
@@ -11,6 +12,7 @@ import sys
 ALIAS = {
     "k8s.io.api.core.v1": "core", "k8s.io.api.apps.v1": "apps", "k8s.io.api.batch.v1": "batch",
     "k8s.io.api.rbac.v1": "rbac", "k8s.io.apimachinery.pkg.apis.meta.v1": "meta",
+    "k8s.io.api.autoscaling.v1": "autoscalingv1", "k8s.io.api.autoscaling.v2": "autoscalingv2",
     "k8s.io.apimachinery.pkg.runtime": "runtime", "k8s.io.apimachinery.pkg.util.intstr": "intstr",
     "k8s.io.apimachinery.pkg.api.resource": "resource",
 }
@@ -20,7 +22,8 @@ SCALAR = {"string": "s", "int32": "i", "int64": "i", "uint32": "i", "uint64": "i
           "bytes": "y", "double": "d", "float": "f"}
 ROOTS = ["core.Namespace", "core.ConfigMap", "core.Secret", "core.ServiceAccount", "core.Service", "core.Pod",
          "apps.Deployment", "batch.Job", "rbac.Role", "rbac.ClusterRole", "rbac.RoleBinding",
-         "rbac.ClusterRoleBinding"]
+         "rbac.ClusterRoleBinding", "autoscalingv1.HorizontalPodAutoscaler",
+         "autoscalingv2.HorizontalPodAutoscaler"]
 
 
 def parse(files):
@@ -48,7 +51,8 @@ def parse(files):
 
 def main():
     d = sys.argv[1]
-    names = ["meta", "runtime", "intstr", "resource", "core", "apps", "batch", "rbac"]
+    names = ["meta", "runtime", "intstr", "resource", "core", "apps", "batch", "rbac", "autoscalingv1",
+             "autoscalingv2"]
     msgs = parse([f"{d}/{n}.proto" for n in names])
     full = {k.rsplit(".", 1)[0]: k for k in msgs}
     short = lambda f: ALIAS.get(f.rsplit(".", 1)[0], f.rsplit(".", 1)[0]) + "." + f.rsplit(".", 1)[1]

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::discovery;
 use super::error::ApiError;
 use super::events;
+use super::hpa;
 use super::openapi;
 use super::ops::{self, DeleteOpts, Deleted, Part, Propagation, WriteOpts};
 use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
@@ -206,6 +207,8 @@ fn now_string() -> String {
 fn present(t: &ResourceType, version: &str, obj: &Value) -> Value {
     let mut o = if t.group == "events.k8s.io" {
         events::to_events_v1(obj)
+    } else if t.group == "autoscaling" && version == "v1" {
+        hpa::to_v1(obj)
     } else {
         obj.clone()
     };
@@ -355,6 +358,8 @@ fn resource_request(
             .lookup("", "v1", "events")
             .ok_or_else(ApiError::no_resource)?;
         (core, "v1".to_string())
+    } else if t.group == "autoscaling" {
+        (t.clone(), "v2".to_string())
     } else {
         (t.clone(), version.clone())
     };
@@ -431,7 +436,14 @@ fn resource_request(
             patching::record_write(None, &mut obj, &ctx, &o.now);
             let created = {
                 let mut st = sh.lock();
-                ops::create(&mut st, &st_t, &st_version, &ns, to_storage(&t, obj), &o)
+                ops::create(
+                    &mut st,
+                    &st_t,
+                    &st_version,
+                    &ns,
+                    to_storage(&t, &version, obj),
+                    &o,
+                )
             }?;
             sh.gc_notify.notify_one();
             Ok(with_warnings(
@@ -467,7 +479,7 @@ fn resource_request(
                         &st_version,
                         &ns,
                         name,
-                        to_storage(&t, obj),
+                        to_storage(&t, &version, obj),
                         Part::Status,
                         &o,
                     ),
@@ -477,7 +489,7 @@ fn resource_request(
                         &st_version,
                         &ns,
                         name,
-                        to_storage(&t, obj),
+                        to_storage(&t, &version, obj),
                         Part::Main,
                         &o,
                     ),
@@ -594,10 +606,15 @@ fn resource_request(
     }
 }
 
-/// A request body in the stored shape (events.k8s.io/v1 Events are stored as core/v1).
-fn to_storage(t: &ResourceType, obj: Value) -> Value {
-    if t.group == "events.k8s.io" && obj.is_object() {
+/// A request body in the stored shape (events.k8s.io/v1 Events are stored as core/v1,
+/// autoscaling/v1 HorizontalPodAutoscalers as autoscaling/v2).
+fn to_storage(t: &ResourceType, version: &str, obj: Value) -> Value {
+    if !obj.is_object() {
+        obj
+    } else if t.group == "events.k8s.io" {
         events::to_core(&obj)
+    } else if t.group == "autoscaling" && version == "v1" {
+        hpa::to_v2(&obj)
     } else {
         obj
     }
@@ -746,7 +763,7 @@ fn patch(
             obj["metadata"]["name"] = json!(name);
             let warnings = field_check(t, version, &obj, mode)?;
             return Ok((
-                ops::create(st, st_t, st_version, ns, to_storage(t, obj), o)?,
+                ops::create(st, st_t, st_version, ns, to_storage(t, version, obj), o)?,
                 true,
                 warnings,
             ));
@@ -789,7 +806,7 @@ fn patch(
             st_version,
             ns,
             name,
-            to_storage(t, patched),
+            to_storage(t, version, patched),
             part,
             o,
         )?,
