@@ -81,12 +81,9 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
     // Events, through both APIs (kube-rs' Recorder uses events.k8s.io).
     ("", "events", &["create", "patch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
-    // Leader election.
-    (
-        "coordination.k8s.io",
-        "leases",
-        &["get", "create", "update", "patch"],
-    ),
+    // Leader election: kube-lease-manager reads the Lease, creates it when missing, and
+    // writes it only with patches (server-side apply to acquire, strategic merge to renew).
+    ("coordination.k8s.io", "leases", &["get", "create", "patch"]),
 ];
 
 /// The verbs granted on `group`/`resource`, if any.
