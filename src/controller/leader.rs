@@ -295,6 +295,110 @@ impl LeaderElector {
     }
 }
 
+/// Why [`run_as_leader`] ended with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum LeadError<E: std::fmt::Debug + std::fmt::Display> {
+    /// The lease task failed (see [`LeaderError`]).
+    #[error(transparent)]
+    Lease(LeaderError),
+    /// The lease task panicked or was aborted.
+    #[error("the leader election task died: {0}")]
+    LeaseTaskDied(String),
+    /// Another replica took the lease; the work was stopped. Exiting and restarting as a
+    /// standby is the safe reaction (the caches of a former leader may be stale).
+    #[error("lost the leader lease to another replica")]
+    Lost,
+    /// The work itself failed.
+    #[error("{0}")]
+    Work(E),
+}
+
+/// Runs `work` while this replica leads, in the order that keeps a single writer:
+/// 1. campaign until leader (returns `Ok` if `shutdown` comes first);
+/// 2. run `work` with a token that is cancelled on `shutdown` or when the lease is lost;
+/// 3. only after `work` has returned, release the Lease, so a standby never starts while
+///    in-flight reconciles of the old leader are still writing.
+///
+/// Returns `Ok` after a clean shutdown, [`LeadError::Lost`] if the lease was taken away,
+/// [`LeadError::Lease`]/[`LeadError::LeaseTaskDied`] if leader election failed, and
+/// [`LeadError::Work`] if `work` failed on its own.
+pub async fn run_as_leader<W, Fut, E>(
+    elector: LeaderElector,
+    shutdown: CancellationToken,
+    work: W,
+) -> Result<(), LeadError<E>>
+where
+    W: FnOnce(CancellationToken) -> Fut,
+    Fut: std::future::Future<Output = Result<(), E>>,
+    E: std::fmt::Debug + std::fmt::Display,
+{
+    let (tx, mut leading) = watch::channel(false);
+    let lease_stop = CancellationToken::new();
+    let mut lease = tokio::spawn(elector.run(tx, lease_stop.clone()));
+    let lease_ended = |joined: Result<Result<(), LeaderError>, tokio::task::JoinError>| match joined
+    {
+        Ok(Ok(())) => LeadError::LeaseTaskDied("it stopped without being asked to".into()),
+        Ok(Err(e)) => LeadError::Lease(e),
+        Err(e) => LeadError::LeaseTaskDied(e.to_string()),
+    };
+
+    // 1. Stand by until elected.
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => {
+                lease_stop.cancel();
+                return match lease.await {
+                    Ok(Ok(())) => Ok(()),
+                    other => Err(lease_ended(other)),
+                };
+            }
+            joined = &mut lease => return Err(lease_ended(joined)),
+            changed = leading.changed() => {
+                if changed.is_err() {
+                    // The sender lives in the lease task: it has ended.
+                    return Err(lease_ended(lease.await));
+                }
+                if *leading.borrow_and_update() {
+                    break;
+                }
+            }
+        }
+    }
+
+    // 2. Lead.
+    let work_stop = shutdown.child_token();
+    let work = work(work_stop.clone());
+    tokio::pin!(work);
+    let mut lease_result = None;
+    let outcome = tokio::select! {
+        done = &mut work => done.map_err(LeadError::Work),
+        Ok(()) = async { leading.wait_for(|l| !*l).await.map(|_| ()) } => {
+            warn!("leadership lost; stopping the controllers");
+            work_stop.cancel();
+            let _ = (&mut work).await;
+            Err(LeadError::Lost)
+        }
+        joined = &mut lease => {
+            work_stop.cancel();
+            let _ = (&mut work).await;
+            let err = lease_ended(joined);
+            lease_result = Some(());
+            Err(err)
+        }
+    };
+
+    // 3. Release only after the work has stopped writing.
+    if lease_result.is_none() {
+        lease_stop.cancel();
+        match lease.await {
+            Ok(Ok(())) => {}
+            other if outcome.is_ok() => return Err(lease_ended(other)),
+            _ => {}
+        }
+    }
+    outcome
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::coordination::v1::Lease;
@@ -489,6 +593,112 @@ mod tests {
         assert!(matches!(err, LeaderError::Config(_)), "{err}");
         let leases: Api<Lease> = Api::namespaced(cluster.client(), NS);
         assert!(leases.get_opt(LEASE).await.expect("get").is_none());
+        cluster.shutdown().await;
+    }
+    #[tokio::test]
+    async fn only_the_leader_runs_the_work_and_hands_over_only_after_it_stopped() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicI32, Ordering};
+
+        let cluster = cluster().await;
+        let active = Arc::new(AtomicI32::new(0));
+        let overlap = Arc::new(AtomicI32::new(0));
+        let mut runs = Vec::new();
+        for id in ["one", "two"] {
+            let elector = LeaderElector::new(cluster.client(), NS, LEASE, id, DURATION)
+                .await
+                .expect("elector starts");
+            let stop = CancellationToken::new();
+            let (started_tx, started_rx) = watch::channel(false);
+            let (active, overlap) = (active.clone(), overlap.clone());
+            let task = tokio::spawn(run_as_leader(
+                elector,
+                stop.clone(),
+                move |token| async move {
+                    if active.fetch_add(1, Ordering::SeqCst) > 0 {
+                        overlap.fetch_add(1, Ordering::SeqCst);
+                    }
+                    started_tx.send_replace(true);
+                    token.cancelled().await;
+                    // In-flight reconciles finishing: the lease must still be held meanwhile.
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    active.fetch_sub(1, Ordering::SeqCst);
+                    Ok::<(), std::io::Error>(())
+                },
+            ));
+            runs.push((stop, started_rx, task));
+        }
+        let (mut s0, mut s1) = (runs[0].1.clone(), runs[1].1.clone());
+        let first = tokio::time::timeout(DURATION * 3, async {
+            tokio::select! {
+                _ = s0.wait_for(|v| *v) => 0,
+                _ = s1.wait_for(|v| *v) => 1,
+            }
+        })
+        .await
+        .expect("someone leads");
+        let other = 1 - first;
+        tokio::time::sleep(DURATION).await;
+        assert!(!*runs[other].1.borrow(), "the standby ran the work");
+        runs[first].0.cancel();
+        let mut standby_started = runs[other].1.clone();
+        tokio::time::timeout(DURATION * 2, standby_started.wait_for(|v| *v))
+            .await
+            .expect("the standby takes over")
+            .expect("sender alive");
+        assert_eq!(
+            overlap.load(Ordering::SeqCst),
+            0,
+            "two replicas worked at once"
+        );
+        for (stop, _, _) in &runs {
+            stop.cancel();
+        }
+        for (_, _, task) in runs {
+            task.await.expect("join").expect("clean shutdown");
+        }
+        cluster.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn losing_the_lease_stops_the_work_and_reports_it() {
+        let cluster = cluster().await;
+        let elector = LeaderElector::new(cluster.client(), NS, LEASE, "loser", DURATION)
+            .await
+            .expect("elector starts");
+        let (started_tx, mut started) = watch::channel(false);
+        let task = tokio::spawn(run_as_leader(
+            elector,
+            CancellationToken::new(),
+            move |token| async move {
+                started_tx.send_replace(true);
+                token.cancelled().await;
+                Ok::<(), std::io::Error>(())
+            },
+        ));
+        tokio::time::timeout(DURATION * 2, started.wait_for(|v| *v))
+            .await
+            .expect("leads")
+            .expect("sender alive");
+        let leases: Api<Lease> = Api::namespaced(cluster.client(), NS);
+        leases
+            .patch(
+                LEASE,
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"spec": {
+                    "holderIdentity": "thief",
+                    "renewTime": k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime(
+                        k8s_openapi::jiff::Timestamp::now()),
+                    "leaseDurationSeconds": 3600,
+                }})),
+            )
+            .await
+            .expect("steal");
+        let result = tokio::time::timeout(DURATION * 3, task)
+            .await
+            .expect("stops after losing the lease")
+            .expect("join");
+        assert!(matches!(result, Err(LeadError::Lost)), "{result:?}");
         cluster.shutdown().await;
     }
 }
