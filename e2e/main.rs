@@ -2,4 +2,5 @@
 //! controller and the real `kubectl`.
 
 mod canary;
+mod demo;
 mod harness;

@@ -1,6 +1,7 @@
 //! Sluice: a progressive-delivery controller implementing the Argo Rollouts API.
 #![forbid(unsafe_code)]
 
+pub mod analysis;
 pub mod api;
 pub mod cli;
 pub mod cluster;

@@ -305,7 +305,9 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
             .await?;
         let ro = tour
             .watch_until("the abort to restore the stable", long, |ro| {
-                phase_is(ro, "Degraded") && ro["status"]["availableReplicas"].as_i64() == Some(5)
+                phase_is(ro, "Degraded")
+                    && ro["status"]["updatedReplicas"].as_i64().unwrap_or(0) == 0
+                    && ro["status"]["availableReplicas"].as_i64() == Some(5)
             })
             .await?;
         println!(

@@ -4,6 +4,7 @@
 
 mod discovery;
 pub mod error;
+mod events;
 mod gc;
 mod names;
 mod openapi;
@@ -11,6 +12,7 @@ mod ops;
 pub mod patch;
 mod patching;
 mod persist;
+mod protobuf;
 pub mod schema;
 mod selector;
 mod server;
@@ -128,7 +130,7 @@ impl EmbeddedCluster {
         let shared = Arc::new(server::Shared {
             state: Mutex::new(st),
             gc_notify: Notify::new(),
-            audit: Mutex::new(Vec::new()),
+            audit: Mutex::new(std::collections::VecDeque::new()),
             addr,
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(1),
@@ -164,13 +166,14 @@ impl EmbeddedCluster {
                 }
             }));
         }
-        if let Some(path) = &cfg.kubeconfig {
-            std::fs::write(path, cluster.kubeconfig_yaml()).map_err(|source| {
-                ClusterError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+        if let Some(path) = &cfg.kubeconfig
+            && let Err(source) = std::fs::write(path, cluster.kubeconfig_yaml())
+        {
+            cluster.shutdown().await;
+            return Err(ClusterError::Kubeconfig {
+                path: path.clone(),
+                source,
+            });
         }
         Ok(cluster)
     }
@@ -193,13 +196,16 @@ impl EmbeddedCluster {
         self.client.clone()
     }
 
-    /// Every API call served so far, in order (used to check RBAC coverage).
+    /// The API calls served so far, oldest first (the most recent 200,000), used to check RBAC
+    /// coverage.
     pub fn audit(&self) -> Vec<AuditEntry> {
         self.shared
             .audit
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Stops serving, ends open watches, and flushes persistence.

@@ -57,6 +57,22 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<PathBuf> {
             st.registry.types.insert(t.gr(), std::sync::Arc::new(t));
         }
     }
+    // Deletions in flight when the cluster stopped carry on after the restart.
+    for (gr, o) in st.all() {
+        if o["metadata"]["deletionTimestamp"].is_null() {
+            continue;
+        }
+        if gr.0.is_empty() && gr.1 == "namespaces" {
+            let name = o["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            st.gc_queue.push_back(super::store::GcWork::Namespace(name));
+        } else if let Some(uid) = o["metadata"]["uid"].as_str() {
+            st.gc_queue
+                .push_back(super::store::GcWork::Owner(uid.to_string()));
+        }
+    }
     write_snapshot(st, dir)?;
     std::fs::write(&log, b"")?;
     Ok(log)

@@ -8,7 +8,7 @@
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -46,6 +46,10 @@ fn is_conflict(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 409)
 }
 
+fn is_too_many_requests(err: &kube::Error) -> bool {
+    matches!(err, kube::Error::Api(s) if s.code == 429)
+}
+
 fn is_not_found(err: &kube::Error) -> bool {
     matches!(err, kube::Error::Api(s) if s.code == 404)
 }
@@ -60,6 +64,29 @@ fn metadata_map(patch: &MetadataPatch) -> Value {
         map.insert(k.clone(), Value::Null);
     }
     Value::Object(map)
+}
+
+/// Merge-patch the Rollout itself with `rv` as a precondition and advance `rv` to
+/// the version the write produced. `Ok(false)` means someone else changed the
+/// Rollout since it was read: the caller stops and lets the watch retrigger.
+async fn patch_rollout_guarded(
+    api: &Api<Rollout>,
+    name: &str,
+    rv: &mut String,
+    mut body: Value,
+) -> Result<bool, kube::Error> {
+    body["metadata"]["resourceVersion"] = Value::String(rv.clone());
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(updated) => {
+            *rv = updated.resource_version().unwrap_or_default();
+            Ok(true)
+        }
+        Err(e) if is_conflict(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
 }
 
 /// Apply `plan` to the cluster on behalf of `ro`.
@@ -87,7 +114,41 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                 match rs_api.create(&PostParams::default(), rs).await {
                     Ok(_) => {}
                     Err(e) if is_conflict(&e) => {
-                        // Our cache has not seen it yet; the watch will bring it.
+                        // Either our cache has not seen our own ReplicaSet yet (the watch
+                        // will bring it), or another object holds the name: a hash
+                        // collision, resolved by bumping collisionCount for a new hash.
+                        let uid = ro.uid().unwrap_or_default();
+                        let existing = rs_api.get_opt(&rs_name).await.ok().flatten();
+                        let ours = existing.as_ref().is_some_and(|rs| {
+                            rs.owner_references()
+                                .iter()
+                                .any(|o| o.uid == uid && o.controller == Some(true))
+                        });
+                        if existing.is_some() && !ours {
+                            let count = ro
+                                .status
+                                .as_ref()
+                                .and_then(|s| s.collision_count)
+                                .unwrap_or(0)
+                                + 1;
+                            warn!(replicaset = %rs_name, collision_count = count, "pod-template hash collision");
+                            let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": {"collisionCount": count}});
+                            match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
+                                Ok(_) => {
+                                    return Ok(Outcome {
+                                        status_written: true,
+                                        conflict: true,
+                                    });
+                                }
+                                Err(e) if is_conflict(&e) => {}
+                                Err(e) => {
+                                    return Err(act(
+                                        "patch status of",
+                                        format!("rollout {ns}/{name}"),
+                                    )(e));
+                                }
+                            }
+                        }
                         return Ok(Outcome {
                             conflict: true,
                             ..Default::default()
@@ -211,30 +272,54 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     }
                 }
             }
-            Change::PatchRolloutSpecReplicas { replicas } => {
-                let body = json!({"metadata": {"resourceVersion": rollout_rv}, "spec": {"replicas": replicas}});
-                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
-                    Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
-                    Err(e) if is_conflict(&e) => {
+            Change::EvictPod { name: pod_name } => {
+                let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+                // The eviction API honours PodDisruptionBudgets; servers without it
+                // (404/405) get a plain delete.
+                match pod_api.evict(pod_name, &EvictParams::default()).await {
+                    Ok(_) => {}
+                    Err(e)
+                        if is_not_found(&e)
+                            && pod_api.get_opt(pod_name).await.ok().flatten().is_none() => {}
+                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {
+                        match pod_api.delete(pod_name, &DeleteParams::default()).await {
+                            Ok(_) => {}
+                            Err(e) if is_not_found(&e) => {}
+                            Err(e) => return Err(act("delete", format!("pod {ns}/{pod_name}"))(e)),
+                        }
+                    }
+                    Err(e) if is_too_many_requests(&e) => {
+                        // A PodDisruptionBudget refused: try again on the next reconcile.
                         return Ok(Outcome {
                             conflict: true,
                             ..Default::default()
                         });
                     }
-                    Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
+                    Err(e) => return Err(act("evict", format!("pod {ns}/{pod_name}"))(e)),
+                }
+            }
+            Change::PatchRolloutSpecReplicas { replicas } => {
+                let body = json!({"spec": {"replicas": replicas}});
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                    .await
+                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
+                {
+                    return Ok(Outcome {
+                        conflict: true,
+                        ..Default::default()
+                    });
                 }
             }
             Change::AnnotateRolloutRevision { revision } => {
-                let body = json!({"metadata": {"resourceVersion": rollout_rv, "annotations": {"rollout.argoproj.io/revision": revision}}});
-                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
-                    Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
-                    Err(e) if is_conflict(&e) => {
-                        return Ok(Outcome {
-                            conflict: true,
-                            ..Default::default()
-                        });
-                    }
-                    Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
+                let body = json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": revision}}});
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                    .await
+                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
+                {
+                    return Ok(Outcome {
+                        conflict: true,
+                        ..Default::default()
+                    });
                 }
             }
             Change::Event {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -78,7 +78,11 @@ fn key(ro: &Rollout) -> String {
 }
 
 /// Build the snapshot the planner decides on.
-async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
+async fn observe(
+    ro: &Rollout,
+    ctx: &Context,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Observed, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
     let replica_sets: Vec<ReplicaSet> = ctx
@@ -110,10 +114,36 @@ async fn observe(ro: &Rollout, ctx: &Context) -> Result<Observed, Error> {
             services.insert(name.clone(), svc);
         }
     }
+    // Pods are read only while a restart (`spec.restartAt`) is due.
+    let mut pods = Vec::new();
+    if Observed::needs_pods(ro, now) {
+        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let rs_uids: std::collections::HashSet<&str> = replica_sets
+            .iter()
+            .filter_map(|rs| rs.metadata.uid.as_deref())
+            .collect();
+        pods = pod_api
+            .list(&ListParams::default().labels(HASH_LABEL))
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("pods in {ns}"),
+                source,
+            })?
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.owner_references()
+                    .iter()
+                    .any(|o| rs_uids.contains(o.uid.as_str()))
+            })
+            .collect();
+    }
     Ok(Observed {
         rollout: ro.clone(),
         replica_sets,
         services,
+        pods,
+        ..Default::default()
     })
 }
 
@@ -128,8 +158,9 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         // Our own write superseded this copy; the watch will bring the new one.
         return Ok(Action::await_change());
     }
-    let observed = observe(&ro, &ctx).await?;
-    let plan = crate::core::plan(&observed, k8s_openapi::jiff::Timestamp::now());
+    let now = chrono::Utc::now();
+    let observed = observe(&ro, &ctx, now).await?;
+    let plan = crate::core::plan(&observed, now);
     tracing::debug!(
         changes = plan.changes.len(),
         requeue_after = ?plan.requeue_after,

@@ -9,13 +9,16 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::PodTemplateSpec;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm, PodTemplateSpec, WeightedPodAffinityTerm};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{
+    LabelSelector, LabelSelectorRequirement, ObjectMeta, OwnerReference, Time,
+};
 use k8s_openapi::jiff::Timestamp;
 
-use super::hash::{pod_template_hash, step_hash, templates_semantically_equal};
-use super::observed::Observed;
+use super::hash::{TemplateMatcher, pod_template_hash, step_hash};
+use super::observed::{Observed, restart_due};
 use super::plan::{Change, MetadataPatch, Plan};
 use super::replicas::{
     CanaryScaleInput, Limits, RsState, Targets, basic_canary_targets, scale_down_others,
@@ -39,14 +42,19 @@ pub const MANAGED_BY_ROLLOUTS_ANNOTATION: &str = "argo-rollouts.argoproj.io/mana
 
 /// Decides what one reconcile of a canary Rollout should do. `now` is the reconcile time; it
 /// is truncated to whole seconds, the precision status timestamps are stored with.
-pub fn plan(observed: &Observed, now: Timestamp) -> Plan {
-    let now = Time(Timestamp::from_second(now.as_second()).unwrap_or(now));
+pub fn plan(observed: &Observed, now: DateTime<Utc>) -> Plan {
+    let now = to_time(now);
     let rollout = &observed.rollout;
     let prev = rollout.status.clone().unwrap_or_default();
     if let Err(err) = validate(observed) {
         return invalid_spec_plan(rollout, prev, &err, &now);
     }
     Planner::new(observed, prev, now).run()
+}
+
+/// Whole seconds as a Kubernetes `Time` (status timestamps have second precision).
+pub(crate) fn to_time(now: DateTime<Utc>) -> Time {
+    Time(Timestamp::from_second(now.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
 }
 
 fn invalid_spec_plan(
@@ -270,6 +278,9 @@ impl<'a> Planner<'a> {
             return self.finish(status, revision);
         }
 
+        if self.reconcile_restart(&mut status) {
+            return self.finish(status, revision);
+        }
         self.reconcile_ephemeral_metadata(new);
         self.cleanup_history();
         self.reconcile_services();
@@ -296,7 +307,7 @@ impl<'a> Planner<'a> {
         {
             return Some(i);
         }
-        let template = self.template();
+        let matcher = TemplateMatcher::new(self.template());
         let mut candidates: Vec<usize> = (0..self.rs.len())
             .filter(|&i| !self.rs[i].deleting)
             .collect();
@@ -310,9 +321,7 @@ impl<'a> Planner<'a> {
         candidates.into_iter().find(|&i| {
             let rs = self.rs[i].rs;
             let live = rs.spec.as_ref().and_then(|s| s.template.as_ref());
-            live.is_some_and(|live| {
-                templates_semantically_equal(live, ephemeral_of(rs).as_ref(), template)
-            })
+            live.is_some_and(|live| matcher.matches(live, ephemeral_of(rs).as_ref()))
         })
     }
 
@@ -390,10 +399,14 @@ impl<'a> Planner<'a> {
     fn reset_for_update(&mut self, status: &mut RolloutStatus) {
         self.pause.clear = true;
         self.pause.remove_abort = true;
-        status.promote_full = None;
+        status.promote_full = keep_bool(status.promote_full, false);
         if let Some(c) = status.canary.as_mut() {
             c.current_step_analysis_run_status = None;
             c.current_background_analysis_run_status = None;
+        }
+        if self.spec.restart_at.is_some() {
+            // Every pod of the new template is newer than any restart request.
+            status.restarted_at = self.spec.restart_at.clone();
         }
         let count = self.step_count();
         status.current_step_index = (count > 0).then_some(0);
@@ -403,7 +416,44 @@ impl<'a> Planner<'a> {
                 st::SKIP_STEPS_REASON,
                 "Rollback to stable ReplicaSets",
             ));
+        } else if count > 0
+            && self.rollback_within_window()
+            && self.new.is_some_and(|n| self.rs[n].spec > 0)
+        {
+            status.current_step_index = Some(count);
+            self.changes.push(Change::normal(
+                st::SKIP_STEPS_REASON,
+                "Rollback to active ReplicaSets within RollbackWindow",
+            ));
         }
+    }
+
+    /// `rollbackWindow.revisions`: the template went back to a ReplicaSet older than the
+    /// stable one, with fewer than `revisions` ReplicaSets created between the two. Such a
+    /// rollback skips the steps like a rollback to the stable does.
+    fn rollback_within_window(&self) -> bool {
+        let window = self
+            .spec
+            .rollback_window
+            .as_ref()
+            .and_then(|w| w.revisions)
+            .unwrap_or(0);
+        let (Some(new), Some(stable)) = (self.new, self.stable) else {
+            return false;
+        };
+        let (Some(new_at), Some(stable_at)) = (self.rs[new].created(), self.rs[stable].created())
+        else {
+            return false;
+        };
+        if window <= 0 || new_at >= stable_at {
+            return false;
+        }
+        let between = self
+            .rs
+            .iter()
+            .filter(|v| v.created().is_some_and(|c| c > new_at && c < stable_at))
+            .count();
+        i32::try_from(between).unwrap_or(i32::MAX) < window
     }
 
     fn create_new_replica_set(mut self, hash: String) -> Plan {
@@ -470,6 +520,7 @@ impl<'a> Planner<'a> {
         let labels = meta.labels.get_or_insert_with(Default::default);
         labels.insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.to_string());
         let rs_labels = labels.clone();
+        self.inject_anti_affinity(&mut template);
 
         let mut selector = self.spec.selector.clone().unwrap_or_default();
         selector
@@ -513,6 +564,127 @@ impl<'a> Planner<'a> {
                 template: Some(template),
             }),
             status: None,
+        }
+    }
+
+    /// `spec.restartAt`: evicts pods created before it, as many at once as availability
+    /// allows (at least one, at most maxUnavailable), the stable's first; records
+    /// `status.restartedAt` once no old pod is left. Returns whether pods were evicted, in
+    /// which case availability counts are stale and nothing else is scaled this time.
+    fn reconcile_restart(&mut self, status: &mut RolloutStatus) -> bool {
+        let Some(restart_at) = self.spec.restart_at.clone() else {
+            return false;
+        };
+        if !restart_due(&self.obs.rollout, &self.now) {
+            let left = restart_at.0.as_second() - self.now.0.as_second();
+            if left > 0 && status.restarted_at.as_ref() != Some(&restart_at) {
+                self.requeue_in(Duration::from_secs(left.unsigned_abs()));
+            }
+            return false;
+        }
+        let stable_hash = self.stable.map(|i| self.rs[i].hash);
+        let new_hash = self.new.map(|i| self.rs[i].hash);
+        let rank = |pod: &Pod| {
+            let h = pod
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
+                .map(String::as_str);
+            if h.is_some() && h == stable_hash {
+                0
+            } else if h.is_some() && h == new_hash {
+                1
+            } else {
+                2
+            }
+        };
+        let mut pods: Vec<&Pod> = self.obs.pods.iter().collect();
+        pods.sort_by(|a, b| {
+            (rank(a), &a.metadata.creation_timestamp, &a.metadata.name).cmp(&(
+                rank(b),
+                &b.metadata.creation_timestamp,
+                &b.metadata.name,
+            ))
+        });
+        let min_ready = i64::from(self.spec.min_ready_seconds());
+        let now = self.now.0.as_second();
+        let available = pods
+            .iter()
+            .filter(|p| pod_available(p, min_ready, now))
+            .count();
+        let available = i32::try_from(available).unwrap_or(i32::MAX);
+        let total_spec: i32 = self.rs.iter().map(|v| v.spec).sum();
+        let at_once = self.limits.max_unavailable.max(1);
+        let mut budget = available - (self.replicas.max(total_spec) - at_once);
+        let (mut old, mut evicted) = (0, 0);
+        for pod in pods {
+            if pod
+                .metadata
+                .creation_timestamp
+                .as_ref()
+                .is_none_or(|c| *c >= restart_at)
+            {
+                continue;
+            }
+            old += 1;
+            if budget <= 0 || pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            self.changes.push(Change::EvictPod {
+                name: pod.metadata.name.clone().unwrap_or_default(),
+            });
+            budget -= 1;
+            evicted += 1;
+        }
+        if old == evicted {
+            status.restarted_at = Some(restart_at);
+        } else {
+            self.requeue_in(Duration::from_secs(30));
+        }
+        evicted > 0
+    }
+
+    /// `antiAffinity`: while a distinct stable exists, keep the new canary's pods off the
+    /// nodes running stable pods (preferred with the given weight, or required), with
+    /// upstream's term: `rollouts-pod-template-hash In [<stable>]`, per hostname.
+    fn inject_anti_affinity(&self, template: &mut PodTemplateSpec) {
+        let Some(strategy) = self.spec.canary().and_then(|c| c.anti_affinity.as_ref()) else {
+            return;
+        };
+        let Some(stable) = self.stable.map(|i| self.rs[i].hash) else {
+            return;
+        };
+        let term = PodAffinityTerm {
+            label_selector: Some(LabelSelector {
+                match_expressions: Some(vec![LabelSelectorRequirement {
+                    key: POD_TEMPLATE_HASH_LABEL.to_string(),
+                    operator: "In".to_string(),
+                    values: Some(vec![stable.to_string()]),
+                }]),
+                match_labels: None,
+            }),
+            topology_key: "kubernetes.io/hostname".to_string(),
+            ..Default::default()
+        };
+        let pod = template.spec.get_or_insert_with(Default::default);
+        let anti = pod
+            .affinity
+            .get_or_insert_with(Default::default)
+            .pod_anti_affinity
+            .get_or_insert_with(Default::default);
+        match &strategy.preferred_during_scheduling_ignored_during_execution {
+            Some(preferred) => anti
+                .preferred_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(WeightedPodAffinityTerm {
+                    weight: preferred.weight,
+                    pod_affinity_term: term,
+                }),
+            None => anti
+                .required_during_scheduling_ignored_during_execution
+                .get_or_insert_with(Vec::new)
+                .push(term),
         }
     }
 
@@ -884,11 +1056,28 @@ impl<'a> Planner<'a> {
         };
         let t = self.targets(new);
         let (c, s) = (&self.rs[new], &self.rs[stable]);
-        c.spec == t.canary
-            && c.available == t.canary
+        self.progress_threshold_met(c, t.canary)
             && s.spec == t.stable
             && s.replicas == t.stable
             && self.others(new).iter().all(|&i| self.rs[i].available == 0)
+    }
+
+    /// Whether the canary has enough available pods for `desired`: all of them, or what
+    /// `replicaProgressThreshold` accepts (`Percent` of desired, or a number of `Pods`).
+    fn progress_threshold_met(&self, canary: &RsView, desired: i32) -> bool {
+        let threshold = self
+            .spec
+            .canary()
+            .and_then(|c| c.replica_progress_threshold.as_ref())
+            .filter(|t| t.value >= 0);
+        match threshold {
+            None => canary.spec == desired && canary.available == desired,
+            Some(t) if t.type_ == "Percent" => {
+                desired == 0
+                    || i64::from(canary.available) * 100 >= i64::from(t.value) * i64::from(desired)
+            }
+            Some(t) => canary.available >= t.value,
+        }
     }
 
     /// Upstream's `shouldFullPromote`: why the canary should become the stable now.
@@ -899,11 +1088,15 @@ impl<'a> Planner<'a> {
         if self.prev.is_aborted() && !self.pause.remove_abort {
             return None;
         }
-        if self.rs[new].available < self.replicas {
+        let canary = &self.rs[new];
+        if canary.available < self.replicas && !self.progress_threshold_met(canary, self.replicas) {
             return None;
         }
         if self.prev.promote_full.unwrap_or(false) {
             return Some("Full promotion requested".to_string());
+        }
+        if self.rollback_within_window() {
+            return Some("Rollback within window".to_string());
         }
         if stable == new {
             return Some("Fast rollback".to_string());
@@ -920,9 +1113,10 @@ impl<'a> Planner<'a> {
         let count = self.step_count();
         let current_is_stable = self.stable == Some(new);
         if current_is_stable {
-            status.promote_full = None;
+            status.promote_full = keep_bool(status.promote_full, false);
         }
-        if self.prev.promote_full.unwrap_or(false) && !current_is_stable {
+        let within_window = self.rollback_within_window();
+        if (self.prev.promote_full.unwrap_or(false) || within_window) && !current_is_stable {
             self.pause.clear = true;
             self.pause.remove_abort = true;
             if count > 0 {
@@ -932,7 +1126,7 @@ impl<'a> Planner<'a> {
         if let Some(reason) = self.full_promotion_reason(new) {
             self.pause.clear = true;
             self.pause.remove_abort = true;
-            status.promote_full = None;
+            status.promote_full = keep_bool(status.promote_full, false);
             status.current_step_index = (count > 0).then_some(count);
             let hash = self.rs[new].hash.to_string();
             if self.prev.stable_rs.as_deref() != Some(hash.as_str()) {
@@ -1374,6 +1568,24 @@ impl<'a> Planner<'a> {
             None => remove_condition(conditions, &Cond::ReplicaFailure),
         }
     }
+}
+
+/// A pod counts as available once Ready for `min_ready` seconds and not being deleted.
+fn pod_available(pod: &Pod, min_ready: i64, now: i64) -> bool {
+    if pod.metadata.deletion_timestamp.is_some() {
+        return false;
+    }
+    pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == "Ready"))
+        .is_some_and(|c| {
+            c.status == "True"
+                && (min_ready == 0
+                    || c.last_transition_time
+                        .as_ref()
+                        .is_some_and(|t| t.0.as_second() + min_ready <= now))
+        })
 }
 
 /// `Some(true)`/absent for a boolean status field, keeping the observed spelling (absent or

@@ -657,6 +657,18 @@ fn invalid_specs_touch_nothing_but_the_status() {
                 .build(),
             "spec.strategy.canary.scaleDownDelaySeconds: can only be used with trafficRouting",
         ),
+        (
+            base()
+                .canary(|c| {
+                    c.replica_progress_threshold =
+                        Some(crate::api::rollout::ReplicaProgressThreshold {
+                            type_: "Percentage".into(),
+                            value: 50,
+                        })
+                })
+                .build(),
+            "spec.strategy.canary.replicaProgressThreshold.type: must be \"Percent\" or \"Pods\", got \"Percentage\"",
+        ),
     ];
     for (ro, message) in cases {
         let mut obs = mid_update(0, (0, 0), (10, 10));
@@ -889,4 +901,363 @@ fn planning_a_ten_step_rollout_with_ten_replica_sets_is_cheap() {
     let elapsed = start.elapsed();
     eprintln!("100 plans: {elapsed:?}");
     assert!(elapsed < Duration::from_millis(500), "{elapsed:?}");
+}
+
+fn restarting(restart_at: i64, pods_created: &[i64]) -> Observed {
+    let ro = RolloutBuilder::new("app:v1")
+        .steps(v1_v2_steps())
+        .settled_on("app:v1")
+        .spec(|s| s.restart_at = Some(time(restart_at)))
+        .build();
+    let mut obs = observed(ro, vec![rs("app:v1", 10, 10, 1)]);
+    obs.rollout.metadata.annotations =
+        Some([(REVISION_ANNOTATION.to_string(), "1".to_string())].into());
+    obs.pods = pods_created
+        .iter()
+        .enumerate()
+        .map(|(i, &c)| pod("app:v1", i, c))
+        .collect();
+    obs
+}
+
+fn evictions(p: &Plan) -> Vec<String> {
+    p.changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::EvictPod { name } => Some(name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn restart_evicts_old_pods_one_unavailable_slot_at_a_time() {
+    let obs = restarting(100, &[10; 10]);
+    assert!(Observed::needs_pods(&obs.rollout, at(200)));
+    let p = plan(&obs, at(200));
+    assert_eq!(evictions(&p), vec![format!("{}-0", rs_name("app:v1"))]);
+    assert_eq!(p.status.restarted_at, None);
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(30)));
+    assert_eq!(
+        phase_of(&p),
+        (RolloutPhase::Progressing, "rollout is restarting")
+    );
+}
+
+#[test]
+fn restart_waits_while_availability_is_at_the_floor() {
+    let mut obs = restarting(100, &[10; 10]);
+    obs.pods[3].status = None; // one pod not ready: nothing more may go
+    let p = plan(&obs, at(200));
+    assert!(evictions(&p).is_empty());
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(30)));
+}
+
+#[test]
+fn restart_completes_when_every_pod_is_newer() {
+    let obs = restarting(100, &[150; 10]);
+    let p = plan(&obs, at(200));
+    assert!(evictions(&p).is_empty());
+    assert_eq!(p.status.restarted_at, Some(time(100)));
+    assert_eq!(p.status.phase, Some(RolloutPhase::Healthy));
+    let mut done = obs.rollout.clone();
+    done.status = Some(p.status.clone());
+    assert!(!Observed::needs_pods(&done, at(200)));
+}
+
+#[test]
+fn a_future_restart_is_requeued_for_its_time() {
+    let obs = restarting(300, &[10; 10]);
+    assert!(!Observed::needs_pods(&obs.rollout, at(200)));
+    let p = plan(&obs, at(200));
+    assert!(evictions(&p).is_empty());
+    assert_eq!(p.requeue_after, Some(Duration::from_secs(100)));
+}
+
+#[test]
+fn a_new_template_mid_update_drains_the_abandoned_canary() {
+    let mut sim = Sim {
+        obs: mid_update(2, (5, 5), (5, 5)),
+        now: 100,
+    };
+    sim.set_image("app:v3");
+    let plans = sim.run_until_quiet(40);
+    assert!(
+        plans.iter().all(|p| p.status.replicas.unwrap_or(0) <= 11),
+        "surge ceiling"
+    );
+    let s = sim.status();
+    assert_eq!(s.current_pod_hash, Some(hash("app:v3")));
+    assert_eq!(s.stable_rs, Some(hash("app:v1")));
+    assert_eq!(s.current_step_index, Some(1));
+    assert_eq!(s.message.as_deref(), Some("CanaryPauseStep"));
+    assert_eq!(
+        sim.specs(),
+        [
+            (rs_name("app:v1"), 8),
+            (rs_name("app:v2"), 0),
+            (rs_name("app:v3"), 2)
+        ]
+        .into()
+    );
+    // The abandoned canary got a revision below the new one.
+    let revision = |image: &str| {
+        sim.obs
+            .replica_sets
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(rs_name(image).as_str()))
+            .and_then(|rs| {
+                rs.metadata
+                    .annotations
+                    .as_ref()?
+                    .get(REVISION_ANNOTATION)
+                    .cloned()
+            })
+    };
+    assert_eq!(revision("app:v3").as_deref(), Some("3"));
+}
+
+proptest::proptest! {
+    /// History cleanup never deletes the stable or the canary ReplicaSet, nor one that still
+    /// has replicas, whatever the limit and however many old revisions exist.
+    #[test]
+    fn cleanup_never_deletes_stable_canary_or_scaled_replica_sets(
+        limit in 0..4i32,
+        old in proptest::collection::vec(0..3i32, 0..8),
+        stable_spec in 0..3i32,
+    ) {
+        let ro = RolloutBuilder::new("app:new")
+            .spec(|s| s.revision_history_limit = Some(limit))
+            .updating("app:stable", "app:new", 0)
+            .build();
+        let mut sets: Vec<_> = old
+            .iter()
+            .enumerate()
+            .map(|(i, &spec)| rs(&format!("app:old{i}"), spec, spec, i as i64 + 1))
+            .collect();
+        sets.push(rs("app:stable", stable_spec, stable_spec, 20));
+        sets.push(rs("app:new", 0, 0, 21));
+        let p = plan(&observed(ro, sets.clone()), at(5000));
+        for c in &p.changes {
+            if let Change::DeleteReplicaSet { name } = c {
+                proptest::prop_assert_ne!(name, &rs_name("app:stable"));
+                proptest::prop_assert_ne!(name, &rs_name("app:new"));
+                let victim = sets.iter().find(|r| r.metadata.name.as_deref() == Some(name.as_str())).unwrap();
+                proptest::prop_assert_eq!(victim.spec.as_ref().unwrap().replicas, Some(0));
+            }
+        }
+    }
+}
+
+#[test]
+fn a_hash_collision_bumps_the_collision_count_instead_of_creating() {
+    // Something else already holds the name the v2 template hashes to.
+    let mut squatter = rs("app:other", 0, 0, 1);
+    squatter.metadata.name = Some(rs_name("app:v2"));
+    let ro = RolloutBuilder::new("app:v2").build();
+    let p = plan(&observed(ro.clone(), vec![squatter.clone()]), at(50));
+    assert!(
+        !p.changes
+            .iter()
+            .any(|c| matches!(c, Change::CreateReplicaSet(_)))
+    );
+    assert_eq!(p.status.collision_count, Some(1));
+
+    let mut bumped = ro;
+    bumped.status = Some(p.status);
+    let p = plan(&observed(bumped, vec![squatter]), at(51));
+    let Some(Change::CreateReplicaSet(created)) = p.changes.first() else {
+        panic!("{:?}", p.changes);
+    };
+    let expected = format!(
+        "{NAME}-{}",
+        crate::core::hash::pod_template_hash(&template("app:v2"), Some(1))
+    );
+    assert_eq!(created.metadata.name.as_deref(), Some(expected.as_str()));
+}
+
+#[test]
+fn replica_progress_threshold_lets_a_step_complete_before_every_canary_pod_is_up() {
+    use crate::api::rollout::ReplicaProgressThreshold;
+    let with = |type_: &str, value: i32| {
+        let mut obs = mid_update(2, (5, 3), (5, 5));
+        obs.rollout
+            .spec
+            .strategy
+            .as_mut()
+            .unwrap()
+            .canary
+            .as_mut()
+            .unwrap()
+            .replica_progress_threshold = Some(ReplicaProgressThreshold {
+            type_: type_.into(),
+            value,
+        });
+        plan(&obs, at(50)).status.current_step_index
+    };
+    assert_eq!(
+        plan(&mid_update(2, (5, 3), (5, 5)), at(50))
+            .status
+            .current_step_index,
+        Some(2)
+    );
+    assert_eq!(with("Percent", 60), Some(3), "3 of 5 is 60%");
+    assert_eq!(with("Percent", 61), Some(2));
+    assert_eq!(with("Pods", 3), Some(3));
+    assert_eq!(with("Pods", 4), Some(2));
+}
+
+#[test]
+fn rollback_within_the_window_skips_the_steps() {
+    // v1 (rev 1) → v2 (rev 2, stable) → the user goes back to v1, with a window of 1:
+    // no ReplicaSet between v1 and v2, so it is within the window.
+    let build = |revisions: i32| {
+        let ro = RolloutBuilder::new("app:v1")
+            .steps(v1_v2_steps())
+            .spec(|s| {
+                s.rollback_window = Some(crate::api::rollout::RollbackWindowSpec {
+                    revisions: Some(revisions),
+                })
+            })
+            .settled_on("app:v2")
+            .build();
+        observed(ro, vec![rs("app:v1", 1, 1, 1), rs("app:v2", 10, 10, 2)])
+    };
+    let p = plan(&build(1), at(500));
+    assert_eq!(p.status.current_step_index, Some(4));
+    assert!(events(&p).contains(&(
+        "SkipSteps".into(),
+        "Rollback to active ReplicaSets within RollbackWindow".into()
+    )));
+    let mut sim = Sim {
+        obs: build(1),
+        now: 500,
+    };
+    sim.run_until_quiet(40);
+    assert_eq!(sim.status().stable_rs, Some(hash("app:v1")));
+    assert_eq!(
+        sim.specs(),
+        [(rs_name("app:v1"), 10), (rs_name("app:v2"), 0)].into()
+    );
+
+    // Without a window the steps start over.
+    let p = plan(&build(0), at(500));
+    assert_eq!(p.status.current_step_index, Some(0));
+}
+
+#[test]
+fn anti_affinity_keeps_new_canary_pods_off_stable_nodes() {
+    use crate::api::rollout::{AntiAffinity, PreferredDuringSchedulingIgnoredDuringExecution};
+    let ro = RolloutBuilder::new("app:v2")
+        .canary(|c| {
+            c.anti_affinity = Some(AntiAffinity {
+                preferred_during_scheduling_ignored_during_execution: Some(
+                    PreferredDuringSchedulingIgnoredDuringExecution { weight: 40 },
+                ),
+                required_during_scheduling_ignored_during_execution: None,
+            })
+        })
+        .settled_on("app:v1")
+        .build();
+    let p = plan(&observed(ro.clone(), vec![rs("app:v1", 10, 10, 1)]), at(50));
+    let Some(Change::CreateReplicaSet(created)) = p.changes.first() else {
+        panic!("{:?}", p.changes);
+    };
+    let template = created.spec.as_ref().unwrap().template.as_ref().unwrap();
+    let affinity = template.spec.as_ref().unwrap().affinity.as_ref().unwrap();
+    let preferred = affinity
+        .pod_anti_affinity
+        .as_ref()
+        .unwrap()
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref()
+        .unwrap();
+    assert_eq!(preferred.len(), 1);
+    assert_eq!(preferred[0].weight, 40);
+    let term = &preferred[0].pod_affinity_term;
+    assert_eq!(term.topology_key, "kubernetes.io/hostname");
+    let expr = &term
+        .label_selector
+        .as_ref()
+        .unwrap()
+        .match_expressions
+        .as_ref()
+        .unwrap()[0];
+    assert_eq!(
+        (
+            expr.key.as_str(),
+            expr.operator.as_str(),
+            expr.values.clone()
+        ),
+        (POD_TEMPLATE_HASH_LABEL, "In", Some(vec![hash("app:v1")]))
+    );
+
+    // The created ReplicaSet is recognised as the template's even with the injected rule
+    // and a foreign hash label (adoption compares templates without it).
+    let mut adopted = (**created).clone();
+    adopted
+        .metadata
+        .labels
+        .as_mut()
+        .unwrap()
+        .insert(POD_TEMPLATE_HASH_LABEL.into(), "zzz".into());
+    adopted.metadata.creation_timestamp = Some(time(40));
+    let again = plan(
+        &observed(ro, vec![rs("app:v1", 10, 10, 1), adopted]),
+        at(50),
+    );
+    assert!(
+        !again
+            .changes
+            .iter()
+            .any(|c| matches!(c, Change::CreateReplicaSet(_)))
+    );
+    assert_eq!(again.status.current_pod_hash.as_deref(), Some("zzz"));
+}
+
+#[test]
+fn scaling_a_settled_rollout_resizes_the_stable_and_its_desired_replicas_annotation() {
+    let mut sim = Sim::new(RolloutBuilder::new("app:v1").steps(v1_v2_steps()).build());
+    sim.run_until_quiet(20);
+    // `kubectl scale rollout demo --replicas 4` (through the scale subresource)
+    sim.obs.rollout.spec.replicas = Some(4);
+    let p = sim.reconcile();
+    assert_eq!(
+        p.changes[0],
+        Change::ScaleReplicaSet {
+            name: rs_name("app:v1"),
+            from: 10,
+            replicas: 4,
+            annotations: MetadataPatch {
+                set: [(DESIRED_REPLICAS_ANNOTATION.into(), "4".into())].into(),
+                remove: Default::default(),
+            },
+        }
+    );
+    sim.settle_pods();
+    sim.run_until_quiet(10);
+    assert_eq!(sim.status().hpa_replicas, Some(4));
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
+
+    sim.obs.rollout.spec.replicas = Some(0);
+    sim.run_until_quiet(10);
+    assert_eq!(sim.specs(), [(rs_name("app:v1"), 0)].into());
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
+}
+
+#[test]
+fn promote_while_user_paused_waits_for_unpause() {
+    let mut obs = mid_update(1, (2, 2), (8, 8));
+    obs.rollout.spec.paused = Some(true);
+    obs.rollout.status.as_mut().unwrap().controller_pause = Some(true);
+    let p = plan(&obs, at(50));
+    assert_eq!(
+        p.status.current_step_index,
+        Some(1),
+        "spec.paused holds the steps"
+    );
+    assert_eq!(phase_of(&p), (RolloutPhase::Paused, "manually paused"));
+    obs.rollout.spec.paused = Some(false);
+    let p = plan(&obs, at(51));
+    assert_eq!(p.status.current_step_index, Some(2));
 }

@@ -107,7 +107,29 @@ pub fn templates_semantically_equal(
     live_ephemeral: Option<&PodTemplateMetadata>,
     desired: &PodTemplateSpec,
 ) -> bool {
-    normalized(live, live_ephemeral) == normalized(desired, None)
+    TemplateMatcher::new(desired).matches(live, live_ephemeral)
+}
+
+/// [`templates_semantically_equal`] against one desired template, normalized once, for
+/// comparing it with many ReplicaSets.
+pub struct TemplateMatcher {
+    desired: Value,
+}
+
+impl TemplateMatcher {
+    pub fn new(desired: &PodTemplateSpec) -> Self {
+        Self {
+            desired: normalized(desired, None),
+        }
+    }
+
+    pub fn matches(
+        &self,
+        live: &PodTemplateSpec,
+        live_ephemeral: Option<&PodTemplateMetadata>,
+    ) -> bool {
+        normalized(live, live_ephemeral) == self.desired
+    }
 }
 
 fn normalized(template: &PodTemplateSpec, ephemeral: Option<&PodTemplateMetadata>) -> Value {
@@ -132,6 +154,7 @@ fn normalized(template: &PodTemplateSpec, ephemeral: Option<&PodTemplateMetadata
     }
     if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
         default_pod_spec(spec);
+        remove_injected_anti_affinity(spec);
     }
     prune_empty(&mut v);
     v
@@ -140,6 +163,39 @@ fn normalized(template: &PodTemplateSpec, ephemeral: Option<&PodTemplateMetadata
 fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
     if obj.get(key).is_none_or(Value::is_null) {
         obj.insert(key.to_string(), value);
+    }
+}
+
+/// Drops the pod anti-affinity terms a canary ReplicaSet gets injected (`antiAffinity`):
+/// those selecting on the pod-template-hash label, which users never write themselves.
+fn remove_injected_anti_affinity(spec: &mut Map<String, Value>) {
+    let Some(anti) = spec
+        .get_mut("affinity")
+        .and_then(|a| a.get_mut("podAntiAffinity"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let selects_hash = |term: &Value| {
+        term.pointer("/labelSelector/matchExpressions")
+            .and_then(Value::as_array)
+            .is_some_and(|exprs| {
+                exprs
+                    .iter()
+                    .any(|e| e.get("key").and_then(Value::as_str) == Some(POD_TEMPLATE_HASH_LABEL))
+            })
+    };
+    if let Some(required) = anti
+        .get_mut("requiredDuringSchedulingIgnoredDuringExecution")
+        .and_then(Value::as_array_mut)
+    {
+        required.retain(|t| !selects_hash(t));
+    }
+    if let Some(preferred) = anti
+        .get_mut("preferredDuringSchedulingIgnoredDuringExecution")
+        .and_then(Value::as_array_mut)
+    {
+        preferred.retain(|t| !t.get("podAffinityTerm").is_some_and(selects_hash));
     }
 }
 

@@ -1,4 +1,15 @@
 //! The pure decision core: no Kubernetes client, no async runtime, no clock.
+//!
+//! `plan(&Observed, now) -> Plan` is the whole Rollout decision. The controller builds an
+//! [`Observed`] from its caches, calls [`plan()`], and hands the [`Plan`] to the actuator,
+//! which applies `changes` in order (stopping at the first failure) and then writes
+//! `status` to /status as a merge patch of the fields that differ from the observed status.
+//!
+//! - [`replicas`]: maxSurge/maxUnavailable and the weight → replica-count math.
+//! - [`hash`]: pod-template and step hashes, semantic template equality.
+//! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
+//! - [`canary`]: the step machine.
+//! - [`status`]: condition strings, phase and message.
 pub mod canary;
 pub mod hash;
 pub mod intstr;

@@ -108,6 +108,9 @@ pub enum Change {
         labels: MetadataPatch,
         annotations: MetadataPatch,
     },
+    /// Evict this pod (the eviction API, so PodDisruptionBudgets apply) for `restartAt`;
+    /// its ReplicaSet replaces it.
+    EvictPod { name: String },
     /// Write `spec.replicas` on the Rollout (the default 1, for HPA and `kubectl scale`).
     PatchRolloutSpecReplicas { replicas: i32 },
     /// Set the Rollout's `rollout.argoproj.io/revision` annotation.

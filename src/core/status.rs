@@ -253,6 +253,182 @@ mod tests {
         assert_eq!(c.len(), 1);
     }
 
+    fn cond(type_: RolloutConditionType, reason: &str, message: &str) -> RolloutCondition {
+        RolloutCondition {
+            type_,
+            status: TRUE.into(),
+            last_update_time: t(0),
+            last_transition_time: t(0),
+            reason: reason.into(),
+            message: message.into(),
+        }
+    }
+
+    /// One row per COMPAT §4 state, in its order of precedence.
+    #[test]
+    fn phase_and_message_follow_compat_order() {
+        use crate::api::rollout::{CanaryStrategy, PauseCondition, PauseReason, RolloutStrategy};
+        let canary_spec = || RolloutSpec {
+            replicas: Some(3),
+            strategy: Some(RolloutStrategy {
+                canary: Some(CanaryStrategy::default()),
+                blue_green: None,
+            }),
+            ..Default::default()
+        };
+        // Healthy baseline: 3 updated, 3 available, stable = current.
+        let healthy = || RolloutStatus {
+            replicas: Some(3),
+            updated_replicas: Some(3),
+            available_replicas: Some(3),
+            stable_rs: Some("abc".into()),
+            current_pod_hash: Some("abc".into()),
+            ..Default::default()
+        };
+        type Row = (
+            &'static str,
+            fn(&mut RolloutSpec, &mut RolloutStatus),
+            RolloutPhase,
+            &'static str,
+        );
+        let rows: Vec<Row> = vec![
+            ("healthy", |_, _| {}, RolloutPhase::Healthy, ""),
+            (
+                "invalid spec beats everything",
+                |sp, s| {
+                    sp.paused = Some(true);
+                    s.conditions = Some(vec![
+                        cond(
+                            RolloutConditionType::Progressing,
+                            ROLLOUT_ABORTED_REASON,
+                            "x",
+                        ),
+                        cond(
+                            RolloutConditionType::InvalidSpec,
+                            INVALID_SPEC_REASON,
+                            "spec.selector: bad",
+                        ),
+                    ]);
+                },
+                RolloutPhase::Degraded,
+                "RolloutAborted: x",
+            ),
+            (
+                "invalid spec",
+                |_, s| {
+                    s.conditions = Some(vec![cond(
+                        RolloutConditionType::InvalidSpec,
+                        INVALID_SPEC_REASON,
+                        "spec.selector: bad",
+                    )])
+                },
+                RolloutPhase::Degraded,
+                "InvalidSpec: spec.selector: bad",
+            ),
+            (
+                "aborted",
+                |sp, s| {
+                    sp.paused = Some(true);
+                    s.conditions = Some(vec![cond(
+                        RolloutConditionType::Progressing,
+                        ROLLOUT_ABORTED_REASON,
+                        "Rollout aborted update to revision 2",
+                    )])
+                },
+                RolloutPhase::Degraded,
+                "RolloutAborted: Rollout aborted update to revision 2",
+            ),
+            (
+                "deadline exceeded",
+                |_, s| {
+                    s.conditions = Some(vec![cond(
+                        RolloutConditionType::Progressing,
+                        TIMED_OUT_REASON,
+                        "ReplicaSet \"x\" has timed out progressing.",
+                    )])
+                },
+                RolloutPhase::Degraded,
+                "ProgressDeadlineExceeded: ReplicaSet \"x\" has timed out progressing.",
+            ),
+            (
+                "user paused beats pause conditions",
+                |sp, s| {
+                    sp.paused = Some(true);
+                    s.pause_conditions = Some(vec![PauseCondition {
+                        reason: PauseReason::CanaryPauseStep,
+                        start_time: t(0),
+                    }]);
+                },
+                RolloutPhase::Paused,
+                "manually paused",
+            ),
+            (
+                "pause condition",
+                |_, s| {
+                    s.pause_conditions = Some(vec![PauseCondition {
+                        reason: PauseReason::CanaryPauseStep,
+                        start_time: t(0),
+                    }])
+                },
+                RolloutPhase::Paused,
+                "CanaryPauseStep",
+            ),
+            (
+                "restart pending",
+                |sp, s| {
+                    sp.restart_at = Some(t(10));
+                    s.updated_replicas = Some(0);
+                },
+                RolloutPhase::Progressing,
+                "rollout is restarting",
+            ),
+            (
+                "restart done",
+                |sp, s| {
+                    sp.restart_at = Some(t(10));
+                    s.restarted_at = Some(t(10));
+                },
+                RolloutPhase::Healthy,
+                "",
+            ),
+            (
+                "updated < replicas",
+                |_, s| s.updated_replicas = Some(2),
+                RolloutPhase::Progressing,
+                "more replicas need to be updated",
+            ),
+            (
+                "available < updated",
+                |_, s| s.available_replicas = Some(2),
+                RolloutPhase::Progressing,
+                "updated replicas are still becoming available",
+            ),
+            (
+                "old replicas left",
+                |_, s| s.replicas = Some(4),
+                RolloutPhase::Progressing,
+                "old replicas are pending termination",
+            ),
+            (
+                "stable is not current",
+                |_, s| s.stable_rs = Some("old".into()),
+                RolloutPhase::Progressing,
+                "waiting for all steps to complete",
+            ),
+            (
+                "no stable yet",
+                |_, s| s.stable_rs = None,
+                RolloutPhase::Progressing,
+                "waiting for all steps to complete",
+            ),
+        ];
+        for (name, edit, phase_, message) in rows {
+            let (mut sp, mut s) = (canary_spec(), healthy());
+            edit(&mut sp, &mut s);
+            assert_eq!(phase(&sp, &s), (phase_, message.to_string()), "{name}");
+        }
+    }
+
     #[test]
     fn selector_string_is_sorted_by_key() {
         let sel = LabelSelector {

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec, ReplicaSetStatus};
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec, Service, ServiceSpec};
+use k8s_openapi::api::core::v1::{
+    Container, Pod, PodCondition, PodSpec, PodStatus, PodTemplateSpec, Service, ServiceSpec,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, Time};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
@@ -22,12 +25,12 @@ use crate::api::rollout::{
 
 pub const NAME: &str = "demo";
 
-pub fn at(second: i64) -> Timestamp {
-    Timestamp::from_second(second).unwrap()
+pub fn at(second: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(second, 0).unwrap()
 }
 
 pub fn time(second: i64) -> Time {
-    Time(at(second))
+    Time(Timestamp::from_second(second).unwrap())
 }
 
 pub fn weight(w: i32) -> CanaryStep {
@@ -232,6 +235,31 @@ pub fn service(name: &str, selector_hash: Option<&str>, managed: bool) -> Servic
     }
 }
 
+/// A Ready pod of the ReplicaSet running `image`, created at `created`.
+pub fn pod(image: &str, n: usize, created: i64) -> Pod {
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(format!("{}-{n}", rs_name(image))),
+            labels: Some(BTreeMap::from([(
+                POD_TEMPLATE_HASH_LABEL.to_string(),
+                hash(image),
+            )])),
+            creation_timestamp: Some(time(created)),
+            ..Default::default()
+        },
+        spec: None,
+        status: Some(PodStatus {
+            conditions: Some(vec![PodCondition {
+                type_: "Ready".into(),
+                status: "True".into(),
+                last_transition_time: Some(time(created)),
+                ..Default::default()
+            }]),
+            ..Default::default()
+        }),
+    }
+}
+
 pub fn observed(rollout: Rollout, replica_sets: Vec<ReplicaSet>) -> Observed {
     Observed {
         rollout,
@@ -375,7 +403,7 @@ impl Sim {
                         }
                     }
                 }
-                Change::PatchPods { .. } | Change::Event { .. } => {}
+                Change::PatchPods { .. } | Change::Event { .. } | Change::EvictPod { .. } => {}
             }
         }
         self.obs.rollout.status = Some(p.status.clone());

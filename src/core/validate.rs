@@ -13,7 +13,7 @@ use thiserror::Error;
 
 use super::observed::Observed;
 use super::replicas::Limits;
-use crate::api::rollout::{RolloutSpec, RolloutStatus};
+use crate::api::rollout::RolloutSpec;
 
 /// Why a Rollout cannot be reconciled.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -54,21 +54,6 @@ pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
     Unsupported {
         field: "spec.strategy.canary.analysis",
         present: |s| s.canary().is_some_and(|c| c.analysis.is_some()),
-    },
-    Unsupported {
-        field: "spec.strategy.canary.antiAffinity",
-        present: |s| s.canary().is_some_and(|c| c.anti_affinity.is_some()),
-    },
-    Unsupported {
-        field: "spec.strategy.canary.replicaProgressThreshold",
-        present: |s| {
-            s.canary()
-                .is_some_and(|c| c.replica_progress_threshold.is_some())
-        },
-    },
-    Unsupported {
-        field: "spec.rollbackWindow",
-        present: |s| s.rollback_window.is_some(),
     },
 ];
 
@@ -127,18 +112,12 @@ const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
 
 /// Checks the Rollout in `observed` (including that referenced Services exist).
 pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
-    let spec = &observed.rollout.spec;
-    let status = observed.rollout.status.as_ref();
-    validate_spec(spec, status)?;
+    validate_spec(&observed.rollout.spec)?;
     validate_services(observed)
 }
 
-/// Checks a Rollout spec on its own. `status` is consulted only for `restartAt`, which is
-/// unsupported only while a restart is pending.
-pub fn validate_spec(
-    spec: &RolloutSpec,
-    status: Option<&RolloutStatus>,
-) -> Result<(), InvalidSpec> {
+/// Checks a Rollout spec on its own.
+pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let strategy = spec.strategy.as_ref();
     if strategy.is_none_or(|s| s.canary.is_none() && s.blue_green.is_none()) {
         return Err(invalid(
@@ -168,14 +147,6 @@ pub fn validate_spec(
         if (feature.present)(spec) {
             return Err(invalid(feature.field, "is not supported by Sluice yet"));
         }
-    }
-    if spec.restart_at.is_some()
-        && spec.restart_at.as_ref() != status.and_then(|s| s.restarted_at.as_ref())
-    {
-        return Err(invalid(
-            "spec.restartAt",
-            "restarting pods is not supported by Sluice yet",
-        ));
     }
     let Some(template) = spec.template.as_ref() else {
         return Err(invalid(
@@ -261,6 +232,15 @@ pub fn validate_spec(
         )
     })?;
 
+    if let Some(t) = &canary.replica_progress_threshold
+        && t.type_ != "Percent"
+        && t.type_ != "Pods"
+    {
+        return Err(invalid(
+            "spec.strategy.canary.replicaProgressThreshold.type",
+            format!("must be \"Percent\" or \"Pods\", got {:?}", t.type_),
+        ));
+    }
     for (i, step) in spec.steps().iter().enumerate() {
         let field = format!("spec.strategy.canary.steps[{i}]");
         let keys = step.keys();
@@ -364,4 +344,60 @@ pub fn selector_matches(
         }
     }
     Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn selector_expressions_match_like_kubernetes() {
+        let labels: BTreeMap<String, String> =
+            [("app".into(), "demo".into()), ("tier".into(), "web".into())].into();
+        let sel = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+            match_labels: Some([("app".into(), "demo".into())].into()),
+            match_expressions: Some(exprs),
+        };
+        for (exprs, expected) in [
+            (vec![req("tier", "In", &["web", "api"])], true),
+            (vec![req("tier", "In", &["api"])], false),
+            (vec![req("tier", "NotIn", &["api"])], true),
+            (vec![req("zone", "NotIn", &["a"])], true),
+            (vec![req("tier", "Exists", &[])], true),
+            (vec![req("zone", "Exists", &[])], false),
+            (vec![req("zone", "DoesNotExist", &[])], true),
+            (vec![req("tier", "DoesNotExist", &[])], false),
+        ] {
+            assert_eq!(
+                selector_matches(&sel(exprs.clone()), &labels),
+                Ok(expected),
+                "{exprs:?}"
+            );
+        }
+        assert_eq!(
+            selector_matches(&sel(vec![req("tier", "Near", &[])]), &labels),
+            Err("Near".to_string())
+        );
+    }
+
+    #[test]
+    fn the_unsupported_lists_name_real_fields() {
+        for f in UNSUPPORTED_FEATURES.iter().chain(TRAFFIC_ROUTING_ONLY) {
+            assert!(f.field.starts_with("spec."), "{}", f.field);
+            assert!(
+                !(f.present)(&RolloutSpec::default()),
+                "{} on an empty spec",
+                f.field
+            );
+        }
+    }
 }
