@@ -256,12 +256,13 @@ fn analysis_run_gauges_show_phase_per_metric_and_vanish_on_delete() {
     );
     let phases = samples(&text, "analysis_run_metric_phase");
     assert_eq!(phases.len(), 12, "{phases:#?}");
-    let on: Vec<&String> = phases.iter().filter(|l| l.ends_with(" 1")).collect();
+    let mut on: Vec<&String> = phases.iter().filter(|l| l.ends_with(" 1")).collect();
+    on.sort();
     assert_eq!(
         on,
         vec![
-            r#"analysis_run_metric_phase{namespace="shop",name="guestbook-abc-2-1",metric="success-rate",type="Prometheus",dry_run="false",phase="Successful"} 1"#,
             r#"analysis_run_metric_phase{namespace="shop",name="guestbook-abc-2-1",metric="smoke",type="Job",dry_run="false",phase="Pending"} 1"#,
+            r#"analysis_run_metric_phase{namespace="shop",name="guestbook-abc-2-1",metric="success-rate",type="Prometheus",dry_run="false",phase="Successful"} 1"#,
         ]
     );
     m.forget_analysis_run("shop", "guestbook-abc-2-1");
