@@ -178,6 +178,11 @@ where
         owned.insert(key, series.into_iter().map(|(l, _)| l).collect());
     }
 
+    fn keys(&self) -> Vec<(String, String)> {
+        let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
+        owned.keys().cloned().collect()
+    }
+
     fn forget(&self, ns: &str, name: &str) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
         for old in owned
@@ -359,7 +364,11 @@ pub struct Metrics {
     k8s_requests: Family<K8sRequestLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     update_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
+    scrape_hooks: Mutex<Vec<ScrapeHook>>,
 }
+
+/// A function run before every scrape (see [`Metrics::on_scrape`]).
+pub type ScrapeHook = Box<dyn Fn(&Metrics) + Send + Sync>;
 
 impl Debug for Metrics {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -379,6 +388,13 @@ fn reconcile_histogram() -> Histogram {
 
 fn update_duration_histogram() -> Histogram {
     Histogram::new(UPDATE_DURATION_BUCKETS)
+}
+
+fn object_key(meta: &kube::api::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
 }
 
 fn ns_name(ns: &str, name: &str) -> NsName {
@@ -408,6 +424,7 @@ impl Metrics {
             k8s_requests: Family::default(),
             outcomes: Family::default(),
             update_duration: Family::new_with_constructor(update_duration_histogram),
+            scrape_hooks: Mutex::new(Vec::new()),
         };
         let r = &mut m.registry;
         r.register(
@@ -719,8 +736,69 @@ impl Metrics {
         K8sRequestLayer::new(self.clone())
     }
 
-    /// The OpenMetrics text exposition of every metric.
+    /// Makes the Rollout gauges describe exactly `rollouts` (for example the controller's
+    /// reflector store): each is observed, and every Rollout seen before but absent now is
+    /// forgotten. This is how deletions reach the metrics, since a deleted object is never
+    /// reconciled again.
+    pub fn sync_rollouts<'a>(&self, rollouts: impl IntoIterator<Item = &'a Rollout>) {
+        let mut present = std::collections::HashSet::new();
+        for ro in rollouts {
+            self.observe_rollout(ro);
+            present.insert(object_key(&ro.metadata));
+        }
+        for (ns, name) in self.rollout_info.keys() {
+            if !present.contains(&(ns.clone(), name.clone())) {
+                self.forget_rollout(&ns, &name);
+            }
+        }
+    }
+
+    /// Like [`Metrics::sync_rollouts`], for AnalysisRuns.
+    pub fn sync_analysis_runs<'a>(&self, runs: impl IntoIterator<Item = &'a AnalysisRun>) {
+        let mut present = std::collections::HashSet::new();
+        for run in runs {
+            self.observe_analysis_run(run);
+            present.insert(object_key(&run.metadata));
+        }
+        for (ns, name) in self.analysis_run_info.keys() {
+            if !present.contains(&(ns.clone(), name.clone())) {
+                self.forget_analysis_run(&ns, &name);
+            }
+        }
+    }
+
+    /// Like [`Metrics::sync_rollouts`], for Experiments.
+    pub fn sync_experiments<'a>(&self, experiments: impl IntoIterator<Item = &'a Experiment>) {
+        let mut present = std::collections::HashSet::new();
+        for exp in experiments {
+            self.observe_experiment(exp);
+            present.insert(object_key(&exp.metadata));
+        }
+        for (ns, name) in self.experiment_info.keys() {
+            if !present.contains(&(ns.clone(), name.clone())) {
+                self.forget_experiment(&ns, &name);
+            }
+        }
+    }
+
+    /// Runs `hook` before every scrape, so info gauges can be refreshed from a cache at the
+    /// moment they are read (upstream's collector model), for example
+    /// `metrics.on_scrape(move |m| m.sync_rollouts(store.state().iter().map(|r| r.as_ref())))`.
+    pub fn on_scrape(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
+        self.scrape_hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(hook));
+    }
+
+    /// The OpenMetrics text exposition of every metric (after running the scrape hooks).
     pub fn encode(&self) -> String {
+        {
+            let hooks = self.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner());
+            for hook in hooks.iter() {
+                hook(self);
+            }
+        }
         let mut out = String::new();
         // Writing into a String cannot fail.
         encode(&mut out, &self.registry).expect("encoding metrics into a String");

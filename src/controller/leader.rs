@@ -701,4 +701,13 @@ mod tests {
         assert!(matches!(result, Err(LeadError::Lost)), "{result:?}");
         cluster.shutdown().await;
     }
+    #[test]
+    fn lead_errors_carry_their_cause_into_the_binarys_anyhow_error() {
+        let work: LeadError<anyhow::Error> =
+            LeadError::Work(anyhow::anyhow!("cannot list rollouts"));
+        let err: anyhow::Error = work.into();
+        assert_eq!(err.to_string(), "cannot list rollouts");
+        let lost: anyhow::Error = LeadError::<anyhow::Error>::Lost.into();
+        assert_eq!(lost.to_string(), "lost the leader lease to another replica");
+    }
 }

@@ -510,3 +510,59 @@ async fn the_client_layer_counts_requests_made_through_a_kube_client() {
     );
     cluster.shutdown().await;
 }
+
+fn named(name: &str) -> Rollout {
+    let mut ro = rollout(json!({"canary": {}}), json!({}));
+    ro.metadata.name = Some(name.to_string());
+    ro
+}
+
+#[test]
+fn syncing_from_a_cache_removes_rollouts_that_were_deleted() {
+    let m = Metrics::new();
+    let (a, b) = (named("a"), named("b"));
+    m.sync_rollouts([&a, &b]);
+    assert_eq!(samples(&m.encode(), "rollout_info").len(), 2);
+    m.sync_rollouts([&b]);
+    let text = m.encode();
+    let info = samples(&text, "rollout_info");
+    assert_eq!(info.len(), 1);
+    assert!(info[0].contains(r#"name="b""#), "{info:?}");
+    assert!(
+        samples(&text, "rollout_info_replicas_desired")
+            .iter()
+            .all(|l| !l.contains(r#"name="a""#))
+    );
+}
+
+#[test]
+fn scrape_hooks_refresh_the_gauges_at_read_time() {
+    let m = Metrics::new();
+    let cache = Arc::new(std::sync::Mutex::new(vec![named("web")]));
+    let source = cache.clone();
+    m.on_scrape(move |m| m.sync_rollouts(source.lock().unwrap().iter()));
+    assert_eq!(samples(&m.encode(), "rollout_info").len(), 1);
+    cache.lock().unwrap().clear();
+    assert!(samples(&m.encode(), "rollout_info").is_empty());
+}
+
+#[test]
+fn syncing_analysis_runs_and_experiments_drops_deleted_ones() {
+    let m = Metrics::new();
+    let run = analysis_run(json!({"phase": "Running"}));
+    m.sync_analysis_runs([&run]);
+    assert_eq!(samples(&m.encode(), "analysis_run_info").len(), 1);
+    m.sync_analysis_runs(std::iter::empty());
+    let text = m.encode();
+    assert!(samples(&text, "analysis_run_info").is_empty());
+    assert!(samples(&text, "analysis_run_metric_phase").is_empty());
+    let exp: Experiment = serde_json::from_value(json!({
+        "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+        "metadata": {"name": "exp", "namespace": "shop"}, "spec": {"templates": []},
+    }))
+    .unwrap();
+    m.sync_experiments([&exp]);
+    assert_eq!(samples(&m.encode(), "experiment_info").len(), 1);
+    m.sync_experiments(std::iter::empty());
+    assert!(samples(&m.encode(), "experiment_info").is_empty());
+}
