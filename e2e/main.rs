@@ -4,3 +4,4 @@
 mod canary;
 mod demo;
 mod harness;
+mod operations;
