@@ -7,4 +7,5 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod core;
+pub mod gitops;
 pub mod telemetry;
