@@ -1,6 +1,9 @@
 //! End-to-end scenarios: the embedded cluster (or `SLUICE_E2E_KUBECONFIG`), the
 //! controller and the real `kubectl`.
 
+mod argocd;
 mod canary;
 mod demo;
 mod harness;
+mod migrate;
+mod scale;
