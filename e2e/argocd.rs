@@ -261,3 +261,52 @@ fn pod_names(env: &Env) -> Vec<String> {
         .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
         .collect()
 }
+
+/// Facts docs/flux.md relies on: `kubectl wait` reads `status.observedGeneration` as an
+/// integer, so upstream's string form makes it skip the generation check and accept a stale
+/// condition; waiting on the observed generation first (jsonpath, string compare) closes the gap.
+#[test]
+fn kubectl_wait_cannot_see_an_unobserved_generation_but_a_jsonpath_wait_on_it_can() {
+    require_kubectl!();
+    let mut env = Env::start("kubectl-wait");
+    env.apply(&rollout_yaml("web", Some(2), "nginx:1.25", STEPS));
+    watch_until(&env, ArgoHealth::Healthy, any);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Available",
+        "--timeout=10s",
+        "rollout/web",
+    ]);
+
+    env.controller.take().unwrap().kill();
+    set_image(&env, "web", "nginx:1.26");
+    let ro = rollout(&env, "web");
+    assert!(!generation_observed(&ro));
+    // Stale, yet accepted: the condition is from the previous generation.
+    for condition in ["--for=condition=Available", "--for=condition=Healthy"] {
+        env.kubectl_ok(&["wait", condition, "--timeout=5s", "rollout/web"]);
+    }
+    env.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Healthy",
+        "--timeout=5s",
+        "rollout/web",
+    ]);
+    // Waiting for the generation itself does block while the controller is away...
+    let generation = ro["metadata"]["generation"].to_string();
+    let for_generation = format!("--for=jsonpath={{.status.observedGeneration}}={generation}");
+    let out = env.kubectl(&["wait", &for_generation, "--timeout=2s", "rollout/web"]);
+    assert!(
+        !out.status.success(),
+        "the new generation is not observed yet"
+    );
+    // ...and returns once it is observed, after which the phase is about this generation.
+    env.start_controller(&[]);
+    env.kubectl_ok(&["wait", &for_generation, "--timeout=30s", "rollout/web"]);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Paused",
+        "--timeout=30s",
+        "rollout/web",
+    ]);
+}
