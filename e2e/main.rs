@@ -1,7 +1,10 @@
 //! End-to-end scenarios: the embedded cluster (or `SLUICE_E2E_KUBECONFIG`), the
 //! controller and the real `kubectl`.
 
+mod argocd;
 mod canary;
 mod demo;
 mod harness;
+mod migrate;
 mod operations;
+mod scale;

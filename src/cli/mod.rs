@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod migrate;
 pub mod rollouts;
 pub mod serve;
 
@@ -169,12 +170,18 @@ pub enum Command {
         #[command(flatten)]
         target: RolloutArgs,
     },
+    /// Convert Deployments (a file, stdin or the cluster) into Rollouts, printed as YAML.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Run a user command against a Rollout and print its one-line result.
 pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
     let (target, action) = match command {
-        Command::Controller(_) | Command::Cluster(_) | Command::Crds(_) | Command::Demo(_) => {
+        Command::Controller(_)
+        | Command::Cluster(_)
+        | Command::Crds(_)
+        | Command::Demo(_)
+        | Command::Migrate(_) => {
             anyhow::bail!("not a rollout command")
         }
         Command::Promote { target, full } => {
