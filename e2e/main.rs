@@ -3,4 +3,5 @@
 
 mod canary;
 mod demo;
+mod experiment;
 mod harness;
