@@ -702,3 +702,132 @@ fn a_settled_running_experiment_plans_no_changes_and_no_status_churn() {
     assert!(p2.changes.is_empty(), "{:?}", p2.changes);
     assert_eq!(p2.status, obs.experiment.status.clone().unwrap());
 }
+
+#[test]
+fn the_documented_abc_example_is_valid_and_starts_three_replica_sets_and_services() {
+    let doc = include_str!("../../docs/experiments.md");
+    let start = doc.find("```yaml\n").unwrap() + "```yaml\n".len();
+    let end = start + doc[start..].find("```").unwrap();
+    let mut obs = ObservedExperiment::default();
+    for part in doc[start..end].split("\n---\n") {
+        let v: Value = serde_yaml::from_str(part).unwrap();
+        match v["kind"].as_str() {
+            Some("AnalysisTemplate") => {
+                let t: AnalysisTemplateSpec = serde_json::from_value(v["spec"].clone()).unwrap();
+                obs.analysis_templates
+                    .insert(v["metadata"]["name"].as_str().unwrap().into(), t);
+            }
+            Some("Experiment") => {
+                let mut ex: Experiment = serde_json::from_value(v).unwrap();
+                ex.metadata.uid = Some("u".into());
+                obs.experiment = ex;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    let p = plan(&obs, at(0));
+    assert_eq!(phase(&p), "Pending", "{:?}", p.status.message);
+    assert_eq!(
+        created_names(&p),
+        BTreeSet::from(["checkout-abc-a", "checkout-abc-b", "checkout-abc-c"].map(String::from))
+    );
+    apply(&mut obs, &p, 1);
+    let p = plan(&obs, at(1));
+    assert_eq!(phase(&p), "Running");
+    assert_eq!(
+        created_names(&p),
+        BTreeSet::from(["checkout-abc-a", "checkout-abc-b", "checkout-c"].map(String::from))
+    );
+    apply(&mut obs, &p, 1);
+    let p = plan(&obs, at(2));
+    assert_eq!(
+        created_names(&p),
+        BTreeSet::from(["checkout-abc-b-vs-a", "checkout-abc-c-vs-a"].map(String::from))
+    );
+}
+
+mod invariants {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    struct Step {
+        advance: i64,
+        available: i32,
+        run_phase: u8,
+        terminate: bool,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        (0i64..8, 0i32..3, 0u8..6, proptest::bool::weighted(0.05)).prop_map(
+            |(advance, available, run_phase, terminate)| Step {
+                advance,
+                available,
+                run_phase,
+                terminate,
+            },
+        )
+    }
+
+    fn run_phase(i: u8) -> AnalysisPhase {
+        [
+            AnalysisPhase::Pending,
+            AnalysisPhase::Running,
+            AnalysisPhase::Running,
+            AnalysisPhase::Successful,
+            AnalysisPhase::Failed,
+            AnalysisPhase::Inconclusive,
+        ][usize::from(i)]
+        .clone()
+    }
+
+    proptest! {
+        /// Once an Experiment has a verdict it keeps it, creates nothing more, and never
+        /// scales a template above its replicas; ReplicaSets are only scaled to zero after
+        /// the verdict.
+        #[test]
+        fn a_verdict_is_final_and_nothing_is_created_after_it(
+            steps in proptest::collection::vec(step(), 1..40),
+            required in proptest::bool::ANY,
+            with_duration in proptest::bool::ANY,
+        ) {
+            let mut obs = with_analyses(json!([
+                {"name": "a", "templateName": "check", "args": args(), "requiredForCompletion": required}
+            ]));
+            if !with_duration {
+                obs.experiment.spec.duration = None;
+            }
+            let mut now = 0;
+            let mut verdict: Option<AnalysisPhase> = None;
+            for s in steps {
+                now += s.advance;
+                if s.terminate {
+                    obs.experiment.spec.terminate = Some(true);
+                }
+                set_available(&mut obs, s.available);
+                if obs.analysis_runs.iter().any(|r| r.metadata.name.as_deref() == Some("exp-a")) {
+                    set_run_phase(&mut obs, "exp-a", run_phase(s.run_phase));
+                }
+                let p = plan(&obs, at(now));
+                let new_phase = p.status.phase.clone().unwrap();
+                if let Some(v) = &verdict {
+                    prop_assert_eq!(&new_phase, v);
+                    prop_assert!(created_names(&p).is_empty(), "{:?}", p.changes);
+                }
+                for c in &p.changes {
+                    if let ExperimentChange::ScaleReplicaSet { replicas, .. } = c {
+                        prop_assert!(*replicas <= 1);
+                        if *replicas == 0 {
+                            prop_assert!(verdict.is_some(), "scaled down before the verdict");
+                        }
+                    }
+                }
+                if new_phase.is_completed() {
+                    verdict = Some(new_phase);
+                }
+                apply(&mut obs, &p, s.available);
+            }
+        }
+    }
+}
