@@ -70,7 +70,9 @@ fn owned_replica_sets(env: &Env, uid: &str) -> Vec<(String, i64)> {
 fn standalone_experiment_runs_for_its_duration_then_scales_down_and_is_garbage_collected() {
     require_kubectl!();
     let env = Env::start("exp_duration");
-    let templates = template("baseline", "base") + &template("canary", "can");
+    let templates = template("baseline", "base")
+        + &template("canary", "can")
+            .replace("      selector:", "      service: {}\n      selector:");
     env.apply(&experiment_yaml(
         "ab",
         "  duration: 5s\n  scaleDownDelaySeconds: 1\n",
@@ -91,6 +93,20 @@ fn standalone_experiment_runs_for_its_duration_then_scales_down_and_is_garbage_c
         owned_replica_sets(&env, &uid),
         vec![("ab-baseline".to_string(), 1), ("ab-canary".to_string(), 1)]
     );
+    // The canary template's Service selects exactly its pods.
+    let svc = env.wait_for("service ab-canary", T, |env| {
+        let out = env.kubectl(&["get", "service", "ab-canary", "-o", "json"]);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+    });
+    let canary_hash = statuses[1]["podTemplateHash"].as_str().unwrap();
+    assert_eq!(svc["spec"]["selector"]["app"], "can", "{svc}");
+    assert_eq!(
+        svc["spec"]["selector"]["rollouts-pod-template-hash"], canary_hash,
+        "{svc}"
+    );
+    assert_eq!(svc["spec"]["ports"][0]["port"], 8080, "{svc}");
     let table = env.kubectl_ok(&["get", "exp"]);
     assert!(
         table
@@ -110,6 +126,13 @@ fn standalone_experiment_runs_for_its_duration_then_scales_down_and_is_garbage_c
     env.wait_for("experiment ReplicaSets scaled to 0", T, |env| {
         let rss = owned_replica_sets(env, &uid);
         (rss.len() == 2 && rss.iter().all(|(_, r)| *r == 0)).then_some(())
+    });
+    env.wait_for("service ab-canary deleted after scale-down", T, |env| {
+        (!env
+            .kubectl(&["get", "service", "ab-canary"])
+            .status
+            .success())
+        .then_some(())
     });
     let rs = env.get_json(&["replicaset", "ab-canary"]);
     assert!(
