@@ -200,6 +200,42 @@ fn an_invalid_experiment_goes_error_naming_the_field_and_creates_nothing() {
     assert!(owned_replica_sets(&env, uid).is_empty());
 }
 
+#[test]
+fn a_replica_set_name_taken_by_another_owner_makes_the_experiment_error() {
+    require_kubectl!();
+    let env = Env::start("exp_clash");
+    env.apply(
+        r#"apiVersion: apps/v1
+kind: ReplicaSet
+metadata:
+  name: clash-solo
+spec:
+  replicas: 0
+  selector:
+    matchLabels: {app: other}
+  template:
+    metadata:
+      labels: {app: other}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.27
+"#,
+    );
+    env.apply(&experiment_yaml(
+        "clash",
+        "  duration: 5s\n",
+        &template("solo", "solo"),
+    ));
+    let ex = wait_phase(&env, "clash", "Error");
+    assert_eq!(
+        ex["status"]["message"],
+        "Failed to create ReplicaSet for template 'solo': replicaset \"clash-solo\" already exists and is not controlled by this experiment"
+    );
+    let rs = env.get_json(&["replicaset", "clash-solo"]);
+    assert_eq!(rs["spec"]["template"]["metadata"]["labels"]["app"], "other");
+}
+
 /// A local HTTP server answering every request with `{"ok": true}` (127.0.0.1 only).
 fn ok_server() -> (u16, std::thread::JoinHandle<()>) {
     use std::io::{Read, Write};

@@ -33,7 +33,9 @@ use crate::api::common::SCALE_DOWN_DEADLINE_ANNOTATION;
 use crate::api::experiment::Experiment;
 use crate::core::plan::EventType;
 use crate::experiment::validate::missing_templates;
-use crate::experiment::{ExperimentChange, ExperimentPlan, ObservedExperiment, plan};
+use crate::experiment::{
+    ExperimentChange, ExperimentPlan, ObservedExperiment, plan, replica_set_name, service_name,
+};
 
 /// Bound on rounds of reading nested analysis templates.
 const MAX_TEMPLATE_ROUNDS: usize = 10;
@@ -121,14 +123,52 @@ async fn observe(ex: &Experiment, ctx: &Context) -> Result<ObservedExperiment, E
         // Read fresh, not cached: only Experiments with services pay for this, and caching
         // every Service in the cluster is what upstream is criticised for.
         let api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-        obs.services = api
+        let all = api
             .list(&ListParams::default())
             .await
             .map_err(api_err("list", format!("services in {ns}")))?
-            .items
-            .into_iter()
-            .filter(|s| controlled_by(s, &uid))
+            .items;
+        let wanted: BTreeSet<String> = ex
+            .spec
+            .templates
+            .iter()
+            .filter(|t| t.service.is_some())
+            .map(|t| service_name(&ex.name_any(), t))
             .collect();
+        for svc in all {
+            if controlled_by(&svc, &uid) {
+                obs.services.push(svc);
+            } else if wanted.contains(&svc.name_any()) {
+                obs.foreign_services.insert(svc.name_any());
+            }
+        }
+    }
+    let finished = ex
+        .status
+        .as_ref()
+        .and_then(|s| s.phase.as_ref())
+        .is_some_and(|p| p.is_completed());
+    if !finished {
+        // A template without a ReplicaSet in the cache: either our create is not in the
+        // cache yet, or someone else holds the name. Ask the API server which.
+        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+        for t in &ex.spec.templates {
+            if obs.template_replica_set(t).is_some() {
+                continue;
+            }
+            let name = replica_set_name(&ex.name_any(), &t.name);
+            let found = rs_api
+                .get_opt(&name)
+                .await
+                .map_err(api_err("get", format!("replicaset {ns}/{name}")))?;
+            match found {
+                Some(rs) if controlled_by(&rs, &uid) => obs.replica_sets.push(rs),
+                Some(_) => {
+                    obs.foreign_replica_sets.insert(name);
+                }
+                None => {}
+            }
+        }
     }
     if ex.spec.analyses.as_ref().is_some_and(|a| !a.is_empty()) {
         // Fresh too, so a run created by the previous reconcile is never mistaken for a

@@ -15,6 +15,6 @@ pub mod validate;
 
 pub use plan::{
     EXPERIMENT_NAME_ANNOTATION, ExperimentChange, ExperimentPlan, ObservedExperiment,
-    TEMPLATE_NAME_ANNOTATION, TemplateKey, plan,
+    TEMPLATE_NAME_ANNOTATION, TemplateKey, analysis_run_name, plan, replica_set_name, service_name,
 };
 pub use validate::{SpecError, validate};

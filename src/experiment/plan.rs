@@ -69,9 +69,39 @@ pub struct ObservedExperiment {
     pub analysis_templates: BTreeMap<String, AnalysisTemplateSpec>,
     /// The ClusterAnalysisTemplates referenced, converted to the namespaced spec.
     pub cluster_analysis_templates: BTreeMap<String, AnalysisTemplateSpec>,
+    /// Names of ReplicaSets this Experiment would create that exist but are controlled by
+    /// something else (the wiring looks only while a template has no ReplicaSet).
+    pub foreign_replica_sets: BTreeSet<String>,
+    /// Likewise for the Services of templates with `service`.
+    pub foreign_services: BTreeSet<String>,
 }
 
 impl ObservedExperiment {
+    /// The ReplicaSet of a template: the one annotated with its name, else the one with
+    /// its ReplicaSet name.
+    pub fn template_replica_set(&self, t: &TemplateSpec) -> Option<&ReplicaSet> {
+        let ex_name = self.experiment.metadata.name.as_deref().unwrap_or_default();
+        let by_name = replica_set_name(ex_name, &t.name);
+        let rss = &self.replica_sets;
+        rss.iter()
+            .find(|rs| annotation(rs, TEMPLATE_NAME_ANNOTATION) == Some(t.name.as_str()))
+            .or_else(|| {
+                rss.iter()
+                    .find(|rs| rs.metadata.name.as_deref() == Some(by_name.as_str()))
+            })
+    }
+
+    /// The Service of a template (annotated with its name).
+    pub fn template_service(&self, t: &TemplateSpec) -> Option<&Service> {
+        self.services.iter().find(|s| {
+            s.metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(TEMPLATE_NAME_ANNOTATION))
+                == Some(&t.name)
+        })
+    }
+
     /// The referenced template, if it was found.
     pub fn template(&self, key: &TemplateKey) -> Option<&AnalysisTemplateSpec> {
         if key.cluster {
@@ -205,6 +235,16 @@ fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
 /// The ReplicaSet name of a template.
 pub fn replica_set_name(experiment: &str, template: &str) -> String {
     format!("{experiment}-{template}")
+}
+
+/// The name of a template's Service: `service.name`, else the ReplicaSet's name.
+pub fn service_name(experiment: &str, template: &TemplateSpec) -> String {
+    template
+        .service
+        .as_ref()
+        .and_then(|s| s.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| replica_set_name(experiment, &template.name))
 }
 
 /// The AnalysisRun name of an analysis.
@@ -418,24 +458,11 @@ impl<'a> Planner<'a> {
     }
 
     fn template_rs(&self, t: &TemplateSpec) -> Option<&'a ReplicaSet> {
-        let by_name = replica_set_name(&self.name, &t.name);
-        let rss = &self.obs.replica_sets;
-        rss.iter()
-            .find(|rs| annotation(rs, TEMPLATE_NAME_ANNOTATION) == Some(t.name.as_str()))
-            .or_else(|| {
-                rss.iter()
-                    .find(|rs| rs.metadata.name.as_deref() == Some(by_name.as_str()))
-            })
+        self.obs.template_replica_set(t)
     }
 
     fn template_service(&self, t: &TemplateSpec) -> Option<&'a Service> {
-        self.obs.services.iter().find(|s| {
-            s.metadata
-                .annotations
-                .as_ref()
-                .and_then(|a| a.get(TEMPLATE_NAME_ANNOTATION))
-                == Some(&t.name)
-        })
+        self.obs.template_service(t)
     }
 
     fn owner_ref(&self) -> OwnerReference {
@@ -498,7 +525,6 @@ impl<'a> Planner<'a> {
     /// A Service selecting the template ReplicaSet's pods, one port per container port.
     /// `None` when the pods expose no port (a Service needs at least one).
     fn new_service(&self, t: &TemplateSpec, rs: &ReplicaSet) -> Option<Service> {
-        let rs_name = rs.metadata.name.clone().unwrap_or_default();
         let pod_spec = rs.spec.as_ref()?.template.as_ref()?.spec.as_ref()?;
         let ports: Vec<ServicePort> = pod_spec
             .containers
@@ -515,12 +541,7 @@ impl<'a> Planner<'a> {
         if ports.is_empty() {
             return None;
         }
-        let name = t
-            .service
-            .as_ref()
-            .and_then(|s| s.name.clone())
-            .filter(|n| !n.is_empty())
-            .unwrap_or(rs_name);
+        let name = service_name(&self.name, t);
         Some(Service {
             metadata: ObjectMeta {
                 name: Some(name),
@@ -559,7 +580,17 @@ impl<'a> Planner<'a> {
         let desired = if finished { 0 } else { t.replicas() };
         let rs = self.template_rs(t);
         let svc = self.template_service(t);
+        let wanted_rs = replica_set_name(&self.name, &t.name);
         match rs {
+            None if self.obs.foreign_replica_sets.contains(&wanted_rs) => {
+                if !template_completed(ts.status.as_ref()) {
+                    ts.status = Some(TemplateStatusCode::Error);
+                    ts.message = Some(format!(
+                        "Failed to create ReplicaSet for template '{}': replicaset {wanted_rs:?} already exists and is not controlled by this experiment",
+                        t.name
+                    ));
+                }
+            }
             None => {
                 if !terminating {
                     let new = self.new_replica_set(t, ts.collision_count, desired);
@@ -613,9 +644,20 @@ impl<'a> Planner<'a> {
                 match (&t.service, svc) {
                     (Some(_), None) if desired != 0 => {
                         if let Some(new) = self.new_service(t, rs) {
-                            ts.service_name = new.metadata.name.clone();
-                            self.changes
-                                .push(ExperimentChange::CreateService(Box::new(new)));
+                            let svc_name = new.metadata.name.clone().unwrap_or_default();
+                            if self.obs.foreign_services.contains(&svc_name) {
+                                if !template_completed(ts.status.as_ref()) {
+                                    ts.status = Some(TemplateStatusCode::Error);
+                                    ts.message = Some(format!(
+                                        "Failed to create Service {svc_name} for template '{}': service already exists and is not owned by this experiment",
+                                        t.name
+                                    ));
+                                }
+                            } else {
+                                ts.service_name = Some(svc_name);
+                                self.changes
+                                    .push(ExperimentChange::CreateService(Box::new(new)));
+                            }
                         }
                     }
                     (Some(_), Some(s)) if target != 0 => {

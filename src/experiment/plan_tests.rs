@@ -831,3 +831,48 @@ mod invariants {
         }
     }
 }
+
+#[test]
+fn a_replica_set_name_held_by_another_owner_makes_the_experiment_error_without_creating() {
+    let mut obs = observed(two_templates());
+    obs.foreign_replica_sets.insert("exp-canary".into());
+    let p = plan(&obs, at(0));
+    assert_eq!(
+        created_names(&p),
+        BTreeSet::from(["exp-baseline".to_string()])
+    );
+    let canary = &p.status.template_statuses.as_ref().unwrap()[1];
+    assert_eq!(canary.status, Some(TemplateStatusCode::Error));
+    apply(&mut obs, &p, 1);
+    let p = plan(&obs, at(1));
+    assert_eq!(phase(&p), "Error");
+    assert_eq!(
+        p.status.message.as_deref(),
+        Some(
+            "Failed to create ReplicaSet for template 'canary': replicaset \"exp-canary\" already exists and is not controlled by this experiment"
+        )
+    );
+}
+
+#[test]
+fn a_service_name_held_by_another_owner_makes_the_experiment_error() {
+    let mut spec = two_templates();
+    spec["templates"][0]["service"] = json!({});
+    let mut obs = observed(spec);
+    obs.foreign_services.insert("exp-baseline".into());
+    let p = plan(&obs, at(0));
+    apply(&mut obs, &p, 1);
+    let p = plan(&obs, at(1));
+    assert!(
+        !p.changes
+            .iter()
+            .any(|c| matches!(c, ExperimentChange::CreateService(_)))
+    );
+    assert_eq!(phase(&p), "Error");
+    assert_eq!(
+        p.status.message.as_deref(),
+        Some(
+            "Failed to create Service exp-baseline for template 'baseline': service already exists and is not owned by this experiment"
+        )
+    );
+}
