@@ -1224,19 +1224,6 @@ fn set_condition(status: &mut ExperimentStatus, mut c: ExperimentCondition) {
     list.push(c);
 }
 
-/// Names of every object the plan would create, for tests and logs.
-pub fn created_names(plan: &ExperimentPlan) -> BTreeSet<String> {
-    plan.changes
-        .iter()
-        .filter_map(|c| match c {
-            ExperimentChange::CreateReplicaSet(rs) => rs.metadata.name.clone(),
-            ExperimentChange::CreateService(s) => s.metadata.name.clone(),
-            ExperimentChange::CreateAnalysisRun(r) => r.metadata.name.clone(),
-            _ => None,
-        })
-        .collect()
-}
-
 #[cfg(test)]
 #[path = "plan_tests.rs"]
 mod tests;

@@ -5,6 +5,19 @@ use super::*;
 use crate::api::analysis::AnalysisRunStatus;
 use crate::api::experiment::ExperimentSpec;
 
+/// Names of every object the plan would create, .
+fn created_names(plan: &ExperimentPlan) -> BTreeSet<String> {
+    plan.changes
+        .iter()
+        .filter_map(|c| match c {
+            ExperimentChange::CreateReplicaSet(rs) => rs.metadata.name.clone(),
+            ExperimentChange::CreateService(s) => s.metadata.name.clone(),
+            ExperimentChange::CreateAnalysisRun(r) => r.metadata.name.clone(),
+            _ => None,
+        })
+        .collect()
+}
+
 const T0: i64 = 1_700_000_000;
 
 fn at(s: i64) -> DateTime<Utc> {
