@@ -8,4 +8,7 @@ pub mod cluster;
 pub mod controller;
 pub mod core;
 pub mod experiment;
+pub mod health;
+pub mod metrics;
+pub mod rbac;
 pub mod telemetry;

@@ -5,6 +5,7 @@ pub mod actuator;
 pub mod backoff;
 pub mod experiment;
 pub mod freshness;
+pub mod leader;
 pub mod rollout;
 pub mod status_patch;
 
