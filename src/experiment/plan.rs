@@ -313,7 +313,7 @@ impl<'a> Planner<'a> {
             self.reconcile_analysis(a, terminating);
         }
         if !finished {
-            self.calculate_phase();
+            self.calculate_phase(terminating);
         }
         self.set_conditions();
         if self.status.phase != self.prev.phase {
@@ -1003,8 +1003,9 @@ impl<'a> Planner<'a> {
         (phase, message)
     }
 
-    /// Worst analysis phase (runs not started count as Pending, reported as Running).
-    fn assess_analyses(&self) -> (AnalysisPhase, Option<String>) {
+    /// Worst analysis phase (runs not started count as Pending, reported as Running; once
+    /// terminating, a run that never started never will, so it does not hold the verdict).
+    fn assess_analyses(&self, terminating: bool) -> (AnalysisPhase, Option<String>) {
         let mut worst = AnalysisPhase::Successful;
         let mut message = None;
         for a in self.ex.spec.analyses.iter().flatten() {
@@ -1014,7 +1015,11 @@ impl<'a> Planner<'a> {
                 .iter()
                 .flatten()
                 .find(|r| r.name == a.name);
-            let phase = r.map_or(AnalysisPhase::Pending, |r| r.phase.clone());
+            let phase = match r {
+                Some(r) => r.phase.clone(),
+                None if terminating => AnalysisPhase::Successful,
+                None => AnalysisPhase::Pending,
+            };
             if analysis_rank(&phase) > analysis_rank(&worst) {
                 worst = phase;
                 message = r.and_then(|r| r.message.clone());
@@ -1026,13 +1031,13 @@ impl<'a> Planner<'a> {
         (worst, message)
     }
 
-    fn calculate_phase(&mut self) {
+    fn calculate_phase(&mut self, terminating: bool) {
         if self.prev.phase.is_none() {
             self.status.phase = Some(AnalysisPhase::Pending);
             return;
         }
         let (template_phase, template_msg) = self.assess_templates();
-        let (analyses_phase, analyses_msg) = self.assess_analyses();
+        let (analyses_phase, analyses_msg) = self.assess_analyses(terminating);
         if template_phase == AnalysisPhase::Running && self.status.available_at.is_none() {
             self.status.available_at = Some(self.now.clone());
         }

@@ -889,3 +889,16 @@ fn a_service_name_held_by_another_owner_makes_the_experiment_error() {
         )
     );
 }
+
+#[test]
+fn terminating_before_the_templates_are_available_ends_successful_even_with_required_analyses() {
+    let mut obs = with_analyses(json!([
+        {"name": "req", "templateName": "check", "args": args(), "requiredForCompletion": true}
+    ]));
+    let p = plan(&obs, at(0));
+    apply(&mut obs, &p, 0);
+    obs.experiment.spec.terminate = Some(true);
+    let p = plan(&obs, at(1));
+    assert_eq!(phase(&p), "Successful");
+    assert!(created_names(&p).is_empty(), "{:?}", p.changes);
+}
