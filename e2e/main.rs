@@ -4,6 +4,7 @@
 mod argocd;
 mod canary;
 mod demo;
+mod experiment;
 mod harness;
 mod migrate;
 mod operations;

@@ -3,6 +3,7 @@
 
 pub mod actuator;
 pub mod backoff;
+pub mod experiment;
 pub mod freshness;
 pub mod leader;
 pub mod rollout;
@@ -17,5 +18,9 @@ pub async fn run(
     cfg: rollout::Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    rollout::run(client, cfg, shutdown).await
+    tokio::try_join!(
+        rollout::run(client.clone(), cfg.clone(), shutdown.clone()),
+        experiment::run(client, cfg, shutdown)
+    )
+    .map(|_| ())
 }

@@ -248,6 +248,24 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
     Action::requeue(delay)
 }
 
+/// Wait until a reflector store has seen its initial list. The wait is re-armed
+/// every 250 ms: a waiter created before the store's first list completed was
+/// seen to miss its wake-up, and a readiness probe must not hang on that.
+pub async fn wait_ready<K>(
+    store: &Store<K>,
+) -> Result<(), kube::runtime::reflector::store::WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(result) => return result,
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Run the Rollout controller until `shutdown` fires.
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let rollouts: Api<Rollout> = match &cfg.namespace {
@@ -294,9 +312,14 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         let rollout_store = controller.store();
         let rs_store = ctx.replica_sets.clone();
         tokio::spawn(async move {
-            if rollout_store.wait_until_ready().await.is_ok()
-                && rs_store.wait_until_ready().await.is_ok()
-            {
+            let rs_ready = wait_ready(&rs_store).await;
+            let rollouts_ready = wait_ready(&rollout_store).await;
+            tracing::debug!(
+                rollouts = rollouts_ready.is_ok(),
+                replica_sets = rs_ready.is_ok(),
+                "caches synced"
+            );
+            if rollouts_ready.is_ok() && rs_ready.is_ok() {
                 health.set_caches_synced(true);
             }
         });
