@@ -952,3 +952,19 @@ fn experiment_step_weight_is_invalid_without_traffic_routing() {
         )]
     );
 }
+
+#[test]
+fn rollouts_without_analysis_or_experiments_never_get_a_canary_status_object() {
+    let mut s = Sim::new(
+        RolloutBuilder::new("app:v1")
+            .steps(vec![weight(20), pause_for("5s")])
+            .build(),
+    );
+    s.run_until_quiet(20);
+    s.set_image("app:v2");
+    let mut plans = s.run_until_quiet(30);
+    s.now += 10;
+    plans.extend(s.run_until_quiet(30));
+    assert_eq!(s.status().stable_rs, Some(v2_hash()));
+    assert!(plans.iter().all(|p| p.status.canary.is_none()));
+}
