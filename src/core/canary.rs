@@ -1227,6 +1227,7 @@ impl<'a> Planner<'a> {
             status.stable_rs.is_some() && status.stable_rs == status.current_pod_hash;
         let currently_aborted = self.prev.is_aborted() && !self.pause.remove_abort;
         if self.spec.progress_deadline_abort()
+            && self.pause.add_abort.is_none()
             && !currently_aborted
             && !completed_update
             && !counts_progressed
