@@ -14,8 +14,8 @@ use crate::analysis::args::resolve_rollout_args;
 use crate::analysis::template::new_run_spec;
 use crate::api::analysis::{AnalysisRun, AnalysisTemplateSpec};
 use crate::api::common::{
-    AnalysisPhase, AnalysisRunArgument, AnalysisTemplateRef, POD_TEMPLATE_HASH_LABEL,
-    REVISION_ANNOTATION,
+    AnalysisPhase, AnalysisRunArgument, AnalysisTemplateRef, CONTROLLER_INSTANCE_ID_LABEL,
+    POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
 };
 use crate::api::rollout::{Rollout, RolloutAnalysis, RolloutAnalysisRunStatus};
 
@@ -174,6 +174,15 @@ pub fn build_run(
     ]);
     if let Some(i) = kind.step_index {
         labels.insert(STEP_INDEX_LABEL.to_string(), i.to_string());
+    }
+    // A Rollout of a `--instance-id` controller hands its runs to the same instance.
+    if let Some(id) = rollout
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(CONTROLLER_INSTANCE_ID_LABEL))
+    {
+        labels.insert(CONTROLLER_INSTANCE_ID_LABEL.to_string(), id.clone());
     }
     let metadata = analysis.analysis_run_metadata.as_ref();
     labels.extend(metadata.and_then(|m| m.labels.clone()).unwrap_or_default());

@@ -187,7 +187,7 @@ struct Planner<'a> {
     /// step completes when it is Successful).
     step_run_phase: Option<AnalysisPhase>,
     experiment_phase: Option<AnalysisPhase>,
-    /// Runs and Experiments this plan already terminates (each is terminated once).
+    /// Runs and Experiments this plan already terminates or deletes (each is ended once).
     terminated_runs: BTreeSet<String>,
     terminated_experiments: BTreeSet<String>,
 }

@@ -390,6 +390,8 @@ impl<'a> Planner<'a> {
             self.spec.unsuccessful_run_history_limit(),
         );
         for name in delete {
+            // Deleted: no need to stop it first.
+            self.terminated_runs.insert(name.to_string());
             self.changes.push(Change::DeleteAnalysisRun {
                 name: name.to_string(),
             });
@@ -509,6 +511,7 @@ impl<'a> Planner<'a> {
             self.spec.unsuccessful_run_history_limit(),
         );
         for name in delete {
+            self.terminated_experiments.insert(name.to_string());
             self.changes.push(Change::DeleteExperiment {
                 name: name.to_string(),
             });

@@ -7,7 +7,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference}
 use serde_json::json;
 
 use crate::api::analysis::{AnalysisRun, AnalysisRunSpec, ClusterAnalysisTemplate};
-use crate::api::common::{AnalysisPhase, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION};
+use crate::api::common::{
+    AnalysisPhase, CONTROLLER_INSTANCE_ID_LABEL, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
+};
 use crate::api::experiment::Experiment;
 use crate::api::rollout::{
     CanaryStatus, CanaryStep, PauseCondition, PauseReason, RolloutAnalysisRunStatus,
@@ -569,6 +571,8 @@ fn runs_take_hash_and_field_args_dry_run_retention_and_metadata_from_the_step() 
     }))
     .unwrap();
     edit_steps(&mut obs, |steps| steps[1].analysis = Some(analysis));
+    obs.rollout.metadata.labels =
+        Some([(CONTROLLER_INSTANCE_ID_LABEL.to_string(), "blue".to_string())].into());
     let template = serde_json::from_value(json!({
         "metrics": [{"name": "web", "provider": {"web": {"url": "http://{{args.ro}}/{{args.hash}}"}}}],
         "args": [{"name": "hash"}, {"name": "ro"}]
@@ -593,6 +597,10 @@ fn runs_take_hash_and_field_args_dry_run_retention_and_metadata_from_the_step() 
     );
     let labels = run.metadata.labels.as_ref().unwrap();
     assert_eq!(labels.get("team").map(String::as_str), Some("a"));
+    assert_eq!(
+        labels.get(CONTROLLER_INSTANCE_ID_LABEL).map(String::as_str),
+        Some("blue")
+    );
     assert_eq!(
         run.metadata
             .annotations
@@ -967,4 +975,49 @@ fn rollouts_without_analysis_or_experiments_never_get_a_canary_status_object() {
     plans.extend(s.run_until_quiet(30));
     assert_eq!(s.status().stable_rs, Some(v2_hash()));
     assert!(plans.iter().all(|p| p.status.canary.is_none()));
+}
+
+#[test]
+fn walk_with_a_successful_experiment_completes_the_rollout() {
+    let ro = RolloutBuilder::new("app:v1")
+        .steps(vec![weight(20), experiment_step(), weight(60)])
+        .build();
+    let mut s = Sim::new(ro);
+    s.obs = with_templates(s.obs.clone(), &["web"]);
+    s.run_until_quiet(20);
+    assert!(
+        s.obs.experiments.is_empty(),
+        "no experiment on first deploy"
+    );
+    s.set_image("app:v2");
+    s.run_until_quiet(30);
+    assert_eq!(s.status().current_step_index, Some(1));
+    assert_eq!(s.obs.experiments.len(), 1);
+    let name = s.obs.experiments[0].metadata.name.clone().unwrap();
+    assert_eq!(
+        s.status().canary.as_ref().unwrap().current_experiment,
+        Some(name.clone())
+    );
+    set_experiment_phase(&mut s.obs, &name, AnalysisPhase::Successful, None);
+    s.run_until_quiet(40);
+    assert_eq!(s.status().phase, Some(RolloutPhase::Healthy));
+    assert_eq!(s.status().stable_rs, Some(v2_hash()));
+    assert_eq!(s.obs.experiments.len(), 1, "kept within the history limit");
+}
+
+#[test]
+fn experiments_of_deleted_replica_sets_are_deleted_without_terminating_first() {
+    let mut obs = at_experiment_step();
+    let mut old = Experiment::new("old", Default::default());
+    old.metadata.labels = Some([(POD_TEMPLATE_HASH_LABEL.to_string(), "gone".to_string())].into());
+    obs.experiments.push(old);
+    let p = plan(&obs, at(50));
+    assert!(
+        p.changes
+            .contains(&Change::DeleteExperiment { name: "old".into() })
+    );
+    assert!(
+        !p.changes
+            .contains(&Change::TerminateExperiment { name: "old".into() })
+    );
 }
