@@ -4,6 +4,7 @@
 pub mod actuator;
 pub mod backoff;
 pub mod freshness;
+pub mod leader;
 pub mod rollout;
 pub mod status_patch;
 
