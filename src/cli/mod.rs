@@ -30,7 +30,7 @@ pub struct Cli {
 #[derive(Debug, Args, Clone)]
 pub struct KubeArgs {
     /// Path to a kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or in-cluster).
-    #[arg(long, env = "KUBECONFIG_PATH")]
+    #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// Kubeconfig context to use.
     #[arg(long)]
