@@ -85,7 +85,8 @@ fn invalid_spec_plan(
     status.observed_generation = Some(generation(rollout).to_string());
     let (phase, message) = st::phase(&rollout.spec, &status);
     status.phase = Some(phase);
-    status.message = Some(message);
+    // Upstream omits an empty message (Healthy); so do we.
+    status.message = (!message.is_empty()).then_some(message);
     Plan {
         status,
         changes,
@@ -1401,7 +1402,8 @@ impl<'a> Planner<'a> {
 
         let (phase, message) = st::phase(self.spec, &status);
         status.phase = Some(phase);
-        status.message = Some(message);
+        // Upstream omits an empty message (Healthy); so do we.
+        status.message = (!message.is_empty()).then_some(message);
         self.requeue_for_progress_deadline(&status, healthy, aborted);
         Plan {
             status,

@@ -109,7 +109,10 @@ fn first_revision_goes_straight_to_full_scale_and_becomes_stable() {
     assert_eq!(s.current_step_index, Some(4));
     assert_eq!(sim.specs(), [(rs_name("app:v1"), 10)].into());
     assert_eq!(s.phase, Some(RolloutPhase::Healthy));
-    assert_eq!(s.message.as_deref(), Some(""));
+    assert_eq!(
+        s.message, None,
+        "a Healthy rollout has no message, as upstream"
+    );
     assert_eq!(s.available_replicas, Some(10));
     assert_eq!(s.hpa_replicas, Some(10));
     assert_eq!(s.selector.as_deref(), Some("app=demo"));

@@ -107,13 +107,20 @@ pub fn remove_condition(conditions: &mut Vec<RolloutCondition>, type_: &RolloutC
 /// Phase and message, decided in COMPAT §4's order (upstream's `CalculateRolloutPhase`),
 /// for a canary Rollout without traffic routing.
 pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, String) {
+    // An invalid spec is reported before anything else, whatever the order of the
+    // conditions (upstream takes the first matching condition in list order, which can
+    // hide an InvalidSpec behind an older abort).
+    if let Some(c) = status
+        .conditions()
+        .iter()
+        .find(|c| c.type_ == RolloutConditionType::InvalidSpec)
+    {
+        return (
+            RolloutPhase::Degraded,
+            format!("{INVALID_SPEC_REASON}: {}", c.message),
+        );
+    }
     for c in status.conditions() {
-        if c.type_ == RolloutConditionType::InvalidSpec {
-            return (
-                RolloutPhase::Degraded,
-                format!("{INVALID_SPEC_REASON}: {}", c.message),
-            );
-        }
         if c.reason == ROLLOUT_ABORTED_REASON || c.reason == TIMED_OUT_REASON {
             return (
                 RolloutPhase::Degraded,
@@ -311,7 +318,7 @@ mod tests {
                     ]);
                 },
                 RolloutPhase::Degraded,
-                "RolloutAborted: x",
+                "InvalidSpec: spec.selector: bad",
             ),
             (
                 "invalid spec",
