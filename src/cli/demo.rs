@@ -188,7 +188,8 @@ fn phase_is(ro: &Value, phase: &str) -> bool {
     ro["status"]["phase"].as_str() == Some(phase)
 }
 
-async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+/// Install (server-side apply) the five CRDs and wait until Rollouts are served.
+pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crate::api::crds::all() {
         let name = crd.metadata.name.clone().unwrap_or_default();

@@ -370,13 +370,11 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             }
             Change::EvictPod { name: pod_name } => {
                 let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                // The eviction API honours PodDisruptionBudgets; servers without it
-                // (404/405) get a plain delete.
+                // The eviction API honours PodDisruptionBudgets. A 404/405 means either
+                // the server does not serve eviction or the pod is gone: a plain delete
+                // covers both (its own 404 is ignored).
                 match pod_api.evict(pod_name, &EvictParams::default()).await {
                     Ok(_) => {}
-                    Err(e)
-                        if is_not_found(&e)
-                            && pod_api.get_opt(pod_name).await.ok().flatten().is_none() => {}
                     Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {
                         match pod_api.delete(pod_name, &DeleteParams::default()).await {
                             Ok(_) => {}
