@@ -2,6 +2,7 @@
 //! planners in `core`, apply their plans.
 
 pub mod actuator;
+pub mod analysis_run;
 pub mod backoff;
 pub mod freshness;
 pub mod rollout;
@@ -16,5 +17,9 @@ pub async fn run(
     cfg: rollout::Config,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    rollout::run(client, cfg, shutdown).await
+    tokio::try_join!(
+        rollout::run(client.clone(), cfg.clone(), shutdown.clone()),
+        analysis_run::run(client, cfg, shutdown),
+    )?;
+    Ok(())
 }
