@@ -16,6 +16,8 @@ use tracing::{debug, warn};
 
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
+use crate::api::analysis::AnalysisRun;
+use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 use crate::core::plan::{Change, EventType, MetadataPatch, Plan};
 
@@ -64,6 +66,76 @@ fn metadata_map(patch: &MetadataPatch) -> Value {
         map.insert(k.clone(), Value::Null);
     }
     Value::Object(map)
+}
+
+/// Creates an object the plan built; AlreadyExists means an earlier create whose watch
+/// event has not arrived yet, and the object's own controller takes it from there.
+async fn create_owned<K>(
+    api: &Api<K>,
+    obj: &K,
+    kind: &'static str,
+    ns: &str,
+) -> Result<(), ActError>
+where
+    K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let obj_name = obj.meta().name.clone().unwrap_or_default();
+    debug!(kind, name = %obj_name, "creating");
+    match api.create(&PostParams::default(), obj).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_conflict(&e) => Ok(()),
+        Err(source) => Err(ActError {
+            verb: "create",
+            target: format!("{kind} {ns}/{obj_name}"),
+            source,
+        }),
+    }
+}
+
+/// `{"spec":{"terminate":true}}`, what `kubectl argo rollouts terminate` sends; a run or
+/// experiment that is already gone needs no stopping.
+async fn terminate<K>(
+    api: &Api<K>,
+    obj_name: &str,
+    kind: &'static str,
+    ns: &str,
+) -> Result<(), ActError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    let body = json!({"spec": {"terminate": true}});
+    match api
+        .patch(obj_name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(source) => Err(ActError {
+            verb: "terminate",
+            target: format!("{kind} {ns}/{obj_name}"),
+            source,
+        }),
+    }
+}
+
+async fn delete<K>(
+    api: &Api<K>,
+    obj_name: &str,
+    kind: &'static str,
+    ns: &str,
+) -> Result<(), ActError>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    match api.delete(obj_name, &DeleteParams::background()).await {
+        Ok(_) => Ok(()),
+        Err(e) if is_not_found(&e) => Ok(()),
+        Err(source) => Err(ActError {
+            verb: "delete",
+            target: format!("{kind} {ns}/{obj_name}"),
+            source,
+        }),
+    }
 }
 
 /// Apply `plan` to the cluster on behalf of `ro`.
@@ -187,6 +259,30 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     Err(e) if is_not_found(&e) => {}
                     Err(e) => return Err(act("delete", format!("replicaset {ns}/{rs_name}"))(e)),
                 }
+            }
+            Change::CreateAnalysisRun(run) => {
+                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+                create_owned(&api, run, "analysisrun", &ns).await?;
+            }
+            Change::TerminateAnalysisRun { name: run } => {
+                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+                terminate(&api, run, "analysisrun", &ns).await?;
+            }
+            Change::DeleteAnalysisRun { name: run } => {
+                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+                delete(&api, run, "analysisrun", &ns).await?;
+            }
+            Change::CreateExperiment(exp) => {
+                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
+                create_owned(&api, exp, "experiment", &ns).await?;
+            }
+            Change::TerminateExperiment { name: exp } => {
+                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
+                terminate(&api, exp, "experiment", &ns).await?;
+            }
+            Change::DeleteExperiment { name: exp } => {
+                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
+                delete(&api, exp, "experiment", &ns).await?;
             }
             Change::SetServiceSelector {
                 service,

@@ -1,14 +1,17 @@
 //! What the planner sees: one Rollout and the objects it owns or references, read from the
 //! controller's caches. Building it is the only I/O; everything after is pure.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::api::analysis::AnalysisRun;
+use crate::api::analysis::{
+    AnalysisRun, AnalysisTemplate, AnalysisTemplateSpec, ClusterAnalysisTemplate,
+};
+use crate::api::common::AnalysisTemplateRef;
 use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 
@@ -24,18 +27,80 @@ pub struct Observed {
     /// Pods controlled by this Rollout's ReplicaSets. Only read while a restart is due
     /// (see [`Observed::needs_pods`]); may be left empty otherwise to spare a pod listing.
     pub pods: Vec<Pod>,
-    /// AnalysisRuns controlled by this Rollout. Not read yet: analysis steps and background
-    /// analysis are still InvalidSpec (`validate::UNSUPPORTED_FEATURES`), so no run exists.
+    /// AnalysisRuns controlled by this Rollout (ownerReference controller = it), of every
+    /// revision: the planner terminates stale ones and applies the run history limits.
     pub analysis_runs: Vec<AnalysisRun>,
-    /// Experiments controlled by this Rollout. Not read yet, like `analysis_runs`.
+    /// Experiments controlled by this Rollout (ownerReference controller = it).
     pub experiments: Vec<Experiment>,
+    /// AnalysisTemplates in the Rollout's namespace named by [`Observed::referenced_templates`]
+    /// (and, transitively, by those templates' own `templates`), keyed by name. A name that is
+    /// absent was not found: the Rollout becomes InvalidSpec naming the reference.
+    pub analysis_templates: BTreeMap<String, AnalysisTemplate>,
+    /// ClusterAnalysisTemplates named by `clusterScope: true` references, keyed by name; absent
+    /// means not found, as for `analysis_templates`.
+    pub cluster_analysis_templates: BTreeMap<String, ClusterAnalysisTemplate>,
 }
+
+/// Template names to read: (AnalysisTemplates in the Rollout's namespace,
+/// ClusterAnalysisTemplates).
+pub type TemplateNames = (BTreeSet<String>, BTreeSet<String>);
 
 impl Observed {
     /// Whether `pods` must be filled for a correct plan at `now`: `spec.restartAt` has
     /// passed and `status.restartedAt` does not record it yet.
     pub fn needs_pods(rollout: &Rollout, now: DateTime<Utc>) -> bool {
         restart_due(rollout, &super::canary::to_time(now))
+    }
+
+    /// The templates the Rollout names directly: in `analysis` steps, in the analyses of
+    /// `experiment` steps, and in the background analysis (`spec.strategy.canary.analysis`).
+    /// Templates may name further templates (`spec.templates`); the observer reads those in
+    /// further rounds with [`Observed::nested_template_refs`] until no new name appears.
+    pub fn referenced_templates(rollout: &Rollout) -> TemplateNames {
+        let mut names = TemplateNames::default();
+        let Some(canary) = rollout.spec.canary() else {
+            return names;
+        };
+        if let Some(bg) = &canary.analysis {
+            add_refs(&mut names, bg.templates.iter().flatten());
+        }
+        for step in rollout.spec.steps() {
+            if let Some(a) = &step.analysis {
+                add_refs(&mut names, a.templates.iter().flatten());
+            }
+            if let Some(e) = &step.experiment {
+                for a in e.analyses.iter().flatten() {
+                    let set = if a.cluster_scope.unwrap_or(false) {
+                        &mut names.1
+                    } else {
+                        &mut names.0
+                    };
+                    set.insert(a.template_name.clone());
+                }
+            }
+        }
+        names
+    }
+
+    /// The templates a template itself names in `spec.templates` (upstream merges their
+    /// metrics and args into the run, recursively).
+    pub fn nested_template_refs(template: &AnalysisTemplateSpec) -> TemplateNames {
+        let mut names = TemplateNames::default();
+        add_refs(&mut names, template.templates.iter().flatten());
+        names
+    }
+}
+
+fn add_refs<'a>(names: &mut TemplateNames, refs: impl Iterator<Item = &'a AnalysisTemplateRef>) {
+    for r in refs {
+        let Some(name) = r.template_name.as_ref() else {
+            continue;
+        };
+        if r.is_cluster_scope() {
+            names.1.insert(name.clone());
+        } else {
+            names.0.insert(name.clone());
+        }
     }
 }
 

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 
+use crate::api::analysis::AnalysisRun;
+use crate::api::experiment::Experiment;
 use crate::api::rollout::RolloutStatus;
 
 /// Decision of one reconcile.
@@ -115,6 +117,20 @@ pub enum Change {
     PatchRolloutSpecReplicas { replicas: i32 },
     /// Set the Rollout's `rollout.argoproj.io/revision` annotation.
     AnnotateRolloutRevision { revision: String },
+    /// Create this AnalysisRun (complete object: name, namespace, labels, annotations, a
+    /// controller ownerReference to the Rollout, spec with resolved args). An AlreadyExists
+    /// answer means an earlier, unobserved create succeeded.
+    CreateAnalysisRun(Box<AnalysisRun>),
+    /// Stop a running AnalysisRun: merge patch `{"spec":{"terminate":true}}`.
+    TerminateAnalysisRun { name: String },
+    /// Delete a finished AnalysisRun beyond the run history limits.
+    DeleteAnalysisRun { name: String },
+    /// Create this Experiment (complete object, controller ownerReference to the Rollout).
+    CreateExperiment(Box<Experiment>),
+    /// Stop a running Experiment: merge patch `{"spec":{"terminate":true}}`.
+    TerminateExperiment { name: String },
+    /// Delete a finished Experiment of an old revision.
+    DeleteExperiment { name: String },
     /// Record a Kubernetes Event on the Rollout.
     Event {
         type_: EventType,

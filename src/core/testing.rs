@@ -403,6 +403,46 @@ impl Sim {
                         }
                     }
                 }
+                Change::CreateAnalysisRun(run) => {
+                    let mut run = (**run).clone();
+                    run.metadata.creation_timestamp = Some(time(self.now));
+                    self.obs.analysis_runs.push(run);
+                }
+                Change::TerminateAnalysisRun { name } => {
+                    if let Some(r) = self
+                        .obs
+                        .analysis_runs
+                        .iter_mut()
+                        .find(|r| r.metadata.name.as_deref() == Some(name))
+                    {
+                        r.spec.terminate = Some(true);
+                    }
+                }
+                Change::DeleteAnalysisRun { name } => {
+                    self.obs
+                        .analysis_runs
+                        .retain(|r| r.metadata.name.as_deref() != Some(name));
+                }
+                Change::CreateExperiment(exp) => {
+                    let mut exp = (**exp).clone();
+                    exp.metadata.creation_timestamp = Some(time(self.now));
+                    self.obs.experiments.push(exp);
+                }
+                Change::TerminateExperiment { name } => {
+                    if let Some(e) = self
+                        .obs
+                        .experiments
+                        .iter_mut()
+                        .find(|e| e.metadata.name.as_deref() == Some(name))
+                    {
+                        e.spec.terminate = Some(true);
+                    }
+                }
+                Change::DeleteExperiment { name } => {
+                    self.obs
+                        .experiments
+                        .retain(|e| e.metadata.name.as_deref() != Some(name));
+                }
                 Change::PatchPods { .. } | Change::Event { .. } | Change::EvictPod { .. } => {}
             }
         }
