@@ -1,6 +1,8 @@
 //! End-to-end scenarios: the embedded cluster (or `SLUICE_E2E_KUBECONFIG`), the
 //! controller and the real `kubectl`.
 
+mod analysis;
 mod canary;
 mod demo;
 mod harness;
+mod prometheus;
