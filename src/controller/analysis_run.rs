@@ -273,8 +273,9 @@ fn job_finished(job: &Job) -> bool {
         })
 }
 
-/// Finished Jobs of this run that no retained measurement points at any more.
-fn jobs_to_collect(ctx: &Context, run: &AnalysisRun, status: &Value) -> Vec<(String, String)> {
+/// Finished Jobs of `run` (among `jobs`) that no retained measurement in `status`
+/// points at any more: measurement retention dropped them, so their Jobs go too.
+fn jobs_to_collect(jobs: &[Arc<Job>], run: &AnalysisRun, status: &Value) -> Vec<(String, String)> {
     let uid = run.uid().unwrap_or_default();
     let referenced: BTreeSet<&str> = status["metricResults"]
         .as_array()
@@ -283,15 +284,25 @@ fn jobs_to_collect(ctx: &Context, run: &AnalysisRun, status: &Value) -> Vec<(Str
         .flat_map(|r| r["measurements"].as_array().into_iter().flatten())
         .filter_map(|m| m["metadata"][JOB_NAME_KEY].as_str())
         .collect();
-    ctx.jobs
-        .state()
-        .iter()
+    jobs.iter()
         .filter(|j| {
             j.labels().get(ANALYSIS_RUN_UID_LABEL).map(String::as_str) == Some(uid.as_str())
         })
         .filter(|j| job_finished(j) && !referenced.contains(j.name_any().as_str()))
         .map(|j| (j.namespace().unwrap_or_default(), j.name_any()))
         .collect()
+}
+
+/// The requeue for a plan made at `planned_at` that wants another look `after`
+/// it, seen from `now` (measuring took time): aim at the same instant.
+fn requeue_at(planned_at: DateTime<Utc>, after: Option<Duration>, now: DateTime<Utc>) -> Action {
+    match after {
+        Some(after) => {
+            let at = planned_at + chrono::Duration::from_std(after).unwrap_or_default();
+            Action::requeue((at - now).to_std().unwrap_or_default())
+        }
+        None => Action::await_change(),
+    }
 }
 
 async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -382,7 +393,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, E
             warn!(reason = %ev.reason, error = %e, "recording event failed");
         }
     }
-    for (job_ns, job_name) in jobs_to_collect(&ctx, &run, &new) {
+    for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), &run, &new) {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
         match api.delete(&job_name, &DeleteParams::background()).await {
             Ok(_) => debug!(job = %job_name, "deleted a Job beyond measurement retention"),
@@ -391,14 +402,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, E
         }
     }
     ctx.backoff.success(&key);
-    Ok(match plan.requeue_after {
-        // The plan counts from `now`; measuring took time, so aim at the same instant.
-        Some(after) => {
-            let at = now + chrono::Duration::from_std(after).unwrap_or_default();
-            Action::requeue((at - Utc::now()).to_std().unwrap_or_default())
-        }
-        None => Action::await_change(),
-    })
+    Ok(requeue_at(now, plan.requeue_after, Utc::now()))
 }
 
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -462,4 +466,89 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .await;
     info!("analysisrun controller stopped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::batch::v1::{JobCondition, JobStatus};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn run(uid: &str) -> AnalysisRun {
+        let mut r = AnalysisRun::new("r", Default::default());
+        r.metadata.namespace = Some("ns".into());
+        r.metadata.uid = Some(uid.into());
+        r
+    }
+
+    fn job(name: &str, uid: &str, condition: Option<&str>) -> Arc<Job> {
+        Arc::new(Job {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("ns".into()),
+                labels: Some([(ANALYSIS_RUN_UID_LABEL.to_string(), uid.to_string())].into()),
+                ..Default::default()
+            },
+            spec: None,
+            status: condition.map(|c| JobStatus {
+                conditions: Some(vec![JobCondition {
+                    type_: c.into(),
+                    status: "True".into(),
+                    ..Default::default()
+                }]),
+                ..Default::default()
+            }),
+        })
+    }
+
+    #[test]
+    fn only_finished_jobs_of_the_run_that_left_retention_are_collected() {
+        let jobs = vec![
+            job("u1.m.1", "u1", Some("Complete")),
+            job("u1.m.2", "u1", Some("Failed")),
+            job("u1.m.3", "u1", None),
+            job("u2.m.1", "u2", Some("Complete")),
+        ];
+        let status = json!({"metricResults": [{"name": "m", "measurements": [
+            {"phase": "Failed", "metadata": {"job-name": "u1.m.2"}},
+            {"phase": "Running", "metadata": {"job-name": "u1.m.3"}}
+        ]}]});
+        assert_eq!(
+            jobs_to_collect(&jobs, &run("u1"), &status),
+            vec![("ns".to_string(), "u1.m.1".to_string())],
+            "retained (m.2), running (m.3) and other runs' Jobs stay"
+        );
+    }
+
+    #[test]
+    fn requeue_aims_at_the_planned_instant_even_after_slow_measurements() {
+        let planned = DateTime::from_timestamp(1_000, 0).unwrap();
+        let later = planned + chrono::Duration::milliseconds(300);
+        assert_eq!(
+            requeue_at(planned, Some(Duration::from_secs(1)), later),
+            Action::requeue(Duration::from_millis(700))
+        );
+        assert_eq!(
+            requeue_at(planned, Some(Duration::from_millis(100)), later),
+            Action::requeue(Duration::ZERO),
+            "an instant already passed is due at once"
+        );
+        assert_eq!(requeue_at(planned, None, later), Action::await_change());
+    }
+
+    #[test]
+    fn secret_values_come_from_data_then_string_data() {
+        let secret = Secret {
+            data: Some([("a".to_string(), ByteString(b"from-data".to_vec()))].into()),
+            string_data: Some([("b".to_string(), "from-string-data".to_string())].into()),
+            ..Default::default()
+        };
+        assert_eq!(secret_value(&secret, "a").unwrap().expose(), "from-data");
+        assert_eq!(
+            secret_value(&secret, "b").unwrap().expose(),
+            "from-string-data"
+        );
+        assert!(secret_value(&secret, "c").is_none());
+    }
 }
