@@ -267,3 +267,94 @@ spec:
         "[0.02]"
     );
 }
+
+/// Many runs in flight at once, each measuring every second: every measurement
+/// must start close to its due time. A measurement is due one interval after the
+/// previous one finished, at the second precision the API stores.
+#[test]
+fn a_hundred_concurrent_runs_are_measured_on_time() {
+    require_kubectl!();
+    const RUNS: usize = 100;
+    const COUNT: usize = 5;
+    let env = Env::start("ar-load");
+    let server = Served::start();
+    let mut yaml = String::new();
+    for i in 0..RUNS {
+        let path = format!("/rate/{i}");
+        server.set_json(&path, &json!({"data": {"rate": 1}}));
+        yaml += &web_run_yaml(
+            &format!("load-{i}"),
+            &server.url(&path),
+            COUNT as u32,
+            "result == 1",
+        );
+        yaml += "---\n";
+    }
+    env.apply(&yaml);
+    // Watch the server, not the API: polling kubectl would compete for the CPU
+    // this scenario measures.
+    crate::harness::wait_until(
+        "every run measured {COUNT} times",
+        Duration::from_secs(120),
+        || {
+            (0..RUNS)
+                .all(|i| server.hits(&format!("/rate/{i}")).len() >= COUNT)
+                .then_some(())
+        },
+    );
+    env.wait_for("every run Successful", T, |env| {
+        let list = env.get_json(&["analysisruns"]);
+        let items = list["items"].as_array()?;
+        let done = items
+            .iter()
+            .filter(|r| r["status"]["phase"] == "Successful")
+            .count();
+        (done == RUNS).then_some(())
+    });
+    let secs = |t: std::time::SystemTime| {
+        t.duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
+    };
+    let runs = env.get_json(&["analysisruns"]);
+    let mut lateness = Vec::new();
+    for run in runs["items"].as_array().unwrap() {
+        let name = run["metadata"]["name"].as_str().unwrap();
+        let i = name.trim_start_matches("load-");
+        let hits = server.hits(&format!("/rate/{i}"));
+        assert_eq!(hits.len(), COUNT, "{name} measured exactly {COUNT} times");
+        let measurements = run["status"]["metricResults"][0]["measurements"]
+            .as_array()
+            .unwrap();
+        assert_eq!(measurements.len(), COUNT);
+        // Measurement k+1 is due one interval after measurement k finished, as
+        // recorded (whole seconds): exactly what the controller schedules on.
+        for (k, hit) in hits.iter().enumerate().skip(1) {
+            let finished = measurements[k - 1]["finishedAt"].as_str().unwrap();
+            let finished = chrono::DateTime::parse_from_rfc3339(finished)
+                .unwrap()
+                .timestamp() as f64;
+            lateness.push(secs(*hit) - (finished + 1.0));
+        }
+    }
+    lateness.sort_by(f64::total_cmp);
+    let p = |q: f64| lateness[((lateness.len() - 1) as f64 * q) as usize];
+    eprintln!(
+        "{RUNS} runs: measurement lateness p50 {:.3}s p95 {:.3}s max {:.3}s ({} samples)",
+        p(0.5),
+        p(0.95),
+        p(1.0),
+        lateness.len()
+    );
+    assert!(p(0.0) > -0.05, "no measurement is taken early");
+    // Loose bounds: the machine running the suite may be shared. A scheduler
+    // that waits for watch events instead of its timer is ~1 s late.
+    assert!(
+        p(0.5) < 0.2,
+        "half the measurements start within 200 ms of due"
+    );
+    assert!(
+        p(0.95) < 0.6,
+        "95% of measurements start within 600 ms of due"
+    );
+}

@@ -10,7 +10,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use axum::http::{StatusCode, Uri, header};
 use axum::response::{IntoResponse, Response};
@@ -22,12 +22,14 @@ use crate::harness::wait_until;
 pub const PROMETHEUS_BIN: &str = "/usr/bin/prometheus";
 
 type Routes = Arc<Mutex<HashMap<String, (String, String)>>>;
+type Hits = Arc<Mutex<Vec<(String, SystemTime)>>>;
 
 /// An HTTP server on 127.0.0.1 answering each path with a body the test sets
 /// (404 for unknown paths). Stops when dropped.
 pub struct Served {
     pub addr: SocketAddr,
     routes: Routes,
+    hits: Hits,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -36,6 +38,8 @@ impl Served {
     /// Bind 127.0.0.1:0 and serve in a background thread.
     pub fn start() -> Served {
         let routes: Routes = Arc::default();
+        let hits: Hits = Arc::default();
+        let hit_log = hits.clone();
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         listener
             .set_nonblocking(true)
@@ -52,6 +56,10 @@ impl Served {
                 let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
                 let app = axum::Router::new().fallback(move |uri: Uri| {
                     let routes = shared.clone();
+                    hit_log
+                        .lock()
+                        .unwrap()
+                        .push((uri.path().to_string(), SystemTime::now()));
                     async move { respond(&routes, &uri) }
                 });
                 let _ = axum::serve(listener, app)
@@ -64,6 +72,7 @@ impl Served {
         Served {
             addr,
             routes,
+            hits,
             stop: Some(stop),
             thread: Some(thread),
         }
@@ -84,6 +93,17 @@ impl Served {
         let text =
             format!("# HELP {name} Set by the e2e test.\n# TYPE {name} gauge\n{name} {value}\n");
         self.set(path, "text/plain; version=0.0.4", &text);
+    }
+
+    /// When each request for `path` arrived, in order.
+    pub fn hits(&self, path: &str) -> Vec<SystemTime> {
+        self.hits
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(p, _)| p == path)
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     fn set(&self, path: &str, content_type: &str, body: &str) {

@@ -9,8 +9,8 @@
 //! due measurement, so hundreds of runs cost no task or timer of their own, and
 //! the controller's concurrency keeps one slow metric from holding the others.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -28,7 +28,6 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
-use super::freshness::Freshness;
 use super::rollout::Config;
 use super::status_patch::merge_diff;
 use crate::analysis::args::SecretString;
@@ -57,8 +56,62 @@ pub struct Context {
     /// Jobs created by the job provider (label-selected on the run UID label).
     pub jobs: Store<Job>,
     pub backoff: Backoff,
-    pub freshness: Freshness,
+    pub written: Written,
     pub recorder: Recorder,
+}
+
+/// The copies of runs the controller itself wrote, until the watch cache catches up.
+///
+/// A run measured every second is written every second; under load the watch
+/// event of a write can arrive after the next measurement is due. Rather than
+/// wait for it (late measurements) or act on the superseded cached copy (a
+/// measurement taken twice), a reconcile that receives the exact cached version
+/// our write replaced continues from the object the write returned. Anything
+/// newer from the watch (a user's `terminate`) supersedes the memory.
+#[derive(Default)]
+pub struct Written {
+    by_key: Mutex<HashMap<String, WrittenRun>>,
+}
+
+struct WrittenRun {
+    /// Versions our writes replaced (the cache may still deliver any of them).
+    superseded: BTreeSet<String>,
+    newest: Arc<AnalysisRun>,
+}
+
+impl Written {
+    /// Record that our write replaced version `base_rv` (read from the cache at
+    /// `cache_rv`) with `newer`.
+    fn wrote(&self, key: &str, cache_rv: &str, base_rv: &str, newer: AnalysisRun) {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = map.entry(key.to_string()).or_insert_with(|| WrittenRun {
+            superseded: BTreeSet::new(),
+            newest: Arc::new(newer.clone()),
+        });
+        entry.superseded.insert(cache_rv.to_string());
+        entry.superseded.insert(base_rv.to_string());
+        entry.newest = Arc::new(newer);
+    }
+
+    /// The freshest copy of a run the watch delivered as `cached`.
+    fn freshest(&self, key: &str, cached: Arc<AnalysisRun>) -> Arc<AnalysisRun> {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        let rv = cached.metadata.resource_version.clone().unwrap_or_default();
+        match map.get(key) {
+            Some(w) if w.superseded.contains(&rv) => w.newest.clone(),
+            Some(_) => {
+                // The cache caught up with our last write, or moved past it.
+                map.remove(key);
+                cached
+            }
+            None => cached,
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
+        map.remove(key);
+    }
 }
 
 /// Errors of one AnalysisRun reconcile.
@@ -305,17 +358,15 @@ fn requeue_at(planned_at: DateTime<Utc>, after: Option<Duration>, now: DateTime<
     }
 }
 
-async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = key(&run);
-    if run.metadata.deletion_timestamp.is_some() {
-        ctx.freshness.forget(&key);
+async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = key(&cached);
+    if cached.metadata.deletion_timestamp.is_some() {
+        ctx.written.forget(&key);
         return Ok(Action::await_change());
     }
+    let cache_rv = cached.resource_version().unwrap_or_default();
+    let run = ctx.written.freshest(&key, cached);
     let rv = run.resource_version().unwrap_or_default();
-    if ctx.freshness.is_stale(&key, &rv) {
-        // Our own status write superseded this copy; its watch event follows.
-        return Ok(Action::await_change());
-    }
     let ns = run.namespace().unwrap_or_default();
     let name = run.name_any();
     let now = Utc::now();
@@ -338,7 +389,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, E
             Err(e) => return Err(api_err("delete", format!("analysisrun {ns}/{name}"))(e)),
         }
         ctx.backoff.success(&key);
-        ctx.freshness.forget(&key);
+        ctx.written.forget(&key);
         return Ok(Action::await_change());
     }
     let plan = if first.due.is_empty() {
@@ -360,7 +411,7 @@ async fn reconcile(run: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, E
             .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
         {
-            Ok(_) => ctx.freshness.wrote(&key, &rv),
+            Ok(patched) => ctx.written.wrote(&key, &cache_rv, &rv, patched),
             Err(e) if code(&e) == Some(409) => {
                 // Changed since we read it (a user's terminate, say): the watch event
                 // of that change reconciles again; measurements taken are retaken.
@@ -445,7 +496,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         providers,
         jobs: job_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
-        freshness: Freshness::default(),
+        written: Written::default(),
         recorder: Recorder::new(client.clone(), reporter),
     });
     let selector = cfg.instance_selector();
@@ -535,6 +586,49 @@ mod tests {
             "an instant already passed is due at once"
         );
         assert_eq!(requeue_at(planned, None, later), Action::await_change());
+    }
+
+    fn at(rv: &str, step: &str) -> Arc<AnalysisRun> {
+        let mut r = run("u1");
+        r.metadata.resource_version = Some(rv.into());
+        r.metadata.annotations = Some([("step".to_string(), step.to_string())].into());
+        Arc::new(r)
+    }
+
+    fn step(r: &AnalysisRun) -> &str {
+        &r.annotations()["step"]
+    }
+
+    #[test]
+    fn a_lagging_cache_is_replaced_by_our_own_writes_until_it_catches_up() {
+        let w = Written::default();
+        assert_eq!(step(&w.freshest("ns/r", at("1", "cache"))), "cache");
+        w.wrote("ns/r", "1", "1", (*at("2", "ours-1")).clone());
+        assert_eq!(step(&w.freshest("ns/r", at("1", "cache"))), "ours-1");
+        // A second write based on our first, while the cache still holds 1.
+        w.wrote("ns/r", "1", "2", (*at("3", "ours-2")).clone());
+        assert_eq!(step(&w.freshest("ns/r", at("1", "cache"))), "ours-2");
+        assert_eq!(
+            step(&w.freshest("ns/r", at("2", "cache"))),
+            "ours-2",
+            "our first write arriving late is still older than our second"
+        );
+        assert_eq!(step(&w.freshest("ns/r", at("3", "cache"))), "cache");
+        assert_eq!(
+            step(&w.freshest("ns/r", at("1", "cache"))),
+            "cache",
+            "once caught up the memory is gone"
+        );
+    }
+
+    #[test]
+    fn a_newer_foreign_version_wins_over_our_write() {
+        let w = Written::default();
+        w.wrote("ns/r", "1", "1", (*at("2", "ours")).clone());
+        assert_eq!(
+            step(&w.freshest("ns/r", at("5", "user-terminate"))),
+            "user-terminate"
+        );
     }
 
     #[test]
