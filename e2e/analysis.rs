@@ -346,15 +346,16 @@ fn a_hundred_concurrent_runs_are_measured_on_time() {
         p(1.0),
         lateness.len()
     );
+    // Loose bounds, since the suite runs its scenarios in parallel on what may be
+    // a small shared machine (alone on a busy 2-core one: p50 ~30 ms, p95 ~200 ms);
+    // a controller that measures on watch events or one run at a time is ~1 s late.
     assert!(p(0.0) > -0.05, "no measurement is taken early");
-    // Loose bounds: the machine running the suite may be shared. A scheduler
-    // that waits for watch events instead of its timer is ~1 s late.
     assert!(
-        p(0.5) < 0.2,
-        "half the measurements start within 200 ms of due"
+        p(0.5) < 0.35,
+        "half the measurements start within 350 ms of due"
     );
     assert!(
-        p(0.95) < 0.6,
-        "95% of measurements start within 600 ms of due"
+        p(0.95) < 1.2,
+        "95% of measurements start within 1.2 s of due"
     );
 }
