@@ -6,7 +6,7 @@
 //! Service selectors, replica counts toward the current `setWeight`, pause steps, and finally
 //! the status: step index, promotion to stable, abort, conditions, phase and message.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -26,8 +26,8 @@ use super::replicas::{
 use super::status::{self as st, FALSE, TRUE, UNKNOWN, condition, remove_condition, set_condition};
 use super::validate::{InvalidSpec, validate};
 use crate::api::common::{
-    DESIRED_REPLICAS_ANNOTATION, POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata, REVISION_ANNOTATION,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
+    AnalysisPhase, DESIRED_REPLICAS_ANNOTATION, POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata,
+    REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION,
 };
 use crate::api::rollout::{
     CanaryStep, PauseCondition, PauseReason, Rollout, RolloutCondition,
@@ -161,6 +161,8 @@ struct PauseIntent {
     clear: bool,
     add_abort: Option<String>,
     remove_abort: bool,
+    /// Controller pauses for an Inconclusive AnalysisRun or Experiment.
+    add_reasons: Vec<PauseReason>,
 }
 
 struct Planner<'a> {
@@ -181,6 +183,13 @@ struct Planner<'a> {
     /// This plan creates the canary: its Progressing condition says so (upstream writes it
     /// in a status update of its own before anything else can count as progress).
     creating: bool,
+    /// Phase of the current step's AnalysisRun / Experiment as read this reconcile (the
+    /// step completes when it is Successful).
+    step_run_phase: Option<AnalysisPhase>,
+    experiment_phase: Option<AnalysisPhase>,
+    /// Runs and Experiments this plan already terminates or deletes (each is ended once).
+    terminated_runs: BTreeSet<String>,
+    terminated_experiments: BTreeSet<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -215,6 +224,10 @@ impl<'a> Planner<'a> {
             requeue: None,
             pause: PauseIntent::default(),
             creating: false,
+            step_run_phase: None,
+            experiment_phase: None,
+            terminated_runs: BTreeSet::new(),
+            terminated_experiments: BTreeSet::new(),
         }
     }
 
@@ -284,12 +297,19 @@ impl<'a> Planner<'a> {
         self.reconcile_ephemeral_metadata(new);
         self.cleanup_history();
         self.reconcile_services();
-        let scaled = if self.spec.is_paused() {
+        self.reconcile_experiment(&mut status, new, revision);
+        self.reconcile_analysis_runs(&mut status, new, revision);
+        // An Inconclusive result pauses before anything scales (upstream returns early), and
+        // while that pause stands the ReplicaSets stay as they are.
+        let halted = self.spec.is_paused()
+            || !self.pause.add_reasons.is_empty()
+            || self.has_pause(&PauseReason::InconclusiveAnalysisRun);
+        let scaled = if halted {
             false
         } else {
             self.reconcile_replica_sets(new)
         };
-        if !scaled {
+        if !scaled && self.pause.add_reasons.is_empty() {
             self.reconcile_pause_step();
         }
         self.advance(&mut status, new, revision);
@@ -403,6 +423,7 @@ impl<'a> Planner<'a> {
         if let Some(c) = status.canary.as_mut() {
             c.current_step_analysis_run_status = None;
             c.current_background_analysis_run_status = None;
+            c.current_experiment = None;
         }
         if self.spec.restart_at.is_some() {
             // Every pod of the new template is newer than any restart request.
@@ -1045,6 +1066,12 @@ impl<'a> Planner<'a> {
         if step.set_weight.is_some() {
             return self.at_desired_counts(new);
         }
+        if step.analysis.is_some() {
+            return self.step_run_phase == Some(AnalysisPhase::Successful);
+        }
+        if step.experiment.is_some() {
+            return self.experiment_phase == Some(AnalysisPhase::Successful);
+        }
         false
     }
 
@@ -1085,7 +1112,7 @@ impl<'a> Planner<'a> {
         let Some(stable) = self.stable else {
             return Some("Initial deploy".to_string());
         };
-        if self.prev.is_aborted() && !self.pause.remove_abort {
+        if self.aborting() {
             return None;
         }
         let canary = &self.rs[new];
@@ -1138,7 +1165,7 @@ impl<'a> Planner<'a> {
             }
             return;
         }
-        if self.prev.is_aborted() {
+        if self.aborting() {
             if count > 0 {
                 status.current_step_index = Some(if current_is_stable { count } else { 0 });
             }
@@ -1149,6 +1176,10 @@ impl<'a> Planner<'a> {
             let step = self.current_step().map(step_string).unwrap_or_default();
             status.current_step_index = Some(index + 1);
             self.pause.remove_canary_pause = true;
+            if let Some(c) = status.canary.as_mut() {
+                c.current_step_analysis_run_status = None;
+                c.current_experiment = None;
+            }
             self.changes.push(Change::normal(
                 st::ROLLOUT_STEP_COMPLETED_REASON,
                 format!("Rollout step {}/{count} completed ({step})", index + 1),
@@ -1157,7 +1188,9 @@ impl<'a> Planner<'a> {
     }
 
     fn indefinite_step(&self) -> bool {
-        let at_pause = self.current_step().is_some_and(|s| s.pause.is_some());
+        let at_pause = self
+            .current_step()
+            .is_some_and(|s| s.pause.is_some() || s.analysis.is_some() || s.experiment.is_some());
         let paused_cond =
             condition(self.prev.conditions(), &Cond::Paused).is_some_and(|c| c.status == TRUE);
         at_pause || paused_cond
@@ -1165,6 +1198,7 @@ impl<'a> Planner<'a> {
 
     /// Common status fields, pause/abort resolution, conditions, phase, events, requeue.
     fn finish(mut self, mut status: RolloutStatus, revision: i64) -> Plan {
+        self.end_stale_runs(&status);
         let ro = &self.obs.rollout;
         let generation = generation(ro).to_string();
         let spec_observed = self.prev.observed_generation.as_deref() == Some(generation.as_str());
@@ -1193,6 +1227,7 @@ impl<'a> Planner<'a> {
             status.stable_rs.is_some() && status.stable_rs == status.current_pod_hash;
         let currently_aborted = self.prev.is_aborted() && !self.pause.remove_abort;
         if self.spec.progress_deadline_abort()
+            && self.pause.add_abort.is_none()
             && !currently_aborted
             && !completed_update
             && !counts_progressed
@@ -1470,6 +1505,15 @@ impl<'a> Planner<'a> {
                     });
                     controller_pause = true;
                 }
+                for reason in &self.pause.add_reasons {
+                    if !pauses.iter().any(|p| &p.reason == reason) {
+                        pauses.push(PauseCondition {
+                            reason: reason.clone(),
+                            start_time: self.now.clone(),
+                        });
+                        controller_pause = true;
+                    }
+                }
                 if pauses.is_empty() {
                     controller_pause = false;
                 }
@@ -1684,6 +1728,9 @@ fn go_duration(d: Duration) -> String {
         secs
     }
 }
+
+#[path = "canary_runs.rs"]
+mod runs;
 
 #[cfg(test)]
 #[path = "canary_tests.rs"]

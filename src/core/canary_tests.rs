@@ -649,7 +649,28 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     ..Default::default()
                 }])
                 .build(),
-            "spec.strategy.canary.steps[0].analysis: is not supported by Sluice yet",
+            "spec.strategy.canary.steps[0].analysis.templates: an analysis step needs at least one template",
+        ),
+        (
+            base()
+                .steps(vec![CanaryStep {
+                    set_canary_scale: Some(Default::default()),
+                    ..Default::default()
+                }])
+                .build(),
+            "spec.strategy.canary.steps[0].setCanaryScale: is not supported by Sluice yet",
+        ),
+        (
+            base()
+                .steps(vec![weight(10), analysis_step(&["missing"])])
+                .build(),
+            "spec.strategy.canary.steps[1].analysis.templates[0]: AnalysisTemplate 'missing' not found",
+        ),
+        (
+            base()
+                .canary(|c| c.analysis = Some(background(&["gone"], None)))
+                .build(),
+            "spec.strategy.canary.analysis.templates[0]: AnalysisTemplate 'gone' not found",
         ),
         (
             base()

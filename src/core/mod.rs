@@ -9,8 +9,12 @@
 //! - [`hash`]: pod-template and step hashes, semantic template equality.
 //! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
 //! - [`canary`]: the step machine.
+//! - [`analysis`](mod@analysis), [`experiment`](mod@experiment): the AnalysisRuns and
+//!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+pub mod analysis;
 pub mod canary;
+pub mod experiment;
 pub mod hash;
 pub mod intstr;
 pub mod observed;

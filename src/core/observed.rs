@@ -115,3 +115,56 @@ pub(crate) fn restart_due(rollout: &Rollout, now: &Time) -> bool {
         .and_then(|s| s.restarted_at.as_ref());
     done != Some(at) && now > at
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::rollout::{RolloutSpec, RolloutStrategy};
+    use serde_json::json;
+
+    #[test]
+    fn referenced_templates_cover_steps_experiments_and_background_by_scope() {
+        let canary = serde_json::from_value(json!({
+            "analysis": {"templates": [{"templateName": "bg"}, {"templateName": "cbg", "clusterScope": true}]},
+            "steps": [
+                {"setWeight": 10},
+                {"analysis": {"templates": [{"templateName": "step"}, {"templateName": "bg"}]}},
+                {"experiment": {
+                    "templates": [{"name": "a", "specRef": "canary"}],
+                    "analyses": [
+                        {"name": "x", "templateName": "exp"},
+                        {"name": "y", "templateName": "cexp", "clusterScope": true}
+                    ]
+                }}
+            ]
+        }))
+        .unwrap();
+        let ro = Rollout::new(
+            "r",
+            RolloutSpec {
+                strategy: Some(RolloutStrategy {
+                    canary: Some(canary),
+                    blue_green: None,
+                }),
+                ..Default::default()
+            },
+        );
+        let (namespaced, cluster) = Observed::referenced_templates(&ro);
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>();
+        assert_eq!(namespaced, names(&["bg", "exp", "step"]));
+        assert_eq!(cluster, names(&["cbg", "cexp"]));
+
+        let nested: AnalysisTemplateSpec = serde_json::from_value(json!({
+            "templates": [{"templateName": "inner"}, {"templateName": "shared", "clusterScope": true}]
+        }))
+        .unwrap();
+        assert_eq!(
+            Observed::nested_template_refs(&nested),
+            (names(&["inner"]), names(&["shared"]))
+        );
+        assert_eq!(
+            Observed::referenced_templates(&Rollout::new("r", RolloutSpec::default())),
+            TemplateNames::default()
+        );
+    }
+}

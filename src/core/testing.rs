@@ -16,11 +16,15 @@ use super::canary::{MANAGED_BY_ROLLOUTS_ANNOTATION, plan};
 use super::hash::pod_template_hash;
 use super::observed::Observed;
 use super::plan::{Change, Plan};
+use crate::api::analysis::{AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec};
 use crate::api::common::{
-    DESIRED_REPLICAS_ANNOTATION, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
+    AnalysisPhase, AnalysisRunArgument, AnalysisTemplateRef, DESIRED_REPLICAS_ANNOTATION,
+    POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
 };
+use crate::api::experiment::ExperimentStatus;
 use crate::api::rollout::{
-    CanaryStep, CanaryStrategy, Rollout, RolloutPause, RolloutSpec, RolloutStatus, RolloutStrategy,
+    CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, RolloutAnalysisBackground, RolloutPause,
+    RolloutSpec, RolloutStatus, RolloutStrategy,
 };
 
 pub const NAME: &str = "demo";
@@ -514,4 +518,112 @@ impl Sim {
         let g = self.obs.rollout.metadata.generation.unwrap_or(1) + 1;
         self.obs.rollout.metadata.generation = Some(g);
     }
+}
+
+/// An `analysis` step running the AnalysisTemplates `names`.
+pub fn analysis_step(names: &[&str]) -> CanaryStep {
+    CanaryStep {
+        analysis: Some(RolloutAnalysis {
+            templates: Some(template_refs(names)),
+            args: Some(vec![latest_hash_arg()]),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+/// Background analysis running the AnalysisTemplates `names` from `starting_step`.
+pub fn background(names: &[&str], starting_step: Option<i32>) -> RolloutAnalysisBackground {
+    RolloutAnalysisBackground {
+        templates: Some(template_refs(names)),
+        args: Some(vec![latest_hash_arg()]),
+        starting_step,
+        ..Default::default()
+    }
+}
+
+fn template_refs(names: &[&str]) -> Vec<AnalysisTemplateRef> {
+    names
+        .iter()
+        .map(|n| AnalysisTemplateRef {
+            template_name: Some(n.to_string()),
+            cluster_scope: None,
+        })
+        .collect()
+}
+
+/// An AnalysisTemplate with one web metric named after it.
+pub fn analysis_template(name: &str) -> AnalysisTemplate {
+    let spec: AnalysisTemplateSpec = serde_json::from_value(serde_json::json!({
+        "metrics": [{"name": name, "provider": {"web": {"url": "http://metrics/{{args.hash}}"}}}],
+        "args": [{"name": "hash"}]
+    }))
+    .unwrap();
+    let mut t = AnalysisTemplate::new(name, spec);
+    t.metadata.namespace = Some("default".to_string());
+    t
+}
+
+/// Adds AnalysisTemplates (see [`analysis_template`]) to the observed world.
+pub fn with_templates(mut obs: Observed, names: &[&str]) -> Observed {
+    for n in names {
+        obs.analysis_templates
+            .insert(n.to_string(), analysis_template(n));
+    }
+    obs
+}
+
+/// The Rollout argument the test templates need: the canary's hash.
+pub fn latest_hash_arg() -> AnalysisRunArgument {
+    serde_json::from_value(serde_json::json!(
+        {"name": "hash", "valueFrom": {"podTemplateHashValue": "Latest"}}
+    ))
+    .unwrap()
+}
+
+/// Sets the phase (and message) the AnalysisRun controller would have written.
+pub fn set_run_phase(obs: &mut Observed, name: &str, phase: AnalysisPhase, message: Option<&str>) {
+    let run = obs
+        .analysis_runs
+        .iter_mut()
+        .find(|r| r.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no AnalysisRun {name}"));
+    run.status = Some(AnalysisRunStatus {
+        phase,
+        message: message.map(str::to_string),
+        ..Default::default()
+    });
+}
+
+/// Sets the phase (and message) the Experiment controller would have written.
+pub fn set_experiment_phase(
+    obs: &mut Observed,
+    name: &str,
+    phase: AnalysisPhase,
+    message: Option<&str>,
+) {
+    let exp = obs
+        .experiments
+        .iter_mut()
+        .find(|e| e.metadata.name.as_deref() == Some(name))
+        .unwrap_or_else(|| panic!("no Experiment {name}"));
+    exp.status = Some(ExperimentStatus {
+        phase: Some(phase),
+        message: message.map(str::to_string),
+        ..Default::default()
+    });
+}
+
+/// Names of the AnalysisRuns a plan creates, terminates and deletes.
+pub fn run_changes(plan: &Plan) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let (mut created, mut terminated, mut deleted) = (Vec::new(), Vec::new(), Vec::new());
+    for c in &plan.changes {
+        match c {
+            Change::CreateAnalysisRun(r) => created.push(r.metadata.name.clone().unwrap()),
+            Change::TerminateAnalysisRun { name } => terminated.push(name.clone()),
+            Change::DeleteAnalysisRun { name } => deleted.push(name.clone()),
+            _ => {}
+        }
+    }
+    (created, terminated, deleted)
 }

@@ -51,16 +51,10 @@ pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
         field: "spec.strategy.canary.trafficRouting",
         present: |s| s.canary().is_some_and(|c| c.traffic_routing.is_some()),
     },
-    Unsupported {
-        field: "spec.strategy.canary.analysis",
-        present: |s| s.canary().is_some_and(|c| c.analysis.is_some()),
-    },
 ];
 
 /// Canary step kinds Sluice does not run yet.
 pub const UNSUPPORTED_STEP_KINDS: &[&str] = &[
-    "analysis",
-    "experiment",
     "setCanaryScale",
     "setHeaderRoute",
     "setMirrorRoute",
@@ -110,10 +104,12 @@ const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
     },
 ];
 
-/// Checks the Rollout in `observed` (including that referenced Services exist).
+/// Checks the Rollout in `observed`, including that referenced Services and analysis
+/// templates exist and that its analyses can be turned into runs.
 pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
     validate_spec(&observed.rollout.spec)?;
-    validate_services(observed)
+    validate_services(observed)?;
+    super::analysis::validate_analyses(observed)
 }
 
 /// Checks a Rollout spec on its own.
