@@ -359,3 +359,379 @@ fn a_hundred_concurrent_runs_are_measured_on_time() {
         "95% of measurements start within 1.2 s of due"
     );
 }
+
+// ---------------------------------------------------------------------------
+// Rollouts driven by analysis.
+
+fn canary_rollout(name: &str, image: &str, steps: &str, background: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: {name}
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {{app: {name}}}
+  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      containers:
+        - name: app
+          image: {image}
+  strategy:
+    canary:
+      maxSurge: 1
+      maxUnavailable: 0
+{background}      steps:
+{steps}"#
+    )
+}
+
+/// An AnalysisTemplate with one web metric reading `{$.value}` from the `url` arg.
+fn web_template(name: &str, metric: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: {name}
+spec:
+  args:
+    - name: url
+  metrics:
+    - name: value
+{metric}      provider:
+        web:
+          url: "{{{{args.url}}}}"
+          jsonPath: "{{$.value}}"
+"#
+    )
+}
+
+fn ro_status(env: &Env, name: &str) -> Value {
+    env.get_json(&["rollout", name])
+}
+
+fn ro_phase(ro: &Value) -> (String, String) {
+    (
+        ro["status"]["phase"].as_str().unwrap_or("").to_string(),
+        ro["status"]["message"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+/// Wait until the Rollout `name` reports `want` for its current generation.
+fn wait_ro(env: &Env, name: &str, want: &str) -> Value {
+    env.wait_for(&format!("rollout {name} phase {want}"), T, |env| {
+        let ro = ro_status(env, name);
+        let observed = ro["status"]["observedGeneration"].as_str()
+            == Some(&ro["metadata"]["generation"].to_string());
+        (observed && ro_phase(&ro).0 == want).then_some(ro)
+    })
+}
+
+/// (spec replicas, available) of the Rollout's ReplicaSet with pod-template hash `hash`.
+fn rs_of(env: &Env, hash: &str) -> (i64, i64) {
+    let list = env.get_json(&[
+        "replicasets",
+        "-l",
+        &format!("rollouts-pod-template-hash={hash}"),
+    ]);
+    list["items"]
+        .as_array()
+        .and_then(|items| items.first())
+        .map(|rs| {
+            (
+                rs["spec"]["replicas"].as_i64().unwrap_or(0),
+                rs["status"]["availableReplicas"].as_i64().unwrap_or(0),
+            )
+        })
+        .unwrap_or((0, 0))
+}
+
+fn set_image(env: &Env, name: &str, image: &str) {
+    let patch = format!(
+        r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"app","image":"{image}"}}]}}}}}}}}"#
+    );
+    env.kubectl_ok(&["patch", "rollout", name, "--type=merge", "-p", &patch]);
+}
+
+/// Create the Rollout, wait until Healthy, start an update; returns (stable, canary) hashes
+/// once the canary exists.
+fn start_update(env: &Env, yaml: &str, name: &str) -> (String, String) {
+    env.apply(yaml);
+    let ro = wait_ro(env, name, "Healthy");
+    let stable = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    set_image(env, name, "nginx:1.26");
+    let canary = env.wait_for("a canary ReplicaSet", T, |env| {
+        let ro = ro_status(env, name);
+        ro["status"]["currentPodHash"]
+            .as_str()
+            .filter(|h| *h != stable)
+            .map(str::to_string)
+    });
+    (stable, canary)
+}
+
+fn analysis_runs_of(env: &Env, name: &str) -> Vec<Value> {
+    let list = env.get_json(&["analysisruns"]);
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["metadata"]["ownerReferences"][0]["name"] == name)
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn canary_with_a_passing_web_analysis_step_completes() {
+    require_kubectl!();
+    let env = Env::start("ro-web-pass");
+    let server = Served::start();
+    server.set_json("/health", &json!({"value": 1}));
+    env.apply(&web_template(
+        "web-ok",
+        "      count: 2\n      interval: 1s\n      successCondition: \"result == 1\"\n",
+    ));
+    let steps = format!(
+        "        - setWeight: 50\n        - analysis:\n            templates: [{{templateName: web-ok}}]\n            args: [{{name: url, value: \"{}\"}}]\n",
+        server.url("/health")
+    );
+    let (stable, canary) = start_update(
+        &env,
+        &canary_rollout("web", "nginx:1.25", &steps, ""),
+        "web",
+    );
+    let ro = wait_ro(&env, "web", "Healthy");
+    assert_eq!(ro["status"]["stableRS"], canary.as_str(), "{ro:#}");
+    assert_eq!(ro["status"]["currentStepIndex"], 2);
+    let runs = analysis_runs_of(&env, "web");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    let ar = &runs[0];
+    let run_name = ar["metadata"]["name"].as_str().unwrap().to_string();
+    assert_eq!(run_name, format!("web-{canary}-2-1"), "upstream's run name");
+    assert_eq!(ar["status"]["phase"], "Successful");
+    assert_eq!(ar["metadata"]["labels"]["rollout-type"], "Step");
+    assert_eq!(ar["metadata"]["labels"]["step-index"], "1");
+    assert_eq!(ar["metadata"]["ownerReferences"][0]["kind"], "Rollout");
+    assert_eq!(server.hits("/health").len(), 2, "count: 2 measurements");
+    let table = env.kubectl_ok(&["get", "ar"]);
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with(&run_name) && l.contains("Successful")),
+        "{table}"
+    );
+    env.wait_for("old stable drained", T, |env| {
+        (rs_of(env, &stable).0 == 0).then_some(())
+    });
+}
+
+#[test]
+fn failing_prometheus_analysis_aborts_the_rollout_and_restores_stable() {
+    require_kubectl!();
+    require_prometheus!();
+    let exporter = Served::start();
+    exporter.set_gauge("/metrics", "sluice_e2e_error_rate", 0.5);
+    let prom = Prometheus::start(exporter.addr, "sluice_e2e_error_rate");
+    let env = Env::start("ro-prom-fail");
+    env.apply(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: error-rate
+spec:
+  args:
+    - name: address
+  metrics:
+    - name: error-rate
+      interval: 1s
+      count: 3
+      successCondition: "result[0] < 0.05"
+      provider:
+        prometheus:
+          address: "{{args.address}}"
+          query: "max(sluice_e2e_error_rate)"
+"#,
+    );
+    let steps = format!(
+        "        - setWeight: 25\n        - analysis:\n            templates: [{{templateName: error-rate}}]\n            args: [{{name: address, value: \"{}\"}}]\n        - setWeight: 75\n",
+        prom.url
+    );
+    let (stable, canary) = start_update(
+        &env,
+        &canary_rollout("web", "nginx:1.25", &steps, ""),
+        "web",
+    );
+    let ro = wait_ro(&env, "web", "Degraded");
+    let (_, message) = ro_phase(&ro);
+    assert!(message.starts_with("RolloutAborted:"), "{message}");
+    assert!(message.contains("analysis"), "{message}");
+    assert_eq!(ro["status"]["abort"], true);
+    env.wait_for("canary at 0 and stable at full size", T, |env| {
+        (rs_of(env, &canary).0 == 0 && rs_of(env, &stable) == (4, 4)).then_some(())
+    });
+    let runs = analysis_runs_of(&env, "web");
+    assert_eq!(runs.len(), 1, "{runs:#?}");
+    assert_eq!(runs[0]["status"]["phase"], "Failed");
+    assert_eq!(
+        runs[0]["status"]["metricResults"][0]["measurements"][0]["value"], "[0.5]",
+        "a real PromQL answer over scraped samples"
+    );
+}
+
+#[test]
+fn inconclusive_analysis_pauses_and_promote_skips_it() {
+    require_kubectl!();
+    let env = Env::start("ro-inconclusive");
+    let server = Served::start();
+    server.set_json("/health", &json!({"value": 0.5}));
+    env.apply(&web_template(
+        "web-maybe",
+        "      successCondition: \"result == 1\"\n      failureCondition: \"result == 0\"\n",
+    ));
+    let steps = format!(
+        "        - setWeight: 25\n        - analysis:\n            templates: [{{templateName: web-maybe}}]\n            args: [{{name: url, value: \"{}\"}}]\n",
+        server.url("/health")
+    );
+    let (_stable, canary) = start_update(
+        &env,
+        &canary_rollout("web", "nginx:1.25", &steps, ""),
+        "web",
+    );
+    let ro = wait_ro(&env, "web", "Paused");
+    assert_eq!(ro_phase(&ro).1, "InconclusiveAnalysisRun", "{ro:#}");
+    assert_eq!(
+        ro["status"]["canary"]["currentStepAnalysisRunStatus"]["status"],
+        "Inconclusive"
+    );
+    // A plain resume (Argo CD's `resume` action) runs the analysis again…
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"pauseConditions":null}}"#,
+    ]);
+    env.wait_for("a second, again inconclusive, step run", T, |env| {
+        let runs = analysis_runs_of(env, "web");
+        let ro = ro_status(env, "web");
+        (runs.len() == 2 && ro_phase(&ro) == ("Paused".into(), "InconclusiveAnalysisRun".into()))
+            .then_some(())
+    });
+    // …while what `kubectl argo rollouts promote` sends after an inconclusive step analysis
+    // (COMPAT §7): skip the step rather than re-run it.
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"pauseConditions":null,"controllerPause":false,"currentStepIndex":2}}"#,
+    ]);
+    let ro = wait_ro(&env, "web", "Healthy");
+    assert_eq!(ro["status"]["stableRS"], canary.as_str(), "{ro:#}");
+}
+
+#[test]
+fn failing_background_analysis_aborts_mid_rollout() {
+    require_kubectl!();
+    let env = Env::start("ro-background");
+    let server = Served::start();
+    server.set_json("/health", &json!({"value": 1}));
+    env.apply(&web_template(
+        "web-bg",
+        "      interval: 1s\n      successCondition: \"result == 1\"\n",
+    ));
+    let background = format!(
+        "      analysis:\n        templates: [{{templateName: web-bg}}]\n        args: [{{name: url, value: \"{}\"}}]\n",
+        server.url("/health")
+    );
+    let steps = "        - setWeight: 25\n        - pause: {}\n";
+    let (stable, canary) = start_update(
+        &env,
+        &canary_rollout("web", "nginx:1.25", steps, &background),
+        "web",
+    );
+    let ro = wait_ro(&env, "web", "Paused");
+    assert_eq!(ro_phase(&ro).1, "CanaryPauseStep");
+    // The background run measures while the rollout waits at its pause.
+    let run_name = env.wait_for("a background run with measurements", T, |env| {
+        analysis_runs_of(env, "web").into_iter().find_map(|r| {
+            let background = r["metadata"]["labels"]["rollout-type"] == "Background";
+            let measured = r["status"]["metricResults"][0]["successful"].as_i64() >= Some(1);
+            (background && measured).then(|| r["metadata"]["name"].as_str().unwrap().to_string())
+        })
+    });
+    assert_eq!(run_name, format!("web-{canary}-2"), "upstream's run name");
+    server.set_json("/health", &json!({"value": 0}));
+    let ro = wait_ro(&env, "web", "Degraded");
+    let (_, message) = ro_phase(&ro);
+    assert!(message.starts_with("RolloutAborted:"), "{message}");
+    assert!(message.contains("Background analysis"), "{message}");
+    env.wait_for("canary at 0 and stable at full size", T, |env| {
+        (rs_of(env, &canary).0 == 0 && rs_of(env, &stable) == (4, 4)).then_some(())
+    });
+    let ar = env.get_json(&["analysisrun", &run_name]);
+    assert_eq!(ar["status"]["phase"], "Failed", "{ar:#}");
+}
+
+fn job_template(name: &str, script: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: {name}
+spec:
+  metrics:
+    - name: smoke
+      provider:
+        job:
+          spec:
+            backoffLimit: 0
+            template:
+              spec:
+                restartPolicy: Never
+                containers:
+                  - name: check
+                    image: busybox
+                    command: [sh, -c, "{script}"]
+"#
+    )
+}
+
+#[test]
+fn job_analysis_step_passes_on_success_and_aborts_on_failure() {
+    require_kubectl!();
+    let env = Env::start("ro-job");
+    env.apply(&job_template("job-pass", "exit 0"));
+    env.apply(&job_template("job-fail", "exit 1"));
+    let steps = |template: &str| {
+        format!(
+            "        - setWeight: 25\n        - analysis:\n            templates: [{{templateName: {template}}}]\n"
+        )
+    };
+    let (_, good_canary) = start_update(
+        &env,
+        &canary_rollout("good", "nginx:1.25", &steps("job-pass"), ""),
+        "good",
+    );
+    let (bad_stable, bad_canary) = start_update(
+        &env,
+        &canary_rollout("bad", "nginx:1.25", &steps("job-fail"), ""),
+        "bad",
+    );
+    let good = wait_ro(&env, "good", "Healthy");
+    assert_eq!(good["status"]["stableRS"], good_canary.as_str(), "{good:#}");
+    let bad = wait_ro(&env, "bad", "Degraded");
+    assert!(ro_phase(&bad).1.starts_with("RolloutAborted:"), "{bad:#}");
+    env.wait_for("bad canary at 0 and its stable at full size", T, |env| {
+        (rs_of(env, &bad_canary).0 == 0 && rs_of(env, &bad_stable) == (4, 4)).then_some(())
+    });
+    let runs = analysis_runs_of(&env, "bad");
+    assert_eq!(runs[0]["status"]["phase"], "Failed", "{runs:#?}");
+}
