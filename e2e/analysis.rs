@@ -735,3 +735,29 @@ fn job_analysis_step_passes_on_success_and_aborts_on_failure() {
     let runs = analysis_runs_of(&env, "bad");
     assert_eq!(runs[0]["status"]["phase"], "Failed", "{runs:#?}");
 }
+
+#[test]
+fn a_missing_template_degrades_the_rollout_naming_it_and_keeps_stable() {
+    require_kubectl!();
+    let env = Env::start("ro-missing-template");
+    env.apply(&canary_rollout(
+        "web",
+        "nginx:1.25",
+        "        - setWeight: 25\n",
+        "",
+    ));
+    let ro = wait_ro(&env, "web", "Healthy");
+    let stable = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    let steps = "        - setWeight: 25\n        - analysis:\n            templates: [{templateName: not-there}]\n";
+    env.apply(&canary_rollout("web", "nginx:1.26", steps, ""));
+    let ro = wait_ro(&env, "web", "Degraded");
+    let (_, message) = ro_phase(&ro);
+    assert!(message.starts_with("InvalidSpec: "), "{message}");
+    assert!(message.contains("not-there"), "{message}");
+    assert_eq!(rs_of(&env, &stable), (4, 4));
+
+    // Creating the template wakes the rollout, which proceeds through the analysis.
+    env.apply(&job_template("not-there", "exit 0"));
+    let ro = wait_ro(&env, "web", "Healthy");
+    assert_ne!(ro["status"]["stableRS"], stable.as_str(), "{ro:#}");
+}

@@ -239,6 +239,23 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
     Ok((templates, cluster_templates))
 }
 
+/// The Rollouts (of namespace `ns`, or all) that reference any analysis template.
+fn rollouts_using_templates(
+    store: &Store<Rollout>,
+    ns: Option<&str>,
+) -> Vec<reflector::ObjectRef<Rollout>> {
+    store
+        .state()
+        .iter()
+        .filter(|ro| ns.is_none() || ro.metadata.namespace.as_deref() == ns)
+        .filter(|ro| {
+            let (namespaced, cluster) = Observed::referenced_templates(ro);
+            !namespaced.is_empty() || !cluster.is_empty()
+        })
+        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
 /// What of an AnalysisRun or Experiment the owning Rollout reacts to: its phase and
 /// message (what `status.canary.current*` shows), spec and deletion. Measurements
 /// recorded every interval change none of it, so they do not wake the Rollout.
@@ -373,10 +390,35 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
-    Controller::new(rollouts, watcher::Config::default().labels(&selector))
+    let controller = Controller::new(rollouts, watcher::Config::default().labels(&selector));
+    // A template created or fixed after a Rollout named it (InvalidSpec until then)
+    // must wake that Rollout: templates change rarely, so every Rollout of the
+    // namespace that uses analysis is reconciled (nested references included).
+    let ro_store = controller.store();
+    let at_api: Api<AnalysisTemplate> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let at_stream = watcher(at_api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cat_stream = watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let at_store = ro_store.clone();
+    controller
         .owns_stream(rs_stream)
         .owns_stream(ar_stream)
         .owns_stream(exp_stream)
+        .watches_stream(at_stream, move |t: AnalysisTemplate| {
+            rollouts_using_templates(&at_store, t.namespace().as_deref())
+        })
+        .watches_stream(cat_stream, move |_: ClusterAnalysisTemplate| {
+            rollouts_using_templates(&ro_store, None)
+        })
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(
             |ro, ctx| {
