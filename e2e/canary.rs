@@ -244,3 +244,119 @@ fn sluice_cli_errors_are_one_line_and_non_zero() {
     assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     assert!(stderr.contains("rollout \"missing\" not found"), "{stderr}");
 }
+
+const SERVICES: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web-stable
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-canary
+spec:
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+
+fn with_services(yaml: &str) -> String {
+    yaml.replace(
+        "      maxSurge: 1\n",
+        "      maxSurge: 1\n      canaryService: web-canary\n      stableService: web-stable\n",
+    )
+}
+
+fn selector_hash(env: &Env, service: &str) -> String {
+    let svc = env.get_json(&["service", service]);
+    svc["spec"]["selector"]["rollouts-pod-template-hash"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn canary_and_stable_services_follow_their_replica_sets() {
+    require_kubectl!();
+    let env = Env::start("canary-services");
+    env.apply(SERVICES);
+    env.apply(&with_services(&rollout_yaml("nginx:1.25", STEPS)));
+    let ro = wait_phase(&env, "Healthy");
+    let stable = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    env.wait_for("both services select the stable", T, |env| {
+        (selector_hash(env, "web-stable") == stable && selector_hash(env, "web-canary") == stable)
+            .then_some(())
+    });
+    let svc = env.get_json(&["service", "web-stable"]);
+    assert_eq!(
+        svc["metadata"]["annotations"]["argo-rollouts.argoproj.io/managed-by-rollouts"],
+        "web"
+    );
+
+    set_image(&env, "nginx:1.26");
+    let ro = wait_phase(&env, "Paused");
+    let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    env.wait_for("canary service points at the canary", T, |env| {
+        (selector_hash(env, "web-canary") == canary && selector_hash(env, "web-stable") == stable)
+            .then_some(())
+    });
+
+    // Abort sends canary traffic back to the stable.
+    status_patch(&env, r#"{"status":{"abort":true}}"#);
+    wait_phase(&env, "Degraded");
+    env.wait_for("canary service back on the stable", T, |env| {
+        (selector_hash(env, "web-canary") == stable).then_some(())
+    });
+}
+
+#[test]
+fn a_missing_service_is_reported_and_the_stable_keeps_serving() {
+    require_kubectl!();
+    let env = Env::start("canary-missing-svc");
+    let stable = healthy_v1(&env);
+    env.apply(&with_services(&rollout_yaml("nginx:1.26", STEPS)));
+    let ro = wait_phase(&env, "Degraded");
+    let message = phase(&ro).1;
+    assert!(
+        message.contains("web-"),
+        "the message names the missing service: {message}"
+    );
+    assert_eq!(rs_of(&env, &stable), (4, 4));
+    assert_eq!(
+        replica_sets(&env).len(),
+        1,
+        "no canary was created while the spec is invalid"
+    );
+}
+
+#[test]
+fn rollouts_of_another_controller_instance_are_left_alone() {
+    require_kubectl!();
+    let env = Env::start("instance-id");
+    let labelled = rollout_yaml("nginx:1.25", STEPS).replacen(
+        "  name: web\n",
+        "  name: web\n  labels:\n    argo-rollouts.argoproj.io/controller-instance-id: other\n",
+        1,
+    );
+    env.apply(&labelled);
+    // A second, unlabelled Rollout proves the controller is running meanwhile.
+    env.apply(
+        &rollout_yaml("nginx:1.25", STEPS)
+            .replacen("  name: web\n", "  name: web2\n", 1)
+            .replace("app: web", "app: web2"),
+    );
+    env.wait_for("the unlabelled rollout to become Healthy", T, |env| {
+        let ro = env.get_json(&["rollout", "web2"]);
+        (phase(&ro).0 == "Healthy").then_some(())
+    });
+    let ro = rollout(&env);
+    assert!(
+        ro["status"].is_null(),
+        "a rollout of instance 'other' must not be touched: {}",
+        ro["status"]
+    );
+    let list = env.get_json(&["replicasets", "-l", "app=web"]);
+    assert_eq!(list["items"].as_array().unwrap().len(), 0);
+}

@@ -142,6 +142,36 @@ async fn stale_resource_version_is_a_conflict_with_the_apiserver_message() {
 }
 
 #[tokio::test]
+async fn custom_resources_refuse_unconditional_updates() {
+    let c = start().await;
+    let ro = install_rollouts(&c).await;
+    let mut created = ro
+        .create(&PostParams::default(), &rollout("x"))
+        .await
+        .unwrap();
+    created.metadata.resource_version = None;
+    let err = ro
+        .replace("x", &PostParams::default(), &created)
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert_eq!((s.code, s.reason.as_str()), (422, "Invalid"));
+    assert_eq!(
+        s.message,
+        "rollouts.argoproj.io \"x\" is invalid: metadata.resourceVersion: Invalid value: 0x0: must be specified for an update"
+    );
+    // Built-ins allow them.
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    cms.create(&PostParams::default(), &cm("u", json!({})))
+        .await
+        .unwrap();
+    cms.replace("u", &PostParams::default(), &cm("u", json!({"x": "y"})))
+        .await
+        .unwrap();
+    c.shutdown().await;
+}
+
+#[tokio::test]
 async fn merge_patch_carrying_a_stale_resource_version_conflicts() {
     let c = start().await;
     let ro = install_rollouts(&c).await;
@@ -345,6 +375,7 @@ async fn limit_and_continue_paginate_without_gaps() {
     }
     let mut seen = Vec::new();
     let mut token: Option<String> = None;
+    let mut list_rv: Option<String> = None;
     for _ in 0..10 {
         let mut lp = ListParams::default().limit(3);
         if let Some(t) = &token {
@@ -352,6 +383,18 @@ async fn limit_and_continue_paginate_without_gaps() {
         }
         let page = cms.list(&lp).await.unwrap();
         assert!(page.items.len() <= 3);
+        // Every page reports the first page's resourceVersion, even after other writes.
+        let rv = page.metadata.resource_version.clone();
+        assert_eq!(
+            list_rv.get_or_insert(rv.clone().unwrap()),
+            rv.as_ref().unwrap()
+        );
+        cms.create(
+            &PostParams::default(),
+            &cm(&format!("a{}", seen.len()), json!({})),
+        )
+        .await
+        .unwrap();
         seen.extend(page.items.into_iter().map(|c| c.metadata.name.unwrap()));
         token = page.metadata.continue_.filter(|t| !t.is_empty());
         if token.is_none() {
@@ -693,6 +736,14 @@ async fn bad_requests_get_apiserver_shaped_status_and_change_nothing() {
         ),
         (
             p.clone(),
+            base,
+            "application/json",
+            r#"{"metadata":{"name":"lbl","labels":{"a":"no spaces"}}}"#,
+            422,
+            "Invalid",
+        ),
+        (
+            p.clone(),
             "/api/v1/namespaces/nope/configmaps",
             "application/json",
             r#"{"metadata":{"name":"x"}}"#,
@@ -934,5 +985,214 @@ async fn audit_records_each_call() {
             .as_deref(),
         Some("default")
     );
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn kube_discovery_works_both_aggregated_and_legacy() {
+    let c = start().await;
+    install_rollouts(&c).await;
+    for aggregated in [true, false] {
+        let d = kube::Discovery::new(c.client());
+        let d = if aggregated {
+            d.run_aggregated().await
+        } else {
+            d.run().await
+        }
+        .unwrap();
+        let (ar, caps) = d
+            .resolve_gvk(&GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"))
+            .expect("rollouts discovered");
+        assert_eq!(ar.plural, "rollouts");
+        assert_eq!(caps.scope, kube::discovery::Scope::Namespaced);
+        assert!(
+            caps.subresources
+                .iter()
+                .any(|(s, _)| s.plural == "scale" || s.plural == "rollouts/scale"),
+            "aggregated={aggregated}"
+        );
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("apps", "v1", "Deployment"))
+                .is_some()
+        );
+        assert!(
+            d.resolve_gvk(&GroupVersionKind::gvk("", "v1", "ConfigMap"))
+                .is_some()
+        );
+    }
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn events_written_as_events_k8s_io_are_read_as_core_v1() {
+    use k8s_openapi::api::core::v1::{Event as CoreEvent, ObjectReference};
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    let c = start().await;
+    let cms: Api<ConfigMap> = Api::default_namespaced(c.client());
+    let owner = cms
+        .create(&PostParams::default(), &cm("target", json!({})))
+        .await
+        .unwrap();
+    let recorder = Recorder::new(
+        c.client(),
+        Reporter {
+            controller: "sluice".into(),
+            instance: None,
+        },
+    );
+    let reference = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("ConfigMap".into()),
+        name: owner.metadata.name.clone(),
+        namespace: Some("default".into()),
+        uid: owner.metadata.uid.clone(),
+        ..Default::default()
+    };
+    let ev = Event {
+        type_: EventType::Normal,
+        reason: "Tested".into(),
+        note: Some("hello".into()),
+        action: "Test".into(),
+        secondary: None,
+    };
+    recorder.publish(&ev, &reference).await.unwrap();
+    recorder.publish(&ev, &reference).await.unwrap();
+    let core: Api<CoreEvent> = Api::default_namespaced(c.client());
+    let listed = core
+        .list(&ListParams::default().fields(&format!(
+            "involvedObject.uid={}",
+            owner.metadata.uid.unwrap()
+        )))
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(
+        listed.len(),
+        1,
+        "the repeat became a series on the same Event"
+    );
+    assert_eq!(listed[0].message.as_deref(), Some("hello"));
+    assert_eq!(listed[0].reason.as_deref(), Some("Tested"));
+    assert_eq!(listed[0].involved_object.name.as_deref(), Some("target"));
+    let (_, v1) = get(
+        &c,
+        "/apis/events.k8s.io/v1/namespaces/default/events?fieldSelector=regarding.name%3Dtarget",
+    )
+    .await;
+    assert_eq!(v1["items"][0]["note"], "hello");
+    assert_eq!(v1["items"][0]["apiVersion"], "events.k8s.io/v1");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn namespace_termination_resumes_after_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = ClusterConfig {
+        port: 0,
+        data_dir: Some(dir.path().to_path_buf()),
+        ..Default::default()
+    };
+    let c = EmbeddedCluster::start(cfg.clone()).await.unwrap();
+    let nss: Api<Namespace> = Api::all(c.client());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "team"}})).unwrap();
+    nss.create(&PostParams::default(), &ns).await.unwrap();
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "team");
+    let mut held = cm("held", json!({}));
+    held.metadata.finalizers = Some(vec!["example.com/hold".into()]);
+    cms.create(&PostParams::default(), &held).await.unwrap();
+    nss.delete("team", &DeleteParams::default()).await.unwrap();
+    let phase = |n: Namespace| n.status.and_then(|s| s.phase);
+    assert_eq!(
+        phase(nss.get("team").await.unwrap()).as_deref(),
+        Some("Terminating")
+    );
+    c.shutdown().await;
+    let c = EmbeddedCluster::start(cfg).await.unwrap();
+    let nss: Api<Namespace> = Api::all(c.client());
+    let cms: Api<ConfigMap> = Api::namespaced(c.client(), "team");
+    cms.patch(
+        "held",
+        &PatchParams::default(),
+        &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+    )
+    .await
+    .unwrap();
+    eventually(5, "namespace removed", || async {
+        nss.get_opt("team").await.unwrap().is_none()
+    })
+    .await;
+    let err = cms
+        .create(&PostParams::default(), &cm("late", json!({})))
+        .await
+        .unwrap_err();
+    let kube::Error::Api(s) = err else { panic!() };
+    assert_eq!(s.message, "namespaces \"team\" not found");
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn start_reports_a_busy_port_and_writes_the_kubeconfig_after_binding() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kc.yaml");
+    let c = EmbeddedCluster::start(ClusterConfig {
+        port: 0,
+        data_dir: None,
+        kubeconfig: Some(path.clone()),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written, c.kubeconfig_yaml());
+    assert!(written.contains(&format!("server: http://127.0.0.1:{}", c.addr().port())));
+    assert!(written.contains("current-context: sluice"));
+    let busy = EmbeddedCluster::start(ClusterConfig {
+        port: c.addr().port(),
+        ..Default::default()
+    })
+    .await;
+    assert!(matches!(
+        busy,
+        Err(sluice::cluster::ClusterError::Bind { .. })
+    ));
+    c.shutdown().await;
+}
+
+#[tokio::test]
+async fn autoscaling_v1_and_v2_share_one_horizontal_pod_autoscaler() {
+    let c = start().await;
+    let v1 = r#"{"apiVersion":"autoscaling/v1","kind":"HorizontalPodAutoscaler","metadata":{"name":"h"},
+        "spec":{"scaleTargetRef":{"apiVersion":"argoproj.io/v1alpha1","kind":"Rollout","name":"web"},"maxReplicas":5,"targetCPUUtilizationPercentage":60}}"#;
+    let (code, created) = raw(
+        &c,
+        reqwest::Method::POST,
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers",
+        "application/json",
+        v1,
+    )
+    .await;
+    assert_eq!(code, 201, "{created}");
+    assert_eq!(created["spec"]["targetCPUUtilizationPercentage"], 60);
+    assert_eq!(created["spec"]["minReplicas"], 1);
+    let (_, as_v2) = get(
+        &c,
+        "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h",
+    )
+    .await;
+    assert_eq!(as_v2["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        as_v2["spec"]["metrics"][0]["resource"]["target"]["averageUtilization"],
+        60
+    );
+    let (code, _) = raw(&c, reqwest::Method::PATCH, "/apis/autoscaling/v2/namespaces/default/horizontalpodautoscalers/h/status", "application/merge-patch+json",
+        r#"{"status":{"currentReplicas":2,"desiredReplicas":3,"currentMetrics":[{"type":"Resource","resource":{"name":"cpu","current":{"averageUtilization":75}}}]}}"#).await;
+    assert_eq!(code, 200);
+    let (_, as_v1) = get(
+        &c,
+        "/apis/autoscaling/v1/namespaces/default/horizontalpodautoscalers/h",
+    )
+    .await;
+    assert_eq!(as_v1["status"]["currentCPUUtilizationPercentage"], 75);
+    assert_eq!(as_v1["status"]["desiredReplicas"], 3);
     c.shutdown().await;
 }

@@ -102,6 +102,63 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
     )
 }
 
+/// The media type of aggregated discovery, echoed in Content-Type so clients know they got it.
+pub const AGGREGATED_V2: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Aggregated discovery (`apidiscovery.k8s.io/v2`): every group, version and resource in one
+/// document, for `/api` (`core`) or `/apis`.
+pub fn aggregated(reg: &Registry, core: bool) -> Value {
+    let mut items = Vec::new();
+    for (g, versions) in reg.groups() {
+        if g.is_empty() != core {
+            continue;
+        }
+        let vs: Vec<Value> = versions
+            .iter()
+            .map(|v| {
+                let resources: Vec<Value> = reg
+                    .in_group_version(&g, v)
+                    .map(|t| {
+                        let vi = t.version(v).expect("filtered by version");
+                        let kind = json!({"group": g, "version": v, "kind": t.kind});
+                        let mut subs = Vec::new();
+                        if vi.status {
+                            subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+                        }
+                        if vi.scale.is_some() {
+                            subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));
+                        }
+                        let mut r = json!({
+                            "resource": t.plural, "responseKind": kind,
+                            "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+                            "singularResource": t.singular, "verbs": VERBS,
+                        });
+                        if !t.short_names.is_empty() {
+                            r["shortNames"] = json!(t.short_names);
+                        }
+                        if !t.categories.is_empty() {
+                            r["categories"] = json!(t.categories);
+                        }
+                        if !subs.is_empty() {
+                            r["subresources"] = json!(subs);
+                        }
+                        r
+                    })
+                    .collect();
+                json!({"version": v, "resources": resources, "freshness": "Current"})
+            })
+            .collect();
+        let meta = if core {
+            json!({"creationTimestamp": null})
+        } else {
+            json!({"name": g, "creationTimestamp": null})
+        };
+        items.push(json!({"metadata": meta, "versions": vs}));
+    }
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,6 +183,29 @@ mod tests {
             .unwrap();
         assert_eq!(scale["kind"], "Scale");
         assert_eq!(l["groupVersion"], "apps/v1");
+    }
+
+    #[test]
+    fn aggregated_discovery_lists_resources_with_subresources() {
+        let reg = Registry::with_builtins();
+        let apis = aggregated(&reg, false);
+        let apps = apis["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["metadata"]["name"] == "apps")
+            .unwrap();
+        let d = apps["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "deployments")
+            .unwrap();
+        assert_eq!(d["scope"], "Namespaced");
+        assert_eq!(d["subresources"][1]["responseKind"]["kind"], "Scale");
+        let core = aggregated(&reg, true);
+        assert_eq!(core["items"].as_array().unwrap().len(), 1);
+        assert_eq!(core["items"][0]["versions"][0]["version"], "v1");
     }
 
     #[test]

@@ -61,7 +61,22 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
                     let _ = ops::delete(st, &t, dns, dname, &opts(Propagation::Foreground), w);
                 }
             }
-            if st.dependents_of(uid).is_empty() {
+            // Only dependents with blockOwnerDeletion hold the owner back.
+            let blocking = st
+                .dependents_of(uid)
+                .into_iter()
+                .any(|(dgr, (dns, dname))| {
+                    st.get(&dgr, &dns, &dname).is_some_and(|d| {
+                        d["metadata"]["ownerReferences"]
+                            .as_array()
+                            .into_iter()
+                            .flatten()
+                            .any(|r| {
+                                r["uid"].as_str() == Some(uid) && r["blockOwnerDeletion"] == true
+                            })
+                    })
+                });
+            if !blocking {
                 let mut o = (*o).clone();
                 if let Some(f) = o["metadata"]["finalizers"].as_array_mut() {
                     f.retain(|x| x != "foregroundDeletion");
@@ -77,7 +92,6 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
                     } else {
                         t.versions[0].name.clone()
                     };
-                    o["metadata"]["resourceVersion"] = Value::Null;
                     let _ = ops::update(st, &t, &version, &ns, &name, o, ops::Part::Main, w);
                 }
             }
@@ -106,7 +120,6 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
                         .filter(|r| r["uid"].as_str() != Some(uid))
                         .collect();
                     d["metadata"]["ownerReferences"] = json!(kept);
-                    d["metadata"]["resourceVersion"] = Value::Null;
                     let version = t.versions[0].name.clone();
                     let _ = ops::update(st, &t, &version, &dns, &dname, d, ops::Part::Main, w);
                 } else if !deleting(&d) {
@@ -190,7 +203,7 @@ mod tests {
         .unwrap();
         let uid = owner["metadata"]["uid"].as_str().unwrap().to_string();
         for n in ["d1", "d2"] {
-            ops::create(&mut st, &cm, "v1", "default", json!({"metadata": {"name": n, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}}), &w()).unwrap();
+            ops::create(&mut st, &cm, "v1", "default", json!({"metadata": {"name": n, "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid, "blockOwnerDeletion": true}]}}), &w()).unwrap();
         }
         st.gc_queue.clear();
         (st, uid)
@@ -245,6 +258,33 @@ mod tests {
         assert_eq!(o["metadata"]["finalizers"], json!(["foregroundDeletion"]));
         drain(&mut st);
         assert!(names(&st).is_empty());
+    }
+
+    #[test]
+    fn foreground_deletion_waits_only_for_blocking_dependents() {
+        let (mut st, uid) = setup();
+        let cm = st.registry.lookup("", "v1", "configmaps").unwrap();
+        // A non-blocking dependent that cannot go away yet (finalizer).
+        ops::create(&mut st, &cm, "v1", "default", json!({"metadata": {"name": "slow", "finalizers": ["x/hold"],
+            "ownerReferences": [{"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": uid}]}}), &w()).unwrap();
+        ops::delete(
+            &mut st,
+            &cm,
+            "default",
+            "owner",
+            &opts(Propagation::Foreground),
+            &w(),
+        )
+        .unwrap();
+        drain(&mut st);
+        assert!(
+            st.get(&cm.gr(), "default", "owner").is_none(),
+            "owner gone once blocking dependents are"
+        );
+        assert!(
+            st.get(&cm.gr(), "default", "slow").unwrap()["metadata"]["deletionTimestamp"]
+                .is_string()
+        );
     }
 
     #[test]

@@ -1,16 +1,31 @@
 //! The embedded cluster: an in-process Kubernetes API server over HTTP on 127.0.0.1, faithful
 //! enough for the real `kubectl` and kube-rs clients. `make demo` and the e2e tests run Sluice
 //! against it.
+//!
+//! What it serves: discovery (legacy and aggregated v2), OpenAPI v3 (built-ins from k8s-openapi,
+//! custom resources from their CRD), CRUD/LIST/WATCH/PATCH on the built-in kinds and on any
+//! CustomResourceDefinition, `/status` and `/scale`, Tables for `kubectl get`, owner-reference
+//! garbage collection, namespace termination, optional persistence (`data_dir`), and an audit log.
+//!
+//! Deliberate simplifications (each differs from a real apiserver only where Sluice and kubectl
+//! do not look): one global lock instead of MVCC (paged lists continue over the current state);
+//! Pods are deleted at once instead of gracefully; multi-version custom resources use the `None`
+//! conversion; autoscaling/v1 sees only the CPU metric of an HPA; protobuf is read for the kinds
+//! `kubectl create` sends and never written; no authentication, authorization or admission
+//! webhooks; no logs/exec/port-forward.
 
 mod discovery;
 pub mod error;
+mod events;
 mod gc;
+mod hpa;
 mod names;
 mod openapi;
 mod ops;
 pub mod patch;
 mod patching;
 mod persist;
+mod protobuf;
 pub mod schema;
 mod selector;
 mod server;
@@ -94,13 +109,16 @@ impl EmbeddedCluster {
         let mut st = store::State::new(HISTORY);
         let mut tasks = Vec::new();
         if let Some(dir) = &cfg.data_dir {
-            let log = persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
+            persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
                 dir: dir.clone(),
                 source,
             })?;
             let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
             st.persist = Some(tx);
-            tasks.push(tokio::spawn(persist::writer(log, rx)));
+            let (known, rv, dir) = (persist::known(&st), st.rv, dir.clone());
+            tasks.push(tokio::task::spawn_blocking(move || {
+                persist::writer(dir, known, rv, rx)
+            }));
         }
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
         let o = ops::WriteOpts {
@@ -128,7 +146,7 @@ impl EmbeddedCluster {
         let shared = Arc::new(server::Shared {
             state: Mutex::new(st),
             gc_notify: Notify::new(),
-            audit: Mutex::new(Vec::new()),
+            audit: Mutex::new(std::collections::VecDeque::new()),
             addr,
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(1),
@@ -164,13 +182,14 @@ impl EmbeddedCluster {
                 }
             }));
         }
-        if let Some(path) = &cfg.kubeconfig {
-            std::fs::write(path, cluster.kubeconfig_yaml()).map_err(|source| {
-                ClusterError::Kubeconfig {
-                    path: path.clone(),
-                    source,
-                }
-            })?;
+        if let Some(path) = &cfg.kubeconfig
+            && let Err(source) = std::fs::write(path, cluster.kubeconfig_yaml())
+        {
+            cluster.shutdown().await;
+            return Err(ClusterError::Kubeconfig {
+                path: path.clone(),
+                source,
+            });
         }
         Ok(cluster)
     }
@@ -193,13 +212,16 @@ impl EmbeddedCluster {
         self.client.clone()
     }
 
-    /// Every API call served so far, in order (used to check RBAC coverage).
+    /// The API calls served so far, oldest first (the most recent 200,000), used to check RBAC
+    /// coverage.
     pub fn audit(&self) -> Vec<AuditEntry> {
         self.shared
             .audit
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .clone()
+            .iter()
+            .cloned()
+            .collect()
     }
 
     /// Stops serving, ends open watches, and flushes persistence.

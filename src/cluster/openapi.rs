@@ -13,6 +13,8 @@ use serde_json::{Map, Value, json};
 
 use super::types::{Registry, ResourceType};
 
+const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
+
 /// `api/v1` or `apis/{group}/{version}`.
 fn gv_path(group: &str, version: &str) -> String {
     if group.is_empty() {
@@ -109,6 +111,13 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::rbac::v1::ClusterRole>(&mut g);
             add::<a::rbac::v1::ClusterRoleBinding>(&mut g);
         }
+        ("meta.k8s.io", "v1") => {
+            // ObjectMeta and what it references, reached through a kind that embeds it.
+            add::<a::core::v1::ConfigMap>(&mut g);
+            let mut defs = g.take_definitions(true);
+            defs.remove("io.k8s.api.core.v1.ConfigMap");
+            return defs;
+        }
         ("apiextensions.k8s.io", "v1") => {
             add::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>(&mut g)
         }
@@ -119,6 +128,83 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
 
 type Defs = Arc<Map<String, Value>>;
 
+/// `(schema, list field, merge key)` for the strategic-merge list fields of the built-in types
+/// (the `patchStrategy:"merge"` tags of k8s.io/api); an empty key marks a merged primitive list.
+const PATCH_MERGE: &[(&str, &str, &str)] = &[
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "finalizers",
+        "",
+    ),
+    (
+        "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta",
+        "ownerReferences",
+        "uid",
+    ),
+    ("io.k8s.api.core.v1.PodSpec", "containers", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "initContainers", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "ephemeralContainers", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "volumes", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "imagePullSecrets", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "hostAliases", "ip"),
+    (
+        "io.k8s.api.core.v1.PodSpec",
+        "topologySpreadConstraints",
+        "topologyKey",
+    ),
+    ("io.k8s.api.core.v1.PodSpec", "resourceClaims", "name"),
+    ("io.k8s.api.core.v1.PodSpec", "schedulingGates", "name"),
+    ("io.k8s.api.core.v1.Container", "ports", "containerPort"),
+    ("io.k8s.api.core.v1.Container", "env", "name"),
+    ("io.k8s.api.core.v1.Container", "volumeMounts", "mountPath"),
+    (
+        "io.k8s.api.core.v1.Container",
+        "volumeDevices",
+        "devicePath",
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "ports",
+        "containerPort",
+    ),
+    ("io.k8s.api.core.v1.EphemeralContainer", "env", "name"),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeMounts",
+        "mountPath",
+    ),
+    (
+        "io.k8s.api.core.v1.EphemeralContainer",
+        "volumeDevices",
+        "devicePath",
+    ),
+    ("io.k8s.api.core.v1.PodStatus", "conditions", "type"),
+    ("io.k8s.api.core.v1.PodStatus", "podIPs", "ip"),
+    ("io.k8s.api.core.v1.PodStatus", "hostIPs", "ip"),
+    ("io.k8s.api.core.v1.ServiceSpec", "ports", "port"),
+    ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "type"),
+    ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "type"),
+    ("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "type"),
+];
+
+/// Adds `x-kubernetes-patch-strategy`/`x-kubernetes-patch-merge-key` where the apiserver's
+/// published schemas carry them.
+fn add_patch_extensions(defs: &mut Map<String, Value>) {
+    for (schema, field, key) in PATCH_MERGE {
+        if let Some(p) = defs
+            .get_mut(*schema)
+            .and_then(|s| s.get_mut("properties"))
+            .and_then(|p| p.get_mut(*field))
+            .and_then(Value::as_object_mut)
+        {
+            p.insert("x-kubernetes-patch-strategy".into(), json!("merge"));
+            if !key.is_empty() {
+                p.insert("x-kubernetes-patch-merge-key".into(), json!(key));
+            }
+        }
+    }
+}
+
 fn cached_builtin_defs(group: &str, version: &str) -> Defs {
     static CACHE: OnceLock<std::sync::Mutex<HashMap<String, Defs>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
@@ -126,7 +212,9 @@ fn cached_builtin_defs(group: &str, version: &str) -> Defs {
     if let Some(d) = cache.lock().unwrap_or_else(|p| p.into_inner()).get(&key) {
         return d.clone();
     }
-    let d = Arc::new(builtin_defs(group, version));
+    let mut d = builtin_defs(group, version);
+    add_patch_extensions(&mut d);
+    let d = Arc::new(d);
     cache
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -255,6 +343,14 @@ pub fn group_version_doc(reg: &Registry, gv: &str) -> Option<Value> {
                 .map(|(k, v)| (k.clone(), v.clone())),
         );
     }
+    if types.iter().any(|t| t.crd) {
+        // Custom resources' metadata is published as the real ObjectMeta, as the apiserver does.
+        schemas.extend(
+            cached_builtin_defs("meta.k8s.io", "v1")
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone())),
+        );
+    }
     for t in &types {
         let name = schema_name(t, version);
         if t.crd {
@@ -267,7 +363,13 @@ pub fn group_version_doc(reg: &Registry, gv: &str) -> Option<Value> {
             if let Some(props) = s.get_mut("properties").and_then(Value::as_object_mut) {
                 props.entry("apiVersion").or_insert(json!({"type": "string", "description": "APIVersion defines the versioned schema of this representation of an object."}));
                 props.entry("kind").or_insert(json!({"type": "string", "description": "Kind is a string value representing the REST resource this object represents."}));
-                props.entry("metadata").or_insert(json!({"type": "object"}));
+                props.insert(
+                    "metadata".into(),
+                    json!({
+                        "allOf": [{"$ref": format!("#/components/schemas/{OBJECT_META}")}],
+                        "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+                    }),
+                );
             }
             schemas.insert(name.clone(), s);
         }
@@ -405,6 +507,13 @@ mod tests {
                 .any(|x| x["name"] == "fieldValidation")
         );
         assert!(doc["components"]["schemas"]["io.k8s.api.apps.v1.DeploymentSpec"].is_object());
+        let containers =
+            &doc["components"]["schemas"]["io.k8s.api.core.v1.PodSpec"]["properties"]["containers"];
+        assert_eq!(containers["x-kubernetes-patch-merge-key"], "name");
+        assert_eq!(containers["x-kubernetes-patch-strategy"], "merge");
+        let ports =
+            &doc["components"]["schemas"]["io.k8s.api.core.v1.Container"]["properties"]["ports"];
+        assert_eq!(ports["x-kubernetes-patch-merge-key"], "containerPort");
     }
 
     #[test]
@@ -417,6 +526,23 @@ mod tests {
             unknown_fields(&t, "v1", &d),
             vec!["spec.replica", "spec.template.spec.containers[0].imagee"]
         );
+    }
+
+    #[test]
+    fn custom_resource_metadata_refers_to_object_meta() {
+        let mut reg = Registry::with_builtins();
+        let crd = json!({"spec": {"group": "argoproj.io", "names": {"plural": "rollouts", "kind": "Rollout"},
+            "versions": [{"name": "v1alpha1", "served": true, "storage": true, "schema": {"openAPIV3Schema": {"type": "object", "properties": {"spec": {"type": "object"}}}}}]}});
+        let t = crate::cluster::types::from_crd(&crd).unwrap();
+        reg.types.insert(t.gr(), Arc::new(t));
+        let doc = group_version_doc(&reg, "apis/argoproj.io/v1alpha1").unwrap();
+        let ro = &doc["components"]["schemas"]["io.argoproj.v1alpha1.Rollout"];
+        assert_eq!(
+            ro["properties"]["metadata"]["allOf"][0]["$ref"],
+            format!("#/components/schemas/{OBJECT_META}")
+        );
+        assert!(doc["components"]["schemas"][OBJECT_META]["properties"]["labels"].is_object());
+        assert_eq!(ro["x-kubernetes-group-version-kind"][0]["kind"], "Rollout");
     }
 
     #[test]

@@ -134,7 +134,7 @@ fn spec_view(obj: &Value, status_sub: bool) -> Value {
     v
 }
 
-fn ensure_namespace(st: &State, t: &ResourceType, ns: &str) -> Result<(), ApiError> {
+fn ensure_namespace(st: &State, t: &ResourceType, ns: &str, name: &str) -> Result<(), ApiError> {
     if !t.namespaced {
         return Ok(());
     }
@@ -145,18 +145,196 @@ fn ensure_namespace(st: &State, t: &ResourceType, ns: &str) -> Result<(), ApiErr
             code: 403,
             reason: "Forbidden",
             message: format!(
-                "{} \"{}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
+                "{} \"{name}\" is forbidden: unable to create new content in namespace {ns} because it is being terminated",
                 super::error::group_resource(&t.group, &t.plural),
-                ""
             ),
-            details: Some(json!({"kind": t.plural})),
+            details: Some(json!({"name": name, "kind": t.plural})),
         }),
         Some(_) => Ok(()),
     }
 }
 
+fn set_default(obj: &mut Value, key: &str, v: Value) {
+    if obj.get(key).is_none_or(Value::is_null)
+        && let Some(m) = obj.as_object_mut()
+    {
+        m.insert(key.to_string(), v);
+    }
+}
+
+/// The apiserver's defaults for a PodSpec; controllers that compare pod templates see these on
+/// a real cluster, so they must see them here too.
+fn default_pod_spec(spec: &mut Value) {
+    if !spec.is_object() {
+        return;
+    }
+    set_default(spec, "restartPolicy", json!("Always"));
+    set_default(spec, "terminationGracePeriodSeconds", json!(30));
+    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
+    set_default(spec, "securityContext", json!({}));
+    set_default(spec, "schedulerName", json!("default-scheduler"));
+    for list in ["containers", "initContainers"] {
+        for c in spec
+            .get_mut(list)
+            .and_then(Value::as_array_mut)
+            .into_iter()
+            .flatten()
+        {
+            let image = c["image"].as_str().unwrap_or_default();
+            let tag = image.rsplit('/').next().unwrap_or_default();
+            let latest = !image.contains('@') && (!tag.contains(':') || tag.ends_with(":latest"));
+            set_default(
+                c,
+                "imagePullPolicy",
+                json!(if latest { "Always" } else { "IfNotPresent" }),
+            );
+            set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+            set_default(c, "terminationMessagePolicy", json!("File"));
+            set_default(c, "resources", json!({}));
+            for p in c
+                .get_mut("ports")
+                .and_then(Value::as_array_mut)
+                .into_iter()
+                .flatten()
+            {
+                set_default(p, "protocol", json!("TCP"));
+            }
+        }
+    }
+}
+
+/// apps/v1 requires a selector that matches the template's labels.
+fn validate_selector(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    let sel = &obj["spec"]["selector"];
+    if sel.is_null() || sel.as_object().is_some_and(|m| m.is_empty()) {
+        return Err(invalid(
+            t,
+            name,
+            vec![Cause {
+                reason: "FieldValueRequired",
+                field: "spec.selector".into(),
+                message: "Required value".into(),
+            }],
+        ));
+    }
+    let labels = &obj["spec"]["template"]["metadata"]["labels"];
+    let parsed = super::selector::Selector::parse_labels(&label_selector_string(sel));
+    let matches = parsed.is_ok_and(|s| s.matches_labels(&obj["spec"]["template"]));
+    if !matches {
+        let shown: Vec<String> = labels
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+            .collect();
+        return Err(invalid(
+            t,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: "spec.template.metadata.labels".into(),
+                message: format!(
+                    "Invalid value: map[string]string{{{}}}: `selector` does not match template `labels`",
+                    shown.join(", ")
+                ),
+            }],
+        ));
+    }
+    Ok(())
+}
+
+/// Go's `%#v` rendering of a LabelSelector, as immutability errors print it.
+fn go_selector(sel: &Value) -> String {
+    let labels: Vec<String> = sel["matchLabels"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| format!("{k:?}:{:?}", v.as_str().unwrap_or_default()))
+        .collect();
+    let labels = if labels.is_empty() {
+        "map[string]string(nil)".to_string()
+    } else {
+        format!("map[string]string{{{}}}", labels.join(", "))
+    };
+    format!(
+        "v1.LabelSelector{{MatchLabels:{labels}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}}"
+    )
+}
+
+/// Fields the apiserver refuses to change after creation.
+fn check_immutable(t: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
+    let name = new["metadata"]["name"].as_str().unwrap_or_default();
+    let immutable = |field: &str, shown: String| {
+        invalid(
+            t,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: field.into(),
+                message: format!("Invalid value: {shown}: field is immutable"),
+            }],
+        )
+    };
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("apps", "deployments" | "replicasets") | ("batch", "jobs")
+            if old["spec"]["selector"] != new["spec"]["selector"] =>
+        {
+            Err(immutable(
+                "spec.selector",
+                go_selector(&new["spec"]["selector"]),
+            ))
+        }
+        ("", "services") if old["spec"]["clusterIP"] != new["spec"]["clusterIP"] => Err(immutable(
+            "spec.clusterIP",
+            format!(
+                "{:?}",
+                new["spec"]["clusterIP"].as_str().unwrap_or_default()
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// Built-in defaulting the apiserver performs that clients rely on.
 fn default_builtin(st: &mut State, t: &ResourceType, obj: &mut Value, creating: bool) {
+    match (t.group.as_str(), t.plural.as_str()) {
+        ("", "pods") => {
+            if let Some(spec) = obj.get_mut("spec") {
+                default_pod_spec(spec);
+            }
+        }
+        ("apps", _) | ("batch", "jobs") => {
+            let spec = obj
+                .get_mut("spec")
+                .and_then(|s| s.get_mut("template"))
+                .and_then(|t| t.get_mut("spec"));
+            if let Some(spec) = spec {
+                default_pod_spec(spec);
+            }
+        }
+        _ => {}
+    }
+    if (t.group.as_str(), t.plural.as_str()) == ("batch", "jobs")
+        && creating
+        && obj["spec"]["selector"].is_null()
+        && obj["spec"]["manualSelector"] != true
+    {
+        let uid = obj["metadata"]["uid"].clone();
+        let name = obj["metadata"]["name"].clone();
+        obj["spec"]["selector"] =
+            json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+        if !obj["spec"]["template"]["metadata"]["labels"].is_object() {
+            obj["spec"]["template"]["metadata"]["labels"] = json!({});
+        }
+        let l = &mut obj["spec"]["template"]["metadata"]["labels"];
+        l["batch.kubernetes.io/controller-uid"] = uid.clone();
+        l["batch.kubernetes.io/job-name"] = name.clone();
+        l["controller-uid"] = uid;
+        l["job-name"] = name;
+        set_default(&mut obj["spec"], "completionMode", json!("NonIndexed"));
+        set_default(&mut obj["spec"], "suspend", json!(false));
+    }
     match (t.group.as_str(), t.plural.as_str()) {
         ("", "namespaces") if obj["status"]["phase"].is_null() => {
             obj["status"] = json!({"phase": "Active"});
@@ -218,6 +396,7 @@ fn default_builtin(st: &mut State, t: &ResourceType, obj: &mut Value, creating: 
                 spec["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}});
             }
         }
+        ("autoscaling", "horizontalpodautoscalers") => super::hpa::default_v2(obj),
         ("apps", "replicasets") if obj["spec"]["replicas"].is_null() => {
             obj["spec"]["replicas"] = json!(1);
         }
@@ -353,6 +532,29 @@ fn name_causes(t: &ResourceType, name: &str) -> Vec<Cause> {
         .collect()
 }
 
+fn check_metadata(t: &ResourceType, obj: &Value) -> Result<(), ApiError> {
+    let errs = names::validate_metadata(&obj["metadata"]);
+    if errs.is_empty() {
+        return Ok(());
+    }
+    let name = obj["metadata"]["name"].as_str().unwrap_or_default();
+    Err(invalid(
+        t,
+        name,
+        errs.into_iter()
+            .map(|(field, message)| Cause {
+                reason: if message.starts_with("Too long") {
+                    "FieldValueTooLong"
+                } else {
+                    "FieldValueInvalid"
+                },
+                field,
+                message,
+            })
+            .collect(),
+    ))
+}
+
 /// POST: creates a new object.
 pub fn create(
     st: &mut State,
@@ -419,7 +621,9 @@ pub fn create(
     if !causes.is_empty() {
         return Err(invalid(t, &name, causes));
     }
-    ensure_namespace(st, t, ns)?;
+    obj["metadata"]["name"] = json!(name);
+    check_metadata(t, &obj)?;
+    ensure_namespace(st, t, ns, &name)?;
     if st.get(&gr_of(t), ns, &name).is_some() {
         return Err(ApiError::already_exists(&t.group, &t.plural, &name));
     }
@@ -438,6 +642,9 @@ pub fn create(
         process_custom(t, version, &mut obj)?;
     } else {
         default_builtin(st, t, &mut obj, true);
+        if t.group == "apps" {
+            validate_selector(t, &obj)?;
+        }
     }
     let new_type = if is_crd {
         Some(prepare_crd(st, &mut obj, &o.now)?)
@@ -495,6 +702,20 @@ pub fn update(
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     let want_rv = rv_of(&obj);
+    if want_rv.is_empty() && t.crd {
+        // Custom resources allow no unconditional updates.
+        return Err(ApiError::invalid(
+            &super::error::group_resource(&t.group, &t.plural),
+            &t.group,
+            &t.plural,
+            name,
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: "metadata.resourceVersion".into(),
+                message: "Invalid value: 0x0: must be specified for an update".into(),
+            }],
+        ));
+    }
     if !want_rv.is_empty() && want_rv != rv_of(&current) {
         return Err(ApiError::conflict(&t.group, &t.plural, name));
     }
@@ -548,12 +769,28 @@ pub fn update(
         }
     };
     new["apiVersion"] = current["apiVersion"].clone();
+    check_metadata(t, &new)?;
     if t.crd {
         if part == Part::Main {
             process_custom(t, version, &mut new)?;
         }
     } else {
+        if (t.group.as_str(), t.plural.as_str()) == ("", "services") {
+            // Allocated IPs survive an update that omits them.
+            for k in ["clusterIP", "clusterIPs"] {
+                if new["spec"].get(k).is_none_or(Value::is_null)
+                    && let Some(v) = current["spec"].get(k)
+                    && new["spec"].is_object()
+                {
+                    new["spec"][k] = v.clone();
+                }
+            }
+        }
         default_builtin(st, t, &mut new, false);
+        if t.group == "apps" && part == Part::Main {
+            validate_selector(t, &new)?;
+        }
+        check_immutable(t, &current, &new)?;
     }
     let is_crd = is_gr(&gr, CRD_GR);
     let new_type = if is_crd {
@@ -588,6 +825,8 @@ pub fn update(
         return Ok((*current).clone());
     }
     if o.dry_run {
+        // A dry run answers with the object as it would be, still at the stored version.
+        new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
         return Ok(new);
     }
     let deleting = !new["metadata"]["deletionTimestamp"].is_null();
@@ -841,7 +1080,6 @@ pub fn update_scale(
     };
     let mut new = (*current).clone();
     set_path(&mut new, &spec.spec_replicas_path, json!(replicas));
-    new["metadata"]["resourceVersion"] = Value::Null;
     let updated = update(st, t, version, ns, name, new, Part::Main, o)?;
     scale_of(t, version, &updated)
 }
@@ -871,6 +1109,11 @@ mod tests {
         )
         .unwrap();
         st
+    }
+
+    fn deployment(name: &str, replicas: i64) -> Value {
+        json!({"metadata": {"name": name}, "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}})
     }
 
     fn ty(st: &State, g: &str, v: &str, r: &str) -> Arc<ResourceType> {
@@ -922,15 +1165,7 @@ mod tests {
     fn generation_bumps_on_spec_but_not_status_or_metadata() {
         let mut st = state();
         let d = ty(&st, "apps", "v1", "deployments");
-        let c = create(
-            &mut st,
-            &d,
-            "v1",
-            "default",
-            json!({"metadata": {"name": "d"}, "spec": {"replicas": 1}}),
-            &opts(),
-        )
-        .unwrap();
+        let c = create(&mut st, &d, "v1", "default", deployment("d", 1), &opts()).unwrap();
         assert_eq!(c["metadata"]["generation"], 1);
         let mut s = c.clone();
         s["status"] = json!({"replicas": 1});
@@ -1054,10 +1289,102 @@ mod tests {
     }
 
     #[test]
+    fn pod_templates_get_the_apiserver_defaults() {
+        let mut st = state();
+        let d = ty(&st, "apps", "v1", "deployments");
+        let c = create(&mut st, &d, "v1", "default", json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "x"}},
+            "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": [{"name": "c", "image": "nginx", "ports": [{"containerPort": 80}]}]}}}}), &opts()).unwrap();
+        let spec = &c["spec"]["template"]["spec"];
+        assert_eq!(spec["restartPolicy"], "Always");
+        assert_eq!(spec["dnsPolicy"], "ClusterFirst");
+        assert_eq!(spec["containers"][0]["imagePullPolicy"], "Always");
+        assert_eq!(spec["containers"][0]["ports"][0]["protocol"], "TCP");
+        assert!(
+            spec.get("initContainers").is_none(),
+            "no nulls are invented"
+        );
+    }
+
+    #[test]
+    fn selectors_are_immutable() {
+        let mut st = state();
+        let d = ty(&st, "apps", "v1", "deployments");
+        let c = create(&mut st, &d, "v1", "default", deployment("d", 1), &opts()).unwrap();
+        let mut u = c.clone();
+        u["spec"]["selector"] = json!({"matchLabels": {"app": "y"}});
+        u["spec"]["template"]["metadata"]["labels"] = json!({"app": "y"});
+        let e = update(&mut st, &d, "v1", "default", "d", u, Part::Main, &opts()).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"d\" is invalid: spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string{\"app\":\"y\"}, MatchExpressions:[]v1.LabelSelectorRequirement(nil)}: field is immutable"
+        );
+    }
+
+    #[test]
+    fn service_updates_keep_the_allocated_cluster_ip() {
+        let mut st = state();
+        let svc = ty(&st, "", "v1", "services");
+        let c = create(
+            &mut st,
+            &svc,
+            "v1",
+            "default",
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 80}]}}),
+            &opts(),
+        )
+        .unwrap();
+        let u = update(
+            &mut st,
+            &svc,
+            "v1",
+            "default",
+            "s",
+            json!({"metadata": {"name": "s"}, "spec": {"ports": [{"port": 81}]}}),
+            Part::Main,
+            &opts(),
+        )
+        .unwrap();
+        assert_eq!(u["spec"]["clusterIP"], c["spec"]["clusterIP"]);
+    }
+
+    #[test]
+    fn deployment_selector_must_match_template_labels() {
+        let mut st = state();
+        let d = ty(&st, "apps", "v1", "deployments");
+        let e = create(
+            &mut st,
+            &d,
+            "v1",
+            "default",
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "y"}},
+            "template": {"metadata": {"labels": {"app": "x"}}, "spec": {"containers": []}}}}),
+            &opts(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"d\" is invalid: spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"x\"}: `selector` does not match template `labels`"
+        );
+        let e = create(
+            &mut st,
+            &d,
+            "v1",
+            "default",
+            json!({"metadata": {"name": "d"}, "spec": {}}),
+            &opts(),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            "Deployment.apps \"d\" is invalid: spec.selector: Required value"
+        );
+    }
+
+    #[test]
     fn scale_reads_and_writes_replicas_through_the_paths() {
         let mut st = state();
         let d = ty(&st, "apps", "v1", "deployments");
-        create(&mut st, &d, "v1", "default", json!({"metadata": {"name": "d"}, "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "x"}}}}), &opts()).unwrap();
+        create(&mut st, &d, "v1", "default", deployment("d", 2), &opts()).unwrap();
         let s = update_scale(
             &mut st,
             &d,

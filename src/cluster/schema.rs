@@ -301,7 +301,14 @@ fn validate_node(v: &Value, schema: &Value, path: &str, root: bool, errs: &mut V
     if let Some(Value::Array(allowed)) = schema.get("enum")
         && !allowed.iter().any(|a| json_equal(a, v))
     {
-        let values: Vec<String> = allowed.iter().map(show).collect();
+        // Upstream JSON-encodes non-string enum values, then quotes every value.
+        let values: Vec<String> = allowed
+            .iter()
+            .map(|a| match a {
+                Value::String(s) => format!("{s:?}"),
+                other => format!("{:?}", other.to_string()),
+            })
+            .collect();
         cx.push(
             FieldErrorReason::Unsupported,
             format!(
@@ -502,7 +509,8 @@ mod tests {
                             "name": {"type": "string", "maxLength": 5, "minLength": 1, "pattern": "^[a-z]+$"}
                         }},
                         "plugin": {"type": "object", "x-kubernetes-preserve-unknown-fields": true},
-                        "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": true, "multipleOf": 0.5}
+                        "ratio": {"type": "number", "minimum": 0, "exclusiveMinimum": true, "multipleOf": 0.5},
+                        "level": {"type": "integer", "enum": [1, 2]}
                     }
                 },
                 "status": {"type": "object", "properties": {"observedGeneration": {"type": "string"}}}
@@ -643,6 +651,10 @@ mod tests {
                 vec![
                     r#"spec.workloadRef.scaleDown: Unsupported value: "sometimes": supported values: "never", "onsuccess", "progressively""#,
                 ],
+            ),
+            (
+                json!({"selector": sel, "level": 3}),
+                vec![r#"spec.level: Unsupported value: 3: supported values: "1", "2""#],
             ),
             (
                 json!({"selector": sel, "workloadRef": {"name": "toolongname"}}),

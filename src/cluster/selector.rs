@@ -212,6 +212,11 @@ pub fn field_value(plural: &str, obj: &Value, key: &str) -> Result<Option<String
     if !supported {
         return Err(format!("field label not supported: {key}"));
     }
+    // events.k8s.io/v1 selects on `regarding.*`; Events are stored in the core/v1 shape.
+    let key = match key.strip_prefix("regarding.") {
+        Some(rest) if obj.get("regarding").is_none() => format!("involvedObject.{rest}"),
+        _ => key.to_string(),
+    };
     let mut cur = obj;
     for seg in key.split('.') {
         cur = match cur.get(seg) {

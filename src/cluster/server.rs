@@ -19,10 +19,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::discovery;
 use super::error::ApiError;
+use super::events;
+use super::hpa;
 use super::openapi;
 use super::ops::{self, DeleteOpts, Deleted, Part, Propagation, WriteOpts};
 use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
 use super::patching;
+use super::protobuf;
 use super::selector::{Selector, field_value};
 use super::store::{EventType, State, WatchEvent};
 use super::table::{self, Include};
@@ -40,11 +43,14 @@ pub struct AuditEntry {
     pub name: Option<String>,
 }
 
+/// The audit log keeps this many most recent calls, so a long-running cluster stays bounded.
+pub const AUDIT_CAP: usize = 200_000;
+
 /// State shared by every handler and background task.
 pub struct Shared {
     pub state: Mutex<State>,
     pub gc_notify: Notify,
-    pub audit: Mutex<Vec<AuditEntry>>,
+    pub audit: Mutex<std::collections::VecDeque<AuditEntry>>,
     pub addr: SocketAddr,
     pub shutdown: CancellationToken,
     /// How often watches that asked for bookmarks get one.
@@ -161,19 +167,28 @@ impl Query {
     }
 }
 
+/// Whether the client accepts aggregated discovery v2 (kubectl and kube-rs ask for it first).
+fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"v=v2")
+            && params.contains(&"g=apidiscovery.k8s.io")
+    })
+}
+
 fn wants_table(accept: &str) -> bool {
     accept.contains("as=Table")
 }
 
 fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
-    if content_type.contains("protobuf") {
-        // kubectl 1.33+ sends protobuf for `kubectl create <builtin>`; the embedded
-        // cluster speaks JSON and YAML only (documented in docs/embedded-cluster.md).
-        return Err(ApiError::unsupported_media_msg(format!(
-            "the body of the request was in an unknown format - accepted media types include: application/json, application/yaml (got {content_type:?}; Sluice's embedded cluster does not decode protobuf: use kubectl apply)"
-        )));
-    }
-    if content_type.contains("yaml") {
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        protobuf::decode(body).map_err(|e| {
+            ApiError::unsupported_media_msg(format!(
+                "the body of the request could not be decoded: {e}"
+            ))
+        })
+    } else if content_type.contains("yaml") {
         serde_yaml::from_slice::<Value>(body).map_err(|e| {
             ApiError::bad_request(format!("couldn't get version/kind; yaml parse error: {e}"))
         })
@@ -190,7 +205,13 @@ fn now_string() -> String {
 
 /// The object as served at `version` (multi-version types share one stored copy).
 fn present(t: &ResourceType, version: &str, obj: &Value) -> Value {
-    let mut o = obj.clone();
+    let mut o = if t.group == "events.k8s.io" {
+        events::to_events_v1(obj)
+    } else if t.group == "autoscaling" && version == "v1" {
+        hpa::to_v1(obj)
+    } else {
+        obj.clone()
+    };
     o["apiVersion"] = json!(t.api_version(version));
     o["kind"] = json!(t.kind);
     o
@@ -224,11 +245,20 @@ async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
     };
     let method = parts.method.clone();
     let r = route(&path);
-    let result = match r {
+    let result = match r.clone() {
         Route::Health => {
             Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response())
         }
         Route::Version => Ok(ok(&discovery::version())),
+        Route::CoreVersions | Route::Groups if wants_aggregated(&accept) => {
+            let doc = discovery::aggregated(&sh.lock().registry, r == Route::CoreVersions);
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
+                serde_json::to_vec(&doc).unwrap_or_default(),
+            )
+                .into_response())
+        }
         Route::CoreVersions => Ok(ok(&discovery::core_versions(&sh.addr.to_string()))),
         Route::Groups => Ok(ok(&discovery::group_list(&sh.lock().registry))),
         Route::Group(g) => discovery::group(&sh.lock().registry, &g)
@@ -276,7 +306,11 @@ fn record(sh: &Shared, verb: &str, t: &ResourceType, rp: &ResPath) {
         namespace: rp.namespace.clone(),
         name: rp.name.clone(),
     };
-    sh.audit.lock().unwrap_or_else(|p| p.into_inner()).push(e);
+    let mut log = sh.audit.lock().unwrap_or_else(|p| p.into_inner());
+    if log.len() >= AUDIT_CAP {
+        log.pop_front();
+    }
+    log.push_back(e);
 }
 
 fn write_opts(q: &Query) -> WriteOpts {
@@ -316,14 +350,36 @@ fn resource_request(
     }
     let ns = rp.namespace.clone().unwrap_or_default();
     let table = wants_table(accept);
+    // The type whose store holds the objects: events.k8s.io/v1 Events live in core/v1's.
+    let (st_t, st_version) = if t.group == "events.k8s.io" {
+        let core = sh
+            .lock()
+            .registry
+            .lookup("", "v1", "events")
+            .ok_or_else(ApiError::no_resource)?;
+        (core, "v1".to_string())
+    } else if t.group == "autoscaling" {
+        (t.clone(), "v2".to_string())
+    } else {
+        (t.clone(), version.clone())
+    };
     match (&method, rp.name.as_deref()) {
         (&Method::GET, None) => {
             let watch = rp.watch || q.flag("watch");
             record(sh, if watch { "watch" } else { "list" }, &t, &rp);
             if watch {
-                watch_response(sh, &t, &version, rp.namespace.clone(), None, &q, table)
+                watch_response(
+                    sh,
+                    &t,
+                    &st_t,
+                    &version,
+                    rp.namespace.clone(),
+                    None,
+                    &q,
+                    table,
+                )
             } else {
-                list(sh, &t, &version, rp.namespace.as_deref(), &q, table)
+                list(sh, &t, &st_t, &version, rp.namespace.as_deref(), &q, table)
             }
         }
         (&Method::GET, Some(name)) => {
@@ -332,6 +388,7 @@ fn resource_request(
                 return watch_response(
                     sh,
                     &t,
+                    &st_t,
                     &version,
                     rp.namespace.clone(),
                     Some(name.to_string()),
@@ -345,11 +402,11 @@ fn resource_request(
             }
             let obj = sh
                 .lock()
-                .get(&t.gr(), &ns, name)
+                .get(&st_t.gr(), &ns, name)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(&t.group, &t.plural, name))?;
             if rp.sub.as_deref() == Some("scale") {
-                return Ok(ok(&ops::scale_of(&t, &version, &obj)?));
+                return Ok(ok(&ops::scale_of(&st_t, &st_version, &obj)?));
             }
             let obj = present(&t, &version, &obj);
             if table {
@@ -379,7 +436,14 @@ fn resource_request(
             patching::record_write(None, &mut obj, &ctx, &o.now);
             let created = {
                 let mut st = sh.lock();
-                ops::create(&mut st, &t, &version, &ns, obj, &o)
+                ops::create(
+                    &mut st,
+                    &st_t,
+                    &st_version,
+                    &ns,
+                    to_storage(&t, &version, obj),
+                    &o,
+                )
             }?;
             sh.gc_notify.notify_one();
             Ok(with_warnings(
@@ -402,15 +466,33 @@ fn resource_request(
             let res = {
                 let mut st = sh.lock();
                 if rp.sub.is_none() && obj.is_object() {
-                    let current = st.get(&t.gr(), &ns, name).cloned();
+                    let current = st.get(&st_t.gr(), &ns, name).cloned();
                     patching::record_write(current.as_deref(), &mut obj, &ctx, &o.now);
                 }
                 match rp.sub.as_deref() {
-                    Some("scale") => ops::update_scale(&mut st, &t, &version, &ns, name, &obj, &o),
-                    Some("status") => {
-                        ops::update(&mut st, &t, &version, &ns, name, obj, Part::Status, &o)
+                    Some("scale") => {
+                        ops::update_scale(&mut st, &st_t, &st_version, &ns, name, &obj, &o)
                     }
-                    _ => ops::update(&mut st, &t, &version, &ns, name, obj, Part::Main, &o),
+                    Some("status") => ops::update(
+                        &mut st,
+                        &st_t,
+                        &st_version,
+                        &ns,
+                        name,
+                        to_storage(&t, &version, obj),
+                        Part::Status,
+                        &o,
+                    ),
+                    _ => ops::update(
+                        &mut st,
+                        &st_t,
+                        &st_version,
+                        &ns,
+                        name,
+                        to_storage(&t, &version, obj),
+                        Part::Main,
+                        &o,
+                    ),
                 }
             }?;
             sh.gc_notify.notify_one();
@@ -439,8 +521,8 @@ fn resource_request(
                 let mut st = sh.lock();
                 patch(
                     &mut st,
-                    &t,
-                    &version,
+                    (&t, &version),
+                    (&st_t, &st_version),
                     &ns,
                     name,
                     rp.sub.as_deref(),
@@ -477,7 +559,7 @@ fn resource_request(
             };
             let res = {
                 let mut st = sh.lock();
-                ops::delete(&mut st, &t, &ns, name, &opts, &o)
+                ops::delete(&mut st, &st_t, &ns, name, &opts, &o)
             }?;
             sh.gc_notify.notify_one();
             Ok(match res {
@@ -500,7 +582,7 @@ fn resource_request(
             {
                 let mut st = sh.lock();
                 let names: Vec<(String, String)> = st
-                    .list(&t.gr(), rp.namespace.as_deref())
+                    .list(&st_t.gr(), rp.namespace.as_deref())
                     .filter(|(_, o)| {
                         label.matches_labels(o)
                             && field.matches(|k| field_value(&t.plural, o, k).ok().flatten())
@@ -508,7 +590,7 @@ fn resource_request(
                     .map(|(k, _)| k.clone())
                     .collect();
                 for (ons, oname) in names {
-                    match ops::delete(&mut st, &t, &ons, &oname, &opts, &o)? {
+                    match ops::delete(&mut st, &st_t, &ons, &oname, &opts, &o)? {
                         Deleted::Gone(x) | Deleted::Pending(x) => {
                             items.push(present(&t, &version, &x))
                         }
@@ -521,6 +603,20 @@ fn resource_request(
             ))
         }
         _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+/// A request body in the stored shape (events.k8s.io/v1 Events are stored as core/v1,
+/// autoscaling/v1 HorizontalPodAutoscalers as autoscaling/v2).
+fn to_storage(t: &ResourceType, version: &str, obj: Value) -> Value {
+    if !obj.is_object() {
+        obj
+    } else if t.group == "events.k8s.io" {
+        events::to_core(&obj)
+    } else if t.group == "autoscaling" && version == "v1" {
+        hpa::to_v2(&obj)
+    } else {
+        obj
     }
 }
 
@@ -643,8 +739,8 @@ fn delete_opts(q: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
 #[allow(clippy::too_many_arguments)]
 fn patch(
     st: &mut State,
-    t: &ResourceType,
-    version: &str,
+    (t, version): (&ResourceType, &str),
+    (st_t, st_version): (&ResourceType, &str),
     ns: &str,
     name: &str,
     sub: Option<&str>,
@@ -654,7 +750,7 @@ fn patch(
     o: &WriteOpts,
     mode: Option<&str>,
 ) -> Result<(Value, bool, Vec<String>), ApiError> {
-    let current = st.get(&t.gr(), ns, name).cloned();
+    let current = st.get(&st_t.gr(), ns, name).cloned();
     let Some(current) = current else {
         if kind == PatchKind::Apply && sub.is_none() {
             let mut obj = patching::apply(kind, None, body, target)?;
@@ -666,21 +762,33 @@ fn patch(
             }
             obj["metadata"]["name"] = json!(name);
             let warnings = field_check(t, version, &obj, mode)?;
-            return Ok((ops::create(st, t, version, ns, obj, o)?, true, warnings));
+            return Ok((
+                ops::create(st, st_t, st_version, ns, to_storage(t, version, obj), o)?,
+                true,
+                warnings,
+            ));
         }
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     if sub == Some("scale") {
-        let scale = ops::scale_of(t, version, &current)?;
+        let scale = ops::scale_of(st_t, st_version, &current)?;
         let patched = patching::apply(kind, Some(&scale), body, target)?;
         return Ok((
-            ops::update_scale(st, t, version, ns, name, &patched, o)?,
+            ops::update_scale(st, st_t, st_version, ns, name, &patched, o)?,
             false,
             Vec::new(),
         ));
     }
     let cur = present(t, version, &current);
-    let patched = patching::apply(kind, Some(&cur), body, target)?;
+    let mut patched = patching::apply(kind, Some(&cur), body, target)?;
+    // A patch is conditional only when it names a resourceVersion itself.
+    if patched["metadata"]["resourceVersion"]
+        .as_str()
+        .is_none_or(str::is_empty)
+        && patched.is_object()
+    {
+        patched["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"].clone();
+    }
     let part = if sub == Some("status") {
         Part::Status
     } else {
@@ -692,7 +800,16 @@ fn patch(
         Vec::new()
     };
     Ok((
-        ops::update(st, t, version, ns, name, patched, part, o)?,
+        ops::update(
+            st,
+            st_t,
+            st_version,
+            ns,
+            name,
+            to_storage(t, version, patched),
+            part,
+            o,
+        )?,
         false,
         warnings,
     ))
@@ -718,25 +835,34 @@ fn selectors(t: &ResourceType, q: &Query) -> Result<(Selector, Selector), ApiErr
     Ok((label, field))
 }
 
-fn encode_continue(key: &(String, String)) -> String {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}\u{0}{}", key.0, key.1))
+/// A continue token: the list's resourceVersion (every page reports the first page's, as the
+/// apiserver does, so a watch started from it misses nothing) and the last key served.
+fn encode_continue(rv: u64, key: &(String, String)) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .encode(format!("{rv}\u{0}{}\u{0}{}", key.0, key.1))
 }
 
-fn decode_continue(tok: &str) -> Result<(String, String), ApiError> {
+fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(tok)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
         .ok_or_else(|| ApiError::bad_request("continue key is not valid: illegal base64 data"))?;
-    let (a, b) = raw
-        .split_once('\u{0}')
-        .ok_or_else(|| ApiError::bad_request("continue key is not valid"))?;
-    Ok((a.into(), b.into()))
+    let mut parts = raw.splitn(3, '\u{0}');
+    match (
+        parts.next().and_then(|r| r.parse().ok()),
+        parts.next(),
+        parts.next(),
+    ) {
+        (Some(rv), Some(a), Some(b)) => Ok((rv, (a.into(), b.into()))),
+        _ => Err(ApiError::bad_request("continue key is not valid")),
+    }
 }
 
 fn list(
     sh: &Shared,
     t: &ResourceType,
+    st_t: &ResourceType,
     version: &str,
     ns: Option<&str>,
     q: &Query,
@@ -747,13 +873,14 @@ fn list(
         .get("limit")
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
-    let start = q.get("continue").map(decode_continue).transpose()?;
+    let cont = q.get("continue").map(decode_continue).transpose()?;
+    let start = cont.as_ref().map(|(_, k)| k.clone());
     let (items, rv, next, remaining) = {
         let st = sh.lock();
         let mut items = Vec::new();
         let mut next = None;
         let mut remaining = 0usize;
-        for (k, o) in st.list(&t.gr(), ns) {
+        for (k, o) in st.list(&st_t.gr(), ns) {
             if start.as_ref().is_some_and(|s| k <= s) {
                 continue;
             }
@@ -767,13 +894,19 @@ fn list(
                 continue;
             }
             if limit.is_some_and(|l| items.len() >= l) {
-                next = Some(encode_continue(&items_last_key(&items)));
+                let list_rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
+                next = Some(encode_continue(list_rv, &items_last_key(&items)));
                 remaining += 1;
                 continue;
             }
             items.push(present(t, version, o));
         }
-        (items, st.rv, next, remaining)
+        (
+            items,
+            cont.as_ref().map_or(st.rv, |(rv, _)| *rv),
+            next,
+            remaining,
+        )
     };
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(n) = next {
@@ -915,9 +1048,11 @@ impl Renderer {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn watch_response(
     sh: &Arc<Shared>,
     t: &Arc<ResourceType>,
+    st_t: &ResourceType,
     version: &str,
     ns: Option<String>,
     name: Option<String>,
@@ -926,7 +1061,7 @@ fn watch_response(
 ) -> Result<Response, ApiError> {
     let (label, field) = selectors(t, q)?;
     let filter = WatchFilter {
-        gr: t.gr(),
+        gr: st_t.gr(),
         ns: ns.clone(),
         name,
         label,
@@ -954,7 +1089,7 @@ fn watch_response(
         let rx = st.tx.subscribe();
         let from_state = send_initial || matches!(rv_param.as_deref(), None | Some("0"));
         if from_state {
-            for (_, o) in st.list(&t.gr(), ns.as_deref()) {
+            for (_, o) in st.list(&st_t.gr(), ns.as_deref()) {
                 if filter.matches(o) {
                     initial.push(renderer.line("ADDED", o, None));
                 }
@@ -1015,10 +1150,34 @@ fn watch_response(
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        if ev.rv <= last_rv { continue; }
-                        last_rv = ev.rv;
-                        if let Some(ty) = filter.classify(&ev) {
-                            yield Ok(renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                        // Under load, send every event already queued as one chunk.
+                        let mut chunk: Vec<u8> = Vec::new();
+                        let mut lagged = false;
+                        let mut ev = ev;
+                        for i in 0..512 {
+                            if ev.rv > last_rv {
+                                last_rv = ev.rv;
+                                if let Some(ty) = filter.classify(&ev) {
+                                    chunk.extend_from_slice(&renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                                }
+                            }
+                            if i == 511 {
+                                break;
+                            }
+                            match rx.try_recv() {
+                                Ok(e) => ev = e,
+                                Err(broadcast::error::TryRecvError::Lagged(_)) => {
+                                    lagged = true;
+                                    break;
+                                }
+                                Err(_) => break,
+                            }
+                        }
+                        if !chunk.is_empty() {
+                            yield Ok(Bytes::from(chunk));
+                        }
+                        if lagged {
+                            break;
                         }
                     }
                     // A watcher too slow for the broadcast buffer is closed; the client resumes from
@@ -1106,7 +1265,7 @@ mod tests {
     #[test]
     fn continue_tokens_round_trip() {
         let k = ("ns".to_string(), "name".to_string());
-        assert_eq!(decode_continue(&encode_continue(&k)).unwrap(), k);
+        assert_eq!(decode_continue(&encode_continue(7, &k)).unwrap(), (7, k));
         assert!(decode_continue("!!").is_err());
     }
 }

@@ -166,6 +166,7 @@ fn builtin_columns(plural: &str) -> Vec<Col> {
         "horizontalpodautoscalers" => vec![
             c("Name", "string", 0),
             c("Reference", "string", 0),
+            c("Targets", "string", 0),
             c("MinPods", "string", 0),
             c("MaxPods", "string", 0),
             c("Replicas", "string", 0),
@@ -222,8 +223,19 @@ fn builtin_cells(plural: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
                 .unwrap_or_default();
             let ready = cs.iter().filter(|c| c["ready"] == true).count();
             let restarts: i64 = cs.iter().map(|c| n(&c["restartCount"])).sum();
+            // kubectl's rule: a waiting or terminated container's reason wins over the phase.
+            let container_reason = cs.iter().rev().find_map(|c| {
+                let st = &c["state"];
+                st["waiting"]["reason"]
+                    .as_str()
+                    .or_else(|| st["terminated"]["reason"].as_str())
+                    .filter(|r| !r.is_empty())
+                    .map(str::to_string)
+            });
             let status = if !obj["metadata"]["deletionTimestamp"].is_null() {
                 "Terminating".to_string()
+            } else if let Some(r) = container_reason {
+                r
             } else if st["reason"].is_string() {
                 s(&st["reason"])
             } else {
@@ -389,6 +401,7 @@ fn builtin_cells(plural: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             vec![
                 name,
                 json!(format!("{}/{}", s(&r["kind"]), s(&r["name"]))),
+                json!(hpa_targets(obj)),
                 json!(spec["minReplicas"].as_i64().unwrap_or(1).to_string()),
                 json!(s(&spec["maxReplicas"])),
                 json!(n(&st["currentReplicas"]).to_string()),
@@ -435,6 +448,51 @@ fn builtin_cells(plural: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
         }
         "leases" => vec![name, json!(s(&spec["holderIdentity"])), json!(created)],
         _ => vec![name, json!(created)],
+    }
+}
+
+/// `cpu: 30%/50%` per Resource metric (`<unknown>` before the first measurement); autoscaling/v1
+/// objects report their CPU target.
+fn hpa_targets(obj: &Value) -> String {
+    let spec = &obj["spec"];
+    let current = obj["status"]["currentMetrics"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let mut parts = Vec::new();
+    for m in spec["metrics"].as_array().into_iter().flatten() {
+        let res = &m["resource"];
+        let name = s(&res["name"]);
+        let (want, unit) = match res["target"]["averageUtilization"].as_i64() {
+            Some(u) => (format!("{u}%"), "%"),
+            None => (s(&res["target"]["averageValue"]), ""),
+        };
+        let now = current
+            .iter()
+            .find(|c| c["resource"]["name"].as_str() == Some(name.as_str()))
+            .and_then(|c| {
+                c["resource"]["current"]["averageUtilization"]
+                    .as_i64()
+                    .map(|u| format!("{u}{unit}"))
+                    .or_else(|| {
+                        c["resource"]["current"]["averageValue"]
+                            .as_str()
+                            .map(str::to_string)
+                    })
+            })
+            .unwrap_or_else(|| "<unknown>".into());
+        parts.push(format!("{name}: {now}/{want}"));
+    }
+    if let Some(t) = spec["targetCPUUtilizationPercentage"].as_i64() {
+        let now = obj["status"]["currentCPUUtilizationPercentage"]
+            .as_i64()
+            .map_or("<unknown>".to_string(), |c| format!("{c}%"));
+        parts.push(format!("cpu: {now}/{t}%"));
+    }
+    if parts.is_empty() {
+        "<none>".into()
+    } else {
+        parts.join(", ")
     }
 }
 
@@ -555,6 +613,25 @@ mod tests {
         );
         assert_eq!(jsonpath(&o, ".status.conditions[0].type").unwrap(), "A");
         assert!(jsonpath(&o, ".status.missing").is_none());
+    }
+
+    #[test]
+    fn hpa_targets_show_current_over_target() {
+        let hpa = json!({"spec": {"metrics": [{"type": "Resource", "resource": {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 50}}}]}});
+        assert_eq!(hpa_targets(&hpa), "cpu: <unknown>/50%");
+        let mut measured = hpa.clone();
+        measured["status"] = json!({"currentMetrics": [{"type": "Resource", "resource": {"name": "cpu", "current": {"averageUtilization": 30}}}]});
+        assert_eq!(hpa_targets(&measured), "cpu: 30%/50%");
+    }
+
+    #[test]
+    fn pod_status_prefers_a_waiting_container_reason() {
+        let pod = json!({"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c"}]},
+            "status": {"phase": "Running", "containerStatuses": [{"ready": false, "restartCount": 3, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        let cells = builtin_cells("pods", &pod, Utc::now());
+        assert_eq!(cells[1], "0/1");
+        assert_eq!(cells[2], "CrashLoopBackOff");
+        assert_eq!(cells[3], "3");
     }
 
     #[test]

@@ -138,6 +138,29 @@ where
     }
 }
 
+/// Merge-patch the Rollout itself with `rv` as a precondition and advance `rv` to
+/// the version the write produced. `Ok(false)` means someone else changed the
+/// Rollout since it was read: the caller stops and lets the watch retrigger.
+async fn patch_rollout_guarded(
+    api: &Api<Rollout>,
+    name: &str,
+    rv: &mut String,
+    mut body: Value,
+) -> Result<bool, kube::Error> {
+    body["metadata"]["resourceVersion"] = Value::String(rv.clone());
+    match api
+        .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(updated) => {
+            *rv = updated.resource_version().unwrap_or_default();
+            Ok(true)
+        }
+        Err(e) if is_conflict(&e) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Apply `plan` to the cluster on behalf of `ro`.
 pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, ActError> {
     let ns = ro.namespace().unwrap_or_default();
@@ -372,29 +395,27 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                 }
             }
             Change::PatchRolloutSpecReplicas { replicas } => {
-                let body = json!({"metadata": {"resourceVersion": rollout_rv}, "spec": {"replicas": replicas}});
-                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
-                    Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
-                    Err(e) if is_conflict(&e) => {
-                        return Ok(Outcome {
-                            conflict: true,
-                            ..Default::default()
-                        });
-                    }
-                    Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
+                let body = json!({"spec": {"replicas": replicas}});
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                    .await
+                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
+                {
+                    return Ok(Outcome {
+                        conflict: true,
+                        ..Default::default()
+                    });
                 }
             }
             Change::AnnotateRolloutRevision { revision } => {
-                let body = json!({"metadata": {"resourceVersion": rollout_rv, "annotations": {"rollout.argoproj.io/revision": revision}}});
-                match ro_api.patch(&name, &pp, &Patch::Merge(&body)).await {
-                    Ok(updated) => rollout_rv = updated.resource_version().unwrap_or_default(),
-                    Err(e) if is_conflict(&e) => {
-                        return Ok(Outcome {
-                            conflict: true,
-                            ..Default::default()
-                        });
-                    }
-                    Err(e) => return Err(act("patch", format!("rollout {ns}/{name}"))(e)),
+                let body = json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": revision}}});
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                    .await
+                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
+                {
+                    return Ok(Outcome {
+                        conflict: true,
+                        ..Default::default()
+                    });
                 }
             }
             Change::Event {

@@ -5,6 +5,7 @@ pub mod actuator;
 pub mod analysis_run;
 pub mod backoff;
 pub mod freshness;
+pub mod leader;
 pub mod rollout;
 pub mod status_patch;
 

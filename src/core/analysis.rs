@@ -295,7 +295,12 @@ pub fn validate_analyses(observed: &Observed) -> Result<(), InvalidSpec> {
             run_spec(&ctx, a, &format!("{field}.analysis"))?;
         }
         if let Some(e) = &step.experiment {
-            super::experiment::validate_step(observed, e, &format!("{field}.experiment"))?;
+            let field = format!("{field}.experiment");
+            super::experiment::validate_step(observed, e, &field)?;
+            for (k, a) in e.analyses.iter().flatten().enumerate() {
+                let args = a.args.as_deref().unwrap_or_default();
+                rollout_args(&ctx, args, &format!("{field}.analyses[{k}]"))?;
+            }
         }
     }
     if let Some(bg) = &canary.analysis {

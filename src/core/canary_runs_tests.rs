@@ -1021,3 +1021,30 @@ fn experiments_of_deleted_replica_sets_are_deleted_without_terminating_first() {
             .contains(&Change::TerminateExperiment { name: "old".into() })
     );
 }
+
+#[test]
+fn experiment_analysis_args_that_cannot_be_resolved_make_the_rollout_invalid() {
+    let mut obs = at_experiment_step();
+    edit_steps(&mut obs, |steps| {
+        let analyses = steps[1]
+            .experiment
+            .as_mut()
+            .unwrap()
+            .analyses
+            .as_mut()
+            .unwrap();
+        analyses[0].args = Some(
+            serde_json::from_value(json!([
+                {"name": "hash", "valueFrom": {"fieldRef": {"fieldPath": "spec.nope"}}}
+            ]))
+            .unwrap(),
+        );
+    });
+    assert_eq!(
+        plan(&obs, at(50)).changes,
+        vec![Change::warning(
+            "InvalidSpec",
+            "spec.strategy.canary.steps[1].experiment.analyses[0].args: argument \"hash\": fieldRef \"spec.nope\": invalid path spec.nope in rollout"
+        )]
+    );
+}

@@ -13,8 +13,8 @@
 //!   changes owner instead; equal values become shared ownership;
 //! - name, namespace, uid, resourceVersion, generation, timestamps, apiVersion and kind
 //!   are never owned; `status` is ignored on the main resource and is the only thing taken
-//!   from a `/status` apply; a no-op apply leaves the entry's `time` untouched so the
-//!   object does not change.
+//!   from a `/status` apply; the entry's `time` moves only when the object changed, so a
+//!   no-op apply returns the object unchanged.
 //!
 //! Simplified relative to structured-merge-diff:
 //! - no OpenAPI schema: CR lists are atomic even with `x-kubernetes-list-type: map`, and
@@ -25,7 +25,14 @@
 //! - a conflict is reported at the applied leaf path, also when the other manager owns a
 //!   descendant or an atomic ancestor of it;
 //! - merged associative lists keep the live order and append new elements in applied
-//!   order; no version conversion of managedFields between API versions.
+//!   order; no version conversion of managedFields between API versions;
+//! - `status` is dropped from a main-resource apply for every kind, also for a CRD
+//!   without a status subresource (upstream keeps it there);
+//! - Update managers are not capped (upstream folds more than 10 into `ancient-changes`).
+//!
+//! Also like the apiserver: a body whose `apiVersion` differs from the request's is 400
+//! `Incorrect version specified in apply patch...`, and one carrying
+//! `metadata.managedFields` is 400 `metadata.managedFields must be nil`.
 
 use super::fields::{
     Entry, ListKind, Path, display_path, fields_of, key_element, list_kind, read_entries,
@@ -81,8 +88,14 @@ pub(super) fn apply(
             ctx.api_version
         )));
     }
-    if let Some(Value::Object(meta)) = applied.get_mut("metadata") {
-        meta.remove("managedFields");
+    if applied
+        .get("metadata")
+        .and_then(|m| m.get("managedFields"))
+        .is_some_and(|m| !m.is_null())
+    {
+        return Err(PatchError::Malformed(
+            "metadata.managedFields must be nil".into(),
+        ));
     }
     match ctx.subresource {
         None => {
@@ -146,11 +159,11 @@ pub(super) fn apply(
         }
     }
 
-    let changed =
-        without_managed_fields(&merged) != live || previous != new_set || current.is_none();
+    // Like the apiserver, the entry's time moves only when the object itself changed.
+    let changed = current.is_none() || without_managed_fields(&merged) != live;
     match entries.iter_mut().find(|e| me(e)) {
         Some(e) => {
-            if changed || e.api_version != ctx.api_version {
+            if changed {
                 e.time = Some(now.to_string());
             }
             e.fields = new_set;
@@ -474,9 +487,21 @@ spec:
             "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec: {replicas: 3}\n";
         let out = ssa(Some(&live), body, &deploy_ctx("kubectl", false), t(0)).unwrap();
         let entries = managed(&out).as_array().unwrap();
-        assert_eq!(entries.len(), 3);
+        let who: Vec<(&Value, &Value)> = entries
+            .iter()
+            .map(|e| (&e["manager"], &e["operation"]))
+            .collect();
+        assert_eq!(
+            who,
+            [
+                (&json!("kubectl"), &json!("Apply")),
+                (&json!("kubectl-client-side-apply"), &json!("Update")),
+                (&json!("kubectl"), &json!("Update")),
+            ],
+            "Apply first, then Update entries by time"
+        );
         assert_eq!(entries[0]["fieldsV1"]["f:spec"], json!({"f:replicas": {}}));
-        assert_eq!(entries[2]["fieldsV1"]["f:spec"], json!({"f:replicas": {}}));
+        assert_eq!(entries[1]["fieldsV1"]["f:spec"], json!({"f:replicas": {}}));
     }
 
     #[test]
@@ -487,13 +512,15 @@ spec:
         let out = ssa(Some(&live), body, &deploy_ctx("kubectl", true), t(0)).unwrap();
         assert_eq!(out["spec"]["replicas"], 5);
         let entries = managed(&out).as_array().unwrap();
-        assert_eq!(entries[0]["manager"], "kubectl-client-side-apply");
         assert_eq!(
-            entries[0]["fieldsV1"],
+            (&entries[0]["manager"], &entries[0]["operation"]),
+            (&json!("kubectl"), &json!("Apply"))
+        );
+        assert_eq!(entries[1]["manager"], "kubectl-client-side-apply");
+        assert_eq!(
+            entries[1]["fieldsV1"],
             json!({"f:metadata": {"f:labels": {".": {}, "f:app": {}}}})
         );
-        assert_eq!(entries[2]["manager"], "kubectl");
-        assert_eq!(entries[2]["operation"], "Apply");
     }
 
     #[test]
@@ -553,6 +580,11 @@ spec:
     #[test]
     fn malformed_apply_bodies_are_400() {
         let c = deploy_ctx("kubectl", false);
+        let with_managed = DEPLOY.replace("  name: web\n", "  name: web\n  managedFields: []\n");
+        assert_eq!(
+            ssa(None, &with_managed, &c, t(0)).unwrap_err(),
+            PatchError::Malformed("metadata.managedFields must be nil".into())
+        );
         for body in ["{", "- a\n- b\n", "metadata: {name: x}\n"] {
             assert!(
                 matches!(ssa(None, body, &c, t(0)), Err(PatchError::Malformed(_))),

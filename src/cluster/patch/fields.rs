@@ -421,13 +421,26 @@ pub(super) fn read_entries(obj: &Value) -> Vec<Entry> {
         .collect()
 }
 
-/// Writes the entries back (dropping empty ones); no entries removes the field.
+/// Writes the entries back (dropping empty ones) in the apiserver's order: Apply before
+/// Update, then by time, manager, apiVersion and subresource. No entries removes the field.
 pub(super) fn write_entries(obj: &mut Value, entries: &[Entry]) {
-    let list: Vec<Value> = entries
-        .iter()
-        .filter(|e| !e.fields.is_empty())
-        .map(Entry::to_json)
-        .collect();
+    let seconds = |e: &Entry| {
+        e.time
+            .as_deref()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .map_or(0, |t| t.timestamp())
+    };
+    let mut kept: Vec<&Entry> = entries.iter().filter(|e| !e.fields.is_empty()).collect();
+    kept.sort_by_cached_key(|e| {
+        (
+            e.operation.clone(),
+            seconds(e),
+            e.manager.clone(),
+            e.api_version.clone(),
+            e.subresource.clone(),
+        )
+    });
+    let list: Vec<Value> = kept.into_iter().map(Entry::to_json).collect();
     let Value::Object(root) = obj else { return };
     let meta = root.entry("metadata").or_insert_with(|| json!({}));
     let Value::Object(meta) = meta else { return };
@@ -453,14 +466,23 @@ pub(super) fn without_managed_fields(obj: &Value) -> Value {
 /// fields it removed leave all sets.
 ///
 /// `managedFields` supplied by the request replace the stored ones when they differ and
-/// are non-empty (how `kubectl` migrates client-side-apply ownership); otherwise the
-/// stored ones are kept. `now` (RFC 3339, e.g. `2026-11-29T08:00:00Z`) is stamped on this
-/// manager's entry when the write changed something. Call it for creates (`old = None`) and updates; [`super::apply_patch`]
+/// are non-empty (how `kubectl` migrates client-side-apply ownership); `[]` or `[{}]`
+/// resets them; absent or `null` keeps the stored ones. `now` (RFC 3339, e.g.
+/// `2026-11-29T08:00:00Z`) is stamped on this manager's entry when the write changed
+/// something. Call it for creates (`old = None`) and updates; [`super::apply_patch`]
 /// already calls it for JSON, merge and strategic patches.
 pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, now: &str) {
     let requested = read_entries(new);
     let stored = old.map(read_entries).unwrap_or_default();
-    let mut entries = if !requested.is_empty() && requested != stored {
+    let reset = match new.pointer("/metadata/managedFields") {
+        Some(Value::Array(list)) => {
+            list.is_empty() || (list.len() == 1 && list[0].as_object().is_some_and(Map::is_empty))
+        }
+        _ => false,
+    };
+    let mut entries = if reset {
+        Vec::new()
+    } else if !requested.is_empty() && requested != stored {
         requested
     } else {
         stored
@@ -612,6 +634,25 @@ mod tests {
             ),
             (1, "kubectl", "Apply")
         );
+    }
+
+    #[test]
+    fn an_empty_managed_fields_entry_in_the_request_resets_ownership() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), &at(0));
+        for reset in [json!([]), json!([{}])] {
+            let mut cleared = created.clone();
+            cleared["metadata"]["managedFields"] = reset.clone();
+            record_update(Some(&created), &mut cleared, &ctx("kubectl-patch"), &at(1));
+            assert!(
+                cleared["metadata"].get("managedFields").is_none(),
+                "{reset}"
+            );
+        }
+        let mut kept = created.clone();
+        kept["metadata"]["managedFields"] = Value::Null;
+        record_update(Some(&created), &mut kept, &ctx("kubectl-patch"), &at(1));
+        assert_eq!(kept, created);
     }
 
     #[test]

@@ -6,7 +6,8 @@
 //! - `replace` of a missing key in an existing object adds the key instead of failing;
 //! - a `test` whose target is missing passes when its value is `null` or absent;
 //! - negative array indices count from the end;
-//! - an operation without `value` uses `null`;
+//! - an operation without `value` uses `null`; `copy` from a missing key copies `null`;
+//! - `replace` of the whole document with a scalar is a silent no-op;
 //! - decode failures are 400 BadRequest, apply failures 422 with the library's message
 //!   (e.g. `testing value /spec/replicas failed: test failed`).
 //!
@@ -112,12 +113,10 @@ fn apply_op(doc: &mut Value, op: &Map<String, Value>) -> Result<(), String> {
                 .map_err(|e| format!("replace operation failed to decode path: {e}"))?;
             let new = value.cloned().unwrap_or(Value::Null);
             if path.is_empty() {
-                if !new.is_object() && !new.is_array() {
-                    return Err(
-                        "replace operation value must be object or array: %!w(<nil>)".into(),
-                    );
+                // Upstream wraps a nil error here, so a scalar root replace is a silent no-op.
+                if new.is_object() || new.is_array() {
+                    *doc = new;
                 }
-                *doc = new;
                 return Ok(());
             }
             let (con, key) = find_container(doc, path).ok_or_else(|| {
@@ -419,6 +418,21 @@ mod tests {
                 json!([{"op":"test","path":"/a","value":1}]),
                 json!({"a":1.0}),
             ),
+            (
+                json!({"a":1}),
+                json!([{"op":"copy","from":"/nope","path":"/b"}]),
+                json!({"a":1,"b":null}),
+            ),
+            (
+                json!({"a":1}),
+                json!([{"op":"replace","path":"","value":5}]),
+                json!({"a":1}),
+            ),
+            (
+                json!({"a":1}),
+                json!([{"op":"replace","path":"","value":{"b":2}}]),
+                json!({"b":2}),
+            ),
             // What `kubectl argo rollouts undo` sends.
             (
                 json!({"spec":{"template":{"x":1}}}),
@@ -432,6 +446,8 @@ mod tests {
     }
 
     #[test]
+    /// Messages of evanphx/json-patch v4.12 as vendored by Kubernetes 1.32 (checked against
+    /// `kubectl patch --local --type json`, which runs the same library).
     fn failing_operations_are_422_with_the_apiservers_messages() {
         let cases = [
             (

@@ -1,29 +1,69 @@
-//! RFC 7386 JSON merge patch (`application/merge-patch+json`).
+//! JSON merge patch (`application/merge-patch+json`) as the apiserver applies it.
 //!
-//! Lists are replaced wholesale and `null` deletes a key. The apiserver first decodes the
-//! body into a Go `map[string]interface{}`, so anything but an object (or `null`, which is
-//! a no-op) is a 400 with the Go decoder's wording.
+//! RFC 7386 semantics — maps merge, everything else is replaced, `null` deletes a key —
+//! with the quirks of `gopkg.in/evanphx/json-patch.v4` that Kubernetes runs: a value
+//! that replaces a non-object (or fills a missing key) has its `null` map fields pruned,
+//! also inside lists, while a list replacing an object is taken verbatim. The body is
+//! first decoded into a Go `map[string]interface{}`, so anything but an object is a 400
+//! with the Go decoder's wording, and a `null` body is 400 `Invalid JSON Patch`.
 
 use super::{PatchError, go_type_name};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 pub(super) fn apply(current: &Value, body: &[u8]) -> Result<Value, PatchError> {
     let patch: Value = serde_json::from_slice(body)
         .map_err(|e| PatchError::Malformed(format!("error decoding patch: {e}")))?;
-    match &patch {
-        Value::Object(_) | Value::Null => {}
+    let patch = match patch {
+        Value::Object(m) => m,
+        Value::Null => return Err(PatchError::Malformed("Invalid JSON Patch".into())),
         other => {
             return Err(PatchError::Malformed(format!(
                 "error decoding patch: json: cannot unmarshal {} into Go value of type map[string]interface {{}}",
-                go_type_name(other)
+                go_type_name(&other)
             )));
         }
+    };
+    let mut doc = match current {
+        Value::Object(m) => m.clone(),
+        _ => Map::new(),
+    };
+    merge_docs(&mut doc, patch);
+    Ok(Value::Object(doc))
+}
+
+fn merge_docs(doc: &mut Map<String, Value>, patch: Map<String, Value>) {
+    for (k, v) in patch {
+        if v.is_null() {
+            doc.remove(&k);
+            continue;
+        }
+        let merged = match doc.remove(&k) {
+            None | Some(Value::Null) => pruned(v),
+            Some(Value::Object(mut cur)) => match v {
+                Value::Object(p) => {
+                    merge_docs(&mut cur, p);
+                    Value::Object(cur)
+                }
+                other => other,
+            },
+            Some(_) => pruned(v),
+        };
+        doc.insert(k, merged);
     }
-    let mut doc = current.clone();
-    if patch.is_object() {
-        json_patch::merge(&mut doc, &patch);
+}
+
+/// Drops `null` map fields at any depth (list elements that are `null` stay).
+fn pruned(v: Value) -> Value {
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .map(|(k, v)| (k, pruned(v)))
+                .collect(),
+        ),
+        Value::Array(a) => Value::Array(a.into_iter().map(pruned).collect()),
+        other => other,
     }
-    Ok(doc)
 }
 
 #[cfg(test)]
@@ -73,8 +113,50 @@ mod tests {
     }
 
     #[test]
-    fn null_body_is_a_no_op() {
-        assert_eq!(merged(json!({"a":1}), Value::Null), json!({"a":1}));
+    fn null_body_is_rejected_like_evanphx() {
+        assert_eq!(
+            apply(&json!({"a":1}), b"null"),
+            Err(PatchError::Malformed("Invalid JSON Patch".into()))
+        );
+    }
+
+    /// Checked against `kubectl patch --local --type merge`, which runs the same library.
+    #[test]
+    fn nulls_inside_new_values_are_pruned_but_lists_replacing_objects_are_verbatim() {
+        let cases = [
+            (
+                json!({}),
+                json!({"x":[{"a":null,"b":1},null]}),
+                json!({"x":[{"b":1},null]}),
+            ),
+            (
+                json!({"k":[{"z":1}]}),
+                json!({"k":[{"z":null,"w":2}]}),
+                json!({"k":[{"w":2}]}),
+            ),
+            (
+                json!({"y":{"r":1}}),
+                json!({"y":{"q":null,"r":{"s":null}}}),
+                json!({"y":{"r":{}}}),
+            ),
+            (
+                json!({"o":{"b":1}}),
+                json!({"o":[{"x":null}]}),
+                json!({"o":[{"x":null}]}),
+            ),
+            (
+                json!({"o":null}),
+                json!({"o":{"x":null,"y":1}}),
+                json!({"o":{"y":1}}),
+            ),
+        ];
+        for (target, patch, want) in cases {
+            assert_eq!(
+                merged(target.clone(), patch.clone()),
+                want,
+                "{target} + {patch}"
+            );
+        }
     }
 
     #[test]
@@ -116,18 +198,10 @@ mod tests {
         })
     }
 
-    /// Merge patches cannot express "set to null", so b must be null-free for the
-    /// round trip to hold; nulls inside lists survive because lists are replaced whole.
+    /// Merge patches cannot express "set to null" (and upstream prunes null fields of new
+    /// values, even inside lists), so b's maps must be null-free for the round trip.
     fn strip_object_nulls(v: Value) -> Value {
-        match v {
-            Value::Object(m) => Value::Object(
-                m.into_iter()
-                    .filter(|(_, v)| !v.is_null())
-                    .map(|(k, v)| (k, strip_object_nulls(v)))
-                    .collect(),
-            ),
-            other => other,
-        }
+        pruned(v)
     }
 
     /// The smallest merge patch turning `a` into `b` (both objects).

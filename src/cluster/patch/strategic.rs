@@ -19,11 +19,9 @@
 //! serves. Unknown fields behave like untagged Go fields: maps merge, lists replace.
 //!
 //! Deviations: errors the real server answers with 500 (e.g. an element without its merge
-//! key) are reported as 422 Invalid with the same message. When one `$setElementOrder`
-//! list is merged with both deletions and additions while server-only elements exist,
-//! upstream's order depends on Go slice aliasing (appended elements overwrite deleted
-//! slots of the live list it later orders by); here server-only elements are ordered by
-//! the untouched live list, so they may land at a different position (same elements).
+//! key) are reported as 422 Invalid with the same message. Upstream's element order
+//! after a `$setElementOrder` merge with deletions depends on Go slice aliasing; that is
+//! reproduced ([`live_order_after_go_merge`]) for lists of objects.
 
 use super::{PatchError, go_type_name};
 use serde_json::{Map, Value};
@@ -81,6 +79,8 @@ const FIELDS: &[FieldMeta] = &[
     ("PodStatus", "conditions", None, Some("type")),
     ("PodStatus", "podIPs", None, Some("ip")),
     ("PodStatus", "hostIPs", None, Some("ip")),
+    ("PodStatus", "resourceClaimStatuses", None, Some("name")),
+    ("ServiceAccount", "secrets", None, Some("name")),
     ("Status", "conditions", None, Some("type")),
     ("Workload", "spec", Some("WorkloadSpec"), None),
     ("Workload", "status", Some("Status"), None),
@@ -109,6 +109,7 @@ pub(super) fn root_type(kind: &str) -> &'static str {
         "Job" => "Job",
         "CronJob" => "CronJob",
         "Service" => "Service",
+        "ServiceAccount" => "ServiceAccount",
         "Namespace" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" | "Node" => "WithStatus",
         _ => "Object",
     }
@@ -121,6 +122,7 @@ const ROOT_TYPES: &[&str] = &[
     "Job",
     "CronJob",
     "Service",
+    "ServiceAccount",
     "WithStatus",
     "Object",
 ];
@@ -298,16 +300,23 @@ fn apply_set_element_order(
         let mk = merge_key.unwrap_or("");
         validate_against_order(patch_list.as_deref().unwrap_or(&[]), &order, mk)?;
         let patch_len = patch_list.as_ref().map_or(0, Vec::len);
+        let mut server_order = None;
         let merged = match (&orig_list, patch_list) {
             (None, None) => continue,
             (Some(o), None) => o.clone(),
             (None, Some(p)) => clean_list(p, Clean::RemoveDirectives),
             (Some(o), Some(p)) => match merge_key {
-                Some(mk) => merge_slice(o.clone(), p, child, mk, false)?,
+                Some(mk) => {
+                    if !mk.is_empty() && o.iter().chain(&p).all(Value::is_object) {
+                        server_order = Some(live_order_after_go_merge(o, &p, mk));
+                    }
+                    merge_slice(o.clone(), p, child, mk, false)?
+                }
                 None => clean_list(p, Clean::TypedDecode),
             },
         };
         let orig_list = orig_list.unwrap_or_default();
+        let server_order = server_order.unwrap_or_else(|| orig_list.clone());
         if orig_list.is_empty() && patch_len == 0 {
             // Upstream derives the element type from these two lists and fails without one.
             return Err(unprocessable("no elements in any of the given slices"));
@@ -315,11 +324,52 @@ fn apply_set_element_order(
         let maps = orig_list.iter().chain(order.iter()).any(Value::is_object);
         let key_for_order = if maps { mk } else { "" };
         let (in_order, server_only) = partition(merged, &order, key_for_order)?;
-        let ordered = normalize_order(in_order, server_only, &order, &orig_list, key_for_order)?;
+        let ordered = normalize_order(in_order, server_only, &order, &server_order, key_for_order)?;
         original.insert(field.to_string(), Value::Array(ordered));
         patch.remove(field);
     }
     Ok(())
+}
+
+/// The live list as upstream sees it when it orders a `$setElementOrder` merge.
+///
+/// Upstream merges into the live list in place: a deletion shifts later elements left and
+/// an added element is appended into the freed slot of the same Go backing array, so the
+/// list it later orders server-only elements by is the live list with deleted slots
+/// overwritten by added elements. Clients observe the resulting order, so reproduce it.
+fn live_order_after_go_merge(live: &[Value], patch: &[Value], mk: &str) -> Vec<Value> {
+    // `visible` is the original backing array (what the caller's slice still shows);
+    // `current` is the slice upstream keeps merging into.
+    let mut visible = live.to_vec();
+    let mut current = live.to_vec();
+    for v in patch.iter().filter(|v| is_delete_element(v)) {
+        let Some(key) = v.get(mk) else { continue };
+        while let Some(k) = current.iter().position(|o| o.get(mk) == Some(key)) {
+            // `append(s[:k], s[k+1:]...)` shifts left in place; the old last slot keeps
+            // its value.
+            current.remove(k);
+            for (i, item) in current.iter().enumerate().skip(k) {
+                visible[i] = item.clone();
+            }
+        }
+    }
+    let replace = patch
+        .iter()
+        .any(|v| v.get(DIRECTIVE).and_then(Value::as_str) == Some("replace"));
+    if replace {
+        return visible;
+    }
+    for v in patch.iter().filter(|v| v.get(DIRECTIVE).is_none()) {
+        let Some(key) = v.get(mk) else { continue };
+        if current.iter().any(|o| o.get(mk) == Some(key)) {
+            continue;
+        }
+        if let Some(slot) = visible.get_mut(current.len()) {
+            *slot = v.clone();
+        }
+        current.push(v.clone());
+    }
+    visible
 }
 
 /// The patch list must be a subsequence of the `$setElementOrder` list (ignoring
@@ -540,17 +590,14 @@ fn merge_slice(
                 break;
             }
         }
-        match found {
-            Some(i) => {
-                let Value::Object(o) = std::mem::take(&mut merged[i]) else {
-                    unreachable!()
-                };
-                let Value::Object(p) = v.clone() else {
-                    unreachable!()
-                };
-                merged[i] = Value::Object(merge_map(o, p, elem_ty)?);
+        // element_kind checked that every element of both lists is an object.
+        match (found, v) {
+            (Some(i), Value::Object(p)) => {
+                if let Value::Object(o) = std::mem::take(&mut merged[i]) {
+                    merged[i] = Value::Object(merge_map(o, p.clone(), elem_ty)?);
+                }
             }
-            None => merged.extend(clean(v.clone(), Clean::TypedDecode)),
+            _ => merged.extend(clean(v.clone(), Clean::TypedDecode)),
         }
     }
     let (in_patch, server_only) = partition(merged, &plain, mk)?;
@@ -602,6 +649,7 @@ fn clean_list(a: Vec<Value>, mode: Clean) -> Vec<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use serde_json::json;
 
     fn smp(kind: &str, original: Value, patch: Value) -> std::result::Result<Value, PatchError> {
@@ -824,6 +872,20 @@ mod tests {
                 json!({"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"},"spec":{"template":{"metadata":{"annotations":{"kubectl.kubernetes.io/restartedAt":"2026-11-29T08:00:00Z"}},"spec":{"containers":[c("app","v1")]}}}}),
             ),
             (
+                "kubectl apply replacing one container keeps a server-only one where upstream puts it",
+                "Deployment",
+                pod_spec(json!({"containers":[c("a","1"),c("c","1"),c("b","1")]})),
+                json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"a"},{"name":"d"}],"containers":[c("d","1"),{"$patch":"delete","name":"b"}]}}}}),
+                pod_spec(json!({"containers":[c("a","1"),c("c","1"),c("d","1")]})),
+            ),
+            (
+                "a deletion and more additions than freed slots (order as kubectl 1.32 computes it)",
+                "Deployment",
+                pod_spec(json!({"containers":[c("a","1"),c("s","1")]})),
+                json!({"spec":{"template":{"spec":{"$setElementOrder/containers":[{"name":"x"},{"name":"y"},{"name":"z"}],"containers":[c("x","1"),c("y","1"),c("z","1"),{"$patch":"delete","name":"a"}]}}}}),
+                pod_spec(json!({"containers":[c("s","1"),c("x","1"),c("y","1"),c("z","1")]})),
+            ),
+            (
                 "init containers of a CronJob's job template merge by name",
                 "CronJob",
                 json!({"spec":{"jobTemplate":{"spec":{"template":{"spec":{"initContainers":[c("i","1"),c("j","1")]}}}}}}),
@@ -914,6 +976,40 @@ mod tests {
             n += 1;
         }
         assert_eq!(n, 50);
+    }
+
+    fn arb_value(nulls: bool) -> impl Strategy<Value = Value> {
+        let scalar = prop_oneof![
+            any::<bool>().prop_map(Value::Bool),
+            (-5i64..5).prop_map(|n| json!(n)),
+            "[a-c]{0,2}".prop_map(Value::String),
+        ];
+        let list = prop::collection::vec(scalar.clone(), 0..3).prop_map(Value::Array);
+        let leaf = prop_oneof![4 => scalar, 1 => list];
+        leaf.prop_recursive(3, 20, 4, move |inner| {
+            let value = if nulls {
+                prop_oneof![4 => inner, 1 => Just(Value::Null)].boxed()
+            } else {
+                inner.boxed()
+            };
+            prop::collection::btree_map("[a-d]", value, 0..4)
+                .prop_map(|m| Value::Object(m.into_iter().collect()))
+        })
+    }
+
+    proptest::proptest! {
+        /// Where no field has a patch strategy, a strategic merge patch is a JSON merge patch.
+        #[test]
+        fn without_tagged_fields_strategic_merge_equals_json_merge(
+            original in arb_value(false),
+            patch in arb_value(true),
+        ) {
+            let original = json!({"data": original});
+            let patch = json!({"data": patch});
+            let mut expected = original.clone();
+            json_patch::merge(&mut expected, &patch);
+            proptest::prop_assert_eq!(smp("ConfigMap", original, patch), Ok(expected));
+        }
     }
 
     #[test]

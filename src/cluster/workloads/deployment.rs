@@ -11,8 +11,8 @@
 //!   ReplicaSet does not also scale old ones (the next pass does).
 //! - `Recreate`: old ReplicaSets go to 0 and their Pods must be gone before the new one is
 //!   scaled to `replicas`.
-//! - `spec.paused`: no new ReplicaSet is created; only a single active ReplicaSet is
-//!   resized (proportional scaling of several is not implemented).
+//! - `spec.paused`: no new ReplicaSet is created; replica changes still apply — to the one
+//!   active ReplicaSet, or proportionally across several (within `replicas + maxSurge`).
 //! - Revisions: the new ReplicaSet gets `deployment.kubernetes.io/revision` = highest old
 //!   revision + 1 (also when an old template comes back), mirrored on the Deployment.
 //! - Old ReplicaSets at 0 beyond `revisionHistoryLimit` (default 10) are deleted.
@@ -43,7 +43,7 @@ use serde_json::{Value, json};
 
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{controller_of, controller_ref, created, to_chrono, to_time};
-use super::reflects::reflects;
+use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
 use crate::core::intstr;
 
@@ -264,17 +264,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
     };
 
     if paused {
-        let active: Vec<usize> = olds
-            .iter()
-            .enumerate()
-            .filter(|(_, o)| o.spec > 0)
-            .map(|(i, _)| i)
-            .collect();
-        match (&mut new_rs, active.as_slice()) {
-            (Some(n), []) if n.spec != replicas => n.target = replicas,
-            (None, [only]) if olds[*only].spec != replicas => olds[*only].target = replicas,
-            _ => {}
-        }
+        scale_paused(new_rs.as_mut(), &mut olds, replicas, max_total);
     } else if name_taken {
         // Another template already holds our name: a collision. Bumping the count
         // changes the hash on the next pass.
@@ -370,6 +360,47 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
         changes,
         status: changed.then_some(status),
         requeue_at,
+    }
+}
+
+/// A paused Deployment only scales. One active ReplicaSet (or, with none active, the new or
+/// newest one) is set to `replicas`; several active ones share `replicas + maxSurge` in
+/// proportion to their sizes, the remainder going to the largest (newest on a tie), as
+/// upstream does. Scaling to 0 empties them all.
+fn scale_paused(new_rs: Option<&mut View>, olds: &mut [View], replicas: i32, max_total: i32) {
+    let mut all: Vec<&mut View> = new_rs.into_iter().chain(olds.iter_mut()).collect();
+    let active = all.iter().filter(|v| v.spec > 0).count();
+    if active <= 1 {
+        // With one new ReplicaSet it comes first; otherwise take the active or newest one.
+        let pick = all
+            .iter()
+            .position(|v| v.spec > 0)
+            .or_else(|| (0..all.len()).max_by_key(|i| (all[*i].created, all[*i].name.clone())));
+        if let Some(i) = pick {
+            all[i].target = replicas;
+        }
+        return;
+    }
+    let allowed = if replicas == 0 { 0 } else { max_total };
+    let current: i32 = all.iter().map(|v| v.spec).sum();
+    if current == allowed {
+        return;
+    }
+    let mut order: Vec<usize> = (0..all.len()).filter(|i| all[*i].spec > 0).collect();
+    order.sort_by(|a, b| (all[*b].spec, all[*b].created).cmp(&(all[*a].spec, all[*a].created)));
+    let mut assigned = 0;
+    for &i in &order {
+        let share = (i64::from(all[i].spec) * i64::from(allowed) / i64::from(current)) as i32;
+        all[i].target = share;
+        assigned += share;
+    }
+    let mut rest = allowed - assigned;
+    for &i in order.iter().cycle().take(order.len() * 2) {
+        if rest <= 0 {
+            break;
+        }
+        all[i].target += 1;
+        rest -= 1;
     }
 }
 
@@ -700,6 +731,8 @@ pub struct Context {
     pub client: kube::Client,
     pub deployments: Arc<Cache<Deployment>>,
     pub replicasets: Arc<Cache<ReplicaSet>>,
+    /// Status writes not yet seen in the cache.
+    pub writes: WriteMemo,
 }
 
 /// Observes, plans and applies one Deployment.
@@ -708,11 +741,14 @@ pub async fn reconcile(
     ctx: Arc<Context>,
 ) -> Result<Option<Duration>, WorkloadsError> {
     let Some(d) = ctx.deployments.get(&key) else {
+        ctx.writes.forget(&key);
         return Ok(None);
     };
     let uid = d.metadata.uid.clone().unwrap_or_default();
     let owned = ctx.replicasets.owned_by(&uid);
     let now = Utc::now();
+    ctx.writes
+        .seen(&key, d.metadata.resource_version.as_deref());
     let mut decision = plan(&d, &owned, now);
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &key.namespace);
@@ -787,11 +823,19 @@ pub async fn reconcile(
     }
     if let Some(status) = &decision.status {
         let body = json!({ "status": status_patch_body(status) });
-        ignore_not_found(
-            d_api
+        let cached_rv = d.metadata.resource_version.as_deref();
+        if !ctx.writes.in_flight(&key, &body, cached_rv) {
+            match d_api
                 .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await,
-        )?;
+                .await
+            {
+                Ok(written) => ctx
+                    .writes
+                    .record(&key, &body, written.metadata.resource_version),
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
     Ok(decision
         .requeue_at
@@ -1177,6 +1221,25 @@ mod tests {
     }
 
     #[test]
+    fn paused_mid_rollout_scales_proportionally_and_to_zero() {
+        let mut w = World::new(rolling(deployment(4, "nginx:1"), 2, 0));
+        w.roll();
+        w.set_image("nginx:2");
+        w.step(true); // new ReplicaSet created at 2 next to the old 4
+        assert_eq!(w.shape(), vec![2, 4]);
+        w.d.spec.as_mut().unwrap().paused = Some(true);
+        w.set_replicas(8); // allowed 8 + 2 = 10, shared 2:4
+        w.roll();
+        assert_eq!(w.shape(), vec![3, 7]);
+        w.set_replicas(0);
+        w.roll();
+        assert_eq!(w.shape(), vec![0, 0]);
+        w.set_replicas(3); // nothing active: the newest ReplicaSet takes it all
+        w.roll();
+        assert_eq!(w.shape(), vec![3, 0]);
+    }
+
+    #[test]
     fn rolling_back_to_an_old_template_gives_it_a_new_revision() {
         let mut w = World::new(deployment(1, "nginx:1"));
         w.roll();
@@ -1282,5 +1345,27 @@ mod tests {
                 .any(|c| matches!(c, Change::CreateReplicaSet(_)))
         );
         assert_eq!(plan.status.unwrap().collision_count, Some(1));
+    }
+
+    proptest::proptest! {
+        /// A rolling update never runs more than `replicas + maxSurge` Pods, never keeps fewer
+        /// than `replicas - maxUnavailable`, and always finishes with only the new ReplicaSet.
+        #[test]
+        fn rolling_updates_stay_within_surge_and_unavailable(
+            replicas in 0i32..15,
+            surge in 0i32..4,
+            unavailable in 0i32..4,
+        ) {
+            let mut w = World::new(rolling(deployment(replicas, "nginx:1"), surge, unavailable));
+            w.roll();
+            w.set_image("nginx:2");
+            let (max_surge, max_unavailable) = surge_and_unavailable(&w.d, replicas);
+            for shape in w.roll() {
+                let total: i32 = shape.iter().sum();
+                proptest::prop_assert!(total <= replicas + max_surge, "{shape:?}");
+                proptest::prop_assert!(total >= replicas - max_unavailable, "{shape:?}");
+            }
+            proptest::prop_assert_eq!(w.shape(), vec![replicas, 0]);
+        }
     }
 }

@@ -27,6 +27,7 @@ pub struct ObjectKey {
 }
 
 impl ObjectKey {
+    /// The key of `name` in `namespace`.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
         Self {
             namespace: namespace.into(),
@@ -34,6 +35,7 @@ impl ObjectKey {
         }
     }
 
+    /// The key of an object (its namespace is empty for cluster-scoped kinds).
     pub fn of<K: Resource>(obj: &K) -> Self {
         Self::new(obj.namespace().unwrap_or_default(), obj.name_any())
     }
@@ -60,7 +62,19 @@ fn owner_uid<K: Resource>(obj: &K) -> Option<String> {
     controller_of(obj.meta()).map(|r| r.uid.clone())
 }
 
+/// The index slot of objects without a controller in `namespace` (a NUL prefix cannot
+/// collide with a UID).
+fn orphan_slot(namespace: &str) -> String {
+    format!("\u{0}orphans/{namespace}")
+}
+
+fn index_key<K: Resource>(obj: &K) -> String {
+    owner_uid(obj)
+        .unwrap_or_else(|| orphan_slot(obj.meta().namespace.as_deref().unwrap_or_default()))
+}
+
 impl<K: Resource> Cache<K> {
+    /// An empty cache that reports itself unsynced until its first list completes.
     pub fn new() -> Self {
         Self {
             inner: RwLock::new(Inner {
@@ -79,6 +93,7 @@ impl<K: Resource> Cache<K> {
         self.inner.write().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The cached copy of one object.
     pub fn get(&self, key: &ObjectKey) -> Option<Arc<K>> {
         self.read().objects.get(key).cloned()
     }
@@ -95,37 +110,56 @@ impl<K: Resource> Cache<K> {
             .collect()
     }
 
+    /// The objects in `namespace` that no controller owns (candidates for adoption).
+    pub fn orphans_in(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.owned_by(&orphan_slot(namespace))
+    }
+
+    /// Every object in `namespace`: a scan, for rare events only.
+    pub fn in_namespace(&self, namespace: &str) -> Vec<Arc<K>> {
+        self.read()
+            .objects
+            .iter()
+            .filter(|(k, _)| k.namespace == namespace)
+            .map(|(_, o)| o.clone())
+            .collect()
+    }
+
+    /// Number of cached objects.
     pub fn len(&self) -> usize {
         self.read().objects.len()
     }
 
+    /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
         self.read().objects.is_empty()
     }
 
     /// Stores `obj`, returning the copy it replaced.
     pub fn insert(&self, obj: K) -> Option<Arc<K>> {
-        let key = ObjectKey::of(&obj);
-        let owner = owner_uid(&obj);
+        self.insert_shared(Arc::new(obj))
+    }
+
+    /// Stores an already shared copy, returning the copy it replaced.
+    pub fn insert_shared(&self, obj: Arc<K>) -> Option<Arc<K>> {
+        let key = ObjectKey::of(obj.as_ref());
+        let slot = index_key(obj.as_ref());
         let mut inner = self.write();
-        let old = inner.objects.insert(key.clone(), Arc::new(obj));
-        if let Some(prev) = old.as_deref().and_then(owner_uid)
-            && Some(&prev) != owner.as_ref()
+        let old = inner.objects.insert(key.clone(), obj);
+        if let Some(prev) = old.as_deref().map(index_key)
+            && prev != slot
         {
             unindex(&mut inner.by_owner, &prev, &key);
         }
-        if let Some(uid) = owner {
-            inner.by_owner.entry(uid).or_default().insert(key);
-        }
+        inner.by_owner.entry(slot).or_default().insert(key);
         old
     }
 
+    /// Forgets an object, returning the last copy.
     pub fn remove(&self, key: &ObjectKey) -> Option<Arc<K>> {
         let mut inner = self.write();
         let old = inner.objects.remove(key)?;
-        if let Some(uid) = owner_uid(old.as_ref()) {
-            unindex(&mut inner.by_owner, &uid, key);
-        }
+        unindex(&mut inner.by_owner, &index_key(old.as_ref()), key);
         Some(old)
     }
 
@@ -191,14 +225,18 @@ pub async fn run<K>(
                 tracing::warn!(kind = %K::kind(&Default::default()), error = %e, "watch failed; retrying")
             }
             Ok(Event::Init) => relist = Some(HashSet::new()),
-            Ok(Event::InitApply(obj)) | Ok(Event::Apply(obj)) => {
+            Ok(Event::InitApply(mut obj)) | Ok(Event::Apply(mut obj)) => {
+                // No controller reads managedFields; at benchmark scale they are a large
+                // share of every cached object.
+                obj.meta_mut().managed_fields = None;
                 if let Some(seen) = relist.as_mut() {
                     seen.insert(ObjectKey::of(&obj));
                 }
-                let old = cache.insert(obj.clone());
+                let obj = Arc::new(obj);
+                let old = cache.insert_shared(obj.clone());
                 notify(&obj);
                 if let Some(old) = old
-                    && owner_uid(old.as_ref()) != owner_uid(&obj)
+                    && owner_uid(old.as_ref()) != owner_uid(obj.as_ref())
                 {
                     notify(&old);
                 }
@@ -244,5 +282,14 @@ mod tests {
         cache.remove(&ObjectKey::new("ns", "a"));
         assert!(cache.owned_by("rs1").is_empty());
         assert_eq!(cache.len(), 1);
+
+        let mut orphan = pod("c", "rs2", 0);
+        orphan.metadata.owner_references = None;
+        cache.insert(orphan);
+        assert_eq!(cache.orphans_in("ns").len(), 1);
+        assert!(cache.orphans_in("other").is_empty());
+        cache.insert(pod("c", "rs2", 0));
+        assert!(cache.orphans_in("ns").is_empty(), "adopted");
+        assert_eq!(cache.owned_by("rs2").len(), 2);
     }
 }

@@ -36,7 +36,7 @@ impl Harness {
         let cfg = Config {
             pod_ready_delay: Duration::from_millis(150),
             pod_start_delay: Duration::from_millis(50),
-            namespace: Some("default".into()),
+            namespace: None,
         };
         let controllers = tokio::spawn(run(client.clone(), cfg, shutdown.clone()));
         Self {
@@ -361,6 +361,10 @@ async fn deployment_rolls_out_a_new_image_and_scales_to_zero_and_back() {
 }
 
 fn job_manifest(name: &str, script: &str, backoff: i32) -> Job {
+    job_manifest_with(name, script, backoff, "Never")
+}
+
+fn job_manifest_with(name: &str, script: &str, backoff: i32, restart_policy: &str) -> Job {
     serde_json::from_value(json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -369,7 +373,7 @@ fn job_manifest(name: &str, script: &str, backoff: i32) -> Job {
             "backoffLimit": backoff,
             "template": {
                 "spec": {
-                    "restartPolicy": "Never",
+                    "restartPolicy": restart_policy,
                     "containers": [{"name": "main", "image": "busybox", "command": ["sh", "-c", script]}]
                 }
             }
@@ -471,5 +475,79 @@ async fn a_settled_cluster_stops_writing() {
     assert_eq!(writes(&h), before, "settled objects were written again");
     assert_eq!(h.active_pods("idle-").await.len(), 2);
     assert_eq!(h.active_pods("calm-").await.len(), 2);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn on_failure_jobs_fail_once_restarts_reach_the_backoff_limit() {
+    let h = Harness::start().await;
+    let api: Api<Job> = h.api();
+    api.create(
+        &PostParams::default(),
+        &job_manifest_with("flaky", "exit 1", 2, "OnFailure"),
+    )
+    .await
+    .expect("create job");
+    let job = wait_until(&api, "flaky", "Failed", |j| has_condition(j, "Failed")).await;
+    let failed = job
+        .status
+        .unwrap()
+        .conditions
+        .unwrap()
+        .into_iter()
+        .find(|c| c.type_ == "Failed")
+        .unwrap();
+    assert_eq!(failed.reason.as_deref(), Some("BackoffLimitExceeded"));
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while !h.active_pods("flaky-").await.is_empty() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the restarting pod was not deleted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_replicaset_adopts_a_matching_orphan_pod() {
+    let h = Harness::start().await;
+    let pods: Api<Pod> = h.api();
+    let orphan: Pod = serde_json::from_value(json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "stray", "namespace": "default", "labels": {"app": "adopt"}},
+        "spec": {"containers": [{"name": "web", "image": "nginx:1.27"}]}
+    }))
+    .expect("valid Pod");
+    pods.create(&PostParams::default(), &orphan)
+        .await
+        .expect("create orphan");
+    // Running means the kubelet, and so the shared cache, has seen it.
+    wait_until(&pods, "stray", "running", |p| {
+        super::pod_state::phase(p) == "Running"
+    })
+    .await;
+
+    let api: Api<ReplicaSet> = h.api();
+    api.create(
+        &PostParams::default(),
+        &rs_manifest("adopt", 1, 0, json!({})),
+    )
+    .await
+    .expect("create rs");
+    let rs = wait_until(&api, "adopt", "available", |rs| rs_counts(rs) == (1, 1, 1)).await;
+    let stray = pods.get("stray").await.expect("orphan still exists");
+    let owner = super::pod_state::controller_of(&stray.metadata).expect("adopted");
+    assert_eq!(Some(&owner.uid), rs.metadata.uid.as_ref());
+    let matching = pods
+        .list(&ListParams::default().labels("app=adopt"))
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(super::pod_state::is_active)
+        .count();
+    assert_eq!(matching, 1, "no extra Pod was created");
     h.stop().await;
 }

@@ -33,7 +33,7 @@ use super::pod_state::{
     restart_count, to_chrono, to_time,
 };
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::reflects;
+use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
 
 /// The Job controller's decision.
@@ -266,7 +266,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         .iter()
         .filter_map(|c| match c {
             PodChange::Delete(n) => Some(n.as_str()),
-            PodChange::Create(_) => None,
+            PodChange::Create(_) | PodChange::Adopt { .. } => None,
         })
         .collect();
     let created = changes
@@ -327,6 +327,8 @@ pub struct Context {
     pub jobs: Arc<Cache<Job>>,
     pub pods: Arc<Cache<Pod>>,
     pub expectations: Expectations,
+    /// Status writes not yet seen in the cache.
+    pub writes: WriteMemo,
 }
 
 /// Observes, plans and applies one Job.
@@ -336,11 +338,14 @@ pub async fn reconcile(
 ) -> Result<Option<Duration>, WorkloadsError> {
     let Some(job) = ctx.jobs.get(&key) else {
         ctx.expectations.forget(&key);
+        ctx.writes.forget(&key);
         return Ok(None);
     };
     let pods = ctx
         .pods
         .owned_by(job.metadata.uid.as_deref().unwrap_or_default());
+    ctx.writes
+        .seen(&key, job.metadata.resource_version.as_deref());
     let manage = ctx.expectations.satisfied(&key, &ctx.pods);
     let now = Utc::now();
     let decision = plan(&job, &pods, now, manage);
@@ -354,11 +359,18 @@ pub async fn reconcile(
     if let Some(status) = &decision.status {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
         let body = json!({ "status": status_patch_body(status) });
-        match api
-            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(_) => {}
+        let cached_rv = job.metadata.resource_version.as_deref();
+        match if ctx.writes.in_flight(&key, &body, cached_rv) {
+            Ok(None)
+        } else {
+            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map(Some)
+        } {
+            Ok(None) => {}
+            Ok(Some(written)) => ctx
+                .writes
+                .record(&key, &body, written.metadata.resource_version),
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         }

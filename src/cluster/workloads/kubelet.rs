@@ -45,7 +45,7 @@ use kube::{Api, ResourceExt};
 
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{to_chrono, to_time};
-use super::reflects::reflects;
+use super::reflects::{WriteMemo, reflects};
 use super::script::{Script, interpret};
 use super::{WorkloadsError, is_not_found};
 
@@ -477,6 +477,7 @@ pub fn plan(
 #[derive(Default)]
 pub struct Memory {
     first_seen: Mutex<BTreeMap<ObjectKey, (String, DateTime<Utc>)>>,
+    writes: WriteMemo,
 }
 
 /// Reconciles one Pod: decide, write, and say when to look again.
@@ -510,8 +511,12 @@ pub async fn reconcile(
         }
     };
     let Some(pod) = pod else {
+        memory.writes.forget(&key);
         return Ok(None);
     };
+    memory
+        .writes
+        .seen(&key, pod.metadata.resource_version.as_deref());
     let decision = plan(&pod, seen, now, &timing);
     let api: Api<Pod> = Api::namespaced(client, &key.namespace);
     match decision.change {
@@ -529,11 +534,21 @@ pub async fn reconcile(
         }
         Some(KubeletChange::SetStatus(status)) => {
             let patch = serde_json::json!({ "status": status });
+            let cached_rv = pod.metadata.resource_version.as_deref();
+            if memory.writes.in_flight(&key, &patch, cached_rv) {
+                return Ok(decision
+                    .wake_at
+                    .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)));
+            }
             match api
                 .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
                 .await
             {
-                Ok(_) => {}
+                Ok(written) => {
+                    memory
+                        .writes
+                        .record(&key, &patch, written.metadata.resource_version)
+                }
                 Err(e) if is_not_found(&e) => return Ok(None),
                 Err(e) => return Err(WorkloadsError::Kube(e)),
             }

@@ -19,6 +19,7 @@ pub mod deployment;
 pub mod informer;
 pub mod job;
 pub mod kubelet;
+pub mod label_selector;
 pub mod pod_state;
 pub mod pod_writer;
 pub mod queue;
@@ -92,6 +93,30 @@ fn owner_handler<K: kube::Resource>(
     })
 }
 
+/// An orphan Pod wakes the ReplicaSets of its namespace whose selector matches it, so they
+/// can adopt it. Orphans are rare, so scanning the namespace's ReplicaSets is fine.
+fn orphan_handler(
+    replicasets: std::sync::Arc<informer::Cache<k8s_openapi::api::apps::v1::ReplicaSet>>,
+    queue: queue::Queue,
+) -> informer::Handler<k8s_openapi::api::core::v1::Pod> {
+    Box::new(move |pod| {
+        if pod_state::controller_of(&pod.metadata).is_some() || !pod_state::is_active(pod) {
+            return;
+        }
+        let ns = pod.metadata.namespace.clone().unwrap_or_default();
+        let labels = pod.metadata.labels.clone().unwrap_or_default();
+        for rs in replicasets.in_namespace(&ns) {
+            if rs
+                .spec
+                .as_ref()
+                .is_some_and(|s| label_selector::selects(&s.selector, &labels))
+            {
+                queue.add(informer::ObjectKey::of(rs.as_ref()));
+            }
+        }
+    })
+}
+
 fn self_handler<K: kube::Resource>(queue: queue::Queue) -> informer::Handler<K> {
     Box::new(move |obj: &K| queue.add(informer::ObjectKey::of(obj)))
 }
@@ -132,6 +157,7 @@ pub async fn run(
             self_handler(kubelet_q),
             owner_handler("ReplicaSet", rs_q.clone()),
             owner_handler("Job", job_q.clone()),
+            orphan_handler(replicasets.clone(), rs_q.clone()),
         ],
         stop.clone(),
     ));
@@ -185,6 +211,7 @@ pub async fn run(
             pods: pods.clone(),
             expectations: pod_writer::Expectations::default(),
             failures: Default::default(),
+            writes: Default::default(),
         });
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -203,6 +230,7 @@ pub async fn run(
             client: client.clone(),
             deployments: deployments.clone(),
             replicasets: replicasets.clone(),
+            writes: Default::default(),
         });
         let stop = stop.clone();
         tasks.spawn(async move {
@@ -222,6 +250,7 @@ pub async fn run(
             jobs: jobs.clone(),
             pods: pods.clone(),
             expectations: pod_writer::Expectations::default(),
+            writes: Default::default(),
         });
         let stop = stop.clone();
         tasks.spawn(async move {

@@ -29,6 +29,11 @@ pub enum PodChange {
     Create(Box<Pod>),
     /// Delete the Pod with this name.
     Delete(String),
+    /// Make the controller the owner of this orphan Pod by writing these owner references.
+    Adopt {
+        name: String,
+        owner_references: Vec<OwnerReference>,
+    },
 }
 
 /// How many Pods one reconcile may create; the rest wait for the next pass, as upstream.
@@ -102,10 +107,32 @@ pub async fn apply(client: &kube::Client, namespace: &str, changes: Vec<PodChang
     let mut applied = Applied::default();
     let mut creates = Vec::new();
     let mut deletes = Vec::new();
+    let mut adoptions = Vec::new();
     for c in changes {
         match c {
             PodChange::Create(p) => creates.push(*p),
             PodChange::Delete(n) => deletes.push(n),
+            PodChange::Adopt {
+                name,
+                owner_references,
+            } => adoptions.push((name, owner_references)),
+        }
+    }
+    for (name, refs) in adoptions {
+        let body = serde_json::json!({"metadata": {"ownerReferences": refs}});
+        match api
+            .patch(
+                &name,
+                &kube::api::PatchParams::default(),
+                &kube::api::Patch::Merge(&body),
+            )
+            .await
+        {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => {
+                applied.error.get_or_insert(WorkloadsError::Kube(e));
+            }
         }
     }
     let results = futures::future::join_all(deletes.into_iter().map(|name| {
@@ -180,6 +207,7 @@ impl Default for Expectations {
 }
 
 impl Expectations {
+    /// Expectations that are given up after `ttl` (a write whose echo never arrives).
     pub fn new(ttl: Duration) -> Self {
         Self {
             pending: Mutex::new(HashMap::new()),

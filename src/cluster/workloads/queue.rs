@@ -21,18 +21,30 @@ use super::informer::ObjectKey;
 /// The sending side: cheap to clone, given to the informers' handlers.
 #[derive(Clone)]
 pub struct Queue {
-    tx: mpsc::UnboundedSender<ObjectKey>,
+    tx: mpsc::UnboundedSender<(ObjectKey, Duration)>,
 }
 
+/// The receiving side, consumed by [`run_worker`].
+pub type Receiver = mpsc::UnboundedReceiver<(ObjectKey, Duration)>;
+
 impl Queue {
-    pub fn new() -> (Self, mpsc::UnboundedReceiver<ObjectKey>) {
+    /// A queue and the receiver its worker drains.
+    pub fn new() -> (Self, Receiver) {
         let (tx, rx) = mpsc::unbounded_channel();
         (Self { tx }, rx)
     }
 
+    /// Queues `key` for a reconcile as soon as a worker is free.
     pub fn add(&self, key: ObjectKey) {
+        self.add_after(key, Duration::ZERO);
+    }
+
+    /// Queues `key` after `delay`. Used to coalesce a burst of events about an object's
+    /// children (twenty Pods turning Ready one after the other) into one reconcile and one
+    /// status write instead of twenty.
+    pub fn add_after(&self, key: ObjectKey, delay: Duration) {
         // A closed receiver means the controller is shutting down; dropping work is right.
-        let _ = self.tx.send(key);
+        let _ = self.tx.send((key, delay));
     }
 }
 
@@ -47,7 +59,7 @@ pub fn backoff(failures: u32) -> Duration {
 /// with [`backoff`].
 pub async fn run_worker<F, Fut>(
     name: &'static str,
-    mut rx: mpsc::UnboundedReceiver<ObjectKey>,
+    mut rx: Receiver,
     concurrency: usize,
     shutdown: CancellationToken,
     reconcile: F,
@@ -77,11 +89,35 @@ pub async fn run_worker<F, Fut>(
         }
     };
 
+    // Arms the key's timer for `delay` from now unless it already fires sooner.
+    let schedule =
+        |key: ObjectKey,
+         delay: Duration,
+         timers: &mut DelayQueue<ObjectKey>,
+         timer_of: &mut HashMap<ObjectKey, (delay_queue::Key, tokio::time::Instant)>| {
+            let at = tokio::time::Instant::now() + delay;
+            match timer_of.get(&key) {
+                Some((_, existing)) if *existing <= at => {}
+                Some((tk, _)) => {
+                    timers.reset_at(tk, at);
+                    timer_of.insert(key, (*tk, at));
+                }
+                None => {
+                    let tk = timers.insert_at(key.clone(), at);
+                    timer_of.insert(key, (tk, at));
+                }
+            }
+        };
+
     loop {
         // Take everything already sent before starting work, so bursts of events for the
         // same object collapse into one reconcile.
-        while let Ok(key) = rx.try_recv() {
-            enqueue(key, &mut ready, &mut queued, &running_keys, &mut dirty);
+        while let Ok((key, delay)) = rx.try_recv() {
+            if delay.is_zero() {
+                enqueue(key, &mut ready, &mut queued, &running_keys, &mut dirty);
+            } else {
+                schedule(key, delay, &mut timers, &mut timer_of);
+            }
         }
         while tasks.len() < concurrency {
             let Some(key) = ready.pop_front() else { break };
@@ -92,7 +128,13 @@ pub async fn run_worker<F, Fut>(
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
-            Some(key) = rx.recv() => enqueue(key, &mut ready, &mut queued, &running_keys, &mut dirty),
+            Some((key, delay)) = rx.recv() => {
+                if delay.is_zero() {
+                    enqueue(key, &mut ready, &mut queued, &running_keys, &mut dirty);
+                } else {
+                    schedule(key, delay, &mut timers, &mut timer_of);
+                }
+            }
             Some(expired) = timers.next(), if !timers.is_empty() => {
                 let key = expired.into_inner();
                 timer_of.remove(&key);
@@ -118,18 +160,7 @@ pub async fn run_worker<F, Fut>(
                     }
                 };
                 if let Some(delay) = after {
-                    let at = tokio::time::Instant::now() + delay;
-                    match timer_of.get(&key) {
-                        Some((_, existing)) if *existing <= at => {}
-                        Some((tk, _)) => {
-                            timers.reset_at(tk, at);
-                            timer_of.insert(key.clone(), (*tk, at));
-                        }
-                        None => {
-                            let tk = timers.insert_at(key.clone(), at);
-                            timer_of.insert(key.clone(), (tk, at));
-                        }
-                    }
+                    schedule(key.clone(), delay, &mut timers, &mut timer_of);
                 }
                 if dirty.remove(&key) {
                     enqueue(key, &mut ready, &mut queued, &running_keys, &mut dirty);

@@ -8,7 +8,14 @@
 //! a field the server omitted because it is the zero value (`omitempty`) equals a desired
 //! `0`, `false`, `""`, `[]`, `{}` or `null`.
 
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
 use serde_json::Value;
+
+use super::informer::ObjectKey;
 
 /// True when applying `desired` as a JSON merge patch onto `current` changes nothing
 /// meaningful.
@@ -35,6 +42,80 @@ fn is_zero(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.values().all(is_zero),
+    }
+}
+
+/// How long a write is assumed to be on its way through the watch.
+const IN_FLIGHT: Duration = Duration::from_secs(10);
+
+struct Memo {
+    digest: u64,
+    resource_version: Option<String>,
+    at: Instant,
+}
+
+/// The status bodies a controller wrote and the `resourceVersion` each write produced.
+///
+/// The watch cache lags the controller's own writes: a reconcile that runs before its last
+/// write comes back through the watch compares against the old copy and would send the same
+/// body again. Remembering the write lets it skip that duplicate until the cache shows the
+/// written `resourceVersion` (or, should the echo get lost, for at most ten seconds).
+#[derive(Default)]
+pub struct WriteMemo {
+    memos: Mutex<HashMap<ObjectKey, Memo>>,
+}
+
+fn digest(body: &Value) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    body.to_string().hash(&mut h);
+    h.finish()
+}
+
+impl WriteMemo {
+    /// True when `body` is exactly what was last written for `key` and the cached copy
+    /// (at `cached_rv`) is not yet the result of that write.
+    pub fn in_flight(&self, key: &ObjectKey, body: &Value, cached_rv: Option<&str>) -> bool {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(m) = memos.get(key) else {
+            return false;
+        };
+        if m.resource_version.as_deref() == cached_rv || m.at.elapsed() > IN_FLIGHT {
+            memos.remove(key);
+            return false;
+        }
+        m.digest == digest(body)
+    }
+
+    /// Records that `body` was written for `key`, producing `resource_version`.
+    pub fn record(&self, key: &ObjectKey, body: &Value, resource_version: Option<String>) {
+        self.memos.lock().unwrap_or_else(|e| e.into_inner()).insert(
+            key.clone(),
+            Memo {
+                digest: digest(body),
+                resource_version,
+                at: Instant::now(),
+            },
+        );
+    }
+
+    /// Notes the cached copy's version: once it is the one a write produced, that write is
+    /// no longer in flight and its record is dropped.
+    pub fn seen(&self, key: &ObjectKey, cached_rv: Option<&str>) {
+        let mut memos = self.memos.lock().unwrap_or_else(|e| e.into_inner());
+        if memos
+            .get(key)
+            .is_some_and(|m| m.resource_version.as_deref() == cached_rv)
+        {
+            memos.remove(key);
+        }
+    }
+
+    /// Drops what is known about a deleted object.
+    pub fn forget(&self, key: &ObjectKey) {
+        self.memos
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
     }
 }
 
@@ -76,5 +157,24 @@ mod tests {
         ));
         assert!(!reflects(&json!({"c": [1, 2]}), &json!({"c": [1]})));
         assert!(!reflects(&json!({"c": [{"a": 1}]}), &json!({"c": null})));
+    }
+
+    #[test]
+    fn a_write_is_in_flight_until_the_cache_shows_its_version() {
+        let memo = WriteMemo::default();
+        let key = ObjectKey::new("ns", "p");
+        let body = json!({"status": {"phase": "Running"}});
+        assert!(!memo.in_flight(&key, &body, Some("1")));
+        memo.record(&key, &body, Some("2".into()));
+        assert!(memo.in_flight(&key, &body, Some("1")), "stale cache: skip");
+        assert!(
+            !memo.in_flight(&key, &json!({"status": {"phase": "Failed"}}), Some("1")),
+            "a different body is written"
+        );
+        assert!(!memo.in_flight(&key, &body, Some("2")), "cache caught up");
+        assert!(
+            !memo.in_flight(&key, &body, Some("1")),
+            "memo dropped once caught up"
+        );
     }
 }

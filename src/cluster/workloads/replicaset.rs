@@ -7,7 +7,8 @@
 //! newest); finished Pods and Pods being deleted do not count. A Pod is *available* once it
 //! has been Ready for `spec.minReadySeconds`; the controller re-checks at exactly that
 //! moment. `ReplicaFailure` (reason `FailedCreate`) is set while Pod creation fails.
-//! Orphan Pods matching the selector are not adopted.
+//! Active orphan Pods (no controller) whose labels match the selector are adopted first:
+//! the ReplicaSet becomes their controller, and counts are adjusted once that is visible.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -21,11 +22,12 @@ use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::informer::{Cache, ObjectKey};
+use super::label_selector::selects;
 use super::pod_state::{
     available_at, controller_ref, deletion_order, is_active, is_ready, to_time,
 };
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::reflects;
+use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
 
 /// The ReplicaSet controller's decision.
@@ -38,13 +40,15 @@ pub struct Plan {
     pub requeue_at: Option<DateTime<Utc>>,
 }
 
-/// Decides Pod creations/deletions and the status of `rs` given the Pods it controls.
+/// Decides Pod creations/deletions/adoptions and the status of `rs` given the Pods it
+/// controls and the orphan Pods of its namespace.
 ///
 /// `manage` is false while earlier writes are not yet visible in the cache (then only the
 /// status is computed); `create_failure` is the message of the last failed Pod creation.
 pub fn plan(
     rs: &ReplicaSet,
     pods: &[Arc<Pod>],
+    orphans: &[Arc<Pod>],
     now: DateTime<Utc>,
     manage: bool,
     create_failure: Option<&str>,
@@ -65,7 +69,23 @@ pub fn plan(
         .filter(|p| is_active(p))
         .collect();
 
-    if manage {
+    let adoptable: Vec<&Pod> = orphans
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| is_active(p) && selects(&spec.selector, p.labels()))
+        .collect();
+    if manage && !adoptable.is_empty() {
+        // Adopt first; sizing waits until the adopted Pods show up as owned.
+        let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
+        for p in adoptable {
+            let mut refs = p.metadata.owner_references.clone().unwrap_or_default();
+            refs.push(owner.clone());
+            changes.push(PodChange::Adopt {
+                name: p.name_any(),
+                owner_references: refs,
+            });
+        }
+    } else if manage {
         if active.len() < desired {
             let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
             let ns = rs.namespace().unwrap_or_default();
@@ -179,6 +199,8 @@ pub struct Context {
     pub expectations: Expectations,
     /// Last Pod-creation failure per ReplicaSet, shown as `ReplicaFailure`.
     pub failures: Mutex<HashMap<ObjectKey, String>>,
+    /// Status writes not yet seen in the cache.
+    pub writes: WriteMemo,
 }
 
 /// Observes, plans and applies one ReplicaSet.
@@ -188,6 +210,7 @@ pub async fn reconcile(
 ) -> Result<Option<Duration>, WorkloadsError> {
     let Some(rs) = ctx.replicasets.get(&key) else {
         ctx.expectations.forget(&key);
+        ctx.writes.forget(&key);
         ctx.failures
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -197,6 +220,9 @@ pub async fn reconcile(
     let pods = ctx
         .pods
         .owned_by(rs.metadata.uid.as_deref().unwrap_or_default());
+    ctx.writes
+        .seen(&key, rs.metadata.resource_version.as_deref());
+    let orphans = ctx.pods.orphans_in(&key.namespace);
     let manage = ctx.expectations.satisfied(&key, &ctx.pods);
     let failure = ctx
         .failures
@@ -205,7 +231,7 @@ pub async fn reconcile(
         .get(&key)
         .cloned();
     let now = Utc::now();
-    let mut decision = plan(&rs, &pods, now, manage, failure.as_deref());
+    let mut decision = plan(&rs, &pods, &orphans, now, manage, failure.as_deref());
     let had_creates = decision
         .changes
         .iter()
@@ -228,18 +254,25 @@ pub async fn reconcile(
         let new_failure = failures.get(&key).cloned();
         drop(failures);
         if new_failure != failure {
-            decision = plan(&rs, &pods, now, false, new_failure.as_deref());
+            decision = plan(&rs, &pods, &orphans, now, false, new_failure.as_deref());
         }
         error = applied.error;
     }
     if let Some(status) = &decision.status {
         let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
         let body = json!({ "status": status_patch_body(status) });
-        match api
-            .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(_) => {}
+        let cached_rv = rs.metadata.resource_version.as_deref();
+        match if ctx.writes.in_flight(&key, &body, cached_rv) {
+            Ok(None)
+        } else {
+            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map(Some)
+        } {
+            Ok(None) => {}
+            Ok(Some(written)) => ctx
+                .writes
+                .record(&key, &body, written.metadata.resource_version),
             Err(e) if is_not_found(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
@@ -371,7 +404,7 @@ mod tests {
             ("creation is capped per pass", 2000, vec![], BURST, vec![]),
         ];
         for (name, replicas, pods, want_creates, want_deletes) in cases {
-            let plan = plan(&rs(replicas, 0), &pods, t(10), true, None);
+            let plan = plan(&rs(replicas, 0), &pods, &[], t(10), true, None);
             assert_eq!(creates(&plan), want_creates, "{name}");
             assert_eq!(deletes(&plan), want_deletes, "{name}");
         }
@@ -379,7 +412,7 @@ mod tests {
 
     #[test]
     fn created_pods_carry_template_labels_owner_and_name_prefix() {
-        let plan = plan(&rs(1, 0), &[], t(0), true, None);
+        let plan = plan(&rs(1, 0), &[], &[], t(0), true, None);
         let PodChange::Create(pod) = &plan.changes[0] else {
             panic!("expected a create");
         };
@@ -399,7 +432,7 @@ mod tests {
 
     #[test]
     fn unmet_expectations_freeze_pod_counts() {
-        let plan = plan(&rs(3, 0), &[], t(0), false, None);
+        let plan = plan(&rs(3, 0), &[], &[], t(0), false, None);
         assert!(plan.changes.is_empty());
     }
 
@@ -411,7 +444,7 @@ mod tests {
             Arc::new(with_phase(pod("c", "rs-uid", 0), "Running")),
             Arc::new(deleting(labeled(ready(pod("d", "rs-uid", 0), 0)))),
         ];
-        let plan = plan(&rs(3, 5), &pods, t(10), true, None);
+        let plan = plan(&rs(3, 5), &pods, &[], t(10), true, None);
         let s = plan.status.expect("status changes");
         assert_eq!(
             (
@@ -431,8 +464,8 @@ mod tests {
     fn unchanged_status_is_not_rewritten() {
         let pods = vec![Arc::new(ready(pod("a", "rs-uid", 0), 0))];
         let mut set = rs(1, 0);
-        set.status = plan(&set, &pods, t(10), true, None).status;
-        assert_eq!(plan(&set, &pods, t(10), true, None).status, None);
+        set.status = plan(&set, &pods, &[], t(10), true, None).status;
+        assert_eq!(plan(&set, &pods, &[], t(10), true, None).status, None);
     }
 
     #[test]
@@ -440,6 +473,7 @@ mod tests {
         let mut set = rs(1, 0);
         let failing = plan(
             &set,
+            &[],
             &[],
             t(0),
             true,
@@ -452,10 +486,32 @@ mod tests {
             ("ReplicaFailure", Some("FailedCreate"))
         );
         set.status = Some(status);
-        let healed = plan(&set, &[], t(1), true, None)
+        let healed = plan(&set, &[], &[], t(1), true, None)
             .status
             .expect("status changes");
         assert_eq!(healed.conditions, None);
+    }
+
+    #[test]
+    fn matching_orphans_are_adopted_before_anything_is_created() {
+        let mut orphan = labeled(pod("stray", "", 0));
+        orphan.metadata.owner_references = None;
+        let mut other = pod("other", "", 0);
+        other.metadata.owner_references = None;
+        other.metadata.labels = Some([("app".to_string(), "api".to_string())].into());
+        let orphans = [Arc::new(orphan), Arc::new(other)];
+        let plan = plan(&rs(2, 0), &[], &orphans, t(0), true, None);
+        assert_eq!(plan.changes.len(), 1, "{:?}", plan.changes);
+        let PodChange::Adopt {
+            name,
+            owner_references,
+        } = &plan.changes[0]
+        else {
+            panic!("expected an adoption");
+        };
+        assert_eq!(name, "stray");
+        assert_eq!(owner_references[0].uid, "rs-uid");
+        assert_eq!(owner_references[0].controller, Some(true));
     }
 
     #[test]
@@ -463,7 +519,7 @@ mod tests {
         let mut set = rs(3, 0);
         set.metadata.deletion_timestamp = Some(to_time(t(0)));
         assert_eq!(
-            plan(&set, &[], t(1), true, None),
+            plan(&set, &[], &[], t(1), true, None),
             Plan {
                 changes: vec![],
                 status: None,
