@@ -82,6 +82,17 @@ pub struct Env {
     pub namespace: String,
     pub cluster: Option<Proc>,
     pub controller: Option<Proc>,
+    /// Port of the controller's /metrics, /healthz and /readyz.
+    pub metrics_port: u16,
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 fn spawn(name: &'static str, args: &[&str], dir: &Path) -> Proc {
@@ -152,9 +163,8 @@ impl Env {
             namespace,
             cluster,
             controller: None,
+            metrics_port: 0,
         };
-        // `kubectl create namespace` sends protobuf, which the embedded cluster
-        // does not decode; apply sends JSON and works everywhere.
         env.apply(&format!(
             "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: {}\n",
             env.namespace
@@ -182,16 +192,43 @@ impl Env {
 
     /// Start (or restart) the controller with extra flags.
     pub fn start_controller(&mut self, extra: &[&str]) {
+        let port = free_port();
+        self.controller = Some(self.spawn_controller("controller", port, extra));
+        self.metrics_port = port;
+    }
+
+    /// Start a controller process with its /metrics endpoint on `port` (the
+    /// caller keeps the handle: used for leader-election scenarios).
+    pub fn spawn_controller(&self, name: &'static str, port: u16, extra: &[&str]) -> Proc {
         let kc = self.kubeconfig.to_str().unwrap().to_string();
+        let addr = format!("127.0.0.1:{port}");
         let mut args = vec![
             "controller",
             "--kubeconfig",
             &kc,
+            "--metrics-addr",
+            &addr,
             "--log-level",
             "info,sluice=debug",
         ];
         args.extend_from_slice(extra);
-        self.controller = Some(spawn("controller", &args, self.dir.path()));
+        spawn(name, &args, self.dir.path())
+    }
+
+    /// GET `path` from the controller's metrics/health endpoint: (status, body).
+    pub fn http_get(&self, port: u16, path: &str) -> Option<(u16, String)> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let status = response.split_whitespace().nth(1)?.parse().ok()?;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default();
+        Some((status, body))
     }
 
     /// Run `kubectl` against this environment (namespace defaulted).

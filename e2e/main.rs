@@ -2,7 +2,11 @@
 //! controller and the real `kubectl`.
 
 mod analysis;
+mod argocd;
 mod canary;
 mod demo;
 mod harness;
+mod migrate;
+mod operations;
 mod prometheus;
+mod scale;

@@ -10,6 +10,16 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> anyhow::Result<(kube::Client, String)> {
+    connect_with(kubeconfig, context, None).await
+}
+
+/// Like [`connect`], counting every request in `metrics`
+/// (`controller_clientset_k8s_request_total`).
+pub async fn connect_with(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+    metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
+) -> anyhow::Result<(kube::Client, String)> {
     let options = kube::config::KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
@@ -27,6 +37,12 @@ pub async fn connect(
             .context("no usable kubeconfig or in-cluster configuration")?,
     };
     let namespace = config.default_namespace.clone();
-    let client = kube::Client::try_from(config).context("building the Kubernetes client")?;
+    let client = match metrics {
+        Some(metrics) => kube::client::ClientBuilder::try_from(config)
+            .context("building the Kubernetes client")?
+            .with_layer(&metrics.k8s_request_layer())
+            .build(),
+        None => kube::Client::try_from(config).context("building the Kubernetes client")?,
+    };
     Ok((client, namespace))
 }

@@ -2,6 +2,7 @@
 
 pub mod client;
 pub mod demo;
+pub mod migrate;
 pub mod rollouts;
 pub mod serve;
 
@@ -60,6 +61,22 @@ pub struct ControllerArgs {
     /// without it, only objects that lack the label.
     #[arg(long)]
     pub instance_id: Option<String>,
+    /// Take part in leader election through a Lease; only the leader reconciles.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub leader_elect: bool,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+    /// Lease duration in seconds (at least 2): how long a standby waits before taking over a
+    /// leader that stopped renewing.
+    #[arg(long, default_value_t = 15, value_parser = clap::value_parser!(u64).range(2..))]
+    pub lease_duration: u64,
+    /// Address serving /metrics, /healthz and /readyz.
+    #[arg(long, default_value = "0.0.0.0:8090")]
+    pub metrics_addr: std::net::SocketAddr,
+    /// How long SIGTERM waits for in-flight reconciles before exiting.
+    #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
+    pub shutdown_grace: std::time::Duration,
 }
 
 /// Flags of `sluice cluster`.
@@ -153,12 +170,18 @@ pub enum Command {
         #[command(flatten)]
         target: RolloutArgs,
     },
+    /// Convert Deployments (a file, stdin or the cluster) into Rollouts, printed as YAML.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Run a user command against a Rollout and print its one-line result.
 pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
     let (target, action) = match command {
-        Command::Controller(_) | Command::Cluster(_) | Command::Crds(_) | Command::Demo(_) => {
+        Command::Controller(_)
+        | Command::Cluster(_)
+        | Command::Crds(_)
+        | Command::Demo(_)
+        | Command::Migrate(_) => {
             anyhow::bail!("not a rollout command")
         }
         Command::Promote { target, full } => {

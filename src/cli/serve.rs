@@ -1,5 +1,7 @@
 //! The long-running subcommands: `controller`, `cluster`, and `crds`.
 
+use std::sync::Arc;
+
 use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
@@ -23,18 +25,72 @@ pub fn shutdown_on_signals() -> CancellationToken {
     token
 }
 
-/// `sluice controller`.
+/// `sluice controller`: the controllers, leader election, and the
+/// /metrics, /healthz, /readyz endpoint.
 pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
-    let (client, _) = client::connect(
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let health = crate::health::HealthState::new();
+    let (client, _) = client::connect_with(
         args.kube.kubeconfig.as_deref(),
         args.kube.context.as_deref(),
+        Some(&metrics),
     )
     .await?;
+    let listener = tokio::net::TcpListener::bind(args.metrics_addr)
+        .await
+        .with_context(|| format!("binding --metrics-addr {}", args.metrics_addr))?;
+    info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
+    let server_stop = CancellationToken::new();
+    let stop = server_stop.clone();
+    let server = tokio::spawn(crate::health::serve_listener(
+        listener,
+        health.clone(),
+        metrics.clone(),
+        async move { stop.cancelled().await },
+    ));
     let cfg = crate::controller::rollout::Config {
         namespace: args.namespace.clone(),
         instance_id: args.instance_id.clone(),
+        metrics: Some(metrics.clone()),
+        health: Some(health.clone()),
     };
-    crate::controller::run(client, cfg, shutdown_on_signals()).await
+    // SIGTERM stops new work at once; in-flight reconciles get `shutdown_grace`.
+    let signals = shutdown_on_signals();
+    let grace = args.shutdown_grace;
+    let run = async {
+        if args.leader_elect {
+            let ns = args
+                .leader_election_namespace
+                .clone()
+                .unwrap_or_else(|| "default".into());
+            let elector = crate::controller::leader::LeaderElector::new(
+                client.clone(),
+                &ns,
+                crate::controller::leader::DEFAULT_LEASE_NAME,
+                &crate::controller::leader::default_identity(),
+                std::time::Duration::from_secs(args.lease_duration),
+            )
+            .await?
+            .with_health(health.clone());
+            crate::controller::leader::run_as_leader(elector, signals.clone(), |token| {
+                crate::controller::run(client.clone(), cfg.clone(), token)
+            })
+            .await
+            .map_err(anyhow::Error::from)
+        } else {
+            crate::controller::run(client.clone(), cfg.clone(), signals.clone()).await
+        }
+    };
+    let result = tokio::select! {
+        r = run => r,
+        _ = async { signals.cancelled().await; tokio::time::sleep(grace).await } => {
+            tracing::warn!(grace = ?grace, "in-flight work did not finish within the shutdown grace period");
+            Ok(())
+        }
+    };
+    server_stop.cancel();
+    let _ = server.await;
+    result
 }
 
 /// `sluice cluster`.

@@ -433,6 +433,9 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     action: reason.clone(),
                     secondary: None,
                 };
+                if let Some(metrics) = &ctx.metrics {
+                    metrics.event(&ns, &name, type_.as_str(), reason);
+                }
                 // Events are best effort: a failure to record one never blocks a rollout.
                 if let Err(e) = ctx.recorder.publish(&event, &ro.object_ref(&())).await {
                     warn!(reason = %reason, error = %e, "recording event failed");

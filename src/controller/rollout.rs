@@ -29,6 +29,8 @@ use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 use crate::core::observed::Observed;
+use crate::health::HealthState;
+use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 
 /// Label every ReplicaSet the controller owns carries; the ReplicaSet watch is
 /// selected on it so the controller never caches unrelated ReplicaSets.
@@ -37,12 +39,16 @@ pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
 pub const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
 
 /// Settings of the Rollout controller.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct Config {
     /// Watch only this namespace (namespaced mode).
     pub namespace: Option<String>,
     /// Take only objects labelled with this instance id (without it: only unlabelled ones).
     pub instance_id: Option<String>,
+    /// Where reconcile durations, errors, events and outcomes are counted.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Liveness/readiness state served on /healthz and /readyz.
+    pub health: Option<HealthState>,
 }
 
 impl Config {
@@ -66,6 +72,7 @@ pub struct Context {
     pub backoff: Backoff,
     pub freshness: Freshness,
     pub recorder: Recorder,
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// Errors of one reconcile.
@@ -299,6 +306,9 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     );
     if outcome.status_written {
         ctx.freshness.wrote(&key, &rv);
+        if let Some(metrics) = &ctx.metrics {
+            record_outcome(metrics, &ro, &observed, &plan.status, now);
+        }
     }
     ctx.backoff.success(&key);
     if outcome.conflict {
@@ -310,6 +320,49 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
         None => Action::await_change(),
     })
+}
+
+/// Count a completed or aborted update the moment its status is written.
+fn record_outcome(
+    metrics: &Metrics,
+    ro: &Rollout,
+    observed: &Observed,
+    new: &crate::api::rollout::RolloutStatus,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let old = ro.status.clone().unwrap_or_default();
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    // The update started when its ReplicaSet was created.
+    let update_seconds = new.current_pod_hash.as_deref().and_then(|hash| {
+        observed
+            .replica_sets
+            .iter()
+            .find(|rs| rs.labels().get(HASH_LABEL).map(String::as_str) == Some(hash))
+            .and_then(|rs| rs.metadata.creation_timestamp.as_ref())
+            .map(|t| (now.timestamp_millis() - t.0.as_millisecond()) as f64 / 1000.0)
+    });
+    let completed_update =
+        old.stable_rs.is_some() && new.stable_rs.is_some() && old.stable_rs != new.stable_rs;
+    if completed_update {
+        metrics.outcome(
+            &ns,
+            &name,
+            RolloutOutcome::Completed,
+            AbortCause::None,
+            update_seconds,
+        );
+    }
+    if old.aborted_at.is_none() && new.aborted_at.is_some() {
+        let progressing = new
+            .conditions()
+            .iter()
+            .find(|c| c.type_.as_str() == "Progressing");
+        let cause = progressing
+            .map(|c| AbortCause::classify(&c.reason, &c.message))
+            .unwrap_or(AbortCause::Manual);
+        metrics.outcome(&ns, &name, RolloutOutcome::Aborted, cause, update_seconds);
+    }
 }
 
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -387,6 +440,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         recorder: Recorder::new(client.clone(), reporter),
+        metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
@@ -409,7 +463,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     .default_backoff()
     .touched_objects();
     let at_store = ro_store.clone();
-    controller
+    let controller = controller
         .owns_stream(rs_stream)
         .owns_stream(ar_stream)
         .owns_stream(exp_stream)
@@ -419,17 +473,55 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .watches_stream(cat_stream, move |_: ClusterAnalysisTemplate| {
             rollouts_using_templates(&ro_store, None)
         })
-        .graceful_shutdown_on(async move { shutdown.cancelled().await })
+        .graceful_shutdown_on(async move { shutdown.cancelled().await });
+    let task = cfg
+        .health
+        .as_ref()
+        .map(|h| h.register("rollout-controller"));
+    if let Some(health) = cfg.health.clone() {
+        let rollout_store = controller.store();
+        let rs_store = ctx.replica_sets.clone();
+        tokio::spawn(async move {
+            if rollout_store.wait_until_ready().await.is_ok()
+                && rs_store.wait_until_ready().await.is_ok()
+            {
+                health.set_caches_synced(true);
+            }
+        });
+    }
+    if let Some(metrics) = &cfg.metrics {
+        // Info gauges follow the cache at scrape time, so deleted Rollouts drop out.
+        let store = controller.store();
+        metrics.on_scrape(move |m| m.sync_rollouts(store.state().iter().map(|r| r.as_ref())));
+    }
+    controller
         .run(
             |ro, ctx| {
-                let span = info_span!("reconcile", rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default());
-                reconcile(ro, ctx).instrument(span)
+                let ns = ro.namespace().unwrap_or_default();
+                let name = ro.name_any();
+                let span = info_span!("reconcile", rollout = %name, namespace = %ns);
+                let metrics = ctx.metrics.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = reconcile(ro, ctx).await;
+                    if let Some(m) = &metrics {
+                        m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
+                        if result.is_err() {
+                            m.reconcile_error(&ns, &name);
+                        }
+                    }
+                    result
+                }
+                .instrument(span)
             },
             error_policy,
             ctx,
         )
         .for_each(|_| futures::future::ready(()))
         .await;
+    if let Some(task) = task {
+        task.finish();
+    }
     info!("rollout controller stopped");
     Ok(())
 }

@@ -1282,3 +1282,14 @@ fn promote_while_user_paused_waits_for_unpause() {
     let p = plan(&obs, at(51));
     assert_eq!(p.status.current_step_index, Some(2));
 }
+
+#[test]
+fn a_restart_requested_in_the_current_second_is_due_now() {
+    // Clients write restartAt at second precision (Argo CD's restart action, `sluice restart`)
+    // and `now` is truncated to seconds: the reconcile in that same second must act, or the
+    // Rollout sits in "rollout is restarting" with nothing requeued.
+    let obs = restarting(200, &[10; 10]);
+    assert!(Observed::needs_pods(&obs.rollout, at(200)));
+    let p = plan(&obs, at(200));
+    assert_eq!(evictions(&p), vec![format!("{}-0", rs_name("app:v1"))]);
+}

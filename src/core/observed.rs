@@ -104,7 +104,9 @@ fn add_refs<'a>(names: &mut TemplateNames, refs: impl Iterator<Item = &'a Analys
     }
 }
 
-/// Upstream's `NeedsRestart`.
+/// Upstream's `NeedsRestart`. `now` has second precision here (upstream's has nanoseconds), so
+/// a restart requested during the current second is already due: with a strict `>` it would
+/// wait for a reconcile that nothing schedules.
 pub(crate) fn restart_due(rollout: &Rollout, now: &Time) -> bool {
     let Some(at) = rollout.spec.restart_at.as_ref() else {
         return false;
@@ -113,7 +115,7 @@ pub(crate) fn restart_due(rollout: &Rollout, now: &Time) -> bool {
         .status
         .as_ref()
         .and_then(|s| s.restarted_at.as_ref());
-    done != Some(at) && now > at
+    done != Some(at) && now >= at
 }
 
 #[cfg(test)]

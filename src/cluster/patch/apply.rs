@@ -628,6 +628,32 @@ spec:
     }
 
     #[test]
+    fn a_manager_that_cleared_a_map_does_not_block_a_later_apply_of_its_fields() {
+        // The leader-election pattern: holder A applies the lease fields, releases them
+        // with a strategic patch of nulls, then holder B applies them again.
+        let lease = |holder: &str| {
+            format!(
+                "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: l\nspec:\n  holderIdentity: {holder}\n  leaseDurationSeconds: 15\n"
+            )
+        };
+        let a = ctx("Lease", "coordination.k8s.io/v1", true, "a", false);
+        let held = ssa(None, &lease("a"), &a, t(0)).unwrap();
+        let released = apply_patch_at(
+            PatchType::Strategic,
+            Some(&held),
+            br#"{"spec":{"holderIdentity":null,"leaseDurationSeconds":null}}"#,
+            &a,
+            t(1),
+        )
+        .unwrap();
+        assert_eq!(released["spec"], json!({}));
+        let b = ctx("Lease", "coordination.k8s.io/v1", true, "b", false);
+        let taken =
+            ssa(Some(&released), &lease("b"), &b, t(2)).expect("no conflict with a cleared map");
+        assert_eq!(taken["spec"]["holderIdentity"], "b");
+    }
+
+    #[test]
     fn a_no_op_merge_patch_leaves_managed_fields_alone() {
         let c = deploy_ctx("kubectl", false);
         let applied = ssa(None, DEPLOY, &c, t(0)).unwrap();

@@ -498,7 +498,13 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, n
         .filter(|p| {
             let leaf = new_set.get(p).is_some_and(|n| n.children.is_empty());
             if leaf {
-                value_at(old, p) != value_at(new, p)
+                // A map that only lost its children (say `spec: {}` after a patch of nulls)
+                // is a container, not a value this manager now owns; owning it would make
+                // the cleared fields look taken to every later apply.
+                let emptied_container = value_at(new, p)
+                    .is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
+                    && old_set.get(p).is_some_and(|n| !n.children.is_empty());
+                !emptied_container && value_at(old, p) != value_at(new, p)
             } else {
                 !old_set.contains(p)
             }

@@ -1,0 +1,253 @@
+//! Running Sluice in production: metrics, health, leader election, shutdown.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{Env, free_port};
+use crate::require_kubectl;
+
+const T: Duration = Duration::from_secs(60);
+
+const ROLLOUT: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  replicas: 4
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.25
+  strategy:
+    canary:
+      maxSurge: 1
+      maxUnavailable: 0
+      steps:
+        - setWeight: 25
+        - pause: {}
+"#;
+
+fn phase(env: &Env) -> String {
+    let ro: Value = env.get_json(&["rollout", "web"]);
+    let observed = ro["status"]["observedGeneration"].as_str()
+        == Some(&ro["metadata"]["generation"].to_string());
+    if !observed {
+        return String::new();
+    }
+    ro["status"]["phase"].as_str().unwrap_or("").to_string()
+}
+
+fn wait_phase(env: &Env, want: &str) {
+    env.wait_for(&format!("phase {want}"), T, |env| {
+        (phase(env) == want).then_some(())
+    });
+}
+
+fn set_image(env: &Env, image: &str) {
+    let patch = format!(
+        r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"web","image":"{image}"}}]}}}}}}}}"#
+    );
+    env.kubectl_ok(&["patch", "rollout", "web", "--type=merge", "-p", &patch]);
+}
+
+fn promote(env: &Env) {
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"pauseConditions":null}}"#,
+    ]);
+}
+
+/// The value of the first sample of `metric` whose label set contains every `labels` pair.
+fn sample(body: &str, metric: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|line| {
+            let (name_labels, value) = line.rsplit_once(' ')?;
+            let (name, rest) = name_labels.split_once('{').unwrap_or((name_labels, ""));
+            if name != metric {
+                return None;
+            }
+            labels
+                .iter()
+                .all(|(k, v)| rest.contains(&format!("{k}=\"{v}\"")))
+                .then(|| value.parse().ok())
+                .flatten()
+        })
+}
+
+#[test]
+fn metrics_and_health_endpoints_report_a_canary() {
+    require_kubectl!();
+    let env = Env::start("ops-metrics");
+    let port = env.metrics_port;
+    env.wait_for("/readyz to answer 200", T, |env| {
+        env.http_get(port, "/readyz")
+            .filter(|(code, _)| *code == 200)
+            .map(|_| ())
+    });
+    let (code, _) = env.http_get(port, "/healthz").expect("healthz answers");
+    assert_eq!(code, 200);
+
+    env.apply(ROLLOUT);
+    wait_phase(&env, "Healthy");
+    set_image(&env, "nginx:1.26");
+    wait_phase(&env, "Paused");
+    let ns = env.namespace.clone();
+    let body = env.wait_for("rollout metrics during the canary", T, |env| {
+        let (_, body) = env.http_get(port, "/metrics")?;
+        let desired = sample(
+            &body,
+            "rollout_info_replicas_desired",
+            &[("namespace", &ns), ("name", "web")],
+        )?;
+        (desired == 4.0).then_some(body)
+    });
+    assert_eq!(
+        sample(
+            &body,
+            "rollout_info",
+            &[("name", "web"), ("strategy", "canary"), ("phase", "Paused")]
+        ),
+        Some(1.0)
+    );
+    assert!(
+        sample(&body, "rollout_reconcile_count", &[("name", "web")]).unwrap_or(0.0) > 0.0,
+        "{body}"
+    );
+    assert!(
+        sample(
+            &body,
+            "controller_clientset_k8s_request_total",
+            &[("kind", "replicasets")]
+        )
+        .unwrap_or(0.0)
+            > 0.0
+    );
+    assert!(
+        sample(
+            &body,
+            "rollout_events_total",
+            &[("name", "web"), ("reason", "RolloutPaused")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0
+    );
+
+    promote(&env);
+    wait_phase(&env, "Healthy");
+    env.wait_for("a completed outcome counted", T, |env| {
+        let (_, body) = env.http_get(port, "/metrics")?;
+        let completed = sample(
+            &body,
+            "sluice_rollout_outcomes_total",
+            &[("name", "web"), ("outcome", "completed")],
+        )?;
+        (completed == 1.0).then_some(())
+    });
+
+    // An abort is counted with its cause.
+    set_image(&env, "nginx:1.27");
+    wait_phase(&env, "Paused");
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"abort":true}}"#,
+    ]);
+    wait_phase(&env, "Degraded");
+    env.wait_for("a manual abort counted", T, |env| {
+        let (_, body) = env.http_get(port, "/metrics")?;
+        let aborted = sample(
+            &body,
+            "sluice_rollout_outcomes_total",
+            &[("name", "web"), ("outcome", "aborted"), ("cause", "manual")],
+        )?;
+        (aborted == 1.0).then_some(())
+    });
+}
+
+fn lease_holder(env: &Env) -> String {
+    let lease = env.get_json(&["lease", "sluice-controller", "-n", "default"]);
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn only_the_leader_reconciles_and_a_standby_takes_over() {
+    require_kubectl!();
+    let mut env = Env::cluster_only("ops-leader");
+    env.install_crds();
+    let (port_a, port_b) = (free_port(), free_port());
+    let a = env.spawn_controller("controller-a", port_a, &["--lease-duration", "3"]);
+    env.wait_for("controller a to hold the lease", T, |env| {
+        (!lease_holder(env).is_empty()).then_some(())
+    });
+    let b = env.spawn_controller("controller-b", port_b, &["--lease-duration", "3"]);
+    env.wait_for("the standby to be ready", T, |env| {
+        env.http_get(port_b, "/readyz")
+            .filter(|(code, _)| *code == 200)
+            .map(|_| ())
+    });
+    let leader = lease_holder(&env);
+    env.apply(ROLLOUT);
+    wait_phase(&env, "Healthy");
+    set_image(&env, "nginx:1.26");
+    wait_phase(&env, "Paused");
+    // Only the leader planned anything.
+    let mut procs = [a, b];
+    let leader_idx = procs
+        .iter()
+        .position(|p| p.log_text().contains("planned"))
+        .unwrap_or_else(|| panic!("no controller reconciled\n{}", env.logs()));
+    assert!(
+        !procs[1 - leader_idx].log_text().contains("planned"),
+        "the standby must not reconcile"
+    );
+    assert!(leader.contains('_'), "identity is host_pid: {leader}");
+
+    // Kill the leader hard (no lease release): the standby takes over within the lease
+    // duration and finishes the in-flight canary.
+    procs[leader_idx].kill();
+    env.wait_for("a new lease holder", T, |env| {
+        let holder = lease_holder(env);
+        (!holder.is_empty() && holder != leader).then_some(())
+    });
+    promote(&env);
+    wait_phase(&env, "Healthy");
+}
+
+#[test]
+fn sigterm_mid_canary_exits_cleanly_and_a_restart_finishes_the_rollout() {
+    require_kubectl!();
+    let mut env = Env::start("ops-sigterm");
+    env.apply(ROLLOUT);
+    wait_phase(&env, "Healthy");
+    set_image(&env, "nginx:1.26");
+    wait_phase(&env, "Paused");
+    let status = env
+        .controller
+        .as_mut()
+        .unwrap()
+        .terminate(Duration::from_secs(30));
+    let status = status.expect("the controller exits within its grace period");
+    assert!(status.success(), "SIGTERM exits 0, got {status:?}");
+    env.start_controller(&[]);
+    promote(&env);
+    wait_phase(&env, "Healthy");
+}
