@@ -246,6 +246,26 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
     Ok((templates, cluster_templates))
 }
 
+/// Whether `store` completed its first listing (false: its writer is gone).
+///
+/// kube-runtime's `Store::wait_until_ready` shares one oneshot receiver among all
+/// waiters, so only the last to poll it is woken; the Controller's own runner waits
+/// on the Rollout store too. Polling again every 250 ms sees the ready state
+/// whichever waiter was woken.
+async fn store_ready<K>(store: &Store<K>) -> bool
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        if let Ok(ready) =
+            tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await
+        {
+            return ready.is_ok();
+        }
+    }
+}
+
 /// The Rollouts (of namespace `ns`, or all) that reference any analysis template.
 fn rollouts_using_templates(
     store: &Store<Rollout>,
@@ -482,9 +502,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         let rollout_store = controller.store();
         let rs_store = ctx.replica_sets.clone();
         tokio::spawn(async move {
-            if rollout_store.wait_until_ready().await.is_ok()
-                && rs_store.wait_until_ready().await.is_ok()
-            {
+            if store_ready(&rollout_store).await && store_ready(&rs_store).await {
                 health.set_caches_synced(true);
             }
         });
