@@ -5,6 +5,7 @@ mod analysis;
 mod argocd;
 mod canary;
 mod demo;
+mod experiment;
 mod harness;
 mod migrate;
 mod operations;

@@ -7,6 +7,7 @@ pub mod cli;
 pub mod cluster;
 pub mod controller;
 pub mod core;
+pub mod experiment;
 pub mod gitops;
 pub mod health;
 pub mod metrics;

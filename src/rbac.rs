@@ -68,8 +68,14 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
     ("", "podtemplates", &["get", "list", "watch"]),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
+    // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).
+    ("", "pods/eviction", &["create"]),
     // Canary/stable/active/preview Services: their selectors are switched between revisions.
-    ("", "services", &["get", "list", "watch", "patch"]),
+    (
+        "",
+        "services",
+        &["get", "list", "watch", "create", "patch", "delete"],
+    ),
     // Analysis arguments from secretKeyRef, read on demand (never listed or watched).
     ("", "secrets", &["get"]),
     // The job analysis provider.

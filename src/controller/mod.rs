@@ -4,6 +4,7 @@
 pub mod actuator;
 pub mod analysis_run;
 pub mod backoff;
+pub mod experiment;
 pub mod freshness;
 pub mod leader;
 pub mod rollout;
@@ -20,7 +21,8 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tokio::try_join!(
         rollout::run(client.clone(), cfg.clone(), shutdown.clone()),
-        analysis_run::run(client, cfg, shutdown),
-    )?;
-    Ok(())
+        analysis_run::run(client.clone(), cfg.clone(), shutdown.clone()),
+        experiment::run(client, cfg, shutdown)
+    )
+    .map(|_| ())
 }

@@ -246,26 +246,6 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
     Ok((templates, cluster_templates))
 }
 
-/// Whether `store` completed its first listing (false: its writer is gone).
-///
-/// kube-runtime's `Store::wait_until_ready` shares one oneshot receiver among all
-/// waiters, so only the last to poll it is woken; the Controller's own runner waits
-/// on the Rollout store too. Polling again every 250 ms sees the ready state
-/// whichever waiter was woken.
-async fn store_ready<K>(store: &Store<K>) -> bool
-where
-    K: kube::Resource + Clone + 'static,
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    loop {
-        if let Ok(ready) =
-            tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await
-        {
-            return ready.is_ok();
-        }
-    }
-}
-
 /// The Rollouts (of namespace `ns`, or all) that reference any analysis template.
 fn rollouts_using_templates(
     store: &Store<Rollout>,
@@ -391,6 +371,24 @@ fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
     Action::requeue(delay)
 }
 
+/// Wait until a reflector store has seen its initial list. The wait is re-armed
+/// every 250 ms: a waiter created before the store's first list completed was
+/// seen to miss its wake-up, and a readiness probe must not hang on that.
+pub async fn wait_ready<K>(
+    store: &Store<K>,
+) -> Result<(), kube::runtime::reflector::store::WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(result) => return result,
+            Err(_) => continue,
+        }
+    }
+}
+
 /// Run the Rollout controller until `shutdown` fires.
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
     let rollouts: Api<Rollout> = match &cfg.namespace {
@@ -502,7 +500,14 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         let rollout_store = controller.store();
         let rs_store = ctx.replica_sets.clone();
         tokio::spawn(async move {
-            if store_ready(&rollout_store).await && store_ready(&rs_store).await {
+            let rs_ready = wait_ready(&rs_store).await;
+            let rollouts_ready = wait_ready(&rollout_store).await;
+            tracing::debug!(
+                rollouts = rollouts_ready.is_ok(),
+                replica_sets = rs_ready.is_ok(),
+                "caches synced"
+            );
+            if rollouts_ready.is_ok() && rs_ready.is_ok() {
                 health.set_caches_synced(true);
             }
         });
