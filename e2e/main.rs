@@ -1,6 +1,7 @@
 //! End-to-end scenarios: the embedded cluster (or `SLUICE_E2E_KUBECONFIG`), the
 //! controller and the real `kubectl`.
 
+mod analysis;
 mod argocd;
 mod canary;
 mod demo;
@@ -8,4 +9,5 @@ mod experiment;
 mod harness;
 mod migrate;
 mod operations;
+mod prometheus;
 mod scale;

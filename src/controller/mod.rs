@@ -2,6 +2,7 @@
 //! planners in `core`, apply their plans.
 
 pub mod actuator;
+pub mod analysis_run;
 pub mod backoff;
 pub mod experiment;
 pub mod freshness;
@@ -20,6 +21,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     tokio::try_join!(
         rollout::run(client.clone(), cfg.clone(), shutdown.clone()),
+        analysis_run::run(client.clone(), cfg.clone(), shutdown.clone()),
         experiment::run(client, cfg, shutdown)
     )
     .map(|_| ())

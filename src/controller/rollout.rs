@@ -5,6 +5,7 @@
 //! the pure planner and hands the plan to the actuator. It holds no decision
 //! logic of its own beyond "is this cached copy one we already superseded".
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,14 +16,17 @@ use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::actuator::{self, ActError};
 use super::backoff::Backoff;
 use super::freshness::Freshness;
+use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 use crate::core::observed::Observed;
 use crate::health::HealthState;
@@ -61,6 +65,10 @@ impl Config {
 pub struct Context {
     pub client: Client,
     pub replica_sets: Store<ReplicaSet>,
+    /// AnalysisRuns created for Rollouts (label-selected on the hash label).
+    pub analysis_runs: Store<AnalysisRun>,
+    /// Experiments created for Rollouts (label-selected on the hash label).
+    pub experiments: Store<Experiment>,
     pub backoff: Backoff,
     pub freshness: Freshness,
     pub recorder: Recorder,
@@ -145,13 +153,128 @@ async fn observe(
             })
             .collect();
     }
+    let controlled_by_ro = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+        meta.namespace.as_deref() == Some(ns.as_str())
+            && meta
+                .owner_references
+                .iter()
+                .flatten()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+    };
+    let analysis_runs: Vec<AnalysisRun> = ctx
+        .analysis_runs
+        .state()
+        .iter()
+        .filter(|r| controlled_by_ro(&r.metadata))
+        .map(|r| (**r).clone())
+        .collect();
+    let experiments: Vec<Experiment> = ctx
+        .experiments
+        .state()
+        .iter()
+        .filter(|e| controlled_by_ro(&e.metadata))
+        .map(|e| (**e).clone())
+        .collect();
+    let (analysis_templates, cluster_analysis_templates) =
+        read_templates(ro, &ctx.client, &ns).await?;
     Ok(Observed {
         rollout: ro.clone(),
         replica_sets,
         services,
         pods,
-        ..Default::default()
+        analysis_runs,
+        experiments,
+        analysis_templates,
+        cluster_analysis_templates,
     })
+}
+
+/// How deep `spec.templates` references are followed; a chain longer than this is
+/// reported by the planner as a missing template rather than read forever.
+const MAX_TEMPLATE_DEPTH: usize = 10;
+
+type Templates = (
+    BTreeMap<String, AnalysisTemplate>,
+    BTreeMap<String, ClusterAnalysisTemplate>,
+);
+
+/// GET every template the Rollout names, then the templates those name, until no
+/// new name appears. A template that does not exist is left out (the planner
+/// names it in an InvalidSpec condition).
+async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templates, Error> {
+    let at_api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
+    let cat_api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+    let mut templates = BTreeMap::new();
+    let mut cluster_templates = BTreeMap::new();
+    let mut seen: (BTreeSet<String>, BTreeSet<String>) = Default::default();
+    let mut wanted = Observed::referenced_templates(ro);
+    for _ in 0..MAX_TEMPLATE_DEPTH {
+        let mut next: (BTreeSet<String>, BTreeSet<String>) = Default::default();
+        for name in wanted.0.iter().filter(|n| !seen.0.contains(*n)) {
+            let found = at_api.get_opt(name).await.map_err(|source| Error::Read {
+                what: format!("analysistemplate {ns}/{name}"),
+                source,
+            })?;
+            if let Some(t) = found {
+                let nested = Observed::nested_template_refs(&t.spec);
+                next.0.extend(nested.0);
+                next.1.extend(nested.1);
+                templates.insert(name.clone(), t);
+            }
+        }
+        for name in wanted.1.iter().filter(|n| !seen.1.contains(*n)) {
+            let found = cat_api.get_opt(name).await.map_err(|source| Error::Read {
+                what: format!("clusteranalysistemplate {name}"),
+                source,
+            })?;
+            if let Some(t) = found {
+                let nested = Observed::nested_template_refs(&t.spec.clone().into());
+                next.0.extend(nested.0);
+                next.1.extend(nested.1);
+                cluster_templates.insert(name.clone(), t);
+            }
+        }
+        seen.0.extend(std::mem::take(&mut wanted.0));
+        seen.1.extend(std::mem::take(&mut wanted.1));
+        next.0.retain(|n| !seen.0.contains(n));
+        next.1.retain(|n| !seen.1.contains(n));
+        if next.0.is_empty() && next.1.is_empty() {
+            break;
+        }
+        wanted = next;
+    }
+    Ok((templates, cluster_templates))
+}
+
+/// The Rollouts (of namespace `ns`, or all) that reference any analysis template.
+fn rollouts_using_templates(
+    store: &Store<Rollout>,
+    ns: Option<&str>,
+) -> Vec<reflector::ObjectRef<Rollout>> {
+    store
+        .state()
+        .iter()
+        .filter(|ro| ns.is_none() || ro.metadata.namespace.as_deref() == ns)
+        .filter(|ro| {
+            let (namespaced, cluster) = Observed::referenced_templates(ro);
+            !namespaced.is_empty() || !cluster.is_empty()
+        })
+        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
+/// What of an AnalysisRun or Experiment the owning Rollout reacts to: its phase and
+/// message (what `status.canary.current*` shows), spec and deletion. Measurements
+/// recorded every interval change none of it, so they do not wake the Rollout.
+fn outcome_hash<K: kube::Resource>(obj: &K, status: &Value) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let meta = obj.meta();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    status["phase"].as_str().hash(&mut h);
+    status["message"].as_str().hash(&mut h);
+    Some(h.finish())
 }
 
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -287,6 +410,42 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None)
         .reflect(rs_writer)
         .touched_objects();
+    // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
+    // phase changes wake the owning Rollout.
+    let ar_api: Api<AnalysisRun> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (ar_store, ar_writer) = reflector::store();
+    let ar_stream = watcher(ar_api, watcher::Config::default().labels(HASH_LABEL))
+        .default_backoff()
+        .modify(|r: &mut AnalysisRun| r.metadata.managed_fields = None)
+        .reflect(ar_writer)
+        .touched_objects()
+        .predicate_filter(
+            |r: &AnalysisRun| {
+                let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
+                outcome_hash(r, &status)
+            },
+            PredicateConfig::default(),
+        );
+    let exp_api: Api<Experiment> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (exp_store, exp_writer) = reflector::store();
+    let exp_stream = watcher(exp_api, watcher::Config::default().labels(HASH_LABEL))
+        .default_backoff()
+        .modify(|e: &mut Experiment| e.metadata.managed_fields = None)
+        .reflect(exp_writer)
+        .touched_objects()
+        .predicate_filter(
+            |e: &Experiment| {
+                let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
+                outcome_hash(e, &status)
+            },
+            PredicateConfig::default(),
+        );
     let reporter = Reporter {
         controller: "sluice".into(),
         instance: std::env::var("HOSTNAME").ok(),
@@ -294,6 +453,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
+        analysis_runs: ar_store,
+        experiments: exp_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         recorder: Recorder::new(client.clone(), reporter),
@@ -301,8 +462,35 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
-    let controller = Controller::new(rollouts, watcher::Config::default().labels(&selector))
+    let controller = Controller::new(rollouts, watcher::Config::default().labels(&selector));
+    // A template created or fixed after a Rollout named it (InvalidSpec until then)
+    // must wake that Rollout: templates change rarely, so every Rollout of the
+    // namespace that uses analysis is reconciled (nested references included).
+    let ro_store = controller.store();
+    let at_api: Api<AnalysisTemplate> = match &cfg.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let at_stream = watcher(at_api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cat_stream = watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let at_store = ro_store.clone();
+    let controller = controller
         .owns_stream(rs_stream)
+        .owns_stream(ar_stream)
+        .owns_stream(exp_stream)
+        .watches_stream(at_stream, move |t: AnalysisTemplate| {
+            rollouts_using_templates(&at_store, t.namespace().as_deref())
+        })
+        .watches_stream(cat_stream, move |_: ClusterAnalysisTemplate| {
+            rollouts_using_templates(&ro_store, None)
+        })
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let task = cfg
         .health
