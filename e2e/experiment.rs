@@ -259,7 +259,6 @@ fn ok_server() -> (u16, std::thread::JoinHandle<()>) {
 }
 
 #[test]
-#[ignore = "needs the AnalysisRun controller (branch arctl)"]
 fn a_standalone_experiment_without_duration_ends_when_its_required_analysis_succeeds() {
     require_kubectl!();
     let env = Env::start("exp_required");

@@ -88,7 +88,22 @@ pub fn promote_patches(rollout: &Value, full: bool) -> PromotePatches {
     let has_pause_conditions = status["pauseConditions"]
         .as_array()
         .is_some_and(|a| !a.is_empty());
-    let status_patch = if has_pause_conditions {
+    let steps_len = rollout["spec"]["strategy"]["canary"]["steps"]
+        .as_array()
+        .map_or(0, Vec::len) as i64;
+    let index = status["currentStepIndex"].as_i64().unwrap_or(0);
+    let next = if index < steps_len { index + 1 } else { index };
+    let inconclusive_step = status["pauseConditions"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|c| c["reason"] == "InconclusiveAnalysisRun"))
+        && steps_len > 0;
+    let status_patch = if inconclusive_step {
+        // After an inconclusive step analysis a promote skips the analysis step
+        // (a plain resume would run it again).
+        Some(
+            json!({"status": {"pauseConditions": null, "controllerPause": false, "currentStepIndex": next}}),
+        )
+    } else if has_pause_conditions {
         Some(json!({"status": {"pauseConditions": null}}))
     } else if let Some(steps) = rollout["spec"]["strategy"]["canary"]
         .get("steps")
@@ -323,6 +338,20 @@ mod tests {
                 status: Some(json!({"status": {"pauseConditions": null}})),
                 spec: None
             }
+        );
+    }
+
+    #[test]
+    fn promote_after_an_inconclusive_analysis_skips_the_analysis_step() {
+        let r = ro(
+            json!({"strategy": {"canary": {"steps": [{"setWeight": 20}, {"analysis": {}}, {"pause": {}}]}}}),
+            json!({"currentStepIndex": 1, "controllerPause": true, "pauseConditions": [{"reason": "InconclusiveAnalysisRun"}]}),
+        );
+        assert_eq!(
+            promote_patches(&r, false).status,
+            Some(
+                json!({"status": {"pauseConditions": null, "controllerPause": false, "currentStepIndex": 2}})
+            )
         );
     }
 
