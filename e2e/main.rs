@@ -10,4 +10,5 @@ mod harness;
 mod migrate;
 mod operations;
 mod prometheus;
+mod rollout_experiment;
 mod scale;
