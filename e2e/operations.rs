@@ -251,3 +251,23 @@ fn sigterm_mid_canary_exits_cleanly_and_a_restart_finishes_the_rollout() {
     promote(&env);
     wait_phase(&env, "Healthy");
 }
+
+#[test]
+fn missing_crds_are_a_one_line_error_and_a_non_zero_exit() {
+    require_kubectl!();
+    if std::env::var("SLUICE_E2E_KUBECONFIG").is_ok() {
+        eprintln!("SKIPPED: needs a cluster without the CRDs");
+        return;
+    }
+    let env = Env::cluster_only("ops-no-crds");
+    let mut controller = env.spawn_controller("controller", free_port(), &["--leader-elect=false"]);
+    let status = env.wait_for("the controller to exit", T, |_| controller.try_wait());
+    assert!(!status.success(), "exit status {status:?}");
+    let log = controller.log_text();
+    let error_lines: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(error_lines.len(), 1, "{log}");
+    assert!(
+        error_lines[0].contains("kubectl apply --server-side -f crds/"),
+        "{log}"
+    );
+}
