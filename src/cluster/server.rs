@@ -899,7 +899,8 @@ fn list(
                 remaining += 1;
                 continue;
             }
-            items.push(present(t, version, o));
+            // Cheap Arc clones under the lock; the copies are made after it.
+            items.push(o.clone());
         }
         (
             items,
@@ -908,6 +909,7 @@ fn list(
             remaining,
         )
     };
+    let items: Vec<Value> = items.iter().map(|o| present(t, version, o)).collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(n) = next {
         meta["continue"] = json!(n);
@@ -928,8 +930,8 @@ fn list(
     ))
 }
 
-fn items_last_key(items: &[Value]) -> (String, String) {
-    let last = items.last().map(|o| &o["metadata"]);
+fn items_last_key<V: std::ops::Deref<Target = Value>>(items: &[V]) -> (String, String) {
+    let last = items.last().map(|o| &(**o)["metadata"]);
     (
         last.and_then(|m| m["namespace"].as_str())
             .unwrap_or_default()
