@@ -20,7 +20,7 @@ use super::report::{Report, Target, summary};
 use crate::api::rollout::{
     CanaryStep, CanaryStrategy, Rollout, RolloutPause, RolloutSpec, RolloutStrategy,
 };
-use crate::core::{Change, Observed, plan};
+use crate::core::{Change, MetadataPatch, Observed, plan};
 
 /// The target for one reconcile's planning of a 10-step, 10-ReplicaSet Rollout.
 const TARGET_NS: f64 = 20_000.0;
@@ -114,21 +114,59 @@ impl Sim {
                     rs.metadata.creation_timestamp = Some(crate::core::canary::to_time(self.now));
                     self.obs.replica_sets.push(rs);
                 }
-                Change::ScaleReplicaSet { name, replicas, .. } => {
-                    if let Some(rs) = self
-                        .obs
-                        .replica_sets
-                        .iter_mut()
-                        .find(|rs| rs.metadata.name.as_deref() == Some(name))
-                        && let Some(spec) = rs.spec.as_mut()
-                    {
-                        spec.replicas = Some(*replicas);
+                Change::ScaleReplicaSet {
+                    name,
+                    replicas,
+                    annotations,
+                    ..
+                } => {
+                    if let Some(rs) = self.find(name) {
+                        patch_map(&mut rs.metadata.annotations, annotations);
+                        if let Some(spec) = rs.spec.as_mut() {
+                            spec.replicas = Some(*replicas);
+                        }
+                    }
+                }
+                Change::UpdateReplicaSet {
+                    name,
+                    annotations,
+                    template_labels,
+                    template_annotations,
+                    min_ready_seconds,
+                } => {
+                    if let Some(rs) = self.find(name) {
+                        patch_map(&mut rs.metadata.annotations, annotations);
+                        if let Some(spec) = rs.spec.as_mut() {
+                            if min_ready_seconds.is_some() {
+                                spec.min_ready_seconds = *min_ready_seconds;
+                            }
+                            if let Some(meta) =
+                                spec.template.as_mut().and_then(|t| t.metadata.as_mut())
+                            {
+                                patch_map(&mut meta.labels, template_labels);
+                                patch_map(&mut meta.annotations, template_annotations);
+                            }
+                        }
                     }
                 }
                 Change::DeleteReplicaSet { name } => self
                     .obs
                     .replica_sets
                     .retain(|rs| rs.metadata.name.as_deref() != Some(name)),
+                Change::AnnotateRolloutRevision { revision } => {
+                    self.obs
+                        .rollout
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(
+                            crate::api::common::REVISION_ANNOTATION.into(),
+                            revision.clone(),
+                        );
+                }
+                Change::PatchRolloutSpecReplicas { replicas } => {
+                    self.obs.rollout.spec.replicas = Some(*replicas);
+                }
                 _ => {}
             }
         }
@@ -143,6 +181,13 @@ impl Sim {
                 ..Default::default()
             });
         }
+    }
+
+    fn find(&mut self, name: &str) -> Option<&mut k8s_openapi::api::apps::v1::ReplicaSet> {
+        self.obs
+            .replica_sets
+            .iter_mut()
+            .find(|rs| rs.metadata.name.as_deref() == Some(name))
     }
 
     /// Reconcile until a plan changes nothing (bounded), promoting every indefinite pause
@@ -179,6 +224,15 @@ impl Sim {
     }
 }
 
+fn patch_map(map: &mut Option<BTreeMap<String, String>>, patch: &MetadataPatch) {
+    if patch.is_empty() {
+        return;
+    }
+    let m = map.get_or_insert_with(Default::default);
+    m.extend(patch.set.iter().map(|(k, v)| (k.clone(), v.clone())));
+    m.retain(|k, _| !patch.remove.contains(k));
+}
+
 /// One planner input to time, with a description of what it is.
 struct Shape {
     name: String,
@@ -199,17 +253,24 @@ fn shapes() -> Vec<Shape> {
 
     // The shape: a 10-step Rollout that went through 9 revisions (10 ReplicaSets
     // kept by revisionHistoryLimit 10), now paused in the middle of the 10th update.
-    let mut sim = Sim::new(rollout(10, 10, 10));
-    sim.settle(true);
-    for i in 1..10 {
-        sim.set_image(&format!("app:{i}"));
+    let walk = |history: i32, revisions: usize| {
+        let mut sim = Sim::new(rollout(10, 10, history));
         sim.settle(true);
-    }
+        for i in 1..revisions {
+            sim.set_image(&format!("app:{i}"));
+            sim.settle(true);
+        }
+        sim
+    };
+    // 9 old ReplicaSets kept + the stable one.
+    let sim = walk(9, 10);
     shapes.push(Shape {
         name: describe("healthy", &sim),
         obs: sim.obs.clone(),
         now: sim.now,
     });
+    // 8 old ReplicaSets kept + stable + canary.
+    let mut sim = walk(8, 10);
     sim.set_image("app:10");
     sim.settle(false);
     shapes.push(Shape {
@@ -289,8 +350,23 @@ mod tests {
                     && n.ends_with("ReplicaSets")),
             "{names:?}"
         );
+        assert!(
+            names[0].starts_with("healthy: 10 steps, 10 ReplicaSets"),
+            "{names:?}"
+        );
+        assert!(
+            names[1].starts_with("paused mid-canary: 10 steps, 10 ReplicaSets"),
+            "{names:?}"
+        );
         let big = &shapes[1];
-        assert!(big.obs.replica_sets.len() >= 10, "{}", big.name);
+        // A settled shape: the planner has nothing left to do but wait for a promote.
+        let p = plan(&big.obs, big.now);
+        let work: Vec<_> = p
+            .changes
+            .iter()
+            .filter(|c| !matches!(c, Change::Event { .. }))
+            .collect();
+        assert!(work.is_empty(), "{work:?}");
         let status = big.obs.rollout.status.as_ref().unwrap();
         assert!(
             status
