@@ -25,3 +25,11 @@ fmt:
 ## Regenerate crds/*.yaml from the API types (the CRD drift test fails until this is run).
 crds:
 	SLUICE_UPDATE_CRDS=1 $(CARGO) test --lib api::crds
+
+## Benchmarks (release build; see docs/performance.md). Not tests: nothing here asserts a time.
+BENCH_OUT ?= target/bench
+bench:
+	mkdir -p $(BENCH_OUT)
+	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/planner.json planner
+	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/cluster.json cluster
+	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/controller-1000.json controller --rollouts 1000

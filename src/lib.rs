@@ -3,6 +3,7 @@
 
 pub mod analysis;
 pub mod api;
+pub mod bench;
 pub mod cli;
 pub mod cluster;
 pub mod controller;

@@ -11,6 +11,7 @@ async fn main() {
         Command::Crds(args) => sluice::cli::serve::crds(args),
         Command::Demo(args) => sluice::cli::demo::run(args).await,
         Command::Migrate(args) => sluice::cli::migrate::run(args).await,
+        Command::Bench(args) => sluice::bench::run(args).await,
         other => run_rollout_command(other).await,
     };
     if let Err(err) = result {

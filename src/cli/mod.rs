@@ -121,6 +121,67 @@ pub struct CrdsArgs {
     pub out_dir: Option<PathBuf>,
 }
 
+/// Flags of `sluice bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Also write the results as JSON to PATH.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    #[command(subcommand)]
+    pub kind: BenchKind,
+}
+
+/// Which benchmark `sluice bench` runs.
+#[derive(Debug, Subcommand, Clone)]
+pub enum BenchKind {
+    /// Time per call of the pure planner (10-step Rollout with 10 ReplicaSets, and others).
+    Planner {
+        /// Timed calls per shape.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
+    /// Throughput of the embedded API server (mixed reads/writes, open watches) and its memory.
+    Cluster {
+        /// ConfigMaps stored before the mixed workload starts.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Open watches on the ConfigMaps during the mixed workload.
+        #[arg(long, default_value_t = 100)]
+        watches: usize,
+        /// Length of the mixed workload.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// The `sluice controller` process under N Rollouts: memory, CPU, latency, throughput, start-up.
+    Controller {
+        /// Rollouts to create (each a 5-step canary).
+        #[arg(long, default_value_t = 1000)]
+        rollouts: usize,
+        /// Replicas per Rollout (0 keeps the simulated kubelet out of the way; 2 or more is
+        /// needed for the promote latency).
+        #[arg(long, default_value_t = 2)]
+        replicas: i32,
+        /// Promote/abort latency samples (alternating).
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Pod ready delay of the embedded cluster the bench starts.
+        #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
+        pod_ready_delay: std::time::Duration,
+        /// Give up on a phase (all reconciled, all healthy, all paused) after this long.
+        #[arg(long, default_value = "180s", value_parser = parse_duration_arg)]
+        phase_timeout: std::time::Duration,
+        /// Length of the steady-state window.
+        #[arg(long, default_value_t = 10)]
+        steady_seconds: u64,
+        /// Benchmark against this cluster instead of starting `sluice cluster`.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
 /// Parse a duration flag such as `300ms`, `2s` or `1m`.
 pub fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
     crate::api::common::parse_duration(value).map_err(|e| e.to_string())
@@ -137,6 +198,8 @@ pub enum Command {
     Demo(DemoArgs),
     /// Print the CustomResourceDefinitions (install with `kubectl apply --server-side`).
     Crds(CrdsArgs),
+    /// Measure Sluice: planner, embedded server, controller at scale (see docs/performance.md).
+    Bench(BenchArgs),
     /// Promote a paused Rollout to its next step (`--full` skips all remaining steps).
     Promote {
         #[command(flatten)]
@@ -181,7 +244,8 @@ pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
         | Command::Cluster(_)
         | Command::Crds(_)
         | Command::Demo(_)
-        | Command::Migrate(_) => {
+        | Command::Migrate(_)
+        | Command::Bench(_) => {
             anyhow::bail!("not a rollout command")
         }
         Command::Promote { target, full } => {

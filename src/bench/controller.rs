@@ -1,0 +1,756 @@
+//! `sluice bench controller`: the `sluice controller` process under N Rollouts.
+//!
+//! By default the bench starts `sluice cluster` as a separate process (so neither the
+//! server nor the bench is counted in the controller's memory) and the controller as
+//! another child process, talking to the server through the counting proxy
+//! ([`super::proxy`]). With `--kubeconfig` it uses that cluster instead. Memory and CPU are
+//! the kernel's figures for the controller's pid (`VmRSS`/`VmHWM`, `utime + stime`).
+//!
+//! Phases, in order: idle controller; N Rollouts created, controller started (cold start:
+//! until every Rollout has been reconciled once, then until all are Healthy); steady state;
+//! mass image update (until every Rollout reaches its first pause); promote/abort reaction
+//! latency; restart with N Rollouts present (warm start).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{
+    Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::procfs;
+use super::proxy::Proxy;
+use super::report::{Report, Target, summary};
+use crate::cli::rollouts::rollout_resource;
+
+const NAMESPACE: &str = "sluice-bench";
+const FIRST_IMAGE: &str = "registry.local/bench:1";
+const SECOND_IMAGE: &str = "registry.local/bench:2";
+/// How many requests the bench itself keeps in flight when creating or patching Rollouts.
+const CONCURRENCY: usize = 32;
+
+/// How big a run is.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub rollouts: usize,
+    pub replicas: i32,
+    pub samples: usize,
+    pub pod_ready_delay: Duration,
+    pub phase_timeout: Duration,
+    pub steady: Duration,
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// The Rollout every benchmark object is: a 5-step canary.
+fn rollout(i: usize, replicas: i32) -> Value {
+    let name = format!("ro-{i}");
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": FIRST_IMAGE}]}
+            },
+            "strategy": {"canary": {
+                "maxSurge": 1,
+                "maxUnavailable": 0,
+                "steps": [
+                    {"setWeight": 20},
+                    {"pause": {}},
+                    {"setWeight": 60},
+                    {"pause": {}},
+                    {"setWeight": 80}
+                ]
+            }}
+        }
+    })
+}
+
+fn sluice_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("locating the sluice binary")
+}
+
+async fn start_cluster(dir: &Path, p: &Params) -> anyhow::Result<(Child, PathBuf)> {
+    let kubeconfig = dir.join("cluster.kubeconfig");
+    let _ = std::fs::remove_file(&kubeconfig);
+    let log = std::fs::File::create(dir.join("cluster.log"))?;
+    let child = Command::new(sluice_exe()?)
+        .args([
+            "--log-level",
+            "warn",
+            "cluster",
+            "--port",
+            "0",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .arg("--pod-ready-delay")
+        .arg(format!("{}ms", p.pod_ready_delay.as_millis()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `sluice cluster`")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        if Instant::now() > deadline {
+            bail!("`sluice cluster` wrote no kubeconfig within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((child, kubeconfig))
+}
+
+fn start_controller(
+    dir: &Path,
+    kubeconfig: &Path,
+    log_name: &str,
+    debug: bool,
+) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join(log_name))?;
+    let mut cmd = Command::new(sluice_exe()?);
+    if debug {
+        cmd.args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info,sluice::controller::rollout=debug",
+        ]);
+    } else {
+        cmd.args(["--log-level", "warn"]);
+    }
+    cmd.arg("controller")
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `sluice controller`")
+}
+
+async fn stop(child: &mut Child) {
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
+
+fn pid(child: &Child) -> anyhow::Result<String> {
+    child
+        .id()
+        .map(|p| p.to_string())
+        .context("the child process has exited")
+}
+
+async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crate::api::crds::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        api.patch(
+            &name,
+            &PatchParams::apply("sluice-bench").force(),
+            &Patch::Apply(&crd),
+        )
+        .await
+        .with_context(|| format!("installing CRD {name}"))?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let crd = api.get("rollouts.argoproj.io").await?;
+        let established = crd
+            .status
+            .and_then(|s| s.conditions)
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Established" && c.status == "True");
+        if established {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the Rollout CRD was not established within 20 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Every Rollout in the namespace (paged, so 10,000 stay cheap to read).
+async fn list_all(api: &Api<DynamicObject>) -> anyhow::Result<Vec<DynamicObject>> {
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(1000);
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn status(ro: &DynamicObject) -> &Value {
+    &ro.data["status"]
+}
+
+fn reconciled(ro: &DynamicObject) -> bool {
+    status(ro)["observedGeneration"].as_str()
+        == ro.metadata.generation.map(|g| g.to_string()).as_deref()
+}
+
+fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
+    reconciled(ro)
+        && status(ro)["phase"] == "Healthy"
+        && status(ro)["availableReplicas"].as_i64().unwrap_or(0) >= i64::from(replicas)
+}
+
+fn at_first_pause(ro: &DynamicObject) -> bool {
+    reconciled(ro) && status(ro)["phase"] == "Paused" && status(ro)["currentStepIndex"] == 1
+}
+
+/// Poll until `done` holds for all `n` Rollouts or the deadline passes; the elapsed time
+/// since `since` and how many satisfied `done` at the end.
+async fn wait_all(
+    api: &Api<DynamicObject>,
+    n: usize,
+    since: Instant,
+    timeout: Duration,
+    done: impl Fn(&DynamicObject) -> bool,
+) -> anyhow::Result<(Duration, usize)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let t = Instant::now();
+        let items = list_all(api).await?;
+        let count = items.iter().filter(|ro| done(ro)).count();
+        if count >= n {
+            // The list was taken somewhere during [t, now]: `t` is the conservative bound
+            // only when polling is fast, so report when the satisfying list returned.
+            return Ok((since.elapsed(), count));
+        }
+        if Instant::now() > deadline {
+            return Ok((since.elapsed(), count));
+        }
+        let pause = t
+            .elapsed()
+            .clamp(Duration::from_millis(100), Duration::from_secs(2));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+struct Sampler {
+    pid: String,
+    cpu0: f64,
+}
+
+impl Sampler {
+    fn new(child: &Child) -> anyhow::Result<Self> {
+        let pid = pid(child)?;
+        let cpu0 = procfs::cpu_seconds(&pid).unwrap_or(0.0);
+        Ok(Self { pid, cpu0 })
+    }
+    fn cpu(&self) -> f64 {
+        procfs::cpu_seconds(&self.pid).unwrap_or(0.0) - self.cpu0
+    }
+    fn mem(&self) -> procfs::Memory {
+        procfs::memory(&self.pid).unwrap_or_default()
+    }
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// The kind of user patch whose reaction is timed.
+#[derive(Clone, Copy)]
+enum Poke {
+    Promote,
+    Abort,
+}
+
+/// Run the benchmark.
+pub async fn run(p: Params) -> anyhow::Result<Report> {
+    let n = p.rollouts;
+    let mut report = Report::new(
+        "controller",
+        json!({
+            "rollouts": n, "replicas": p.replicas, "steps": 5, "samples": p.samples,
+            "pod_ready_delay_ms": p.pod_ready_delay.as_millis() as u64,
+            "phase_timeout_s": p.phase_timeout.as_secs(),
+            "cluster": if p.kubeconfig.is_some() { "kubeconfig" } else { "sluice cluster (separate process)" },
+        }),
+    );
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("bench: logs and kubeconfigs in {}", dir.display());
+
+    let mut cluster = None;
+    let cluster_kubeconfig = match &p.kubeconfig {
+        Some(path) => path.clone(),
+        None => {
+            let (child, path) = start_cluster(&dir, &p).await?;
+            cluster = Some(child);
+            path
+        }
+    };
+    let (client, _) = crate::cli::client::connect(Some(&cluster_kubeconfig), None).await?;
+    install_crds(&client).await?;
+    let ns: Api<Namespace> = Api::all(client.clone());
+    if ns.get_opt(NAMESPACE).await?.is_none() {
+        ns.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?,
+        )
+        .await?;
+    }
+    let proxy = Proxy::start(client.clone()).await?;
+    let controller_kubeconfig = dir.join("controller.kubeconfig");
+    std::fs::write(&controller_kubeconfig, proxy.kubeconfig_yaml())?;
+    let rollouts: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &rollout_resource());
+    if !list_all(&rollouts).await?.is_empty() {
+        bail!("namespace {NAMESPACE} already holds Rollouts; delete them or use a fresh cluster");
+    }
+
+    // Idle: no Rollouts.
+    eprintln!("bench: idle controller");
+    let mut ctl = start_controller(&dir, &controller_kubeconfig, "controller-idle.log", false)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy
+        .counts()
+        .0
+        .keys()
+        .filter(|k| k.starts_with("WATCH "))
+        .count()
+        < 2
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "the controller opened no watches within 30 s (see {})",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = Sampler::new(&ctl)?.mem();
+    report.add(
+        "idle: RSS",
+        mib(idle.rss_kib),
+        "MiB",
+        Target::AtMost(20.0),
+        "no Rollouts, watches open",
+    );
+    stop(&mut ctl).await;
+
+    // Cold start with N Rollouts present and never reconciled.
+    eprintln!("bench: creating {n} Rollouts");
+    let t = Instant::now();
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = rollouts.clone();
+            let obj: DynamicObject =
+                serde_json::from_value(rollout(i, p.replicas)).expect("a valid Rollout");
+            async move { api.create(&PostParams::default(), &obj).await.err() }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failed.first() {
+        bail!("{} Rollout creates failed; first: {e}", failed.len());
+    }
+    eprintln!(
+        "bench: created in {:.1} s; starting the controller",
+        t.elapsed().as_secs_f64()
+    );
+    let before = proxy.counts();
+    let start = Instant::now();
+    let mut ctl = start_controller(&dir, &controller_kubeconfig, "controller.log", false)?;
+    let s = Sampler::new(&ctl)?;
+    let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, reconciled).await?;
+    report.add(
+        &format!("cold start: all {n} Rollouts reconciled once"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!("{count}/{n} reached; from process spawn; each first reconcile creates a ReplicaSet and writes status"),
+    );
+    let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, |ro| {
+        healthy(ro, p.replicas)
+    })
+    .await?;
+    report.add(
+        &format!("cold start: all {n} Rollouts Healthy"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{count}/{n} reached; bounded by the simulated kubelet ({} pods)",
+            n * p.replicas as usize
+        ),
+    );
+    let cold = proxy.counts().since(&before);
+    report.add(
+        "cold start: controller API writes per Rollout",
+        cold.writes() as f64 / n as f64,
+        "writes",
+        Target::None,
+        &cold.describe(),
+    );
+    report.add(
+        "cold start: CPU",
+        s.cpu(),
+        "CPU s",
+        Target::None,
+        "utime+stime of the controller",
+    );
+    let m = s.mem();
+    report.add(
+        "cold start: peak RSS (VmHWM)",
+        mib(m.hwm_kib),
+        "MiB",
+        Target::None,
+        "",
+    );
+
+    // Steady state.
+    eprintln!("bench: steady state for {:?}", p.steady);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = Sampler::new(&ctl)?;
+    let before = proxy.counts();
+    tokio::time::sleep(p.steady).await;
+    let steady = proxy.counts().since(&before);
+    let m = s.mem();
+    let limit = if n >= 10_000 { 256.0 } else { 64.0 };
+    report.add(
+        &format!("steady: RSS with {n} Rollouts"),
+        mib(m.rss_kib),
+        "MiB",
+        Target::AtMost(limit),
+        &format!("{} ReplicaSets cached", n),
+    );
+    report.add(
+        "steady: CPU",
+        s.cpu() / p.steady.as_secs_f64(),
+        "cores",
+        Target::None,
+        &format!("over {:.0} s", p.steady.as_secs_f64()),
+    );
+    report.add(
+        "steady: controller API requests/s",
+        steady.total() as f64 / p.steady.as_secs_f64(),
+        "req/s",
+        Target::None,
+        &steady.describe(),
+    );
+
+    // Mass image update: all N at once, until every Rollout is at its first pause.
+    eprintln!("bench: mass image update");
+    let s = Sampler::new(&ctl)?;
+    let before = proxy.counts();
+    let start = Instant::now();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": SECOND_IMAGE}]}}}});
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = rollouts.clone();
+            let patch = patch.clone();
+            async move {
+                api.patch(
+                    &format!("ro-{i}"),
+                    &PatchParams::default(),
+                    &Patch::Merge(&patch),
+                )
+                .await
+                .err()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failed.first() {
+        bail!("{} image patches failed; first: {e}", failed.len());
+    }
+    let patched = start.elapsed();
+    let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, at_first_pause).await?;
+    report.add(
+        &format!("mass update: all {n} Rollouts at their first pause"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{count}/{n} reached; the bench's {n} image patches took {:.1} s; includes new pods becoming Ready",
+            patched.as_secs_f64()
+        ),
+    );
+    let update = proxy.counts().since(&before);
+    report.add(
+        "mass update: controller API writes per Rollout (create RS + setWeight 20 + pause)",
+        update.writes() as f64 / n as f64,
+        "writes",
+        Target::AtMost(6.0),
+        &update.describe(),
+    );
+    report.add(
+        "mass update: controller API requests per Rollout (all verbs)",
+        update.total() as f64 / n as f64,
+        "requests",
+        Target::None,
+        "",
+    );
+    report.add(
+        "mass update: CPU",
+        s.cpu(),
+        "CPU s",
+        Target::None,
+        "utime+stime during the phase",
+    );
+    let m = s.mem();
+    report.add(
+        "mass update: RSS at first pause",
+        mib(m.rss_kib),
+        "MiB",
+        Target::None,
+        "",
+    );
+    report.add(
+        "peak RSS so far (VmHWM)",
+        mib(m.hwm_kib),
+        "MiB",
+        Target::AtMost(limit),
+        "since process start",
+    );
+
+    // Reaction latency to promote and abort.
+    latency(&mut report, &client, &rollouts, &p).await?;
+
+    // Warm start: restart the controller with N Rollouts present.
+    eprintln!("bench: warm restart");
+    stop(&mut ctl).await;
+    let start = Instant::now();
+    let mut ctl = start_controller(&dir, &controller_kubeconfig, "controller-restart.log", true)?;
+    let log = dir.join("controller-restart.log");
+    let deadline = Instant::now() + p.phase_timeout;
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        seen = reconciled_names(&log).len();
+        if seen >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report.add(
+        &format!("warm start: all {n} Rollouts reconciled once after restart"),
+        start.elapsed().as_secs_f64(),
+        "s",
+        Target::AtMost(5.0),
+        &format!("{seen}/{n} seen in the controller's debug log (\"planned\" per reconcile); from process spawn"),
+    );
+    let m = procfs::memory(&pid(&ctl)?).unwrap_or_default();
+    report.add(
+        "warm start: peak RSS (VmHWM)",
+        mib(m.hwm_kib),
+        "MiB",
+        Target::None,
+        "",
+    );
+    stop(&mut ctl).await;
+    if let Some(mut c) = cluster {
+        if let Some(m) = c.id().and_then(|id| procfs::memory(&id.to_string())) {
+            report.add(
+                "embedded cluster process: peak RSS",
+                mib(m.hwm_kib),
+                "MiB",
+                Target::None,
+                "for reference; all objects and pods",
+            );
+        }
+        stop(&mut c).await;
+    }
+    Ok(report)
+}
+
+/// Names of the Rollouts the controller logged a plan for (its JSON debug log).
+fn reconciled_names(log: &Path) -> BTreeSet<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.contains("\"planned\""))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["span"]["rollout"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Time from a promote/abort status patch to the controller's next ReplicaSet spec write
+/// for that Rollout, seen on a watch the bench holds directly on the API server.
+async fn latency(
+    report: &mut Report,
+    client: &kube::Client,
+    rollouts: &Api<DynamicObject>,
+    p: &Params,
+) -> anyhow::Result<()> {
+    if p.replicas < 2 {
+        report.add(
+            "reaction latency",
+            f64::NAN,
+            "ms",
+            Target::None,
+            "skipped: needs --replicas >= 2 so a promote scales a ReplicaSet",
+        );
+        return Ok(());
+    }
+    let paused: Vec<String> = list_all(rollouts)
+        .await?
+        .iter()
+        .filter(|ro| at_first_pause(ro))
+        .filter_map(|ro| ro.metadata.name.clone())
+        .collect();
+    let samples = p.samples.min(paused.len());
+    eprintln!("bench: reaction latency over {samples} samples");
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = rs_api.list(&ListParams::default()).await?;
+    let mut generations: HashMap<String, i64> = list
+        .items
+        .iter()
+        .filter_map(|rs| {
+            Some((
+                rs.metadata.name.clone()?,
+                rs.metadata.generation.unwrap_or(0),
+            ))
+        })
+        .collect();
+    let rv = list.metadata.resource_version.unwrap_or_default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let stream = rs_api
+        .watch(&WatchParams::default().timeout(290), &rv)
+        .await?;
+    let watcher = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        while let Some(Ok(ev)) = stream.next().await {
+            let at = Instant::now();
+            let rs = match ev {
+                WatchEvent::Added(rs) | WatchEvent::Modified(rs) => rs,
+                _ => continue,
+            };
+            let name = rs.metadata.name.clone().unwrap_or_default();
+            let generation = rs.metadata.generation.unwrap_or(0);
+            // Status updates from the ReplicaSet controller do not bump the generation;
+            // only a spec write (the Rollout controller's scale) or a create does.
+            let prev = generations.insert(name, generation);
+            if prev.is_some_and(|g| g >= generation) {
+                continue;
+            }
+            let owner = rs
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.name)
+                .unwrap_or_default();
+            if tx.send((owner, at)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut timeouts = 0;
+    for (i, name) in paused.iter().take(samples).enumerate() {
+        let poke = if i % 2 == 0 {
+            Poke::Promote
+        } else {
+            Poke::Abort
+        };
+        while rx.try_recv().is_ok() {}
+        let body = match poke {
+            Poke::Promote => json!({"status": {"pauseConditions": null}}),
+            Poke::Abort => json!({"status": {"abort": true}}),
+        };
+        let sent = Instant::now();
+        rollouts
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .with_context(|| format!("patching {name}"))?;
+        let accepted = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((owner, at))) if &owner == name => break Some(at),
+                Ok(Some(_)) => continue,
+                _ => break None,
+            }
+        };
+        match seen {
+            Some(at) => {
+                let key = match poke {
+                    Poke::Promote => "promote",
+                    Poke::Abort => "abort",
+                };
+                // From the patch's acceptance (its response); a write seen earlier than
+                // that counts from the send.
+                let from = if at < accepted { sent } else { accepted };
+                results
+                    .entry(key)
+                    .or_default()
+                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
+            }
+            None => timeouts += 1,
+        }
+    }
+    watcher.abort();
+    let mut all: Vec<f64> = results.values().flatten().copied().collect();
+    for (key, mut v) in results {
+        if let Some((mean, p50, p99)) = summary(&mut v) {
+            let note = format!("{} samples, mean {mean:.1} ms", v.len());
+            report.add(
+                &format!("{key} → ReplicaSet write: p50"),
+                p50,
+                "ms",
+                Target::None,
+                &note,
+            );
+            report.add(
+                &format!("{key} → ReplicaSet write: p99"),
+                p99,
+                "ms",
+                Target::AtMost(100.0),
+                "",
+            );
+        }
+    }
+    if let Some((mean, p50, p99)) = summary(&mut all) {
+        let note = format!(
+            "{} samples ({timeouts} timed out at 10 s), mean {mean:.1} ms, {} Rollouts present",
+            all.len(),
+            p.rollouts
+        );
+        report.add(
+            "promote+abort → ReplicaSet write: p50",
+            p50,
+            "ms",
+            Target::None,
+            &note,
+        );
+        report.add(
+            "promote+abort → ReplicaSet write: p99",
+            p99,
+            "ms",
+            Target::AtMost(100.0),
+            "",
+        );
+    }
+    Ok(())
+}

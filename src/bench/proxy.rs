@@ -1,0 +1,247 @@
+//! A counting pass-through proxy between the benchmarked controller and the API server.
+//!
+//! The controller is given a kubeconfig that points at this proxy (plain HTTP on
+//! 127.0.0.1); every request is counted by verb and resource and forwarded with the bench's
+//! own kube client, which carries the real server's address, TLS and credentials. This
+//! counts exactly the controller's requests — the embedded cluster's audit log also holds
+//! the simulated kubelet's and workload controllers' calls, and a real cluster has none we
+//! can read — at the price of one extra loopback hop on each of its requests.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+/// Requests seen so far, keyed `"<VERB> <resource>[/<subresource>]"` (for example
+/// `"PATCH rollouts/status"`, `"WATCH replicasets"`).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts(pub BTreeMap<String, u64>);
+
+impl Counts {
+    /// Requests that change state (create, update, patch, delete).
+    pub fn writes(&self) -> u64 {
+        self.0
+            .iter()
+            .filter(|(k, _)| {
+                ["POST ", "PUT ", "PATCH ", "DELETE "]
+                    .iter()
+                    .any(|v| k.starts_with(v))
+            })
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.values().sum()
+    }
+
+    /// What happened between `earlier` and `self`.
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        Counts(
+            self.0
+                .iter()
+                .map(|(k, n)| (k.clone(), n - earlier.0.get(k).copied().unwrap_or(0)))
+                .filter(|(_, n)| *n > 0)
+                .collect(),
+        )
+    }
+
+    /// `"PATCH replicasets 1000, POST events 2000, ..."`, largest first.
+    pub fn describe(&self) -> String {
+        let mut v: Vec<_> = self.0.iter().collect();
+        v.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        v.iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The verb and resource of an API request path, as the counting key.
+pub fn classify(method: &Method, path: &str, query: Option<&str>) -> String {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let rest: &[&str] = match segs.as_slice() {
+        ["api", _v, rest @ ..] => rest,
+        ["apis", _g, _v, rest @ ..] => rest,
+        _ => &[],
+    };
+    let rest = match rest {
+        ["namespaces", _ns, tail @ ..] if !tail.is_empty() => tail,
+        other => other,
+    };
+    let resource = match rest {
+        [] => "discovery".to_string(),
+        [r] | [r, _] => r.to_string(),
+        [r, _, sub, ..] => format!("{r}/{sub}"),
+    };
+    let watch = query.is_some_and(|q| q.split('&').any(|kv| kv == "watch=true" || kv == "watch=1"));
+    let verb = if watch { "WATCH" } else { method.as_str() };
+    format!("{verb} {resource}")
+}
+
+struct ProxyState {
+    client: kube::Client,
+    counts: Mutex<Counts>,
+}
+
+/// A running proxy.
+pub struct Proxy {
+    pub addr: SocketAddr,
+    state: Arc<ProxyState>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Proxy {
+    /// Serve on 127.0.0.1 (a free port), forwarding through `client`.
+    pub async fn start(client: kube::Client) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(ProxyState {
+            client,
+            counts: Mutex::new(Counts::default()),
+        });
+        let app = axum::Router::new()
+            .fallback(forward)
+            .with_state(state.clone());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Ok(Self { addr, state, task })
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.state
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A kubeconfig that sends a client through this proxy.
+    pub fn kubeconfig_yaml(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: bench\n  cluster:\n    server: http://{}\nusers:\n- name: bench\n  user: {{}}\ncontexts:\n- name: bench\n  context:\n    cluster: bench\n    user: bench\n    namespace: default\ncurrent-context: bench\n",
+            self.addr
+        )
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn forward(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let key = classify(&parts.method, parts.uri.path(), parts.uri.query());
+    *state
+        .counts
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .0
+        .entry(key)
+        .or_default() += 1;
+    let bytes = match axum::body::to_bytes(body, 64 << 20).await {
+        Ok(b) => b,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |pq| pq.as_str())
+        .to_string();
+    let mut out = axum::http::Request::builder()
+        .method(parts.method)
+        .uri(path);
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+            out = out.header(name, value);
+        }
+    }
+    let out = match out.body(kube::client::Body::from(bytes.to_vec())) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
+    };
+    match state.client.send(out).await {
+        Ok(resp) => {
+            let (parts, body) = resp.into_parts();
+            Response::from_parts(parts, Body::new(body))
+        }
+        Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_are_counted_by_verb_and_resource() {
+        let cases = [
+            (
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/rollouts",
+                Some("watch=true&rv=1"),
+                "WATCH rollouts",
+            ),
+            (
+                Method::GET,
+                "/apis/argoproj.io/v1alpha1/rollouts",
+                Some("limit=1"),
+                "GET rollouts",
+            ),
+            (
+                Method::PATCH,
+                "/apis/argoproj.io/v1alpha1/namespaces/a/rollouts/r/status",
+                None,
+                "PATCH rollouts/status",
+            ),
+            (
+                Method::POST,
+                "/apis/apps/v1/namespaces/a/replicasets",
+                None,
+                "POST replicasets",
+            ),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/a/replicasets/x",
+                None,
+                "PATCH replicasets",
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/a/services/s",
+                None,
+                "GET services",
+            ),
+            (Method::GET, "/api/v1/namespaces/a", None, "GET namespaces"),
+            (Method::GET, "/api/v1/namespaces", None, "GET namespaces"),
+            (Method::GET, "/version", None, "GET discovery"),
+        ];
+        for (m, p, q, want) in cases {
+            assert_eq!(classify(&m, p, q), want, "{m} {p}");
+        }
+    }
+
+    #[test]
+    fn writes_and_differences_are_derived_from_counts() {
+        let a = Counts(BTreeMap::from([
+            ("GET services".into(), 2),
+            ("PATCH replicasets".into(), 1),
+        ]));
+        let b = Counts(BTreeMap::from([
+            ("GET services".into(), 5),
+            ("PATCH replicasets".into(), 1),
+            ("POST events".into(), 4),
+        ]));
+        let d = b.since(&a);
+        assert_eq!(d.writes(), 4);
+        assert_eq!(d.total(), 7);
+        assert_eq!(d.describe(), "POST events 4, GET services 3");
+    }
+}
