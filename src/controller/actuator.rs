@@ -161,6 +161,15 @@ async fn patch_rollout_guarded(
     }
 }
 
+/// At most `max` bytes of `text`, cut at a character boundary.
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
+
 /// Apply `plan` to the cluster on behalf of `ro`.
 pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, ActError> {
     let ns = ro.namespace().unwrap_or_default();
@@ -178,6 +187,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
         }
     };
 
+    let mut events: Vec<(EventType, &String, &String)> = Vec::new();
     for change in &plan.changes {
         match change {
             Change::CreateReplicaSet(rs) => {
@@ -420,25 +430,33 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                 type_,
                 reason,
                 message,
-            } => {
-                let event = Event {
-                    type_: match type_ {
-                        EventType::Normal => KubeEventType::Normal,
-                        EventType::Warning => KubeEventType::Warning,
-                    },
-                    reason: reason.clone(),
-                    note: Some(message.clone()),
-                    action: reason.clone(),
-                    secondary: None,
-                };
-                if let Some(metrics) = &ctx.metrics {
-                    metrics.event(&ns, &name, type_.as_str(), reason);
-                }
-                // Events are best effort: a failure to record one never blocks a rollout.
-                if let Err(e) = ctx.recorder.publish(&event, &ro.object_ref(&())).await {
-                    warn!(reason = %reason, error = %e, "recording event failed");
-                }
-            }
+            } => events.push((*type_, reason, message)),
+        }
+    }
+
+    // Events are published once every other change of the plan went through: a plan
+    // cut short by a conflict is planned again from fresh data, and publishing its
+    // events now would repeat them.
+    for (type_, reason, message) in events {
+        let event = Event {
+            type_: match type_ {
+                EventType::Normal => KubeEventType::Normal,
+                EventType::Warning => KubeEventType::Warning,
+            },
+            reason: reason.clone(),
+            note: Some(message.clone()),
+            // The recorder merges events with the same (type, reason, action) into one
+            // series, keeping the first note; the message as action keeps distinct
+            // events distinct ("revision 1" vs "revision 2") and merges true repeats.
+            action: truncate(message, 128),
+            secondary: None,
+        };
+        if let Some(metrics) = &ctx.metrics {
+            metrics.event(&ns, &name, type_.as_str(), reason);
+        }
+        // Events are best effort: a failure to record one never blocks a rollout.
+        if let Err(e) = ctx.recorder.publish(&event, &ro.object_ref(&())).await {
+            warn!(reason = %reason, error = %e, "recording event failed");
         }
     }
 
@@ -458,5 +476,20 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             conflict: true,
         }),
         Err(e) => Err(act("patch status of", format!("rollout {ns}/{name}"))(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_actions_are_cut_at_a_character_boundary() {
+        assert_eq!(truncate("short", 128), "short");
+        let long = "é".repeat(100); // 200 bytes
+        let cut = truncate(&long, 128);
+        assert_eq!(cut.len(), 128);
+        assert!(long.starts_with(&cut));
+        assert_eq!(truncate("aé", 2), "a");
     }
 }
