@@ -464,19 +464,9 @@ fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action
 
 /// Run the AnalysisRun controller until `shutdown` fires.
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let runs: Api<AnalysisRun> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    if let Err(e) = runs.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list analysisruns.argoproj.io ({e}); are the CRDs installed? run: kubectl apply --server-side -f crds/"
-        );
-    }
-    let job_api: Api<Job> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let runs: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
+    super::require_crd(&runs, "analysisruns.argoproj.io").await?;
+    let job_api: Api<Job> = super::scoped_api(&client, cfg.namespace.as_deref());
     let (job_store, job_writer) = reflector::store();
     let job_stream = watcher(
         job_api,

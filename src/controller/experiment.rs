@@ -405,23 +405,10 @@ fn error_policy(ex: Arc<Experiment>, err: &Error, ctx: Arc<Context>) -> Action {
 
 /// Run the Experiment controller until `shutdown` fires.
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let experiments: Api<Experiment> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    if let Err(e) = experiments.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list experiments.argoproj.io ({e}); are the CRDs installed? run: kubectl apply --server-side -f crds/"
-        );
-    }
-    let rs_api: Api<ReplicaSet> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    let ar_api: Api<AnalysisRun> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let experiments: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
+    super::require_crd(&experiments, "experiments.argoproj.io").await?;
+    let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
     // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones; each
     // controller keeps only those whose controller ownerReference is one of its objects.
     let (rs_store, rs_writer) = reflector::store();

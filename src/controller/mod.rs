@@ -10,7 +10,8 @@ pub mod leader;
 pub mod rollout;
 pub mod status_patch;
 
-use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
 
 /// Run every controller of the `sluice controller` process until `shutdown`.
@@ -25,4 +26,28 @@ pub async fn run(
         experiment::run(client, cfg, shutdown)
     )
     .map(|_| ())
+}
+
+/// An `Api` over one namespace (namespaced mode) or all of them.
+pub fn scoped_api<K>(client: &Client, namespace: Option<&str>) -> Api<K>
+where
+    K: Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+{
+    match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    }
+}
+
+/// Fail at start-up, in one line, when the CRD behind `api` is not installed.
+pub async fn require_crd<K>(api: &Api<K>, resource: &str) -> anyhow::Result<()>
+where
+    K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
+{
+    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
+        anyhow::bail!(
+            "cannot list {resource} ({e}); are the CRDs installed? run: kubectl apply --server-side -f crds/"
+        );
+    }
+    Ok(())
 }

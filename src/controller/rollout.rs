@@ -391,19 +391,9 @@ where
 
 /// Run the Rollout controller until `shutdown` fires.
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let rollouts: Api<Rollout> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    if let Err(e) = rollouts.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list rollouts.argoproj.io ({e}); are the CRDs installed? run: kubectl apply --server-side -f crds/"
-        );
-    }
-    let rs_api: Api<ReplicaSet> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
+    super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
+    let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
     let (rs_store, rs_writer) = reflector::store();
     let rs_stream = watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
@@ -412,10 +402,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .touched_objects();
     // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
     // phase changes wake the owning Rollout.
-    let ar_api: Api<AnalysisRun> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
     let (ar_store, ar_writer) = reflector::store();
     let ar_stream = watcher(ar_api, watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
@@ -429,10 +416,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
             },
             PredicateConfig::default(),
         );
-    let exp_api: Api<Experiment> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let exp_api: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
     let (exp_store, exp_writer) = reflector::store();
     let exp_stream = watcher(exp_api, watcher::Config::default().labels(HASH_LABEL))
         .default_backoff()
@@ -467,10 +451,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     // must wake that Rollout: templates change rarely, so every Rollout of the
     // namespace that uses analysis is reconciled (nested references included).
     let ro_store = controller.store();
-    let at_api: Api<AnalysisTemplate> = match &cfg.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
+    let at_api: Api<AnalysisTemplate> = super::scoped_api(&client, cfg.namespace.as_deref());
     let at_stream = watcher(at_api, watcher::Config::default())
         .default_backoff()
         .touched_objects();
