@@ -6,7 +6,7 @@
 //! with 409 instead of clobbering it; the watch event of that change starts a
 //! fresh reconcile.
 
-use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType as KubeEventType};
@@ -425,6 +425,30 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                         ..Default::default()
                     });
                 }
+            }
+            Change::AnnotateRollout { key, value } => {
+                let body = json!({"metadata": {"annotations": {key: value}}});
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                    .await
+                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
+                {
+                    return Ok(Outcome {
+                        conflict: true,
+                        ..Default::default()
+                    });
+                }
+            }
+            Change::ScaleDeployment {
+                name: deployment,
+                replicas,
+                ..
+            } => {
+                // A merge patch of the replica count alone (RBAC: deployments patch).
+                let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
+                let body = json!({"spec": {"replicas": replicas}});
+                api.patch(deployment, &pp, &Patch::Merge(&body))
+                    .await
+                    .map_err(act("scale", format!("deployment {ns}/{deployment}")))?;
             }
             Change::Event {
                 type_,

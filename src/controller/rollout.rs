@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
@@ -29,6 +29,7 @@ use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 use crate::core::observed::Observed;
+use crate::core::workload::{DeploymentScale, Workload};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 
@@ -177,6 +178,7 @@ async fn observe(
         .collect();
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
+    let workload = read_workload(ro, &ctx.client, &ns).await?;
     Ok(Observed {
         rollout: ro.clone(),
         replica_sets,
@@ -186,6 +188,69 @@ async fn observe(
         experiments,
         analysis_templates,
         cluster_analysis_templates,
+        workload,
+        outside_pods: 0,
+    })
+}
+
+/// GET the object `spec.workloadRef` names (a Deployment, ReplicaSet or PodTemplate in the
+/// Rollout's namespace). `None` when there is no reference, its kind is not one of those
+/// (the planner names the field), or the object does not exist.
+async fn read_workload(ro: &Rollout, client: &Client, ns: &str) -> Result<Option<Workload>, Error> {
+    let Some(reference) = ro.spec.workload_ref.as_ref() else {
+        return Ok(None);
+    };
+    let name = reference.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let read = |kind: &str| {
+        let what = format!("{kind} {ns}/{name}");
+        move |source| Error::Read { what, source }
+    };
+    Ok(match reference.kind.as_deref() {
+        Some("Deployment") => Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(read("deployment"))?
+            .map(|d| {
+                let spec = d.spec.unwrap_or_default();
+                let status = d.status.unwrap_or_default();
+                Workload {
+                    generation: d.metadata.generation.unwrap_or(0),
+                    template: Some(spec.template),
+                    selector: Some(spec.selector),
+                    scale: Some(DeploymentScale {
+                        spec: spec.replicas.unwrap_or(1),
+                        pods: status.replicas.unwrap_or(0),
+                        available: status.available_replicas.unwrap_or(0),
+                    }),
+                }
+            }),
+        Some("ReplicaSet") => Api::<ReplicaSet>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(read("replicaset"))?
+            .map(|rs| {
+                let spec = rs.spec.unwrap_or_default();
+                Workload {
+                    generation: rs.metadata.generation.unwrap_or(0),
+                    template: spec.template,
+                    selector: Some(spec.selector),
+                    scale: None,
+                }
+            }),
+        Some("PodTemplate") => Api::<PodTemplate>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(read("podtemplate"))?
+            .map(|t| Workload {
+                generation: t.metadata.generation.unwrap_or(0),
+                template: t.template,
+                selector: None,
+                scale: None,
+            }),
+        _ => None,
     })
 }
 
@@ -263,6 +328,33 @@ fn rollouts_using_templates(
         .collect()
 }
 
+/// The Rollouts whose `spec.workloadRef` names this object (same kind, name and
+/// namespace): a change to it (a new template, a scale-up) must be acted on.
+fn rollouts_referencing<K: kube::Resource>(
+    store: &Store<Rollout>,
+    kind: &str,
+    obj: &K,
+) -> Vec<reflector::ObjectRef<Rollout>> {
+    let meta = obj.meta();
+    let (ns, name) = (meta.namespace.as_deref(), meta.name.as_deref());
+    store
+        .state()
+        .iter()
+        .filter(|ro| ro.metadata.namespace.as_deref() == ns)
+        .filter(|ro| {
+            ro.spec
+                .workload_ref
+                .as_ref()
+                .is_some_and(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == name)
+        })
+        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
+/// A workloadRef to a ReplicaSet is re-read this often: the ReplicaSet watch is selected
+/// on the Rollouts' own hash label, so edits to another ReplicaSet raise no event.
+const REPLICA_SET_REF_RESYNC: Duration = Duration::from_secs(30);
+
 /// What of an AnalysisRun or Experiment the owning Rollout reacts to: its phase and
 /// message (what `status.canary.current*` shows), spec and deletion. Measurements
 /// recorded every interval change none of it, so they do not wake the Rollout.
@@ -316,7 +408,16 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         // read it: the watch event for that change triggers a fresh reconcile.
         return Ok(Action::await_change());
     }
-    Ok(match plan.requeue_after {
+    let mut requeue = plan.requeue_after;
+    if ro
+        .spec
+        .workload_ref
+        .as_ref()
+        .is_some_and(|r| r.kind.as_deref() == Some("ReplicaSet"))
+    {
+        requeue = Some(requeue.map_or(REPLICA_SET_REF_RESYNC, |r| r.min(REPLICA_SET_REF_RESYNC)));
+    }
+    Ok(match requeue {
         Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
         None => Action::await_change(),
     })
@@ -462,6 +563,21 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     .default_backoff()
     .touched_objects();
     let at_store = ro_store.clone();
+    // Referenced Deployments and PodTemplates (workloadRef): a new template starts a
+    // canary, a scale-up of a Deployment held at zero is undone. Nothing is cached.
+    let deploy_stream = watcher(
+        super::scoped_api::<Deployment>(&client, cfg.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let pt_stream = watcher(
+        super::scoped_api::<PodTemplate>(&client, cfg.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (deploy_store, pt_store) = (ro_store.clone(), ro_store.clone());
     let controller = controller
         .owns_stream(rs_stream)
         .owns_stream(ar_stream)
@@ -471,6 +587,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         })
         .watches_stream(cat_stream, move |_: ClusterAnalysisTemplate| {
             rollouts_using_templates(&ro_store, None)
+        })
+        .watches_stream(deploy_stream, move |d: Deployment| {
+            rollouts_referencing(&deploy_store, "Deployment", &d)
+        })
+        .watches_stream(pt_stream, move |t: PodTemplate| {
+            rollouts_referencing(&pt_store, "PodTemplate", &t)
         })
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let task = cfg

@@ -25,6 +25,7 @@ use super::replicas::{
 };
 use super::status::{self as st, FALSE, TRUE, UNKNOWN, condition, remove_condition, set_condition};
 use super::validate::{InvalidSpec, validate};
+use super::workload;
 use crate::api::common::{
     AnalysisPhase, DESIRED_REPLICAS_ANNOTATION, POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata,
     REVISION_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION,
@@ -46,8 +47,27 @@ pub fn plan(observed: &Observed, now: DateTime<Utc>) -> Plan {
     let now = to_time(now);
     let rollout = &observed.rollout;
     let prev = rollout.status.clone().unwrap_or_default();
+    if rollout.spec.workload_ref.is_some() {
+        // The step machine plans the Rollout with the referenced template filled in; the
+        // reference's own bookkeeping (generation, Deployment scale-down) is added after.
+        let (mut plan, resolved) = match workload::resolve(observed) {
+            Err(err) => (invalid_spec_plan(rollout, prev, &err, &now), None),
+            Ok(resolved) => (plan_resolved(&resolved, prev, now), Some(resolved)),
+        };
+        let valid = !plan
+            .status
+            .conditions()
+            .iter()
+            .any(|c| c.type_ == Cond::InvalidSpec);
+        workload::finish(observed, resolved.as_ref().filter(|_| valid), &mut plan);
+        return plan;
+    }
+    plan_resolved(observed, prev, now)
+}
+
+fn plan_resolved(observed: &Observed, prev: RolloutStatus, now: Time) -> Plan {
     if let Err(err) = validate(observed) {
-        return invalid_spec_plan(rollout, prev, &err, &now);
+        return invalid_spec_plan(&observed.rollout, prev, &err, &now);
     }
     Planner::new(observed, prev, now).run()
 }
@@ -933,8 +953,10 @@ impl<'a> Planner<'a> {
         }
         // Shrink before growing so the surge ceiling also holds between the two writes.
         moves.sort_by_key(|&(i, target)| target > self.rs[i].spec);
+        let mut room = self.outside_room();
         let mut scaled = false;
         for (i, target) in moves {
+            let target = self.fit_room(&mut room, i, target);
             scaled |= self.scale(i, target, true);
         }
         if scaled {
@@ -954,6 +976,32 @@ impl<'a> Planner<'a> {
             scaled |= self.scale(i, spec, false);
         }
         scaled
+    }
+
+    /// Room left under the surge ceiling (`replicas + maxSurge` pods) when pods outside the
+    /// Rollout count against it (a Deployment being scaled down progressively); `None`
+    /// when there are none and the replica math alone decides.
+    fn outside_room(&self) -> Option<i32> {
+        if self.obs.outside_pods <= 0 {
+            return None;
+        }
+        let mine: i32 = self.rs.iter().filter(|v| !v.deleting).map(|v| v.spec).sum();
+        Some((self.replicas + self.limits.max_surge - self.obs.outside_pods - mine).max(0))
+    }
+
+    /// Cuts a scale-up of ReplicaSet `i` to the `room` left; a scale-down adds to it.
+    fn fit_room(&self, room: &mut Option<i32>, i: usize, target: i32) -> i32 {
+        let Some(room) = room.as_mut() else {
+            return target;
+        };
+        let from = self.rs[i].spec;
+        if target <= from {
+            *room += from - target;
+            return target;
+        }
+        let grow = (target - from).min(*room);
+        *room -= grow;
+        from + grow
     }
 
     /// Emits a scale of ReplicaSet `i` to `target` if its spec (or, for canary/stable,

@@ -12,6 +12,7 @@
 //! - [`analysis`](mod@analysis), [`experiment`](mod@experiment): the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+//! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
 pub mod analysis;
 pub mod canary;
 pub mod experiment;
@@ -22,6 +23,7 @@ pub mod plan;
 pub mod replicas;
 pub mod status;
 pub mod validate;
+pub mod workload;
 
 #[cfg(test)]
 pub(crate) mod testing;

@@ -39,6 +39,13 @@ pub struct Observed {
     /// ClusterAnalysisTemplates named by `clusterScope: true` references, keyed by name; absent
     /// means not found, as for `analysis_templates`.
     pub cluster_analysis_templates: BTreeMap<String, ClusterAnalysisTemplate>,
+    /// The object `spec.workloadRef` names, read when the reference has a supported kind;
+    /// `None` means it does not exist (the Rollout becomes InvalidSpec naming it).
+    pub workload: Option<super::workload::Workload>,
+    /// Pods outside the Rollout that count against its `maxSurge`: those of a Deployment
+    /// being scaled down `progressively`. Set by [`super::workload::resolve`], never by the
+    /// observer.
+    pub outside_pods: i32,
 }
 
 /// Template names to read: (AnalysisTemplates in the Rollout's namespace,

@@ -117,6 +117,14 @@ pub enum Change {
     PatchRolloutSpecReplicas { replicas: i32 },
     /// Set the Rollout's `rollout.argoproj.io/revision` annotation.
     AnnotateRolloutRevision { revision: String },
+    /// Set another annotation on the Rollout (`rollout.argoproj.io/workload-generation`).
+    AnnotateRollout { key: String, value: String },
+    /// Set `spec.replicas` of the Deployment `spec.workloadRef` names (only ever lower).
+    ScaleDeployment {
+        name: String,
+        from: i32,
+        replicas: i32,
+    },
     /// Create this AnalysisRun (complete object: name, namespace, labels, annotations, a
     /// controller ownerReference to the Rollout, spec with resolved args). An AlreadyExists
     /// answer means an earlier, unobserved create succeeded.

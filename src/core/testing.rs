@@ -378,6 +378,19 @@ impl Sim {
                         .get_or_insert_with(Default::default)
                         .insert(REVISION_ANNOTATION.to_string(), revision.clone());
                 }
+                Change::AnnotateRollout { key, value } => {
+                    self.obs
+                        .rollout
+                        .metadata
+                        .annotations
+                        .get_or_insert_with(Default::default)
+                        .insert(key.clone(), value.clone());
+                }
+                Change::ScaleDeployment { replicas, .. } => {
+                    if let Some(scale) = self.obs.workload.as_mut().and_then(|w| w.scale.as_mut()) {
+                        scale.spec = *replicas;
+                    }
+                }
                 Change::PatchRolloutSpecReplicas { replicas } => {
                     self.obs.rollout.spec.replicas = Some(*replicas);
                 }

@@ -40,10 +40,6 @@ pub struct Unsupported {
 /// Spec features that make a Rollout InvalidSpec until Sluice implements them.
 pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
     Unsupported {
-        field: "spec.workloadRef",
-        present: |s| s.workload_ref.is_some(),
-    },
-    Unsupported {
         field: "spec.strategy.blueGreen",
         present: |s| s.blue_green().is_some(),
     },
