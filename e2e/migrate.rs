@@ -3,6 +3,10 @@
 
 use std::io::Write as _;
 use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use serde_json::Value;
 
 use crate::harness::{Env, sluice_bin};
 use crate::require_kubectl;
@@ -129,7 +133,7 @@ fn migrate_reads_stdin_and_its_workload_ref_output_is_accepted_by_the_api_server
     assert!(yaml.contains("scaleDown: never"), "{yaml}");
     let file = env.dir.path().join("ref.yaml");
     std::fs::write(&file, &yaml).unwrap();
-    // Schema validation only: workloadRef itself is not reconciled by this controller yet.
+    // The CRD schema accepts what migrate prints (the scenarios below apply it for real).
     let out = env.kubectl_ok(&["apply", "--dry-run=server", "-f", file.to_str().unwrap()]);
     assert!(out.contains("rollout.argoproj.io/web"), "{out}");
     assert!(
@@ -179,4 +183,245 @@ fn migrate_errors_are_one_line_and_non_zero() {
         assert!(stderr.contains(want), "{args:?}: {stderr}");
         assert!(out.stdout.is_empty(), "nothing half-written on stdout");
     }
+}
+
+/// Ready pods labelled `app=web` (the Deployment's and the Rollout's alike), not being
+/// deleted, as `kubectl get pods` lists them.
+fn ready_web_pods(env: &Env) -> i64 {
+    let pods = env.get_json(&["pods", "-l", "app=web"]);
+    let ready = |p: &&Value| {
+        p["metadata"]["deletionTimestamp"].is_null()
+            && p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
+    };
+    pods["items"]
+        .as_array()
+        .map_or(0, |items| items.iter().filter(ready).count() as i64)
+}
+
+fn deployment_scale(env: &Env) -> (i64, i64) {
+    let d = env.get_json(&["deployment", "web"]);
+    (
+        d["spec"]["replicas"].as_i64().unwrap_or(-1),
+        d["status"]["replicas"].as_i64().unwrap_or(0),
+    )
+}
+
+#[test]
+fn workload_ref_progressive_migration_keeps_four_ready_pods_and_holds_the_deployment_at_zero() {
+    require_kubectl!();
+    let env = Env::start("migrate-progressive");
+    env.apply(DEPLOYMENT);
+    deployment_ready(&env, 4);
+
+    let target = format!("{}/web", env.namespace);
+    let yaml = stdout_ok(&migrate(
+        &env,
+        &[
+            "--from-cluster",
+            &target,
+            "--mode",
+            "workload-ref",
+            "--scale-down",
+            "progressively",
+            "--steps",
+            "25,pause,100",
+        ],
+        "",
+    ));
+    assert!(yaml.contains("scaleDown: progressively"), "{yaml}");
+
+    // Watch the ready pods across both while the Rollout takes over, with the real
+    // kubectl, from before the Rollout exists until the Deployment has no pods left.
+    let done = AtomicBool::new(false);
+    let (observations, lowest) = std::thread::scope(|scope| {
+        let watcher = scope.spawn(|| {
+            let mut seen = Vec::new();
+            let deadline = Instant::now() + T * 2;
+            while !done.load(Ordering::SeqCst) && Instant::now() < deadline {
+                seen.push(ready_web_pods(&env));
+            }
+            seen
+        });
+        env.apply(&yaml);
+        wait_phase(&env, "web", "Healthy");
+        env.wait_for("the Deployment at zero with no pods", T, |env| {
+            (deployment_scale(env) == (0, 0)).then_some(())
+        });
+        done.store(true, Ordering::SeqCst);
+        let seen = watcher.join().expect("observer thread");
+        let lowest = seen.iter().copied().min().unwrap_or(0);
+        (seen, lowest)
+    });
+    assert!(observations.len() >= 3, "observed {observations:?}");
+    assert!(
+        lowest >= 4,
+        "ready pods dropped to {lowest} during the migration: {observations:?}"
+    );
+    let ro = wait_phase(&env, "web", "Healthy");
+    assert_eq!(ro["status"]["availableReplicas"], 4);
+    let generation = env.get_json(&["deployment", "web"])["metadata"]["generation"].to_string();
+    assert_eq!(
+        ro["metadata"]["annotations"]["rollout.argoproj.io/workload-generation"],
+        generation.as_str()
+    );
+    assert_eq!(
+        ro["status"]["workloadObservedGeneration"],
+        generation.as_str()
+    );
+    assert!(
+        ro["spec"]["template"].is_null(),
+        "the template stays in the Deployment"
+    );
+
+    // Something scales the Deployment back up: it is held at zero again.
+    env.kubectl_ok(&["scale", "deployment", "web", "--replicas=3"]);
+    env.wait_for("the Deployment back at zero", T, |env| {
+        let d = env.get_json(&["deployment", "web"]);
+        let generation = d["metadata"]["generation"].as_i64().unwrap_or(0);
+        let observed = d["status"]["observedGeneration"].as_i64().unwrap_or(0);
+        (deployment_scale(env) == (0, 0) && observed == generation && generation > 2).then_some(())
+    });
+    assert_eq!(
+        wait_phase(&env, "web", "Healthy")["status"]["availableReplicas"],
+        4
+    );
+
+    // Editing the Deployment's pod template starts a canary on the Rollout.
+    let stable = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    env.kubectl_ok(&["set", "image", "deployment/web", "web=nginx:1.26"]);
+    let ro = wait_phase(&env, "web", "Paused");
+    assert_eq!(ro["status"]["currentStepIndex"], 1);
+    assert_eq!(ro["status"]["stableRS"], stable.as_str());
+    let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_ne!(canary, stable);
+    assert_eq!(rs_of(&env, &canary).0, 1, "25% of 4");
+    assert_eq!(deployment_scale(&env).0, 0);
+    let generation = env.get_json(&["deployment", "web"])["metadata"]["generation"].to_string();
+    assert_eq!(
+        ro["status"]["workloadObservedGeneration"],
+        generation.as_str()
+    );
+
+    // Promote: the new template becomes stable; the Deployment stays at zero.
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"pauseConditions":null}}"#,
+    ]);
+    let ro = env.wait_for("the canary promoted", T, |env| {
+        let ro = env.get_json(&["rollout", "web"]);
+        (ro["status"]["phase"] == "Healthy" && ro["status"]["stableRS"] == canary.as_str())
+            .then_some(ro)
+    });
+    assert_eq!(ro["status"]["availableReplicas"], 4);
+    assert_eq!(deployment_scale(&env).0, 0);
+
+    // Deleting the Rollout never deletes the Deployment.
+    env.kubectl_ok(&["delete", "rollout", "web", "--wait=true"]);
+    let d = env.get_json(&["deployment", "web"]);
+    assert!(d["metadata"]["deletionTimestamp"].is_null(), "{d}");
+}
+
+#[test]
+fn workload_ref_to_a_missing_deployment_is_invalid_until_it_appears() {
+    require_kubectl!();
+    let env = Env::start("migrate-missing");
+    let rollout = r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  replicas: 2
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web, scaleDown: onsuccess}
+  strategy:
+    canary:
+      steps: [{setWeight: 50}, {pause: {}}]
+"#;
+    env.apply(rollout);
+    let ro = wait_phase(&env, "web", "Degraded");
+    let message = ro["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.workloadRef: Deployment \"web\" not found"),
+        "{message}"
+    );
+    assert!(
+        env.get_json(&["replicasets"])["items"]
+            .as_array()
+            .is_some_and(Vec::is_empty),
+        "nothing created while invalid"
+    );
+
+    // A Deployment whose selector does not match its template cannot be applied to a
+    // real API server, so the other bad case is a scaleDown the kind cannot have.
+    let pod_template = r#"apiVersion: v1
+kind: PodTemplate
+metadata:
+  name: web-template
+template:
+  metadata:
+    labels: {app: web}
+  spec:
+    containers: [{name: web, image: nginx:1.25}]
+"#;
+    env.apply(pod_template);
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"workloadRef":{"apiVersion":"v1","kind":"PodTemplate","name":"web-template"}}}"#,
+    ]);
+    let ro = wait_phase(&env, "web", "Degraded");
+    let message = ro["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("spec.workloadRef.scaleDown: only a Deployment can be scaled down"),
+        "{message}"
+    );
+
+    // The Deployment appears: the watch on Deployments wakes the Rollout, which takes
+    // over once it has a valid reference, then scales the Deployment down on success.
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"workloadRef":{"apiVersion":"apps/v1","kind":"Deployment","name":"web"}}}"#,
+    ]);
+    let ro = wait_phase(&env, "web", "Degraded");
+    assert!(
+        ro["status"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not found")
+    );
+    env.apply(DEPLOYMENT);
+    let ro = env.wait_for("the Rollout healthy from the Deployment", T, |env| {
+        let ro = env.get_json(&["rollout", "web"]);
+        (ro["status"]["phase"] == "Healthy" && ro["status"]["availableReplicas"] == 2).then_some(ro)
+    });
+    assert!(
+        ro["status"]["selector"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("app=web")
+    );
+    // The merge patches kept `scaleDown: onsuccess`: with the Rollout healthy, the
+    // Deployment goes to zero (and the Rollout keeps its two pods).
+    env.wait_for("the Deployment scaled down on success", T, |env| {
+        (deployment_scale(env) == (0, 0)).then_some(())
+    });
+    assert_eq!(
+        wait_phase(&env, "web", "Healthy")["status"]["availableReplicas"],
+        2
+    );
 }

@@ -88,6 +88,7 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::core::v1::Service>(&mut g);
             add::<a::core::v1::Endpoints>(&mut g);
             add::<a::core::v1::ConfigMap>(&mut g);
+            add::<a::core::v1::PodTemplate>(&mut g);
             add::<a::core::v1::Secret>(&mut g);
             add::<a::core::v1::Event>(&mut g);
             add::<a::core::v1::ServiceAccount>(&mut g);

@@ -153,6 +153,17 @@ const BUILTINS: &[B] = &[
     B {
         group: "",
         versions: &["v1"],
+        plural: "podtemplates",
+        kind: "PodTemplate",
+        namespaced: true,
+        short: &[],
+        all: false,
+        status: false,
+        scale: false,
+    },
+    B {
+        group: "",
+        versions: &["v1"],
         plural: "secrets",
         kind: "Secret",
         namespaced: true,
