@@ -266,7 +266,7 @@ fn pod_names(env: &Env) -> Vec<String> {
 /// integer, so upstream's string form makes it skip the generation check and accept a stale
 /// condition; waiting on the observed generation first (jsonpath, string compare) closes the gap.
 #[test]
-fn kubectl_wait_cannot_see_an_unobserved_generation_but_a_jsonpath_wait_on_it_can() {
+fn kubectl_wait_on_ready_or_the_generation_is_reliable_but_on_upstream_conditions_it_is_not() {
     require_kubectl!();
     let mut env = Env::start("kubectl-wait");
     env.apply(&rollout_yaml("web", Some(2), "nginx:1.25", STEPS));
@@ -292,6 +292,28 @@ fn kubectl_wait_cannot_see_an_unobserved_generation_but_a_jsonpath_wait_on_it_ca
         "--timeout=5s",
         "rollout/web",
     ]);
+    // Sluice's Ready condition carries the generation it describes (an integer), so
+    // `kubectl wait --for=condition=Ready` is not fooled by the stale one.
+    let ready = ro["status"]["conditions"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+        .cloned()
+        .expect("a Ready condition");
+    assert_eq!(ready["status"], "True");
+    assert_eq!(
+        ready["observedGeneration"],
+        ro["metadata"]["generation"].as_i64().unwrap() - 1
+    );
+    let out = env.kubectl(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=2s",
+        "rollout/web",
+    ]);
+    assert!(
+        !out.status.success(),
+        "a Ready condition of the previous generation satisfied the wait"
+    );
     // Waiting for the generation itself does block while the controller is away...
     let generation = ro["metadata"]["generation"].to_string();
     let for_generation = format!("--for=jsonpath={{.status.observedGeneration}}={generation}");
@@ -309,4 +331,35 @@ fn kubectl_wait_cannot_see_an_unobserved_generation_but_a_jsonpath_wait_on_it_ca
         "--timeout=30s",
         "rollout/web",
     ]);
+    // Paused at a step: Reconciling, not Ready; a promote finishes it and Ready holds.
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Reconciling",
+        "--timeout=10s",
+        "rollout/web",
+    ]);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready=False",
+        "--timeout=10s",
+        "rollout/web",
+    ]);
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"promoteFull":true}}"#,
+    ]);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "--timeout=60s",
+        "rollout/web",
+    ]);
+    let ro = rollout(&env, "web");
+    assert_eq!(ro["status"]["phase"], "Healthy");
+    assert!(generation_observed(&ro));
 }

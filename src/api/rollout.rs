@@ -961,6 +961,14 @@ string_enum! {
         Completed = "Completed",
         /// The Rollout is healthy.
         Healthy = "Healthy",
+        /// Sluice extension (kstatus convention): True when the phase is Healthy.
+        Ready = "Ready",
+        /// Sluice extension (kstatus convention): True while an update progresses or waits
+        /// at a pause.
+        Reconciling = "Reconciling",
+        /// Sluice extension (kstatus convention): True when the Rollout is Degraded
+        /// (aborted, invalid spec, progress deadline exceeded).
+        Stalled = "Stalled",
     }
 }
 
@@ -1079,6 +1087,12 @@ pub struct RolloutCondition {
     pub reason: String,
     /// Human-readable explanation.
     pub message: String,
+    /// Sluice extension, on its `Ready`, `Reconciling` and `Stalled` conditions only:
+    /// the `metadata.generation` the condition describes, an integer as in
+    /// `metav1.Condition`, so `kubectl wait --for=condition=Ready` ignores a condition
+    /// left from an older generation. Upstream clients ignore the field.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub observed_generation: Option<i64>,
 }
 
 /// Timing of an update.

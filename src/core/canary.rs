@@ -52,7 +52,7 @@ pub fn plan(observed: &Observed, now: DateTime<Utc>) -> Plan {
         // reference's own bookkeeping (generation, Deployment scale-down) is added after.
         let (mut plan, resolved) = match workload::resolve(observed) {
             Err(err) => (invalid_spec_plan(rollout, prev, &err, &now), None),
-            Ok(resolved) => (plan_resolved(&resolved, prev, now), Some(resolved)),
+            Ok(resolved) => (plan_resolved(&resolved, prev, now.clone()), Some(resolved)),
         };
         let valid = !plan
             .status
@@ -60,9 +60,12 @@ pub fn plan(observed: &Observed, now: DateTime<Utc>) -> Plan {
             .iter()
             .any(|c| c.type_ == Cond::InvalidSpec);
         workload::finish(observed, resolved.as_ref().filter(|_| valid), &mut plan);
+        st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
         return plan;
     }
-    plan_resolved(observed, prev, now)
+    let mut plan = plan_resolved(observed, prev, now.clone());
+    st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
+    plan
 }
 
 fn plan_resolved(observed: &Observed, prev: RolloutStatus, now: Time) -> Plan {
@@ -1657,6 +1660,7 @@ impl<'a> Planner<'a> {
                     last_transition_time: t,
                     reason: f.reason.unwrap_or_default(),
                     message: f.message.unwrap_or_default(),
+                    observed_generation: None,
                 });
             }
             None => remove_condition(conditions, &Cond::ReplicaFailure),

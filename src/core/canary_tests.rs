@@ -431,6 +431,7 @@ fn progress_deadline_exceeded_degrades_the_rollout() {
         last_transition_time: time(0),
         reason: "ReplicaSetUpdated".into(),
         message: "m".into(),
+        observed_generation: None,
     }]);
     let p = plan(&obs, at(599));
     assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));

@@ -95,8 +95,76 @@ pub fn set_condition(
         last_transition_time,
         reason: reason.to_string(),
         message,
+        observed_generation: None,
     });
     true
+}
+
+/// Reason of the kstatus-style conditions while the Rollout is Healthy.
+pub const READY_REASON: &str = "Healthy";
+
+/// Sets the kstatus-style summary conditions from the phase and message just decided, each
+/// stamped with `generation` (see [`RolloutCondition::observed_generation`]):
+/// `Ready` (True when Healthy), `Reconciling` (True while Progressing or Paused) and
+/// `Stalled` (True when Degraded). Unlike upstream's conditions they follow message changes,
+/// so `Ready=False` always says what the Rollout waits for. Upstream's conditions are left
+/// exactly as they are.
+pub fn set_summary_conditions(status: &mut RolloutStatus, generation: i64, now: &Time) {
+    let Some(phase) = status.phase.clone() else {
+        return;
+    };
+    let message = status.message.clone().unwrap_or_default();
+    let (ready, reconciling, stalled) = match phase {
+        RolloutPhase::Healthy => (TRUE, FALSE, FALSE),
+        RolloutPhase::Degraded => (FALSE, FALSE, TRUE),
+        _ => (FALSE, TRUE, FALSE),
+    };
+    let (reason, text) = match phase {
+        RolloutPhase::Healthy => (
+            READY_REASON.to_string(),
+            ROLLOUT_HEALTHY_MESSAGE.to_string(),
+        ),
+        // The reason is the phase, never one of upstream's condition reasons: readers
+        // (ours included) look those up in the condition list. The message holds the cause.
+        _ if message.is_empty() => (phase.as_str().to_string(), phase.as_str().to_string()),
+        _ => (phase.as_str().to_string(), message),
+    };
+    let conditions = status.conditions.get_or_insert_with(Vec::new);
+    for (type_, value) in [
+        (RolloutConditionType::Ready, ready),
+        (RolloutConditionType::Reconciling, reconciling),
+        (RolloutConditionType::Stalled, stalled),
+    ] {
+        let existing = condition(conditions, &type_);
+        let unchanged = existing.is_some_and(|c| {
+            c.status == value
+                && c.reason == reason
+                && c.message == text
+                && c.observed_generation == Some(generation)
+        });
+        if unchanged {
+            continue;
+        }
+        let last_transition_time = match existing {
+            Some(c) if c.status == value => c.last_transition_time.clone(),
+            _ => now.clone(),
+        };
+        let at = conditions.iter().position(|c| c.type_ == type_);
+        let updated = RolloutCondition {
+            type_: type_.clone(),
+            status: value.to_string(),
+            last_update_time: now.clone(),
+            last_transition_time,
+            reason: reason.clone(),
+            message: text.clone(),
+            observed_generation: Some(generation),
+        };
+        // In place, so the list's order stays stable across reconciles.
+        match at {
+            Some(i) => conditions[i] = updated,
+            None => conditions.push(updated),
+        }
+    }
 }
 
 /// Removes every condition of `type_`.
@@ -268,6 +336,7 @@ mod tests {
             last_transition_time: t(0),
             reason: reason.into(),
             message: message.into(),
+            observed_generation: None,
         }
     }
 
@@ -454,5 +523,107 @@ mod tests {
             ]),
         };
         assert_eq!(format_selector(&sel), "!0,a=1,b=2,c in (x,y)");
+    }
+
+    fn summary(status: &RolloutStatus, type_: RolloutConditionType) -> (String, String, String) {
+        let c = condition(status.conditions(), &type_).expect("summary condition set");
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    #[test]
+    fn summary_conditions_follow_the_phase_and_carry_the_generation() {
+        use crate::core::testing::{RolloutBuilder, Sim, pause, weight};
+        let ro = RolloutBuilder::new("app:v1")
+            .steps(vec![weight(20), pause()])
+            .build();
+        let mut sim = Sim::new(ro);
+        sim.run_until_quiet(40);
+        let st = sim.status().clone();
+        assert_eq!(
+            summary(&st, RolloutConditionType::Ready),
+            (
+                TRUE.into(),
+                "Healthy".into(),
+                ROLLOUT_HEALTHY_MESSAGE.into()
+            )
+        );
+        assert_eq!(summary(&st, RolloutConditionType::Reconciling).0, FALSE);
+        assert_eq!(summary(&st, RolloutConditionType::Stalled).0, FALSE);
+        for c in st.conditions() {
+            let summary_type = matches!(
+                c.type_,
+                RolloutConditionType::Ready
+                    | RolloutConditionType::Reconciling
+                    | RolloutConditionType::Stalled
+            );
+            // Upstream's conditions stay exactly upstream's: no extra field.
+            assert_eq!(c.observed_generation.is_some(), summary_type, "{c:?}");
+        }
+        assert_eq!(
+            condition(st.conditions(), &RolloutConditionType::Ready)
+                .unwrap()
+                .observed_generation,
+            Some(1)
+        );
+
+        // A new template: the generation moves on, Ready goes False while it progresses
+        // and says why it waits once paused.
+        sim.set_image("app:v2");
+        sim.run_until_quiet(40);
+        let st = sim.status().clone();
+        assert_eq!(st.phase, Some(RolloutPhase::Paused));
+        let (ready, reason, message) = summary(&st, RolloutConditionType::Ready);
+        assert_eq!((ready.as_str(), reason.as_str()), (FALSE, "Paused"));
+        assert_eq!(Some(message), st.message);
+        assert_eq!(
+            summary(&st, RolloutConditionType::Reconciling),
+            (TRUE.into(), "Paused".into(), st.message.clone().unwrap())
+        );
+        assert_eq!(
+            condition(st.conditions(), &RolloutConditionType::Ready)
+                .unwrap()
+                .observed_generation,
+            Some(2)
+        );
+
+        // Abort: Stalled with the abort message; the phase still reads Degraded.
+        sim.obs.rollout.status.as_mut().unwrap().abort = Some(true);
+        sim.run_until_quiet(40);
+        let st = sim.status().clone();
+        assert_eq!(st.phase, Some(RolloutPhase::Degraded));
+        let (stalled, reason, message) = summary(&st, RolloutConditionType::Stalled);
+        assert_eq!((stalled.as_str(), reason.as_str()), (TRUE, "Degraded"));
+        assert!(message.starts_with("RolloutAborted: "), "{message}");
+        assert_eq!(summary(&st, RolloutConditionType::Ready).0, FALSE);
+        assert_eq!(summary(&st, RolloutConditionType::Reconciling).0, FALSE);
+        // Retry: back to Reconciling, no longer Stalled.
+        sim.obs.rollout.status.as_mut().unwrap().abort = Some(false);
+        sim.reconcile();
+        let st = sim.status().clone();
+        assert_eq!(st.phase, Some(RolloutPhase::Progressing));
+        assert_eq!(summary(&st, RolloutConditionType::Stalled).0, FALSE);
+        assert_eq!(summary(&st, RolloutConditionType::Reconciling).0, TRUE);
+    }
+
+    #[test]
+    fn summary_conditions_keep_their_transition_time_while_the_status_holds() {
+        let mut status = RolloutStatus {
+            phase: Some(RolloutPhase::Progressing),
+            message: Some("more replicas need to be updated".into()),
+            ..Default::default()
+        };
+        set_summary_conditions(&mut status, 3, &t(1));
+        status.message = Some("updated replicas are still becoming available".into());
+        set_summary_conditions(&mut status, 3, &t(5));
+        let c = condition(status.conditions(), &RolloutConditionType::Reconciling).unwrap();
+        assert_eq!(
+            (c.last_transition_time.clone(), c.last_update_time.clone()),
+            (t(1), t(5))
+        );
+        assert_eq!(c.message, "updated replicas are still becoming available");
+        // Nothing changed: nothing is rewritten (no status write from a no-op reconcile).
+        let before = status.clone();
+        set_summary_conditions(&mut status, 3, &t(9));
+        assert_eq!(status, before);
     }
 }
