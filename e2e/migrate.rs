@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use serde_json::Value;
+use sluice::gitops::{ArgoHealth, argocd_rollout_health};
 
 use crate::harness::{Env, sluice_bin};
 use crate::require_kubectl;
@@ -276,6 +277,7 @@ fn workload_ref_progressive_migration_keeps_four_ready_pods_and_holds_the_deploy
         ro["spec"]["template"].is_null(),
         "the template stays in the Deployment"
     );
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
 
     // Something scales the Deployment back up: it is held at zero again.
     env.kubectl_ok(&["scale", "deployment", "web", "--replicas=3"]);
@@ -305,6 +307,8 @@ fn workload_ref_progressive_migration_keeps_four_ready_pods_and_holds_the_deploy
         ro["status"]["workloadObservedGeneration"],
         generation.as_str()
     );
+    // Argo CD's health check compares the workload-generation annotation with it too.
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Suspended);
 
     // Promote: the new template becomes stable; the Deployment stays at zero.
     env.kubectl_ok(&[
