@@ -582,7 +582,7 @@ fn resource_request(
             {
                 let mut st = sh.lock();
                 let names: Vec<(String, String)> = st
-                    .list(&st_t.gr(), rp.namespace.as_deref())
+                    .select(&st_t.gr(), rp.namespace.as_deref(), None, &label)
                     .filter(|(_, o)| {
                         label.matches_labels(o)
                             && field.matches(|k| field_value(&t.plural, o, k).ok().flatten())
@@ -874,46 +874,40 @@ fn list(
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
     let cont = q.get("continue").map(decode_continue).transpose()?;
-    let start = cont.as_ref().map(|(_, k)| k.clone());
     let (items, rv, next, remaining) = {
         let st = sh.lock();
-        let mut items = Vec::new();
-        let mut next = None;
-        let mut remaining = 0usize;
-        for (k, o) in st.list(&st_t.gr(), ns) {
-            if start.as_ref().is_some_and(|s| k <= s) {
-                continue;
+        // Every page reports the first page's resourceVersion (it travels in the token).
+        let rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
+        let mut matching = st
+            .select(&st_t.gr(), ns, cont.as_ref().map(|(_, k)| k), &label)
+            .filter(|(_, o)| {
+                label.matches_labels(o)
+                    && field.matches(|f| field_value(&t.plural, o, f).ok().flatten())
+            })
+            .map(|(_, o)| o);
+        // Cheap Arc clones under the lock; the copies and the encoding are made after it.
+        let items: Vec<Arc<Value>> = match limit {
+            Some(l) => matching.by_ref().take(l).cloned().collect(),
+            None => matching.by_ref().cloned().collect(),
+        };
+        let (mut next, mut remaining) = (None, None);
+        // A continue token only when another object matches; the apiserver counts the rest
+        // only for a list without selectors (with one, its count would include non-matches).
+        if limit.is_some() && matching.next().is_some() {
+            next = Some(encode_continue(rv, &items_last_key(&items)));
+            if label.is_empty() && field.is_empty() {
+                remaining = Some(1 + matching.count());
             }
-            if !label.matches_labels(o)
-                || !field.matches(|f| field_value(&t.plural, o, f).ok().flatten())
-            {
-                continue;
-            }
-            if next.is_some() {
-                remaining += 1;
-                continue;
-            }
-            if limit.is_some_and(|l| items.len() >= l) {
-                let list_rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
-                next = Some(encode_continue(list_rv, &items_last_key(&items)));
-                remaining += 1;
-                continue;
-            }
-            // Cheap Arc clones under the lock; the copies are made after it.
-            items.push(o.clone());
         }
-        (
-            items,
-            cont.as_ref().map_or(st.rv, |(rv, _)| *rv),
-            next,
-            remaining,
-        )
+        (items, rv, next, remaining)
     };
     let items: Vec<Value> = items.iter().map(|o| present(t, version, o)).collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(n) = next {
         meta["continue"] = json!(n);
-        meta["remainingItemCount"] = json!(remaining);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
     }
     if table {
         return Ok(ok(&table::render(
@@ -1085,19 +1079,23 @@ fn watch_response(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let rv_param = q.get("resourceVersion").map(str::to_string);
-    let mut initial: Vec<Bytes> = Vec::new();
+    // What the watch starts with, gathered under the lock as shared pointers and rendered
+    // after it: the matching objects, or the retained events since the given version.
+    let mut initial_objs: Vec<Arc<Value>> = Vec::new();
+    let mut initial_events: Vec<(EventType, Arc<WatchEvent>)> = Vec::new();
+    let mut initial_end = None;
     let (rx, start_rv) = {
         let st = sh.lock();
         let rx = st.tx.subscribe();
         let from_state = send_initial || matches!(rv_param.as_deref(), None | Some("0"));
         if from_state {
-            for (_, o) in st.list(&st_t.gr(), ns.as_deref()) {
-                if filter.matches(o) {
-                    initial.push(renderer.line("ADDED", o, None));
-                }
-            }
+            initial_objs = st
+                .select(&st_t.gr(), ns.as_deref(), None, &filter.label)
+                .filter(|(_, o)| filter.matches(o))
+                .map(|(_, o)| o.clone())
+                .collect();
             if send_initial && bookmarks {
-                initial.push(renderer.bookmark(st.rv, true));
+                initial_end = Some(st.rv);
             }
         } else {
             let rv: u64 = rv_param
@@ -1112,11 +1110,10 @@ fn watch_response(
                 })?;
             match st.events_since(rv) {
                 Ok(evs) => {
-                    for ev in evs {
-                        if let Some(ty) = filter.classify(&ev) {
-                            initial.push(renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
-                        }
-                    }
+                    initial_events = evs
+                        .into_iter()
+                        .filter_map(|ev| filter.classify(&ev).map(|ty| (ty, ev)))
+                        .collect();
                 }
                 Err(oldest) => {
                     let err =
@@ -1136,6 +1133,16 @@ fn watch_response(
         }
         (rx, st.rv)
     };
+    let mut initial: Vec<Bytes> = initial_objs
+        .iter()
+        .map(|o| renderer.line("ADDED", o, None))
+        .chain(
+            initial_events
+                .iter()
+                .map(|(ty, ev)| renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json()))),
+        )
+        .collect();
+    initial.extend(initial_end.map(|rv| renderer.bookmark(rv, true)));
     let shutdown = sh.shutdown.clone();
     let interval = sh.bookmark_interval;
     let stream = async_stream::stream! {
