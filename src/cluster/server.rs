@@ -1,6 +1,7 @@
 //! The HTTP face of the embedded cluster: path routing for core and group APIs, content
 //! negotiation (JSON and Tables), and the handlers for every verb.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -201,6 +202,30 @@ fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
 
 fn now_string() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The object as served at `version`, borrowed when the stored copy already is exactly that
+/// (the common case), so responses encode it without a deep copy.
+fn presented<'a>(t: &ResourceType, version: &str, obj: &'a Value) -> Cow<'a, Value> {
+    let reshaped = t.group == "events.k8s.io" || (t.group == "autoscaling" && version == "v1");
+    if !reshaped
+        && obj["kind"].as_str() == Some(t.kind.as_str())
+        && obj["apiVersion"].as_str() == Some(t.api_version(version).as_str())
+    {
+        Cow::Borrowed(obj)
+    } else {
+        Cow::Owned(present(t, version, obj))
+    }
+}
+
+/// A list response, encoded straight from the (mostly borrowed) items.
+#[derive(serde::Serialize)]
+struct ListBody<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    items: Vec<Cow<'a, Value>>,
+    kind: &'a str,
+    metadata: Value,
 }
 
 /// The object as served at `version` (multi-version types share one stored copy).
@@ -408,8 +433,8 @@ fn resource_request(
             if rp.sub.as_deref() == Some("scale") {
                 return Ok(ok(&ops::scale_of(&st_t, &st_version, &obj)?));
             }
-            let obj = present(&t, &version, &obj);
             if table {
+                let obj = present(&t, &version, &obj);
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
                 return Ok(ok(&table::render(
                     &t,
@@ -420,7 +445,7 @@ fn resource_request(
                     Utc::now(),
                 )));
             }
-            Ok(ok(&obj))
+            Ok(ok(&presented(&t, &version, &obj)))
         }
         (&Method::POST, None) => {
             record(sh, "create", &t, &rp);
@@ -447,7 +472,7 @@ fn resource_request(
             }?;
             sh.gc_notify.notify_one();
             Ok(with_warnings(
-                json_response(StatusCode::CREATED, &present(&t, &version, &created)),
+                json_response(StatusCode::CREATED, &presented(&t, &version, &created)),
                 &warnings,
             ))
         }
@@ -499,7 +524,7 @@ fn resource_request(
             if rp.sub.as_deref() == Some("scale") {
                 return Ok(ok(&res));
             }
-            Ok(with_warnings(ok(&present(&t, &version, &res)), &warnings))
+            Ok(with_warnings(ok(&presented(&t, &version, &res)), &warnings))
         }
         (&Method::PATCH, Some(name)) => {
             record(sh, "patch", &t, &rp);
@@ -543,7 +568,7 @@ fn resource_request(
                 return Ok(json_response(code, &res));
             }
             Ok(with_warnings(
-                json_response(code, &present(&t, &version, &res)),
+                json_response(code, &presented(&t, &version, &res)),
                 &warnings,
             ))
         }
@@ -567,7 +592,7 @@ fn resource_request(
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": t.group, "kind": t.plural, "uid": obj["metadata"]["uid"]},
                 })),
-                Deleted::Pending(obj) => ok(&present(&t, &version, &obj)),
+                Deleted::Pending(obj) => ok(&presented(&t, &version, &obj)),
             })
         }
         (&Method::DELETE, None) => {
@@ -901,7 +926,6 @@ fn list(
         }
         (items, rv, next, remaining)
     };
-    let items: Vec<Value> = items.iter().map(|o| present(t, version, o)).collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(n) = next {
         meta["continue"] = json!(n);
@@ -910,6 +934,7 @@ fn list(
         meta["remainingItemCount"] = json!(r);
     }
     if table {
+        let items: Vec<Value> = items.iter().map(|o| present(t, version, o)).collect();
         return Ok(ok(&table::render(
             t,
             version,
@@ -919,9 +944,18 @@ fn list(
             Utc::now(),
         )));
     }
-    Ok(ok(
-        &json!({"kind": t.list_kind, "apiVersion": t.api_version(version), "metadata": meta, "items": items}),
-    ))
+    let body = ListBody {
+        api_version: t.api_version(version),
+        items: items.iter().map(|o| presented(t, version, o)).collect(),
+        kind: &t.list_kind,
+        metadata: meta,
+    };
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        serde_json::to_vec(&body).unwrap_or_default(),
+    )
+        .into_response())
 }
 
 fn items_last_key<V: std::ops::Deref<Target = Value>>(items: &[V]) -> (String, String) {
@@ -1002,7 +1036,16 @@ struct Renderer {
 
 impl Renderer {
     fn line(&self, type_: &str, obj: &Value, cached: Option<Bytes>) -> Bytes {
-        let body: Bytes = if self.table {
+        let mut out = Vec::new();
+        self.write_line(&mut out, type_, obj, cached);
+        Bytes::from(out)
+    }
+
+    /// Appends one event line to `out`; `cached` is the event's object encoded once for every
+    /// watcher, used when this watcher sees the object as stored.
+    fn write_line(&self, out: &mut Vec<u8>, type_: &str, obj: &Value, cached: Option<Bytes>) {
+        let encoded;
+        let body: &[u8] = if self.table {
             let o = present(&self.t, &self.version, obj);
             let tab = table::render(
                 &self.t,
@@ -1012,23 +1055,24 @@ impl Renderer {
                 self.include,
                 Utc::now(),
             );
-            Bytes::from(serde_json::to_vec(&tab).unwrap_or_default())
-        } else if let Some(c) =
-            cached.filter(|_| obj["apiVersion"].as_str() == Some(self.api_version.as_str()))
-        {
+            encoded = serde_json::to_vec(&tab).unwrap_or_default();
+            &encoded
+        } else if let Some(c) = cached.as_ref().filter(|_| {
+            obj["apiVersion"].as_str() == Some(self.api_version.as_str())
+                && obj["kind"].as_str() == Some(self.t.kind.as_str())
+        }) {
             c
         } else {
-            Bytes::from(
-                serde_json::to_vec(&present(&self.t, &self.version, obj)).unwrap_or_default(),
-            )
+            encoded =
+                serde_json::to_vec(&presented(&self.t, &self.version, obj)).unwrap_or_default();
+            &encoded
         };
-        let mut out = Vec::with_capacity(body.len() + 32);
+        out.reserve(body.len() + 32);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(type_.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
         out.extend_from_slice(b"}\n");
-        Bytes::from(out)
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -1167,7 +1211,7 @@ fn watch_response(
                             if ev.rv > last_rv {
                                 last_rv = ev.rv;
                                 if let Some(ty) = filter.classify(&ev) {
-                                    chunk.extend_from_slice(&renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                                    renderer.write_line(&mut chunk, ty.as_str(), &ev.obj, Some(ev.obj_json()));
                                 }
                             }
                             if i == 511 {
