@@ -153,6 +153,11 @@ impl Selector {
         self.reqs.is_empty()
     }
 
+    /// How many requirements the selector has.
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
+
     /// Whether `lookup` (key → value, `None` when absent) satisfies every requirement.
     pub fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
         self.reqs.iter().all(|(k, op)| {

@@ -28,7 +28,7 @@ use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
 use super::patching;
 use super::protobuf;
 use super::selector::{Selector, field_value};
-use super::store::{EventType, State, WatchEvent};
+use super::store::{EventType, State, Stored, WatchEvent};
 use super::table::{self, Include};
 use super::types::ResourceType;
 
@@ -218,14 +218,34 @@ fn presented<'a>(t: &ResourceType, version: &str, obj: &'a Value) -> Cow<'a, Val
     }
 }
 
-/// A list response, encoded straight from the (mostly borrowed) items.
-#[derive(serde::Serialize)]
-struct ListBody<'a> {
-    #[serde(rename = "apiVersion")]
-    api_version: String,
-    items: Vec<Cow<'a, Value>>,
-    kind: &'a str,
-    metadata: Value,
+/// The object as served at `version`, encoded: the stored object's shared encoding when it is
+/// served as stored.
+fn presented_json(t: &ResourceType, version: &str, obj: &Stored) -> Bytes {
+    match presented(t, version, obj) {
+        Cow::Borrowed(_) => obj.json(),
+        Cow::Owned(o) => Bytes::from(serde_json::to_vec(&o).unwrap_or_default()),
+    }
+}
+
+/// A list response assembled from the items' encodings (keys in the order serde_json's
+/// sorted maps give a whole list object).
+fn list_json(api_version: &str, kind: &str, meta: &Value, items: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 256);
+    out.extend_from_slice(b"{\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut out, api_version);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"],\"kind\":");
+    let _ = serde_json::to_writer(&mut out, kind);
+    out.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut out, meta);
+    out.push(b'}');
+    out
 }
 
 /// The object as served at `version` (multi-version types share one stored copy).
@@ -427,7 +447,7 @@ fn resource_request(
             }
             let obj = sh
                 .lock()
-                .get(&st_t.gr(), &ns, name)
+                .get_stored(&st_t.gr(), &ns, name)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(&t.group, &t.plural, name))?;
             if rp.sub.as_deref() == Some("scale") {
@@ -445,7 +465,12 @@ fn resource_request(
                     Utc::now(),
                 )));
             }
-            Ok(ok(&presented(&t, &version, &obj)))
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                presented_json(&t, &version, &obj),
+            )
+                .into_response())
         }
         (&Method::POST, None) => {
             record(sh, "create", &t, &rp);
@@ -905,13 +930,10 @@ fn list(
         let rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
         let mut matching = st
             .select(&st_t.gr(), ns, cont.as_ref().map(|(_, k)| k), &label)
-            .filter(|(_, o)| {
-                label.matches_labels(o)
-                    && field.matches(|f| field_value(&t.plural, o, f).ok().flatten())
-            })
+            .filter(|(_, o)| field.matches(|f| field_value(&t.plural, o, f).ok().flatten()))
             .map(|(_, o)| o);
         // Cheap Arc clones under the lock; the copies and the encoding are made after it.
-        let items: Vec<Arc<Value>> = match limit {
+        let items: Vec<Stored> = match limit {
             Some(l) => matching.by_ref().take(l).cloned().collect(),
             None => matching.by_ref().cloned().collect(),
         };
@@ -944,16 +966,14 @@ fn list(
             Utc::now(),
         )));
     }
-    let body = ListBody {
-        api_version: t.api_version(version),
-        items: items.iter().map(|o| presented(t, version, o)).collect(),
-        kind: &t.list_kind,
-        metadata: meta,
-    };
+    let encoded: Vec<Bytes> = items
+        .iter()
+        .map(|o| presented_json(t, version, o))
+        .collect();
     Ok((
         StatusCode::OK,
         [(header::CONTENT_TYPE, "application/json")],
-        serde_json::to_vec(&body).unwrap_or_default(),
+        list_json(&t.api_version(version), &t.list_kind, &meta, &encoded),
     )
         .into_response())
 }
@@ -1125,7 +1145,7 @@ fn watch_response(
     let rv_param = q.get("resourceVersion").map(str::to_string);
     // What the watch starts with, gathered under the lock as shared pointers and rendered
     // after it: the matching objects, or the retained events since the given version.
-    let mut initial_objs: Vec<Arc<Value>> = Vec::new();
+    let mut initial_objs: Vec<Stored> = Vec::new();
     let mut initial_events: Vec<(EventType, Arc<WatchEvent>)> = Vec::new();
     let mut initial_end = None;
     let (rx, start_rv) = {
@@ -1179,7 +1199,7 @@ fn watch_response(
     };
     let mut initial: Vec<Bytes> = initial_objs
         .iter()
-        .map(|o| renderer.line("ADDED", o, None))
+        .map(|o| renderer.line("ADDED", o, Some(o.json())))
         .chain(
             initial_events
                 .iter()
@@ -1263,6 +1283,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assembled_list_is_the_list_object_with_its_items() {
+        let items = [
+            json!({"metadata": {"name": "a"}, "data": {"k": "\"q\""}}),
+            json!({}),
+        ];
+        let encoded: Vec<Bytes> = items
+            .iter()
+            .map(|i| Bytes::from(serde_json::to_vec(i).unwrap()))
+            .collect();
+        let meta = json!({"resourceVersion": "7", "continue": "x"});
+        for n in [0, 1, 2] {
+            let got: Value =
+                serde_json::from_slice(&list_json("v1", "ConfigMapList", &meta, &encoded[..n]))
+                    .unwrap();
+            let want = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": meta, "items": items[..n]});
+            assert_eq!(got, want, "{n} items");
+        }
+    }
 
     #[test]
     fn routes_golden_table() {

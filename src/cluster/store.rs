@@ -45,15 +45,49 @@ pub struct WatchEvent {
     pub obj: Arc<Value>,
     /// The object before the change (selector transitions turn MODIFIED into ADDED/DELETED).
     pub prev: Option<Arc<Value>>,
-    json: OnceLock<Bytes>,
+    json: Arc<OnceLock<Bytes>>,
 }
 
 impl WatchEvent {
-    /// The object serialized once, shared by every watcher.
+    /// The object serialized once, shared by every watcher (and, for ADDED and MODIFIED, by
+    /// every LIST and GET of this version of the object).
     pub fn obj_json(&self) -> Bytes {
-        self.json
-            .get_or_init(|| Bytes::from(serde_json::to_vec(&*self.obj).unwrap_or_default()))
-            .clone()
+        encode_once(&self.json, &self.obj)
+    }
+}
+
+fn encode_once(cell: &OnceLock<Bytes>, obj: &Value) -> Bytes {
+    cell.get_or_init(|| Bytes::from(serde_json::to_vec(obj).unwrap_or_default()))
+        .clone()
+}
+
+/// One stored version of an object with its JSON encoding, made at most once, outside the
+/// store lock, by the first watcher, LIST or GET that needs it, and shared by every other.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub obj: Arc<Value>,
+    json: Arc<OnceLock<Bytes>>,
+}
+
+impl Stored {
+    fn new(obj: Arc<Value>) -> Self {
+        Stored {
+            obj,
+            json: Arc::new(OnceLock::new()),
+        }
+    }
+
+    /// The object exactly as stored, encoded.
+    pub fn json(&self) -> Bytes {
+        encode_once(&self.json, &self.obj)
+    }
+}
+
+impl std::ops::Deref for Stored {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.obj
     }
 }
 
@@ -87,41 +121,38 @@ fn labels_of(obj: &Value) -> impl Iterator<Item = (&str, &str)> {
 }
 
 /// One resource's objects. Keys are kept sorted because continue tokens resume after the last
-/// key served, and a namespace is a contiguous key range; the label index holds the keys of
-/// the objects carrying each label, in the same order.
+/// key served, and a namespace is a contiguous key range; the label index holds, per label, the
+/// objects carrying it in the same order, so an indexed LIST reads only what it returns.
 #[derive(Default)]
 struct Objects {
-    by_key: BTreeMap<ObjKey, Arc<Value>>,
-    by_label: HashMap<Label, BTreeSet<ObjKey>>,
+    by_key: BTreeMap<ObjKey, Stored>,
+    by_label: HashMap<Label, BTreeMap<ObjKey, Stored>>,
 }
 
+type Page<'a> = Box<dyn Iterator<Item = (&'a ObjKey, &'a Stored)> + 'a>;
+
 impl Objects {
-    /// Stores `obj` under `key`, returning what it replaced, and moves the key between label
-    /// sets only for the labels that changed.
-    fn insert(&mut self, key: ObjKey, obj: Arc<Value>) -> Option<Arc<Value>> {
+    /// Stores `obj` under `key`, returning what it replaced, and keeps every label's entry
+    /// current: dropped labels lose the key, carried ones point at the new version.
+    fn insert(&mut self, key: ObjKey, obj: Stored) -> Option<Stored> {
         let prev = self.by_key.insert(key.clone(), obj.clone());
-        let unchanged = |l: (&str, &str), other: Option<&Arc<Value>>| {
-            other.is_some_and(|o| o["metadata"]["labels"][l.0].as_str() == Some(l.1))
-        };
         if let Some(p) = &prev {
             for l in labels_of(p) {
-                if !unchanged(l, Some(&obj)) {
+                if obj["metadata"]["labels"][l.0].as_str() != Some(l.1) {
                     self.unlabel(l, &key);
                 }
             }
         }
         for (k, v) in labels_of(&obj) {
-            if !unchanged((k, v), prev.as_ref()) {
-                self.by_label
-                    .entry((k.to_string(), v.to_string()))
-                    .or_default()
-                    .insert(key.clone());
-            }
+            self.by_label
+                .entry((k.to_string(), v.to_string()))
+                .or_default()
+                .insert(key.clone(), obj.clone());
         }
         prev
     }
 
-    fn remove(&mut self, key: &ObjKey) -> Option<Arc<Value>> {
+    fn remove(&mut self, key: &ObjKey) -> Option<Stored> {
         let old = self.by_key.remove(key)?;
         for l in labels_of(&old) {
             self.unlabel(l, key);
@@ -139,14 +170,9 @@ impl Objects {
         }
     }
 
-    /// The keys carrying label `key` with one of `values`, in key order, from `lower` on.
-    fn labelled<'a>(
-        &'a self,
-        key: &str,
-        values: &[&str],
-        lower: Bound<ObjKey>,
-    ) -> Box<dyn Iterator<Item = &'a ObjKey> + 'a> {
-        let sets: Vec<&'a BTreeSet<ObjKey>> = values
+    /// The objects carrying label `key` with one of `values`, in key order, from `lower` on.
+    fn labelled<'a>(&'a self, key: &str, values: &[&str], lower: Bound<ObjKey>) -> Page<'a> {
+        let sets: Vec<&'a BTreeMap<ObjKey, Stored>> = values
             .iter()
             .filter_map(|v| self.by_label.get(&(key.to_string(), v.to_string())))
             .collect();
@@ -155,23 +181,23 @@ impl Objects {
             [one] => Box::new(one.range((lower, Bound::Unbounded))),
             many => {
                 // An object has one value per label key, so the sets are disjoint.
-                let mut keys: Vec<&'a ObjKey> = many
+                let mut all: Vec<(&'a ObjKey, &'a Stored)> = many
                     .iter()
                     .flat_map(|s| s.range((lower.clone(), Bound::Unbounded)))
                     .collect();
-                keys.sort_unstable();
-                keys.dedup();
-                Box::new(keys.into_iter())
+                all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+                all.dedup_by(|a, b| a.0 == b.0);
+                Box::new(all.into_iter())
             }
         }
     }
 
-    /// How many keys the label requirement admits (to pick the narrowest index).
+    /// How many objects the label requirement admits (to pick the narrowest index).
     fn label_count(&self, key: &str, values: &[&str]) -> usize {
         values
             .iter()
             .filter_map(|v| self.by_label.get(&(key.to_string(), v.to_string())))
-            .map(BTreeSet::len)
+            .map(BTreeMap::len)
             .sum()
     }
 }
@@ -264,6 +290,15 @@ impl State {
             .get(gr)?
             .by_key
             .get(&(ns.to_string(), name.to_string()))
+            .map(|s| &s.obj)
+    }
+
+    /// The stored object with its shared encoding.
+    pub fn get_stored(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<&Stored> {
+        self.objects
+            .get(gr)?
+            .by_key
+            .get(&(ns.to_string(), name.to_string()))
     }
 
     /// Objects of `gr` in key order, restricted to namespace `ns` when given.
@@ -272,21 +307,24 @@ impl State {
         gr: &GroupResource,
         ns: Option<&'a str>,
     ) -> Box<dyn Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a> {
-        self.select(gr, ns, None, &Selector::default())
+        Box::new(
+            self.select(gr, ns, None, &Selector::default())
+                .map(|(k, s)| (k, &s.obj)),
+        )
     }
 
-    /// The objects of `gr` a LIST or WATCH may return, in key order: within namespace `ns` when
-    /// given, after key `after` when given (a continue token), and, when `labels` requires a
-    /// label to equal one of a few values, only the objects carrying one of them (read from the
-    /// label index, taking the requirement that admits the fewest). The result is a superset
-    /// of the matches for the other requirements: the caller still applies the whole selector.
+    /// The objects of `gr` matching the label selector `labels`, in key order: within namespace
+    /// `ns` when given and after key `after` when given (a continue token). When `labels`
+    /// requires a label to equal one of a few values, only the objects carrying one of them
+    /// are read (from the label index, taking the requirement that admits the fewest); the
+    /// rest of the selector is then checked on those alone.
     pub fn select<'a>(
         &'a self,
         gr: &GroupResource,
         ns: Option<&'a str>,
         after: Option<&ObjKey>,
         labels: &Selector,
-    ) -> Box<dyn Iterator<Item = (&'a ObjKey, &'a Arc<Value>)> + 'a> {
+    ) -> Page<'a> {
         let Some(m) = self.objects.get(gr) else {
             return Box::new(std::iter::empty());
         };
@@ -299,22 +337,26 @@ impl State {
             (None, Some(s)) => Bound::Included(s.clone()),
             (None, None) => Bound::Unbounded,
         };
-        let in_ns = move |k: &ObjKey| ns.is_none_or(|n| k.0 == n);
+        let in_ns = move |(k, _): &(&ObjKey, &Stored)| ns.is_none_or(|n| k.0 == n);
         let narrowest = labels
             .indexable()
             .into_iter()
             .min_by_key(|(k, vs)| m.label_count(k, vs));
-        match narrowest {
-            Some((key, values)) => Box::new(
-                m.labelled(key, &values, lower)
-                    .take_while(move |k| in_ns(k))
-                    .filter_map(|k| m.by_key.get_key_value(k)),
-            ),
+        // An index read answers a one-requirement selector exactly; anything more is checked.
+        let exact = narrowest.is_some() && labels.len() == 1;
+        let candidates: Page<'a> = match narrowest {
+            Some((key, values)) => Box::new(m.labelled(key, &values, lower).take_while(in_ns)),
             None => Box::new(
                 m.by_key
                     .range::<ObjKey, _>((lower, Bound::Unbounded))
-                    .take_while(move |(k, _)| in_ns(k)),
+                    .take_while(in_ns),
             ),
+        };
+        if exact || labels.is_empty() {
+            candidates
+        } else {
+            let labels = labels.clone();
+            Box::new(candidates.filter(move |(_, o)| labels.matches_labels(o)))
         }
     }
 
@@ -405,12 +447,14 @@ impl State {
                 .unwrap_or_default()
                 .to_string(),
         );
-        let obj = Arc::new(obj);
+        let stored = Stored::new(Arc::new(obj));
+        let (obj, json) = (stored.obj.clone(), stored.json.clone());
         let prev = self
             .objects
             .entry(gr.clone())
             .or_default()
-            .insert(key.clone(), obj.clone());
+            .insert(key.clone(), stored)
+            .map(|p| p.obj);
         if let Some(p) = &prev {
             self.unindex(gr, &key, p);
         }
@@ -426,7 +470,7 @@ impl State {
             },
             obj: obj.clone(),
             prev,
-            json: OnceLock::new(),
+            json,
         });
         obj
     }
@@ -434,7 +478,7 @@ impl State {
     /// Removes an object for good and emits DELETED (carrying the deletion's resourceVersion).
     pub fn remove(&mut self, gr: &GroupResource, ns: &str, name: &str) -> Option<Arc<Value>> {
         let key = (ns.to_string(), name.to_string());
-        let old = self.objects.get_mut(gr)?.remove(&key)?;
+        let old = self.objects.get_mut(gr)?.remove(&key)?.obj;
         self.unindex(gr, &key, &old);
         self.rv += 1;
         let mut gone = (*old).clone();
@@ -459,7 +503,7 @@ impl State {
             type_: EventType::Deleted,
             obj: gone.clone(),
             prev: Some(old),
-            json: OnceLock::new(),
+            json: Arc::new(OnceLock::new()),
         });
         Some(gone)
     }
@@ -499,9 +543,9 @@ impl State {
             .objects
             .entry(gr.clone())
             .or_default()
-            .insert(key.clone(), obj.clone())
+            .insert(key.clone(), Stored::new(obj.clone()))
         {
-            self.unindex(&gr, &key, &p);
+            self.unindex(&gr, &key, &p.obj);
         }
         self.index(&gr, &key, &obj);
     }
@@ -509,7 +553,7 @@ impl State {
     /// Removes a loaded object without emitting events (replaying a persisted delete).
     pub fn unload(&mut self, gr: &GroupResource, key: &ObjKey) {
         if let Some(old) = self.objects.get_mut(gr).and_then(|m| m.remove(key)) {
-            self.unindex(gr, key, &old);
+            self.unindex(gr, key, &old.obj);
         }
     }
 
@@ -517,7 +561,7 @@ impl State {
     pub fn all(&self) -> Vec<(GroupResource, Arc<Value>)> {
         self.objects
             .iter()
-            .flat_map(|(gr, m)| m.by_key.values().map(move |o| (gr.clone(), o.clone())))
+            .flat_map(|(gr, m)| m.by_key.values().map(move |s| (gr.clone(), s.obj.clone())))
             .collect()
     }
 }
@@ -588,11 +632,10 @@ mod tests {
         json!({"metadata": {"name": name, "namespace": ns, "uid": format!("uid-{ns}-{name}"), "labels": labels}})
     }
 
-    /// What a LIST returns: the keys `select` yields that the whole selector matches.
+    /// The keys a LIST with this label selector returns.
     fn listed(st: &State, ns: Option<&str>, after: Option<&ObjKey>, sel: &str) -> Vec<String> {
         let sel = Selector::parse_labels(sel).unwrap();
         st.select(&gr(), ns, after, &sel)
-            .filter(|(_, o)| sel.matches_labels(o))
             .map(|(k, _)| format!("{}/{}", k.0, k.1))
             .collect()
     }
@@ -655,6 +698,23 @@ mod tests {
                 ("tier", "front", 1)
             ]
         );
+    }
+
+    #[test]
+    fn an_indexed_list_serves_the_latest_version_and_its_encoding() {
+        let mut st = State::new(10);
+        st.put(&gr(), labelled("a", "x", json!({"app": "web"})));
+        let mut v2 = labelled("a", "x", json!({"app": "web"}));
+        v2["data"] = json!({"k": "2"});
+        let stored = st.put(&gr(), v2);
+        let sel = Selector::parse_labels("app=web").unwrap();
+        let (_, got) = st.select(&gr(), Some("a"), None, &sel).next().unwrap();
+        assert!(Arc::ptr_eq(&got.obj, &stored));
+        let encoded: Value = serde_json::from_slice(&got.json()).unwrap();
+        assert_eq!(encoded, *stored);
+        // The watch event of that write shares the one encoding.
+        let ev = st.events_since(st.rv - 1).unwrap().pop().unwrap();
+        assert_eq!(ev.obj_json(), got.json());
     }
 
     #[test]
@@ -763,7 +823,6 @@ mod tests {
                 .collect();
             let got: Vec<ObjKey> = st
                 .select(&gr(), ns.as_deref(), after.as_ref(), &sel)
-                .filter(|(_, o)| sel.matches_labels(o))
                 .map(|(k, _)| k.clone())
                 .collect();
             proptest::prop_assert_eq!(got, want, "selector {:?}", sel_text);
