@@ -210,7 +210,9 @@ fn presented<'a>(t: &ResourceType, version: &str, obj: &'a Value) -> Cow<'a, Val
     let reshaped = t.group == "events.k8s.io" || (t.group == "autoscaling" && version == "v1");
     if !reshaped
         && obj["kind"].as_str() == Some(t.kind.as_str())
-        && obj["apiVersion"].as_str() == Some(t.api_version(version).as_str())
+        && obj["apiVersion"]
+            .as_str()
+            .is_some_and(|av| t.is_api_version(av, version))
     {
         Cow::Borrowed(obj)
     } else {
