@@ -315,6 +315,18 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         Target::None,
         "server + clients + watch consumers share the process",
     );
+    report.add(
+        "mixed: CPU per write",
+        if writes > 0.0 {
+            cpu * 1000.0 / writes
+        } else {
+            0.0
+        },
+        "ms",
+        Target::None,
+        "process CPU over writes: includes the reads and every watch's decoding of each \
+         event, so it is comparable across runs on a machine with other load",
+    );
     let end = procfs::memory("self").unwrap_or_default();
     report.add(
         "peak RSS of the process (VmHWM)",

@@ -135,6 +135,29 @@ impl Selector {
         self.reqs.iter().map(|(k, _)| k.as_str())
     }
 
+    /// The requirements that admit only listed values of a key (`k=v`, `k==v`, `k in (..)`),
+    /// as `(key, values)`: a store can answer them from a label index instead of a scan.
+    pub fn indexable(&self) -> Vec<(&str, Vec<&str>)> {
+        self.reqs
+            .iter()
+            .filter_map(|(k, op)| match op {
+                Op::Eq(v) => Some((k.as_str(), vec![v.as_str()])),
+                Op::In(vs) => Some((k.as_str(), vs.iter().map(String::as_str).collect())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// Whether the selector admits everything (the apiserver then reports a remaining count).
+    pub fn is_empty(&self) -> bool {
+        self.reqs.is_empty()
+    }
+
+    /// How many requirements the selector has.
+    pub fn len(&self) -> usize {
+        self.reqs.len()
+    }
+
     /// Whether `lookup` (key → value, `None` when absent) satisfies every requirement.
     pub fn matches(&self, lookup: impl Fn(&str) -> Option<String>) -> bool {
         self.reqs.iter().all(|(k, op)| {
@@ -158,6 +181,9 @@ impl Selector {
 
     /// Matches against an object's `metadata.labels`.
     pub fn matches_labels(&self, obj: &Value) -> bool {
+        if self.reqs.is_empty() {
+            return true;
+        }
         let labels = &obj["metadata"]["labels"];
         self.matches(|k| labels.get(k).and_then(|v| v.as_str()).map(str::to_string))
     }

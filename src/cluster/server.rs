@@ -1,6 +1,7 @@
 //! The HTTP face of the embedded cluster: path routing for core and group APIs, content
 //! negotiation (JSON and Tables), and the handlers for every verb.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -27,7 +28,7 @@ use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
 use super::patching;
 use super::protobuf;
 use super::selector::{Selector, field_value};
-use super::store::{EventType, State, WatchEvent};
+use super::store::{EventType, State, Stored, WatchEvent};
 use super::table::{self, Include};
 use super::types::ResourceType;
 
@@ -201,6 +202,52 @@ fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {
 
 fn now_string() -> String {
     Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// The object as served at `version`, borrowed when the stored copy already is exactly that
+/// (the common case), so responses encode it without a deep copy.
+fn presented<'a>(t: &ResourceType, version: &str, obj: &'a Value) -> Cow<'a, Value> {
+    let reshaped = t.group == "events.k8s.io" || (t.group == "autoscaling" && version == "v1");
+    if !reshaped
+        && obj["kind"].as_str() == Some(t.kind.as_str())
+        && obj["apiVersion"]
+            .as_str()
+            .is_some_and(|av| t.is_api_version(av, version))
+    {
+        Cow::Borrowed(obj)
+    } else {
+        Cow::Owned(present(t, version, obj))
+    }
+}
+
+/// The object as served at `version`, encoded: the stored object's shared encoding when it is
+/// served as stored.
+fn presented_json(t: &ResourceType, version: &str, obj: &Stored) -> Bytes {
+    match presented(t, version, obj) {
+        Cow::Borrowed(_) => obj.json(),
+        Cow::Owned(o) => Bytes::from(serde_json::to_vec(&o).unwrap_or_default()),
+    }
+}
+
+/// A list response assembled from the items' encodings (keys in the order serde_json's
+/// sorted maps give a whole list object).
+fn list_json(api_version: &str, kind: &str, meta: &Value, items: &[Bytes]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(items.iter().map(|i| i.len() + 1).sum::<usize>() + 256);
+    out.extend_from_slice(b"{\"apiVersion\":");
+    let _ = serde_json::to_writer(&mut out, api_version);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"],\"kind\":");
+    let _ = serde_json::to_writer(&mut out, kind);
+    out.extend_from_slice(b",\"metadata\":");
+    let _ = serde_json::to_writer(&mut out, meta);
+    out.push(b'}');
+    out
 }
 
 /// The object as served at `version` (multi-version types share one stored copy).
@@ -402,14 +449,14 @@ fn resource_request(
             }
             let obj = sh
                 .lock()
-                .get(&st_t.gr(), &ns, name)
+                .get_stored(&st_t.gr(), &ns, name)
                 .cloned()
                 .ok_or_else(|| ApiError::not_found(&t.group, &t.plural, name))?;
             if rp.sub.as_deref() == Some("scale") {
                 return Ok(ok(&ops::scale_of(&st_t, &st_version, &obj)?));
             }
-            let obj = present(&t, &version, &obj);
             if table {
+                let obj = present(&t, &version, &obj);
                 let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
                 return Ok(ok(&table::render(
                     &t,
@@ -420,7 +467,12 @@ fn resource_request(
                     Utc::now(),
                 )));
             }
-            Ok(ok(&obj))
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                presented_json(&t, &version, &obj),
+            )
+                .into_response())
         }
         (&Method::POST, None) => {
             record(sh, "create", &t, &rp);
@@ -447,7 +499,7 @@ fn resource_request(
             }?;
             sh.gc_notify.notify_one();
             Ok(with_warnings(
-                json_response(StatusCode::CREATED, &present(&t, &version, &created)),
+                json_response(StatusCode::CREATED, &presented(&t, &version, &created)),
                 &warnings,
             ))
         }
@@ -499,7 +551,7 @@ fn resource_request(
             if rp.sub.as_deref() == Some("scale") {
                 return Ok(ok(&res));
             }
-            Ok(with_warnings(ok(&present(&t, &version, &res)), &warnings))
+            Ok(with_warnings(ok(&presented(&t, &version, &res)), &warnings))
         }
         (&Method::PATCH, Some(name)) => {
             record(sh, "patch", &t, &rp);
@@ -543,7 +595,7 @@ fn resource_request(
                 return Ok(json_response(code, &res));
             }
             Ok(with_warnings(
-                json_response(code, &present(&t, &version, &res)),
+                json_response(code, &presented(&t, &version, &res)),
                 &warnings,
             ))
         }
@@ -567,7 +619,7 @@ fn resource_request(
                     "kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
                     "details": {"name": name, "group": t.group, "kind": t.plural, "uid": obj["metadata"]["uid"]},
                 })),
-                Deleted::Pending(obj) => ok(&present(&t, &version, &obj)),
+                Deleted::Pending(obj) => ok(&presented(&t, &version, &obj)),
             })
         }
         (&Method::DELETE, None) => {
@@ -582,7 +634,7 @@ fn resource_request(
             {
                 let mut st = sh.lock();
                 let names: Vec<(String, String)> = st
-                    .list(&st_t.gr(), rp.namespace.as_deref())
+                    .select(&st_t.gr(), rp.namespace.as_deref(), None, &label)
                     .filter(|(_, o)| {
                         label.matches_labels(o)
                             && field.matches(|k| field_value(&t.plural, o, k).ok().flatten())
@@ -874,48 +926,39 @@ fn list(
         .and_then(|l| l.parse::<usize>().ok())
         .filter(|l| *l > 0);
     let cont = q.get("continue").map(decode_continue).transpose()?;
-    let start = cont.as_ref().map(|(_, k)| k.clone());
     let (items, rv, next, remaining) = {
         let st = sh.lock();
-        let mut items = Vec::new();
-        let mut next = None;
-        let mut remaining = 0usize;
-        for (k, o) in st.list(&st_t.gr(), ns) {
-            if start.as_ref().is_some_and(|s| k <= s) {
-                continue;
+        // Every page reports the first page's resourceVersion (it travels in the token).
+        let rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
+        let mut matching = st
+            .select(&st_t.gr(), ns, cont.as_ref().map(|(_, k)| k), &label)
+            .filter(|(_, o)| field.matches(|f| field_value(&t.plural, o, f).ok().flatten()))
+            .map(|(_, o)| o);
+        // Cheap Arc clones under the lock; the copies and the encoding are made after it.
+        let items: Vec<Stored> = match limit {
+            Some(l) => matching.by_ref().take(l).cloned().collect(),
+            None => matching.by_ref().cloned().collect(),
+        };
+        let (mut next, mut remaining) = (None, None);
+        // A continue token only when another object matches; the apiserver counts the rest
+        // only for a list without selectors (with one, its count would include non-matches).
+        if limit.is_some() && matching.next().is_some() {
+            next = Some(encode_continue(rv, &items_last_key(&items)));
+            if label.is_empty() && field.is_empty() {
+                remaining = Some(1 + matching.count());
             }
-            if !label.matches_labels(o)
-                || !field.matches(|f| field_value(&t.plural, o, f).ok().flatten())
-            {
-                continue;
-            }
-            if next.is_some() {
-                remaining += 1;
-                continue;
-            }
-            if limit.is_some_and(|l| items.len() >= l) {
-                let list_rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
-                next = Some(encode_continue(list_rv, &items_last_key(&items)));
-                remaining += 1;
-                continue;
-            }
-            // Cheap Arc clones under the lock; the copies are made after it.
-            items.push(o.clone());
         }
-        (
-            items,
-            cont.as_ref().map_or(st.rv, |(rv, _)| *rv),
-            next,
-            remaining,
-        )
+        (items, rv, next, remaining)
     };
-    let items: Vec<Value> = items.iter().map(|o| present(t, version, o)).collect();
     let mut meta = json!({"resourceVersion": rv.to_string()});
     if let Some(n) = next {
         meta["continue"] = json!(n);
-        meta["remainingItemCount"] = json!(remaining);
+    }
+    if let Some(r) = remaining {
+        meta["remainingItemCount"] = json!(r);
     }
     if table {
+        let items: Vec<Value> = items.iter().map(|o| present(t, version, o)).collect();
         return Ok(ok(&table::render(
             t,
             version,
@@ -925,9 +968,16 @@ fn list(
             Utc::now(),
         )));
     }
-    Ok(ok(
-        &json!({"kind": t.list_kind, "apiVersion": t.api_version(version), "metadata": meta, "items": items}),
-    ))
+    let encoded: Vec<Bytes> = items
+        .iter()
+        .map(|o| presented_json(t, version, o))
+        .collect();
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        list_json(&t.api_version(version), &t.list_kind, &meta, &encoded),
+    )
+        .into_response())
 }
 
 fn items_last_key<V: std::ops::Deref<Target = Value>>(items: &[V]) -> (String, String) {
@@ -1008,7 +1058,16 @@ struct Renderer {
 
 impl Renderer {
     fn line(&self, type_: &str, obj: &Value, cached: Option<Bytes>) -> Bytes {
-        let body: Bytes = if self.table {
+        let mut out = Vec::new();
+        self.write_line(&mut out, type_, obj, cached);
+        Bytes::from(out)
+    }
+
+    /// Appends one event line to `out`; `cached` is the event's object encoded once for every
+    /// watcher, used when this watcher sees the object as stored.
+    fn write_line(&self, out: &mut Vec<u8>, type_: &str, obj: &Value, cached: Option<Bytes>) {
+        let encoded;
+        let body: &[u8] = if self.table {
             let o = present(&self.t, &self.version, obj);
             let tab = table::render(
                 &self.t,
@@ -1018,23 +1077,24 @@ impl Renderer {
                 self.include,
                 Utc::now(),
             );
-            Bytes::from(serde_json::to_vec(&tab).unwrap_or_default())
-        } else if let Some(c) =
-            cached.filter(|_| obj["apiVersion"].as_str() == Some(self.api_version.as_str()))
-        {
+            encoded = serde_json::to_vec(&tab).unwrap_or_default();
+            &encoded
+        } else if let Some(c) = cached.as_ref().filter(|_| {
+            obj["apiVersion"].as_str() == Some(self.api_version.as_str())
+                && obj["kind"].as_str() == Some(self.t.kind.as_str())
+        }) {
             c
         } else {
-            Bytes::from(
-                serde_json::to_vec(&present(&self.t, &self.version, obj)).unwrap_or_default(),
-            )
+            encoded =
+                serde_json::to_vec(&presented(&self.t, &self.version, obj)).unwrap_or_default();
+            &encoded
         };
-        let mut out = Vec::with_capacity(body.len() + 32);
+        out.reserve(body.len() + 32);
         out.extend_from_slice(b"{\"type\":\"");
         out.extend_from_slice(type_.as_bytes());
         out.extend_from_slice(b"\",\"object\":");
-        out.extend_from_slice(&body);
+        out.extend_from_slice(body);
         out.extend_from_slice(b"}\n");
-        Bytes::from(out)
     }
 
     fn bookmark(&self, rv: u64, initial_end: bool) -> Bytes {
@@ -1085,19 +1145,23 @@ fn watch_response(
         .map(Duration::from_secs)
         .unwrap_or(Duration::from_secs(1800));
     let rv_param = q.get("resourceVersion").map(str::to_string);
-    let mut initial: Vec<Bytes> = Vec::new();
+    // What the watch starts with, gathered under the lock as shared pointers and rendered
+    // after it: the matching objects, or the retained events since the given version.
+    let mut initial_objs: Vec<Stored> = Vec::new();
+    let mut initial_events: Vec<(EventType, Arc<WatchEvent>)> = Vec::new();
+    let mut initial_end = None;
     let (rx, start_rv) = {
         let st = sh.lock();
         let rx = st.tx.subscribe();
         let from_state = send_initial || matches!(rv_param.as_deref(), None | Some("0"));
         if from_state {
-            for (_, o) in st.list(&st_t.gr(), ns.as_deref()) {
-                if filter.matches(o) {
-                    initial.push(renderer.line("ADDED", o, None));
-                }
-            }
+            initial_objs = st
+                .select(&st_t.gr(), ns.as_deref(), None, &filter.label)
+                .filter(|(_, o)| filter.matches(o))
+                .map(|(_, o)| o.clone())
+                .collect();
             if send_initial && bookmarks {
-                initial.push(renderer.bookmark(st.rv, true));
+                initial_end = Some(st.rv);
             }
         } else {
             let rv: u64 = rv_param
@@ -1112,11 +1176,10 @@ fn watch_response(
                 })?;
             match st.events_since(rv) {
                 Ok(evs) => {
-                    for ev in evs {
-                        if let Some(ty) = filter.classify(&ev) {
-                            initial.push(renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
-                        }
-                    }
+                    initial_events = evs
+                        .into_iter()
+                        .filter_map(|ev| filter.classify(&ev).map(|ty| (ty, ev)))
+                        .collect();
                 }
                 Err(oldest) => {
                     let err =
@@ -1136,6 +1199,16 @@ fn watch_response(
         }
         (rx, st.rv)
     };
+    let mut initial: Vec<Bytes> = initial_objs
+        .iter()
+        .map(|o| renderer.line("ADDED", o, Some(o.json())))
+        .chain(
+            initial_events
+                .iter()
+                .map(|(ty, ev)| renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json()))),
+        )
+        .collect();
+    initial.extend(initial_end.map(|rv| renderer.bookmark(rv, true)));
     let shutdown = sh.shutdown.clone();
     let interval = sh.bookmark_interval;
     let stream = async_stream::stream! {
@@ -1160,7 +1233,7 @@ fn watch_response(
                             if ev.rv > last_rv {
                                 last_rv = ev.rv;
                                 if let Some(ty) = filter.classify(&ev) {
-                                    chunk.extend_from_slice(&renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json())));
+                                    renderer.write_line(&mut chunk, ty.as_str(), &ev.obj, Some(ev.obj_json()));
                                 }
                             }
                             if i == 511 {
@@ -1212,6 +1285,26 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_assembled_list_is_the_list_object_with_its_items() {
+        let items = [
+            json!({"metadata": {"name": "a"}, "data": {"k": "\"q\""}}),
+            json!({}),
+        ];
+        let encoded: Vec<Bytes> = items
+            .iter()
+            .map(|i| Bytes::from(serde_json::to_vec(i).unwrap()))
+            .collect();
+        let meta = json!({"resourceVersion": "7", "continue": "x"});
+        for n in [0, 1, 2] {
+            let got: Value =
+                serde_json::from_slice(&list_json("v1", "ConfigMapList", &meta, &encoded[..n]))
+                    .unwrap();
+            let want = json!({"apiVersion": "v1", "kind": "ConfigMapList", "metadata": meta, "items": items[..n]});
+            assert_eq!(got, want, "{n} items");
+        }
+    }
 
     #[test]
     fn routes_golden_table() {

@@ -72,6 +72,19 @@ impl ResourceType {
         }
     }
 
+    /// Whether `api_version` is this type's apiVersion at `version` (without building it: a
+    /// LIST asks this of every item).
+    pub fn is_api_version(&self, api_version: &str, version: &str) -> bool {
+        if self.group.is_empty() {
+            api_version == version
+        } else {
+            api_version
+                .strip_prefix(self.group.as_str())
+                .and_then(|r| r.strip_prefix('/'))
+                == Some(version)
+        }
+    }
+
     /// `Rollout.argoproj.io` or `ConfigMap`, as Invalid messages name kinds.
     pub fn qualified_kind(&self) -> String {
         if self.group.is_empty() {
@@ -521,6 +534,25 @@ mod tests {
         assert_eq!(t.list_kind, "RolloutList");
         assert!(t.namespaced);
         assert_eq!(t.qualified_kind(), "Rollout.argoproj.io");
+    }
+
+    #[test]
+    fn api_version_check_agrees_with_the_built_api_version() {
+        let reg = Registry::with_builtins();
+        let core = reg.lookup("", "v1", "configmaps").unwrap();
+        let apps = reg.lookup("apps", "v1", "deployments").unwrap();
+        for (t, version) in [(&core, "v1"), (&apps, "v1")] {
+            for candidate in [
+                "v1", "apps/v1", "apps/v2", "apps", "appsv1", "v2", "", "/v1",
+            ] {
+                assert_eq!(
+                    t.is_api_version(candidate, version),
+                    candidate == t.api_version(version),
+                    "{} {candidate:?}",
+                    t.plural
+                );
+            }
+        }
     }
 
     #[test]
