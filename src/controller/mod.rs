@@ -7,6 +7,7 @@ pub mod backoff;
 pub mod experiment;
 pub mod freshness;
 pub mod leader;
+pub mod owned;
 pub mod rollout;
 pub mod status_patch;
 

@@ -25,6 +25,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::actuator::{self, ActError};
 use super::backoff::Backoff;
 use super::freshness::Freshness;
+use super::owned::OwnedStore;
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
@@ -37,6 +38,8 @@ use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
 /// Label that assigns an object to one controller instance.
 pub const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+/// Owner kind of the objects a Rollout controls.
+const ROLLOUT_KIND: &str = "Rollout";
 
 /// Settings of the Rollout controller.
 #[derive(Clone, Default)]
@@ -64,11 +67,12 @@ impl Config {
 /// Shared state of the reconcilers.
 pub struct Context {
     pub client: Client,
-    pub replica_sets: Store<ReplicaSet>,
-    /// AnalysisRuns created for Rollouts (label-selected on the hash label).
-    pub analysis_runs: Store<AnalysisRun>,
-    /// Experiments created for Rollouts (label-selected on the hash label).
-    pub experiments: Store<Experiment>,
+    /// ReplicaSets controlled by Rollouts (label-selected on the hash label), by owner.
+    pub replica_sets: OwnedStore<ReplicaSet>,
+    /// AnalysisRuns created for Rollouts (label-selected on the hash label), by owner.
+    pub analysis_runs: OwnedStore<AnalysisRun>,
+    /// Experiments created for Rollouts (label-selected on the hash label), by owner.
+    pub experiments: OwnedStore<Experiment>,
     pub backoff: Backoff,
     pub freshness: Freshness,
     pub recorder: Recorder,
@@ -102,14 +106,8 @@ async fn observe(
     let uid = ro.uid().unwrap_or_default();
     let replica_sets: Vec<ReplicaSet> = ctx
         .replica_sets
-        .state()
+        .owned_by(&ns, &uid)
         .iter()
-        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|rs| {
-            rs.owner_references()
-                .iter()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-        })
         .map(|rs| (**rs).clone())
         .collect();
     let mut services = std::collections::BTreeMap::new();
@@ -153,26 +151,16 @@ async fn observe(
             })
             .collect();
     }
-    let controlled_by_ro = |meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-        meta.namespace.as_deref() == Some(ns.as_str())
-            && meta
-                .owner_references
-                .iter()
-                .flatten()
-                .any(|o| o.uid == uid && o.controller == Some(true))
-    };
     let analysis_runs: Vec<AnalysisRun> = ctx
         .analysis_runs
-        .state()
+        .owned_by(&ns, &uid)
         .iter()
-        .filter(|r| controlled_by_ro(&r.metadata))
         .map(|r| (**r).clone())
         .collect();
     let experiments: Vec<Experiment> = ctx
         .experiments
-        .state()
+        .owned_by(&ns, &uid)
         .iter()
-        .filter(|e| controlled_by_ro(&e.metadata))
         .map(|e| (**e).clone())
         .collect();
     let (analysis_templates, cluster_analysis_templates) =
@@ -394,42 +382,43 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
-        .default_backoff()
-        .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None)
-        .reflect(rs_writer)
-        .touched_objects();
+    let (rs_store, rs_stream) = OwnedStore::reflect(
+        ROLLOUT_KIND,
+        watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
+            .default_backoff()
+            .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None),
+    );
+    let rs_stream = rs_stream.touched_objects();
     // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
     // phase changes wake the owning Rollout.
     let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (ar_store, ar_writer) = reflector::store();
-    let ar_stream = watcher(ar_api, watcher::Config::default().labels(HASH_LABEL))
-        .default_backoff()
-        .modify(|r: &mut AnalysisRun| r.metadata.managed_fields = None)
-        .reflect(ar_writer)
-        .touched_objects()
-        .predicate_filter(
-            |r: &AnalysisRun| {
-                let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
-                outcome_hash(r, &status)
-            },
-            PredicateConfig::default(),
-        );
+    let (ar_store, ar_stream) = OwnedStore::reflect(
+        ROLLOUT_KIND,
+        watcher(ar_api, watcher::Config::default().labels(HASH_LABEL))
+            .default_backoff()
+            .modify(|r: &mut AnalysisRun| r.metadata.managed_fields = None),
+    );
+    let ar_stream = ar_stream.touched_objects().predicate_filter(
+        |r: &AnalysisRun| {
+            let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
+            outcome_hash(r, &status)
+        },
+        PredicateConfig::default(),
+    );
     let exp_api: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (exp_store, exp_writer) = reflector::store();
-    let exp_stream = watcher(exp_api, watcher::Config::default().labels(HASH_LABEL))
-        .default_backoff()
-        .modify(|e: &mut Experiment| e.metadata.managed_fields = None)
-        .reflect(exp_writer)
-        .touched_objects()
-        .predicate_filter(
-            |e: &Experiment| {
-                let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
-                outcome_hash(e, &status)
-            },
-            PredicateConfig::default(),
-        );
+    let (exp_store, exp_stream) = OwnedStore::reflect(
+        ROLLOUT_KIND,
+        watcher(exp_api, watcher::Config::default().labels(HASH_LABEL))
+            .default_backoff()
+            .modify(|e: &mut Experiment| e.metadata.managed_fields = None),
+    );
+    let exp_stream = exp_stream.touched_objects().predicate_filter(
+        |e: &Experiment| {
+            let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
+            outcome_hash(e, &status)
+        },
+        PredicateConfig::default(),
+    );
     let reporter = Reporter {
         controller: "sluice".into(),
         instance: std::env::var("HOSTNAME").ok(),
@@ -481,7 +470,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         let rollout_store = controller.store();
         let rs_store = ctx.replica_sets.clone();
         tokio::spawn(async move {
-            let rs_ready = wait_ready(&rs_store).await;
+            let rs_ready = rs_store.wait_ready().await;
             let rollouts_ready = wait_ready(&rollout_store).await;
             tracing::debug!(
                 rollouts = rollouts_ready.is_ok(),
