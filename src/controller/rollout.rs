@@ -13,7 +13,7 @@ use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -40,6 +40,20 @@ pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
 pub const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
 /// Owner kind of the objects a Rollout controls.
 const ROLLOUT_KIND: &str = "Rollout";
+/// Reconciles in flight at once. Unbounded, a mass update of 10,000 Rollouts held 10,000
+/// snapshots, plans and API connections at once for no gain on a few cores; upstream runs
+/// 10 workers by default.
+const CONCURRENCY: u16 = 32;
+/// kubectl's copy of the whole applied object, on every `kubectl apply`d Rollout.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drop from a cached Rollout what nothing in the controller reads.
+fn strip_rollout(ro: &mut Rollout) {
+    ro.metadata.managed_fields = None;
+    if let Some(annotations) = ro.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
 
 /// Settings of the Rollout controller.
 #[derive(Clone, Default)]
@@ -435,7 +449,16 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
-    let controller = Controller::new(rollouts, watcher::Config::default().labels(&selector));
+    // The cached Rollouts drop what no decision reads and would otherwise be most of
+    // their size: managedFields and kubectl's last-applied copy of the whole object.
+    let (ro_store, ro_writer) = reflector::store();
+    let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .modify(strip_rollout)
+        .reflect(ro_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(ro_stream, ro_store)
+        .with_config(controller::Config::default().concurrency(CONCURRENCY));
     // A template created or fixed after a Rollout named it (InvalidSpec until then)
     // must wake that Rollout: templates change rarely, so every Rollout of the
     // namespace that uses analysis is reconciled (nested references included).
