@@ -134,7 +134,10 @@ fn start_controller(
     } else {
         cmd.args(["--log-level", "warn"]);
     }
+    // One controller at a time, killed between phases: with leader election each start
+    // would first wait out the killed one's Lease (15 s), which is not the controller's work.
     cmd.arg("controller")
+        .arg("--leader-elect=false")
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env_remove("RUST_LOG")

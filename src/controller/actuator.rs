@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
+use super::coalesce::counts_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::api::analysis::AnalysisRun;
@@ -32,6 +33,11 @@ pub struct Outcome {
     /// A write was refused because the object changed since it was read; the
     /// rest of the plan was skipped.
     pub conflict: bool,
+    /// resourceVersions of the Rollout that our writes replaced: a cached copy at one of
+    /// them is stale.
+    pub superseded: Vec<String>,
+    /// A change of replica counts only was held back; it is due this much later.
+    pub counts_held: Option<std::time::Duration>,
 }
 
 /// A failed API call while applying a plan.
@@ -145,6 +151,7 @@ async fn patch_rollout_guarded(
     api: &Api<Rollout>,
     name: &str,
     rv: &mut String,
+    superseded: &mut Vec<String>,
     mut body: Value,
 ) -> Result<bool, kube::Error> {
     body["metadata"]["resourceVersion"] = Value::String(rv.clone());
@@ -153,7 +160,10 @@ async fn patch_rollout_guarded(
         .await
     {
         Ok(updated) => {
-            *rv = updated.resource_version().unwrap_or_default();
+            superseded.push(std::mem::replace(
+                rv,
+                updated.resource_version().unwrap_or_default(),
+            ));
             Ok(true)
         }
         Err(e) if is_conflict(&e) => Ok(false),
@@ -177,8 +187,10 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let pp = PatchParams::default();
-    // The resourceVersion our next write to the Rollout must match.
+    // The resourceVersion our next write to the Rollout must match, and those our
+    // writes replaced.
     let mut rollout_rv = ro.resource_version().unwrap_or_default();
+    let mut superseded = Vec::new();
     let act = |verb: &'static str, target: String| {
         move |source: kube::Error| ActError {
             verb,
@@ -217,9 +229,12 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                             let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": {"collisionCount": count}});
                             match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
                                 Ok(_) => {
+                                    superseded.push(rollout_rv);
                                     return Ok(Outcome {
                                         status_written: true,
                                         conflict: true,
+                                        superseded,
+                                        counts_held: None,
                                     });
                                 }
                                 Err(e) if is_conflict(&e) => {}
@@ -233,6 +248,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                         }
                         return Ok(Outcome {
                             conflict: true,
+                            superseded,
                             ..Default::default()
                         });
                     }
@@ -396,6 +412,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                         // A PodDisruptionBudget refused: try again on the next reconcile.
                         return Ok(Outcome {
                             conflict: true,
+                            superseded,
                             ..Default::default()
                         });
                     }
@@ -404,24 +421,26 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             }
             Change::PatchRolloutSpecReplicas { replicas } => {
                 let body = json!({"spec": {"replicas": replicas}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
                     .await
                     .map_err(act("patch", format!("rollout {ns}/{name}")))?
                 {
                     return Ok(Outcome {
                         conflict: true,
+                        superseded,
                         ..Default::default()
                     });
                 }
             }
             Change::AnnotateRolloutRevision { revision } => {
                 let body = json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": revision}}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
                     .await
                     .map_err(act("patch", format!("rollout {ns}/{name}")))?
                 {
                     return Ok(Outcome {
                         conflict: true,
+                        superseded,
                         ..Default::default()
                     });
                 }
@@ -434,9 +453,44 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
         }
     }
 
-    // Events are published once every other change of the plan went through: a plan
-    // cut short by a conflict is planned again from fresh data, and publishing its
-    // events now would repeat them.
+    // The status goes before the Events: an Event tells of a transition, and the
+    // transition happened only once its status is written. A write refused as a
+    // conflict is planned again from fresh data, which plans its Events again.
+    let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+    let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
+    let key = format!("{ns}/{name}");
+    let mut outcome = Outcome {
+        superseded,
+        ..Default::default()
+    };
+    match merge_diff(&old, &new) {
+        None => ctx.count_writes.written(&key),
+        Some(diff) => {
+            let held = counts_only(&diff)
+                .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
+                .flatten();
+            if held.is_some() {
+                outcome.counts_held = held;
+            } else {
+                let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
+                match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
+                    Ok(_) => {
+                        ctx.count_writes.written(&key);
+                        outcome.superseded.push(rollout_rv);
+                        outcome.status_written = true;
+                    }
+                    Err(e) if is_conflict(&e) => {
+                        outcome.conflict = true;
+                        return Ok(outcome);
+                    }
+                    Err(e) => {
+                        return Err(act("patch status of", format!("rollout {ns}/{name}"))(e));
+                    }
+                }
+            }
+        }
+    }
+
     for (type_, reason, message) in events {
         let event = Event {
             type_: match type_ {
@@ -445,9 +499,8 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             },
             reason: reason.clone(),
             note: Some(message.clone()),
-            // The recorder merges events with the same (type, reason, action) into one
-            // series, keeping the first note; the message as action keeps distinct
-            // events distinct ("revision 1" vs "revision 2") and merges true repeats.
+            // Repeats of one (type, reason, action) merge into one series; the message
+            // as action keeps distinct events distinct ("revision 1" vs "revision 2").
             action: truncate(message, 128),
             secondary: None,
         };
@@ -455,28 +508,11 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             metrics.event(&ns, &name, type_.as_str(), reason);
         }
         // Events are best effort: a failure to record one never blocks a rollout.
-        if let Err(e) = ctx.recorder.publish(&event, &ro.object_ref(&())).await {
+        if let Err(e) = ctx.events.publish(&event, &ro.object_ref(&())).await {
             warn!(reason = %reason, error = %e, "recording event failed");
         }
     }
-
-    let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
-    let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
-    let Some(diff) = merge_diff(&old, &new) else {
-        return Ok(Outcome::default());
-    };
-    let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
-    match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
-        Ok(_) => Ok(Outcome {
-            status_written: true,
-            conflict: false,
-        }),
-        Err(e) if is_conflict(&e) => Ok(Outcome {
-            status_written: false,
-            conflict: true,
-        }),
-        Err(e) => Err(act("patch status of", format!("rollout {ns}/{name}"))(e)),
-    }
+    Ok(outcome)
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType as KubeEventType, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -24,6 +24,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
+use super::events::Publisher;
 use super::freshness::Freshness;
 use super::owned::OwnedStore;
 use super::rollout::{Config, HASH_LABEL};
@@ -47,7 +48,7 @@ pub struct Context {
     pub replica_sets: OwnedStore<ReplicaSet>,
     pub backoff: Backoff,
     pub freshness: Freshness,
-    pub recorder: Recorder,
+    pub recorder: Publisher,
 }
 
 /// Errors of one Experiment reconcile.
@@ -426,7 +427,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         replica_sets: rs_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Publisher::new(client.clone(), reporter),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "experiment controller starting");

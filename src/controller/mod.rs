@@ -4,6 +4,8 @@
 pub mod actuator;
 pub mod analysis_run;
 pub mod backoff;
+pub mod coalesce;
+pub mod events;
 pub mod experiment;
 pub mod freshness;
 pub mod leader;

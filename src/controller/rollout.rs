@@ -14,7 +14,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Recorder, Reporter};
+use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -24,6 +24,8 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::actuator::{self, ActError};
 use super::backoff::Backoff;
+use super::coalesce::CountWrites;
+use super::events::Publisher;
 use super::freshness::Freshness;
 use super::owned::OwnedStore;
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
@@ -38,6 +40,7 @@ use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
 /// Label that assigns an object to one controller instance.
 pub const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+
 /// Owner kind of the objects a Rollout controls.
 const ROLLOUT_KIND: &str = "Rollout";
 /// Reconciles in flight at once. Unbounded, a mass update of 10,000 Rollouts held 10,000
@@ -89,7 +92,9 @@ pub struct Context {
     pub experiments: OwnedStore<Experiment>,
     pub backoff: Backoff,
     pub freshness: Freshness,
-    pub recorder: Recorder,
+    /// Counts-only status changes held back to be written with the next change.
+    pub count_writes: CountWrites,
+    pub events: Publisher,
     pub metrics: Option<Arc<Metrics>>,
 }
 
@@ -283,6 +288,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     let key = key(&ro);
     if ro.metadata.deletion_timestamp.is_some() {
         ctx.freshness.forget(&key);
+        ctx.count_writes.written(&key);
         return Ok(Action::await_change());
     }
     let rv = ro.resource_version().unwrap_or_default();
@@ -306,11 +312,12 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         conflict = outcome.conflict,
         "applied"
     );
-    if outcome.status_written {
-        ctx.freshness.wrote(&key, &rv);
-        if let Some(metrics) = &ctx.metrics {
-            record_outcome(metrics, &ro, &observed, &plan.status, now);
-        }
+    ctx.freshness
+        .wrote_all(&key, outcome.superseded.iter().map(String::as_str));
+    if outcome.status_written
+        && let Some(metrics) = &ctx.metrics
+    {
+        record_outcome(metrics, &ro, &observed, &plan.status, now);
     }
     ctx.backoff.success(&key);
     if outcome.conflict {
@@ -318,7 +325,11 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         // read it: the watch event for that change triggers a fresh reconcile.
         return Ok(Action::await_change());
     }
-    Ok(match plan.requeue_after {
+    let requeue = match (plan.requeue_after, outcome.counts_held) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    Ok(match requeue {
         Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
         None => Action::await_change(),
     })
@@ -444,7 +455,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         experiments: exp_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
-        recorder: Recorder::new(client.clone(), reporter),
+        count_writes: CountWrites::default(),
+        events: Publisher::new(client.clone(), reporter),
         metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();
