@@ -508,6 +508,22 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         Target::AtMost(6.0),
         &update.describe(),
     );
+    let events = super::proxy::Counts(
+        update
+            .0
+            .iter()
+            .filter(|(k, _)| k.ends_with(" events"))
+            .map(|(k, n)| (k.clone(), *n))
+            .collect(),
+    )
+    .writes();
+    report.add(
+        "mass update: of which Events per Rollout",
+        events as f64 / n as f64,
+        "writes",
+        Target::None,
+        "one per transition the planner reports (created, updated, scaled, step completed, paused, ...)",
+    );
     report.add(
         "mass update: controller API requests per Rollout (all verbs)",
         update.total() as f64 / n as f64,
