@@ -472,6 +472,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             if held.is_some() {
                 outcome.counts_held = held;
             } else {
+                debug!(status = %diff, "writing status");
                 let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
                 match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
                     Ok(_) => {

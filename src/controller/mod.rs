@@ -11,6 +11,7 @@ pub mod freshness;
 pub mod leader;
 pub mod owned;
 pub mod rollout;
+pub mod settle;
 pub mod status_patch;
 
 use kube::api::{Api, ListParams};

@@ -298,7 +298,7 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     }
     let now = chrono::Utc::now();
     let observed = observe(&ro, &ctx, now).await?;
-    let plan = crate::core::plan(&observed, now);
+    let plan = super::settle::plan_settled(&observed, now);
     tracing::debug!(
         changes = plan.changes.len(),
         requeue_after = ?plan.requeue_after,
