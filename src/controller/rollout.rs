@@ -296,6 +296,14 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
         // Our own write superseded this copy; the watch will bring the new one.
         return Ok(Action::await_change());
     }
+    // Reconciles start as soon as Rollouts are listed; planning while the owned objects'
+    // caches are still being listed would miss them (and try to create them again).
+    let synced = ctx.replica_sets.wait_ready().await.is_ok()
+        && ctx.analysis_runs.wait_ready().await.is_ok()
+        && ctx.experiments.wait_ready().await.is_ok();
+    if !synced {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let now = chrono::Utc::now();
     let observed = observe(&ro, &ctx, now).await?;
     let plan = super::settle::plan_settled(&observed, now);
