@@ -199,7 +199,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
         }
     };
 
-    let mut events: Vec<(EventType, &String, &String)> = Vec::new();
+    let events = tagged_events(plan);
     for change in &plan.changes {
         match change {
             Change::CreateReplicaSet(rs) => {
@@ -445,17 +445,14 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     });
                 }
             }
-            Change::Event {
-                type_,
-                reason,
-                message,
-            } => events.push((*type_, reason, message)),
+            Change::Event { .. } => {}
         }
     }
 
-    // The status goes before the Events: an Event tells of a transition, and the
-    // transition happened only once its status is written. A write refused as a
-    // conflict is planned again from fresh data, which plans its Events again.
+    // The status goes before the Events of status transitions: such a transition happened
+    // only once its status is written; a write refused as a conflict is planned again from
+    // fresh data, which plans its Events again. Events of cluster changes are published
+    // either way: those changes went through and will not be planned again.
     let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
     let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
     let key = format!("{ns}/{name}");
@@ -482,6 +479,8 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     }
                     Err(e) if is_conflict(&e) => {
                         outcome.conflict = true;
+                        let of_changes = events.iter().filter(|e| e.of_change);
+                        publish_events(ctx, ro, of_changes).await;
                         return Ok(outcome);
                     }
                     Err(e) => {
@@ -492,33 +491,114 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
         }
     }
 
-    for (type_, reason, message) in events {
+    publish_events(ctx, ro, events.iter()).await;
+    Ok(outcome)
+}
+
+/// One Event of a plan, and whether it tells of the cluster change just before it.
+struct PlannedEvent<'a> {
+    type_: EventType,
+    reason: &'a str,
+    message: &'a str,
+    of_change: bool,
+}
+
+/// The plan's Events in order. The planner records the Event of a cluster change
+/// (`NewReplicaSetCreated`, `ScalingReplicaSet`, `RolloutUpdated`, ...) right after that
+/// change; any other Event tells of a status transition.
+fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
+    let mut events = Vec::new();
+    let mut after_change = false;
+    for change in &plan.changes {
+        match change {
+            Change::Event {
+                type_,
+                reason,
+                message,
+            } => {
+                events.push(PlannedEvent {
+                    type_: *type_,
+                    reason,
+                    message,
+                    of_change: after_change,
+                });
+                after_change = false;
+            }
+            _ => after_change = true,
+        }
+    }
+    events
+}
+
+async fn publish_events<'a>(
+    ctx: &Context,
+    ro: &Rollout,
+    events: impl Iterator<Item = &'a PlannedEvent<'a>>,
+) {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    for planned in events {
         let event = Event {
-            type_: match type_ {
+            type_: match planned.type_ {
                 EventType::Normal => KubeEventType::Normal,
                 EventType::Warning => KubeEventType::Warning,
             },
-            reason: reason.clone(),
-            note: Some(message.clone()),
+            reason: planned.reason.to_string(),
+            note: Some(planned.message.to_string()),
             // Repeats of one (type, reason, action) merge into one series; the message
             // as action keeps distinct events distinct ("revision 1" vs "revision 2").
-            action: truncate(message, 128),
+            action: truncate(planned.message, 128),
             secondary: None,
         };
         if let Some(metrics) = &ctx.metrics {
-            metrics.event(&ns, &name, type_.as_str(), reason);
+            metrics.event(&ns, &name, planned.type_.as_str(), planned.reason);
         }
         // Events are best effort: a failure to record one never blocks a rollout.
         if let Err(e) = ctx.events.publish(&event, &ro.object_ref(&())).await {
-            warn!(reason = %reason, error = %e, "recording event failed");
+            warn!(reason = %planned.reason, error = %e, "recording event failed");
         }
     }
-    Ok(outcome)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_right_after_a_cluster_change_tells_of_that_change() {
+        let plan = Plan {
+            status: Default::default(),
+            changes: vec![
+                Change::normal("RolloutStepCompleted", "step 1/2 completed"),
+                Change::ScaleReplicaSet {
+                    name: "web-1".into(),
+                    from: 0,
+                    replicas: 1,
+                    annotations: MetadataPatch::default(),
+                },
+                Change::normal("ScalingReplicaSet", "Scaled up"),
+                Change::normal("RolloutPaused", "paused"),
+                Change::AnnotateRolloutRevision {
+                    revision: "2".into(),
+                },
+                Change::normal("RolloutUpdated", "revision 2"),
+            ],
+            requeue_after: None,
+        };
+        let tags: Vec<(&str, bool)> = tagged_events(&plan)
+            .iter()
+            .map(|e| (e.reason, e.of_change))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("RolloutStepCompleted", false),
+                ("ScalingReplicaSet", true),
+                ("RolloutPaused", false),
+                ("RolloutUpdated", true),
+            ]
+        );
+    }
 
     #[test]
     fn event_actions_are_cut_at_a_character_boundary() {
