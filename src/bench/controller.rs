@@ -134,7 +134,10 @@ fn start_controller(
     } else {
         cmd.args(["--log-level", "warn"]);
     }
+    // One controller at a time, killed between phases: with leader election each start
+    // would first wait out the killed one's Lease (15 s), which is not the controller's work.
     cmd.arg("controller")
+        .arg("--leader-elect=false")
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env_remove("RUST_LOG")
@@ -504,6 +507,22 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         "writes",
         Target::AtMost(6.0),
         &update.describe(),
+    );
+    let events = super::proxy::Counts(
+        update
+            .0
+            .iter()
+            .filter(|(k, _)| k.ends_with(" events"))
+            .map(|(k, n)| (k.clone(), *n))
+            .collect(),
+    )
+    .writes();
+    report.add(
+        "mass update: of which Events per Rollout",
+        events as f64 / n as f64,
+        "writes",
+        Target::None,
+        "one per transition the planner reports (created, updated, scaled, step completed, paused, ...)",
     );
     report.add(
         "mass update: controller API requests per Rollout (all verbs)",

@@ -15,6 +15,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::serve::ListenerExt;
 
 /// Requests seen so far, keyed `"<VERB> <resource>[/<subresource>]"` (for example
 /// `"PATCH rollouts/status"`, `"WATCH replicasets"`).
@@ -83,9 +84,16 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>) -> String {
     format!("{verb} {resource}")
 }
 
+/// Requests (watches excepted) forwarded at once. Each in-flight request holds one pooled
+/// upstream connection; without a bound, a burst of 10,000 concurrent requests opened
+/// 10,000 connections, and closing them exhausted the loopback's ephemeral ports
+/// (TIME_WAIT) so that later connects failed.
+const MAX_IN_FLIGHT: usize = 64;
+
 struct ProxyState {
     client: kube::Client,
     counts: Mutex<Counts>,
+    in_flight: tokio::sync::Semaphore,
 }
 
 /// A running proxy.
@@ -103,10 +111,15 @@ impl Proxy {
         let state = Arc::new(ProxyState {
             client,
             counts: Mutex::new(Counts::default()),
+            in_flight: tokio::sync::Semaphore::new(MAX_IN_FLIGHT),
         });
         let app = axum::Router::new()
             .fallback(forward)
             .with_state(state.clone());
+        // Small watch-event writes must not wait for the peer's delayed ACK (Nagle).
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -139,6 +152,7 @@ impl Drop for Proxy {
 async fn forward(State(state): State<Arc<ProxyState>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
     let key = classify(&parts.method, parts.uri.path(), parts.uri.query());
+    let watch = key.starts_with("WATCH ");
     *state
         .counts
         .lock()
@@ -167,10 +181,28 @@ async fn forward(State(state): State<Arc<ProxyState>>, req: Request) -> Response
         Ok(r) => r,
         Err(e) => return (StatusCode::BAD_REQUEST, e.to_string()).into_response(),
     };
+    if watch {
+        // A watch holds its connection for minutes: streamed, and outside the bound.
+        return match state.client.send(out).await {
+            Ok(resp) => {
+                let (parts, body) = resp.into_parts();
+                Response::from_parts(parts, Body::new(body))
+            }
+            Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+        };
+    }
+    // The permit is held until the whole response is read, which is when the upstream
+    // connection goes back to the pool for the next request.
+    let Ok(_permit) = state.in_flight.acquire().await else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "proxy closed").into_response();
+    };
     match state.client.send(out).await {
         Ok(resp) => {
             let (parts, body) = resp.into_parts();
-            Response::from_parts(parts, Body::new(body))
+            match axum::body::to_bytes(Body::new(body), usize::MAX).await {
+                Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
+                Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+            }
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
     }

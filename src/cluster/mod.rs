@@ -153,6 +153,10 @@ impl EmbeddedCluster {
         });
         let app = server::router(shared.clone());
         let token = shutdown.clone();
+        // As kube-apiserver does: small watch-event writes must not wait for a delayed ACK.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         tasks.push(tokio::spawn(async move {
             let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
             if let Err(e) = serve.await {

@@ -14,6 +14,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
+use super::coalesce::counts_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::api::analysis::AnalysisRun;
@@ -32,6 +33,11 @@ pub struct Outcome {
     /// A write was refused because the object changed since it was read; the
     /// rest of the plan was skipped.
     pub conflict: bool,
+    /// resourceVersions of the Rollout that our writes replaced: a cached copy at one of
+    /// them is stale.
+    pub superseded: Vec<String>,
+    /// A change of replica counts only was held back; it is due this much later.
+    pub counts_held: Option<std::time::Duration>,
 }
 
 /// A failed API call while applying a plan.
@@ -145,6 +151,7 @@ async fn patch_rollout_guarded(
     api: &Api<Rollout>,
     name: &str,
     rv: &mut String,
+    superseded: &mut Vec<String>,
     mut body: Value,
 ) -> Result<bool, kube::Error> {
     body["metadata"]["resourceVersion"] = Value::String(rv.clone());
@@ -153,7 +160,10 @@ async fn patch_rollout_guarded(
         .await
     {
         Ok(updated) => {
-            *rv = updated.resource_version().unwrap_or_default();
+            superseded.push(std::mem::replace(
+                rv,
+                updated.resource_version().unwrap_or_default(),
+            ));
             Ok(true)
         }
         Err(e) if is_conflict(&e) => Ok(false),
@@ -177,8 +187,10 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
     let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
     let pp = PatchParams::default();
-    // The resourceVersion our next write to the Rollout must match.
+    // The resourceVersion our next write to the Rollout must match, and those our
+    // writes replaced.
     let mut rollout_rv = ro.resource_version().unwrap_or_default();
+    let mut superseded = Vec::new();
     let act = |verb: &'static str, target: String| {
         move |source: kube::Error| ActError {
             verb,
@@ -187,7 +199,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
         }
     };
 
-    let mut events: Vec<(EventType, &String, &String)> = Vec::new();
+    let events = tagged_events(plan);
     for change in &plan.changes {
         match change {
             Change::CreateReplicaSet(rs) => {
@@ -217,9 +229,12 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                             let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": {"collisionCount": count}});
                             match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
                                 Ok(_) => {
+                                    superseded.push(rollout_rv);
                                     return Ok(Outcome {
                                         status_written: true,
                                         conflict: true,
+                                        superseded,
+                                        counts_held: None,
                                     });
                                 }
                                 Err(e) if is_conflict(&e) => {}
@@ -233,6 +248,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                         }
                         return Ok(Outcome {
                             conflict: true,
+                            superseded,
                             ..Default::default()
                         });
                     }
@@ -396,6 +412,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                         // A PodDisruptionBudget refused: try again on the next reconcile.
                         return Ok(Outcome {
                             conflict: true,
+                            superseded,
                             ..Default::default()
                         });
                     }
@@ -404,36 +421,39 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
             }
             Change::PatchRolloutSpecReplicas { replicas } => {
                 let body = json!({"spec": {"replicas": replicas}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
                     .await
                     .map_err(act("patch", format!("rollout {ns}/{name}")))?
                 {
                     return Ok(Outcome {
                         conflict: true,
+                        superseded,
                         ..Default::default()
                     });
                 }
             }
             Change::AnnotateRolloutRevision { revision } => {
                 let body = json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": revision}}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
                     .await
                     .map_err(act("patch", format!("rollout {ns}/{name}")))?
                 {
                     return Ok(Outcome {
                         conflict: true,
+                        superseded,
                         ..Default::default()
                     });
                 }
             }
             Change::AnnotateRollout { key, value } => {
                 let body = json!({"metadata": {"annotations": {key: value}}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, body)
+                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
                     .await
                     .map_err(act("patch", format!("rollout {ns}/{name}")))?
                 {
                     return Ok(Outcome {
                         conflict: true,
+                        superseded,
                         ..Default::default()
                     });
                 }
@@ -450,62 +470,160 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     .await
                     .map_err(act("scale", format!("deployment {ns}/{deployment}")))?;
             }
+            Change::Event { .. } => {}
+        }
+    }
+
+    // The status goes before the Events of status transitions: such a transition happened
+    // only once its status is written; a write refused as a conflict is planned again from
+    // fresh data, which plans its Events again. Events of cluster changes are published
+    // either way: those changes went through and will not be planned again.
+    let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+    let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
+    let key = format!("{ns}/{name}");
+    let mut outcome = Outcome {
+        superseded,
+        ..Default::default()
+    };
+    match merge_diff(&old, &new) {
+        None => ctx.count_writes.written(&key),
+        Some(diff) => {
+            let held = counts_only(&diff)
+                .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
+                .flatten();
+            if held.is_some() {
+                outcome.counts_held = held;
+            } else {
+                debug!(status = %diff, "writing status");
+                let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
+                match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
+                    Ok(_) => {
+                        ctx.count_writes.written(&key);
+                        outcome.superseded.push(rollout_rv);
+                        outcome.status_written = true;
+                    }
+                    Err(e) if is_conflict(&e) => {
+                        outcome.conflict = true;
+                        let of_changes = events.iter().filter(|e| e.of_change);
+                        publish_events(ctx, ro, of_changes).await;
+                        return Ok(outcome);
+                    }
+                    Err(e) => {
+                        return Err(act("patch status of", format!("rollout {ns}/{name}"))(e));
+                    }
+                }
+            }
+        }
+    }
+
+    publish_events(ctx, ro, events.iter()).await;
+    Ok(outcome)
+}
+
+/// One Event of a plan, and whether it tells of the cluster change just before it.
+struct PlannedEvent<'a> {
+    type_: EventType,
+    reason: &'a str,
+    message: &'a str,
+    of_change: bool,
+}
+
+/// The plan's Events in order. The planner records the Event of a cluster change
+/// (`NewReplicaSetCreated`, `ScalingReplicaSet`, `RolloutUpdated`, ...) right after that
+/// change; any other Event tells of a status transition.
+fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
+    let mut events = Vec::new();
+    let mut after_change = false;
+    for change in &plan.changes {
+        match change {
             Change::Event {
                 type_,
                 reason,
                 message,
-            } => events.push((*type_, reason, message)),
+            } => {
+                events.push(PlannedEvent {
+                    type_: *type_,
+                    reason,
+                    message,
+                    of_change: after_change,
+                });
+                after_change = false;
+            }
+            _ => after_change = true,
         }
     }
+    events
+}
 
-    // Events are published once every other change of the plan went through: a plan
-    // cut short by a conflict is planned again from fresh data, and publishing its
-    // events now would repeat them.
-    for (type_, reason, message) in events {
+async fn publish_events<'a>(
+    ctx: &Context,
+    ro: &Rollout,
+    events: impl Iterator<Item = &'a PlannedEvent<'a>>,
+) {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    for planned in events {
         let event = Event {
-            type_: match type_ {
+            type_: match planned.type_ {
                 EventType::Normal => KubeEventType::Normal,
                 EventType::Warning => KubeEventType::Warning,
             },
-            reason: reason.clone(),
-            note: Some(message.clone()),
-            // The recorder merges events with the same (type, reason, action) into one
-            // series, keeping the first note; the message as action keeps distinct
-            // events distinct ("revision 1" vs "revision 2") and merges true repeats.
-            action: truncate(message, 128),
+            reason: planned.reason.to_string(),
+            note: Some(planned.message.to_string()),
+            // Repeats of one (type, reason, action) merge into one series; the message
+            // as action keeps distinct events distinct ("revision 1" vs "revision 2").
+            action: truncate(planned.message, 128),
             secondary: None,
         };
         if let Some(metrics) = &ctx.metrics {
-            metrics.event(&ns, &name, type_.as_str(), reason);
+            metrics.event(&ns, &name, planned.type_.as_str(), planned.reason);
         }
         // Events are best effort: a failure to record one never blocks a rollout.
-        if let Err(e) = ctx.recorder.publish(&event, &ro.object_ref(&())).await {
-            warn!(reason = %reason, error = %e, "recording event failed");
+        if let Err(e) = ctx.events.publish(&event, &ro.object_ref(&())).await {
+            warn!(reason = %planned.reason, error = %e, "recording event failed");
         }
-    }
-
-    let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
-    let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
-    let Some(diff) = merge_diff(&old, &new) else {
-        return Ok(Outcome::default());
-    };
-    let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
-    match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
-        Ok(_) => Ok(Outcome {
-            status_written: true,
-            conflict: false,
-        }),
-        Err(e) if is_conflict(&e) => Ok(Outcome {
-            status_written: false,
-            conflict: true,
-        }),
-        Err(e) => Err(act("patch status of", format!("rollout {ns}/{name}"))(e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_right_after_a_cluster_change_tells_of_that_change() {
+        let plan = Plan {
+            status: Default::default(),
+            changes: vec![
+                Change::normal("RolloutStepCompleted", "step 1/2 completed"),
+                Change::ScaleReplicaSet {
+                    name: "web-1".into(),
+                    from: 0,
+                    replicas: 1,
+                    annotations: MetadataPatch::default(),
+                },
+                Change::normal("ScalingReplicaSet", "Scaled up"),
+                Change::normal("RolloutPaused", "paused"),
+                Change::AnnotateRolloutRevision {
+                    revision: "2".into(),
+                },
+                Change::normal("RolloutUpdated", "revision 2"),
+            ],
+            requeue_after: None,
+        };
+        let tags: Vec<(&str, bool)> = tagged_events(&plan)
+            .iter()
+            .map(|e| (e.reason, e.of_change))
+            .collect();
+        assert_eq!(
+            tags,
+            [
+                ("RolloutStepCompleted", false),
+                ("ScalingReplicaSet", true),
+                ("RolloutPaused", false),
+                ("RolloutUpdated", true),
+            ]
+        );
+    }
 
     #[test]
     fn event_actions_are_cut_at_a_character_boundary() {

@@ -19,7 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -28,6 +28,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
+use super::events::Publisher;
 use super::rollout::Config;
 use super::status_patch::merge_diff;
 use crate::analysis::args::SecretString;
@@ -57,7 +58,7 @@ pub struct Context {
     pub jobs: Store<Job>,
     pub backoff: Backoff,
     pub written: Written,
-    pub recorder: Recorder,
+    pub recorder: Publisher,
 }
 
 /// The copies of runs the controller itself wrote, until the watch cache catches up.
@@ -487,7 +488,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         jobs: job_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         written: Written::default(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Publisher::new(client.clone(), reporter),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "analysisrun controller starting");

@@ -1,11 +1,11 @@
 //! The Experiment controller: observe → `experiment::plan` → apply.
 //!
 //! `reconcile` builds an [`ObservedExperiment`] (the Experiment from the watch cache, its
-//! ReplicaSets from a label-selected reflector, its AnalysisRuns and Services read fresh
-//! from the API when the spec uses them, the analysis templates it names), calls the pure
-//! planner and applies the plan here, as the one writer for Experiments. Status goes to the
-//! main resource (Experiments have no status subresource) as a merge patch of the changed
-//! fields, guarded by the resourceVersion that was planned from.
+//! ReplicaSets from a label-selected cache indexed by owner, its AnalysisRuns and Services
+//! read fresh from the API when the spec uses them, the analysis templates it names), calls
+//! the pure planner and applies the plan here, as the one writer for Experiments. Status goes
+//! to the main resource (Experiments have no status subresource) as a merge patch of the
+//! changed fields, guarded by the resourceVersion that was planned from.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -16,8 +16,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType as KubeEventType, Recorder, Reporter};
-use kube::runtime::reflector::{self, Store};
+use kube::runtime::events::{Event, EventType as KubeEventType, Reporter};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -25,7 +24,9 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
+use super::events::Publisher;
 use super::freshness::Freshness;
+use super::owned::OwnedStore;
 use super::rollout::{Config, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
@@ -43,10 +44,11 @@ const MAX_TEMPLATE_ROUNDS: usize = 10;
 /// Shared state of the Experiment reconcilers.
 pub struct Context {
     pub client: Client,
-    pub replica_sets: Store<ReplicaSet>,
+    /// ReplicaSets controlled by Experiments, by owner.
+    pub replica_sets: OwnedStore<ReplicaSet>,
     pub backoff: Backoff,
     pub freshness: Freshness,
-    pub recorder: Recorder,
+    pub recorder: Publisher,
 }
 
 /// Errors of one Experiment reconcile.
@@ -101,10 +103,8 @@ async fn observe(ex: &Experiment, ctx: &Context) -> Result<ObservedExperiment, E
     let uid = ex.uid().unwrap_or_default();
     let replica_sets = ctx
         .replica_sets
-        .state()
+        .owned_by(&ns, &uid)
         .iter()
-        .filter(|rs| rs.metadata.namespace.as_deref() == Some(ns.as_str()))
-        .filter(|rs| controlled_by(rs.as_ref(), &uid))
         .map(|rs| (**rs).clone())
         .collect();
     let mut obs = ObservedExperiment {
@@ -411,12 +411,13 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
     // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones; each
     // controller keeps only those whose controller ownerReference is one of its objects.
-    let (rs_store, rs_writer) = reflector::store();
-    let rs_stream = watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
-        .default_backoff()
-        .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None)
-        .reflect(rs_writer)
-        .touched_objects();
+    let (rs_store, rs_stream) = OwnedStore::reflect(
+        "Experiment",
+        watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
+            .default_backoff()
+            .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None),
+    );
+    let rs_stream = rs_stream.touched_objects();
     let reporter = Reporter {
         controller: "sluice".into(),
         instance: std::env::var("HOSTNAME").ok(),
@@ -426,7 +427,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         replica_sets: rs_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
-        recorder: Recorder::new(client.clone(), reporter),
+        recorder: Publisher::new(client.clone(), reporter),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "experiment controller starting");

@@ -216,13 +216,18 @@ pub fn finish(observed: &Observed, resolved: Option<&Observed>, plan: &mut Plan)
                 replicas: target,
             },
         );
-        plan.changes.push(Change::normal(
+        // Its Event right after it: the actuator publishes the Events of cluster changes
+        // that went through even when the status write that follows conflicts.
+        plan.changes.insert(
+            1,
+            Change::normal(
             "ScalingDeployment",
             format!(
                 "Scaled down Deployment {name} from {} to {target} (workloadRef scaleDown: {mode})",
                 scale.spec
             ),
-        ));
+            ),
+        );
     }
 }
 

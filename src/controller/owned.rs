@@ -1,0 +1,387 @@
+//! Watch caches of owned objects, indexed by the UID of their controlling owner.
+//!
+//! A reconcile needs "the ReplicaSets (AnalysisRuns, Experiments) this Rollout controls".
+//! kube-runtime's reflector `Store` can only answer that by scanning every cached object,
+//! which makes each reconcile O(all objects) and a mass update of N Rollouts O(N²). This
+//! cache is fed from the same watch stream (in place of `.reflect(writer)`) and keeps the
+//! objects grouped by the UID of their controller ownerReference, so the question costs
+//! O(objects of that owner). Objects without a controller of the configured kind are not
+//! kept at all: nobody looks them up, and the ReplicaSet watch is shared by label with
+//! Experiments' ReplicaSets.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, TryStreamExt};
+use kube::Resource;
+use kube::runtime::watcher;
+use tokio::sync::watch;
+
+/// Namespace and name of a cached object.
+type Key = (String, String);
+
+/// One generation of cached objects (the live one, or the one a relist is filling).
+struct Objects<K> {
+    by_owner: HashMap<String, BTreeMap<Key, Arc<K>>>,
+    owner_of: HashMap<Key, String>,
+}
+
+impl<K> Default for Objects<K> {
+    fn default() -> Self {
+        Self {
+            by_owner: HashMap::new(),
+            owner_of: HashMap::new(),
+        }
+    }
+}
+
+impl<K> Objects<K> {
+    fn remove(&mut self, key: &Key) {
+        if let Some(owner) = self.owner_of.remove(key)
+            && let Some(owned) = self.by_owner.get_mut(&owner)
+        {
+            owned.remove(key);
+            if owned.is_empty() {
+                self.by_owner.remove(&owner);
+            }
+        }
+    }
+
+    fn put(&mut self, key: Key, owner: Option<String>, obj: K) {
+        // An object whose controller changed (adoption, orphaning) moves or leaves.
+        if self.owner_of.get(&key) != owner.as_ref() {
+            self.remove(&key);
+        }
+        if let Some(owner) = owner {
+            self.owner_of.insert(key.clone(), owner.clone());
+            self.by_owner
+                .entry(owner)
+                .or_default()
+                .insert(key, Arc::new(obj));
+        }
+    }
+}
+
+/// The index itself, without locking or readiness: what the watch events do to it.
+pub struct OwnerIndex<K> {
+    owner_kind: &'static str,
+    live: Objects<K>,
+    /// Filled between a relist's `Init` and `InitDone`, then swapped in whole, so readers
+    /// never see a half-listed cache.
+    relist: Option<Objects<K>>,
+}
+
+impl<K: Resource> OwnerIndex<K> {
+    /// An empty index that keeps objects whose controller ownerReference has `owner_kind`.
+    pub fn new(owner_kind: &'static str) -> Self {
+        Self {
+            owner_kind,
+            live: Objects::default(),
+            relist: None,
+        }
+    }
+
+    fn key_and_owner(&self, obj: &K) -> (Key, Option<String>) {
+        let meta = obj.meta();
+        let key = (
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        let owner = meta
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .filter(|o| o.kind == self.owner_kind)
+            .map(|o| o.uid.clone());
+        (key, owner)
+    }
+
+    /// Apply one watch event. Returns true when a relist completed (the cache is whole).
+    pub fn apply(&mut self, event: watcher::Event<K>) -> bool {
+        match event {
+            watcher::Event::Apply(obj) => {
+                let (key, owner) = self.key_and_owner(&obj);
+                self.live.put(key, owner, obj);
+            }
+            watcher::Event::Delete(obj) => {
+                let (key, _) = self.key_and_owner(&obj);
+                self.live.remove(&key);
+            }
+            watcher::Event::Init => self.relist = Some(Objects::default()),
+            watcher::Event::InitApply(obj) => {
+                let (key, owner) = self.key_and_owner(&obj);
+                self.relist
+                    .get_or_insert_with(Objects::default)
+                    .put(key, owner, obj);
+            }
+            watcher::Event::InitDone => {
+                self.live = self.relist.take().unwrap_or_default();
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The objects in `namespace` controlled by the owner with `owner_uid`, by name.
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<K>> {
+        self.live
+            .by_owner
+            .get(owner_uid)
+            .into_iter()
+            .flatten()
+            .filter(|((ns, _), _)| ns == namespace)
+            .map(|(_, obj)| obj.clone())
+            .collect()
+    }
+
+    /// How many objects are cached.
+    pub fn len(&self) -> usize {
+        self.live.owner_of.len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.live.owner_of.is_empty()
+    }
+}
+
+/// The cache was dropped with its watch before the first list completed.
+#[derive(Debug, thiserror::Error)]
+#[error("the watch feeding this cache stopped before its first list completed")]
+pub struct NeverReady;
+
+/// A read handle on an [`OwnerIndex`] fed by a watch (see [`OwnedStore::reflect`]).
+pub struct OwnedStore<K> {
+    index: Arc<RwLock<OwnerIndex<K>>>,
+    ready: watch::Receiver<bool>,
+}
+
+impl<K> Clone for OwnedStore<K> {
+    fn clone(&self) -> Self {
+        Self {
+            index: self.index.clone(),
+            ready: self.ready.clone(),
+        }
+    }
+}
+
+impl<K> OwnedStore<K>
+where
+    K: Resource + Clone + Send + Sync + 'static,
+{
+    /// A cache of the objects controlled by objects of `owner_kind`, and the watch stream
+    /// that fills it: poll the returned stream (it yields the events unchanged, after
+    /// applying them) and the cache follows.
+    pub fn reflect<S>(
+        owner_kind: &'static str,
+        stream: S,
+    ) -> (
+        Self,
+        impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    )
+    where
+        S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    {
+        let index = Arc::new(RwLock::new(OwnerIndex::new(owner_kind)));
+        let (ready_tx, ready) = watch::channel(false);
+        let writer = index.clone();
+        let stream = stream.inspect_ok(move |event| {
+            let mut index = writer.write().unwrap_or_else(|p| p.into_inner());
+            if index.apply(event.clone()) {
+                ready_tx.send_replace(true);
+            }
+        });
+        (Self { index, ready }, stream)
+    }
+
+    /// The objects in `namespace` controlled by the owner with `owner_uid`.
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<K>> {
+        self.read().owned_by(namespace, owner_uid)
+    }
+
+    /// How many objects are cached.
+    pub fn len(&self) -> usize {
+        self.read().len()
+    }
+
+    /// Whether nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.read().is_empty()
+    }
+
+    /// Wait until the first list has been applied.
+    pub async fn wait_ready(&self) -> Result<(), NeverReady> {
+        let mut ready = self.ready.clone();
+        ready
+            .wait_for(|r| *r)
+            .await
+            .map(|_| ())
+            .map_err(|_| NeverReady)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, OwnerIndex<K>> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::api::apps::v1::ReplicaSet;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+    use watcher::Event;
+
+    fn rs(ns: &str, name: &str, owner: Option<(&str, &str)>, controller: bool) -> ReplicaSet {
+        let mut rs = ReplicaSet::default();
+        rs.metadata.namespace = Some(ns.into());
+        rs.metadata.name = Some(name.into());
+        rs.metadata.owner_references = owner.map(|(kind, uid)| {
+            vec![OwnerReference {
+                api_version: "argoproj.io/v1alpha1".into(),
+                kind: kind.into(),
+                name: format!("owner-{uid}"),
+                uid: uid.into(),
+                controller: Some(controller),
+                block_owner_deletion: None,
+            }]
+        });
+        rs
+    }
+
+    fn names(objs: &[Arc<ReplicaSet>]) -> Vec<String> {
+        objs.iter()
+            .map(|o| o.metadata.name.clone().unwrap_or_default())
+            .collect()
+    }
+
+    fn listed(objs: Vec<ReplicaSet>) -> OwnerIndex<ReplicaSet> {
+        let mut idx = OwnerIndex::new("Rollout");
+        idx.apply(Event::Init);
+        for o in objs {
+            idx.apply(Event::InitApply(o));
+        }
+        assert!(idx.apply(Event::InitDone));
+        idx
+    }
+
+    #[test]
+    fn lookups_return_only_the_objects_the_owner_controls_in_its_namespace() {
+        let idx = listed(vec![
+            rs("a", "web-2", Some(("Rollout", "u1")), true),
+            rs("a", "web-1", Some(("Rollout", "u1")), true),
+            rs("a", "api-1", Some(("Rollout", "u2")), true),
+            rs("b", "web-1", Some(("Rollout", "u1")), true),
+        ]);
+        assert_eq!(names(&idx.owned_by("a", "u1")), ["web-1", "web-2"]);
+        assert_eq!(names(&idx.owned_by("a", "u2")), ["api-1"]);
+        assert_eq!(names(&idx.owned_by("b", "u1")), ["web-1"]);
+        assert!(idx.owned_by("a", "u3").is_empty());
+    }
+
+    #[test]
+    fn objects_without_a_controller_of_the_owner_kind_are_not_kept() {
+        let idx = listed(vec![
+            rs("a", "exp-1", Some(("Experiment", "u1")), true),
+            rs("a", "loose", Some(("Rollout", "u1")), false),
+            rs("a", "orphan", None, false),
+            rs("a", "mine", Some(("Rollout", "u1")), true),
+        ]);
+        assert_eq!(names(&idx.owned_by("a", "u1")), ["mine"]);
+        assert_eq!(idx.len(), 1);
+    }
+
+    #[test]
+    fn updates_replace_deletes_remove_and_an_owner_change_moves_the_object() {
+        let mut idx = listed(vec![]);
+        idx.apply(Event::Apply(rs("a", "x", Some(("Rollout", "u1")), true)));
+        let mut scaled = rs("a", "x", Some(("Rollout", "u1")), true);
+        scaled.metadata.generation = Some(2);
+        idx.apply(Event::Apply(scaled));
+        let got = idx.owned_by("a", "u1");
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].metadata.generation, Some(2));
+
+        idx.apply(Event::Apply(rs("a", "x", Some(("Rollout", "u2")), true)));
+        assert!(idx.owned_by("a", "u1").is_empty());
+        assert_eq!(names(&idx.owned_by("a", "u2")), ["x"]);
+
+        idx.apply(Event::Apply(rs("a", "x", None, false)));
+        assert!(idx.owned_by("a", "u2").is_empty());
+        assert!(idx.is_empty());
+
+        idx.apply(Event::Apply(rs("a", "y", Some(("Rollout", "u1")), true)));
+        idx.apply(Event::Delete(rs("a", "y", Some(("Rollout", "u1")), true)));
+        assert!(idx.owned_by("a", "u1").is_empty());
+        assert!(
+            idx.live.by_owner.is_empty(),
+            "empty owner entries are dropped"
+        );
+    }
+
+    #[test]
+    fn a_relist_replaces_the_cache_only_when_it_completes() {
+        let mut idx = listed(vec![
+            rs("a", "old", Some(("Rollout", "u1")), true),
+            rs("a", "kept", Some(("Rollout", "u1")), true),
+        ]);
+        assert!(!idx.apply(Event::Init));
+        idx.apply(Event::InitApply(rs(
+            "a",
+            "kept",
+            Some(("Rollout", "u1")),
+            true,
+        )));
+        idx.apply(Event::InitApply(rs(
+            "a",
+            "new",
+            Some(("Rollout", "u2")),
+            true,
+        )));
+        // Mid-relist, readers still see the previous complete list.
+        assert_eq!(names(&idx.owned_by("a", "u1")), ["kept", "old"]);
+        assert!(idx.owned_by("a", "u2").is_empty());
+        assert!(idx.apply(Event::InitDone));
+        assert_eq!(names(&idx.owned_by("a", "u1")), ["kept"]);
+        assert_eq!(names(&idx.owned_by("a", "u2")), ["new"]);
+    }
+
+    #[tokio::test]
+    async fn the_store_follows_its_stream_and_is_ready_after_the_first_list() {
+        let events = vec![
+            Ok(Event::Init),
+            Ok(Event::InitApply(rs(
+                "a",
+                "x",
+                Some(("Rollout", "u1")),
+                true,
+            ))),
+            Ok(Event::InitDone),
+            Ok(Event::Apply(rs("a", "y", Some(("Rollout", "u1")), true))),
+        ];
+        let (store, stream) = OwnedStore::reflect("Rollout", futures::stream::iter(events));
+        let mut stream = Box::pin(stream);
+        assert!(store.is_empty());
+        assert!(matches!(
+            futures::StreamExt::next(&mut stream).await,
+            Some(Ok(Event::Init))
+        ));
+        futures::StreamExt::next(&mut stream).await;
+        assert!(store.is_empty(), "not visible before InitDone");
+        futures::StreamExt::next(&mut stream).await;
+        store.wait_ready().await.expect("ready after InitDone");
+        assert_eq!(store.len(), 1);
+        futures::StreamExt::next(&mut stream).await;
+        assert_eq!(names(&store.owned_by("a", "u1")), ["x", "y"]);
+    }
+
+    #[tokio::test]
+    async fn waiting_on_a_store_whose_stream_ended_unlisted_fails() {
+        let (store, stream) = OwnedStore::<ReplicaSet>::reflect(
+            "Rollout",
+            futures::stream::iter(vec![Ok(Event::Init)]),
+        );
+        let _: Vec<_> = futures::StreamExt::collect(stream).await;
+        assert!(store.wait_ready().await.is_err());
+    }
+}
