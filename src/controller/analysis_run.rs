@@ -35,8 +35,8 @@ use crate::analysis::evaluate::Phase;
 use crate::analysis::provider::{MetricProvider, Providers};
 use crate::analysis::providers::job::{ANALYSIS_RUN_UID_LABEL, JOB_NAME_KEY, assess_job};
 use crate::analysis::run::{
-    DueMeasurement, MeasurementOutcome, SecretValues, TakenMeasurement, from_time, job_to_create,
-    plan_run, required_secrets,
+    DueMeasurement, FinishTimes, MeasurementOutcome, SecretValues, TakenMeasurement, from_time,
+    job_to_create, plan_run, required_secrets,
 };
 use crate::api::analysis::AnalysisRun;
 
@@ -57,7 +57,31 @@ pub struct Context {
     pub jobs: Store<Job>,
     pub backoff: Backoff,
     pub written: Written,
+    pub finishes: Finishes,
     pub recorder: Recorder,
+}
+
+/// The exact finish times of each run's latest measurements ([`FinishTimes`]), by run key:
+/// the status holds whole seconds, and scheduling from those would measure early and line
+/// every run up on the same second.
+#[derive(Default)]
+pub struct Finishes(Mutex<HashMap<String, FinishTimes>>);
+
+impl Finishes {
+    fn get(&self, key: &str) -> FinishTimes {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Remember what a plan whose status was written returned (nothing: forget the run).
+    fn set(&self, key: &str, times: FinishTimes) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if times.is_empty() {
+            map.remove(key);
+        } else {
+            map.insert(key.to_string(), times);
+        }
+    }
 }
 
 /// The copies of runs the controller itself wrote, until the watch cache catches up.
@@ -362,6 +386,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     let key = key(&cached);
     if cached.metadata.deletion_timestamp.is_some() {
         ctx.written.forget(&key);
+        ctx.finishes.set(&key, FinishTimes::default());
         return Ok(Action::await_change());
     }
     let cache_rv = cached.resource_version().unwrap_or_default();
@@ -379,7 +404,8 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     } else {
         read_secrets(&ctx.client, &run).await?
     };
-    let first = plan_run(&run, &secrets, &[], now);
+    let finish_times = ctx.finishes.get(&key);
+    let first = plan_run(&run, &secrets, &[], &finish_times, now);
     if first.delete {
         info!("ttlStrategy expired: deleting the AnalysisRun");
         let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
@@ -390,6 +416,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         }
         ctx.backoff.success(&key);
         ctx.written.forget(&key);
+        ctx.finishes.set(&key, FinishTimes::default());
         return Ok(Action::await_change());
     }
     let plan = if first.due.is_empty() {
@@ -398,7 +425,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         let taken: Vec<TakenMeasurement> =
             futures::future::join_all(first.due.iter().map(|due| take(&ctx, &run, due, now))).await;
         debug!(measurements = taken.len(), "measured");
-        plan_run(&run, &secrets, &taken, now)
+        plan_run(&run, &secrets, &taken, &finish_times, now)
     };
 
     let old = serde_json::to_value(run.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
@@ -411,7 +438,10 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
             .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
         {
-            Ok(patched) => ctx.written.wrote(&key, &cache_rv, &rv, patched),
+            Ok(patched) => {
+                ctx.written.wrote(&key, &cache_rv, &rv, patched);
+                ctx.finishes.set(&key, plan.finish_times.clone());
+            }
             Err(e) if code(&e) == Some(409) => {
                 // Changed since we read it (a user's terminate, say): the watch event
                 // of that change reconciles again; measurements taken are retaken.
@@ -426,6 +456,8 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
                 )(e));
             }
         }
+    } else {
+        ctx.finishes.set(&key, plan.finish_times.clone());
     }
     for ev in &plan.events {
         let event = Event {
@@ -487,6 +519,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         jobs: job_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         written: Written::default(),
+        finishes: Finishes::default(),
         recorder: Recorder::new(client.clone(), reporter),
     });
     let selector = cfg.instance_selector();
