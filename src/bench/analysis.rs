@@ -523,15 +523,18 @@ async fn step(
             ),
         );
     }
+    let arrivals = records.iter().flat_map(|r| r.hits.iter().copied().map(secs));
+    let (first_hit, last_hit) = arrivals.fold((f64::MAX, f64::MIN), |(lo, hi), h| {
+        (lo.min(h), hi.max(h))
+    });
+    let span = (last_hit - first_hit).max(f64::EPSILON);
     report.add(
         &format!("{prefix}: measurements/s"),
-        requests as f64 / window.as_secs_f64(),
+        requests as f64 / span,
         "req/s",
         Target::None,
         &format!(
-            "{requests} requests in {:.1} s (create to all completed); {} runs measured {count} times",
-            window.as_secs_f64(),
-            measured
+            "{requests} requests between the first and the last ({span:.1} s); {measured} runs measured {count} times"
         ),
     );
     report.add(
