@@ -38,6 +38,7 @@ use serde_json::{Value, json};
 use super::controller::{
     Sampler, ensure_namespace, install_crds, list_all, mib, start_cluster, start_controller, stop,
 };
+use super::procfs;
 use super::proxy::Proxy;
 use super::report::{Report, Target, percentile};
 use crate::api::analysis::AnalysisRun;
@@ -188,6 +189,8 @@ pub struct Timing {
     pub first: Vec<f64>,
     /// `arrival(k) − (arrival(k−1) + interval)` for every measurement after a run's first.
     pub lateness: Vec<f64>,
+    /// The same, by measurement: entry i holds the (i + 2)-th measurement of every run.
+    pub lateness_by_index: Vec<Vec<f64>>,
     /// Requests that arrived before `finishedAt(k−1) + interval` as stored.
     pub before_schedule: usize,
     /// Requests beyond the measurements recorded (a measurement taken again after a
@@ -240,7 +243,12 @@ pub fn timing(records: &[RunRecord], interval: Duration) -> Timing {
                 continue;
             }
             let (prev, cur) = (hits[prev], hits[cur]);
-            t.lateness.push((cur - (prev + interval)) * 1000.0);
+            let late = (cur - (prev + interval)) * 1000.0;
+            t.lateness.push(late);
+            if t.lateness_by_index.len() < j {
+                t.lateness_by_index.resize(j, Vec::new());
+            }
+            t.lateness_by_index[j - 1].push(late);
             if cur < r.finished[jp] as f64 + interval {
                 t.before_schedule += 1;
             }
@@ -284,15 +292,19 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         std::fs::write(&path, proxy.kubeconfig_yaml())?;
         path
     };
+    let cluster_pid = cluster.as_ref().and_then(|c| c.id()).map(|id| id.to_string());
     let mut sustained = 0;
     for &n in &p.runs {
         let ok = step(
             &mut report,
-            &client,
-            &server,
-            (!p.direct).then_some(&proxy),
-            &dir,
-            &controller_kubeconfig,
+            Env {
+                client: &client,
+                server: &server,
+                proxy: (!p.direct).then_some(&proxy),
+                dir: &dir,
+                controller_kubeconfig: &controller_kubeconfig,
+                cluster_pid: cluster_pid.as_deref(),
+            },
             n,
             &p,
         )
@@ -328,18 +340,27 @@ fn loadavg() -> String {
         .join(" ")
 }
 
+/// What every step of a sweep shares.
+struct Env<'a> {
+    client: &'a kube::Client,
+    server: &'a MetricServer,
+    proxy: Option<&'a Proxy>,
+    dir: &'a Path,
+    controller_kubeconfig: &'a Path,
+    /// The `sluice cluster` child, when the bench started one.
+    cluster_pid: Option<&'a str>,
+}
+
 /// One step of the sweep: `n` runs against a fresh controller. Whether it was on time.
-#[allow(clippy::too_many_arguments)]
-async fn step(
-    report: &mut Report,
-    client: &kube::Client,
-    server: &MetricServer,
-    proxy: Option<&Proxy>,
-    dir: &Path,
-    controller_kubeconfig: &Path,
-    n: usize,
-    p: &Params,
-) -> anyhow::Result<bool> {
+async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow::Result<bool> {
+    let Env {
+        client,
+        server,
+        proxy,
+        dir,
+        controller_kubeconfig,
+        cluster_pid,
+    } = env;
     let ns = format!("sluice-bench-ar-{n}");
     ensure_namespace(client, &ns).await?;
     let runs: Api<DynamicObject> =
@@ -374,6 +395,8 @@ async fn step(
 
     let names: Vec<String> = (0..n).map(|i| format!("ar-{n}-{i}")).collect();
     let sampler = Sampler::new(&ctl)?;
+    let cluster_cpu0 = cluster_pid.and_then(procfs::cpu_seconds);
+    let bench_cpu0 = procfs::cpu_seconds("self");
     let before = proxy.map(Proxy::counts).unwrap_or_default();
     let hits_before = server.hits.total();
     eprintln!(
@@ -428,6 +451,13 @@ async fn step(
     }
     let window = start.elapsed();
     let cpu = sampler.cpu();
+    let cluster_cpu = cluster_pid
+        .and_then(procfs::cpu_seconds)
+        .zip(cluster_cpu0)
+        .map(|(b, a)| b - a);
+    let bench_cpu = procfs::cpu_seconds("self")
+        .zip(bench_cpu0)
+        .map(|(b, a)| b - a);
     let mem = sampler.mem();
     let counts = proxy.map(|p| p.counts().since(&before));
     stop(&mut ctl).await;
@@ -508,6 +538,33 @@ async fn step(
             "",
         );
     }
+    let by_index: Vec<String> = t
+        .lateness_by_index
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(i, v)| {
+            let mut v = v.clone();
+            v.sort_by(f64::total_cmp);
+            format!("#{}: {:.0}", i + 2, percentile(&v, 99.0))
+        })
+        .collect();
+    if !by_index.is_empty() {
+        report.add(
+            &format!("{prefix}: lateness p99 of the 2nd measurement"),
+            t.lateness_by_index
+                .first()
+                .map(|v| {
+                    let mut v = v.clone();
+                    v.sort_by(f64::total_cmp);
+                    percentile(&v, 99.0)
+                })
+                .unwrap_or(f64::NAN),
+            "ms",
+            Target::None,
+            &format!("p99 by measurement, ms: {}", by_index.join(", ")),
+        );
+    }
     let mut first = t.first.clone();
     first.sort_by(f64::total_cmp);
     if !first.is_empty() {
@@ -553,6 +610,17 @@ async fn step(
         "cores",
         Target::None,
         &format!("{cpu:.1} CPU s over {:.1} s", window.as_secs_f64()),
+    );
+    let others = [
+        cluster_cpu.map(|c| format!("sluice cluster {c:.1}")),
+        bench_cpu.map(|c| format!("bench process (metric server, proxy) {c:.1}")),
+    ];
+    report.add(
+        &format!("{prefix}: CPU of the other processes"),
+        cluster_cpu.unwrap_or(0.0) + bench_cpu.unwrap_or(0.0),
+        "CPU s",
+        Target::None,
+        &others.into_iter().flatten().collect::<Vec<_>>().join(", "),
     );
     report.add(
         &format!("{prefix}: controller peak RSS (VmHWM)"),
@@ -627,6 +695,12 @@ mod tests {
         assert!((t.first[0] - 200.0).abs() < 1e-6);
         let l: Vec<i64> = t.lateness.iter().map(|l| l.round() as i64).collect();
         assert_eq!(l, [50, -50], "the third came 50 ms before its due time");
+        let by_index: Vec<Vec<i64>> = t
+            .lateness_by_index
+            .iter()
+            .map(|v| v.iter().map(|l| l.round() as i64).collect())
+            .collect();
+        assert_eq!(by_index, [vec![50], vec![-50]]);
         assert_eq!((t.retaken, t.unmatched, t.before_schedule), (0, 0, 0));
     }
 
