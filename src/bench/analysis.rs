@@ -20,7 +20,8 @@
 //!
 //! For each run count of a sweep (`--runs 250,500,1000`) the bench starts a fresh controller,
 //! waits until a probe run completes (controller up and leading), creates the runs (32 in
-//! flight), waits until every run has been measured `count` times (watching its own server,
+//! flight, paced evenly over `--spread`, one interval by default, as runs of independent
+//! rollouts start at unrelated moments; `--spread 0s` starts them all at once), waits until every run has been measured `count` times (watching its own server,
 //! not the API) and completed, then reads the runs once and reports.
 
 use std::collections::HashMap;
@@ -59,6 +60,8 @@ pub struct Params {
     pub count: u32,
     /// Extra time, beyond `count` intervals, a step may take before the bench gives up.
     pub phase_timeout: Duration,
+    /// Creates are paced evenly over this long (zero: all at once, 32 in flight).
+    pub spread: Duration,
     /// Controller talks straight to the API server (no counting proxy, no request counts).
     pub direct: bool,
     pub kubeconfig: Option<PathBuf>,
@@ -265,6 +268,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             "runs": p.runs, "count": p.count, "interval_s": INTERVAL.as_secs(),
             "on_time_ms": ON_TIME.as_millis() as u64,
             "phase_timeout_s": p.phase_timeout.as_secs(),
+            "spread_ms": p.spread.as_millis() as u64,
             "controller_via": if p.direct { "direct" } else { "counting proxy" },
             "cluster": if p.kubeconfig.is_some() { "kubeconfig" } else { "sluice cluster (separate process)" },
         }),
@@ -292,7 +296,10 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         std::fs::write(&path, proxy.kubeconfig_yaml())?;
         path
     };
-    let cluster_pid = cluster.as_ref().and_then(|c| c.id()).map(|id| id.to_string());
+    let cluster_pid = cluster
+        .as_ref()
+        .and_then(|c| c.id())
+        .map(|id| id.to_string());
     let mut sustained = 0;
     for &n in &p.runs {
         let ok = step(
@@ -405,13 +412,17 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
     );
     let start = Instant::now();
     let created: Vec<(String, Result<SystemTime, kube::Error>)> =
-        futures::stream::iter(names.iter().cloned())
-            .map(|name| {
+        futures::stream::iter(names.iter().cloned().enumerate())
+            .map(|(i, name)| {
                 let api = runs.clone();
                 let obj: DynamicObject =
                     serde_json::from_value(analysis_run(&name, &ns, server.addr, p.count))
                         .expect("a valid AnalysisRun");
+                // Paced: run i starts i/n of the way through the spread.
+                let at =
+                    tokio::time::Instant::from_std(start) + p.spread.mul_f64(i as f64 / n as f64);
                 async move {
+                    tokio::time::sleep_until(at).await;
                     let r = api.create(&PostParams::default(), &obj).await;
                     (name, r.map(|_| SystemTime::now()))
                 }
@@ -430,7 +441,7 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
         n * p.count as usize
     );
     let count = p.count as usize;
-    let deadline = start + INTERVAL * p.count + p.phase_timeout;
+    let deadline = start + p.spread + INTERVAL * p.count + p.phase_timeout;
     let mut measured = 0;
     while Instant::now() < deadline {
         measured = server.hits.reached(&names, count);
@@ -574,16 +585,18 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
             "ms",
             Target::None,
             &format!(
-                "p99 {:.0} ms; the {n} creates took {:.1} s",
+                "p99 {:.0} ms; the {n} creates took {:.1} s (paced over {:.1} s)",
                 percentile(&first, 99.0),
-                create_took.as_secs_f64()
+                create_took.as_secs_f64(),
+                p.spread.as_secs_f64()
             ),
         );
     }
-    let arrivals = records.iter().flat_map(|r| r.hits.iter().copied().map(secs));
-    let (first_hit, last_hit) = arrivals.fold((f64::MAX, f64::MIN), |(lo, hi), h| {
-        (lo.min(h), hi.max(h))
-    });
+    let arrivals = records
+        .iter()
+        .flat_map(|r| r.hits.iter().copied().map(secs));
+    let (first_hit, last_hit) =
+        arrivals.fold((f64::MAX, f64::MIN), |(lo, hi), h| (lo.min(h), hi.max(h)));
     let span = (last_hit - first_hit).max(f64::EPSILON);
     report.add(
         &format!("{prefix}: measurements/s"),

@@ -63,6 +63,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             runs,
             count,
             phase_timeout,
+            spread,
             direct,
             kubeconfig,
         } => {
@@ -70,6 +71,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 runs: runs.iter().map(|n| (*n).clamp(1, 20_000)).collect(),
                 count: (*count).clamp(2, 120),
                 phase_timeout: *phase_timeout,
+                spread: (*spread).min(Duration::from_secs(60)),
                 direct: *direct,
                 kubeconfig: kubeconfig.clone(),
             })

@@ -193,6 +193,10 @@ pub enum BenchKind {
         /// Give up on a step this long after its runs should have finished.
         #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
         phase_timeout: std::time::Duration,
+        /// Pace the creates evenly over this long (`0s`: all at once, the worst case of
+        /// every run measured in the same instant each second).
+        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        spread: std::time::Duration,
         /// Let the controller talk to the API server directly instead of through the
         /// counting proxy (no request counts, one loopback hop less).
         #[arg(long)]
