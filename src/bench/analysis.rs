@@ -496,6 +496,23 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
                 .unwrap_or_default(),
         })
         .collect();
+    // The raw arrivals, for a closer look (`python3 -m json.tool`).
+    let raw: Vec<Value> = names
+        .iter()
+        .zip(&records)
+        .map(|(name, r)| {
+            json!({
+                "run": name,
+                "created": secs(r.created),
+                "requests": r.hits.iter().copied().map(secs).collect::<Vec<_>>(),
+                "finished": r.finished,
+            })
+        })
+        .collect();
+    let _ = std::fs::write(
+        dir.join(format!("arrivals-{n}.json")),
+        Value::from(raw).to_string(),
+    );
     let requests = server.hits.total() - hits_before;
     let t = timing(&records, INTERVAL);
 
