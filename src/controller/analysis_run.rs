@@ -59,7 +59,12 @@ pub struct Context {
     pub written: Written,
     pub finishes: Finishes,
     pub recorder: Recorder,
+    /// Bounds the Event writes in flight ([`EVENT_CONCURRENCY`]).
+    pub event_permits: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many reconciles' Events are written at once.
+pub const EVENT_CONCURRENCY: usize = 32;
 
 /// The exact finish times of each run's latest measurements ([`FinishTimes`]), by run key:
 /// the status holds whole seconds, and scheduling from those would measure early and line
@@ -459,22 +464,8 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     } else {
         ctx.finishes.set(&key, plan.finish_times.clone());
     }
-    for ev in &plan.events {
-        let event = Event {
-            type_: if ev.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.clone()),
-            action: ev.reason.clone(),
-            secondary: None,
-        };
-        // Best effort: a lost event never holds up the analysis.
-        if let Err(e) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
-            warn!(reason = %ev.reason, error = %e, "recording event failed");
-        }
+    if !plan.events.is_empty() {
+        publish_events(&ctx, &plan.events, run.object_ref(&()));
     }
     for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), &run, &new) {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
@@ -486,6 +477,46 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     }
     ctx.backoff.success(&key);
     Ok(requeue_at(now, plan.requeue_after, Utc::now()))
+}
+
+/// Publish a reconcile's Events, in order, beside the reconcile rather than in it: they are
+/// best effort, and awaiting them held a reconcile slot per completing run, so a thousand runs
+/// completing together delayed the measurements of the others by up to a second. At most
+/// [`EVENT_CONCURRENCY`] reconciles' Events are written at once.
+fn publish_events(
+    ctx: &Context,
+    events: &[crate::analysis::run::RunEvent],
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+) {
+    let events: Vec<Event> = events
+        .iter()
+        .map(|ev| Event {
+            type_: if ev.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.clone()),
+            action: ev.reason.clone(),
+            secondary: None,
+        })
+        .collect();
+    let recorder = ctx.recorder.clone();
+    let permits = ctx.event_permits.clone();
+    tokio::spawn(
+        async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            for event in &events {
+                if let Err(e) = recorder.publish(event, &reference).await {
+                    warn!(reason = %event.reason, error = %e, "recording event failed");
+                }
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -520,6 +551,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         written: Written::default(),
         finishes: Finishes::default(),
+        event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
         recorder: Recorder::new(client.clone(), reporter),
     });
     let selector = cfg.instance_selector();
