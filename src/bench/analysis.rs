@@ -301,7 +301,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         .and_then(|c| c.id())
         .map(|id| id.to_string());
     let mut sustained = 0;
-    for &n in &p.runs {
+    for (index, &n) in p.runs.iter().enumerate() {
         let ok = step(
             &mut report,
             Env {
@@ -311,6 +311,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
                 dir: &dir,
                 controller_kubeconfig: &controller_kubeconfig,
                 cluster_pid: cluster_pid.as_deref(),
+                index,
             },
             n,
             &p,
@@ -356,6 +357,8 @@ struct Env<'a> {
     controller_kubeconfig: &'a Path,
     /// The `sluice cluster` child, when the bench started one.
     cluster_pid: Option<&'a str>,
+    /// Which step of the sweep this is (its namespace, so a count may repeat).
+    index: usize,
 }
 
 /// One step of the sweep: `n` runs against a fresh controller. Whether it was on time.
@@ -367,8 +370,9 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
         dir,
         controller_kubeconfig,
         cluster_pid,
+        index,
     } = env;
-    let ns = format!("sluice-bench-ar-{n}");
+    let ns = format!("sluice-bench-ar-{index}-{n}");
     ensure_namespace(client, &ns).await?;
     let runs: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), &ns, &analysis_run_resource());
@@ -383,7 +387,7 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
         false,
     )?;
     // A probe run completing shows the controller is up, leading and measuring.
-    let probe = format!("probe-{n}");
+    let probe = format!("probe-{index}-{n}");
     let obj: DynamicObject = serde_json::from_value(analysis_run(&probe, &ns, server.addr, 1))?;
     runs.create(&PostParams::default(), &obj).await?;
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -400,7 +404,7 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let names: Vec<String> = (0..n).map(|i| format!("ar-{n}-{i}")).collect();
+    let names: Vec<String> = (0..n).map(|i| format!("ar-{index}-{n}-{i}")).collect();
     let sampler = Sampler::new(&ctl)?;
     let cluster_cpu0 = cluster_pid.and_then(procfs::cpu_seconds);
     let bench_cpu0 = procfs::cpu_seconds("self");
