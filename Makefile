@@ -33,3 +33,4 @@ bench:
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/planner.json planner
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/cluster.json cluster
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/controller-1000.json controller --rollouts 1000
+	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/analysis-1000.json analysis --runs 1000

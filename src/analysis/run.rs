@@ -143,6 +143,46 @@ pub struct RunEvent {
     pub warning: bool,
 }
 
+/// When each metric's latest measurement finished, exactly, as the controller that took it
+/// remembers it.
+///
+/// The API stores `finishedAt` in whole seconds. Scheduling the next measurement from the
+/// stored second takes it up to one interval's fraction early (a 1 s metric measured at 10.7 s
+/// is measured again at 11.0 s), and lines every run up on the same second boundary, so a
+/// thousand runs all come due at once. The controller keeps the exact instant in memory and
+/// the planner prefers it while it still describes the stored measurement (same metric, same
+/// number of completed measurements, same second); after a restart the stored second is all
+/// there is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FinishTimes(BTreeMap<String, FinishTime>);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FinishTime {
+    /// Completed measurements of the metric (`count + error`) once this one was recorded.
+    completed: i32,
+    at: DateTime<Utc>,
+}
+
+impl FinishTimes {
+    /// Nothing remembered.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The exact finish of the metric's last measurement when the memory describes it, else
+    /// the stored (whole-second) one.
+    fn refine(&self, metric: &str, counts: &MetricCounts, stored: DateTime<Utc>) -> DateTime<Utc> {
+        match self.0.get(metric) {
+            Some(f) if self.describes(f, counts, stored) => f.at,
+            _ => stored,
+        }
+    }
+
+    fn describes(&self, f: &FinishTime, counts: &MetricCounts, stored: DateTime<Utc>) -> bool {
+        f.completed == counts.count + counts.error && f.at.timestamp() == stored.timestamp()
+    }
+}
+
 /// What to do with an AnalysisRun.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {
@@ -155,6 +195,9 @@ pub struct RunPlan {
     /// The run finished and its `ttlStrategy` expired: delete it.
     pub delete: bool,
     pub events: Vec<RunEvent>,
+    /// The exact finish times to remember for the next plan (see [`FinishTimes`]), once
+    /// `status` is written.
+    pub finish_times: FinishTimes,
 }
 
 /// For a due `job` measurement with nothing in flight: the Job to create (upstream naming,
@@ -421,11 +464,13 @@ fn requeue(now: DateTime<Utc>, at: Option<DateTime<Utc>>) -> Option<std::time::D
     at.map(|t| (t - now).to_std().unwrap_or_default())
 }
 
-/// Plans one reconcile of `run` (see the module docs for the loop around it).
+/// Plans one reconcile of `run` (see the module docs for the loop around it). `finish_times`
+/// is what the previous plan returned as [`RunPlan::finish_times`] (empty when unknown).
 pub fn plan_run(
     run: &AnalysisRun,
     secrets: &SecretValues,
     taken: &[TakenMeasurement],
+    finish_times: &FinishTimes,
     now: DateTime<Utc>,
 ) -> RunPlan {
     let mut status = run.status.clone().unwrap_or_default();
@@ -445,6 +490,7 @@ pub fn plan_run(
             },
             delete,
             events,
+            finish_times: FinishTimes::default(),
         };
     }
 
@@ -465,6 +511,7 @@ pub fn plan_run(
                 requeue_after: None,
                 delete: false,
                 events,
+                finish_times: FinishTimes::default(),
             };
             let finished = AnalysisRun {
                 status: Some(plan.status.clone()),
@@ -490,6 +537,7 @@ pub fn plan_run(
     let terminating_before = is_terminating(terminate, &phases_of(&results));
 
     // Record the measurements just taken.
+    let mut finishes = finish_times.clone();
     for t in taken {
         let Some(pm) = prepared.metrics.iter().find(|m| m.name == t.metric) else {
             continue;
@@ -559,9 +607,18 @@ pub fn plan_run(
         m.phase = phase.into();
         m.message = message.map(|msg| prepared.args.redact(&msg));
         if phase.is_completed() {
-            m.finished_at.get_or_insert_with(|| to_time(t.finished_at));
             m.resume_at = None;
             counts.record(phase);
+            if m.finished_at.is_none() {
+                m.finished_at = Some(to_time(t.finished_at));
+                finishes.0.insert(
+                    pm.name.clone(),
+                    FinishTime {
+                        completed: counts.count + counts.error,
+                        at: t.finished_at,
+                    },
+                );
+            }
         }
         measurements.push(m);
         set_counts(result, &counts);
@@ -644,13 +701,29 @@ pub fn plan_run(
     // What is due now, and when to look again.
     let mut due = Vec::new();
     let mut next: Option<DateTime<Utc>> = None;
+    // Only what still describes a measurement that schedules another is worth remembering.
+    let mut kept = FinishTimes::default();
     for pm in &prepared.metrics {
         let result = results.iter().find(|r| r.name == pm.name);
         let completed = result.is_some_and(|r| Phase::from_api(&r.phase).is_completed());
         let counts = result.map(counts_of).unwrap_or_default();
+        if let (false, Some(f), Some(stored)) = (
+            completed,
+            finishes.0.get(&pm.name),
+            result
+                .and_then(last_of)
+                .and_then(|m| m.finished_at.as_ref())
+                .map(from_time),
+        ) && finishes.describes(f, &counts, stored)
+        {
+            kept.0.insert(pm.name.clone(), *f);
+        }
         let last = result.and_then(last_of).map(|m| LastMeasurement {
             phase: Phase::from_api(&m.phase),
-            finished_at: m.finished_at.as_ref().map(from_time),
+            finished_at: m
+                .finished_at
+                .as_ref()
+                .map(|f| finishes.refine(&pm.name, &counts, from_time(f))),
             resume_at: m.resume_at.as_ref().map(from_time),
         });
         let Some(at) = next_due(
@@ -690,6 +763,7 @@ pub fn plan_run(
             ..run.clone()
         };
         requeue_at = ttl_deadline(&finished).map(|d| d + chrono::Duration::seconds(1));
+        kept = FinishTimes::default();
     }
     RunPlan {
         status,
@@ -697,6 +771,7 @@ pub fn plan_run(
         requeue_after: requeue(now, requeue_at),
         delete: false,
         events,
+        finish_times: kept,
     }
 }
 
@@ -705,6 +780,16 @@ mod tests {
     use super::*;
     use crate::analysis::expr::Value;
     use serde_json::json;
+
+    /// The planner with nothing remembered beyond the status (a freshly started controller).
+    fn plan_run(
+        run: &AnalysisRun,
+        secrets: &SecretValues,
+        taken: &[TakenMeasurement],
+        now: DateTime<Utc>,
+    ) -> RunPlan {
+        super::plan_run(run, secrets, taken, &FinishTimes::default(), now)
+    }
 
     fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
@@ -1279,5 +1364,119 @@ mod tests {
                 resume_at: at(3)
             }
         );
+    }
+
+    fn ms(secs: i64, millis: i64) -> DateTime<Utc> {
+        at(secs) + chrono::Duration::milliseconds(millis)
+    }
+
+    fn taken_at(metric: &str, finished: DateTime<Utc>) -> TakenMeasurement {
+        TakenMeasurement {
+            metric: metric.to_string(),
+            started_at: finished,
+            finished_at: finished,
+            outcome: value(1.0),
+        }
+    }
+
+    fn every_second(count: i32) -> AnalysisRun {
+        run_from(json!({
+            "metrics": [web_metric(json!({"interval": "1s", "count": count}))],
+            "args": args_service()
+        }))
+    }
+
+    #[test]
+    fn the_next_measurement_is_due_one_interval_after_the_exact_finish() {
+        let mut run = every_second(3);
+        // Measured at 0.7 s: the status can only say second 0.
+        let first = super::plan_run(
+            &run,
+            &SecretValues::new(),
+            &[taken_at("ok-rate", ms(0, 700))],
+            &FinishTimes::default(),
+            ms(0, 700),
+        );
+        let stored = &first.status.metric_results.as_ref().unwrap()[0]
+            .measurements
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(stored.finished_at, Some(to_time(at(0))));
+        assert_eq!(
+            first.requeue_after,
+            Some(std::time::Duration::from_secs(1)),
+            "due at 1.7 s"
+        );
+        write(&mut run, &first);
+        let remembered = &first.finish_times;
+        assert!(!remembered.is_empty());
+
+        // At 1.0 s (the stored second + 1 s) nothing is due yet; at 1.7 s it is.
+        let early = super::plan_run(&run, &SecretValues::new(), &[], remembered, at(1));
+        assert!(
+            early.due.is_empty(),
+            "not due 300 ms after the last measurement"
+        );
+        assert_eq!(
+            early.requeue_after,
+            Some(std::time::Duration::from_millis(700))
+        );
+        assert_eq!(&early.finish_times, remembered, "still describes it");
+        let due = super::plan_run(&run, &SecretValues::new(), &[], remembered, ms(1, 700));
+        assert_eq!(due.due.len(), 1);
+    }
+
+    #[test]
+    fn without_a_remembered_finish_the_stored_second_schedules() {
+        let mut run = every_second(3);
+        let first = plan_run(
+            &run,
+            &SecretValues::new(),
+            &[taken_at("ok-rate", ms(0, 700))],
+            ms(0, 700),
+        );
+        write(&mut run, &first);
+        // A restarted controller knows only the stored second 0.
+        let p = plan_run(&run, &SecretValues::new(), &[], at(1));
+        assert_eq!(p.due.len(), 1);
+    }
+
+    #[test]
+    fn a_remembered_finish_of_an_older_measurement_is_ignored_and_dropped() {
+        let mut run = every_second(3);
+        let first = plan_run(
+            &run,
+            &SecretValues::new(),
+            &[taken_at("ok-rate", ms(0, 700))],
+            ms(0, 700),
+        );
+        write(&mut run, &first);
+        let old = first.finish_times.clone();
+        // Another controller (or this one before a conflict) took the second measurement at
+        // 1.2 s; the memory of the first no longer describes the last measurement.
+        let second = plan_run(
+            &run,
+            &SecretValues::new(),
+            &[taken_at("ok-rate", ms(1, 200))],
+            ms(1, 200),
+        );
+        write(&mut run, &second);
+        let p = super::plan_run(&run, &SecretValues::new(), &[], &old, at(2));
+        assert_eq!(p.due.len(), 1, "due at the stored second 1 + 1 s");
+        assert!(p.finish_times.is_empty());
+    }
+
+    #[test]
+    fn a_completed_run_remembers_no_finish_times() {
+        let run = every_second(1);
+        let p = super::plan_run(
+            &run,
+            &SecretValues::new(),
+            &[taken_at("ok-rate", ms(0, 700))],
+            &FinishTimes::default(),
+            ms(0, 700),
+        );
+        assert_eq!(p.status.phase, AnalysisPhase::Successful);
+        assert!(p.finish_times.is_empty());
     }
 }

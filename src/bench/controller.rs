@@ -80,11 +80,15 @@ fn rollout(i: usize, replicas: i32) -> Value {
     })
 }
 
-fn sluice_exe() -> anyhow::Result<PathBuf> {
+pub(super) fn sluice_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("locating the sluice binary")
 }
 
-async fn start_cluster(dir: &Path, p: &Params) -> anyhow::Result<(Child, PathBuf)> {
+/// Start `sluice cluster --port 0` as a child process; its kubeconfig path once written.
+pub(super) async fn start_cluster(
+    dir: &Path,
+    pod_ready_delay: Duration,
+) -> anyhow::Result<(Child, PathBuf)> {
     let kubeconfig = dir.join("cluster.kubeconfig");
     let _ = std::fs::remove_file(&kubeconfig);
     let log = std::fs::File::create(dir.join("cluster.log"))?;
@@ -99,7 +103,7 @@ async fn start_cluster(dir: &Path, p: &Params) -> anyhow::Result<(Child, PathBuf
         ])
         .arg(&kubeconfig)
         .arg("--pod-ready-delay")
-        .arg(format!("{}ms", p.pod_ready_delay.as_millis()))
+        .arg(format!("{}ms", pod_ready_delay.as_millis()))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(log)
@@ -116,7 +120,10 @@ async fn start_cluster(dir: &Path, p: &Params) -> anyhow::Result<(Child, PathBuf
     Ok((child, kubeconfig))
 }
 
-fn start_controller(
+/// Start `sluice controller` as a child process logging to `dir/log_name` (JSON with
+/// rollout debug lines when `debug`). Its metrics port is a free one, so two benches (or a
+/// controller already on :8090) do not collide.
+pub(super) fn start_controller(
     dir: &Path,
     kubeconfig: &Path,
     log_name: &str,
@@ -138,6 +145,7 @@ fn start_controller(
     // would first wait out the killed one's Lease (15 s), which is not the controller's work.
     cmd.arg("controller")
         .arg("--leader-elect=false")
+        .args(["--metrics-addr", "127.0.0.1:0"])
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env_remove("RUST_LOG")
@@ -149,19 +157,20 @@ fn start_controller(
         .context("starting `sluice controller`")
 }
 
-async fn stop(child: &mut Child) {
+pub(super) async fn stop(child: &mut Child) {
     let _ = child.start_kill();
     let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
 }
 
-fn pid(child: &Child) -> anyhow::Result<String> {
+pub(super) fn pid(child: &Child) -> anyhow::Result<String> {
     child
         .id()
         .map(|p| p.to_string())
         .context("the child process has exited")
 }
 
-async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
+/// Install (server-side apply) every Sluice CRD and wait until all are Established.
+pub(super) async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
     for crd in crate::api::crds::all() {
         let name = crd.metadata.name.clone().unwrap_or_default();
@@ -173,27 +182,48 @@ async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("installing CRD {name}"))?;
     }
+    let names: Vec<String> = crate::api::crds::all()
+        .into_iter()
+        .filter_map(|c| c.metadata.name)
+        .collect();
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let crd = api.get("rollouts.argoproj.io").await?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return Ok(());
+    for name in names {
+        loop {
+            let crd = api.get(&name).await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the CRD {name} was not established within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if Instant::now() > deadline {
-            bail!("the Rollout CRD was not established within 20 s");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
 }
 
-/// Every Rollout in the namespace (paged, so 10,000 stay cheap to read).
-async fn list_all(api: &Api<DynamicObject>) -> anyhow::Result<Vec<DynamicObject>> {
+/// Create the namespace unless it exists.
+pub(super) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    if ns.get_opt(name).await?.is_none() {
+        ns.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+        )
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    }
+    Ok(())
+}
+
+/// Every object `api` lists (paged, so 10,000 stay cheap to read).
+pub(super) async fn list_all(api: &Api<DynamicObject>) -> anyhow::Result<Vec<DynamicObject>> {
     let mut out = Vec::new();
     let mut lp = ListParams::default().limit(1000);
     loop {
@@ -254,26 +284,27 @@ async fn wait_all(
     }
 }
 
-struct Sampler {
+/// CPU and memory of a child process, CPU counted from when the sampler was made.
+pub(super) struct Sampler {
     pid: String,
     cpu0: f64,
 }
 
 impl Sampler {
-    fn new(child: &Child) -> anyhow::Result<Self> {
+    pub(super) fn new(child: &Child) -> anyhow::Result<Self> {
         let pid = pid(child)?;
         let cpu0 = procfs::cpu_seconds(&pid).unwrap_or(0.0);
         Ok(Self { pid, cpu0 })
     }
-    fn cpu(&self) -> f64 {
+    pub(super) fn cpu(&self) -> f64 {
         procfs::cpu_seconds(&self.pid).unwrap_or(0.0) - self.cpu0
     }
-    fn mem(&self) -> procfs::Memory {
+    pub(super) fn mem(&self) -> procfs::Memory {
         procfs::memory(&self.pid).unwrap_or_default()
     }
 }
 
-fn mib(kib: u64) -> f64 {
+pub(super) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
@@ -304,21 +335,14 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     let cluster_kubeconfig = match &p.kubeconfig {
         Some(path) => path.clone(),
         None => {
-            let (child, path) = start_cluster(&dir, &p).await?;
+            let (child, path) = start_cluster(&dir, p.pod_ready_delay).await?;
             cluster = Some(child);
             path
         }
     };
     let (client, _) = crate::cli::client::connect(Some(&cluster_kubeconfig), None).await?;
     install_crds(&client).await?;
-    let ns: Api<Namespace> = Api::all(client.clone());
-    if ns.get_opt(NAMESPACE).await?.is_none() {
-        ns.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": NAMESPACE}}))?,
-        )
-        .await?;
-    }
+    ensure_namespace(&client, NAMESPACE).await?;
     let proxy = Proxy::start(client.clone()).await?;
     let controller_kubeconfig = dir.join("controller.kubeconfig");
     std::fs::write(&controller_kubeconfig, proxy.kubeconfig_yaml())?;

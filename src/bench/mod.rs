@@ -4,10 +4,12 @@
 //! - [`cluster`]: the embedded API server's throughput and memory.
 //! - [`controller`]: the `sluice controller` process under 1,000+ Rollouts (memory, CPU,
 //!   reaction latency, throughput, start-up), through a counting [`proxy`].
+//! - [`analysis`]: how many concurrent AnalysisRuns one controller measures on time.
 //!
 //! Every run is bounded in count and time and talks only to 127.0.0.1 unless given a
 //! kubeconfig. Results print as a table and, with `--json`, are written as JSON.
 
+pub mod analysis;
 pub mod cluster;
 pub mod controller;
 pub mod planner;
@@ -53,6 +55,24 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 pod_ready_delay: *pod_ready_delay,
                 phase_timeout: *phase_timeout,
                 steady: Duration::from_secs((*steady_seconds).clamp(1, 600)),
+                kubeconfig: kubeconfig.clone(),
+            })
+            .await?
+        }
+        BenchKind::Analysis {
+            runs,
+            count,
+            phase_timeout,
+            spread,
+            direct,
+            kubeconfig,
+        } => {
+            analysis::run(analysis::Params {
+                runs: runs.iter().map(|n| (*n).clamp(1, 20_000)).collect(),
+                count: (*count).clamp(2, 120),
+                phase_timeout: *phase_timeout,
+                spread: (*spread).min(Duration::from_secs(60)),
+                direct: *direct,
                 kubeconfig: kubeconfig.clone(),
             })
             .await?

@@ -180,6 +180,32 @@ pub enum BenchKind {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
+    /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
+    /// controller measures within 100 ms of their due time.
+    Analysis {
+        /// Concurrent AnalysisRuns; a comma-separated list runs a sweep (`250,500,1000`), each
+        /// step with a fresh controller.
+        #[arg(long, value_delimiter = ',', default_value = "1000")]
+        runs: Vec<usize>,
+        /// Measurements per run (one per second).
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Give up on a step this long after its runs should have finished.
+        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+        phase_timeout: std::time::Duration,
+        /// Pace the creates evenly over this long (`0s`: all at once, the worst case of
+        /// every run measured in the same instant each second).
+        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        spread: std::time::Duration,
+        /// Let the controller talk to the API server directly instead of through the
+        /// counting proxy (no request counts, one loopback hop less).
+        #[arg(long)]
+        direct: bool,
+        /// Benchmark against this cluster instead of starting `sluice cluster` (the
+        /// controller runs here, so it reaches the bench's metric server on 127.0.0.1).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
 }
 
 /// Parse a duration flag such as `300ms`, `2s` or `1m`.

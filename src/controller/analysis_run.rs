@@ -36,8 +36,8 @@ use crate::analysis::evaluate::Phase;
 use crate::analysis::provider::{MetricProvider, Providers};
 use crate::analysis::providers::job::{ANALYSIS_RUN_UID_LABEL, JOB_NAME_KEY, assess_job};
 use crate::analysis::run::{
-    DueMeasurement, MeasurementOutcome, SecretValues, TakenMeasurement, from_time, job_to_create,
-    plan_run, required_secrets,
+    DueMeasurement, FinishTimes, MeasurementOutcome, SecretValues, TakenMeasurement, from_time,
+    job_to_create, plan_run, required_secrets,
 };
 use crate::api::analysis::AnalysisRun;
 
@@ -58,7 +58,36 @@ pub struct Context {
     pub jobs: Store<Job>,
     pub backoff: Backoff,
     pub written: Written,
-    pub recorder: Publisher,
+    pub finishes: Finishes,
+    pub recorder: Arc<Publisher>,
+    /// Bounds the Event writes in flight ([`EVENT_CONCURRENCY`]).
+    pub event_permits: Arc<tokio::sync::Semaphore>,
+}
+
+/// How many reconciles' Events are written at once.
+pub const EVENT_CONCURRENCY: usize = 32;
+
+/// The exact finish times of each run's latest measurements ([`FinishTimes`]), by run key:
+/// the status holds whole seconds, and scheduling from those would measure early and line
+/// every run up on the same second.
+#[derive(Default)]
+pub struct Finishes(Mutex<HashMap<String, FinishTimes>>);
+
+impl Finishes {
+    fn get(&self, key: &str) -> FinishTimes {
+        let map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(key).cloned().unwrap_or_default()
+    }
+
+    /// Remember what a plan whose status was written returned (nothing: forget the run).
+    fn set(&self, key: &str, times: FinishTimes) {
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if times.is_empty() {
+            map.remove(key);
+        } else {
+            map.insert(key.to_string(), times);
+        }
+    }
 }
 
 /// The copies of runs the controller itself wrote, until the watch cache catches up.
@@ -363,6 +392,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     let key = key(&cached);
     if cached.metadata.deletion_timestamp.is_some() {
         ctx.written.forget(&key);
+        ctx.finishes.set(&key, FinishTimes::default());
         return Ok(Action::await_change());
     }
     let cache_rv = cached.resource_version().unwrap_or_default();
@@ -380,7 +410,8 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     } else {
         read_secrets(&ctx.client, &run).await?
     };
-    let first = plan_run(&run, &secrets, &[], now);
+    let finish_times = ctx.finishes.get(&key);
+    let first = plan_run(&run, &secrets, &[], &finish_times, now);
     if first.delete {
         info!("ttlStrategy expired: deleting the AnalysisRun");
         let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
@@ -391,6 +422,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         }
         ctx.backoff.success(&key);
         ctx.written.forget(&key);
+        ctx.finishes.set(&key, FinishTimes::default());
         return Ok(Action::await_change());
     }
     let plan = if first.due.is_empty() {
@@ -399,7 +431,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         let taken: Vec<TakenMeasurement> =
             futures::future::join_all(first.due.iter().map(|due| take(&ctx, &run, due, now))).await;
         debug!(measurements = taken.len(), "measured");
-        plan_run(&run, &secrets, &taken, now)
+        plan_run(&run, &secrets, &taken, &finish_times, now)
     };
 
     let old = serde_json::to_value(run.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
@@ -412,7 +444,10 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
             .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
         {
-            Ok(patched) => ctx.written.wrote(&key, &cache_rv, &rv, patched),
+            Ok(patched) => {
+                ctx.written.wrote(&key, &cache_rv, &rv, patched);
+                ctx.finishes.set(&key, plan.finish_times.clone());
+            }
             Err(e) if code(&e) == Some(409) => {
                 // Changed since we read it (a user's terminate, say): the watch event
                 // of that change reconciles again; measurements taken are retaken.
@@ -427,23 +462,11 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
                 )(e));
             }
         }
+    } else {
+        ctx.finishes.set(&key, plan.finish_times.clone());
     }
-    for ev in &plan.events {
-        let event = Event {
-            type_: if ev.warning {
-                EventType::Warning
-            } else {
-                EventType::Normal
-            },
-            reason: ev.reason.clone(),
-            note: Some(ev.message.clone()),
-            action: ev.reason.clone(),
-            secondary: None,
-        };
-        // Best effort: a lost event never holds up the analysis.
-        if let Err(e) = ctx.recorder.publish(&event, &run.object_ref(&())).await {
-            warn!(reason = %ev.reason, error = %e, "recording event failed");
-        }
+    if !plan.events.is_empty() {
+        publish_events(&ctx, &plan.events, run.object_ref(&()));
     }
     for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), &run, &new) {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
@@ -455,6 +478,46 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     }
     ctx.backoff.success(&key);
     Ok(requeue_at(now, plan.requeue_after, Utc::now()))
+}
+
+/// Publish a reconcile's Events, in order, beside the reconcile rather than in it: they are
+/// best effort, and awaiting them held a reconcile slot per completing run, so a thousand runs
+/// completing together delayed the measurements of the others by up to a second. At most
+/// [`EVENT_CONCURRENCY`] reconciles' Events are written at once.
+fn publish_events(
+    ctx: &Context,
+    events: &[crate::analysis::run::RunEvent],
+    reference: k8s_openapi::api::core::v1::ObjectReference,
+) {
+    let events: Vec<Event> = events
+        .iter()
+        .map(|ev| Event {
+            type_: if ev.warning {
+                EventType::Warning
+            } else {
+                EventType::Normal
+            },
+            reason: ev.reason.clone(),
+            note: Some(ev.message.clone()),
+            action: ev.reason.clone(),
+            secondary: None,
+        })
+        .collect();
+    let recorder = ctx.recorder.clone();
+    let permits = ctx.event_permits.clone();
+    tokio::spawn(
+        async move {
+            let Ok(_permit) = permits.acquire_owned().await else {
+                return;
+            };
+            for event in &events {
+                if let Err(e) = recorder.publish(event, &reference).await {
+                    warn!(reason = %event.reason, error = %e, "recording event failed");
+                }
+            }
+        }
+        .in_current_span(),
+    );
 }
 
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action {
@@ -488,7 +551,9 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         jobs: job_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         written: Written::default(),
-        recorder: Publisher::new(client.clone(), reporter),
+        finishes: Finishes::default(),
+        event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
+        recorder: Arc::new(Publisher::new(client.clone(), reporter)),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "analysisrun controller starting");
