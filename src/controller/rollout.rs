@@ -230,7 +230,6 @@ async fn read_workload(ro: &Rollout, client: &Client, ns: &str) -> Result<Option
                     scale: Some(DeploymentScale {
                         spec: spec.replicas.unwrap_or(1),
                         pods: status.replicas.unwrap_or(0),
-                        available: status.available_replicas.unwrap_or(0),
                     }),
                 }
             }),

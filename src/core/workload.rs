@@ -46,17 +46,19 @@ pub struct Workload {
     pub template: Option<PodTemplateSpec>,
     /// The workload's own selector (Deployments and ReplicaSets).
     pub selector: Option<LabelSelector>,
-    /// Deployments only: `spec.replicas` (default 1), `status.replicas` (pods that exist)
-    /// and `status.availableReplicas`.
+    /// Deployments only: what to scale down.
     pub scale: Option<DeploymentScale>,
 }
 
 /// Replica counts of a referenced Deployment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct DeploymentScale {
+    /// `spec.replicas` (default 1): what scale-down lowers.
     pub spec: i32,
+    /// `status.replicas`: pods the Deployment still counts. Until its controller has
+    /// removed the pods of a scale-down this exceeds `spec`, and they still use up surge
+    /// room.
     pub pods: i32,
-    pub available: i32,
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> InvalidSpec {
@@ -152,7 +154,7 @@ pub fn resolve(observed: &Observed) -> Result<Observed, InvalidSpec> {
     if reference.scale_down.as_deref() == Some(SCALE_DOWN_PROGRESSIVELY)
         && let Some(scale) = workload.scale
     {
-        // The Deployment's pods (including ones still terminating) use up surge room.
+        // The Deployment's pods use up surge room until its controller has removed them.
         resolved.outside_pods = scale.spec.max(scale.pods).max(0);
     }
     Ok(resolved)

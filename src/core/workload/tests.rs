@@ -46,7 +46,6 @@ fn deployment(image: &str, replicas: i32, generation: i64) -> Workload {
         scale: Some(DeploymentScale {
             spec: replicas,
             pods: replicas,
-            available: replicas,
         }),
     }
 }
@@ -237,7 +236,8 @@ fn the_generation_annotation_and_status_follow_the_workload() {
 }
 
 /// Pods become available one per tick (per ReplicaSet); a scaled-down Deployment loses its
-/// pods at once, keeping the available ones up to its new size.
+/// pods at once. The Deployment's pods were all available from the start and it is never
+/// scaled up, so its available pods are its pods.
 fn tick(s: &mut Sim) {
     for rs in &mut s.obs.replica_sets {
         let spec = rs.spec.as_ref().unwrap().replicas.unwrap_or(1);
@@ -254,7 +254,6 @@ fn tick(s: &mut Sim) {
     }
     if let Some(scale) = s.obs.workload.as_mut().and_then(|w| w.scale.as_mut()) {
         scale.pods = scale.spec;
-        scale.available = scale.available.min(scale.spec);
     }
     s.now += 1;
 }
@@ -289,9 +288,9 @@ fn migrate(s: &mut Sim, surge: i32, floor: i32) -> usize {
         let dep = s.obs.workload.as_ref().unwrap().scale.unwrap();
         let (_, after) = rollout_pods(s);
         assert!(
-            dep.available + mine_available.min(after) >= floor,
+            dep.pods + mine_available.min(after) >= floor,
             "reconcile {n}: {} + {} available < {floor}",
-            dep.available,
+            dep.pods,
             mine_available
         );
         if dep.spec == 0 && after == 4 && p.changes.is_empty() {
@@ -346,11 +345,7 @@ fn a_deployment_scaled_up_again_is_held_at_zero_in_every_mode() {
         let dep = s.obs.workload.as_ref().unwrap().scale.unwrap();
         assert_eq!(dep.spec, 0, "{mode}: migration ends at zero");
         // Someone (a GitOps sync, a person) scales it to 3.
-        s.obs.workload.as_mut().unwrap().scale = Some(DeploymentScale {
-            spec: 3,
-            pods: 3,
-            available: 0,
-        });
+        s.obs.workload.as_mut().unwrap().scale = Some(DeploymentScale { spec: 3, pods: 3 });
         let p = s.reconcile();
         assert!(
             p.changes.contains(&Change::ScaleDeployment {
@@ -409,11 +404,7 @@ fn never_leaves_the_deployment_alone_and_the_rollout_is_not_capped() {
 fn the_deployment_is_never_scaled_up() {
     // Half-way: the Deployment has 2, the Rollout 1 available of 4 desired. The floor
     // would want 3 from the Deployment, but it only ever shrinks.
-    let dep = DeploymentScale {
-        spec: 2,
-        pods: 2,
-        available: 2,
-    };
+    let dep = DeploymentScale { spec: 2, pods: 2 };
     let limits = Limits {
         max_surge: 1,
         max_unavailable: 0,
