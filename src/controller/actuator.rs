@@ -51,15 +51,15 @@ pub struct ActError {
 }
 
 fn is_conflict(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 409)
+    super::api_code(err) == Some(409)
 }
 
 fn is_too_many_requests(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 429)
+    super::api_code(err) == Some(429)
 }
 
 fn is_not_found(err: &kube::Error) -> bool {
-    matches!(err, kube::Error::Api(s) if s.code == 404)
+    super::api_code(err) == Some(404)
 }
 
 /// A merge-patch map for labels/annotations: set keys, null removed keys.

@@ -31,6 +31,7 @@ use super::backoff::Backoff;
 use super::events::Publisher;
 use super::rollout::Config;
 use super::status_patch::merge_diff;
+use super::{api_code, object_key};
 use crate::analysis::args::SecretString;
 use crate::analysis::evaluate::Phase;
 use crate::analysis::provider::{MetricProvider, Providers};
@@ -166,17 +167,6 @@ fn api_err(verb: &'static str, target: String) -> impl FnOnce(kube::Error) -> Er
     }
 }
 
-fn code(err: &kube::Error) -> Option<u16> {
-    match err {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-fn key(run: &AnalysisRun) -> String {
-    format!("{}/{}", run.namespace().unwrap_or_default(), run.name_any())
-}
-
 /// Read the `valueFrom.secretKeyRef` values the run's arguments need. A missing
 /// Secret or key is recorded as an error for the planner to report (naming the
 /// secret and key, never a value); other API failures fail the reconcile.
@@ -268,7 +258,7 @@ async fn take_job(
             }
             // A previous reconcile created it but its status write was refused (409):
             // the Job is ours (the name holds the run UID and attempt), so adopt it.
-            Err(e) if code(&e) == Some(409) => measurement,
+            Err(e) if api_code(&e) == Some(409) => measurement,
             Err(e) => taken(MeasurementOutcome::Error(format!(
                 "creating job {job_ns}/{name}: {e}"
             ))),
@@ -292,7 +282,7 @@ async fn take_job(
                 phase: Phase::Inconclusive,
                 message: None,
             }),
-            Err(e) if code(&e) == Some(404) => taken(MeasurementOutcome::Finished {
+            Err(e) if api_code(&e) == Some(404) => taken(MeasurementOutcome::Finished {
                 phase: Phase::Inconclusive,
                 message: None,
             }),
@@ -389,7 +379,7 @@ fn requeue_at(planned_at: DateTime<Utc>, after: Option<Duration>, now: DateTime<
 }
 
 async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = key(&cached);
+    let key = object_key(&*cached);
     if cached.metadata.deletion_timestamp.is_some() {
         ctx.written.forget(&key);
         ctx.finishes.set(&key, FinishTimes::default());
@@ -417,7 +407,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
         match api.delete(&name, &DeleteParams::background()).await {
             Ok(_) => {}
-            Err(e) if code(&e) == Some(404) => {}
+            Err(e) if api_code(&e) == Some(404) => {}
             Err(e) => return Err(api_err("delete", format!("analysisrun {ns}/{name}"))(e)),
         }
         ctx.backoff.success(&key);
@@ -448,7 +438,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
                 ctx.written.wrote(&key, &cache_rv, &rv, patched);
                 ctx.finishes.set(&key, plan.finish_times.clone());
             }
-            Err(e) if code(&e) == Some(409) => {
+            Err(e) if api_code(&e) == Some(409) => {
                 // Changed since we read it (a user's terminate, say): the watch event
                 // of that change reconciles again; measurements taken are retaken.
                 debug!("status write conflicted; waiting for the newer version");
@@ -472,7 +462,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
         match api.delete(&job_name, &DeleteParams::background()).await {
             Ok(_) => debug!(job = %job_name, "deleted a Job beyond measurement retention"),
-            Err(e) if code(&e) == Some(404) => {}
+            Err(e) if api_code(&e) == Some(404) => {}
             Err(e) => warn!(job = %job_name, error = %e, "deleting an old analysis Job failed"),
         }
     }
@@ -521,7 +511,7 @@ fn publish_events(
 }
 
 fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failure(&key(&run));
+    let delay = ctx.backoff.failure(&object_key(&*run));
     warn!(analysisrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

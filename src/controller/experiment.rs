@@ -29,6 +29,7 @@ use super::freshness::Freshness;
 use super::owned::OwnedStore;
 use super::rollout::{Config, HASH_LABEL};
 use super::status_patch::merge_diff;
+use super::{api_code, object_key};
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::common::SCALE_DOWN_DEADLINE_ANNOTATION;
 use crate::api::experiment::Experiment;
@@ -76,17 +77,6 @@ fn api_err(verb: &'static str, target: String) -> impl FnOnce(kube::Error) -> Er
         target,
         source,
     }
-}
-
-fn code(err: &kube::Error) -> Option<u16> {
-    match err {
-        kube::Error::Api(s) => Some(s.code),
-        _ => None,
-    }
-}
-
-fn key(ex: &Experiment) -> String {
-    format!("{}/{}", ex.namespace().unwrap_or_default(), ex.name_any())
 }
 
 fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
@@ -241,7 +231,7 @@ where
     let ns = ex.namespace().unwrap_or_default();
     match api.create(&PostParams::default(), obj).await {
         Ok(_) => Ok(()),
-        Err(e) if code(&e) == Some(409) => {
+        Err(e) if api_code(&e) == Some(409) => {
             let existing = api
                 .get_opt(&name)
                 .await
@@ -303,7 +293,7 @@ async fn apply(ctx: &Context, ex: &Experiment, plan: &ExperimentPlan) -> Result<
             ExperimentChange::DeleteService { name: svc } => {
                 match svc_api.delete(svc, &DeleteParams::default()).await {
                     Ok(_) => {}
-                    Err(e) if code(&e) == Some(404) => {}
+                    Err(e) if api_code(&e) == Some(404) => {}
                     Err(e) => return Err(api_err("delete", format!("service {ns}/{svc}"))(e)),
                 }
             }
@@ -314,7 +304,7 @@ async fn apply(ctx: &Context, ex: &Experiment, plan: &ExperimentPlan) -> Result<
                 let body = json!({"spec": {"terminate": true}});
                 match ar_api.patch(run, &pp, &Patch::Merge(&body)).await {
                     Ok(_) => {}
-                    Err(e) if code(&e) == Some(404) => {}
+                    Err(e) if api_code(&e) == Some(404) => {}
                     Err(e) => {
                         return Err(api_err("terminate", format!("analysisrun {ns}/{run}"))(e));
                     }
@@ -354,7 +344,7 @@ async fn apply(ctx: &Context, ex: &Experiment, plan: &ExperimentPlan) -> Result<
             status_written: true,
             conflict: false,
         }),
-        Err(e) if code(&e) == Some(409) => Ok(Outcome {
+        Err(e) if api_code(&e) == Some(409) => Ok(Outcome {
             status_written: false,
             conflict: true,
         }),
@@ -366,7 +356,7 @@ async fn apply(ctx: &Context, ex: &Experiment, plan: &ExperimentPlan) -> Result<
 }
 
 async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = key(&ex);
+    let key = object_key(&*ex);
     if ex.metadata.deletion_timestamp.is_some() {
         ctx.freshness.forget(&key);
         return Ok(Action::await_change());
@@ -398,7 +388,7 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
 }
 
 fn error_policy(ex: Arc<Experiment>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failure(&key(&ex));
+    let delay = ctx.backoff.failure(&object_key(&*ex));
     warn!(experiment = %ex.name_any(), namespace = %ex.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

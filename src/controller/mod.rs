@@ -55,3 +55,22 @@ where
     }
     Ok(())
 }
+
+/// The HTTP status code of an API error (`None` for transport and decoding errors).
+pub(crate) fn api_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(s) => Some(s.code),
+        _ => None,
+    }
+}
+
+/// `namespace/name`: the key of an object in the controllers' per-object maps (backoff,
+/// freshness, written copies).
+pub(crate) fn object_key<K: kube::Resource>(obj: &K) -> String {
+    let meta = obj.meta();
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or_default(),
+        meta.name.as_deref().unwrap_or_default()
+    )
+}

@@ -27,6 +27,7 @@ use super::backoff::Backoff;
 use super::coalesce::CountWrites;
 use super::events::Publisher;
 use super::freshness::Freshness;
+use super::object_key;
 use super::owned::OwnedStore;
 use crate::api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use crate::api::experiment::Experiment;
@@ -110,10 +111,6 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
-}
-
-fn key(ro: &Rollout) -> String {
-    format!("{}/{}", ro.namespace().unwrap_or_default(), ro.name_any())
 }
 
 /// Build the snapshot the planner decides on.
@@ -376,7 +373,7 @@ fn outcome_hash<K: kube::Resource>(obj: &K, status: &Value) -> Option<u64> {
 }
 
 async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = key(&ro);
+    let key = object_key(&*ro);
     if ro.metadata.deletion_timestamp.is_some() {
         ctx.freshness.forget(&key);
         ctx.count_writes.written(&key);
@@ -486,7 +483,7 @@ fn record_outcome(
 }
 
 fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failure(&key(&ro));
+    let delay = ctx.backoff.failure(&object_key(&*ro));
     warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }

@@ -221,16 +221,7 @@ impl<'a> Planner<'a> {
         let spec = &obs.rollout.spec;
         let replicas = spec.replicas();
         let canary = spec.canary();
-        let limits = Limits::resolve(
-            canary.and_then(|c| c.max_surge.as_ref()),
-            canary.and_then(|c| c.max_unavailable.as_ref()),
-            replicas,
-        )
-        // validated before
-        .unwrap_or(Limits {
-            max_surge: 0,
-            max_unavailable: 1,
-        });
+        let limits = Limits::of_validated(spec);
         let steps = spec.steps();
         Self {
             obs,

@@ -20,6 +20,21 @@ pub struct Limits {
 }
 
 impl Limits {
+    /// The limits of a spec that already passed validation (an unresolvable value cannot
+    /// reach here; the fallback only keeps a rollout able to move).
+    pub fn of_validated(spec: &crate::api::rollout::RolloutSpec) -> Self {
+        let canary = spec.canary();
+        Self::resolve(
+            canary.and_then(|c| c.max_surge.as_ref()),
+            canary.and_then(|c| c.max_unavailable.as_ref()),
+            spec.replicas(),
+        )
+        .unwrap_or(Limits {
+            max_surge: 0,
+            max_unavailable: 1,
+        })
+    }
+
     /// Resolves the canary fence posts. Surge rounds up and unavailable rounds down; when both
     /// come out as 0 (e.g. `"10%"` of 3 replicas) unavailable becomes 1, otherwise a rollout
     /// could never move. Unavailable is capped at `replicas` (0 when there are no replicas).

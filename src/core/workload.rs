@@ -191,16 +191,7 @@ pub fn finish(observed: &Observed, resolved: Option<&Observed>, plan: &mut Plan)
     }
     let spec = &resolved.rollout.spec;
     let desired = spec.replicas();
-    let canary = spec.canary();
-    let limits = Limits::resolve(
-        canary.and_then(|c| c.max_surge.as_ref()),
-        canary.and_then(|c| c.max_unavailable.as_ref()),
-        desired,
-    )
-    .unwrap_or(Limits {
-        max_surge: 0,
-        max_unavailable: 1,
-    });
+    let limits = Limits::of_validated(spec);
     let available = rollout_available(resolved);
     let target = match mode {
         SCALE_DOWN_PROGRESSIVELY => progressive_target(scale, available, desired, limits),
