@@ -69,6 +69,14 @@ pub enum Error {
         name: String,
         experiment: String,
     },
+    /// A cached object did not decode; planning without it could recreate or delete
+    /// what exists, so the reconcile fails and is retried.
+    #[error("decoding the cached {what}: {source}")]
+    Cache {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 fn api_err(verb: &'static str, target: String) -> impl FnOnce(kube::Error) -> Error {
@@ -94,9 +102,10 @@ async fn observe(ex: &Experiment, ctx: &Context) -> Result<ObservedExperiment, E
     let replica_sets = ctx
         .replica_sets
         .owned_by(&ns, &uid)
-        .iter()
-        .map(|rs| (**rs).clone())
-        .collect();
+        .map_err(|source| Error::Cache {
+            what: format!("replicasets of experiment {ns}/{}", ex.name_any()),
+            source,
+        })?;
     let mut obs = ObservedExperiment {
         experiment: ex.clone(),
         replica_sets,

@@ -4,12 +4,14 @@
 pub mod actuator;
 pub mod analysis_run;
 pub mod backoff;
+pub mod cached_rollout;
 pub mod coalesce;
 pub mod events;
 pub mod experiment;
 pub mod freshness;
 pub mod leader;
 pub mod owned;
+pub mod packed;
 pub mod rollout;
 pub mod settle;
 pub mod status_patch;

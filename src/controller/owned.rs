@@ -7,7 +7,8 @@
 //! objects grouped by the UID of their controller ownerReference, so the question costs
 //! O(objects of that owner). Objects without a controller of the configured kind are not
 //! kept at all: nobody looks them up, and the ReplicaSet watch is shared by label with
-//! Experiments' ReplicaSets.
+//! Experiments' ReplicaSets. Objects are kept JSON-encoded ([`super::packed`]) and decoded
+//! for the reconcile that asks for them.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -15,14 +16,18 @@ use std::sync::{Arc, RwLock};
 use futures::{Stream, TryStreamExt};
 use kube::Resource;
 use kube::runtime::watcher;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use tokio::sync::watch;
+
+use super::packed::Cached;
 
 /// Namespace and name of a cached object.
 type Key = (String, String);
 
 /// One generation of cached objects (the live one, or the one a relist is filling).
 struct Objects<K> {
-    by_owner: HashMap<String, BTreeMap<Key, Arc<K>>>,
+    by_owner: HashMap<String, BTreeMap<Key, Cached<K>>>,
     owner_of: HashMap<Key, String>,
 }
 
@@ -35,7 +40,7 @@ impl<K> Default for Objects<K> {
     }
 }
 
-impl<K> Objects<K> {
+impl<K: Serialize + DeserializeOwned + Clone> Objects<K> {
     fn remove(&mut self, key: &Key) {
         if let Some(owner) = self.owner_of.remove(key)
             && let Some(owned) = self.by_owner.get_mut(&owner)
@@ -57,7 +62,7 @@ impl<K> Objects<K> {
             self.by_owner
                 .entry(owner)
                 .or_default()
-                .insert(key, Arc::new(obj));
+                .insert(key, Cached::new(obj));
         }
     }
 }
@@ -71,7 +76,7 @@ pub struct OwnerIndex<K> {
     relist: Option<Objects<K>>,
 }
 
-impl<K: Resource> OwnerIndex<K> {
+impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
     /// An empty index that keeps objects whose controller ownerReference has `owner_kind`.
     pub fn new(owner_kind: &'static str) -> Self {
         Self {
@@ -123,8 +128,18 @@ impl<K: Resource> OwnerIndex<K> {
         false
     }
 
-    /// The objects in `namespace` controlled by the owner with `owner_uid`, by name.
-    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<K>> {
+    /// Copies of the objects in `namespace` controlled by the owner with `owner_uid`, by
+    /// name. Fails only if a cached encoding does not decode (then the caller must not plan
+    /// on a partial view).
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Result<Vec<K>, serde_json::Error> {
+        self.cached_by(namespace, owner_uid)
+            .iter()
+            .map(Cached::get)
+            .collect()
+    }
+
+    /// The cache entries behind [`OwnerIndex::owned_by`] (cheap clones, not decoded).
+    fn cached_by(&self, namespace: &str, owner_uid: &str) -> Vec<Cached<K>> {
         self.live
             .by_owner
             .get(owner_uid)
@@ -168,7 +183,7 @@ impl<K> Clone for OwnedStore<K> {
 
 impl<K> OwnedStore<K>
 where
-    K: Resource + Clone + Send + Sync + 'static,
+    K: Resource + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// A cache of the objects controlled by objects of `owner_kind`, and the watch stream
     /// that fills it: poll the returned stream (it yields the events unchanged, after
@@ -195,9 +210,11 @@ where
         (Self { index, ready }, stream)
     }
 
-    /// The objects in `namespace` controlled by the owner with `owner_uid`.
-    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Vec<Arc<K>> {
-        self.read().owned_by(namespace, owner_uid)
+    /// Copies of the objects in `namespace` controlled by the owner with `owner_uid`.
+    pub fn owned_by(&self, namespace: &str, owner_uid: &str) -> Result<Vec<K>, serde_json::Error> {
+        // Decoded after the lock is released: the watch must not wait on decoding.
+        let cached = self.read().cached_by(namespace, owner_uid);
+        cached.iter().map(Cached::get).collect()
     }
 
     /// How many objects are cached.
@@ -249,8 +266,10 @@ mod tests {
         rs
     }
 
-    fn names(objs: &[Arc<ReplicaSet>]) -> Vec<String> {
-        objs.iter()
+    fn names(objs: &Result<Vec<ReplicaSet>, serde_json::Error>) -> Vec<String> {
+        objs.as_ref()
+            .expect("decodes")
+            .iter()
             .map(|o| o.metadata.name.clone().unwrap_or_default())
             .collect()
     }
@@ -276,7 +295,7 @@ mod tests {
         assert_eq!(names(&idx.owned_by("a", "u1")), ["web-1", "web-2"]);
         assert_eq!(names(&idx.owned_by("a", "u2")), ["api-1"]);
         assert_eq!(names(&idx.owned_by("b", "u1")), ["web-1"]);
-        assert!(idx.owned_by("a", "u3").is_empty());
+        assert!(names(&idx.owned_by("a", "u3")).is_empty());
     }
 
     #[test]
@@ -298,21 +317,21 @@ mod tests {
         let mut scaled = rs("a", "x", Some(("Rollout", "u1")), true);
         scaled.metadata.generation = Some(2);
         idx.apply(Event::Apply(scaled));
-        let got = idx.owned_by("a", "u1");
+        let got = idx.owned_by("a", "u1").expect("decodes");
         assert_eq!(got.len(), 1);
         assert_eq!(got[0].metadata.generation, Some(2));
 
         idx.apply(Event::Apply(rs("a", "x", Some(("Rollout", "u2")), true)));
-        assert!(idx.owned_by("a", "u1").is_empty());
+        assert!(names(&idx.owned_by("a", "u1")).is_empty());
         assert_eq!(names(&idx.owned_by("a", "u2")), ["x"]);
 
         idx.apply(Event::Apply(rs("a", "x", None, false)));
-        assert!(idx.owned_by("a", "u2").is_empty());
+        assert!(names(&idx.owned_by("a", "u2")).is_empty());
         assert!(idx.is_empty());
 
         idx.apply(Event::Apply(rs("a", "y", Some(("Rollout", "u1")), true)));
         idx.apply(Event::Delete(rs("a", "y", Some(("Rollout", "u1")), true)));
-        assert!(idx.owned_by("a", "u1").is_empty());
+        assert!(names(&idx.owned_by("a", "u1")).is_empty());
         assert!(
             idx.live.by_owner.is_empty(),
             "empty owner entries are dropped"
@@ -340,7 +359,7 @@ mod tests {
         )));
         // Mid-relist, readers still see the previous complete list.
         assert_eq!(names(&idx.owned_by("a", "u1")), ["kept", "old"]);
-        assert!(idx.owned_by("a", "u2").is_empty());
+        assert!(names(&idx.owned_by("a", "u2")).is_empty());
         assert!(idx.apply(Event::InitDone));
         assert_eq!(names(&idx.owned_by("a", "u1")), ["kept"]);
         assert_eq!(names(&idx.owned_by("a", "u2")), ["new"]);

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
@@ -17,13 +17,14 @@ use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
-use kube::{Client, ResourceExt};
+use kube::{Client, Resource, ResourceExt};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::actuator::{self, ActError};
 use super::backoff::Backoff;
+use super::cached_rollout::{CachedRollout, InfoGauges};
 use super::coalesce::CountWrites;
 use super::events::Publisher;
 use super::freshness::Freshness;
@@ -111,6 +112,14 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// A cached object did not decode; planning without it could recreate or delete what
+    /// exists, so the reconcile fails and is retried.
+    #[error("decoding the cached {what}: {source}")]
+    Cache {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
 }
 
 /// Build the snapshot the planner decides on.
@@ -121,12 +130,14 @@ async fn observe(
 ) -> Result<Observed, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
+    let cache = |what: &str| {
+        let what = format!("{what} of rollout {ns}/{}", ro.name_any());
+        move |source| Error::Cache { what, source }
+    };
     let replica_sets: Vec<ReplicaSet> = ctx
         .replica_sets
         .owned_by(&ns, &uid)
-        .iter()
-        .map(|rs| (**rs).clone())
-        .collect();
+        .map_err(cache("replicasets"))?;
     let mut services = std::collections::BTreeMap::new();
     if let Some(canary) = ro.spec.canary() {
         let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
@@ -171,15 +182,11 @@ async fn observe(
     let analysis_runs: Vec<AnalysisRun> = ctx
         .analysis_runs
         .owned_by(&ns, &uid)
-        .iter()
-        .map(|r| (**r).clone())
-        .collect();
+        .map_err(cache("analysisruns"))?;
     let experiments: Vec<Experiment> = ctx
         .experiments
         .owned_by(&ns, &uid)
-        .iter()
-        .map(|e| (**e).clone())
-        .collect();
+        .map_err(cache("experiments"))?;
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
     let workload = read_workload(ro, &ctx.client, &ns).await?;
@@ -316,17 +323,14 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
 
 /// The Rollouts (of namespace `ns`, or all) that reference any analysis template.
 fn rollouts_using_templates(
-    store: &Store<Rollout>,
+    store: &Store<CachedRollout>,
     ns: Option<&str>,
-) -> Vec<reflector::ObjectRef<Rollout>> {
+) -> Vec<reflector::ObjectRef<CachedRollout>> {
     store
         .state()
         .iter()
-        .filter(|ro| ns.is_none() || ro.metadata.namespace.as_deref() == ns)
-        .filter(|ro| {
-            let (namespaced, cluster) = Observed::referenced_templates(ro);
-            !namespaced.is_empty() || !cluster.is_empty()
-        })
+        .filter(|ro| ns.is_none() || ro.meta().namespace.as_deref() == ns)
+        .filter(|ro| ro.uses_templates())
         .map(|ro| reflector::ObjectRef::from_obj(&**ro))
         .collect()
 }
@@ -334,22 +338,19 @@ fn rollouts_using_templates(
 /// The Rollouts whose `spec.workloadRef` names this object (same kind, name and
 /// namespace): a change to it (a new template, a scale-up) must be acted on.
 fn rollouts_referencing<K: kube::Resource>(
-    store: &Store<Rollout>,
+    store: &Store<CachedRollout>,
     kind: &str,
     obj: &K,
-) -> Vec<reflector::ObjectRef<Rollout>> {
+) -> Vec<reflector::ObjectRef<CachedRollout>> {
     let meta = obj.meta();
-    let (ns, name) = (meta.namespace.as_deref(), meta.name.as_deref());
+    let (ns, Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Vec::new();
+    };
     store
         .state()
         .iter()
-        .filter(|ro| ro.metadata.namespace.as_deref() == ns)
-        .filter(|ro| {
-            ro.spec
-                .workload_ref
-                .as_ref()
-                .is_some_and(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == name)
-        })
+        .filter(|ro| ro.meta().namespace.as_deref() == ns)
+        .filter(|ro| ro.references(kind, name))
         .map(|ro| reflector::ObjectRef::from_obj(&**ro))
         .collect()
 }
@@ -372,14 +373,14 @@ fn outcome_hash<K: kube::Resource>(obj: &K, status: &Value) -> Option<u64> {
     Some(h.finish())
 }
 
-async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = object_key(&*ro);
-    if ro.metadata.deletion_timestamp.is_some() {
+async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = object_key(&*cached);
+    if cached.meta().deletion_timestamp.is_some() {
         ctx.freshness.forget(&key);
         ctx.count_writes.written(&key);
         return Ok(Action::await_change());
     }
-    let rv = ro.resource_version().unwrap_or_default();
+    let rv = cached.resource_version().unwrap_or_default();
     if ctx.freshness.is_stale(&key, &rv) {
         // Our own write superseded this copy; the watch will bring the new one.
         return Ok(Action::await_change());
@@ -392,6 +393,10 @@ async fn reconcile(ro: Arc<Rollout>, ctx: Arc<Context>) -> Result<Action, Error>
     if !synced {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
+    let ro = cached.rollout().map_err(|source| Error::Cache {
+        what: format!("rollout {key}"),
+        source,
+    })?;
     let now = chrono::Utc::now();
     let observed = observe(&ro, &ctx, now).await?;
     let plan = super::settle::plan_settled(&observed, now);
@@ -482,7 +487,7 @@ fn record_outcome(
     }
 }
 
-fn error_policy(ro: Arc<Rollout>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(ro: Arc<CachedRollout>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failure(&object_key(&*ro));
     warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
@@ -566,11 +571,13 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     // The cached Rollouts drop what no decision reads and would otherwise be most of
-    // their size: managedFields and kubectl's last-applied copy of the whole object.
+    // their size: managedFields and kubectl's last-applied copy of the whole object; the
+    // rest is kept packed (see `cached_rollout`).
     let (ro_store, ro_writer) = reflector::store();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
         .modify(strip_rollout)
+        .map_ok(CachedRollout::pack_event)
         .reflect(ro_writer)
         .applied_objects();
     let controller = Controller::for_stream(ro_stream, ro_store)
@@ -645,7 +652,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     if let Some(metrics) = &cfg.metrics {
         // Info gauges follow the cache at scrape time, so deleted Rollouts drop out.
         let store = controller.store();
-        metrics.on_scrape(move |m| m.sync_rollouts(store.state().iter().map(|r| r.as_ref())));
+        let gauges = InfoGauges::default();
+        metrics.on_scrape(move |m| gauges.sync(m, store.state().iter().map(|r| r.as_ref())));
     }
     controller
         .run(
