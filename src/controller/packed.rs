@@ -154,6 +154,28 @@ mod tests {
         assert_eq!(Cached::new(rs.clone()).get().expect("decodes"), rs);
     }
 
+    fn round_trips<K>(yaml: &str)
+    where
+        K: Serialize + DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        for doc in serde_yaml::Deserializer::from_str(yaml) {
+            let obj = K::deserialize(doc).expect("a valid test object");
+            let packed = Packed::pack(&obj).expect("encodes");
+            assert_eq!(packed.unpack().expect("decodes"), obj);
+        }
+    }
+
+    #[test]
+    fn every_field_of_the_api_types_survives_packing() {
+        use crate::api::analysis::AnalysisRun;
+        use crate::api::experiment::Experiment;
+        use crate::api::rollout::Rollout;
+        round_trips::<Rollout>(include_str!("../api/testdata/canary-rollout.yaml"));
+        round_trips::<Rollout>(include_str!("../api/testdata/bluegreen-rollout.yaml"));
+        round_trips::<AnalysisRun>(include_str!("../api/testdata/analysis-run.yaml"));
+        round_trips::<Experiment>(include_str!("../api/testdata/experiment.yaml"));
+    }
+
     #[test]
     fn the_encoding_is_a_fraction_of_the_struct_it_replaces() {
         let rs = replica_set();
