@@ -53,6 +53,7 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
         instance_id: args.instance_id.clone(),
         metrics: Some(metrics.clone()),
         health: Some(health.clone()),
+        events: args.events,
     };
     // SIGTERM stops new work at once; in-flight reconciles get `shutdown_grace`.
     let signals = shutdown_on_signals();
