@@ -253,11 +253,12 @@ fn sigterm_mid_canary_exits_cleanly_and_a_restart_finishes_the_rollout() {
 }
 
 #[test]
-fn events_warnings_writes_only_warning_events_and_still_counts_the_rest() {
+fn events_warnings_writes_only_warning_events_with_the_controller_under_a_qps_budget() {
     require_kubectl!();
     let mut env = Env::cluster_only("ops-events");
     env.install_crds();
-    env.start_controller(&["--events", "warnings"]);
+    // Under a client-side request budget too: requests wait for it, none fails.
+    env.start_controller(&["--events", "warnings", "--qps", "20", "--burst", "5"]);
     env.apply(ROLLOUT);
     wait_phase(&env, "Healthy");
     set_image(&env, "nginx:1.26");
