@@ -253,6 +253,53 @@ fn sigterm_mid_canary_exits_cleanly_and_a_restart_finishes_the_rollout() {
 }
 
 #[test]
+fn events_warnings_writes_only_warning_events_with_the_controller_under_a_qps_budget() {
+    require_kubectl!();
+    let mut env = Env::cluster_only("ops-events");
+    env.install_crds();
+    // Under a client-side request budget too: requests wait for it, none fails.
+    env.start_controller(&["--events", "warnings", "--qps", "20", "--burst", "5"]);
+    env.apply(ROLLOUT);
+    wait_phase(&env, "Healthy");
+    set_image(&env, "nginx:1.26");
+    wait_phase(&env, "Paused");
+    env.kubectl_ok(&[
+        "patch",
+        "rollout",
+        "web",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        r#"{"status":{"abort":true}}"#,
+    ]);
+    wait_phase(&env, "Degraded");
+    let reasons = env.wait_for("the abort's Warning Event", T, |env| {
+        let events: Value = env.get_json(&["events.v1.events.k8s.io"]);
+        let items = events["items"].as_array()?.clone();
+        items
+            .iter()
+            .any(|e| e["reason"] == "RolloutAborted")
+            .then_some(items)
+    });
+    for e in &reasons {
+        assert_eq!(e["type"], "Warning", "only Warning Events are written: {e}");
+    }
+    // The Normal ones happened and are counted, just not written.
+    let port = env.metrics_port;
+    let (_, body) = env.http_get(port, "/metrics").expect("metrics answer");
+    assert!(
+        sample(
+            &body,
+            "rollout_events_total",
+            &[("name", "web"), ("reason", "RolloutPaused")]
+        )
+        .unwrap_or(0.0)
+            >= 1.0,
+        "{body}"
+    );
+}
+
+#[test]
 fn missing_crds_are_a_one_line_error_and_a_non_zero_exit() {
     require_kubectl!();
     if std::env::var("SLUICE_E2E_KUBECONFIG").is_ok() {

@@ -14,3 +14,4 @@ pub mod health;
 pub mod metrics;
 pub mod rbac;
 pub mod telemetry;
+pub mod throttle;

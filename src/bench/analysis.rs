@@ -43,6 +43,7 @@ use super::procfs;
 use super::proxy::Proxy;
 use super::report::{Report, Target, percentile};
 use crate::api::analysis::AnalysisRun;
+use crate::controller::events::EventLevel;
 
 /// The measurement interval of every benchmark run (the 1 s).
 pub const INTERVAL: Duration = Duration::from_secs(1);
@@ -385,6 +386,7 @@ async fn step(report: &mut Report, env: Env<'_>, n: usize, p: &Params) -> anyhow
         controller_kubeconfig,
         &format!("controller-{n}.log"),
         false,
+        EventLevel::All,
     )?;
     // A probe run completing shows the controller is up, leading and measuring.
     let probe = format!("probe-{index}-{n}");

@@ -31,6 +31,7 @@ use super::procfs;
 use super::proxy::Proxy;
 use super::report::{Report, Target, summary};
 use crate::cli::rollouts::rollout_resource;
+use crate::controller::events::EventLevel;
 
 const NAMESPACE: &str = "sluice-bench";
 const FIRST_IMAGE: &str = "registry.local/bench:1";
@@ -48,6 +49,8 @@ pub struct Params {
     pub phase_timeout: Duration,
     pub steady: Duration,
     pub kubeconfig: Option<PathBuf>,
+    /// The controller's `--events` level.
+    pub events: EventLevel,
 }
 
 /// The Rollout every benchmark object is: a 5-step canary.
@@ -128,6 +131,7 @@ pub(super) fn start_controller(
     kubeconfig: &Path,
     log_name: &str,
     debug: bool,
+    events: EventLevel,
 ) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join(log_name))?;
     let mut cmd = Command::new(sluice_exe()?);
@@ -146,6 +150,7 @@ pub(super) fn start_controller(
     cmd.arg("controller")
         .arg("--leader-elect=false")
         .args(["--metrics-addr", "127.0.0.1:0"])
+        .args(["--events", events.as_str()])
         .arg("--kubeconfig")
         .arg(kubeconfig)
         .env_remove("RUST_LOG")
@@ -325,6 +330,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             "pod_ready_delay_ms": p.pod_ready_delay.as_millis() as u64,
             "phase_timeout_s": p.phase_timeout.as_secs(),
             "cluster": if p.kubeconfig.is_some() { "kubeconfig" } else { "sluice cluster (separate process)" },
+            "events": p.events.as_str(),
         }),
     );
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
@@ -354,7 +360,13 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
 
     // Idle: no Rollouts.
     eprintln!("bench: idle controller");
-    let mut ctl = start_controller(&dir, &controller_kubeconfig, "controller-idle.log", false)?;
+    let mut ctl = start_controller(
+        &dir,
+        &controller_kubeconfig,
+        "controller-idle.log",
+        false,
+        p.events,
+    )?;
     let deadline = Instant::now() + Duration::from_secs(30);
     while proxy
         .counts()
@@ -406,7 +418,13 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     );
     let before = proxy.counts();
     let start = Instant::now();
-    let mut ctl = start_controller(&dir, &controller_kubeconfig, "controller.log", false)?;
+    let mut ctl = start_controller(
+        &dir,
+        &controller_kubeconfig,
+        "controller.log",
+        false,
+        p.events,
+    )?;
     let s = Sampler::new(&ctl)?;
     let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, reconciled).await?;
     report.add(
@@ -530,7 +548,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         update.writes() as f64 / n as f64,
         "writes",
         Target::AtMost(6.0),
-        &update.describe(),
+        &format!("--events {}: {}", p.events.as_str(), update.describe()),
     );
     let events = super::proxy::Counts(
         update
@@ -546,7 +564,8 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         events as f64 / n as f64,
         "writes",
         Target::None,
-        "one per transition the planner reports (created, updated, scaled, step completed, paused, ...)",
+        "one per transition the planner reports (created, updated, scaled, step completed, paused, ...) \
+         that the controller's --events level writes",
     );
     report.add(
         "mass update: controller API requests per Rollout (all verbs)",
@@ -585,7 +604,13 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     eprintln!("bench: warm restart");
     stop(&mut ctl).await;
     let start = Instant::now();
-    let mut ctl = start_controller(&dir, &controller_kubeconfig, "controller-restart.log", true)?;
+    let mut ctl = start_controller(
+        &dir,
+        &controller_kubeconfig,
+        "controller-restart.log",
+        true,
+        p.events,
+    )?;
     let log = dir.join("controller-restart.log");
     let deadline = Instant::now() + p.phase_timeout;
     let mut reader = PlannedLog::new(&log);

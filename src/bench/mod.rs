@@ -47,6 +47,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             phase_timeout,
             steady_seconds,
             kubeconfig,
+            events,
         } => {
             controller::run(controller::Params {
                 rollouts: (*rollouts).clamp(1, 100_000),
@@ -56,6 +57,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 phase_timeout: *phase_timeout,
                 steady: Duration::from_secs((*steady_seconds).clamp(1, 600)),
                 kubeconfig: kubeconfig.clone(),
+                events: *events,
             })
             .await?
         }

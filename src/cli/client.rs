@@ -10,15 +10,17 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> anyhow::Result<(kube::Client, String)> {
-    connect_with(kubeconfig, context, None).await
+    connect_with(kubeconfig, context, None, None).await
 }
 
 /// Like [`connect`], counting every request in `metrics`
-/// (`controller_clientset_k8s_request_total`).
+/// (`controller_clientset_k8s_request_total`) and holding requests to `budget` (`--qps`,
+/// `--burst`). The budget applies before the count, so a request is counted when it is sent.
 pub async fn connect_with(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
     metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
+    budget: Option<std::sync::Arc<crate::throttle::Budget>>,
 ) -> anyhow::Result<(kube::Client, String)> {
     let options = kube::config::KubeConfigOptions {
         context: context.map(str::to_string),
@@ -37,12 +39,12 @@ pub async fn connect_with(
             .context("no usable kubeconfig or in-cluster configuration")?,
     };
     let namespace = config.default_namespace.clone();
-    let client = match metrics {
-        Some(metrics) => kube::client::ClientBuilder::try_from(config)
-            .context("building the Kubernetes client")?
-            .with_layer(&metrics.k8s_request_layer())
-            .build(),
-        None => kube::Client::try_from(config).context("building the Kubernetes client")?,
-    };
+    let builder =
+        kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
+    let layers = tower::ServiceBuilder::new()
+        .option_layer(budget.map(crate::throttle::BudgetLayer::new))
+        .option_layer(metrics.map(|m| m.k8s_request_layer()))
+        .into_inner();
+    let client = builder.with_layer(&layers).build();
     Ok((client, namespace))
 }

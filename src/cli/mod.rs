@@ -77,6 +77,18 @@ pub struct ControllerArgs {
     /// How long SIGTERM waits for in-flight reconciles before exiting.
     #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
     pub shutdown_grace: std::time::Duration,
+    /// Which Events to write as Event objects: `all` (as Argo Rollouts does), `warnings`
+    /// (aborts, failed analysis, invalid specs: about half the API writes of a canary step
+    /// fewer), or `none`. Every Event is still counted in `rollout_events_total`.
+    #[arg(long, value_enum, default_value_t = crate::controller::events::EventLevel::All)]
+    pub events: crate::controller::events::EventLevel,
+    /// Steady ceiling on requests per second to the API server (0: none; the reconciles in
+    /// flight already bound the load and follow the server's speed).
+    #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
+    pub qps: f64,
+    /// Requests allowed at once above `--qps` (default: twice `--qps`).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub burst: Option<u32>,
 }
 
 /// Flags of `sluice cluster`.
@@ -179,6 +191,9 @@ pub enum BenchKind {
         /// Benchmark against this cluster instead of starting `sluice cluster`.
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+        /// The `--events` level the benchmarked controller runs with.
+        #[arg(long, value_enum, default_value_t = crate::controller::events::EventLevel::All)]
+        events: crate::controller::events::EventLevel,
     },
     /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
     /// controller measures within 100 ms of their due time.
@@ -211,6 +226,16 @@ pub enum BenchKind {
 /// Parse a duration flag such as `300ms`, `2s` or `1m`.
 pub fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
     crate::api::common::parse_duration(value).map_err(|e| e.to_string())
+}
+
+/// A request rate: a finite number of requests per second, 0 or more.
+pub fn parse_rate(value: &str) -> Result<f64, String> {
+    match value.parse::<f64>() {
+        Ok(r) if r.is_finite() && r >= 0.0 => Ok(r),
+        _ => Err(format!(
+            "`{value}` is not a rate: give requests per second, 0 or more"
+        )),
+    }
 }
 
 /// Every subcommand.
@@ -301,4 +326,52 @@ pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
     };
     println!("{}", out.trim_end());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser as _;
+
+    use super::*;
+
+    fn controller(args: &[&str]) -> Result<ControllerArgs, clap::Error> {
+        let argv = ["sluice", "controller"].iter().chain(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Controller(a) => Ok(a),
+            other => panic!("parsed as {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_request_budget_is_off_unless_asked_for() {
+        let a = controller(&[]).unwrap();
+        assert_eq!((a.qps, a.burst), (0.0, None));
+        let a = controller(&["--qps", "50", "--burst", "200"]).unwrap();
+        assert_eq!((a.qps, a.burst), (50.0, Some(200)));
+    }
+
+    #[test]
+    fn a_bad_rate_or_burst_is_refused_with_the_flag_named() {
+        for bad in [
+            &["--qps=-1"][..],
+            &["--qps", "fast"],
+            &["--qps", "inf"],
+            &["--burst", "0"],
+        ] {
+            let err = controller(bad).expect_err("refused").to_string();
+            let flag = bad[0].split('=').next().unwrap();
+            assert!(err.contains(flag), "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn events_take_one_of_three_levels() {
+        use crate::controller::events::EventLevel;
+        assert_eq!(controller(&[]).unwrap().events, EventLevel::All);
+        assert_eq!(
+            controller(&["--events", "warnings"]).unwrap().events,
+            EventLevel::Warnings
+        );
+        assert!(controller(&["--events", "some"]).is_err());
+    }
 }

@@ -34,6 +34,11 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
         args.kube.kubeconfig.as_deref(),
         args.kube.context.as_deref(),
         Some(&metrics),
+        crate::throttle::Budget::new(
+            args.qps,
+            args.burst
+                .unwrap_or_else(|| (args.qps * 2.0).clamp(1.0, f64::from(u32::MAX)) as u32),
+        ),
     )
     .await?;
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
@@ -53,6 +58,7 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
         instance_id: args.instance_id.clone(),
         metrics: Some(metrics.clone()),
         health: Some(health.clone()),
+        events: args.events,
     };
     // SIGTERM stops new work at once; in-flight reconciles get `shutdown_grace`.
     let signals = shutdown_on_signals();

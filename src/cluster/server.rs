@@ -1225,7 +1225,10 @@ fn watch_response(
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        // Under load, send every event already queued as one chunk.
+                        // Under load, send every event already queued as one chunk. Yielding once
+                        // first lets the writers that are ready run, so a burst of writes reaches
+                        // each watcher as one socket write instead of one per event.
+                        tokio::task::yield_now().await;
                         let mut chunk: Vec<u8> = Vec::new();
                         let mut lagged = false;
                         let mut ev = ev;

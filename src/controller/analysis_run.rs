@@ -543,7 +543,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         written: Written::default(),
         finishes: Finishes::default(),
         event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
-        recorder: Arc::new(Publisher::new(client.clone(), reporter)),
+        recorder: Arc::new(Publisher::new(client.clone(), reporter, cfg.events)),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "analysisrun controller starting");

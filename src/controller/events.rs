@@ -24,6 +24,44 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
 use serde_json::json;
 
+/// Which Events the controllers write to the API server (`sluice controller --events`).
+///
+/// Every Event is counted in `rollout_events_total` whatever the level; the level decides
+/// only which are also written as Event objects. A canary step writes up to six Normal Events
+/// (the ones upstream writes), about half of the controller's API writes at scale, while the
+/// same facts are in the Rollout's status and conditions; `warnings` keeps the Events a
+/// person must act on (aborts, failed or inconclusive analysis, invalid specs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventLevel {
+    /// Every Event, as Argo Rollouts writes them.
+    #[default]
+    All,
+    /// Warning Events only.
+    Warnings,
+    /// No Event objects (metrics and logs only).
+    None,
+}
+
+impl EventLevel {
+    /// Whether an Event of this type is written at this level.
+    pub fn writes(self, type_: &EventType) -> bool {
+        match self {
+            EventLevel::All => true,
+            EventLevel::Warnings => matches!(type_, EventType::Warning),
+            EventLevel::None => false,
+        }
+    }
+
+    /// The flag's spelling of this level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventLevel::All => "all",
+            EventLevel::Warnings => "warnings",
+            EventLevel::None => "none",
+        }
+    }
+}
+
 /// How long an Event is remembered for aggregating repeats (the Recorder's six minutes).
 pub const REPEAT_WINDOW: SignedDuration = SignedDuration::from_secs(6 * 60);
 
@@ -93,14 +131,16 @@ fn event_key(ev: &Event, regarding: &ObjectReference) -> u64 {
 pub struct Publisher {
     client: Client,
     reporter: Reporter,
+    level: EventLevel,
     recent: Mutex<Recent>,
 }
 
 impl Publisher {
-    pub fn new(client: Client, reporter: Reporter) -> Self {
+    pub fn new(client: Client, reporter: Reporter, level: EventLevel) -> Self {
         Self {
             client,
             reporter,
+            level,
             recent: Mutex::new(Recent::default()),
         }
     }
@@ -141,12 +181,16 @@ impl Publisher {
         }
     }
 
-    /// Publish `ev` about `regarding` (in its namespace, `default` for cluster objects).
+    /// Publish `ev` about `regarding` (in its namespace, `default` for cluster objects), unless
+    /// the level leaves Events of its type out.
     pub async fn publish(
         &self,
         ev: &Event,
         regarding: &ObjectReference,
     ) -> Result<(), kube::Error> {
+        if !self.level.writes(&ev.type_) {
+            return Ok(());
+        }
         let now = Timestamp::now();
         let key = event_key(ev, regarding);
         let repeat = self.recent().repeat_of(key, now);
@@ -271,5 +315,79 @@ mod tests {
         assert_eq!(r.repeat_of(1, at(660)), None);
         assert!(r.by_key.is_empty());
         assert!(r.order.is_empty(), "every entry is popped once");
+    }
+
+    fn typed(type_: EventType, reason: &str) -> Event {
+        Event {
+            type_,
+            ..ev(reason, reason)
+        }
+    }
+
+    #[test]
+    fn each_level_writes_the_event_types_it_names() {
+        let normal = EventType::Normal;
+        let warning = EventType::Warning;
+        let table = [
+            (EventLevel::All, true, true),
+            (EventLevel::Warnings, false, true),
+            (EventLevel::None, false, false),
+        ];
+        for (level, n, w) in table {
+            assert_eq!(level.writes(&normal), n, "{level:?} normal");
+            assert_eq!(level.writes(&warning), w, "{level:?} warning");
+        }
+    }
+
+    /// The Events a publisher at `level` leaves on the API server for one Normal and one
+    /// Warning Event.
+    async fn written_at(level: EventLevel) -> Vec<String> {
+        let cluster = crate::cluster::EmbeddedCluster::start(crate::cluster::ClusterConfig {
+            port: 0,
+            ..Default::default()
+        })
+        .await
+        .expect("embedded cluster starts");
+        let client = cluster.client();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "ns"}})).unwrap(),
+            )
+            .await
+            .expect("namespace created");
+        let publisher = Publisher::new(client.clone(), Reporter::from("sluice"), level);
+        for e in [
+            typed(EventType::Normal, "RolloutPaused"),
+            typed(EventType::Warning, "RolloutAborted"),
+        ] {
+            publisher
+                .publish(&e, &obj("u1", "1"))
+                .await
+                .expect("published");
+        }
+        let events: Api<K8sEvent> = Api::namespaced(client, "ns");
+        let mut reasons: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .expect("events listed")
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect();
+        reasons.sort();
+        cluster.shutdown().await;
+        reasons
+    }
+
+    #[tokio::test]
+    async fn the_level_decides_which_events_reach_the_api_server() {
+        assert_eq!(
+            written_at(EventLevel::All).await,
+            ["RolloutAborted", "RolloutPaused"]
+        );
+        assert_eq!(written_at(EventLevel::Warnings).await, ["RolloutAborted"]);
+        assert!(written_at(EventLevel::None).await.is_empty());
     }
 }

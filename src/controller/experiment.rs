@@ -426,7 +426,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         replica_sets: rs_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
-        recorder: Publisher::new(client.clone(), reporter),
+        recorder: Publisher::new(client.clone(), reporter, cfg.events),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "experiment controller starting");

@@ -26,7 +26,7 @@ use super::actuator::{self, ActError};
 use super::backoff::Backoff;
 use super::cached_rollout::{CachedRollout, InfoGauges};
 use super::coalesce::CountWrites;
-use super::events::Publisher;
+use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
@@ -72,6 +72,8 @@ pub struct Config {
     pub metrics: Option<Arc<Metrics>>,
     /// Liveness/readiness state served on /healthz and /readyz.
     pub health: Option<HealthState>,
+    /// Which Events are written as Event objects (all are counted in the metrics).
+    pub events: EventLevel,
 }
 
 impl Config {
@@ -565,7 +567,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         count_writes: CountWrites::default(),
-        events: Publisher::new(client.clone(), reporter),
+        events: Publisher::new(client.clone(), reporter, cfg.events),
         metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();
