@@ -1110,6 +1110,10 @@ impl Renderer {
     }
 }
 
+/// The shortest time between two chunks of one watch stream. Delivery order and content are
+/// the API server's; only a burst's timing changes, by at most this much.
+const FLUSH_GAP: Duration = Duration::from_millis(2);
+
 #[allow(clippy::too_many_arguments)]
 fn watch_response(
     sh: &Arc<Shared>,
@@ -1217,6 +1221,7 @@ fn watch_response(
         }
         let mut rx = rx;
         let mut last_rv = start_rv;
+        let mut last_flush = tokio::time::Instant::now() - FLUSH_GAP;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut tick = tokio::time::interval(interval);
@@ -1225,10 +1230,16 @@ fn watch_response(
             tokio::select! {
                 ev = rx.recv() => match ev {
                     Ok(ev) => {
-                        // Under load, send every event already queued as one chunk. Yielding once
-                        // first lets the writers that are ready run, so a burst of writes reaches
-                        // each watcher as one socket write instead of one per event.
-                        tokio::task::yield_now().await;
+                        // Under load, send every event already queued as one chunk, and at most
+                        // one chunk per FLUSH_GAP: an event after a quiet spell goes out at
+                        // once, while a stream of writes reaches each watcher as one socket
+                        // write per gap instead of one per event (and one wake-up of its task).
+                        let due = last_flush + FLUSH_GAP;
+                        if tokio::time::Instant::now() < due {
+                            tokio::time::sleep_until(due).await;
+                        } else {
+                            tokio::task::yield_now().await;
+                        }
                         let mut chunk: Vec<u8> = Vec::new();
                         let mut lagged = false;
                         let mut ev = ev;
@@ -1252,6 +1263,7 @@ fn watch_response(
                             }
                         }
                         if !chunk.is_empty() {
+                            last_flush = tokio::time::Instant::now();
                             yield Ok(Bytes::from(chunk));
                         }
                         if lagged {
