@@ -9,7 +9,8 @@
 //! Phases, in order: idle controller; N Rollouts created, controller started (cold start:
 //! until every Rollout has been reconciled once, then until all are Healthy); steady state;
 //! mass image update (until every Rollout reaches its first pause); promote/abort reaction
-//! latency; restart with N Rollouts present (warm start).
+//! latency; every Rollout through a whole update, promoted at each pause (writes per setWeight
+//! step, averaged); restart with N Rollouts present (warm start).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ use crate::controller::events::EventLevel;
 const NAMESPACE: &str = "sluice-bench";
 const FIRST_IMAGE: &str = "registry.local/bench:1";
 const SECOND_IMAGE: &str = "registry.local/bench:2";
+const THIRD_IMAGE: &str = "registry.local/bench:3";
+/// The bench Rollout's steps: setWeight 20, pause, setWeight 60, pause, setWeight 80.
+const STEPS: i64 = 5;
+const SET_WEIGHT_STEPS: u64 = 3;
 /// How many requests the bench itself keeps in flight when creating or patching Rollouts.
 const CONCURRENCY: usize = 32;
 
@@ -257,7 +262,51 @@ fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
 }
 
 fn at_first_pause(ro: &DynamicObject) -> bool {
-    reconciled(ro) && status(ro)["phase"] == "Paused" && status(ro)["currentStepIndex"] == 1
+    paused_at(ro, 1)
+}
+
+fn paused_at(ro: &DynamicObject, step: i64) -> bool {
+    reconciled(ro) && status(ro)["phase"] == "Paused" && status(ro)["currentStepIndex"] == step
+}
+
+/// Every step done and the update's ReplicaSet is the stable one.
+fn completed(ro: &DynamicObject, replicas: i32) -> bool {
+    healthy(ro, replicas)
+        && status(ro)["currentStepIndex"] == STEPS
+        && status(ro)["stableRS"].is_string()
+        && status(ro)["stableRS"] == status(ro)["currentPodHash"]
+}
+
+/// Apply `patch` to all `n` Rollouts (`status`: to the status subresource, as kubectl
+/// `--subresource=status` does), `CONCURRENCY` at a time.
+async fn patch_all(
+    api: &Api<DynamicObject>,
+    n: usize,
+    patch: &Value,
+    status: bool,
+) -> anyhow::Result<()> {
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("ro-{i}");
+                let pp = PatchParams::default();
+                let r = if status {
+                    api.patch_status(&name, &pp, &Patch::Merge(patch)).await
+                } else {
+                    api.patch(&name, &pp, &Patch::Merge(patch)).await
+                };
+                r.err()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failed.first() {
+        bail!("{} of {n} patches failed; first: {e}", failed.len());
+    }
+    Ok(())
 }
 
 /// Poll until `done` holds for all `n` Rollouts or the deadline passes; the elapsed time
@@ -509,27 +558,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     let before = proxy.counts();
     let start = Instant::now();
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": SECOND_IMAGE}]}}}});
-    let failed = futures::stream::iter(0..n)
-        .map(|i| {
-            let api = rollouts.clone();
-            let patch = patch.clone();
-            async move {
-                api.patch(
-                    &format!("ro-{i}"),
-                    &PatchParams::default(),
-                    &Patch::Merge(&patch),
-                )
-                .await
-                .err()
-            }
-        })
-        .buffer_unordered(CONCURRENCY)
-        .filter_map(futures::future::ready)
-        .collect::<Vec<_>>()
-        .await;
-    if let Some(e) = failed.first() {
-        bail!("{} image patches failed; first: {e}", failed.len());
-    }
+    patch_all(&rollouts, n, &patch, false).await?;
     let patched = start.elapsed();
     let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, at_first_pause).await?;
     report.add(
@@ -600,6 +629,9 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     // Reaction latency to promote and abort.
     latency(&mut report, &client, &rollouts, &p).await?;
 
+    // A whole update of every Rollout through its three setWeight steps.
+    full_walk(&mut report, &rollouts, &proxy, &p).await?;
+
     // Warm start: restart the controller with N Rollouts present.
     eprintln!("bench: warm restart");
     stop(&mut ctl).await;
@@ -651,6 +683,59 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         stop(&mut c).await;
     }
     Ok(report)
+}
+
+/// Every Rollout walks a whole update, promoted at each pause: new image → first pause →
+/// promote → second pause → promote → completed. The controller's writes over the walk,
+/// per Rollout and per setWeight step, are the average the issue's "writes per setWeight
+/// step" target is about (the mass update's figure is the first step alone, which also
+/// creates the ReplicaSet and announces the new revision).
+async fn full_walk(
+    report: &mut Report,
+    rollouts: &Api<DynamicObject>,
+    proxy: &Proxy,
+    p: &Params,
+) -> anyhow::Result<()> {
+    let n = p.rollouts;
+    eprintln!("bench: every Rollout through a whole update");
+    let before = proxy.counts();
+    let start = Instant::now();
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": THIRD_IMAGE}]}}}});
+    let promote = json!({"status": {"pauseConditions": null}});
+    patch_all(rollouts, n, &image, false).await?;
+    let (_, first) = wait_all(rollouts, n, start, p.phase_timeout, |ro| paused_at(ro, 1)).await?;
+    patch_all(rollouts, n, &promote, true).await?;
+    let (_, second) = wait_all(rollouts, n, start, p.phase_timeout, |ro| paused_at(ro, 3)).await?;
+    patch_all(rollouts, n, &promote, true).await?;
+    let replicas = p.replicas;
+    let (took, done) = wait_all(rollouts, n, start, p.phase_timeout, |ro| {
+        completed(ro, replicas)
+    })
+    .await?;
+    let walk = proxy.counts().since(&before);
+    report.add(
+        &format!("whole update: all {n} Rollouts completed"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{first}/{n} at the first pause, {second}/{n} at the second, {done}/{n} completed; \
+             includes the bench's promotes"
+        ),
+    );
+    let per_step = walk.writes() as f64 / (n as f64 * SET_WEIGHT_STEPS as f64);
+    report.add(
+        "whole update: controller API writes per Rollout per setWeight step",
+        per_step,
+        "writes",
+        Target::AtMost(6.0),
+        &format!(
+            "--events {}: {} over {n} Rollouts x {SET_WEIGHT_STEPS} setWeight steps",
+            p.events.as_str(),
+            walk.describe()
+        ),
+    );
+    Ok(())
 }
 
 /// Names of the Rollouts the controller logged a plan for (its JSON debug log), read as
