@@ -56,7 +56,8 @@ fn set_image(env: &Env, image: &str) {
     env.kubectl_ok(&["patch", "rollout", "web", "--type=merge", "-p", &patch]);
 }
 
-fn promote(env: &Env) {
+/// `kubectl patch rollout web --subresource=status --type=merge -p <patch>`.
+fn patch_status(env: &Env, patch: &str) {
     env.kubectl_ok(&[
         "patch",
         "rollout",
@@ -64,8 +65,26 @@ fn promote(env: &Env) {
         "--subresource=status",
         "--type=merge",
         "-p",
-        r#"{"status":{"pauseConditions":null}}"#,
+        patch,
     ]);
+}
+
+fn promote(env: &Env) {
+    patch_status(env, r#"{"status":{"pauseConditions":null}}"#);
+}
+
+fn abort(env: &Env) {
+    patch_status(env, r#"{"status":{"abort":true}}"#);
+}
+
+/// `rollout_events_total` of the Rollout `web` for `reason` (0 when absent).
+fn events_counted(body: &str, reason: &str) -> f64 {
+    sample(
+        body,
+        "rollout_events_total",
+        &[("name", "web"), ("reason", reason)],
+    )
+    .unwrap_or(0.0)
 }
 
 /// The value of the first sample of `metric` whose label set contains every `labels` pair.
@@ -134,15 +153,7 @@ fn metrics_and_health_endpoints_report_a_canary() {
         .unwrap_or(0.0)
             > 0.0
     );
-    assert!(
-        sample(
-            &body,
-            "rollout_events_total",
-            &[("name", "web"), ("reason", "RolloutPaused")]
-        )
-        .unwrap_or(0.0)
-            >= 1.0
-    );
+    assert!(events_counted(&body, "RolloutPaused") >= 1.0, "{body}");
 
     promote(&env);
     wait_phase(&env, "Healthy");
@@ -159,15 +170,7 @@ fn metrics_and_health_endpoints_report_a_canary() {
     // An abort is counted with its cause.
     set_image(&env, "nginx:1.27");
     wait_phase(&env, "Paused");
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"abort":true}}"#,
-    ]);
+    abort(&env);
     wait_phase(&env, "Degraded");
     env.wait_for("a manual abort counted", T, |env| {
         let (_, body) = env.http_get(port, "/metrics")?;
@@ -263,15 +266,7 @@ fn events_warnings_writes_only_warning_events_with_the_controller_under_a_qps_bu
     wait_phase(&env, "Healthy");
     set_image(&env, "nginx:1.26");
     wait_phase(&env, "Paused");
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"abort":true}}"#,
-    ]);
+    abort(&env);
     wait_phase(&env, "Degraded");
     let reasons = env.wait_for("the abort's Warning Event", T, |env| {
         let events: Value = env.get_json(&["events.v1.events.k8s.io"]);
@@ -287,16 +282,7 @@ fn events_warnings_writes_only_warning_events_with_the_controller_under_a_qps_bu
     // The Normal ones happened and are counted, just not written.
     let port = env.metrics_port;
     let (_, body) = env.http_get(port, "/metrics").expect("metrics answer");
-    assert!(
-        sample(
-            &body,
-            "rollout_events_total",
-            &[("name", "web"), ("reason", "RolloutPaused")]
-        )
-        .unwrap_or(0.0)
-            >= 1.0,
-        "{body}"
-    );
+    assert!(events_counted(&body, "RolloutPaused") >= 1.0, "{body}");
 }
 
 #[test]
