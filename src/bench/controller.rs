@@ -21,7 +21,6 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Namespace;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{
     Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -179,44 +178,8 @@ pub(super) fn pid(child: &Child) -> anyhow::Result<String> {
         .context("the child process has exited")
 }
 
-/// Install (server-side apply) every Sluice CRD and wait until all are Established.
-pub(super) async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crate::api::crds::all() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(
-            &name,
-            &PatchParams::apply("sluice-bench").force(),
-            &Patch::Apply(&crd),
-        )
-        .await
-        .with_context(|| format!("installing CRD {name}"))?;
-    }
-    let names: Vec<String> = crate::api::crds::all()
-        .into_iter()
-        .filter_map(|c| c.metadata.name)
-        .collect();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for name in names {
-        loop {
-            let crd = api.get(&name).await?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("the CRD {name} was not established within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
-}
+/// Install every Sluice CRD and wait until all are Established (as the demo does).
+pub(super) use crate::cli::demo::install_crds;
 
 /// Create the namespace unless it exists.
 pub(super) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {

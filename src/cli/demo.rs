@@ -188,36 +188,41 @@ fn phase_is(ro: &Value, phase: &str) -> bool {
     ro["status"]["phase"].as_str() == Some(phase)
 }
 
-/// Install (server-side apply) the five CRDs and wait until Rollouts are served.
+/// Install (server-side apply) the five CRDs and wait until every one is Established, so
+/// all five kinds are served when this returns.
 pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
     let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in crate::api::crds::all() {
+    let crds = crate::api::crds::all();
+    for crd in &crds {
         let name = crd.metadata.name.clone().unwrap_or_default();
         api.patch(
             &name,
-            &PatchParams::apply("sluice-demo").force(),
-            &Patch::Apply(&crd),
+            &PatchParams::apply("sluice").force(),
+            &Patch::Apply(crd),
         )
         .await
         .with_context(|| format!("installing CRD {name}"))?;
     }
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let crd = api.get("rollouts.argoproj.io").await?;
-        let established = crd
-            .status
-            .and_then(|s| s.conditions)
-            .unwrap_or_default()
-            .iter()
-            .any(|c| c.type_ == "Established" && c.status == "True");
-        if established {
-            return Ok(());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for name in crds.into_iter().filter_map(|c| c.metadata.name) {
+        loop {
+            let crd = api.get(&name).await?;
+            let established = crd
+                .status
+                .and_then(|s| s.conditions)
+                .unwrap_or_default()
+                .iter()
+                .any(|c| c.type_ == "Established" && c.status == "True");
+            if established {
+                break;
+            }
+            if Instant::now() > deadline {
+                bail!("the CRD {name} was not established within 20 s");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        if Instant::now() > deadline {
-            bail!("the Rollout CRD was not established");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    Ok(())
 }
 
 /// `sluice demo [--auto]`.

@@ -18,6 +18,7 @@ use super::coalesce::counts_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::api::analysis::AnalysisRun;
+use crate::api::common::REVISION_ANNOTATION;
 use crate::api::experiment::Experiment;
 use crate::api::rollout::Rollout;
 use crate::core::plan::{Change, EventType, MetadataPatch, Plan};
@@ -419,34 +420,21 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
                     Err(e) => return Err(act("evict", format!("pod {ns}/{pod_name}"))(e)),
                 }
             }
-            Change::PatchRolloutSpecReplicas { replicas } => {
-                let body = json!({"spec": {"replicas": replicas}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
-                    .await
-                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
-                {
-                    return Ok(Outcome {
-                        conflict: true,
-                        superseded,
-                        ..Default::default()
-                    });
-                }
-            }
-            Change::AnnotateRolloutRevision { revision } => {
-                let body = json!({"metadata": {"annotations": {"rollout.argoproj.io/revision": revision}}});
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
-                    .await
-                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
-                {
-                    return Ok(Outcome {
-                        conflict: true,
-                        superseded,
-                        ..Default::default()
-                    });
-                }
-            }
-            Change::AnnotateRollout { key, value } => {
-                let body = json!({"metadata": {"annotations": {key: value}}});
+            Change::PatchRolloutSpecReplicas { .. }
+            | Change::AnnotateRolloutRevision { .. }
+            | Change::AnnotateRollout { .. } => {
+                let body = match change {
+                    Change::PatchRolloutSpecReplicas { replicas } => {
+                        json!({"spec": {"replicas": replicas}})
+                    }
+                    Change::AnnotateRolloutRevision { revision } => {
+                        json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision}}})
+                    }
+                    Change::AnnotateRollout { key, value } => {
+                        json!({"metadata": {"annotations": {key: value}}})
+                    }
+                    _ => unreachable!("matched by the arm"),
+                };
                 if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
                     .await
                     .map_err(act("patch", format!("rollout {ns}/{name}")))?

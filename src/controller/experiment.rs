@@ -410,12 +410,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
     // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones; each
     // controller keeps only those whose controller ownerReference is one of its objects.
-    let (rs_store, rs_stream) = OwnedStore::reflect(
-        "Experiment",
-        watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
-            .default_backoff()
-            .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None),
-    );
+    let (rs_store, rs_stream) = OwnedStore::watch_labelled("Experiment", rs_api, HASH_LABEL);
     let rs_stream = rs_stream.touched_objects();
     let reporter = Reporter {
         controller: "sluice".into(),

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 
 use futures::{Stream, TryStreamExt};
 use kube::Resource;
-use kube::runtime::watcher;
+use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use tokio::sync::watch;
@@ -185,6 +185,27 @@ impl<K> OwnedStore<K>
 where
     K: Resource + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
+    /// [`OwnedStore::reflect`] over a watch of the objects of `api` carrying `label` (a
+    /// label selector), without their managedFields, which no decision reads.
+    pub fn watch_labelled(
+        owner_kind: &'static str,
+        api: kube::Api<K>,
+        label: &str,
+    ) -> (
+        Self,
+        impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+    )
+    where
+        K: std::fmt::Debug,
+    {
+        Self::reflect(
+            owner_kind,
+            watcher(api, watcher::Config::default().labels(label))
+                .default_backoff()
+                .modify(|o: &mut K| o.meta_mut().managed_fields = None),
+        )
+    }
+
     /// A cache of the objects controlled by objects of `owner_kind`, and the watch stream
     /// that fills it: poll the returned stream (it yields the events unchanged, after
     /// applying them) and the cache follows.

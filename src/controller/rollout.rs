@@ -518,22 +518,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (rs_store, rs_stream) = OwnedStore::reflect(
-        ROLLOUT_KIND,
-        watcher(rs_api, watcher::Config::default().labels(HASH_LABEL))
-            .default_backoff()
-            .modify(|rs: &mut ReplicaSet| rs.metadata.managed_fields = None),
-    );
+    let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
     let rs_stream = rs_stream.touched_objects();
     // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
     // phase changes wake the owning Rollout.
     let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (ar_store, ar_stream) = OwnedStore::reflect(
-        ROLLOUT_KIND,
-        watcher(ar_api, watcher::Config::default().labels(HASH_LABEL))
-            .default_backoff()
-            .modify(|r: &mut AnalysisRun| r.metadata.managed_fields = None),
-    );
+    let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
     let ar_stream = ar_stream.touched_objects().predicate_filter(
         |r: &AnalysisRun| {
             let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
@@ -542,12 +532,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         PredicateConfig::default(),
     );
     let exp_api: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (exp_store, exp_stream) = OwnedStore::reflect(
-        ROLLOUT_KIND,
-        watcher(exp_api, watcher::Config::default().labels(HASH_LABEL))
-            .default_backoff()
-            .modify(|e: &mut Experiment| e.metadata.managed_fields = None),
-    );
+    let (exp_store, exp_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, exp_api, HASH_LABEL);
     let exp_stream = exp_stream.touched_objects().predicate_filter(
         |e: &Experiment| {
             let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
