@@ -598,15 +598,7 @@ fn inconclusive_analysis_pauses_and_promote_skips_it() {
         "Inconclusive"
     );
     // A plain resume (Argo CD's `resume` action) runs the analysis again…
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"pauseConditions":null}}"#,
-    ]);
+    env.patch_rollout_status("web", r#"{"status":{"pauseConditions":null}}"#);
     env.wait_for("a second, again inconclusive, step run", T, |env| {
         let runs = analysis_runs_of(env, "web");
         let ro = ro_status(env, "web");
@@ -615,15 +607,10 @@ fn inconclusive_analysis_pauses_and_promote_skips_it() {
     });
     // …while what `kubectl argo rollouts promote` sends after an inconclusive step analysis
     // (COMPAT §7): skip the step rather than re-run it.
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
+    env.patch_rollout_status(
         "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
         r#"{"status":{"pauseConditions":null,"controllerPause":false,"currentStepIndex":2}}"#,
-    ]);
+    );
     let ro = wait_ro(&env, "web", "Healthy");
     assert_eq!(ro["status"]["stableRS"], canary.as_str(), "{ro:#}");
 }

@@ -344,15 +344,7 @@ fn kubectl_wait_on_ready_or_the_generation_is_reliable_but_on_upstream_condition
         "--timeout=10s",
         "rollout/web",
     ]);
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"promoteFull":true}}"#,
-    ]);
+    env.patch_rollout_status("web", r#"{"status":{"promoteFull":true}}"#);
     env.kubectl_ok(&[
         "wait",
         "--for=condition=Ready",

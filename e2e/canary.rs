@@ -91,15 +91,7 @@ fn rs_of(env: &Env, hash: &str) -> (i64, i64) {
 }
 
 fn status_patch(env: &Env, patch: &str) {
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        patch,
-    ]);
+    env.patch_rollout_status("web", patch);
 }
 
 fn set_image(env: &Env, image: &str) {

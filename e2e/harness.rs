@@ -236,6 +236,20 @@ impl Env {
         Some((status, body))
     }
 
+    /// `kubectl patch rollout NAME --subresource=status --type=merge -p PATCH`: how users and
+    /// Argo Rollouts' CLI promote, abort and retry.
+    pub fn patch_rollout_status(&self, name: &str, patch: &str) {
+        self.kubectl_ok(&[
+            "patch",
+            "rollout",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ]);
+    }
+
     /// Run `kubectl` against this environment (namespace defaulted).
     pub fn kubectl(&self, args: &[&str]) -> Output {
         let mut cmd = Command::new("kubectl");

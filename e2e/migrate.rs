@@ -311,15 +311,7 @@ fn workload_ref_progressive_migration_keeps_four_ready_pods_and_holds_the_deploy
     assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Suspended);
 
     // Promote: the new template becomes stable; the Deployment stays at zero.
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"pauseConditions":null}}"#,
-    ]);
+    env.patch_rollout_status("web", r#"{"status":{"pauseConditions":null}}"#);
     let ro = env.wait_for("the canary promoted", T, |env| {
         let ro = env.get_json(&["rollout", "web"]);
         (ro["status"]["phase"] == "Healthy" && ro["status"]["stableRS"] == canary.as_str())

@@ -56,25 +56,12 @@ fn set_image(env: &Env, image: &str) {
     env.kubectl_ok(&["patch", "rollout", "web", "--type=merge", "-p", &patch]);
 }
 
-/// `kubectl patch rollout web --subresource=status --type=merge -p <patch>`.
-fn patch_status(env: &Env, patch: &str) {
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        patch,
-    ]);
-}
-
 fn promote(env: &Env) {
-    patch_status(env, r#"{"status":{"pauseConditions":null}}"#);
+    env.patch_rollout_status("web", r#"{"status":{"pauseConditions":null}}"#);
 }
 
 fn abort(env: &Env) {
-    patch_status(env, r#"{"status":{"abort":true}}"#);
+    env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
 }
 
 /// `rollout_events_total` of the Rollout `web` for `reason` (0 when absent).

@@ -184,15 +184,7 @@ fn experiment_step_with_passing_analyses_lets_the_canary_continue() {
             .then_some(())
     });
 
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "web",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"pauseConditions":null}}"#,
-    ]);
+    env.patch_rollout_status("web", r#"{"status":{"pauseConditions":null}}"#);
     let ro = wait_phase(&env, "Healthy");
     assert_eq!(ro["status"]["stableRS"], canary.as_str());
 }

@@ -247,15 +247,7 @@ fn the_controller_defaults_missing_replicas_to_one_and_otherwise_never_writes_sp
     let generation = ro["metadata"]["generation"].as_i64().unwrap();
     set_image(&env, "set", "nginx:1.26");
     wait_phase(&env, "set", "Paused");
-    env.kubectl_ok(&[
-        "patch",
-        "rollout",
-        "set",
-        "--subresource=status",
-        "--type=merge",
-        "-p",
-        r#"{"status":{"pauseConditions":null}}"#,
-    ]);
+    env.patch_rollout_status("set", r#"{"status":{"pauseConditions":null}}"#);
     let ro = wait_phase(&env, "set", "Healthy");
     assert_eq!(ro["spec"]["replicas"], 3);
     assert_eq!(

@@ -1379,6 +1379,17 @@ mod tests {
         }
     }
 
+    /// The plan of `run`'s first measurement, taken at 0.7 s.
+    fn measured_once(run: &AnalysisRun) -> RunPlan {
+        super::plan_run(
+            run,
+            &SecretValues::new(),
+            &[taken_at("ok-rate", ms(0, 700))],
+            &FinishTimes::default(),
+            ms(0, 700),
+        )
+    }
+
     fn every_second(count: i32) -> AnalysisRun {
         run_from(json!({
             "metrics": [web_metric(json!({"interval": "1s", "count": count}))],
@@ -1390,13 +1401,7 @@ mod tests {
     fn the_next_measurement_is_due_one_interval_after_the_exact_finish() {
         let mut run = every_second(3);
         // Measured at 0.7 s: the status can only say second 0.
-        let first = super::plan_run(
-            &run,
-            &SecretValues::new(),
-            &[taken_at("ok-rate", ms(0, 700))],
-            &FinishTimes::default(),
-            ms(0, 700),
-        );
+        let first = measured_once(&run);
         let stored = &first.status.metric_results.as_ref().unwrap()[0]
             .measurements
             .as_ref()
@@ -1429,12 +1434,7 @@ mod tests {
     #[test]
     fn without_a_remembered_finish_the_stored_second_schedules() {
         let mut run = every_second(3);
-        let first = plan_run(
-            &run,
-            &SecretValues::new(),
-            &[taken_at("ok-rate", ms(0, 700))],
-            ms(0, 700),
-        );
+        let first = measured_once(&run);
         write(&mut run, &first);
         // A restarted controller knows only the stored second 0.
         let p = plan_run(&run, &SecretValues::new(), &[], at(1));
@@ -1444,12 +1444,7 @@ mod tests {
     #[test]
     fn a_remembered_finish_of_an_older_measurement_is_ignored_and_dropped() {
         let mut run = every_second(3);
-        let first = plan_run(
-            &run,
-            &SecretValues::new(),
-            &[taken_at("ok-rate", ms(0, 700))],
-            ms(0, 700),
-        );
+        let first = measured_once(&run);
         write(&mut run, &first);
         let old = first.finish_times.clone();
         // Another controller (or this one before a conflict) took the second measurement at
@@ -1469,13 +1464,7 @@ mod tests {
     #[test]
     fn a_completed_run_remembers_no_finish_times() {
         let run = every_second(1);
-        let p = super::plan_run(
-            &run,
-            &SecretValues::new(),
-            &[taken_at("ok-rate", ms(0, 700))],
-            &FinishTimes::default(),
-            ms(0, 700),
-        );
+        let p = measured_once(&run);
         assert_eq!(p.status.phase, AnalysisPhase::Successful);
         assert!(p.finish_times.is_empty());
     }

@@ -314,22 +314,14 @@ fn progressively_trades_pods_one_for_one_within_the_surge() {
 #[test]
 fn progressively_with_no_surge_gives_up_at_most_max_unavailable() {
     let mut ro = referencing(Some("progressively"));
-    ro.spec
+    let canary = ro
+        .spec
         .strategy
         .as_mut()
-        .unwrap()
-        .canary
-        .as_mut()
-        .unwrap()
-        .max_surge = Some(IntOrString::Int(0));
-    ro.spec
-        .strategy
-        .as_mut()
-        .unwrap()
-        .canary
-        .as_mut()
-        .unwrap()
-        .max_unavailable = Some(IntOrString::Int(1));
+        .and_then(|s| s.canary.as_mut())
+        .expect("a canary Rollout");
+    canary.max_surge = Some(IntOrString::Int(0));
+    canary.max_unavailable = Some(IntOrString::Int(1));
     let mut s = sim(ro, Some(deployment("nginx:1", 4, 1)));
     migrate(&mut s, 0, 3);
 }
