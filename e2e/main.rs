@@ -3,6 +3,7 @@
 
 mod analysis;
 mod argocd;
+mod argocd_oracle;
 mod canary;
 mod demo;
 mod experiment;
@@ -10,5 +11,6 @@ mod harness;
 mod migrate;
 mod operations;
 mod prometheus;
+mod rbac_audit;
 mod rollout_experiment;
 mod scale;

@@ -6,8 +6,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use crate::argocd_oracle::{ArgoHealth, argocd_rollout_health};
 use serde_json::Value;
-use sluice::gitops::{ArgoHealth, argocd_rollout_health};
 
 use crate::harness::{Env, sluice_bin};
 use crate::require_kubectl;

@@ -169,7 +169,7 @@ pub struct Prometheus {
 }
 
 impl Prometheus {
-    /// Whether the binary is installed; tests print "SKIPPED: ..." and return without it.
+    /// Whether the binary is installed; tests fail without it.
     pub fn available() -> bool {
         Path::new(PROMETHEUS_BIN).exists()
     }
@@ -260,16 +260,14 @@ impl Drop for Prometheus {
     }
 }
 
-/// Skip (loudly) when the Prometheus binary is missing.
+/// Fail (never pass) when the Prometheus binary is missing: `make test` installs it first.
 #[macro_export]
 macro_rules! require_prometheus {
     () => {
-        if !$crate::prometheus::Prometheus::available() {
-            eprintln!(
-                "SKIPPED: {} is not installed (apt-get install prometheus; .ci/run does it)",
-                $crate::prometheus::PROMETHEUS_BIN
-            );
-            return;
-        }
+        assert!(
+            $crate::prometheus::Prometheus::available(),
+            "{} is not installed: run `make test`, which installs it (apt-get install prometheus)",
+            $crate::prometheus::PROMETHEUS_BIN
+        );
     };
 }

@@ -1,17 +1,21 @@
+//! `sluice`: the controller, the embedded cluster, the demo, the benchmarks and the user
+//! commands, in one binary.
+mod cli;
+
 use clap::Parser;
-use sluice::cli::{Cli, Command, run_rollout_command};
+use cli::{Cli, Command, run_rollout_command};
 
 #[tokio::main]
 async fn main() {
     let cli = Cli::parse();
-    sluice::telemetry::init(cli.log_format, &cli.log_level);
+    sluice_controller::telemetry::init(cli.log_format, &cli.log_level);
     let result = match &cli.command {
-        Command::Controller(args) => sluice::cli::serve::controller(args).await,
-        Command::Cluster(args) => sluice::cli::serve::cluster(args).await,
-        Command::Crds(args) => sluice::cli::serve::crds(args),
-        Command::Demo(args) => sluice::cli::demo::run(args).await,
-        Command::Migrate(args) => sluice::cli::migrate::run(args).await,
-        Command::Bench(args) => sluice::bench::run(args).await,
+        Command::Controller(args) => cli::serve::controller(args).await,
+        Command::Cluster(args) => cli::serve::cluster(args).await,
+        Command::Crds(args) => cli::serve::crds(args),
+        Command::Demo(args) => cli::demo::run(args).await,
+        Command::Migrate(args) => cli::migrate::run(args).await,
+        Command::Bench(args) => sluice_bench::run(args).await,
         other => run_rollout_command(other).await,
     };
     if let Err(err) = result {

@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
 use super::DemoArgs;
-use super::rollouts::rollout_resource;
+use sluice_api::rollout::rollout_resource;
 
 const EXAMPLE: &str = include_str!("../../manifests/examples/canary-demo.yaml");
 const NAMESPACE: &str = "default";
@@ -188,64 +187,27 @@ fn phase_is(ro: &Value, phase: &str) -> bool {
     ro["status"]["phase"].as_str() == Some(phase)
 }
 
-/// Install (server-side apply) the five CRDs and wait until every one is Established, so
-/// all five kinds are served when this returns.
-pub async fn install_crds(client: &kube::Client) -> anyhow::Result<()> {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let crds = crate::api::crds::all();
-    for crd in &crds {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        api.patch(
-            &name,
-            &PatchParams::apply("sluice").force(),
-            &Patch::Apply(crd),
-        )
-        .await
-        .with_context(|| format!("installing CRD {name}"))?;
-    }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for name in crds.into_iter().filter_map(|c| c.metadata.name) {
-        loop {
-            let crd = api.get(&name).await?;
-            let established = crd
-                .status
-                .and_then(|s| s.conditions)
-                .unwrap_or_default()
-                .iter()
-                .any(|c| c.type_ == "Established" && c.status == "True");
-            if established {
-                break;
-            }
-            if Instant::now() > deadline {
-                bail!("the CRD {name} was not established within 20 s");
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-    Ok(())
-}
-
 /// `sluice demo [--auto]`.
 pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let kubeconfig = args
         .kubeconfig
         .clone()
         .unwrap_or_else(|| std::env::temp_dir().join("sluice-demo.kubeconfig"));
-    let mut cfg = crate::cluster::ClusterConfig {
+    let mut cfg = sluice_cluster::ClusterConfig {
         port: args.port,
         data_dir: None,
         kubeconfig: Some(kubeconfig.clone()),
-        workloads: Some(crate::cluster::workloads::Config {
+        workloads: Some(sluice_cluster::workloads::Config {
             pod_ready_delay: args.pod_ready_delay,
             ..Default::default()
         }),
     };
-    let cluster = match crate::cluster::EmbeddedCluster::start(cfg.clone()).await {
+    let cluster = match sluice_cluster::EmbeddedCluster::start(cfg.clone()).await {
         Ok(c) => c,
         Err(e) if args.port != 0 => {
             eprintln!("port {} unavailable ({e}); using a free port", args.port);
             cfg.port = 0;
-            crate::cluster::EmbeddedCluster::start(cfg)
+            sluice_cluster::EmbeddedCluster::start(cfg)
                 .await
                 .context("starting the embedded cluster")?
         }
@@ -254,12 +216,12 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     println!("Sluice demo: embedded cluster on http://{}", cluster.addr());
     println!("kubeconfig: {}", kubeconfig.display());
     let client = cluster.client();
-    install_crds(&client).await?;
+    sluice_controller::crds::install(&client).await?;
     println!("CRDs installed; starting the controller");
     let shutdown = CancellationToken::new();
-    let controller = tokio::spawn(crate::controller::run(
+    let controller = tokio::spawn(sluice_controller::run(
         client.clone(),
-        crate::controller::rollout::Config::default(),
+        sluice_controller::rollout::Config::default(),
         shutdown.clone(),
     ));
 

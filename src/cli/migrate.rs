@@ -24,8 +24,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
-use crate::api::common::ObjectRef;
-use crate::api::rollout::{
+use sluice_api::common::ObjectRef;
+use sluice_api::rollout::{
     CanaryStep, CanaryStrategy, Rollout, RolloutPause, RolloutSpec, RolloutStrategy,
 };
 
@@ -124,9 +124,9 @@ impl ScaleDown {
     /// The value upstream's `workloadRef.scaleDown` field takes.
     pub fn as_str(self) -> &'static str {
         match self {
-            ScaleDown::Progressively => crate::api::common::SCALE_DOWN_PROGRESSIVELY,
-            ScaleDown::Onsuccess => crate::api::common::SCALE_DOWN_ON_SUCCESS,
-            ScaleDown::Never => crate::api::common::SCALE_DOWN_NEVER,
+            ScaleDown::Progressively => sluice_api::common::SCALE_DOWN_PROGRESSIVELY,
+            ScaleDown::Onsuccess => sluice_api::common::SCALE_DOWN_ON_SUCCESS,
+            ScaleDown::Never => sluice_api::common::SCALE_DOWN_NEVER,
         }
     }
 }
@@ -188,7 +188,7 @@ pub fn parse_steps(text: &str) -> Result<Vec<CanaryStep>, MigrateError> {
                 ..Default::default()
             });
         } else if let Some(duration) = token.strip_prefix("pause:") {
-            crate::api::common::parse_duration(duration)
+            sluice_api::common::parse_duration(duration)
                 .map_err(|_| bad(token, "the pause duration must look like 30s, 5m, 1h or 30"))?;
             let duration = match duration.parse::<i32>() {
                 Ok(seconds) => IntOrString::Int(seconds),
@@ -327,7 +327,7 @@ pub fn convert_deployment(
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    match crate::core::validate::selector_matches(&spec.selector, &labels) {
+    match sluice_engine::rollout::validate::selector_matches(&spec.selector, &labels) {
         Ok(true) => {}
         Ok(false) => {
             return Err(invalid(
@@ -543,7 +543,7 @@ async fn fetch_deployment(args: &MigrateArgs, target: &str) -> anyhow::Result<St
         Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => (ns, name),
         _ => anyhow::bail!("--from-cluster takes NAMESPACE/NAME, got {target:?}"),
     };
-    let (client, _) = super::client::connect(
+    let (client, _) = sluice_controller::client::connect(
         args.kube.kubeconfig.as_deref(),
         args.kube.context.as_deref(),
     )

@@ -1,6 +1,5 @@
 //! The `sluice` command line: one binary, one subcommand per job.
 
-pub mod client;
 pub mod demo;
 pub mod migrate;
 pub mod rollouts;
@@ -10,7 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::telemetry::LogFormat;
+use sluice_controller::telemetry::LogFormat;
 
 /// Sluice: progressive delivery for Kubernetes, compatible with the Argo Rollouts API.
 #[derive(Debug, Parser)]
@@ -80,8 +79,8 @@ pub struct ControllerArgs {
     /// Which Events to write as Event objects: `all` (as Argo Rollouts does), `warnings`
     /// (aborts, failed analysis, invalid specs: about half the API writes of a canary step
     /// fewer), or `none`. Every Event is still counted in `rollout_events_total`.
-    #[arg(long, value_enum, default_value_t = crate::controller::events::EventLevel::All)]
-    pub events: crate::controller::events::EventLevel,
+    #[arg(long, value_enum, default_value_t = sluice_controller::events::EventLevel::All)]
+    pub events: sluice_controller::events::EventLevel,
     /// Steady ceiling on requests per second to the API server (0: none; the reconciles in
     /// flight already bound the load and follow the server's speed).
     #[arg(long, default_value_t = 0.0, value_parser = parse_rate)]
@@ -95,7 +94,7 @@ pub struct ControllerArgs {
 #[derive(Debug, Args, Clone)]
 pub struct ClusterArgs {
     /// Port on 127.0.0.1 to serve the Kubernetes API on (0 picks a free port).
-    #[arg(long, default_value_t = crate::cluster::DEFAULT_PORT)]
+    #[arg(long, default_value_t = sluice_cluster::DEFAULT_PORT)]
     pub port: u16,
     /// Write a kubeconfig for this cluster to PATH (for kubectl and the controller).
     #[arg(long)]
@@ -115,7 +114,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub auto: bool,
     /// Port for the embedded cluster (falls back to a free port when taken).
-    #[arg(long, default_value_t = crate::cluster::DEFAULT_PORT)]
+    #[arg(long, default_value_t = sluice_cluster::DEFAULT_PORT)]
     pub port: u16,
     /// Where to write the demo cluster's kubeconfig (default: $TMPDIR/sluice-demo.kubeconfig).
     #[arg(long)]
@@ -133,99 +132,9 @@ pub struct CrdsArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Flags of `sluice bench`.
-#[derive(Debug, Args, Clone)]
-pub struct BenchArgs {
-    /// Also write the results as JSON to PATH.
-    #[arg(long, global = true)]
-    pub json: Option<PathBuf>,
-    #[command(subcommand)]
-    pub kind: BenchKind,
-}
-
-/// Which benchmark `sluice bench` runs.
-#[derive(Debug, Subcommand, Clone)]
-pub enum BenchKind {
-    /// Time per call of the pure planner (10-step Rollout with 10 ReplicaSets, and others).
-    Planner {
-        /// Timed calls per shape.
-        #[arg(long, default_value_t = 20_000)]
-        iterations: usize,
-    },
-    /// Throughput of the embedded API server (mixed reads/writes, open watches) and its memory.
-    Cluster {
-        /// ConfigMaps stored before the mixed workload starts.
-        #[arg(long, default_value_t = 10_000)]
-        objects: usize,
-        /// Concurrent clients.
-        #[arg(long, default_value_t = 8)]
-        clients: usize,
-        /// Open watches on the ConfigMaps during the mixed workload.
-        #[arg(long, default_value_t = 100)]
-        watches: usize,
-        /// Length of the mixed workload.
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-    },
-    /// The `sluice controller` process under N Rollouts: memory, CPU, latency, throughput, start-up.
-    Controller {
-        /// Rollouts to create (each a 5-step canary).
-        #[arg(long, default_value_t = 1000)]
-        rollouts: usize,
-        /// Replicas per Rollout (0 keeps the simulated kubelet out of the way; 2 or more is
-        /// needed for the promote latency).
-        #[arg(long, default_value_t = 2)]
-        replicas: i32,
-        /// Promote/abort latency samples (alternating).
-        #[arg(long, default_value_t = 200)]
-        samples: usize,
-        /// Pod ready delay of the embedded cluster the bench starts.
-        #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
-        pod_ready_delay: std::time::Duration,
-        /// Give up on a phase (all reconciled, all healthy, all paused) after this long.
-        #[arg(long, default_value = "180s", value_parser = parse_duration_arg)]
-        phase_timeout: std::time::Duration,
-        /// Length of the steady-state window.
-        #[arg(long, default_value_t = 10)]
-        steady_seconds: u64,
-        /// Benchmark against this cluster instead of starting `sluice cluster`.
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// The `--events` level the benchmarked controller runs with.
-        #[arg(long, value_enum, default_value_t = crate::controller::events::EventLevel::All)]
-        events: crate::controller::events::EventLevel,
-    },
-    /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
-    /// controller measures within 100 ms of their due time.
-    Analysis {
-        /// Concurrent AnalysisRuns; a comma-separated list runs a sweep (`250,500,1000`), each
-        /// step with a fresh controller.
-        #[arg(long, value_delimiter = ',', default_value = "1000")]
-        runs: Vec<usize>,
-        /// Measurements per run (one per second).
-        #[arg(long, default_value_t = 10)]
-        count: u32,
-        /// Give up on a step this long after its runs should have finished.
-        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
-        phase_timeout: std::time::Duration,
-        /// Pace the creates evenly over this long (`0s`: all at once, the worst case of
-        /// every run measured in the same instant each second).
-        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
-        spread: std::time::Duration,
-        /// Let the controller talk to the API server directly instead of through the
-        /// counting proxy (no request counts, one loopback hop less).
-        #[arg(long)]
-        direct: bool,
-        /// Benchmark against this cluster instead of starting `sluice cluster` (the
-        /// controller runs here, so it reaches the bench's metric server on 127.0.0.1).
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-    },
-}
-
 /// Parse a duration flag such as `300ms`, `2s` or `1m`.
 pub fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
-    crate::api::common::parse_duration(value).map_err(|e| e.to_string())
+    sluice_api::common::parse_duration(value).map_err(|e| e.to_string())
 }
 
 /// A request rate: a finite number of requests per second, 0 or more.
@@ -250,7 +159,7 @@ pub enum Command {
     /// Print the CustomResourceDefinitions (install with `kubectl apply --server-side`).
     Crds(CrdsArgs),
     /// Measure Sluice: planner, embedded server, controller at scale (see docs/performance.md).
-    Bench(BenchArgs),
+    Bench(sluice_bench::BenchArgs),
     /// Promote a paused Rollout to its next step (`--full` skips all remaining steps).
     Promote {
         #[command(flatten)]
@@ -309,7 +218,7 @@ pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
         Command::Get { target } => (target, "get"),
     };
     rollouts::require_name(&target.name)?;
-    let (client, default_ns) = client::connect(
+    let (client, default_ns) = sluice_controller::client::connect(
         target.kube.kubeconfig.as_deref(),
         target.kube.context.as_deref(),
     )
@@ -366,7 +275,7 @@ mod tests {
 
     #[test]
     fn events_take_one_of_three_levels() {
-        use crate::controller::events::EventLevel;
+        use sluice_controller::events::EventLevel;
         assert_eq!(controller(&[]).unwrap().events, EventLevel::All);
         assert_eq!(
             controller(&["--events", "warnings"]).unwrap().events,

@@ -5,17 +5,8 @@
 
 use anyhow::{Context as _, bail};
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::{Value, json};
-
-/// The Rollout resource, addressed dynamically so these commands work against any
-/// server that serves the Argo Rollouts CRDs.
-pub fn rollout_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("argoproj.io", "v1alpha1", "Rollout"),
-        "rollouts",
-    )
-}
+use sluice_api::rollout::rollout_resource;
 
 fn rollouts(client: &kube::Client, namespace: &str) -> Api<DynamicObject> {
     Api::namespaced_with(client.clone(), namespace, &rollout_resource())

@@ -6,7 +6,8 @@ use anyhow::Context as _;
 use tokio_util::sync::CancellationToken;
 use tracing::info;
 
-use super::{ClusterArgs, ControllerArgs, CrdsArgs, client};
+use super::{ClusterArgs, ControllerArgs, CrdsArgs};
+use sluice_controller::client;
 
 /// A token cancelled on SIGINT or SIGTERM.
 pub fn shutdown_on_signals() -> CancellationToken {
@@ -28,13 +29,13 @@ pub fn shutdown_on_signals() -> CancellationToken {
 /// `sluice controller`: the controllers, leader election, and the
 /// /metrics, /healthz, /readyz endpoint.
 pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
-    let metrics = Arc::new(crate::metrics::Metrics::new());
-    let health = crate::health::HealthState::new();
+    let metrics = Arc::new(sluice_controller::metrics::Metrics::new());
+    let health = sluice_controller::health::HealthState::new();
     let (client, _) = client::connect_with(
         args.kube.kubeconfig.as_deref(),
         args.kube.context.as_deref(),
         Some(&metrics),
-        crate::throttle::Budget::new(
+        sluice_controller::throttle::Budget::new(
             args.qps,
             args.burst
                 .unwrap_or_else(|| (args.qps * 2.0).clamp(1.0, f64::from(u32::MAX)) as u32),
@@ -47,13 +48,13 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
     info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
     let server_stop = CancellationToken::new();
     let stop = server_stop.clone();
-    let server = tokio::spawn(crate::health::serve_listener(
+    let server = tokio::spawn(sluice_controller::health::serve_listener(
         listener,
         health.clone(),
         metrics.clone(),
         async move { stop.cancelled().await },
     ));
-    let cfg = crate::controller::rollout::Config {
+    let cfg = sluice_controller::rollout::Config {
         namespace: args.namespace.clone(),
         instance_id: args.instance_id.clone(),
         metrics: Some(metrics.clone()),
@@ -69,22 +70,22 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
                 .leader_election_namespace
                 .clone()
                 .unwrap_or_else(|| "default".into());
-            let elector = crate::controller::leader::LeaderElector::new(
+            let elector = sluice_controller::leader::LeaderElector::new(
                 client.clone(),
                 &ns,
-                crate::controller::leader::DEFAULT_LEASE_NAME,
-                &crate::controller::leader::default_identity(),
+                sluice_controller::leader::DEFAULT_LEASE_NAME,
+                &sluice_controller::leader::default_identity(),
                 std::time::Duration::from_secs(args.lease_duration),
             )
             .await?
             .with_health(health.clone());
-            crate::controller::leader::run_as_leader(elector, signals.clone(), |token| {
-                crate::controller::run(client.clone(), cfg.clone(), token)
+            sluice_controller::leader::run_as_leader(elector, signals.clone(), |token| {
+                sluice_controller::run(client.clone(), cfg.clone(), token)
             })
             .await
             .map_err(anyhow::Error::from)
         } else {
-            crate::controller::run(client.clone(), cfg.clone(), signals.clone()).await
+            sluice_controller::run(client.clone(), cfg.clone(), signals.clone()).await
         }
     };
     let result = tokio::select! {
@@ -101,16 +102,16 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
 
 /// `sluice cluster`.
 pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
-    let cfg = crate::cluster::ClusterConfig {
+    let cfg = sluice_cluster::ClusterConfig {
         port: args.port,
         data_dir: args.data_dir.clone(),
         kubeconfig: args.kubeconfig.clone(),
-        workloads: Some(crate::cluster::workloads::Config {
+        workloads: Some(sluice_cluster::workloads::Config {
             pod_ready_delay: args.pod_ready_delay,
             ..Default::default()
         }),
     };
-    let cluster = crate::cluster::EmbeddedCluster::start(cfg)
+    let cluster = sluice_cluster::EmbeddedCluster::start(cfg)
         .await
         .context("starting the embedded cluster")?;
     let addr = cluster.addr();
@@ -130,18 +131,18 @@ pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
 
 /// `sluice crds`.
 pub fn crds(args: &CrdsArgs) -> anyhow::Result<()> {
-    let crds = crate::api::crds::all();
+    let crds = sluice_api::crds::all();
     match &args.out_dir {
         Some(dir) => {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
             for crd in &crds {
                 let path = dir.join(format!("{}.yaml", crd.spec.names.plural));
-                std::fs::write(&path, crate::api::crds::render_yaml(crd))
+                std::fs::write(&path, sluice_api::crds::render_yaml(crd))
                     .with_context(|| format!("writing {}", path.display()))?;
             }
         }
         None => {
-            let docs: Vec<String> = crds.iter().map(crate::api::crds::render_yaml).collect();
+            let docs: Vec<String> = crds.iter().map(sluice_api::crds::render_yaml).collect();
             print!("{}", docs.join("---\n"));
         }
     }

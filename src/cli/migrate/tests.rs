@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::*;
-use crate::api::rollout::Rollout;
+use sluice_api::rollout::Rollout;
 
 const LIVE: &str = include_str!("testdata/deployment-live.yaml");
 const TWO: &str = include_str!("testdata/two-deployments.yaml");
@@ -154,7 +154,7 @@ fn every_output_deserializes_into_a_rollout_and_round_trips_losslessly() {
             );
             assert!(ro.status.is_none());
             if opts.mode == Mode::Template {
-                crate::core::validate::validate_spec(&ro.spec)
+                sluice_engine::rollout::validate::validate_spec(&ro.spec)
                     .unwrap_or_else(|e| panic!("the planner rejects the output: {e:?}\n{out}"));
             }
         }

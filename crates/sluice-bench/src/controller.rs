@@ -1,0 +1,950 @@
+//! `sluice bench controller`: the `sluice controller` process under N Rollouts.
+//!
+//! By default the bench starts `sluice cluster` as a separate process (so neither the
+//! server nor the bench is counted in the controller's memory) and the controller as
+//! another child process, talking to the server through the counting proxy
+//! ([`super::proxy`]). With `--kubeconfig` it uses that cluster instead. Memory and CPU are
+//! the kernel's figures for the controller's pid (`VmRSS`/`VmHWM`, `utime + stime`).
+//!
+//! Phases, in order: idle controller; N Rollouts created, controller started (cold start:
+//! until every Rollout has been reconciled once, then until all are Healthy); steady state;
+//! mass image update (until every Rollout reaches its first pause); promote/abort reaction
+//! latency; every Rollout through a whole update, promoted at each pause (writes per setWeight
+//! step, averaged); restart with N Rollouts present (warm start).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{
+    Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
+use serde_json::{Value, json};
+use tokio::process::{Child, Command};
+
+use super::procfs;
+use super::proxy::Proxy;
+use super::report::{Report, Target, summary};
+use sluice_api::rollout::rollout_resource;
+use sluice_controller::events::EventLevel;
+
+const NAMESPACE: &str = "sluice-bench";
+const FIRST_IMAGE: &str = "registry.local/bench:1";
+const SECOND_IMAGE: &str = "registry.local/bench:2";
+const THIRD_IMAGE: &str = "registry.local/bench:3";
+/// The bench Rollout's steps: setWeight 20, pause, setWeight 60, pause, setWeight 80.
+const STEPS: i64 = 5;
+const SET_WEIGHT_STEPS: u64 = 3;
+/// How many requests the bench itself keeps in flight when creating or patching Rollouts.
+const CONCURRENCY: usize = 32;
+
+/// How big a run is.
+#[derive(Debug, Clone)]
+pub struct Params {
+    pub rollouts: usize,
+    pub replicas: i32,
+    pub samples: usize,
+    pub pod_ready_delay: Duration,
+    pub phase_timeout: Duration,
+    pub steady: Duration,
+    pub kubeconfig: Option<PathBuf>,
+    /// The controller's `--events` level.
+    pub events: EventLevel,
+}
+
+/// The Rollout every benchmark object is: a 5-step canary.
+fn rollout(i: usize, replicas: i32) -> Value {
+    let name = format!("ro-{i}");
+    json!({
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "Rollout",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "replicas": replicas,
+            "revisionHistoryLimit": 2,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "app", "image": FIRST_IMAGE}]}
+            },
+            "strategy": {"canary": {
+                "maxSurge": 1,
+                "maxUnavailable": 0,
+                "steps": [
+                    {"setWeight": 20},
+                    {"pause": {}},
+                    {"setWeight": 60},
+                    {"pause": {}},
+                    {"setWeight": 80}
+                ]
+            }}
+        }
+    })
+}
+
+pub(super) fn sluice_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("locating the sluice binary")
+}
+
+/// Start `sluice cluster --port 0` as a child process; its kubeconfig path once written.
+pub(super) async fn start_cluster(
+    dir: &Path,
+    pod_ready_delay: Duration,
+) -> anyhow::Result<(Child, PathBuf)> {
+    let kubeconfig = dir.join("cluster.kubeconfig");
+    let _ = std::fs::remove_file(&kubeconfig);
+    let log = std::fs::File::create(dir.join("cluster.log"))?;
+    let child = Command::new(sluice_exe()?)
+        .args([
+            "--log-level",
+            "warn",
+            "cluster",
+            "--port",
+            "0",
+            "--kubeconfig",
+        ])
+        .arg(&kubeconfig)
+        .arg("--pod-ready-delay")
+        .arg(format!("{}ms", pod_ready_delay.as_millis()))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `sluice cluster`")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !kubeconfig.exists() {
+        if Instant::now() > deadline {
+            bail!("`sluice cluster` wrote no kubeconfig within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok((child, kubeconfig))
+}
+
+/// Start `sluice controller` as a child process logging to `dir/log_name` (JSON with
+/// rollout debug lines when `debug`). Its metrics port is a free one, so two benches (or a
+/// controller already on :8090) do not collide.
+pub(super) fn start_controller(
+    dir: &Path,
+    kubeconfig: &Path,
+    log_name: &str,
+    debug: bool,
+    events: EventLevel,
+) -> anyhow::Result<Child> {
+    let log = std::fs::File::create(dir.join(log_name))?;
+    let mut cmd = Command::new(sluice_exe()?);
+    if debug {
+        cmd.args([
+            "--log-format",
+            "json",
+            "--log-level",
+            "info,sluice::controller::rollout=debug",
+        ]);
+    } else {
+        cmd.args(["--log-level", "warn"]);
+    }
+    // One controller at a time, killed between phases: with leader election each start
+    // would first wait out the killed one's Lease (15 s), which is not the controller's work.
+    cmd.arg("controller")
+        .arg("--leader-elect=false")
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .args(["--events", events.as_str()])
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting `sluice controller`")
+}
+
+pub(super) async fn stop(child: &mut Child) {
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+}
+
+pub(super) fn pid(child: &Child) -> anyhow::Result<String> {
+    child
+        .id()
+        .map(|p| p.to_string())
+        .context("the child process has exited")
+}
+
+/// Install every Sluice CRD and wait until all are Established (as the demo does).
+pub(super) use sluice_controller::crds::install as install_crds;
+
+/// Create the namespace unless it exists.
+pub(super) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+    let ns: Api<Namespace> = Api::all(client.clone());
+    if ns.get_opt(name).await?.is_none() {
+        ns.create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+        )
+        .await
+        .with_context(|| format!("creating namespace {name}"))?;
+    }
+    Ok(())
+}
+
+/// Every object `api` lists (paged, so 10,000 stay cheap to read).
+pub(super) async fn list_all(api: &Api<DynamicObject>) -> anyhow::Result<Vec<DynamicObject>> {
+    let mut out = Vec::new();
+    let mut lp = ListParams::default().limit(1000);
+    loop {
+        let page = api.list(&lp).await?;
+        out.extend(page.items);
+        match page.metadata.continue_ {
+            Some(c) if !c.is_empty() => lp = lp.continue_token(&c),
+            _ => return Ok(out),
+        }
+    }
+}
+
+fn status(ro: &DynamicObject) -> &Value {
+    &ro.data["status"]
+}
+
+fn reconciled(ro: &DynamicObject) -> bool {
+    status(ro)["observedGeneration"].as_str()
+        == ro.metadata.generation.map(|g| g.to_string()).as_deref()
+}
+
+fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
+    reconciled(ro)
+        && status(ro)["phase"] == "Healthy"
+        && status(ro)["availableReplicas"].as_i64().unwrap_or(0) >= i64::from(replicas)
+}
+
+fn at_first_pause(ro: &DynamicObject) -> bool {
+    paused_at(ro, 1)
+}
+
+fn paused_at(ro: &DynamicObject, step: i64) -> bool {
+    reconciled(ro) && status(ro)["phase"] == "Paused" && status(ro)["currentStepIndex"] == step
+}
+
+/// Every step done and the update's ReplicaSet is the stable one.
+fn completed(ro: &DynamicObject, replicas: i32) -> bool {
+    healthy(ro, replicas)
+        && status(ro)["currentStepIndex"] == STEPS
+        && status(ro)["stableRS"].is_string()
+        && status(ro)["stableRS"] == status(ro)["currentPodHash"]
+}
+
+/// Apply `patch` to all `n` Rollouts (`status`: to the status subresource, as kubectl
+/// `--subresource=status` does), `CONCURRENCY` at a time.
+async fn patch_all(
+    api: &Api<DynamicObject>,
+    n: usize,
+    patch: &Value,
+    status: bool,
+) -> anyhow::Result<()> {
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let name = format!("ro-{i}");
+                let pp = PatchParams::default();
+                let r = if status {
+                    api.patch_status(&name, &pp, &Patch::Merge(patch)).await
+                } else {
+                    api.patch(&name, &pp, &Patch::Merge(patch)).await
+                };
+                r.err()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failed.first() {
+        bail!("{} of {n} patches failed; first: {e}", failed.len());
+    }
+    Ok(())
+}
+
+/// Poll until `done` holds for all `n` Rollouts or the deadline passes; the elapsed time
+/// since `since` and how many satisfied `done` at the end.
+async fn wait_all(
+    api: &Api<DynamicObject>,
+    n: usize,
+    since: Instant,
+    timeout: Duration,
+    done: impl Fn(&DynamicObject) -> bool,
+) -> anyhow::Result<(Duration, usize)> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let t = Instant::now();
+        let items = list_all(api).await?;
+        let count = items.iter().filter(|ro| done(ro)).count();
+        if count >= n {
+            // The list was taken somewhere during [t, now]: `t` is the conservative bound
+            // only when polling is fast, so report when the satisfying list returned.
+            return Ok((since.elapsed(), count));
+        }
+        if Instant::now() > deadline {
+            return Ok((since.elapsed(), count));
+        }
+        let pause = t
+            .elapsed()
+            .clamp(Duration::from_millis(100), Duration::from_secs(2));
+        tokio::time::sleep(pause).await;
+    }
+}
+
+/// CPU and memory of a child process, CPU counted from when the sampler was made.
+pub(super) struct Sampler {
+    pid: String,
+    cpu0: f64,
+}
+
+impl Sampler {
+    pub(super) fn new(child: &Child) -> anyhow::Result<Self> {
+        let pid = pid(child)?;
+        let cpu0 = procfs::cpu_seconds(&pid).unwrap_or(0.0);
+        Ok(Self { pid, cpu0 })
+    }
+    pub(super) fn cpu(&self) -> f64 {
+        procfs::cpu_seconds(&self.pid).unwrap_or(0.0) - self.cpu0
+    }
+    pub(super) fn mem(&self) -> procfs::Memory {
+        procfs::memory(&self.pid).unwrap_or_default()
+    }
+}
+
+pub(super) fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// The kind of user patch whose reaction is timed.
+#[derive(Clone, Copy)]
+enum Poke {
+    Promote,
+    Abort,
+}
+
+/// Run the benchmark.
+pub async fn run(p: Params) -> anyhow::Result<Report> {
+    let n = p.rollouts;
+    let mut report = Report::new(
+        "controller",
+        json!({
+            "rollouts": n, "replicas": p.replicas, "steps": 5, "samples": p.samples,
+            "pod_ready_delay_ms": p.pod_ready_delay.as_millis() as u64,
+            "phase_timeout_s": p.phase_timeout.as_secs(),
+            "cluster": if p.kubeconfig.is_some() { "kubeconfig" } else { "sluice cluster (separate process)" },
+            "events": p.events.as_str(),
+        }),
+    );
+    let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    eprintln!("bench: logs and kubeconfigs in {}", dir.display());
+
+    let mut cluster = None;
+    let cluster_kubeconfig = match &p.kubeconfig {
+        Some(path) => path.clone(),
+        None => {
+            let (child, path) = start_cluster(&dir, p.pod_ready_delay).await?;
+            cluster = Some(child);
+            path
+        }
+    };
+    let (client, _) = sluice_controller::client::connect(Some(&cluster_kubeconfig), None).await?;
+    install_crds(&client).await?;
+    ensure_namespace(&client, NAMESPACE).await?;
+    let proxy = Proxy::start(client.clone()).await?;
+    let controller_kubeconfig = dir.join("controller.kubeconfig");
+    std::fs::write(&controller_kubeconfig, proxy.kubeconfig_yaml())?;
+    let rollouts: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &rollout_resource());
+    if !list_all(&rollouts).await?.is_empty() {
+        bail!("namespace {NAMESPACE} already holds Rollouts; delete them or use a fresh cluster");
+    }
+
+    // Idle: no Rollouts.
+    eprintln!("bench: idle controller");
+    let mut ctl = start_controller(
+        &dir,
+        &controller_kubeconfig,
+        "controller-idle.log",
+        false,
+        p.events,
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while proxy
+        .counts()
+        .0
+        .keys()
+        .filter(|k| k.starts_with("WATCH "))
+        .count()
+        < 2
+    {
+        if Instant::now() > deadline {
+            bail!(
+                "the controller opened no watches within 30 s (see {})",
+                dir.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let idle = Sampler::new(&ctl)?.mem();
+    report.add(
+        "idle: RSS",
+        mib(idle.rss_kib),
+        "MiB",
+        Target::AtMost(20.0),
+        "no Rollouts, watches open",
+    );
+    stop(&mut ctl).await;
+
+    // Cold start with N Rollouts present and never reconciled.
+    eprintln!("bench: creating {n} Rollouts");
+    let t = Instant::now();
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = rollouts.clone();
+            let obj: DynamicObject =
+                serde_json::from_value(rollout(i, p.replicas)).expect("a valid Rollout");
+            async move { api.create(&PostParams::default(), &obj).await.err() }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failed.first() {
+        bail!("{} Rollout creates failed; first: {e}", failed.len());
+    }
+    eprintln!(
+        "bench: created in {:.1} s; starting the controller",
+        t.elapsed().as_secs_f64()
+    );
+    let before = proxy.counts();
+    let start = Instant::now();
+    let mut ctl = start_controller(
+        &dir,
+        &controller_kubeconfig,
+        "controller.log",
+        false,
+        p.events,
+    )?;
+    let s = Sampler::new(&ctl)?;
+    let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, reconciled).await?;
+    report.add(
+        &format!("cold start: all {n} Rollouts reconciled once"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!("{count}/{n} reached; from process spawn; each first reconcile creates a ReplicaSet and writes status"),
+    );
+    let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, |ro| {
+        healthy(ro, p.replicas)
+    })
+    .await?;
+    report.add(
+        &format!("cold start: all {n} Rollouts Healthy"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{count}/{n} reached; bounded by the simulated kubelet ({} pods)",
+            n * p.replicas as usize
+        ),
+    );
+    let cold = proxy.counts().since(&before);
+    report.add(
+        "cold start: controller API writes per Rollout",
+        cold.writes() as f64 / n as f64,
+        "writes",
+        Target::None,
+        &cold.describe(),
+    );
+    report.add(
+        "cold start: CPU",
+        s.cpu(),
+        "CPU s",
+        Target::None,
+        "utime+stime of the controller",
+    );
+    let m = s.mem();
+    report.add(
+        "cold start: peak RSS (VmHWM)",
+        mib(m.hwm_kib),
+        "MiB",
+        Target::None,
+        "",
+    );
+
+    // Steady state.
+    eprintln!("bench: steady state for {:?}", p.steady);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let s = Sampler::new(&ctl)?;
+    let before = proxy.counts();
+    tokio::time::sleep(p.steady).await;
+    let steady = proxy.counts().since(&before);
+    let m = s.mem();
+    let limit = if n >= 10_000 { 256.0 } else { 64.0 };
+    report.add(
+        &format!("steady: RSS with {n} Rollouts"),
+        mib(m.rss_kib),
+        "MiB",
+        Target::AtMost(limit),
+        &format!("{} ReplicaSets cached", n),
+    );
+    report.add(
+        "steady: CPU",
+        s.cpu() / p.steady.as_secs_f64(),
+        "cores",
+        Target::None,
+        &format!("over {:.0} s", p.steady.as_secs_f64()),
+    );
+    report.add(
+        "steady: controller API requests/s",
+        steady.total() as f64 / p.steady.as_secs_f64(),
+        "req/s",
+        Target::None,
+        &steady.describe(),
+    );
+
+    // Mass image update: all N at once, until every Rollout is at its first pause.
+    eprintln!("bench: mass image update");
+    let s = Sampler::new(&ctl)?;
+    let before = proxy.counts();
+    let start = Instant::now();
+    let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": SECOND_IMAGE}]}}}});
+    patch_all(&rollouts, n, &patch, false).await?;
+    let patched = start.elapsed();
+    let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, at_first_pause).await?;
+    report.add(
+        &format!("mass update: all {n} Rollouts at their first pause"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{count}/{n} reached; the bench's {n} image patches took {:.1} s; includes new pods becoming Ready",
+            patched.as_secs_f64()
+        ),
+    );
+    let update = proxy.counts().since(&before);
+    report.add(
+        "mass update: controller API writes per Rollout (create RS + setWeight 20 + pause)",
+        update.writes() as f64 / n as f64,
+        "writes",
+        Target::AtMost(6.0),
+        &format!("--events {}: {}", p.events.as_str(), update.describe()),
+    );
+    let events = super::proxy::Counts(
+        update
+            .0
+            .iter()
+            .filter(|(k, _)| k.ends_with(" events"))
+            .map(|(k, n)| (k.clone(), *n))
+            .collect(),
+    )
+    .writes();
+    report.add(
+        "mass update: of which Events per Rollout",
+        events as f64 / n as f64,
+        "writes",
+        Target::None,
+        "one per transition the planner reports (created, updated, scaled, step completed, paused, ...) \
+         that the controller's --events level writes",
+    );
+    report.add(
+        "mass update: controller API requests per Rollout (all verbs)",
+        update.total() as f64 / n as f64,
+        "requests",
+        Target::None,
+        "",
+    );
+    report.add(
+        "mass update: CPU",
+        s.cpu(),
+        "CPU s",
+        Target::None,
+        "utime+stime during the phase",
+    );
+    let m = s.mem();
+    report.add(
+        "mass update: RSS at first pause",
+        mib(m.rss_kib),
+        "MiB",
+        Target::None,
+        "",
+    );
+    report.add(
+        "peak RSS so far (VmHWM)",
+        mib(m.hwm_kib),
+        "MiB",
+        Target::AtMost(limit),
+        "since process start",
+    );
+
+    // Reaction latency to promote and abort.
+    latency(&mut report, &client, &rollouts, &p).await?;
+
+    // A whole update of every Rollout through its three setWeight steps.
+    full_walk(&mut report, &rollouts, &proxy, &p).await?;
+
+    // Warm start: restart the controller with N Rollouts present.
+    eprintln!("bench: warm restart");
+    stop(&mut ctl).await;
+    let start = Instant::now();
+    let mut ctl = start_controller(
+        &dir,
+        &controller_kubeconfig,
+        "controller-restart.log",
+        true,
+        p.events,
+    )?;
+    let log = dir.join("controller-restart.log");
+    let deadline = Instant::now() + p.phase_timeout;
+    let mut reader = PlannedLog::new(&log);
+    let mut seen = 0;
+    while Instant::now() < deadline {
+        seen = reader.read_new();
+        if seen >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    report.add(
+        &format!("warm start: all {n} Rollouts reconciled once after restart"),
+        start.elapsed().as_secs_f64(),
+        "s",
+        Target::AtMost(5.0),
+        &format!("{seen}/{n} seen in the controller's debug log (\"planned\" per reconcile); from process spawn"),
+    );
+    let m = procfs::memory(&pid(&ctl)?).unwrap_or_default();
+    report.add(
+        "warm start: peak RSS (VmHWM)",
+        mib(m.hwm_kib),
+        "MiB",
+        Target::None,
+        "",
+    );
+    stop(&mut ctl).await;
+    if let Some(mut c) = cluster {
+        if let Some(m) = c.id().and_then(|id| procfs::memory(&id.to_string())) {
+            report.add(
+                "embedded cluster process: peak RSS",
+                mib(m.hwm_kib),
+                "MiB",
+                Target::None,
+                "for reference; all objects and pods",
+            );
+        }
+        stop(&mut c).await;
+    }
+    Ok(report)
+}
+
+/// Every Rollout walks a whole update, promoted at each pause: new image → first pause →
+/// promote → second pause → promote → completed. The controller's writes over the walk,
+/// per Rollout and per setWeight step, are the average the issue's "writes per setWeight
+/// step" target is about (the mass update's figure is the first step alone, which also
+/// creates the ReplicaSet and announces the new revision).
+async fn full_walk(
+    report: &mut Report,
+    rollouts: &Api<DynamicObject>,
+    proxy: &Proxy,
+    p: &Params,
+) -> anyhow::Result<()> {
+    let n = p.rollouts;
+    eprintln!("bench: every Rollout through a whole update");
+    let before = proxy.counts();
+    let start = Instant::now();
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": THIRD_IMAGE}]}}}});
+    let promote = json!({"status": {"pauseConditions": null}});
+    patch_all(rollouts, n, &image, false).await?;
+    let (_, first) = wait_all(rollouts, n, start, p.phase_timeout, |ro| paused_at(ro, 1)).await?;
+    patch_all(rollouts, n, &promote, true).await?;
+    let (_, second) = wait_all(rollouts, n, start, p.phase_timeout, |ro| paused_at(ro, 3)).await?;
+    patch_all(rollouts, n, &promote, true).await?;
+    let replicas = p.replicas;
+    let (took, done) = wait_all(rollouts, n, start, p.phase_timeout, |ro| {
+        completed(ro, replicas)
+    })
+    .await?;
+    let walk = proxy.counts().since(&before);
+    report.add(
+        &format!("whole update: all {n} Rollouts completed"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{first}/{n} at the first pause, {second}/{n} at the second, {done}/{n} completed; \
+             includes the bench's promotes"
+        ),
+    );
+    let per_step = walk.writes() as f64 / (n as f64 * SET_WEIGHT_STEPS as f64);
+    report.add(
+        "whole update: controller API writes per Rollout per setWeight step",
+        per_step,
+        "writes",
+        Target::AtMost(6.0),
+        &format!(
+            "--events {}: {} over {n} Rollouts x {SET_WEIGHT_STEPS} setWeight steps",
+            p.events.as_str(),
+            walk.describe()
+        ),
+    );
+    Ok(())
+}
+
+/// Names of the Rollouts the controller logged a plan for (its JSON debug log), read as
+/// the log grows. Only the new part of the file is read at each poll: re-reading and
+/// parsing the whole log (20,000 lines at 10,000 Rollouts) every 50 ms took CPU from the
+/// controller being timed on the same two cores.
+struct PlannedLog {
+    path: PathBuf,
+    offset: u64,
+    /// The end of the file read so far that is not a whole line yet.
+    partial: Vec<u8>,
+    names: BTreeSet<String>,
+}
+
+impl PlannedLog {
+    fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_path_buf(),
+            offset: 0,
+            partial: Vec::new(),
+            names: BTreeSet::new(),
+        }
+    }
+
+    /// Read what was appended since the last call; how many Rollouts have been planned.
+    fn read_new(&mut self) -> usize {
+        use std::io::{Read, Seek, SeekFrom};
+        let Ok(mut file) = std::fs::File::open(&self.path) else {
+            return self.names.len();
+        };
+        let mut fresh = Vec::new();
+        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut fresh).is_err()
+        {
+            return self.names.len();
+        }
+        self.offset += fresh.len() as u64;
+        self.partial.extend_from_slice(&fresh);
+        let whole = match self.partial.iter().rposition(|b| *b == b'\n') {
+            Some(end) => self.partial.drain(..=end).collect::<Vec<u8>>(),
+            None => return self.names.len(),
+        };
+        self.names
+            .extend(planned_names(&String::from_utf8_lossy(&whole)));
+        self.names.len()
+    }
+}
+
+/// The Rollout of every "planned" line of a JSON debug log.
+fn planned_names(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .filter(|l| l.contains("\"planned\""))
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["span"]["rollout"].as_str().map(str::to_string))
+}
+
+/// Time from a promote/abort status patch to the controller's next ReplicaSet spec write
+/// for that Rollout, seen on a watch the bench holds directly on the API server.
+async fn latency(
+    report: &mut Report,
+    client: &kube::Client,
+    rollouts: &Api<DynamicObject>,
+    p: &Params,
+) -> anyhow::Result<()> {
+    if p.replicas < 2 {
+        report.add(
+            "reaction latency",
+            f64::NAN,
+            "ms",
+            Target::None,
+            "skipped: needs --replicas >= 2 so a promote scales a ReplicaSet",
+        );
+        return Ok(());
+    }
+    let paused: Vec<String> = list_all(rollouts)
+        .await?
+        .iter()
+        .filter(|ro| at_first_pause(ro))
+        .filter_map(|ro| ro.metadata.name.clone())
+        .collect();
+    let samples = p.samples.min(paused.len());
+    eprintln!("bench: reaction latency over {samples} samples");
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = rs_api.list(&ListParams::default()).await?;
+    let mut generations: HashMap<String, i64> = list
+        .items
+        .iter()
+        .filter_map(|rs| {
+            Some((
+                rs.metadata.name.clone()?,
+                rs.metadata.generation.unwrap_or(0),
+            ))
+        })
+        .collect();
+    let rv = list.metadata.resource_version.unwrap_or_default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let stream = rs_api
+        .watch(&WatchParams::default().timeout(290), &rv)
+        .await?;
+    let watcher = tokio::spawn(async move {
+        let mut stream = stream.boxed();
+        while let Some(Ok(ev)) = stream.next().await {
+            let at = Instant::now();
+            let rs = match ev {
+                WatchEvent::Added(rs) | WatchEvent::Modified(rs) => rs,
+                _ => continue,
+            };
+            let name = rs.metadata.name.clone().unwrap_or_default();
+            let generation = rs.metadata.generation.unwrap_or(0);
+            // Status updates from the ReplicaSet controller do not bump the generation;
+            // only a spec write (the Rollout controller's scale) or a create does.
+            let prev = generations.insert(name, generation);
+            if prev.is_some_and(|g| g >= generation) {
+                continue;
+            }
+            let owner = rs
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.name)
+                .unwrap_or_default();
+            if tx.send((owner, at)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut timeouts = 0;
+    for (i, name) in paused.iter().take(samples).enumerate() {
+        let poke = if i % 2 == 0 {
+            Poke::Promote
+        } else {
+            Poke::Abort
+        };
+        while rx.try_recv().is_ok() {}
+        let body = match poke {
+            Poke::Promote => json!({"status": {"pauseConditions": null}}),
+            Poke::Abort => json!({"status": {"abort": true}}),
+        };
+        let sent = Instant::now();
+        rollouts
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .with_context(|| format!("patching {name}"))?;
+        let accepted = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((owner, at))) if &owner == name => break Some(at),
+                Ok(Some(_)) => continue,
+                _ => break None,
+            }
+        };
+        match seen {
+            Some(at) => {
+                let key = match poke {
+                    Poke::Promote => "promote",
+                    Poke::Abort => "abort",
+                };
+                // From the patch's acceptance (its response); a write seen earlier than
+                // that counts from the send.
+                let from = if at < accepted { sent } else { accepted };
+                results
+                    .entry(key)
+                    .or_default()
+                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
+            }
+            None => timeouts += 1,
+        }
+    }
+    watcher.abort();
+    let mut all: Vec<f64> = results.values().flatten().copied().collect();
+    for (key, mut v) in results {
+        if let Some((mean, p50, p99)) = summary(&mut v) {
+            let note = format!("{} samples, mean {mean:.1} ms", v.len());
+            report.add(
+                &format!("{key} → ReplicaSet write: p50"),
+                p50,
+                "ms",
+                Target::None,
+                &note,
+            );
+            report.add(
+                &format!("{key} → ReplicaSet write: p99"),
+                p99,
+                "ms",
+                Target::AtMost(100.0),
+                "",
+            );
+        }
+    }
+    if let Some((mean, p50, p99)) = summary(&mut all) {
+        let note = format!(
+            "{} samples ({timeouts} timed out at 10 s), mean {mean:.1} ms, {} Rollouts present",
+            all.len(),
+            p.rollouts
+        );
+        report.add(
+            "promote+abort → ReplicaSet write: p50",
+            p50,
+            "ms",
+            Target::None,
+            &note,
+        );
+        report.add(
+            "promote+abort → ReplicaSet write: p99",
+            p99,
+            "ms",
+            Target::AtMost(100.0),
+            "",
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn planned(name: &str) -> String {
+        format!(
+            "{{\"message\":\"planned\",\"span\":{{\"rollout\":\"{name}\",\"name\":\"reconcile\"}}}}\n"
+        )
+    }
+
+    #[test]
+    fn the_planned_log_is_read_as_it_grows_including_a_line_cut_in_two() {
+        let dir = std::env::temp_dir().join(format!("sluice-planned-log-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("controller.log");
+        let mut file = std::fs::File::create(&path).expect("log file");
+        let mut reader = PlannedLog::new(&path);
+        assert_eq!(reader.read_new(), 0);
+        let second = planned("ro-2");
+        let (head, tail) = second.split_at(20);
+        write!(
+            file,
+            "{}{{\"message\":\"applied\"}}\n{head}",
+            planned("ro-1")
+        )
+        .expect("write");
+        assert_eq!(reader.read_new(), 1, "the cut line is not counted yet");
+        write!(file, "{tail}{}", planned("ro-1")).expect("write");
+        assert_eq!(reader.read_new(), 2, "ro-2 completed; ro-1 counted once");
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -1,0 +1,184 @@
+//! `sluice bench`: how fast and how small Sluice is, measured (never asserted in tests).
+//!
+//! - [`planner`]: time per call of the pure planner.
+//! - [`cluster`]: the embedded API server's throughput and memory.
+//! - [`controller`]: the `sluice controller` process under 1,000+ Rollouts (memory, CPU,
+//!   reaction latency, throughput, start-up), through a counting [`proxy`].
+//! - [`analysis`]: how many concurrent AnalysisRuns one controller measures on time.
+//!
+//! Every run is bounded in count and time and talks only to 127.0.0.1 unless given a
+//! kubeconfig. Results print as a table and, with `--json`, are written as JSON.
+
+pub mod analysis;
+pub mod cluster;
+pub mod controller;
+pub mod planner;
+pub mod procfs;
+pub mod proxy;
+pub mod report;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+
+/// Flags of `sluice bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Also write the results as JSON to PATH.
+    #[arg(long, global = true)]
+    pub json: Option<PathBuf>,
+    #[command(subcommand)]
+    pub kind: BenchKind,
+}
+
+/// Which benchmark `sluice bench` runs.
+#[derive(Debug, Subcommand, Clone)]
+pub enum BenchKind {
+    /// Time per call of the pure planner (10-step Rollout with 10 ReplicaSets, and others).
+    Planner {
+        /// Timed calls per shape.
+        #[arg(long, default_value_t = 20_000)]
+        iterations: usize,
+    },
+    /// Throughput of the embedded API server (mixed reads/writes, open watches) and its memory.
+    Cluster {
+        /// ConfigMaps stored before the mixed workload starts.
+        #[arg(long, default_value_t = 10_000)]
+        objects: usize,
+        /// Concurrent clients.
+        #[arg(long, default_value_t = 8)]
+        clients: usize,
+        /// Open watches on the ConfigMaps during the mixed workload.
+        #[arg(long, default_value_t = 100)]
+        watches: usize,
+        /// Length of the mixed workload.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// The `sluice controller` process under N Rollouts: memory, CPU, latency, throughput, start-up.
+    Controller {
+        /// Rollouts to create (each a 5-step canary).
+        #[arg(long, default_value_t = 1000)]
+        rollouts: usize,
+        /// Replicas per Rollout (0 keeps the simulated kubelet out of the way; 2 or more is
+        /// needed for the promote latency).
+        #[arg(long, default_value_t = 2)]
+        replicas: i32,
+        /// Promote/abort latency samples (alternating).
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
+        /// Pod ready delay of the embedded cluster the bench starts.
+        #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
+        pod_ready_delay: std::time::Duration,
+        /// Give up on a phase (all reconciled, all healthy, all paused) after this long.
+        #[arg(long, default_value = "180s", value_parser = parse_duration_arg)]
+        phase_timeout: std::time::Duration,
+        /// Length of the steady-state window.
+        #[arg(long, default_value_t = 10)]
+        steady_seconds: u64,
+        /// Benchmark against this cluster instead of starting `sluice cluster`.
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// The `--events` level the benchmarked controller runs with.
+        #[arg(long, value_enum, default_value_t = sluice_controller::events::EventLevel::All)]
+        events: sluice_controller::events::EventLevel,
+    },
+    /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
+    /// controller measures within 100 ms of their due time.
+    Analysis {
+        /// Concurrent AnalysisRuns; a comma-separated list runs a sweep (`250,500,1000`), each
+        /// step with a fresh controller.
+        #[arg(long, value_delimiter = ',', default_value = "1000")]
+        runs: Vec<usize>,
+        /// Measurements per run (one per second).
+        #[arg(long, default_value_t = 10)]
+        count: u32,
+        /// Give up on a step this long after its runs should have finished.
+        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+        phase_timeout: std::time::Duration,
+        /// Pace the creates evenly over this long (`0s`: all at once, the worst case of
+        /// every run measured in the same instant each second).
+        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        spread: std::time::Duration,
+        /// Let the controller talk to the API server directly instead of through the
+        /// counting proxy (no request counts, one loopback hop less).
+        #[arg(long)]
+        direct: bool,
+        /// Benchmark against this cluster instead of starting `sluice cluster` (the
+        /// controller runs here, so it reaches the bench's metric server on 127.0.0.1).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+    },
+}
+
+fn parse_duration_arg(value: &str) -> Result<Duration, String> {
+    sluice_api::common::parse_duration(value).map_err(|e| e.to_string())
+}
+
+/// `sluice bench <kind>`.
+pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
+    let report = match &args.kind {
+        BenchKind::Planner { iterations } => planner::run(*iterations),
+        BenchKind::Cluster {
+            objects,
+            clients,
+            watches,
+            seconds,
+        } => {
+            cluster::run(cluster::Params {
+                objects: (*objects).min(200_000),
+                clients: (*clients).clamp(1, 256),
+                watches: (*watches).min(1000),
+                duration: Duration::from_secs((*seconds).clamp(1, 300)),
+            })
+            .await?
+        }
+        BenchKind::Controller {
+            rollouts,
+            replicas,
+            samples,
+            pod_ready_delay,
+            phase_timeout,
+            steady_seconds,
+            kubeconfig,
+            events,
+        } => {
+            controller::run(controller::Params {
+                rollouts: (*rollouts).clamp(1, 100_000),
+                replicas: (*replicas).clamp(0, 10),
+                samples: *samples,
+                pod_ready_delay: *pod_ready_delay,
+                phase_timeout: *phase_timeout,
+                steady: Duration::from_secs((*steady_seconds).clamp(1, 600)),
+                kubeconfig: kubeconfig.clone(),
+                events: *events,
+            })
+            .await?
+        }
+        BenchKind::Analysis {
+            runs,
+            count,
+            phase_timeout,
+            spread,
+            direct,
+            kubeconfig,
+        } => {
+            analysis::run(analysis::Params {
+                runs: runs.iter().map(|n| (*n).clamp(1, 20_000)).collect(),
+                count: (*count).clamp(2, 120),
+                phase_timeout: *phase_timeout,
+                spread: (*spread).min(Duration::from_secs(60)),
+                direct: *direct,
+                kubeconfig: kubeconfig.clone(),
+            })
+            .await?
+        }
+    };
+    println!("{}", report.table());
+    if let Some(path) = &args.json {
+        report.write_json(path)?;
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}

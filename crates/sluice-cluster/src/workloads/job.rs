@@ -1,0 +1,671 @@
+//! The Job controller (batch/v1): runs a Job's Pods to completion or failure, with the
+//! Kubernetes 1.33 condition sequence.
+//!
+//! - Pods are named `<job>-<5 random chars>`, carry the template labels plus
+//!   `batch.kubernetes.io/controller-uid`, `batch.kubernetes.io/job-name`, `controller-uid`
+//!   and `job-name`, and a controller owner reference to the Job.
+//! - Up to `parallelism` (default 1) Pods run at once until `completions` Pods succeeded
+//!   (both unset: 1 and 1; only `parallelism` set: a work queue, done when a Pod succeeded
+//!   and none is still running). Failed Pods are replaced at once (no back-off delay).
+//! - Failure: more failed Pods than `backoffLimit` (default 6) — counting container restarts
+//!   under `restartPolicy: OnFailure`, as upstream — or `activeDeadlineSeconds` exceeded.
+//! - As in 1.31+: the Job first gets the interim condition (`SuccessCriteriaMet`, reason
+//!   `CompletionsReached`, or `FailureTarget`, reason `BackoffLimitExceeded` /
+//!   `DeadlineExceeded`), remaining Pods are deleted, and only once no Pod is running or
+//!   terminating does it get `Complete` (with `completionTime`) or `Failed`.
+//! - `spec.suspend` deletes running Pods and sets `Suspended`; resuming clears it.
+//! - `status`: active, ready, succeeded, failed, terminating, startTime. Indexed completion
+//!   mode, pod failure/success policies and pod finalizer tracking are not implemented.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::{Value, json};
+
+use super::informer::{Cache, ObjectKey};
+use super::pod_state::{
+    controller_ref, deletion_order, is_active, is_ready, is_terminal, is_terminating, phase,
+    restart_count,
+};
+use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
+use super::reflects::{WriteMemo, reflects};
+use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::time::{from_time, to_time};
+
+/// The Job controller's decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub changes: Vec<PodChange>,
+    /// The status to write, when it differs from the stored one.
+    pub status: Option<JobStatus>,
+    /// When `activeDeadlineSeconds` expires.
+    pub requeue_at: Option<DateTime<Utc>>,
+}
+
+fn has_condition(conds: &[JobCondition], type_: &str) -> bool {
+    conds.iter().any(|c| c.type_ == type_ && c.status == "True")
+}
+
+fn job_condition(
+    type_: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: DateTime<Utc>,
+) -> JobCondition {
+    JobCondition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_probe_time: Some(to_time(now)),
+        last_transition_time: Some(to_time(now)),
+    }
+}
+
+/// Replaces the condition of the same type unless it already says the same thing.
+fn set_condition(conds: &mut Vec<JobCondition>, cond: JobCondition) {
+    match conds.iter_mut().find(|c| c.type_ == cond.type_) {
+        Some(c) if c.status == cond.status && c.reason == cond.reason => {}
+        Some(c) => *c = cond,
+        None => conds.push(cond),
+    }
+}
+
+/// Decides Pod creations/deletions and the status of `job` given the Pods it controls.
+/// `manage` is false while earlier Pod writes are not yet visible in the cache.
+pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> Plan {
+    let mut changes = Vec::new();
+    let current = job.status.clone().unwrap_or_default();
+    let mut conds = current.conditions.clone().unwrap_or_default();
+    let idle = Plan {
+        changes: Vec::new(),
+        status: None,
+        requeue_at: None,
+    };
+    if job.metadata.deletion_timestamp.is_some()
+        || has_condition(&conds, "Complete")
+        || has_condition(&conds, "Failed")
+    {
+        return idle;
+    }
+    let spec = job.spec.clone().unwrap_or_default();
+    let parallelism = spec.parallelism.unwrap_or(1).max(0);
+    let completions = match (spec.completions, spec.parallelism) {
+        (Some(c), _) => Some(c.max(0)),
+        (None, None) => Some(1),
+        (None, Some(_)) => None,
+    };
+    let backoff_limit = spec.backoff_limit.unwrap_or(6).max(0);
+    let on_failure = spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.restart_policy.as_deref())
+        == Some("OnFailure");
+    let suspended = spec.suspend == Some(true);
+
+    let mut active: Vec<&Pod> = pods
+        .iter()
+        .map(|p| p.as_ref())
+        .filter(|p| is_active(p))
+        .collect();
+    let terminating = pods
+        .iter()
+        .filter(|p| is_terminating(p) && !is_terminal(p))
+        .count() as i32;
+    let count = |ph: &str| pods.iter().filter(|p| phase(p) == ph).count() as i32;
+    // Pods may be deleted after they finished; the recorded counts never go down.
+    let succeeded = count("Succeeded").max(current.succeeded.unwrap_or(0));
+    let failed = count("Failed").max(current.failed.unwrap_or(0));
+    let restarts: i32 = if on_failure {
+        active.iter().map(|p| restart_count(p)).sum()
+    } else {
+        0
+    };
+    let start_time = current
+        .start_time
+        .clone()
+        .or_else(|| (!suspended).then(|| to_time(now)));
+
+    let finishing = conds
+        .iter()
+        .find(|c| {
+            (c.type_ == "FailureTarget" || c.type_ == "SuccessCriteriaMet") && c.status == "True"
+        })
+        .cloned();
+    let finishing = finishing.or_else(|| {
+        let past_deadline = spec
+            .active_deadline_seconds
+            .zip(start_time.as_ref())
+            .is_some_and(|(secs, start)| from_time(start) + chrono::Duration::seconds(secs) <= now);
+        // Under OnFailure, restarts of running Pods count against the limit (as upstream).
+        let restarts_exceed = on_failure
+            && if backoff_limit == 0 {
+                restarts > 0
+            } else {
+                restarts >= backoff_limit
+            };
+        let cond = if failed > backoff_limit || restarts_exceed {
+            job_condition(
+                "FailureTarget",
+                "True",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+                now,
+            )
+        } else if past_deadline {
+            job_condition(
+                "FailureTarget",
+                "True",
+                "DeadlineExceeded",
+                "Job was active longer than specified deadline",
+                now,
+            )
+        } else if match completions {
+            Some(c) => succeeded >= c,
+            None => succeeded > 0 && active.is_empty(),
+        } {
+            job_condition(
+                "SuccessCriteriaMet",
+                "True",
+                "CompletionsReached",
+                "Reached expected number of succeeded pods",
+                now,
+            )
+        } else {
+            return None;
+        };
+        set_condition(&mut conds, cond.clone());
+        Some(cond)
+    });
+
+    let mut completion_time = current.completion_time.clone();
+    if let Some(interim) = finishing {
+        for p in &active {
+            changes.push(PodChange::Delete(p.name_any()));
+        }
+        if active.is_empty() && terminating == 0 {
+            let final_type = if interim.type_ == "SuccessCriteriaMet" {
+                completion_time = Some(to_time(now));
+                "Complete"
+            } else {
+                "Failed"
+            };
+            set_condition(
+                &mut conds,
+                job_condition(
+                    final_type,
+                    "True",
+                    interim.reason.as_deref().unwrap_or_default(),
+                    interim.message.as_deref().unwrap_or_default(),
+                    now,
+                ),
+            );
+        }
+        if !manage {
+            changes.clear();
+        }
+    } else if suspended {
+        for p in &active {
+            changes.push(PodChange::Delete(p.name_any()));
+        }
+        set_condition(
+            &mut conds,
+            job_condition("Suspended", "True", "JobSuspended", "Job suspended", now),
+        );
+        if !manage {
+            changes.clear();
+        }
+    } else {
+        if has_condition(&conds, "Suspended") {
+            set_condition(
+                &mut conds,
+                job_condition("Suspended", "False", "JobResumed", "Job resumed", now),
+            );
+        }
+        let wanted = match completions {
+            Some(c) => parallelism.min(c - succeeded).max(0),
+            // A work queue after its first success: leave running Pods running.
+            None if succeeded > 0 => active.len() as i32,
+            None => parallelism,
+        } as usize;
+        if manage && active.len() < wanted {
+            let owner = controller_ref("batch/v1", "Job", &job.metadata);
+            let uid = job.metadata.uid.clone().unwrap_or_default();
+            let name = job.name_any();
+            let labels = [
+                ("batch.kubernetes.io/controller-uid", uid.as_str()),
+                ("batch.kubernetes.io/job-name", name.as_str()),
+                ("controller-uid", uid.as_str()),
+                ("job-name", name.as_str()),
+            ];
+            let ns = job.namespace().unwrap_or_default();
+            for _ in 0..(wanted - active.len()).min(BURST) {
+                changes.push(PodChange::Create(Box::new(pod_from_template(
+                    &spec.template,
+                    &ns,
+                    &format!("{name}-"),
+                    owner.clone(),
+                    &labels,
+                ))));
+            }
+        } else if manage && active.len() > wanted {
+            active.sort_by(|a, b| deletion_order(a, b));
+            for p in active.iter().take(active.len() - wanted) {
+                changes.push(PodChange::Delete(p.name_any()));
+            }
+        }
+    }
+    // Pods deleted by this pass count as terminating, as upstream reports them.
+    let deleted: Vec<&str> = changes
+        .iter()
+        .filter_map(|c| match c {
+            PodChange::Delete(n) => Some(n.as_str()),
+            PodChange::Create(_) | PodChange::Adopt { .. } => None,
+        })
+        .collect();
+    let created = changes
+        .iter()
+        .filter(|c| matches!(c, PodChange::Create(_)))
+        .count();
+    let remaining: Vec<&&Pod> = active
+        .iter()
+        .filter(|p| !deleted.contains(&p.name_any().as_str()))
+        .collect();
+
+    let done = has_condition(&conds, "Complete") || has_condition(&conds, "Failed");
+    let requeue_at = if done {
+        None
+    } else {
+        spec.active_deadline_seconds
+            .zip(start_time.as_ref())
+            .map(|(secs, start)| from_time(start) + chrono::Duration::seconds(secs))
+    };
+    let status = JobStatus {
+        active: Some((remaining.len() + created) as i32),
+        ready: Some(remaining.iter().filter(|p| is_ready(p)).count() as i32),
+        succeeded: Some(succeeded),
+        failed: Some(failed),
+        terminating: Some(terminating + deleted.len() as i32),
+        start_time,
+        completion_time,
+        conditions: (!conds.is_empty()).then_some(conds),
+        ..Default::default()
+    };
+    let changed = !reflects(
+        &serde_json::to_value(&current).unwrap_or_default(),
+        &status_patch_body(&status),
+    );
+    Plan {
+        changes,
+        status: changed.then_some(status),
+        requeue_at,
+    }
+}
+
+fn status_patch_body(s: &JobStatus) -> Value {
+    json!({
+        "active": s.active.unwrap_or(0),
+        "ready": s.ready.unwrap_or(0),
+        "succeeded": s.succeeded.unwrap_or(0),
+        "failed": s.failed.unwrap_or(0),
+        "terminating": s.terminating.unwrap_or(0),
+        "startTime": s.start_time,
+        "completionTime": s.completion_time,
+        "conditions": s.conditions,
+    })
+}
+
+/// Shared state of the Job controller.
+pub struct Context {
+    pub client: kube::Client,
+    pub jobs: Arc<Cache<Job>>,
+    pub pods: Arc<Cache<Pod>>,
+    pub expectations: Expectations,
+    /// Status writes not yet seen in the cache.
+    pub writes: WriteMemo,
+}
+
+/// Observes, plans and applies one Job.
+pub async fn reconcile(
+    key: ObjectKey,
+    ctx: Arc<Context>,
+) -> Result<Option<Duration>, WorkloadsError> {
+    let Some(job) = ctx.jobs.get(&key) else {
+        ctx.expectations.forget(&key);
+        ctx.writes.forget(&key);
+        return Ok(None);
+    };
+    let pods = ctx
+        .pods
+        .owned_by(job.metadata.uid.as_deref().unwrap_or_default());
+    ctx.writes
+        .seen(&key, job.metadata.resource_version.as_deref());
+    let manage = ctx.expectations.satisfied(&key, &ctx.pods);
+    let now = Utc::now();
+    let decision = plan(&job, &pods, now, manage);
+    let mut error = None;
+    if !decision.changes.is_empty() {
+        let applied = pod_writer::apply(&ctx.client, &key.namespace, decision.changes).await;
+        ctx.expectations
+            .expect(&key, &applied.created, &applied.deleted);
+        error = applied.error;
+    }
+    if let Some(status) = &decision.status {
+        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
+        let body = json!({ "status": status_patch_body(status) });
+        let cached_rv = job.metadata.resource_version.as_deref();
+        match if ctx.writes.in_flight(&key, &body, cached_rv) {
+            Ok(None)
+        } else {
+            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+                .map(Some)
+        } {
+            Ok(None) => {}
+            Ok(Some(written)) => ctx
+                .writes
+                .record(&key, &body, written.metadata.resource_version),
+            Err(e) if is_not_found(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(decision
+        .requeue_at
+        .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pod_state::fixtures::*;
+    use super::*;
+    use k8s_openapi::api::batch::v1::JobSpec;
+    use k8s_openapi::api::core::v1::{ContainerStatus, PodSpec, PodStatus, PodTemplateSpec};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn job(completions: Option<i32>, parallelism: Option<i32>, backoff: i32) -> Job {
+        Job {
+            metadata: ObjectMeta {
+                name: Some("pi".into()),
+                namespace: Some("ns".into()),
+                uid: Some("job-uid".into()),
+                ..Default::default()
+            },
+            spec: Some(JobSpec {
+                completions,
+                parallelism,
+                backoff_limit: Some(backoff),
+                template: PodTemplateSpec {
+                    metadata: Some(ObjectMeta {
+                        labels: Some([("app".to_string(), "pi".to_string())].into()),
+                        ..Default::default()
+                    }),
+                    spec: Some(PodSpec {
+                        restart_policy: Some("Never".into()),
+                        ..Default::default()
+                    }),
+                },
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn on_failure(mut j: Job) -> Job {
+        j.spec
+            .as_mut()
+            .unwrap()
+            .template
+            .spec
+            .as_mut()
+            .unwrap()
+            .restart_policy = Some("OnFailure".into());
+        j
+    }
+
+    fn running(name: &str) -> Arc<Pod> {
+        Arc::new(with_phase(pod(name, "job-uid", 0), "Running"))
+    }
+    fn succeeded(name: &str) -> Arc<Pod> {
+        Arc::new(with_phase(pod(name, "job-uid", 0), "Succeeded"))
+    }
+    fn failed(name: &str) -> Arc<Pod> {
+        Arc::new(with_phase(pod(name, "job-uid", 0), "Failed"))
+    }
+    fn restarted(name: &str, restarts: i32) -> Arc<Pod> {
+        let mut p = with_phase(pod(name, "job-uid", 0), "Running");
+        p.status
+            .get_or_insert_with(PodStatus::default)
+            .container_statuses = Some(vec![ContainerStatus {
+            name: "main".into(),
+            restart_count: restarts,
+            ..Default::default()
+        }]);
+        Arc::new(p)
+    }
+
+    /// (creates, deletes, conditions that are True, in order)
+    type Outcome = (usize, usize, Vec<String>);
+
+    fn outcome(p: &Plan) -> Outcome {
+        let creates = p
+            .changes
+            .iter()
+            .filter(|c| matches!(c, PodChange::Create(_)))
+            .count();
+        let conds = p
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| c.status == "True")
+            .map(|c| c.type_)
+            .collect();
+        (creates, p.changes.len() - creates, conds)
+    }
+
+    fn conds(v: &[&str]) -> Vec<String> {
+        v.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn golden_job_outcomes() {
+        let cases: Vec<(&str, Job, Vec<Arc<Pod>>, Outcome)> = vec![
+            (
+                "a new job starts one pod",
+                job(None, None, 6),
+                vec![],
+                (1, 0, conds(&[])),
+            ),
+            (
+                "parallelism caps running pods",
+                job(Some(5), Some(2), 6),
+                vec![],
+                (2, 0, conds(&[])),
+            ),
+            (
+                "remaining completions cap running pods",
+                job(Some(3), Some(2), 6),
+                vec![succeeded("a"), succeeded("b"), running("c")],
+                (0, 0, conds(&[])),
+            ),
+            (
+                "a failed pod is replaced within the backoff limit",
+                job(Some(1), None, 1),
+                vec![failed("a")],
+                (1, 0, conds(&[])),
+            ),
+            (
+                "success completes at once when nothing runs",
+                job(Some(2), None, 6),
+                vec![succeeded("a"), succeeded("b")],
+                (0, 0, conds(&["SuccessCriteriaMet", "Complete"])),
+            ),
+            (
+                "success first deletes lingering pods",
+                job(Some(1), Some(2), 6),
+                vec![succeeded("a"), running("b")],
+                (0, 1, conds(&["SuccessCriteriaMet"])),
+            ),
+            (
+                "too many failures fail the job",
+                job(Some(1), None, 1),
+                vec![failed("a"), failed("b")],
+                (0, 0, conds(&["FailureTarget", "Failed"])),
+            ),
+            (
+                "backoff limit 0 fails on the first failure",
+                job(Some(1), None, 0),
+                vec![failed("a")],
+                (0, 0, conds(&["FailureTarget", "Failed"])),
+            ),
+            (
+                "OnFailure restarts count toward the limit",
+                on_failure(job(Some(1), None, 2)),
+                vec![restarted("a", 2)],
+                (0, 1, conds(&["FailureTarget"])),
+            ),
+            (
+                "OnFailure restarts below the limit keep running",
+                on_failure(job(Some(1), None, 2)),
+                vec![restarted("a", 1)],
+                (0, 0, conds(&[])),
+            ),
+            (
+                "work queue waits for running pods after a success",
+                job(None, Some(2), 6),
+                vec![succeeded("a"), running("b")],
+                (0, 0, conds(&[])),
+            ),
+            (
+                "work queue completes when all stopped",
+                job(None, Some(2), 6),
+                vec![succeeded("a"), failed("b")],
+                (0, 0, conds(&["SuccessCriteriaMet", "Complete"])),
+            ),
+        ];
+        for (name, j, pods, want) in cases {
+            assert_eq!(outcome(&plan(&j, &pods, t(0), true)), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn job_pods_carry_job_labels_and_owner() {
+        let p = plan(&job(None, None, 6), &[], t(0), true);
+        let PodChange::Create(pod) = &p.changes[0] else {
+            panic!("expected a create");
+        };
+        let labels = pod.labels();
+        assert_eq!(labels.get("job-name").map(String::as_str), Some("pi"));
+        assert_eq!(
+            labels
+                .get("batch.kubernetes.io/controller-uid")
+                .map(String::as_str),
+            Some("job-uid")
+        );
+        assert_eq!(labels.get("app").map(String::as_str), Some("pi"));
+        assert_eq!(pod.metadata.generate_name.as_deref(), Some("pi-"));
+        let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.controller), ("Job", Some(true)));
+        let status = p.status.unwrap();
+        assert_eq!(
+            (status.active, status.start_time),
+            (Some(1), Some(to_time(t(0))))
+        );
+    }
+
+    #[test]
+    fn completion_waits_for_terminating_pods_then_sets_completion_time() {
+        let mut j = job(Some(1), Some(2), 6);
+        let first = plan(&j, &[succeeded("a"), running("b")], t(0), true);
+        j.status = first.status;
+        let terminating = Arc::new(deleting(with_phase(pod("b", "job-uid", 0), "Running")));
+        let second = plan(&j, &[succeeded("a"), terminating], t(1), true);
+        if let Some(s) = second.status {
+            j.status = Some(s);
+        }
+        let has = |j: &Job, type_: &str| {
+            has_condition(
+                j.status.as_ref().unwrap().conditions.as_ref().unwrap(),
+                type_,
+            )
+        };
+        assert!(has(&j, "SuccessCriteriaMet") && !has(&j, "Complete"));
+        let done = plan(&j, &[succeeded("a")], t(2), true);
+        let status = done.status.unwrap();
+        assert_eq!(status.completion_time, Some(to_time(t(2))));
+        let complete = status
+            .conditions
+            .unwrap()
+            .into_iter()
+            .find(|c| c.type_ == "Complete")
+            .unwrap();
+        assert_eq!(complete.reason.as_deref(), Some("CompletionsReached"));
+    }
+
+    #[test]
+    fn active_deadline_fails_the_job_at_the_right_time() {
+        let mut j = job(Some(1), None, 6);
+        j.spec.as_mut().unwrap().active_deadline_seconds = Some(10);
+        let start = plan(&j, &[], t(0), true);
+        assert_eq!(start.requeue_at, Some(t(10)));
+        j.status = start.status;
+        let early = plan(&j, &[running("a")], t(9), true);
+        assert_eq!(outcome(&early).2, conds(&[]));
+        let late = plan(&j, &[running("a")], t(10), true);
+        assert_eq!(outcome(&late), (0, 1, conds(&["FailureTarget"])));
+        let reason = late.status.unwrap().conditions.unwrap()[0].reason.clone();
+        assert_eq!(reason.as_deref(), Some("DeadlineExceeded"));
+    }
+
+    #[test]
+    fn failed_condition_carries_the_backoff_reason() {
+        let p = plan(&job(Some(1), None, 0), &[failed("a")], t(0), true);
+        let conds = p.status.unwrap().conditions.unwrap();
+        let failed = conds.iter().find(|c| c.type_ == "Failed").unwrap();
+        assert_eq!(
+            (failed.reason.as_deref(), failed.message.as_deref()),
+            (
+                Some("BackoffLimitExceeded"),
+                Some("Job has reached the specified backoff limit")
+            )
+        );
+    }
+
+    #[test]
+    fn suspended_jobs_stop_their_pods() {
+        let mut j = job(Some(1), None, 6);
+        j.spec.as_mut().unwrap().suspend = Some(true);
+        let p = plan(&j, &[running("a")], t(0), true);
+        assert_eq!(outcome(&p), (0, 1, conds(&["Suspended"])));
+        assert_eq!(p.status.unwrap().start_time, None);
+    }
+
+    #[test]
+    fn finished_jobs_are_left_alone_and_unchanged_status_is_not_rewritten() {
+        let mut j = job(Some(1), None, 6);
+        j.status = plan(&j, &[succeeded("a")], t(0), true).status;
+        let later = plan(&j, &[succeeded("a")], t(5), true);
+        assert_eq!((later.changes, later.status), (vec![], None));
+
+        let mut j = job(Some(1), None, 6);
+        j.status = plan(&j, &[running("a")], t(0), true).status;
+        assert_eq!(plan(&j, &[running("a")], t(3), true).status, None);
+    }
+
+    #[test]
+    fn unmet_expectations_freeze_pod_counts() {
+        let p = plan(&job(Some(3), Some(3), 6), &[], t(0), false);
+        assert!(p.changes.is_empty());
+    }
+}

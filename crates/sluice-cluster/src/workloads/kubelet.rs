@@ -1,0 +1,834 @@
+//! The simulated kubelet: moves every Pod through the lifecycle a real node would, without
+//! running anything.
+//!
+//! # Lifecycle
+//! A Pod first seen at `T` is `Pending` (containers waiting, `ContainerCreating`) until
+//! `T + pod_start_delay`; it is then `Running` with a `podIP` in 10.0.0.0/8, a `startTime`
+//! and running containers that are not ready; `pod_ready_delay` later its containers become
+//! ready and the `ContainersReady` and `Ready` conditions turn True.
+//!
+//! # Failure conventions
+//! - Annotation `sluice.dev/simulate: never-ready` on the Pod, or an image whose tag ends in
+//!   `:never-ready`, keeps the Pod (or that container) `Running` but never ready.
+//! - Annotation `sluice.dev/simulate: crash-loop`, or an image tag ending in `:crash-loop`,
+//!   makes the container crash as soon as it starts: it waits in `CrashLoopBackOff` with its
+//!   `restartCount` increasing (back-off `pod_ready_delay` (at least 100 ms) doubling up to
+//!   5 minutes) and is never ready. With `restartPolicy: Never` the Pod fails instead.
+//! - Pods with `restartPolicy: Never` or `OnFailure` (Jobs) run their containers' `command` +
+//!   `args` *interpreted, never executed* (see [`super::script`]): `sleep N` takes N seconds,
+//!   `exit N` ends with exit code N; a script without `sleep` finishes after
+//!   `pod_ready_delay`. When every container has finished the Pod is `Succeeded` (all exit
+//!   codes 0) or `Failed`. Under `OnFailure` a failing container is restarted in place
+//!   instead (restartCount increases, same back-off), as a real kubelet does.
+//! - Pods with `restartPolicy: Always` (the default) keep running whatever their command.
+//!
+//! Init containers are not simulated (the Pod reports `Initialized`). A Pod being deleted
+//! is confirmed at once (deleted with grace period 0), as a kubelet does once its containers
+//! have stopped. Only Pods without `spec.nodeName` or with `spec.nodeName: sluice-node` are
+//! handled, so a real node's Pods are never touched.
+//!
+//! Everything the kubelet writes is derived from the Pod's spec, the moment it first saw
+//! the Pod and the current time, so repeating a decision (after a restart, or from a stale
+//! cache) writes the same status again rather than a different one.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+};
+use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+
+use super::informer::{Cache, ObjectKey};
+use super::reflects::{WriteMemo, reflects};
+use super::script::{Script, interpret};
+use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::time::{from_time, to_time};
+
+/// The node name the simulated kubelet answers for.
+pub const NODE_NAME: &str = "sluice-node";
+/// The Pod annotation selecting a failure mode (`never-ready` or `crash-loop`).
+pub const SIMULATE_ANNOTATION: &str = "sluice.dev/simulate";
+/// The host IP every simulated Pod reports.
+pub const HOST_IP: &str = "10.0.0.1";
+
+const MAX_BACKOFF: Duration = Duration::from_secs(300);
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+
+/// How long the simulated lifecycle steps take.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Timing {
+    pub start_delay: Duration,
+    pub ready_delay: Duration,
+}
+
+/// What the kubelet does about one Pod right now.
+#[derive(Clone, Debug, PartialEq)]
+pub enum KubeletChange {
+    /// Write this status through `pods/status`.
+    SetStatus(Box<PodStatus>),
+    /// The Pod is being deleted: confirm it (delete with grace period 0).
+    ConfirmDeletion,
+}
+
+/// The kubelet's decision for one Pod.
+#[derive(Clone, Debug, PartialEq)]
+pub struct KubeletPlan {
+    pub change: Option<KubeletChange>,
+    /// When the Pod's simulated state next changes on its own.
+    pub wake_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+enum Mode {
+    Serve,
+    NeverReady,
+    /// Runs for `run` then exits with `exit_code`; `restart` says whether it is restarted.
+    Run {
+        run: Option<Duration>,
+        exit_code: i32,
+        restart: bool,
+    },
+}
+
+fn image_tag(image: &str) -> &str {
+    let last = image.rsplit('/').next().unwrap_or(image);
+    let last = last.split('@').next().unwrap_or(last);
+    last.split_once(':').map(|(_, tag)| tag).unwrap_or("")
+}
+
+fn mode_of(pod: &Pod, c: &Container, restart_policy: &str, timing: &Timing) -> Mode {
+    let annotation = pod
+        .annotations()
+        .get(SIMULATE_ANNOTATION)
+        .map(String::as_str);
+    let tag = image_tag(c.image.as_deref().unwrap_or(""));
+    let simulate = annotation.unwrap_or(tag);
+    match simulate {
+        "never-ready" => return Mode::NeverReady,
+        "crash-loop" => {
+            return Mode::Run {
+                run: Some(Duration::ZERO),
+                exit_code: 1,
+                restart: restart_policy != "Never",
+            };
+        }
+        _ => {}
+    }
+    if restart_policy == "Always" {
+        return Mode::Serve;
+    }
+    let words = c.command.iter().flatten().chain(c.args.iter().flatten());
+    let Script {
+        sleeps,
+        has_sleep,
+        exit_code,
+    } = interpret(words.map(String::as_str));
+    Mode::Run {
+        run: if has_sleep {
+            sleeps
+        } else {
+            Some(timing.ready_delay)
+        },
+        exit_code,
+        restart: restart_policy == "OnFailure" && exit_code != 0,
+    }
+}
+
+fn backoff(base: Duration, restarts: u32) -> Duration {
+    let base = base.max(MIN_BACKOFF);
+    base.checked_mul(1u32 << restarts.min(20))
+        .unwrap_or(MAX_BACKOFF)
+        .min(MAX_BACKOFF)
+}
+
+fn add(t: DateTime<Utc>, d: Duration) -> DateTime<Utc> {
+    t + chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX / 2)
+}
+
+/// One container's simulated state at a moment.
+struct ContainerView {
+    status: ContainerStatus,
+    ready_since: Option<DateTime<Utc>>,
+    /// Terminated for good (only for containers that are not restarted).
+    finished: Option<i32>,
+    finished_at: Option<DateTime<Utc>>,
+    wake_at: Option<DateTime<Utc>>,
+}
+
+fn terminated(exit_code: i32, started: DateTime<Utc>, finished: DateTime<Utc>) -> ContainerState {
+    ContainerState {
+        terminated: Some(ContainerStateTerminated {
+            exit_code,
+            reason: Some(if exit_code == 0 { "Completed" } else { "Error" }.into()),
+            started_at: Some(to_time(started)),
+            finished_at: Some(to_time(finished)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn view_container(
+    pod: &Pod,
+    c: &Container,
+    mode: &Mode,
+    start_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+    timing: &Timing,
+) -> ContainerView {
+    let mut status = ContainerStatus {
+        name: c.name.clone(),
+        image: c.image.clone().unwrap_or_default(),
+        image_id: String::new(),
+        ready: false,
+        restart_count: 0,
+        started: Some(false),
+        ..Default::default()
+    };
+    let view = |status: ContainerStatus,
+                ready_since: Option<DateTime<Utc>>,
+                finished: Option<(i32, DateTime<Utc>)>,
+                wake_at: Option<DateTime<Utc>>| ContainerView {
+        status,
+        ready_since,
+        finished: finished.map(|f| f.0),
+        finished_at: finished.map(|f| f.1),
+        wake_at,
+    };
+    if now < start_at {
+        status.state = Some(ContainerState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some("ContainerCreating".into()),
+                message: None,
+            }),
+            ..Default::default()
+        });
+        return view(status, None, None, Some(start_at));
+    }
+    status.container_id = Some(format!(
+        "sluice://{}-{}",
+        pod.metadata.uid.as_deref().unwrap_or("pod"),
+        c.name
+    ));
+    let running_since = |status: &mut ContainerStatus, since: DateTime<Utc>| {
+        status.started = Some(true);
+        status.state = Some(ContainerState {
+            running: Some(ContainerStateRunning {
+                started_at: Some(to_time(since)),
+            }),
+            ..Default::default()
+        });
+    };
+    let ready_at = add(start_at, timing.ready_delay);
+    match mode {
+        Mode::Serve | Mode::NeverReady => {
+            running_since(&mut status, start_at);
+            if *mode == Mode::Serve && now >= ready_at {
+                status.ready = true;
+                return view(status, Some(ready_at), None, None);
+            }
+            let wake = (*mode == Mode::Serve).then_some(ready_at);
+            view(status, None, None, wake)
+        }
+        Mode::Run {
+            run,
+            exit_code,
+            restart,
+        } => {
+            let Some(run) = *run else {
+                running_since(&mut status, start_at);
+                if now >= ready_at {
+                    status.ready = true;
+                    return view(status, Some(ready_at), None, None);
+                }
+                return view(status, None, None, Some(ready_at));
+            };
+            // Walk the run/back-off cycles up to `now`; bounded because back-off grows to
+            // minutes and the loop stops at `now`.
+            let mut run_start = start_at;
+            let mut restarts: u32 = 0;
+            let mut last: Option<ContainerState> = None;
+            loop {
+                let run_end = add(run_start, run);
+                if now < run_end {
+                    running_since(&mut status, run_start);
+                    status.restart_count = restarts as i32;
+                    status.last_state = last;
+                    let ready_at = add(run_start, timing.ready_delay);
+                    if now >= ready_at {
+                        status.ready = true;
+                        return view(status, Some(ready_at), None, Some(run_end));
+                    }
+                    return view(status, None, None, Some(ready_at.min(run_end)));
+                }
+                if !restart {
+                    status.restart_count = restarts as i32;
+                    status.last_state = last;
+                    status.state = Some(terminated(*exit_code, run_start, run_end));
+                    return view(status, None, Some((*exit_code, run_end)), None);
+                }
+                let next_start = add(run_end, backoff(timing.ready_delay, restarts));
+                if now < next_start {
+                    status.restart_count = restarts as i32;
+                    status.last_state = Some(terminated(*exit_code, run_start, run_end));
+                    status.state = Some(ContainerState {
+                        waiting: Some(ContainerStateWaiting {
+                            reason: Some("CrashLoopBackOff".into()),
+                            message: Some(format!(
+                                "back-off {}s restarting failed container={} pod={}",
+                                backoff(timing.ready_delay, restarts).as_secs(),
+                                c.name,
+                                pod.name_any()
+                            )),
+                        }),
+                        ..Default::default()
+                    });
+                    return view(status, None, None, Some(next_start));
+                }
+                last = Some(terminated(*exit_code, run_start, run_end));
+                run_start = next_start;
+                restarts += 1;
+            }
+        }
+    }
+}
+
+/// A stable pseudo-random Pod IP in 10.0.0.0/8 derived from the Pod's UID (or name).
+pub fn pod_ip(pod: &Pod) -> String {
+    let seed = pod.metadata.uid.clone().unwrap_or_else(|| pod.name_any());
+    // FNV-1a: stable across runs and platforms, unlike std's hasher.
+    let h = seed.bytes().fold(0x811c_9dc5_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    });
+    let [_, a, b, c] = h.to_be_bytes();
+    format!("10.{}.{}.{}", a.max(1), b, c.clamp(2, 254))
+}
+
+fn condition(
+    pod: &Pod,
+    type_: &str,
+    ok: bool,
+    since: DateTime<Utc>,
+    reason: Option<&str>,
+    message: Option<String>,
+) -> PodCondition {
+    let status = if ok { "True" } else { "False" };
+    // Keep the recorded transition time while the status is unchanged, like a kubelet.
+    let existing = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == status))
+        .and_then(|c| c.last_transition_time.clone());
+    PodCondition {
+        type_: type_.into(),
+        status: status.into(),
+        last_transition_time: Some(existing.unwrap_or_else(|| to_time(since))),
+        reason: reason.map(Into::into),
+        message,
+        ..Default::default()
+    }
+}
+
+/// Whether this simulated node is responsible for the Pod.
+pub fn handles(pod: &Pod) -> bool {
+    pod.spec
+        .as_ref()
+        .is_some_and(|s| s.node_name.as_deref().is_none_or(|n| n == NODE_NAME))
+}
+
+/// When the kubelet first saw a Pod, recovered from its `startTime` if it has one (so a
+/// restarted kubelet does not move Pods back to Pending).
+pub fn first_seen(pod: &Pod, timing: &Timing, seen_now: DateTime<Utc>) -> DateTime<Utc> {
+    pod.status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| from_time(t) - chrono::Duration::from_std(timing.start_delay).unwrap_or_default())
+        .unwrap_or(seen_now)
+}
+
+/// Decides what the kubelet does about `pod` at `now`, given when it first saw it.
+pub fn plan(
+    pod: &Pod,
+    first_seen: DateTime<Utc>,
+    now: DateTime<Utc>,
+    timing: &Timing,
+) -> KubeletPlan {
+    let idle = KubeletPlan {
+        change: None,
+        wake_at: None,
+    };
+    if !handles(pod) {
+        return idle;
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return KubeletPlan {
+            change: Some(KubeletChange::ConfirmDeletion),
+            wake_at: None,
+        };
+    }
+    let current = pod.status.clone().unwrap_or_default();
+    if matches!(current.phase.as_deref(), Some("Succeeded" | "Failed")) {
+        return idle;
+    }
+    let spec = pod.spec.as_ref().expect("handles() checked the spec");
+    let restart_policy = spec.restart_policy.as_deref().unwrap_or("Always");
+    let start_at = add(first_seen, timing.start_delay);
+    let views: Vec<ContainerView> = spec
+        .containers
+        .iter()
+        .map(|c| {
+            let mode = mode_of(pod, c, restart_policy, timing);
+            view_container(pod, c, &mode, start_at, now, timing)
+        })
+        .collect();
+
+    let started = now >= start_at;
+    let all_finished = !views.is_empty() && views.iter().all(|v| v.finished.is_some());
+    let phase = if !started {
+        "Pending"
+    } else if all_finished {
+        if views.iter().all(|v| v.finished == Some(0)) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else {
+        "Running"
+    };
+    let all_ready = views.iter().all(|v| v.ready_since.is_some());
+    let unready: Vec<&str> = views
+        .iter()
+        .filter(|v| v.ready_since.is_none())
+        .map(|v| v.status.name.as_str())
+        .collect();
+    let (ready_since, reason, message) = if all_finished {
+        let done = views
+            .iter()
+            .filter_map(|v| v.finished_at)
+            .max()
+            .unwrap_or(now);
+        (done, Some("PodCompleted"), None)
+    } else if all_ready {
+        let since = views
+            .iter()
+            .filter_map(|v| v.ready_since)
+            .max()
+            .unwrap_or(now);
+        (since, None, None)
+    } else {
+        (
+            first_seen,
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        )
+    };
+    let ready = all_ready && !all_finished;
+    let conditions = vec![
+        condition(
+            pod,
+            "PodReadyToStartContainers",
+            started,
+            if started { start_at } else { first_seen },
+            None,
+            None,
+        ),
+        condition(pod, "Initialized", true, first_seen, None, None),
+        condition(pod, "Ready", ready, ready_since, reason, message.clone()),
+        condition(pod, "ContainersReady", ready, ready_since, reason, message),
+        condition(pod, "PodScheduled", true, first_seen, None, None),
+    ];
+    let mut status = PodStatus {
+        phase: Some(phase.into()),
+        conditions: Some(conditions),
+        host_ip: Some(HOST_IP.into()),
+        host_ips: Some(vec![HostIP { ip: HOST_IP.into() }]),
+        container_statuses: Some(views.iter().map(|v| v.status.clone()).collect()),
+        qos_class: current.qos_class.clone(),
+        ..Default::default()
+    };
+    if started {
+        let ip = pod_ip(pod);
+        status.pod_ip = Some(ip.clone());
+        status.pod_ips = Some(vec![PodIP { ip }]);
+        status.start_time = Some(to_time(start_at));
+    }
+    let wake_at = views.iter().filter_map(|v| v.wake_at).min();
+    let unchanged = serde_json::to_value(&current)
+        .ok()
+        .zip(serde_json::to_value(&status).ok())
+        .is_some_and(|(c, d)| reflects(&c, &d));
+    KubeletPlan {
+        change: (!unchanged).then(|| KubeletChange::SetStatus(Box::new(status))),
+        wake_at,
+    }
+}
+
+/// The kubelet's memory: when each Pod was first seen (keyed by name, checked by UID so a
+/// re-created Pod of the same name starts over).
+#[derive(Default)]
+pub struct Memory {
+    first_seen: Mutex<BTreeMap<ObjectKey, (String, DateTime<Utc>)>>,
+    writes: WriteMemo,
+}
+
+/// Reconciles one Pod: decide, write, and say when to look again.
+pub async fn reconcile(
+    key: ObjectKey,
+    client: kube::Client,
+    pods: Arc<Cache<Pod>>,
+    memory: Arc<Memory>,
+    timing: Timing,
+) -> Result<Option<Duration>, WorkloadsError> {
+    let pod = pods.get(&key);
+    let now = Utc::now();
+    let seen = {
+        let mut memory = memory.first_seen.lock().unwrap_or_else(|e| e.into_inner());
+        match pod.as_deref() {
+            Some(pod) if super::pod_state::is_active(pod) => {
+                let uid = pod.metadata.uid.clone().unwrap_or_default();
+                match memory.get(&key) {
+                    Some((known, at)) if *known == uid => *at,
+                    _ => {
+                        let at = first_seen(pod, &timing, now);
+                        memory.insert(key.clone(), (uid, at));
+                        at
+                    }
+                }
+            }
+            _ => {
+                memory.remove(&key);
+                now
+            }
+        }
+    };
+    let Some(pod) = pod else {
+        memory.writes.forget(&key);
+        return Ok(None);
+    };
+    memory
+        .writes
+        .seen(&key, pod.metadata.resource_version.as_deref());
+    let decision = plan(&pod, seen, now, &timing);
+    let api: Api<Pod> = Api::namespaced(client, &key.namespace);
+    match decision.change {
+        None => {}
+        Some(KubeletChange::ConfirmDeletion) => {
+            let dp = DeleteParams {
+                grace_period_seconds: Some(0),
+                ..Default::default()
+            };
+            match api.delete(&key.name, &dp).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(WorkloadsError::Kube(e)),
+            }
+        }
+        Some(KubeletChange::SetStatus(status)) => {
+            let patch = serde_json::json!({ "status": status });
+            let cached_rv = pod.metadata.resource_version.as_deref();
+            if memory.writes.in_flight(&key, &patch, cached_rv) {
+                return Ok(decision
+                    .wake_at
+                    .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)));
+            }
+            match api
+                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
+                .await
+            {
+                Ok(written) => {
+                    memory
+                        .writes
+                        .record(&key, &patch, written.metadata.resource_version)
+                }
+                Err(e) if is_not_found(&e) => return Ok(None),
+                Err(e) => return Err(WorkloadsError::Kube(e)),
+            }
+        }
+    }
+    Ok(decision
+        .wake_at
+        .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::pod_state::fixtures::t;
+    use super::*;
+    use k8s_openapi::api::core::v1::PodSpec;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    const TIMING: Timing = Timing {
+        start_delay: Duration::from_secs(1),
+        ready_delay: Duration::from_secs(2),
+    };
+
+    fn pod(image: &str, restart: &str, command: &[&str], annotation: Option<&str>) -> Pod {
+        Pod {
+            metadata: ObjectMeta {
+                name: Some("p".into()),
+                namespace: Some("ns".into()),
+                uid: Some("uid-p".into()),
+                annotations: annotation
+                    .map(|a| [(SIMULATE_ANNOTATION.to_string(), a.to_string())].into()),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                restart_policy: Some(restart.into()),
+                containers: vec![Container {
+                    name: "main".into(),
+                    image: Some(image.into()),
+                    command: (!command.is_empty())
+                        .then(|| command.iter().map(|s| s.to_string()).collect()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    /// (phase, Ready, restartCount, container state, wake second)
+    type Seen = (String, bool, i32, String, Option<i64>);
+
+    fn observe(pod: &Pod, now: i64) -> Seen {
+        let plan = plan(pod, t(0), t(now), &TIMING);
+        let Some(KubeletChange::SetStatus(status)) = plan.change else {
+            panic!("expected a status at {now}, got {:?}", plan.change);
+        };
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let c = &status.container_statuses.as_ref().unwrap()[0];
+        let state = c.state.as_ref().unwrap();
+        let state = if let Some(w) = &state.waiting {
+            format!("waiting {}", w.reason.clone().unwrap_or_default())
+        } else if let Some(term) = &state.terminated {
+            format!("exited {}", term.exit_code)
+        } else {
+            "running".to_string()
+        };
+        let wake = plan.wake_at.map(|w| (w - t(0)).num_seconds());
+        (status.phase.unwrap(), ready, c.restart_count, state, wake)
+    }
+
+    fn seen(phase: &str, ready: bool, restarts: i32, state: &str, wake: Option<i64>) -> Seen {
+        (phase.into(), ready, restarts, state.into(), wake)
+    }
+
+    #[test]
+    fn golden_lifecycles() {
+        let serve = pod("nginx:1.27", "Always", &[], None);
+        let never_ready_annotation = pod("nginx:1.27", "Always", &[], Some("never-ready"));
+        let never_ready_tag = pod("registry:5000/app:never-ready", "Always", &[], None);
+        let crash_annotation = pod("nginx:1.27", "Always", &[], Some("crash-loop"));
+        let crash_tag = pod("app:crash-loop", "Always", &[], None);
+        let crash_never = pod("app:crash-loop", "Never", &[], None);
+        let always_exit = pod("busybox", "Always", &["sh", "-c", "exit 1"], None);
+        let job_fail = pod("busybox", "Never", &["sh", "-c", "exit 3"], None);
+        let job_sleep = pod("busybox", "Never", &["sh", "-c", "sleep 5; exit 0"], None);
+        let job_empty = pod("busybox", "Never", &[], None);
+        let job_on_failure = pod("busybox", "OnFailure", &["sh", "-c", "exit 1"], None);
+        let cases: Vec<(&str, &Pod, i64, Seen)> = vec![
+            (
+                "serve pending",
+                &serve,
+                0,
+                seen("Pending", false, 0, "waiting ContainerCreating", Some(1)),
+            ),
+            (
+                "serve running",
+                &serve,
+                1,
+                seen("Running", false, 0, "running", Some(3)),
+            ),
+            (
+                "serve ready",
+                &serve,
+                3,
+                seen("Running", true, 0, "running", None),
+            ),
+            (
+                "serve stays ready",
+                &serve,
+                1000,
+                seen("Running", true, 0, "running", None),
+            ),
+            (
+                "never-ready by annotation",
+                &never_ready_annotation,
+                100,
+                seen("Running", false, 0, "running", None),
+            ),
+            (
+                "never-ready by image tag",
+                &never_ready_tag,
+                100,
+                seen("Running", false, 0, "running", None),
+            ),
+            (
+                "crash-loop first crash",
+                &crash_annotation,
+                1,
+                seen("Running", false, 0, "waiting CrashLoopBackOff", Some(3)),
+            ),
+            (
+                "crash-loop first restart",
+                &crash_annotation,
+                3,
+                seen("Running", false, 1, "waiting CrashLoopBackOff", Some(7)),
+            ),
+            (
+                "crash-loop backs off longer",
+                &crash_tag,
+                7,
+                seen("Running", false, 2, "waiting CrashLoopBackOff", Some(15)),
+            ),
+            (
+                "crash-loop under Never fails",
+                &crash_never,
+                1,
+                seen("Failed", false, 0, "exited 1", None),
+            ),
+            (
+                "Always ignores the command",
+                &always_exit,
+                3,
+                seen("Running", true, 0, "running", None),
+            ),
+            (
+                "exit N runs for the ready delay",
+                &job_fail,
+                1,
+                seen("Running", false, 0, "running", Some(3)),
+            ),
+            (
+                "exit N fails the pod",
+                &job_fail,
+                3,
+                seen("Failed", false, 0, "exited 3", None),
+            ),
+            (
+                "sleep keeps it running and ready",
+                &job_sleep,
+                4,
+                seen("Running", true, 0, "running", Some(6)),
+            ),
+            (
+                "sleep then exit 0 succeeds",
+                &job_sleep,
+                6,
+                seen("Succeeded", false, 0, "exited 0", None),
+            ),
+            (
+                "no command succeeds after the ready delay",
+                &job_empty,
+                3,
+                seen("Succeeded", false, 0, "exited 0", None),
+            ),
+            (
+                "OnFailure backs off after a failure",
+                &job_on_failure,
+                3,
+                seen("Running", false, 0, "waiting CrashLoopBackOff", Some(5)),
+            ),
+            (
+                "OnFailure restarts in place",
+                &job_on_failure,
+                5,
+                seen("Running", false, 1, "running", Some(7)),
+            ),
+        ];
+        for (name, pod, now, want) in cases {
+            assert_eq!(observe(pod, now), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn running_pods_get_an_ip_and_start_time() {
+        let p = pod("nginx", "Always", &[], None);
+        let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(1), &TIMING).change else {
+            panic!("expected a status");
+        };
+        assert!(status.pod_ip.as_deref().unwrap().starts_with("10."));
+        assert_eq!(status.start_time, Some(to_time(t(1))));
+    }
+
+    #[test]
+    fn a_written_status_is_not_written_again() {
+        let mut p = pod("nginx", "Always", &[], None);
+        for now in [0, 1, 3] {
+            let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(now), &TIMING).change
+            else {
+                panic!("expected a status at {now}");
+            };
+            p.status = Some(*status);
+            assert_eq!(plan(&p, t(0), t(now), &TIMING).change, None, "at {now}");
+        }
+    }
+
+    #[test]
+    fn a_restarted_kubelet_rewrites_nothing() {
+        let mut p = pod("nginx", "Always", &[], None);
+        let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(3), &TIMING).change else {
+            panic!("expected a status");
+        };
+        p.status = Some(*status);
+        // A kubelet restarted later recovers when it first saw the Pod from startTime.
+        let recovered = first_seen(&p, &TIMING, t(50));
+        let later = plan(&p, recovered, t(60), &TIMING);
+        assert_eq!(later.change, None);
+    }
+
+    #[test]
+    fn deleting_pods_are_confirmed_and_finished_or_foreign_pods_left_alone() {
+        let mut deleting = pod("nginx", "Always", &[], None);
+        deleting.metadata.deletion_timestamp = Some(to_time(t(0)));
+        assert_eq!(
+            plan(&deleting, t(0), t(1), &TIMING).change,
+            Some(KubeletChange::ConfirmDeletion)
+        );
+
+        let mut done = pod("busybox", "Never", &[], None);
+        done.status = Some(PodStatus {
+            phase: Some("Succeeded".into()),
+            ..Default::default()
+        });
+        assert_eq!(plan(&done, t(0), t(9), &TIMING).change, None);
+
+        let mut foreign = pod("nginx", "Always", &[], None);
+        foreign.spec.as_mut().unwrap().node_name = Some("real-node-1".into());
+        assert_eq!(plan(&foreign, t(0), t(9), &TIMING).change, None);
+    }
+
+    #[test]
+    fn first_seen_is_recovered_from_start_time() {
+        let mut p = pod("nginx", "Always", &[], None);
+        p.status = Some(PodStatus {
+            start_time: Some(to_time(t(10))),
+            ..Default::default()
+        });
+        assert_eq!(first_seen(&p, &TIMING, t(99)), t(9));
+        assert_eq!(
+            first_seen(&pod("x", "Always", &[], None), &TIMING, t(99)),
+            t(99)
+        );
+    }
+
+    #[test]
+    fn image_tags_are_read_past_registry_ports_and_digests() {
+        assert_eq!(image_tag("registry:5000/app:crash-loop"), "crash-loop");
+        assert_eq!(image_tag("registry:5000/app"), "");
+        assert_eq!(image_tag("app:v1@sha256:abc"), "v1");
+    }
+}

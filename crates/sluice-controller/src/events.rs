@@ -1,0 +1,393 @@
+//! Kubernetes Events (events.k8s.io/v1) on the controllers' objects.
+//!
+//! kube-runtime's `Recorder` keeps every Event it published, whole, for six minutes and
+//! scans that whole cache on every publish, under one lock shared by all reconciles. A
+//! mass update of 10,000 Rollouts publishes ~60,000 Events: tens of MiB held, and each
+//! publish O(all recent Events). This publisher writes the same Events (same name scheme,
+//! reporting controller/instance, action, reason, note) and keeps, per recent distinct
+//! Event, only what a repeat needs: the Event's name and count. A repeat within
+//! [`REPEAT_WINDOW`] updates that Event's `series` (one PATCH) instead of creating another,
+//! as the Recorder does, but "the same" no longer includes the regarded object's
+//! resourceVersion, so a repeat planned from a newer copy of the object is still one Event.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::events::v1::Event as K8sEvent;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use kube::Client;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::events::{Event, EventType, Reporter};
+use serde_json::json;
+
+/// Which Events the controllers write to the API server (`sluice controller --events`).
+///
+/// Every Event is counted in `rollout_events_total` whatever the level; the level decides
+/// only which are also written as Event objects. A canary step writes up to six Normal Events
+/// (the ones upstream writes), about half of the controller's API writes at scale, while the
+/// same facts are in the Rollout's status and conditions; `warnings` keeps the Events a
+/// person must act on (aborts, failed or inconclusive analysis, invalid specs).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum EventLevel {
+    /// Every Event, as Argo Rollouts writes them.
+    #[default]
+    All,
+    /// Warning Events only.
+    Warnings,
+    /// No Event objects (metrics and logs only).
+    None,
+}
+
+impl EventLevel {
+    /// Whether an Event of this type is written at this level.
+    pub fn writes(self, type_: &EventType) -> bool {
+        match self {
+            EventLevel::All => true,
+            EventLevel::Warnings => matches!(type_, EventType::Warning),
+            EventLevel::None => false,
+        }
+    }
+
+    /// The flag's spelling of this level.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventLevel::All => "all",
+            EventLevel::Warnings => "warnings",
+            EventLevel::None => "none",
+        }
+    }
+}
+
+/// How long an Event is remembered for aggregating repeats (the Recorder's six minutes).
+pub const REPEAT_WINDOW: SignedDuration = SignedDuration::from_secs(6 * 60);
+
+/// Where a recent Event lives and how often it happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Seen {
+    namespace: String,
+    name: String,
+    count: i32,
+    last: Timestamp,
+}
+
+/// Recent distinct Events by key, with their publish times in order for pruning.
+#[derive(Debug, Default)]
+struct Recent {
+    by_key: HashMap<u64, Seen>,
+    order: VecDeque<(Timestamp, u64)>,
+}
+
+impl Recent {
+    /// Forget Events last seen more than [`REPEAT_WINDOW`] before `now`. Amortised O(1):
+    /// each publish adds one entry to `order` and each is popped once.
+    fn prune(&mut self, now: Timestamp) {
+        while let Some(&(at, key)) = self.order.front() {
+            if at + REPEAT_WINDOW > now {
+                break;
+            }
+            self.order.pop_front();
+            // A key seen again since has a later entry; only its last one removes it.
+            if self.by_key.get(&key).is_some_and(|s| s.last == at) {
+                self.by_key.remove(&key);
+            }
+        }
+    }
+
+    fn record(&mut self, key: u64, seen: Seen) {
+        self.order.push_back((seen.last, key));
+        self.by_key.insert(key, seen);
+    }
+
+    /// The Event to patch for a repeat of `key` at `now`, and its new count.
+    fn repeat_of(&mut self, key: u64, now: Timestamp) -> Option<Seen> {
+        self.prune(now);
+        self.by_key.get(&key).map(|s| Seen {
+            count: s.count + 1,
+            last: now,
+            ..s.clone()
+        })
+    }
+}
+
+/// What makes two Events "the same" (aggregated into one series).
+fn event_key(ev: &Event, regarding: &ObjectReference) -> u64 {
+    let mut h = DefaultHasher::new();
+    regarding.uid.hash(&mut h);
+    regarding.kind.hash(&mut h);
+    regarding.namespace.hash(&mut h);
+    regarding.name.hash(&mut h);
+    matches!(ev.type_, EventType::Warning).hash(&mut h);
+    ev.reason.hash(&mut h);
+    ev.action.hash(&mut h);
+    ev.note.hash(&mut h);
+    h.finish()
+}
+
+/// Publishes Events as one reporting controller (shared by its reconciles).
+pub struct Publisher {
+    client: Client,
+    reporter: Reporter,
+    level: EventLevel,
+    recent: Mutex<Recent>,
+}
+
+impl Publisher {
+    pub fn new(client: Client, reporter: Reporter, level: EventLevel) -> Self {
+        Self {
+            client,
+            reporter,
+            level,
+            recent: Mutex::new(Recent::default()),
+        }
+    }
+
+    fn recent(&self) -> std::sync::MutexGuard<'_, Recent> {
+        self.recent.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The Event object a first occurrence creates.
+    fn build(&self, ev: &Event, regarding: &ObjectReference, now: Timestamp) -> K8sEvent {
+        let controller = self.reporter.controller.clone();
+        K8sEvent {
+            action: Some(ev.action.clone()),
+            reason: Some(ev.reason.clone()),
+            event_time: Some(MicroTime(now)),
+            regarding: Some(regarding.clone()),
+            note: ev.note.clone(),
+            metadata: ObjectMeta {
+                namespace: regarding.namespace.clone(),
+                name: Some(format!(
+                    "{}.{:x}",
+                    regarding.name.as_ref().unwrap_or(&controller),
+                    now.as_nanosecond()
+                )),
+                ..Default::default()
+            },
+            reporting_controller: Some(controller.clone()),
+            reporting_instance: Some(self.reporter.instance.clone().unwrap_or(controller)),
+            type_: Some(
+                match ev.type_ {
+                    EventType::Normal => "Normal",
+                    EventType::Warning => "Warning",
+                }
+                .into(),
+            ),
+            related: ev.secondary.clone(),
+            ..Default::default()
+        }
+    }
+
+    /// Publish `ev` about `regarding` (in its namespace, `default` for cluster objects), unless
+    /// the level leaves Events of its type out.
+    pub async fn publish(
+        &self,
+        ev: &Event,
+        regarding: &ObjectReference,
+    ) -> Result<(), kube::Error> {
+        if !self.level.writes(&ev.type_) {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let key = event_key(ev, regarding);
+        let repeat = self.recent().repeat_of(key, now);
+        if let Some(seen) = repeat {
+            let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &seen.namespace);
+            let body = json!({"series": {"count": seen.count, "lastObservedTime": MicroTime(now)}});
+            match api
+                .patch(&seen.name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                Ok(_) => {
+                    self.recent().record(key, seen);
+                    return Ok(());
+                }
+                // Deleted (TTL, or by hand) since: a new Event takes its place.
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(e),
+            }
+        }
+        let event = self.build(ev, regarding, now);
+        let namespace = event
+            .metadata
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), &namespace);
+        api.create(&PostParams::default(), &event).await?;
+        self.recent().record(
+            key,
+            Seen {
+                namespace,
+                name: event.metadata.name.unwrap_or_default(),
+                count: 1,
+                last: now,
+            },
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: i64) -> Timestamp {
+        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    }
+
+    fn seen(name: &str, count: i32, last: Timestamp) -> Seen {
+        Seen {
+            namespace: "ns".into(),
+            name: name.into(),
+            count,
+            last,
+        }
+    }
+
+    fn ev(reason: &str, note: &str) -> Event {
+        Event {
+            type_: EventType::Normal,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: note.into(),
+            secondary: None,
+        }
+    }
+
+    fn obj(uid: &str, rv: &str) -> ObjectReference {
+        ObjectReference {
+            kind: Some("Rollout".into()),
+            namespace: Some("ns".into()),
+            name: Some("web".into()),
+            uid: Some(uid.into()),
+            resource_version: Some(rv.into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_repeat_is_the_same_event_whatever_the_objects_resource_version() {
+        let a = event_key(&ev("RolloutPaused", "paused"), &obj("u1", "10"));
+        assert_eq!(
+            a,
+            event_key(&ev("RolloutPaused", "paused"), &obj("u1", "11"))
+        );
+        assert_ne!(
+            a,
+            event_key(&ev("RolloutPaused", "other"), &obj("u1", "10"))
+        );
+        assert_ne!(
+            a,
+            event_key(&ev("RolloutResumed", "paused"), &obj("u1", "10"))
+        );
+        assert_ne!(
+            a,
+            event_key(&ev("RolloutPaused", "paused"), &obj("u2", "10"))
+        );
+    }
+
+    #[test]
+    fn repeats_within_the_window_count_up_the_first_event() {
+        let mut r = Recent::default();
+        assert_eq!(r.repeat_of(1, at(0)), None);
+        r.record(1, seen("web.a", 1, at(0)));
+        let again = r.repeat_of(1, at(10)).unwrap();
+        assert_eq!(again, seen("web.a", 2, at(10)));
+        r.record(1, again);
+        assert_eq!(r.repeat_of(1, at(20)), Some(seen("web.a", 3, at(20))));
+        assert_eq!(r.repeat_of(2, at(20)), None);
+    }
+
+    #[test]
+    fn events_are_forgotten_a_window_after_they_were_last_seen() {
+        let mut r = Recent::default();
+        r.record(1, seen("web.a", 1, at(0)));
+        r.record(2, seen("web.b", 1, at(100)));
+        // Seen again at 300: remembered until 300 + 360.
+        r.record(1, seen("web.a", 2, at(300)));
+        assert!(r.repeat_of(2, at(459)).is_some());
+        assert_eq!(r.repeat_of(2, at(460)), None, "b expired at 100 + 360");
+        assert!(r.repeat_of(1, at(659)).is_some());
+        assert_eq!(r.repeat_of(1, at(660)), None);
+        assert!(r.by_key.is_empty());
+        assert!(r.order.is_empty(), "every entry is popped once");
+    }
+
+    fn typed(type_: EventType, reason: &str) -> Event {
+        Event {
+            type_,
+            ..ev(reason, reason)
+        }
+    }
+
+    #[test]
+    fn each_level_writes_the_event_types_it_names() {
+        let normal = EventType::Normal;
+        let warning = EventType::Warning;
+        let table = [
+            (EventLevel::All, true, true),
+            (EventLevel::Warnings, false, true),
+            (EventLevel::None, false, false),
+        ];
+        for (level, n, w) in table {
+            assert_eq!(level.writes(&normal), n, "{level:?} normal");
+            assert_eq!(level.writes(&warning), w, "{level:?} warning");
+        }
+    }
+
+    /// The Events a publisher at `level` leaves on the API server for one Normal and one
+    /// Warning Event.
+    async fn written_at(level: EventLevel) -> Vec<String> {
+        let cluster = sluice_cluster::EmbeddedCluster::start(sluice_cluster::ClusterConfig {
+            port: 0,
+            ..Default::default()
+        })
+        .await
+        .expect("embedded cluster starts");
+        let client = cluster.client();
+        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+        namespaces
+            .create(
+                &PostParams::default(),
+                &serde_json::from_value(json!({"metadata": {"name": "ns"}})).unwrap(),
+            )
+            .await
+            .expect("namespace created");
+        let publisher = Publisher::new(client.clone(), Reporter::from("sluice"), level);
+        for e in [
+            typed(EventType::Normal, "RolloutPaused"),
+            typed(EventType::Warning, "RolloutAborted"),
+        ] {
+            publisher
+                .publish(&e, &obj("u1", "1"))
+                .await
+                .expect("published");
+        }
+        let events: Api<K8sEvent> = Api::namespaced(client, "ns");
+        let mut reasons: Vec<String> = events
+            .list(&Default::default())
+            .await
+            .expect("events listed")
+            .items
+            .into_iter()
+            .filter_map(|e| e.reason)
+            .collect();
+        reasons.sort();
+        cluster.shutdown().await;
+        reasons
+    }
+
+    #[tokio::test]
+    async fn the_level_decides_which_events_reach_the_api_server() {
+        assert_eq!(
+            written_at(EventLevel::All).await,
+            ["RolloutAborted", "RolloutPaused"]
+        );
+        assert_eq!(written_at(EventLevel::Warnings).await, ["RolloutAborted"]);
+        assert!(written_at(EventLevel::None).await.is_empty());
+    }
+}

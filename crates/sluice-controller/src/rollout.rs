@@ -1,0 +1,675 @@
+//! The Rollout controller: observe → plan → act.
+//!
+//! `reconcile` reads a snapshot (the Rollout from the watch cache, its
+//! ReplicaSets from a label-selected reflector, the Services it names), calls
+//! the pure planner and hands the plan to the actuator. It holds no decision
+//! logic of its own beyond "is this cached copy one we already superseded".
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
+use kube::api::{Api, ListParams};
+use kube::runtime::controller::{self, Action, Controller};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::actuator::{self, ActError};
+use super::backoff::Backoff;
+use super::cached_rollout::{CachedRollout, InfoGauges};
+use super::coalesce::CountWrites;
+use super::events::{EventLevel, Publisher};
+use super::freshness::Freshness;
+use super::object_key;
+use super::owned::OwnedStore;
+use crate::health::HealthState;
+use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
+use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
+use sluice_api::experiment::Experiment;
+use sluice_api::rollout::Rollout;
+use sluice_engine::rollout::observed::Observed;
+use sluice_engine::rollout::workload::{DeploymentScale, Workload};
+
+/// Label every ReplicaSet the controller owns carries; the ReplicaSet watch is
+/// selected on it so the controller never caches unrelated ReplicaSets.
+pub const HASH_LABEL: &str = "rollouts-pod-template-hash";
+/// Label that assigns an object to one controller instance.
+pub const INSTANCE_ID_LABEL: &str = "argo-rollouts.argoproj.io/controller-instance-id";
+
+/// Owner kind of the objects a Rollout controls.
+const ROLLOUT_KIND: &str = "Rollout";
+/// Reconciles in flight at once. Unbounded, a mass update of 10,000 Rollouts held 10,000
+/// snapshots, plans and API connections at once for no gain on a few cores; upstream runs
+/// 10 workers by default.
+const CONCURRENCY: u16 = 32;
+/// kubectl's copy of the whole applied object, on every `kubectl apply`d Rollout.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+/// Drop from a cached Rollout what nothing in the controller reads.
+fn strip_rollout(ro: &mut Rollout) {
+    ro.metadata.managed_fields = None;
+    if let Some(annotations) = ro.metadata.annotations.as_mut() {
+        annotations.remove(LAST_APPLIED_ANNOTATION);
+    }
+}
+
+/// Settings of the Rollout controller.
+#[derive(Clone, Default)]
+pub struct Config {
+    /// Watch only this namespace (namespaced mode).
+    pub namespace: Option<String>,
+    /// Take only objects labelled with this instance id (without it: only unlabelled ones).
+    pub instance_id: Option<String>,
+    /// Where reconcile durations, errors, events and outcomes are counted.
+    pub metrics: Option<Arc<Metrics>>,
+    /// Liveness/readiness state served on /healthz and /readyz.
+    pub health: Option<HealthState>,
+    /// Which Events are written as Event objects (all are counted in the metrics).
+    pub events: EventLevel,
+}
+
+impl Config {
+    /// The label selector that picks this instance's objects.
+    pub fn instance_selector(&self) -> String {
+        match &self.instance_id {
+            Some(id) => format!("{INSTANCE_ID_LABEL}={id}"),
+            None => format!("!{INSTANCE_ID_LABEL}"),
+        }
+    }
+}
+
+/// Shared state of the reconcilers.
+pub struct Context {
+    pub client: Client,
+    /// ReplicaSets controlled by Rollouts (label-selected on the hash label), by owner.
+    pub replica_sets: OwnedStore<ReplicaSet>,
+    /// AnalysisRuns created for Rollouts (label-selected on the hash label), by owner.
+    pub analysis_runs: OwnedStore<AnalysisRun>,
+    /// Experiments created for Rollouts (label-selected on the hash label), by owner.
+    pub experiments: OwnedStore<Experiment>,
+    pub backoff: Backoff,
+    pub freshness: Freshness,
+    /// Counts-only status changes held back to be written with the next change.
+    pub count_writes: CountWrites,
+    pub events: Publisher,
+    pub metrics: Option<Arc<Metrics>>,
+}
+
+/// Errors of one reconcile.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("applying the plan: {0}")]
+    Act(#[from] ActError),
+    #[error("reading {what}: {source}")]
+    Read {
+        what: String,
+        #[source]
+        source: kube::Error,
+    },
+    /// A cached object did not decode; planning without it could recreate or delete what
+    /// exists, so the reconcile fails and is retried.
+    #[error("decoding the cached {what}: {source}")]
+    Cache {
+        what: String,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Build the snapshot the planner decides on.
+async fn observe(
+    ro: &Rollout,
+    ctx: &Context,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Observed, Error> {
+    let ns = ro.namespace().unwrap_or_default();
+    let uid = ro.uid().unwrap_or_default();
+    let cache = |what: &str| {
+        let what = format!("{what} of rollout {ns}/{}", ro.name_any());
+        move |source| Error::Cache { what, source }
+    };
+    let replica_sets: Vec<ReplicaSet> = ctx
+        .replica_sets
+        .owned_by(&ns, &uid)
+        .map_err(cache("replicasets"))?;
+    let mut services = std::collections::BTreeMap::new();
+    if let Some(canary) = ro.spec.canary() {
+        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+        for name in [&canary.canary_service, &canary.stable_service]
+            .into_iter()
+            .flatten()
+        {
+            if name.is_empty() || services.contains_key(name) {
+                continue;
+            }
+            let svc = svc_api.get_opt(name).await.map_err(|source| Error::Read {
+                what: format!("service {ns}/{name}"),
+                source,
+            })?;
+            services.insert(name.clone(), svc);
+        }
+    }
+    // Pods are read only while a restart (`spec.restartAt`) is due.
+    let mut pods = Vec::new();
+    if Observed::needs_pods(ro, now) {
+        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+        let rs_uids: std::collections::HashSet<&str> = replica_sets
+            .iter()
+            .filter_map(|rs| rs.metadata.uid.as_deref())
+            .collect();
+        pods = pod_api
+            .list(&ListParams::default().labels(HASH_LABEL))
+            .await
+            .map_err(|source| Error::Read {
+                what: format!("pods in {ns}"),
+                source,
+            })?
+            .items
+            .into_iter()
+            .filter(|p| {
+                p.owner_references()
+                    .iter()
+                    .any(|o| rs_uids.contains(o.uid.as_str()))
+            })
+            .collect();
+    }
+    let analysis_runs: Vec<AnalysisRun> = ctx
+        .analysis_runs
+        .owned_by(&ns, &uid)
+        .map_err(cache("analysisruns"))?;
+    let experiments: Vec<Experiment> = ctx
+        .experiments
+        .owned_by(&ns, &uid)
+        .map_err(cache("experiments"))?;
+    let (analysis_templates, cluster_analysis_templates) =
+        read_templates(ro, &ctx.client, &ns).await?;
+    let workload = read_workload(ro, &ctx.client, &ns).await?;
+    Ok(Observed {
+        rollout: ro.clone(),
+        replica_sets,
+        services,
+        pods,
+        analysis_runs,
+        experiments,
+        analysis_templates,
+        cluster_analysis_templates,
+        workload,
+        outside_pods: 0,
+    })
+}
+
+/// GET the object `spec.workloadRef` names (a Deployment, ReplicaSet or PodTemplate in the
+/// Rollout's namespace). `None` when there is no reference, its kind is not one of those
+/// (the planner names the field), or the object does not exist.
+async fn read_workload(ro: &Rollout, client: &Client, ns: &str) -> Result<Option<Workload>, Error> {
+    let Some(reference) = ro.spec.workload_ref.as_ref() else {
+        return Ok(None);
+    };
+    let name = reference.name.as_deref().unwrap_or_default();
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let read = |kind: &str| {
+        let what = format!("{kind} {ns}/{name}");
+        move |source| Error::Read { what, source }
+    };
+    Ok(match reference.kind.as_deref() {
+        Some("Deployment") => Api::<Deployment>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(read("deployment"))?
+            .map(|d| {
+                let spec = d.spec.unwrap_or_default();
+                let status = d.status.unwrap_or_default();
+                Workload {
+                    generation: d.metadata.generation.unwrap_or(0),
+                    template: Some(spec.template),
+                    selector: Some(spec.selector),
+                    scale: Some(DeploymentScale {
+                        spec: spec.replicas.unwrap_or(1),
+                        pods: status.replicas.unwrap_or(0),
+                    }),
+                }
+            }),
+        Some("ReplicaSet") => Api::<ReplicaSet>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(read("replicaset"))?
+            .map(|rs| {
+                let spec = rs.spec.unwrap_or_default();
+                Workload {
+                    generation: rs.metadata.generation.unwrap_or(0),
+                    template: spec.template,
+                    selector: Some(spec.selector),
+                    scale: None,
+                }
+            }),
+        Some("PodTemplate") => Api::<PodTemplate>::namespaced(client.clone(), ns)
+            .get_opt(name)
+            .await
+            .map_err(read("podtemplate"))?
+            .map(|t| Workload {
+                generation: t.metadata.generation.unwrap_or(0),
+                template: t.template,
+                selector: None,
+                scale: None,
+            }),
+        _ => None,
+    })
+}
+
+/// How deep `spec.templates` references are followed; a chain longer than this is
+/// reported by the planner as a missing template rather than read forever.
+const MAX_TEMPLATE_DEPTH: usize = 10;
+
+type Templates = (
+    BTreeMap<String, AnalysisTemplate>,
+    BTreeMap<String, ClusterAnalysisTemplate>,
+);
+
+/// GET every template the Rollout names, then the templates those name, until no
+/// new name appears. A template that does not exist is left out (the planner
+/// names it in an InvalidSpec condition).
+async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templates, Error> {
+    let at_api: Api<AnalysisTemplate> = Api::namespaced(client.clone(), ns);
+    let cat_api: Api<ClusterAnalysisTemplate> = Api::all(client.clone());
+    let mut templates = BTreeMap::new();
+    let mut cluster_templates = BTreeMap::new();
+    let mut seen: (BTreeSet<String>, BTreeSet<String>) = Default::default();
+    let mut wanted = Observed::referenced_templates(ro);
+    for _ in 0..MAX_TEMPLATE_DEPTH {
+        let mut next: (BTreeSet<String>, BTreeSet<String>) = Default::default();
+        for name in wanted.0.iter().filter(|n| !seen.0.contains(*n)) {
+            let found = at_api.get_opt(name).await.map_err(|source| Error::Read {
+                what: format!("analysistemplate {ns}/{name}"),
+                source,
+            })?;
+            if let Some(t) = found {
+                let nested = Observed::nested_template_refs(&t.spec);
+                next.0.extend(nested.0);
+                next.1.extend(nested.1);
+                templates.insert(name.clone(), t);
+            }
+        }
+        for name in wanted.1.iter().filter(|n| !seen.1.contains(*n)) {
+            let found = cat_api.get_opt(name).await.map_err(|source| Error::Read {
+                what: format!("clusteranalysistemplate {name}"),
+                source,
+            })?;
+            if let Some(t) = found {
+                let nested = Observed::nested_template_refs(&t.spec.clone().into());
+                next.0.extend(nested.0);
+                next.1.extend(nested.1);
+                cluster_templates.insert(name.clone(), t);
+            }
+        }
+        seen.0.extend(std::mem::take(&mut wanted.0));
+        seen.1.extend(std::mem::take(&mut wanted.1));
+        next.0.retain(|n| !seen.0.contains(n));
+        next.1.retain(|n| !seen.1.contains(n));
+        if next.0.is_empty() && next.1.is_empty() {
+            break;
+        }
+        wanted = next;
+    }
+    Ok((templates, cluster_templates))
+}
+
+/// The Rollouts (of namespace `ns`, or all) that reference any analysis template.
+fn rollouts_using_templates(
+    store: &Store<CachedRollout>,
+    ns: Option<&str>,
+) -> Vec<reflector::ObjectRef<CachedRollout>> {
+    store
+        .state()
+        .iter()
+        .filter(|ro| ns.is_none() || ro.meta().namespace.as_deref() == ns)
+        .filter(|ro| ro.uses_templates())
+        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
+/// The Rollouts whose `spec.workloadRef` names this object (same kind, name and
+/// namespace): a change to it (a new template, a scale-up) must be acted on.
+fn rollouts_referencing<K: kube::Resource>(
+    store: &Store<CachedRollout>,
+    kind: &str,
+    obj: &K,
+) -> Vec<reflector::ObjectRef<CachedRollout>> {
+    let meta = obj.meta();
+    let (ns, Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Vec::new();
+    };
+    store
+        .state()
+        .iter()
+        .filter(|ro| ro.meta().namespace.as_deref() == ns)
+        .filter(|ro| ro.references(kind, name))
+        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
+/// A workloadRef to a ReplicaSet is re-read this often: the ReplicaSet watch is selected
+/// on the Rollouts' own hash label, so edits to another ReplicaSet raise no event.
+const REPLICA_SET_REF_RESYNC: Duration = Duration::from_secs(30);
+
+/// What of an AnalysisRun or Experiment the owning Rollout reacts to: its phase and
+/// message (what `status.canary.current*` shows), spec and deletion. Measurements
+/// recorded every interval change none of it, so they do not wake the Rollout.
+fn outcome_hash<K: kube::Resource>(obj: &K, status: &Value) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    let meta = obj.meta();
+    meta.generation.hash(&mut h);
+    meta.deletion_timestamp.is_some().hash(&mut h);
+    status["phase"].as_str().hash(&mut h);
+    status["message"].as_str().hash(&mut h);
+    Some(h.finish())
+}
+
+async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = object_key(&*cached);
+    if cached.meta().deletion_timestamp.is_some() {
+        ctx.freshness.forget(&key);
+        ctx.count_writes.written(&key);
+        return Ok(Action::await_change());
+    }
+    let rv = cached.resource_version().unwrap_or_default();
+    if ctx.freshness.is_stale(&key, &rv) {
+        // Our own write superseded this copy; the watch will bring the new one.
+        return Ok(Action::await_change());
+    }
+    // Reconciles start as soon as Rollouts are listed; planning while the owned objects'
+    // caches are still being listed would miss them (and try to create them again).
+    let synced = ctx.replica_sets.wait_ready().await.is_ok()
+        && ctx.analysis_runs.wait_ready().await.is_ok()
+        && ctx.experiments.wait_ready().await.is_ok();
+    if !synced {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    let ro = cached.rollout().map_err(|source| Error::Cache {
+        what: format!("rollout {key}"),
+        source,
+    })?;
+    let now = chrono::Utc::now();
+    let observed = observe(&ro, &ctx, now).await?;
+    let plan = sluice_engine::rollout::plan(&observed, now);
+    tracing::debug!(
+        changes = plan.changes.len(),
+        requeue_after = ?plan.requeue_after,
+        phase = ?plan.status.phase,
+        step = ?plan.status.current_step_index,
+        "planned"
+    );
+    let outcome = actuator::apply(&ctx, &ro, &plan).await?;
+    tracing::debug!(
+        status_written = outcome.status_written,
+        conflict = outcome.conflict,
+        "applied"
+    );
+    ctx.freshness
+        .wrote_all(&key, outcome.superseded.iter().map(String::as_str));
+    if outcome.status_written
+        && let Some(metrics) = &ctx.metrics
+    {
+        record_outcome(metrics, &ro, &observed, &plan.status, now);
+    }
+    ctx.backoff.success(&key);
+    if outcome.conflict {
+        // Someone (usually a user promote/abort) changed the Rollout since we
+        // read it: the watch event for that change triggers a fresh reconcile.
+        return Ok(Action::await_change());
+    }
+    let mut requeue = match (plan.requeue_after, outcome.counts_held) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if ro
+        .spec
+        .workload_ref
+        .as_ref()
+        .is_some_and(|r| r.kind.as_deref() == Some("ReplicaSet"))
+    {
+        requeue = Some(requeue.map_or(REPLICA_SET_REF_RESYNC, |r| r.min(REPLICA_SET_REF_RESYNC)));
+    }
+    Ok(match requeue {
+        Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
+        None => Action::await_change(),
+    })
+}
+
+/// Count a completed or aborted update the moment its status is written.
+fn record_outcome(
+    metrics: &Metrics,
+    ro: &Rollout,
+    observed: &Observed,
+    new: &sluice_api::rollout::RolloutStatus,
+    now: chrono::DateTime<chrono::Utc>,
+) {
+    let old = ro.status.clone().unwrap_or_default();
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    // The update started when its ReplicaSet was created.
+    let update_seconds = new.current_pod_hash.as_deref().and_then(|hash| {
+        observed
+            .replica_sets
+            .iter()
+            .find(|rs| rs.labels().get(HASH_LABEL).map(String::as_str) == Some(hash))
+            .and_then(|rs| rs.metadata.creation_timestamp.as_ref())
+            .map(|t| (now.timestamp_millis() - t.0.as_millisecond()) as f64 / 1000.0)
+    });
+    let completed_update =
+        old.stable_rs.is_some() && new.stable_rs.is_some() && old.stable_rs != new.stable_rs;
+    if completed_update {
+        metrics.outcome(
+            &ns,
+            &name,
+            RolloutOutcome::Completed,
+            AbortCause::None,
+            update_seconds,
+        );
+    }
+    if old.aborted_at.is_none() && new.aborted_at.is_some() {
+        let progressing = new
+            .conditions()
+            .iter()
+            .find(|c| c.type_.as_str() == "Progressing");
+        let cause = progressing
+            .map(|c| AbortCause::classify(&c.reason, &c.message))
+            .unwrap_or(AbortCause::Manual);
+        metrics.outcome(&ns, &name, RolloutOutcome::Aborted, cause, update_seconds);
+    }
+}
+
+fn error_policy(ro: Arc<CachedRollout>, err: &Error, ctx: Arc<Context>) -> Action {
+    let delay = ctx.backoff.failure(&object_key(&*ro));
+    warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Wait until a reflector store has seen its initial list. The wait is re-armed
+/// every 250 ms: a waiter created before the store's first list completed was
+/// seen to miss its wake-up, and a readiness probe must not hang on that.
+pub async fn wait_ready<K>(
+    store: &Store<K>,
+) -> Result<(), kube::runtime::reflector::store::WriterDropped>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    loop {
+        match tokio::time::timeout(Duration::from_millis(250), store.wait_until_ready()).await {
+            Ok(result) => return result,
+            Err(_) => continue,
+        }
+    }
+}
+
+/// Run the Rollout controller until `shutdown` fires.
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
+    super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
+    let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
+    let rs_stream = rs_stream.touched_objects();
+    // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
+    // phase changes wake the owning Rollout.
+    let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
+    let ar_stream = ar_stream.touched_objects().predicate_filter(
+        |r: &AnalysisRun| {
+            let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
+            outcome_hash(r, &status)
+        },
+        PredicateConfig::default(),
+    );
+    let exp_api: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let (exp_store, exp_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, exp_api, HASH_LABEL);
+    let exp_stream = exp_stream.touched_objects().predicate_filter(
+        |e: &Experiment| {
+            let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
+            outcome_hash(e, &status)
+        },
+        PredicateConfig::default(),
+    );
+    let reporter = Reporter {
+        controller: "sluice".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    };
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: rs_store,
+        analysis_runs: ar_store,
+        experiments: exp_store,
+        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
+        freshness: Freshness::default(),
+        count_writes: CountWrites::default(),
+        events: Publisher::new(client.clone(), reporter, cfg.events),
+        metrics: cfg.metrics.clone(),
+    });
+    let selector = cfg.instance_selector();
+    info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
+    // The cached Rollouts drop what no decision reads and would otherwise be most of
+    // their size: managedFields and kubectl's last-applied copy of the whole object; the
+    // rest is kept packed (see `cached_rollout`).
+    let (ro_store, ro_writer) = reflector::store();
+    let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .modify(strip_rollout)
+        .map_ok(CachedRollout::pack_event)
+        .reflect(ro_writer)
+        .applied_objects();
+    let controller = Controller::for_stream(ro_stream, ro_store)
+        .with_config(controller::Config::default().concurrency(CONCURRENCY));
+    // A template created or fixed after a Rollout named it (InvalidSpec until then)
+    // must wake that Rollout: templates change rarely, so every Rollout of the
+    // namespace that uses analysis is reconciled (nested references included).
+    let ro_store = controller.store();
+    let at_api: Api<AnalysisTemplate> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let at_stream = watcher(at_api, watcher::Config::default())
+        .default_backoff()
+        .touched_objects();
+    let cat_stream = watcher(
+        Api::<ClusterAnalysisTemplate>::all(client.clone()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let at_store = ro_store.clone();
+    // Referenced Deployments and PodTemplates (workloadRef): a new template starts a
+    // canary, a scale-up of a Deployment held at zero is undone. Nothing is cached.
+    let deploy_stream = watcher(
+        super::scoped_api::<Deployment>(&client, cfg.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let pt_stream = watcher(
+        super::scoped_api::<PodTemplate>(&client, cfg.namespace.as_deref()),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
+    let (deploy_store, pt_store) = (ro_store.clone(), ro_store.clone());
+    let controller = controller
+        .owns_stream(rs_stream)
+        .owns_stream(ar_stream)
+        .owns_stream(exp_stream)
+        .watches_stream(at_stream, move |t: AnalysisTemplate| {
+            rollouts_using_templates(&at_store, t.namespace().as_deref())
+        })
+        .watches_stream(cat_stream, move |_: ClusterAnalysisTemplate| {
+            rollouts_using_templates(&ro_store, None)
+        })
+        .watches_stream(deploy_stream, move |d: Deployment| {
+            rollouts_referencing(&deploy_store, "Deployment", &d)
+        })
+        .watches_stream(pt_stream, move |t: PodTemplate| {
+            rollouts_referencing(&pt_store, "PodTemplate", &t)
+        })
+        .graceful_shutdown_on(async move { shutdown.cancelled().await });
+    let task = cfg
+        .health
+        .as_ref()
+        .map(|h| h.register("rollout-controller"));
+    if let Some(health) = cfg.health.clone() {
+        let rollout_store = controller.store();
+        let rs_store = ctx.replica_sets.clone();
+        tokio::spawn(async move {
+            let rs_ready = rs_store.wait_ready().await;
+            let rollouts_ready = wait_ready(&rollout_store).await;
+            tracing::debug!(
+                rollouts = rollouts_ready.is_ok(),
+                replica_sets = rs_ready.is_ok(),
+                "caches synced"
+            );
+            if rollouts_ready.is_ok() && rs_ready.is_ok() {
+                health.set_caches_synced(true);
+            }
+        });
+    }
+    if let Some(metrics) = &cfg.metrics {
+        // Info gauges follow the cache at scrape time, so deleted Rollouts drop out.
+        let store = controller.store();
+        let gauges = InfoGauges::default();
+        metrics.on_scrape(move |m| gauges.sync(m, store.state().iter().map(|r| r.as_ref())));
+    }
+    controller
+        .run(
+            |ro, ctx| {
+                let ns = ro.namespace().unwrap_or_default();
+                let name = ro.name_any();
+                let span = info_span!("reconcile", rollout = %name, namespace = %ns);
+                let metrics = ctx.metrics.clone();
+                async move {
+                    let started = std::time::Instant::now();
+                    let result = reconcile(ro, ctx).await;
+                    if let Some(m) = &metrics {
+                        m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
+                        if result.is_err() {
+                            m.reconcile_error(&ns, &name);
+                        }
+                    }
+                    result
+                }
+                .instrument(span)
+            },
+            error_policy,
+            ctx,
+        )
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    if let Some(task) = task {
+        task.finish();
+    }
+    info!("rollout controller stopped");
+    Ok(())
+}

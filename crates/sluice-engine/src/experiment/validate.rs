@@ -1,0 +1,249 @@
+//! What makes an Experiment unrunnable. Upstream records most of these as an `InvalidSpec`
+//! condition and leaves the phase empty, and reports a missing analysis template only once
+//! the templates are up; Sluice checks everything before creating anything and ends the
+//! Experiment `Error` with a message naming the field, so a bad manifest never starts pods.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use thiserror::Error;
+
+use super::plan::{ObservedExperiment, TemplateKey};
+use crate::analysis::template::flatten_templates;
+use crate::rollout::validate::selector_matches;
+use sluice_api::analysis::AnalysisTemplateSpec;
+use sluice_api::common::parse_duration;
+use sluice_api::experiment::{ExperimentAnalysisTemplateRef, ExperimentSpec};
+
+/// Bound on nested `templates` references, so a reference cycle cannot loop.
+const MAX_TEMPLATE_DEPTH: usize = 10;
+
+/// Why an Experiment cannot run: the field (`spec.templates[1].selector`) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {message}")]
+pub struct SpecError {
+    pub field: String,
+    pub message: String,
+}
+
+fn err(field: impl Into<String>, message: impl Into<String>) -> SpecError {
+    SpecError {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Checks the spec and that every analysis template it names (directly or nested) exists.
+pub fn validate(obs: &ObservedExperiment) -> Result<(), SpecError> {
+    let spec = &obs.experiment.spec;
+    validate_spec(spec)?;
+    let mut names = BTreeSet::new();
+    for (i, a) in spec.analyses.iter().flatten().enumerate() {
+        let field = format!("spec.analyses[{i}]");
+        if a.name.is_empty() {
+            return Err(err(format!("{field}.name"), "must not be empty"));
+        }
+        if !names.insert(a.name.as_str()) {
+            return Err(err(
+                format!("{field}.name"),
+                format!("duplicate analysis name {:?}", a.name),
+            ));
+        }
+        if a.template_name.is_empty() {
+            return Err(err(format!("{field}.templateName"), "must not be empty"));
+        }
+        let templates =
+            resolve_templates(obs, a).map_err(|m| err(format!("{field}.templateName"), m))?;
+        flatten_templates(&templates).map_err(|e| err(field.clone(), e.to_string()))?;
+    }
+    Ok(())
+}
+
+/// The checks that need nothing but the spec.
+pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), SpecError> {
+    if spec.templates.is_empty() {
+        return Err(err("spec.templates", "at least one template is required"));
+    }
+    if let Some(d) = &spec.duration {
+        parse_duration(d).map_err(|e| err("spec.duration", e.to_string()))?;
+    }
+    let deadline = spec.progress_deadline_seconds();
+    if deadline <= 0 {
+        return Err(err("spec.progressDeadlineSeconds", "must be positive"));
+    }
+    if spec.scale_down_delay_seconds() < 0 {
+        return Err(err("spec.scaleDownDelaySeconds", "must not be negative"));
+    }
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (i, t) in spec.templates.iter().enumerate() {
+        let field = format!("spec.templates[{i}]");
+        if t.name.is_empty() {
+            return Err(err(format!("{field}.name"), "must not be empty"));
+        }
+        if let Some(j) = seen.insert(t.name.as_str(), i) {
+            return Err(err(
+                format!("{field}.name"),
+                format!(
+                    "duplicate template name {:?} (also spec.templates[{j}])",
+                    t.name
+                ),
+            ));
+        }
+        if t.replicas() < 0 {
+            return Err(err(format!("{field}.replicas"), "must not be negative"));
+        }
+        if t.min_ready_seconds.unwrap_or(0) > deadline {
+            return Err(err(
+                format!("{field}.minReadySeconds"),
+                format!("must not be longer than progressDeadlineSeconds ({deadline})"),
+            ));
+        }
+        let sel = &t.selector;
+        let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
+            && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
+        if empty {
+            return Err(err(
+                format!("{field}.selector"),
+                "must not be empty: an empty selector selects every pod in the namespace",
+            ));
+        }
+        let labels = template_labels(spec, i);
+        match selector_matches(sel, &labels) {
+            Ok(true) => {}
+            Ok(false) => {
+                return Err(err(
+                    format!("{field}.selector"),
+                    format!("does not match the labels of {field}.template.metadata.labels"),
+                ));
+            }
+            Err(op) => {
+                return Err(err(
+                    format!("{field}.selector"),
+                    format!("unknown operator {op:?}"),
+                ));
+            }
+        }
+        for (j, other) in spec.templates[..i].iter().enumerate() {
+            let mine_selects_theirs =
+                selector_matches(sel, &template_labels(spec, j)).unwrap_or(false);
+            let theirs_selects_mine = selector_matches(&other.selector, &labels).unwrap_or(false);
+            if mine_selects_theirs || theirs_selects_mine {
+                return Err(err(
+                    format!("{field}.selector"),
+                    format!(
+                        "overlaps with the selector of template {:?} (spec.templates[{j}]); each template's selector must select only its own pods",
+                        other.name
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn template_labels(spec: &ExperimentSpec, i: usize) -> BTreeMap<String, String> {
+    spec.templates[i]
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default()
+}
+
+fn kind(key: &TemplateKey) -> &'static str {
+    if key.cluster {
+        "ClusterAnalysisTemplate"
+    } else {
+        "AnalysisTemplate"
+    }
+}
+
+/// The templates an analysis runs: the one it names, then those nested in `templates`
+/// (depth first, each once). Errors name the missing template.
+pub fn resolve_templates(
+    obs: &ObservedExperiment,
+    analysis: &ExperimentAnalysisTemplateRef,
+) -> Result<Vec<AnalysisTemplateSpec>, String> {
+    let root = TemplateKey {
+        cluster: analysis.is_cluster_scope(),
+        name: analysis.template_name.clone(),
+    };
+    let mut out = Vec::new();
+    let mut visited = BTreeSet::new();
+    visit(obs, &root, None, 0, &mut visited, &mut out)?;
+    Ok(out)
+}
+
+fn visit(
+    obs: &ObservedExperiment,
+    key: &TemplateKey,
+    parent: Option<&TemplateKey>,
+    depth: usize,
+    visited: &mut BTreeSet<TemplateKey>,
+    out: &mut Vec<AnalysisTemplateSpec>,
+) -> Result<(), String> {
+    if !visited.insert(key.clone()) {
+        return Ok(());
+    }
+    if depth > MAX_TEMPLATE_DEPTH {
+        return Err(format!(
+            "{} {:?} nests templates more than {MAX_TEMPLATE_DEPTH} levels deep",
+            kind(key),
+            key.name
+        ));
+    }
+    let Some(t) = obs.template(key) else {
+        return Err(match parent {
+            None => format!("{} {:?} not found", kind(key), key.name),
+            Some(p) => format!(
+                "{} {:?} (referenced by {} {:?}) not found",
+                kind(key),
+                key.name,
+                kind(p),
+                p.name
+            ),
+        });
+    };
+    out.push(t.clone());
+    for r in t.templates.iter().flatten() {
+        let child = TemplateKey {
+            cluster: r.is_cluster_scope(),
+            name: r.template_name.clone().unwrap_or_default(),
+        };
+        visit(obs, &child, Some(key), depth + 1, visited, out)?;
+    }
+    Ok(())
+}
+
+/// Every template reachable from the analyses that `obs` does not hold, for the wiring
+/// to read (it calls this again after each round of reads; a template it could not find
+/// stays missing and [`validate`] reports it).
+pub fn missing_templates(obs: &ObservedExperiment) -> BTreeSet<TemplateKey> {
+    let mut missing = BTreeSet::new();
+    let mut stack: Vec<TemplateKey> = obs
+        .experiment
+        .spec
+        .analyses
+        .iter()
+        .flatten()
+        .map(|a| TemplateKey {
+            cluster: a.is_cluster_scope(),
+            name: a.template_name.clone(),
+        })
+        .collect();
+    let mut seen = BTreeSet::new();
+    while let Some(key) = stack.pop() {
+        if key.name.is_empty() || !seen.insert(key.clone()) {
+            continue;
+        }
+        match obs.template(&key) {
+            None => {
+                missing.insert(key);
+            }
+            Some(t) => stack.extend(t.templates.iter().flatten().map(|r| TemplateKey {
+                cluster: r.is_cluster_scope(),
+                name: r.template_name.clone().unwrap_or_default(),
+            })),
+        }
+    }
+    missing
+}

@@ -1,0 +1,473 @@
+//! Pod-template and step hashes, and semantic template equality.
+//!
+//! The pod-template hash names a Rollout's ReplicaSets (`<rollout>-<hash>`) and labels their
+//! pods, so it must be stable across restarts and versions of Sluice: it is FNV-1a (32 bit)
+//! over the template's JSON (maps serialize in key order, so the JSON is canonical) plus the
+//! collision count, rendered in the Kubernetes "safe" alphabet like upstream's. It is not
+//! byte-identical to upstream's, which is why ReplicaSets made by another controller are
+//! matched by [`templates_semantically_equal`] as well.
+
+use std::io::Write;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use sluice_api::common::{POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata};
+use sluice_api::rollout::CanaryStep;
+
+/// Kubernetes' alphabet for generated names: no vowels (no words) and no look-alikes.
+const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+const FNV_OFFSET: u32 = 0x811c_9dc5;
+const FNV_PRIME: u32 = 0x0100_0193;
+
+/// FNV-1a 32-bit, usable as an `io::Write` sink so JSON can be hashed without buffering.
+struct Fnv32a(u32);
+
+impl Fnv32a {
+    fn new() -> Self {
+        Self(FNV_OFFSET)
+    }
+}
+
+impl Write for Fnv32a {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        for &b in buf {
+            self.0 ^= u32::from(b);
+            self.0 = self.0.wrapping_mul(FNV_PRIME);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Renders a 32-bit hash the way Kubernetes' `SafeEncodeString(fmt.Sprint(h))` does: each
+/// decimal digit mapped into the safe alphabet.
+fn safe_encode(h: u32) -> String {
+    h.to_string()
+        .bytes()
+        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
+        .collect()
+}
+
+fn hash_json<T: Serialize + ?Sized>(value: &T, extra: &[u8]) -> u32 {
+    let mut h = Fnv32a::new();
+    // Serializing plain data structures into an infallible sink cannot fail.
+    serde_json::to_writer(&mut h, value).expect("serializing a Kubernetes object cannot fail");
+    h.write_all(extra).expect("hashing cannot fail");
+    h.0
+}
+
+/// The pod-template hash of a Rollout template, ignoring any hash label already on it.
+/// `collision_count` (status.collisionCount) is mixed in so a collision can be escaped by
+/// bumping it.
+pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
+    let mut extra = [0u8; 8];
+    let extra: &[u8] = match collision_count {
+        Some(c) => {
+            extra[..4].copy_from_slice(&c.to_le_bytes());
+            &extra
+        }
+        None => &[],
+    };
+    let has_label = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .is_some_and(|l| l.contains_key(POD_TEMPLATE_HASH_LABEL));
+    let h = if has_label {
+        let mut t = template.clone();
+        if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
+            labels.remove(POD_TEMPLATE_HASH_LABEL);
+        }
+        hash_json(&t, extra)
+    } else {
+        hash_json(template, extra)
+    };
+    safe_encode(h)
+}
+
+/// `status.currentStepHash`: a hash of `spec.strategy.canary.steps` (`None` hashes like
+/// upstream's nil slice). For the step kinds Sluice runs (`setWeight`, `pause`) the JSON is
+/// the same as upstream's, so the hash survives a takeover from Argo Rollouts without
+/// resetting the step index.
+pub fn step_hash(steps: Option<&[CanaryStep]>) -> String {
+    safe_encode(hash_json(&steps, &[]))
+}
+
+/// Whether a live ReplicaSet's pod template is the Rollout's template: equal after dropping
+/// the hash label, the ephemeral metadata Sluice (or upstream) injected (recorded in the
+/// ReplicaSet's `rollout.argoproj.io/ephemeral-metadata` annotation, passed as
+/// `live_ephemeral`), and the defaults the API server fills into a ReplicaSet's template.
+pub fn templates_semantically_equal(
+    live: &PodTemplateSpec,
+    live_ephemeral: Option<&PodTemplateMetadata>,
+    desired: &PodTemplateSpec,
+) -> bool {
+    TemplateMatcher::new(desired).matches(live, live_ephemeral)
+}
+
+/// [`templates_semantically_equal`] against one desired template, normalized once, for
+/// comparing it with many ReplicaSets.
+pub struct TemplateMatcher {
+    desired: Value,
+}
+
+impl TemplateMatcher {
+    pub fn new(desired: &PodTemplateSpec) -> Self {
+        Self {
+            desired: normalized(desired, None),
+        }
+    }
+
+    pub fn matches(
+        &self,
+        live: &PodTemplateSpec,
+        live_ephemeral: Option<&PodTemplateMetadata>,
+    ) -> bool {
+        normalized(live, live_ephemeral) == self.desired
+    }
+}
+
+fn normalized(template: &PodTemplateSpec, ephemeral: Option<&PodTemplateMetadata>) -> Value {
+    let mut v = serde_json::to_value(template).unwrap_or(Value::Null);
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("creationTimestamp");
+        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.remove(POD_TEMPLATE_HASH_LABEL);
+            if let Some(keys) = ephemeral.and_then(|e| e.labels.as_ref()) {
+                for k in keys.keys() {
+                    labels.remove(k);
+                }
+            }
+        }
+        if let Some(annotations) = meta.get_mut("annotations").and_then(Value::as_object_mut)
+            && let Some(keys) = ephemeral.and_then(|e| e.annotations.as_ref())
+        {
+            for k in keys.keys() {
+                annotations.remove(k);
+            }
+        }
+    }
+    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+        default_pod_spec(spec);
+        remove_injected_anti_affinity(spec);
+    }
+    prune_empty(&mut v);
+    v
+}
+
+fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    if obj.get(key).is_none_or(Value::is_null) {
+        obj.insert(key.to_string(), value);
+    }
+}
+
+/// Drops the pod anti-affinity terms a canary ReplicaSet gets injected (`antiAffinity`):
+/// those selecting on the pod-template-hash label, which users never write themselves.
+fn remove_injected_anti_affinity(spec: &mut Map<String, Value>) {
+    let Some(anti) = spec
+        .get_mut("affinity")
+        .and_then(|a| a.get_mut("podAntiAffinity"))
+        .and_then(Value::as_object_mut)
+    else {
+        return;
+    };
+    let selects_hash = |term: &Value| {
+        term.pointer("/labelSelector/matchExpressions")
+            .and_then(Value::as_array)
+            .is_some_and(|exprs| {
+                exprs
+                    .iter()
+                    .any(|e| e.get("key").and_then(Value::as_str) == Some(POD_TEMPLATE_HASH_LABEL))
+            })
+    };
+    if let Some(required) = anti
+        .get_mut("requiredDuringSchedulingIgnoredDuringExecution")
+        .and_then(Value::as_array_mut)
+    {
+        required.retain(|t| !selects_hash(t));
+    }
+    if let Some(preferred) = anti
+        .get_mut("preferredDuringSchedulingIgnoredDuringExecution")
+        .and_then(Value::as_array_mut)
+    {
+        preferred.retain(|t| !t.get("podAffinityTerm").is_some_and(selects_hash));
+    }
+}
+
+/// The subset of the API server's pod-spec defaulting that shows up in ReplicaSet templates.
+fn default_pod_spec(spec: &mut Map<String, Value>) {
+    // The deprecated alias is filled in by the server on one side only.
+    spec.remove("serviceAccount");
+    set_default(spec, "restartPolicy", "Always".into());
+    set_default(spec, "dnsPolicy", "ClusterFirst".into());
+    set_default(spec, "schedulerName", "default-scheduler".into());
+    set_default(spec, "terminationGracePeriodSeconds", 30.into());
+    for key in ["containers", "initContainers", "ephemeralContainers"] {
+        if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
+            for c in list.iter_mut().filter_map(Value::as_object_mut) {
+                default_container(c);
+            }
+        }
+    }
+    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
+        for vol in volumes.iter_mut().filter_map(Value::as_object_mut) {
+            for source in ["configMap", "secret", "downwardAPI", "projected"] {
+                if let Some(s) = vol.get_mut(source).and_then(Value::as_object_mut) {
+                    set_default(s, "defaultMode", 420.into());
+                }
+            }
+        }
+    }
+}
+
+fn default_container(c: &mut Map<String, Value>) {
+    set_default(c, "terminationMessagePath", "/dev/termination-log".into());
+    set_default(c, "terminationMessagePolicy", "File".into());
+    let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
+    let policy = if image_uses_latest(image) {
+        "Always"
+    } else {
+        "IfNotPresent"
+    };
+    set_default(c, "imagePullPolicy", policy.into());
+    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+            set_default(p, "protocol", "TCP".into());
+        }
+    }
+    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
+        if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
+            set_default(p, "timeoutSeconds", 1.into());
+            set_default(p, "periodSeconds", 10.into());
+            set_default(p, "successThreshold", 1.into());
+            set_default(p, "failureThreshold", 3.into());
+            if let Some(http) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
+                set_default(http, "scheme", "HTTP".into());
+            }
+        }
+    }
+    if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
+        for e in env.iter_mut().filter_map(Value::as_object_mut) {
+            if let Some(field_ref) = e
+                .get_mut("valueFrom")
+                .and_then(|v| v.get_mut("fieldRef"))
+                .and_then(Value::as_object_mut)
+            {
+                set_default(field_ref, "apiVersion", "v1".into());
+            }
+        }
+    }
+}
+
+/// Kubernetes pulls `Always` when the image has no tag or the tag `latest` (and no digest).
+fn image_uses_latest(image: &str) -> bool {
+    if image.contains('@') {
+        return false;
+    }
+    let last = image.rsplit('/').next().unwrap_or(image);
+    match last.split_once(':') {
+        None => true,
+        Some((_, tag)) => tag == "latest",
+    }
+}
+
+/// Drops nulls, empty objects and empty arrays so `{}` and absent compare equal.
+fn prune_empty(v: &mut Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Object(map) => {
+            map.retain(|_, child| !prune_empty(child));
+            map.is_empty()
+        }
+        Value::Array(items) => {
+            for item in items.iter_mut() {
+                prune_empty(item);
+            }
+            items.is_empty()
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    use serde_json::json;
+    use sluice_api::rollout::RolloutPause;
+
+    fn template(v: Value) -> PodTemplateSpec {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn app(image: &str) -> PodTemplateSpec {
+        template(json!({
+            "metadata": {"labels": {"app": "demo"}},
+            "spec": {"containers": [{"name": "app", "image": image}]}
+        }))
+    }
+
+    #[test]
+    fn fnv1a_matches_reference_vectors() {
+        for (input, expected) in [
+            ("", 0x811c_9dc5u32),
+            ("a", 0xe40c_292c),
+            ("foobar", 0xbf9c_f968),
+        ] {
+            let mut h = Fnv32a::new();
+            h.write_all(input.as_bytes()).unwrap();
+            assert_eq!(h.0, expected, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn safe_encoding_maps_each_decimal_digit() {
+        // '0' is byte 48 → 48 % 27 = 21 → '4'; '1' → 22 → '5'; '9' → 57 % 27 = 3 → 'f'.
+        assert_eq!(safe_encode(0), "4");
+        assert_eq!(safe_encode(109), "54f");
+        assert!(
+            safe_encode(u32::MAX)
+                .bytes()
+                .all(|b| SAFE_ALPHABET.contains(&b))
+        );
+    }
+
+    #[test]
+    fn pod_template_hash_is_stable_and_changes_with_the_template() {
+        let a = pod_template_hash(&app("nginx:1.25"), None);
+        assert_eq!(a, pod_template_hash(&app("nginx:1.25"), None));
+        assert_ne!(a, pod_template_hash(&app("nginx:1.26"), None));
+        assert!(a.len() <= 10 && !a.is_empty());
+    }
+
+    #[test]
+    fn pod_template_hash_ignores_an_existing_hash_label() {
+        let mut labelled = app("nginx:1.25");
+        labelled
+            .metadata
+            .as_mut()
+            .unwrap()
+            .labels
+            .as_mut()
+            .unwrap()
+            .insert(POD_TEMPLATE_HASH_LABEL.into(), "abc".into());
+        assert_eq!(
+            pod_template_hash(&labelled, None),
+            pod_template_hash(&app("nginx:1.25"), None)
+        );
+    }
+
+    #[test]
+    fn collision_count_changes_the_hash() {
+        let t = app("nginx:1.25");
+        let none = pod_template_hash(&t, None);
+        let one = pod_template_hash(&t, Some(1));
+        assert_ne!(none, one);
+        assert_ne!(one, pod_template_hash(&t, Some(2)));
+    }
+
+    #[test]
+    fn step_hash_depends_on_the_steps() {
+        let w20 = [CanaryStep {
+            set_weight: Some(20),
+            ..Default::default()
+        }];
+        let pause = [CanaryStep {
+            pause: Some(RolloutPause {
+                duration: Some(IntOrString::String("10s".into())),
+            }),
+            ..Default::default()
+        }];
+        assert_eq!(step_hash(Some(&w20)), step_hash(Some(&w20)));
+        assert_ne!(step_hash(Some(&w20)), step_hash(Some(&pause)));
+        assert_ne!(step_hash(None), step_hash(Some(&[])));
+    }
+
+    #[test]
+    fn step_hash_hashes_the_same_json_as_upstream() {
+        // upstream: fnv32a(json.Marshal(steps)) → SafeEncodeString(decimal)
+        let steps = [
+            CanaryStep {
+                set_weight: Some(20),
+                ..Default::default()
+            },
+            CanaryStep {
+                pause: Some(RolloutPause::default()),
+                ..Default::default()
+            },
+        ];
+        assert_eq!(
+            serde_json::to_string(&Some(&steps[..])).unwrap(),
+            r#"[{"setWeight":20},{"pause":{}}]"#
+        );
+        let mut h = Fnv32a::new();
+        h.write_all(br#"[{"setWeight":20},{"pause":{}}]"#).unwrap();
+        assert_eq!(step_hash(Some(&steps)), safe_encode(h.0));
+    }
+
+    #[test]
+    fn server_defaulted_template_equals_the_original() {
+        let live = template(json!({
+            "metadata": {"labels": {"app": "demo", POD_TEMPLATE_HASH_LABEL: "xyz"}, "creationTimestamp": null},
+            "spec": {
+                "containers": [{
+                    "name": "app", "image": "nginx:1.25", "imagePullPolicy": "IfNotPresent",
+                    "terminationMessagePath": "/dev/termination-log", "terminationMessagePolicy": "File",
+                    "resources": {}, "ports": [{"containerPort": 80, "protocol": "TCP"}],
+                    "readinessProbe": {"httpGet": {"path": "/", "port": 80, "scheme": "HTTP"},
+                        "timeoutSeconds": 1, "periodSeconds": 10, "successThreshold": 1, "failureThreshold": 3}
+                }],
+                "restartPolicy": "Always", "dnsPolicy": "ClusterFirst", "schedulerName": "default-scheduler",
+                "terminationGracePeriodSeconds": 30, "securityContext": {}
+            }
+        }));
+        let desired = template(json!({
+            "metadata": {"labels": {"app": "demo"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.25",
+                "ports": [{"containerPort": 80}],
+                "readinessProbe": {"httpGet": {"path": "/", "port": 80}}}]}
+        }));
+        assert!(templates_semantically_equal(&live, None, &desired));
+        assert!(!templates_semantically_equal(
+            &live,
+            None,
+            &app("nginx:1.26")
+        ));
+    }
+
+    #[test]
+    fn ephemeral_labels_are_ignored_only_when_recorded() {
+        let live = template(json!({
+            "metadata": {"labels": {"app": "demo", "role": "canary"}},
+            "spec": {"containers": [{"name": "app", "image": "nginx:1.25"}]}
+        }));
+        let eph = PodTemplateMetadata {
+            labels: Some([("role".to_string(), "canary".to_string())].into()),
+            annotations: None,
+        };
+        assert!(templates_semantically_equal(
+            &live,
+            Some(&eph),
+            &app("nginx:1.25")
+        ));
+        assert!(!templates_semantically_equal(
+            &live,
+            None,
+            &app("nginx:1.25")
+        ));
+    }
+
+    #[test]
+    fn latest_or_untagged_images_default_to_always_pull() {
+        assert!(image_uses_latest("nginx"));
+        assert!(image_uses_latest("nginx:latest"));
+        assert!(image_uses_latest("registry:5000/team/nginx"));
+        assert!(!image_uses_latest("registry:5000/team/nginx:1.2"));
+        assert!(!image_uses_latest("nginx@sha256:abc"));
+    }
+}

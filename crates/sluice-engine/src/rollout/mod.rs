@@ -1,0 +1,36 @@
+//! The Rollout planner: no Kubernetes client, no async runtime, no clock.
+//!
+//! `plan(&Observed, now) -> Plan` is the whole Rollout decision. The controller builds an
+//! [`Observed`] from its caches, calls [`plan()`] (which repeats the one-transition
+//! [`plan_step`] while only the status moves, see [`settle`]), and hands the [`Plan`] to the actuator,
+//! which applies `changes` in order (stopping at the first failure) and then writes
+//! `status` to /status as a merge patch of the fields that differ from the observed status.
+//!
+//! - [`replicas`]: maxSurge/maxUnavailable and the weight → replica-count math.
+//! - [`hash`]: pod-template and step hashes, semantic template equality.
+//! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
+//! - [`canary`]: the step machine.
+//! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
+//!   Experiments that analysis/experiment steps and background analysis create.
+//! - [`status`]: condition strings, phase and message.
+//! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
+pub mod analysis_runs;
+pub mod canary;
+pub mod experiment_step;
+pub mod hash;
+pub mod observed;
+pub mod plan;
+pub mod replicas;
+pub mod settle;
+pub mod status;
+pub mod validate;
+pub mod workload;
+
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+
+pub use canary::plan_step;
+pub use observed::Observed;
+pub use plan::{Change, EventType, MetadataPatch, Plan};
+pub use settle::plan;
+pub use validate::{InvalidSpec, validate};

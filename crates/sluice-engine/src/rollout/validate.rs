@@ -1,0 +1,395 @@
+//! Spec validation: what makes a Rollout `InvalidSpec`.
+//!
+//! An invalid Rollout gets only a status change (InvalidSpec condition, phase Degraded) and
+//! no ReplicaSet change. Every message starts with the field path, so the user knows what to
+//! edit. Fields the CRD accepts but Sluice does not run yet are invalid too (never silently
+//! ignored); they are listed in one place, [`UNSUPPORTED_FEATURES`] and
+//! [`UNSUPPORTED_STEP_KINDS`], so enabling a feature is a one-line change.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use thiserror::Error;
+
+use super::observed::Observed;
+use super::replicas::Limits;
+use sluice_api::rollout::RolloutSpec;
+
+/// Why a Rollout cannot be reconciled.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{field}: {message}")]
+pub struct InvalidSpec {
+    /// JSON path of the offending field, e.g. `spec.strategy.canary.steps[3]`.
+    pub field: String,
+    pub message: String,
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec {
+    InvalidSpec {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// A field Sluice accepts but does not implement yet.
+pub struct Unsupported {
+    pub field: &'static str,
+    pub present: fn(&RolloutSpec) -> bool,
+}
+
+/// Spec features that make a Rollout InvalidSpec until Sluice implements them.
+pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
+    Unsupported {
+        field: "spec.strategy.blueGreen",
+        present: |s| s.blue_green().is_some(),
+    },
+    Unsupported {
+        field: "spec.strategy.canary.trafficRouting",
+        present: |s| s.canary().is_some_and(|c| c.traffic_routing.is_some()),
+    },
+];
+
+/// Canary step kinds Sluice does not run yet.
+pub const UNSUPPORTED_STEP_KINDS: &[&str] = &[
+    "setCanaryScale",
+    "setHeaderRoute",
+    "setMirrorRoute",
+    "plugin",
+];
+
+/// Canary fields that only mean something with traffic routing (upstream rejects them too).
+const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
+    Unsupported {
+        field: "spec.strategy.canary.scaleDownDelaySeconds",
+        present: |s| {
+            s.canary()
+                .is_some_and(|c| c.scale_down_delay_seconds.is_some())
+        },
+    },
+    Unsupported {
+        field: "spec.strategy.canary.scaleDownDelayRevisionLimit",
+        present: |s| {
+            s.canary()
+                .is_some_and(|c| c.scale_down_delay_revision_limit.is_some())
+        },
+    },
+    Unsupported {
+        field: "spec.strategy.canary.abortScaleDownDelaySeconds",
+        present: |s| {
+            s.canary()
+                .is_some_and(|c| c.abort_scale_down_delay_seconds.is_some())
+        },
+    },
+    Unsupported {
+        field: "spec.strategy.canary.dynamicStableScale",
+        present: |s| {
+            s.canary()
+                .is_some_and(|c| c.dynamic_stable_scale == Some(true))
+        },
+    },
+    Unsupported {
+        field: "spec.strategy.canary.minPodsPerReplicaSet",
+        present: |s| {
+            s.canary()
+                .is_some_and(|c| c.min_pods_per_replica_set.is_some())
+        },
+    },
+    Unsupported {
+        field: "spec.strategy.canary.pingPong",
+        present: |s| s.canary().is_some_and(|c| c.ping_pong.is_some()),
+    },
+];
+
+/// Checks the Rollout in `observed`, including that referenced Services and analysis
+/// templates exist and that its analyses can be turned into runs.
+pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
+    validate_spec(&observed.rollout.spec)?;
+    validate_services(observed)?;
+    super::analysis_runs::validate_analyses(observed)
+}
+
+/// Checks a Rollout spec on its own.
+pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
+    let strategy = spec.strategy.as_ref();
+    if strategy.is_none_or(|s| s.canary.is_none() && s.blue_green.is_none()) {
+        return Err(invalid(
+            "spec.strategy",
+            "Rollout has missing field 'spec.strategy.canary' or 'spec.strategy.blueGreen'",
+        ));
+    }
+    if spec.canary().is_some() && spec.blue_green().is_some() {
+        return Err(invalid(
+            "spec.strategy",
+            "only one of canary or blueGreen may be set",
+        ));
+    }
+    if spec.replicas.is_some_and(|r| r < 0) {
+        return Err(invalid(
+            "spec.replicas",
+            "must be greater than or equal to 0",
+        ));
+    }
+    if spec.template.is_some() && spec.workload_ref.is_some() {
+        return Err(invalid(
+            "spec.template",
+            "must be empty when spec.workloadRef is set",
+        ));
+    }
+    for feature in UNSUPPORTED_FEATURES {
+        if (feature.present)(spec) {
+            return Err(invalid(feature.field, "is not supported by Sluice yet"));
+        }
+    }
+    let Some(template) = spec.template.as_ref() else {
+        return Err(invalid(
+            "spec.template",
+            "Rollout has missing field 'spec.template'",
+        ));
+    };
+    let Some(selector) = spec.selector.as_ref() else {
+        return Err(invalid(
+            "spec.selector",
+            "Rollout has missing field 'spec.selector'",
+        ));
+    };
+    if selector
+        .match_labels
+        .as_ref()
+        .is_none_or(BTreeMap::is_empty)
+        && selector
+            .match_expressions
+            .as_ref()
+            .is_none_or(Vec::is_empty)
+    {
+        return Err(invalid(
+            "spec.selector",
+            "This rollout is selecting all pods. A non-empty selector is required.",
+        ));
+    }
+    let empty = BTreeMap::new();
+    let labels = template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&empty);
+    match selector_matches(selector, labels) {
+        Ok(true) => {}
+        Ok(false) => {
+            return Err(invalid(
+                "spec.selector",
+                "`selector` does not match template `labels` (spec.template.metadata.labels)",
+            ));
+        }
+        Err(op) => {
+            return Err(invalid(
+                "spec.selector.matchExpressions",
+                format!("unknown operator {op:?}"),
+            ));
+        }
+    }
+
+    let Some(canary) = spec.canary() else {
+        return Ok(());
+    };
+    if canary.traffic_routing.is_none() {
+        for feature in TRAFFIC_ROUTING_ONLY {
+            if (feature.present)(spec) {
+                return Err(invalid(
+                    feature.field,
+                    "can only be used with trafficRouting",
+                ));
+            }
+        }
+    }
+    let zero = |v: &Option<_>| {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        matches!(v, Some(IntOrString::Int(0)))
+            || matches!(v, Some(IntOrString::String(s)) if s.trim_end_matches('%') == "0")
+    };
+    if zero(&canary.max_surge) && zero(&canary.max_unavailable) {
+        return Err(invalid(
+            "spec.strategy.canary.maxUnavailable",
+            "MaxSurge and MaxUnavailable both can not be zero",
+        ));
+    }
+    Limits::resolve(
+        canary.max_surge.as_ref(),
+        canary.max_unavailable.as_ref(),
+        spec.replicas(),
+    )
+    .map_err(|e| {
+        invalid(
+            e.field.clone(),
+            e.to_string().replacen(&format!("{}: ", e.field), "", 1),
+        )
+    })?;
+
+    if let Some(t) = &canary.replica_progress_threshold
+        && t.type_ != "Percent"
+        && t.type_ != "Pods"
+    {
+        return Err(invalid(
+            "spec.strategy.canary.replicaProgressThreshold.type",
+            format!("must be \"Percent\" or \"Pods\", got {:?}", t.type_),
+        ));
+    }
+    for (i, step) in spec.steps().iter().enumerate() {
+        let field = format!("spec.strategy.canary.steps[{i}]");
+        let keys = step.keys();
+        match keys.as_slice() {
+            [] => {
+                return Err(invalid(
+                    field,
+                    "a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
+                ));
+            }
+            [key] => {
+                if UNSUPPORTED_STEP_KINDS.contains(key) {
+                    return Err(invalid(
+                        format!("{field}.{key}"),
+                        "is not supported by Sluice yet",
+                    ));
+                }
+            }
+            _ => {
+                return Err(invalid(
+                    field,
+                    format!(
+                        "a step must set exactly one key, found {}",
+                        keys.join(" and ")
+                    ),
+                ));
+            }
+        }
+        if let Some(w) = step.set_weight
+            && !(0..=100).contains(&w)
+        {
+            return Err(invalid(
+                format!("{field}.setWeight"),
+                format!("must be between 0 and 100, got {w}"),
+            ));
+        }
+        if let Some(pause) = &step.pause
+            && let Err(e) = pause.duration()
+        {
+            return Err(invalid(
+                format!("{field}.pause.duration"),
+                format!(
+                    "invalid duration {:?}: use a non-negative number of seconds or a duration such as \"30s\" or \"1h\"",
+                    e.value
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn validate_services(observed: &Observed) -> Result<(), InvalidSpec> {
+    let Some(canary) = observed.rollout.spec.canary() else {
+        return Ok(());
+    };
+    let refs = [
+        ("spec.strategy.canary.canaryService", &canary.canary_service),
+        ("spec.strategy.canary.stableService", &canary.stable_service),
+    ];
+    if let (Some(c), Some(s)) = (&canary.canary_service, &canary.stable_service)
+        && c == s
+    {
+        return Err(invalid(
+            "spec.strategy.canary.stableService",
+            "This rollout uses the same service for the stable and canary services, but two different services are required.",
+        ));
+    }
+    for (field, name) in refs {
+        let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
+        if !matches!(observed.services.get(name), Some(Some(_))) {
+            return Err(invalid(field, format!("service {name:?} not found")));
+        }
+    }
+    Ok(())
+}
+
+/// Whether `labels` satisfy `selector`. Errors with the operator when it is unknown.
+pub fn selector_matches(
+    selector: &LabelSelector,
+    labels: &BTreeMap<String, String>,
+) -> Result<bool, String> {
+    if let Some(ml) = &selector.match_labels
+        && ml.iter().any(|(k, v)| labels.get(k) != Some(v))
+    {
+        return Ok(false);
+    }
+    for expr in selector.match_expressions.iter().flatten() {
+        let value = labels.get(&expr.key);
+        let values = expr.values.as_deref().unwrap_or(&[]);
+        let ok = match expr.operator.as_str() {
+            "In" => value.is_some_and(|v| values.contains(v)),
+            "NotIn" => value.is_none_or(|v| !values.contains(v)),
+            "Exists" => value.is_some(),
+            "DoesNotExist" => value.is_none(),
+            other => return Err(other.to_string()),
+        };
+        if !ok {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
+
+    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
+        LabelSelectorRequirement {
+            key: key.into(),
+            operator: op.into(),
+            values: Some(values.iter().map(|v| v.to_string()).collect()),
+        }
+    }
+
+    #[test]
+    fn selector_expressions_match_like_kubernetes() {
+        let labels: BTreeMap<String, String> =
+            [("app".into(), "demo".into()), ("tier".into(), "web".into())].into();
+        let sel = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
+            match_labels: Some([("app".into(), "demo".into())].into()),
+            match_expressions: Some(exprs),
+        };
+        for (exprs, expected) in [
+            (vec![req("tier", "In", &["web", "api"])], true),
+            (vec![req("tier", "In", &["api"])], false),
+            (vec![req("tier", "NotIn", &["api"])], true),
+            (vec![req("zone", "NotIn", &["a"])], true),
+            (vec![req("tier", "Exists", &[])], true),
+            (vec![req("zone", "Exists", &[])], false),
+            (vec![req("zone", "DoesNotExist", &[])], true),
+            (vec![req("tier", "DoesNotExist", &[])], false),
+        ] {
+            assert_eq!(
+                selector_matches(&sel(exprs.clone()), &labels),
+                Ok(expected),
+                "{exprs:?}"
+            );
+        }
+        assert_eq!(
+            selector_matches(&sel(vec![req("tier", "Near", &[])]), &labels),
+            Err("Near".to_string())
+        );
+    }
+
+    #[test]
+    fn the_unsupported_lists_name_real_fields() {
+        for f in UNSUPPORTED_FEATURES.iter().chain(TRAFFIC_ROUTING_ONLY) {
+            assert!(f.field.starts_with("spec."), "{}", f.field);
+            assert!(
+                !(f.present)(&RolloutSpec::default()),
+                "{} on an empty spec",
+                f.field
+            );
+        }
+    }
+}
