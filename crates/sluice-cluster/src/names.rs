@@ -1,5 +1,7 @@
 //! Object-name validation with the apiserver's exact messages, and `generateName` suffixes.
 
+use sluice_api::k8s::hash::SAFE_ALPHABET;
+
 /// Which name rule a resource's names follow.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum NameRule {
@@ -166,13 +168,12 @@ pub fn validate_metadata(meta: &serde_json::Value) -> Vec<(String, String)> {
 /// Five characters from the apiserver's generateName alphabet (no vowels, no look-alikes),
 /// derived from `seed`.
 pub fn random_suffix(mut seed: u64) -> String {
-    const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut s = String::with_capacity(5);
     for _ in 0..5 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        s.push(ALPHABET[((seed >> 33) % ALPHABET.len() as u64) as usize] as char);
+        s.push(SAFE_ALPHABET[((seed >> 33) % SAFE_ALPHABET.len() as u64) as usize] as char);
     }
     s
 }
@@ -252,7 +253,7 @@ mod tests {
     fn suffix_is_five_chars_of_the_alphabet() {
         let s = random_suffix(42);
         assert_eq!(s.len(), 5);
-        assert!(s.chars().all(|c| "bcdfghjklmnpqrstvwxz2456789".contains(c)));
+        assert!(s.bytes().all(|c| SAFE_ALPHABET.contains(&c)));
         assert_ne!(random_suffix(1), random_suffix(2));
     }
 }

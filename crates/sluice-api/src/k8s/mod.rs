@@ -1,5 +1,11 @@
 //! Kubernetes' own rules that every Sluice crate shares, one copy each, each pinned by a test
 //! stating Kubernetes' semantics.
+//!
+//! - [`hash`]: the pod-template hash and the safe encoding of generated names.
+//! - [`intstr`]: int-or-percent values (`maxSurge`, `maxUnavailable`) and their rounding.
+//! - [`time`]: `metav1.Time` and the planners' clock.
+//! - [`duration`]: Go's `time.ParseDuration`.
 pub mod duration;
+pub mod hash;
 pub mod intstr;
 pub mod time;

@@ -45,6 +45,7 @@ use super::informer::{Cache, ObjectKey};
 use super::pod_state::{controller_of, controller_ref, created};
 use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::hash::pod_template_hash;
 use sluice_api::k8s::intstr;
 use sluice_api::k8s::time::{from_time, to_time};
 
@@ -85,24 +86,6 @@ pub struct Plan {
     pub status: Option<DeploymentStatus>,
     /// When the progress deadline would expire.
     pub requeue_at: Option<DateTime<Utc>>,
-}
-
-const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// The `pod-template-hash` of a template: FNV-1a over its JSON form (and the collision
-/// count), printed in decimal and mapped onto the vowel-free alphabet Kubernetes uses.
-pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut bytes = serde_json::to_vec(template).unwrap_or_default();
-    if let Some(c) = collision_count {
-        bytes.extend_from_slice(&c.to_be_bytes());
-    }
-    let h = bytes.iter().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
-    });
-    h.to_string()
-        .bytes()
-        .map(|b| ALPHABET[usize::from(b) % ALPHABET.len()] as char)
-        .collect()
 }
 
 fn strip_hash(template: &PodTemplateSpec) -> Value {
@@ -1322,7 +1305,7 @@ mod tests {
         assert_eq!(a, pod_template_hash(&template("a"), None));
         assert_ne!(a, pod_template_hash(&template("b"), None));
         assert_ne!(a, pod_template_hash(&template("a"), Some(1)));
-        assert!(a.bytes().all(|c| ALPHABET.contains(&c)));
+        assert!(a.bytes().all(|c| sluice_api::k8s::hash::SAFE_ALPHABET.contains(&c)));
     }
 
     #[test]

@@ -67,10 +67,7 @@ pub fn pod_from_template(
     }
 }
 
-const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-/// Five random characters from the alphabet Kubernetes uses for generated names (no
-/// vowels, no look-alike characters).
+/// Five random characters for a Pod name, as the API server draws them for `generateName`.
 pub fn random_suffix() -> String {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -81,14 +78,7 @@ pub fn random_suffix() -> String {
             .map(|d| d.as_nanos())
             .unwrap_or_default(),
     );
-    let mut x = h.finish();
-    (0..5)
-        .map(|_| {
-            let c = ALPHABET[(x % ALPHABET.len() as u64) as usize];
-            x /= ALPHABET.len() as u64;
-            c as char
-        })
-        .collect()
+    crate::names::random_suffix(h.finish())
 }
 
 /// What applying a list of Pod changes achieved.
@@ -270,7 +260,7 @@ mod tests {
         let a = random_suffix();
         let b = random_suffix();
         assert_eq!(a.len(), 5);
-        assert!(a.bytes().all(|c| ALPHABET.contains(&c)));
+        assert!(a.bytes().all(|c| sluice_api::k8s::hash::SAFE_ALPHABET.contains(&c)));
         assert_ne!(a, b);
     }
 

@@ -1,101 +1,25 @@
-//! Pod-template and step hashes, and semantic template equality.
+//! The step hash, and semantic template equality.
 //!
-//! The pod-template hash names a Rollout's ReplicaSets (`<rollout>-<hash>`) and labels their
-//! pods, so it must be stable across restarts and versions of Sluice: it is FNV-1a (32 bit)
-//! over the template's JSON (maps serialize in key order, so the JSON is canonical) plus the
-//! collision count, rendered in the Kubernetes "safe" alphabet like upstream's. It is not
+//! The pod-template hash that names a Rollout's ReplicaSets (`<rollout>-<hash>`) is
+//! Kubernetes' rule and lives in `sluice_api::k8s::hash`. Its serialization is not
 //! byte-identical to upstream's, which is why ReplicaSets made by another controller are
 //! matched by [`templates_semantically_equal`] as well.
 
-use std::io::Write;
-
 use k8s_openapi::api::core::v1::PodTemplateSpec;
-use serde::Serialize;
 use serde_json::{Map, Value};
 
 use sluice_api::common::{POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata};
+use sluice_api::k8s::hash::json_hash;
 use sluice_api::rollout::CanaryStep;
 
-/// Kubernetes' alphabet for generated names: no vowels (no words) and no look-alikes.
-const SAFE_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-
-const FNV_OFFSET: u32 = 0x811c_9dc5;
-const FNV_PRIME: u32 = 0x0100_0193;
-
-/// FNV-1a 32-bit, usable as an `io::Write` sink so JSON can be hashed without buffering.
-struct Fnv32a(u32);
-
-impl Fnv32a {
-    fn new() -> Self {
-        Self(FNV_OFFSET)
-    }
-}
-
-impl Write for Fnv32a {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        for &b in buf {
-            self.0 ^= u32::from(b);
-            self.0 = self.0.wrapping_mul(FNV_PRIME);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Renders a 32-bit hash the way Kubernetes' `SafeEncodeString(fmt.Sprint(h))` does: each
-/// decimal digit mapped into the safe alphabet.
-fn safe_encode(h: u32) -> String {
-    h.to_string()
-        .bytes()
-        .map(|b| char::from(SAFE_ALPHABET[usize::from(b) % SAFE_ALPHABET.len()]))
-        .collect()
-}
-
-fn hash_json<T: Serialize + ?Sized>(value: &T, extra: &[u8]) -> u32 {
-    let mut h = Fnv32a::new();
-    // Serializing plain data structures into an infallible sink cannot fail.
-    serde_json::to_writer(&mut h, value).expect("serializing a Kubernetes object cannot fail");
-    h.write_all(extra).expect("hashing cannot fail");
-    h.0
-}
-
-/// The pod-template hash of a Rollout template, ignoring any hash label already on it.
-/// `collision_count` (status.collisionCount) is mixed in so a collision can be escaped by
-/// bumping it.
-pub fn pod_template_hash(template: &PodTemplateSpec, collision_count: Option<i32>) -> String {
-    let mut extra = [0u8; 8];
-    let extra: &[u8] = match collision_count {
-        Some(c) => {
-            extra[..4].copy_from_slice(&c.to_le_bytes());
-            &extra
-        }
-        None => &[],
-    };
-    let has_label = template
-        .metadata
-        .as_ref()
-        .and_then(|m| m.labels.as_ref())
-        .is_some_and(|l| l.contains_key(POD_TEMPLATE_HASH_LABEL));
-    let h = if has_label {
-        let mut t = template.clone();
-        if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
-            labels.remove(POD_TEMPLATE_HASH_LABEL);
-        }
-        hash_json(&t, extra)
-    } else {
-        hash_json(template, extra)
-    };
-    safe_encode(h)
-}
+pub use sluice_api::k8s::hash::pod_template_hash;
 
 /// `status.currentStepHash`: a hash of `spec.strategy.canary.steps` (`None` hashes like
 /// upstream's nil slice). For the step kinds Sluice runs (`setWeight`, `pause`) the JSON is
 /// the same as upstream's, so the hash survives a takeover from Argo Rollouts without
 /// resetting the step index.
 pub fn step_hash(steps: Option<&[CanaryStep]>) -> String {
-    safe_encode(hash_json(&steps, &[]))
+    json_hash(&steps)
 }
 
 /// Whether a live ReplicaSet's pod template is the Rollout's template: equal after dropping
@@ -297,6 +221,8 @@ fn prune_empty(v: &mut Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_api::k8s::hash::{Fnv32a, safe_encode};
+    use std::io::Write;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use serde_json::json;
     use sluice_api::rollout::RolloutPause;
@@ -310,65 +236,6 @@ mod tests {
             "metadata": {"labels": {"app": "demo"}},
             "spec": {"containers": [{"name": "app", "image": image}]}
         }))
-    }
-
-    #[test]
-    fn fnv1a_matches_reference_vectors() {
-        for (input, expected) in [
-            ("", 0x811c_9dc5u32),
-            ("a", 0xe40c_292c),
-            ("foobar", 0xbf9c_f968),
-        ] {
-            let mut h = Fnv32a::new();
-            h.write_all(input.as_bytes()).unwrap();
-            assert_eq!(h.0, expected, "{input:?}");
-        }
-    }
-
-    #[test]
-    fn safe_encoding_maps_each_decimal_digit() {
-        // '0' is byte 48 → 48 % 27 = 21 → '4'; '1' → 22 → '5'; '9' → 57 % 27 = 3 → 'f'.
-        assert_eq!(safe_encode(0), "4");
-        assert_eq!(safe_encode(109), "54f");
-        assert!(
-            safe_encode(u32::MAX)
-                .bytes()
-                .all(|b| SAFE_ALPHABET.contains(&b))
-        );
-    }
-
-    #[test]
-    fn pod_template_hash_is_stable_and_changes_with_the_template() {
-        let a = pod_template_hash(&app("nginx:1.25"), None);
-        assert_eq!(a, pod_template_hash(&app("nginx:1.25"), None));
-        assert_ne!(a, pod_template_hash(&app("nginx:1.26"), None));
-        assert!(a.len() <= 10 && !a.is_empty());
-    }
-
-    #[test]
-    fn pod_template_hash_ignores_an_existing_hash_label() {
-        let mut labelled = app("nginx:1.25");
-        labelled
-            .metadata
-            .as_mut()
-            .unwrap()
-            .labels
-            .as_mut()
-            .unwrap()
-            .insert(POD_TEMPLATE_HASH_LABEL.into(), "abc".into());
-        assert_eq!(
-            pod_template_hash(&labelled, None),
-            pod_template_hash(&app("nginx:1.25"), None)
-        );
-    }
-
-    #[test]
-    fn collision_count_changes_the_hash() {
-        let t = app("nginx:1.25");
-        let none = pod_template_hash(&t, None);
-        let one = pod_template_hash(&t, Some(1));
-        assert_ne!(none, one);
-        assert_ne!(one, pod_template_hash(&t, Some(2)));
     }
 
     #[test]
@@ -407,7 +274,7 @@ mod tests {
         );
         let mut h = Fnv32a::new();
         h.write_all(br#"[{"setWeight":20},{"pause":{}}]"#).unwrap();
-        assert_eq!(step_hash(Some(&steps)), safe_encode(h.0));
+        assert_eq!(step_hash(Some(&steps)), safe_encode(h.sum()));
     }
 
     #[test]
