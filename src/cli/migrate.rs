@@ -327,7 +327,7 @@ pub fn convert_deployment(
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    match sluice_engine::rollout::validate::selector_matches(&spec.selector, &labels) {
+    match sluice_api::k8s::selector::matches(Some(&spec.selector), &labels) {
         Ok(true) => {}
         Ok(false) => {
             return Err(invalid(
@@ -335,11 +335,7 @@ pub fn convert_deployment(
                     .to_string(),
             ));
         }
-        Err(op) => {
-            return Err(invalid(format!(
-                "spec.selector uses the unknown operator {op:?}"
-            )));
-        }
+        Err(e) => return Err(invalid(format!("spec.selector is invalid: {e}"))),
     }
 
     let dropped = dropped_fields(value, options.mode);

@@ -178,7 +178,10 @@ mod tests {
 
     #[test]
     fn the_same_serialized_template_hashes_to_upstreams_published_value() {
-        assert_eq!(hash_bytes(UPSTREAM_RED_TEMPLATE_JSON.as_bytes(), None), "7bb4fbc896");
+        assert_eq!(
+            hash_bytes(UPSTREAM_RED_TEMPLATE_JSON.as_bytes(), None),
+            "7bb4fbc896"
+        );
     }
 
     #[test]

@@ -3,9 +3,11 @@
 //!
 //! - [`hash`]: the pod-template hash and the safe encoding of generated names.
 //! - [`intstr`]: int-or-percent values (`maxSurge`, `maxUnavailable`) and their rounding.
+//! - [`selector`]: LabelSelector matching (nil, empty, operators).
 //! - [`time`]: `metav1.Time` and the planners' clock.
 //! - [`duration`]: Go's `time.ParseDuration`.
 pub mod duration;
 pub mod hash;
 pub mod intstr;
+pub mod selector;
 pub mod time;

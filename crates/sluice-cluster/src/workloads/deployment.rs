@@ -1305,7 +1305,10 @@ mod tests {
         assert_eq!(a, pod_template_hash(&template("a"), None));
         assert_ne!(a, pod_template_hash(&template("b"), None));
         assert_ne!(a, pod_template_hash(&template("a"), Some(1)));
-        assert!(a.bytes().all(|c| sluice_api::k8s::hash::SAFE_ALPHABET.contains(&c)));
+        assert!(
+            a.bytes()
+                .all(|c| sluice_api::k8s::hash::SAFE_ALPHABET.contains(&c))
+        );
     }
 
     #[test]

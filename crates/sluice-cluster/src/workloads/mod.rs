@@ -19,7 +19,6 @@ pub mod deployment;
 pub mod informer;
 pub mod job;
 pub mod kubelet;
-pub mod label_selector;
 pub mod pod_state;
 pub mod pod_writer;
 pub mod queue;
@@ -109,7 +108,7 @@ fn orphan_handler(
             if rs
                 .spec
                 .as_ref()
-                .is_some_and(|s| label_selector::selects(&s.selector, &labels))
+                .is_some_and(|s| replicaset::adopts(&s.selector, &labels))
             {
                 queue.add(informer::ObjectKey::of(rs.as_ref()));
             }

@@ -260,7 +260,10 @@ mod tests {
         let a = random_suffix();
         let b = random_suffix();
         assert_eq!(a.len(), 5);
-        assert!(a.bytes().all(|c| sluice_api::k8s::hash::SAFE_ALPHABET.contains(&c)));
+        assert!(
+            a.bytes()
+                .all(|c| sluice_api::k8s::hash::SAFE_ALPHABET.contains(&c))
+        );
         assert_ne!(a, b);
     }
 

@@ -10,23 +10,24 @@
 //! Active orphan Pods (no controller) whose labels match the selector are adopted first:
 //! the ReplicaSet becomes their controller, and counts are adjusted once that is visible.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
 use super::informer::{Cache, ObjectKey};
-use super::label_selector::selects;
 use super::pod_state::{available_at, controller_ref, deletion_order, is_active, is_ready};
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
 use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::selector;
 use sluice_api::k8s::time::to_time;
 
 /// The ReplicaSet controller's decision.
@@ -71,7 +72,7 @@ pub fn plan(
     let adoptable: Vec<&Pod> = orphans
         .iter()
         .map(|p| p.as_ref())
-        .filter(|p| is_active(p) && selects(&spec.selector, p.labels()))
+        .filter(|p| is_active(p) && adopts(&spec.selector, p.labels()))
         .collect();
     if manage && !adoptable.is_empty() {
         // Adopt first; sizing waits until the adopted Pods show up as owned.
@@ -284,13 +285,21 @@ pub async fn reconcile(
         .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
 }
 
+/// Whether a ReplicaSet with `selector` may adopt an orphan Pod with `labels`: the selector
+/// must match, and an empty or invalid one adopts nothing. The API server never stores such a
+/// selector on a ReplicaSet; refusing here too means a controller can never take every Pod of
+/// a namespace by accident.
+pub fn adopts(selector: &LabelSelector, labels: &BTreeMap<String, String>) -> bool {
+    !selector::is_empty(selector) && selector::matches(Some(selector), labels).unwrap_or(false)
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::pod_state::fixtures::*;
     use super::*;
     use k8s_openapi::api::apps::v1::ReplicaSetSpec;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn rs(replicas: i32, min_ready: i32) -> ReplicaSet {
         let labels: std::collections::BTreeMap<String, String> =
@@ -525,5 +534,27 @@ mod tests {
                 requeue_at: None
             }
         );
+    }
+
+    #[test]
+    fn an_empty_or_invalid_selector_adopts_nothing() {
+        let web: BTreeMap<String, String> = [("app".to_string(), "web".to_string())].into();
+        let app = LabelSelector {
+            match_labels: Some(web.clone()),
+            ..Default::default()
+        };
+        assert!(adopts(&app, &web));
+        assert!(!adopts(&LabelSelector::default(), &web));
+        let invalid = LabelSelector {
+            match_labels: Some(web.clone()),
+            match_expressions: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                    key: "tier".into(),
+                    operator: "Near".into(),
+                    values: None,
+                },
+            ]),
+        };
+        assert!(!adopts(&invalid, &web));
     }
 }

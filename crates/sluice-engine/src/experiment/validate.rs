@@ -9,10 +9,10 @@ use thiserror::Error;
 
 use super::plan::{ObservedExperiment, TemplateKey};
 use crate::analysis::template::flatten_templates;
-use crate::rollout::validate::selector_matches;
 use sluice_api::analysis::AnalysisTemplateSpec;
 use sluice_api::common::parse_duration;
 use sluice_api::experiment::{ExperimentAnalysisTemplateRef, ExperimentSpec};
+use sluice_api::k8s::selector;
 
 /// Bound on nested `templates` references, so a reference cycle cannot loop.
 const MAX_TEMPLATE_DEPTH: usize = 10;
@@ -98,16 +98,14 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), SpecError> {
             ));
         }
         let sel = &t.selector;
-        let empty = sel.match_labels.as_ref().is_none_or(|m| m.is_empty())
-            && sel.match_expressions.as_ref().is_none_or(|e| e.is_empty());
-        if empty {
+        if selector::is_empty(sel) {
             return Err(err(
                 format!("{field}.selector"),
                 "must not be empty: an empty selector selects every pod in the namespace",
             ));
         }
         let labels = template_labels(spec, i);
-        match selector_matches(sel, &labels) {
+        match selector::matches(Some(sel), &labels) {
             Ok(true) => {}
             Ok(false) => {
                 return Err(err(
@@ -115,17 +113,13 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), SpecError> {
                     format!("does not match the labels of {field}.template.metadata.labels"),
                 ));
             }
-            Err(op) => {
-                return Err(err(
-                    format!("{field}.selector"),
-                    format!("unknown operator {op:?}"),
-                ));
-            }
+            Err(e) => return Err(err(format!("{field}.selector"), e.to_string())),
         }
         for (j, other) in spec.templates[..i].iter().enumerate() {
             let mine_selects_theirs =
-                selector_matches(sel, &template_labels(spec, j)).unwrap_or(false);
-            let theirs_selects_mine = selector_matches(&other.selector, &labels).unwrap_or(false);
+                selector::matches(Some(sel), &template_labels(spec, j)).unwrap_or(false);
+            let theirs_selects_mine =
+                selector::matches(Some(&other.selector), &labels).unwrap_or(false);
             if mine_selects_theirs || theirs_selects_mine {
                 return Err(err(
                     format!("{field}.selector"),

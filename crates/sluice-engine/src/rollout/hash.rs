@@ -221,11 +221,11 @@ fn prune_empty(v: &mut Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_api::k8s::hash::{Fnv32a, safe_encode};
-    use std::io::Write;
     use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
     use serde_json::json;
+    use sluice_api::k8s::hash::{Fnv32a, safe_encode};
     use sluice_api::rollout::RolloutPause;
+    use std::io::Write;
 
     fn template(v: Value) -> PodTemplateSpec {
         serde_json::from_value(v).unwrap()

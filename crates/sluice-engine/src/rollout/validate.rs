@@ -8,11 +8,11 @@
 
 use std::collections::BTreeMap;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use thiserror::Error;
 
 use super::observed::Observed;
 use super::replicas::Limits;
+use sluice_api::k8s::selector::{is_empty as selects_everything, matches as selector_matches};
 use sluice_api::rollout::RolloutSpec;
 
 /// Why a Rollout cannot be reconciled.
@@ -152,15 +152,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
             "Rollout has missing field 'spec.selector'",
         ));
     };
-    if selector
-        .match_labels
-        .as_ref()
-        .is_none_or(BTreeMap::is_empty)
-        && selector
-            .match_expressions
-            .as_ref()
-            .is_none_or(Vec::is_empty)
-    {
+    if selects_everything(selector) {
         return Err(invalid(
             "spec.selector",
             "This rollout is selecting all pods. A non-empty selector is required.",
@@ -172,7 +164,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
         .as_ref()
         .and_then(|m| m.labels.as_ref())
         .unwrap_or(&empty);
-    match selector_matches(selector, labels) {
+    match selector_matches(Some(selector), labels) {
         Ok(true) => {}
         Ok(false) => {
             return Err(invalid(
@@ -180,12 +172,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
                 "`selector` does not match template `labels` (spec.template.metadata.labels)",
             ));
         }
-        Err(op) => {
-            return Err(invalid(
-                "spec.selector.matchExpressions",
-                format!("unknown operator {op:?}"),
-            ));
-        }
+        Err(e) => return Err(invalid("spec.selector.matchExpressions", e.to_string())),
     }
 
     let Some(canary) = spec.canary() else {
@@ -311,75 +298,9 @@ fn validate_services(observed: &Observed) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-/// Whether `labels` satisfy `selector`. Errors with the operator when it is unknown.
-pub fn selector_matches(
-    selector: &LabelSelector,
-    labels: &BTreeMap<String, String>,
-) -> Result<bool, String> {
-    if let Some(ml) = &selector.match_labels
-        && ml.iter().any(|(k, v)| labels.get(k) != Some(v))
-    {
-        return Ok(false);
-    }
-    for expr in selector.match_expressions.iter().flatten() {
-        let value = labels.get(&expr.key);
-        let values = expr.values.as_deref().unwrap_or(&[]);
-        let ok = match expr.operator.as_str() {
-            "In" => value.is_some_and(|v| values.contains(v)),
-            "NotIn" => value.is_none_or(|v| !values.contains(v)),
-            "Exists" => value.is_some(),
-            "DoesNotExist" => value.is_none(),
-            other => return Err(other.to_string()),
-        };
-        if !ok {
-            return Ok(false);
-        }
-    }
-    Ok(true)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
-
-    fn req(key: &str, op: &str, values: &[&str]) -> LabelSelectorRequirement {
-        LabelSelectorRequirement {
-            key: key.into(),
-            operator: op.into(),
-            values: Some(values.iter().map(|v| v.to_string()).collect()),
-        }
-    }
-
-    #[test]
-    fn selector_expressions_match_like_kubernetes() {
-        let labels: BTreeMap<String, String> =
-            [("app".into(), "demo".into()), ("tier".into(), "web".into())].into();
-        let sel = |exprs: Vec<LabelSelectorRequirement>| LabelSelector {
-            match_labels: Some([("app".into(), "demo".into())].into()),
-            match_expressions: Some(exprs),
-        };
-        for (exprs, expected) in [
-            (vec![req("tier", "In", &["web", "api"])], true),
-            (vec![req("tier", "In", &["api"])], false),
-            (vec![req("tier", "NotIn", &["api"])], true),
-            (vec![req("zone", "NotIn", &["a"])], true),
-            (vec![req("tier", "Exists", &[])], true),
-            (vec![req("zone", "Exists", &[])], false),
-            (vec![req("zone", "DoesNotExist", &[])], true),
-            (vec![req("tier", "DoesNotExist", &[])], false),
-        ] {
-            assert_eq!(
-                selector_matches(&sel(exprs.clone()), &labels),
-                Ok(expected),
-                "{exprs:?}"
-            );
-        }
-        assert_eq!(
-            selector_matches(&sel(vec![req("tier", "Near", &[])]), &labels),
-            Err("Near".to_string())
-        );
-    }
 
     #[test]
     fn the_unsupported_lists_name_real_fields() {

@@ -25,11 +25,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use super::observed::Observed;
 use super::plan::{Change, Plan};
 use super::replicas::Limits;
-use super::validate::{InvalidSpec, selector_matches};
+use super::validate::InvalidSpec;
 use sluice_api::common::{
     SCALE_DOWN_NEVER, SCALE_DOWN_ON_SUCCESS, SCALE_DOWN_PROGRESSIVELY,
     WORKLOAD_GENERATION_ANNOTATION,
 };
+use sluice_api::k8s::selector;
 
 /// Kinds a `workloadRef` may name, with the apiVersion each must carry.
 pub const SUPPORTED_KINDS: &[(&str, &str)] = &[
@@ -137,7 +138,7 @@ pub fn resolve(observed: &Observed) -> Result<Observed, InvalidSpec> {
             .as_ref()
             .and_then(|m| m.labels.clone())
             .unwrap_or_default();
-        if !selector_matches(selector, &labels).unwrap_or(false) {
+        if !selector::matches(Some(selector), &labels).unwrap_or(false) {
             return Err(invalid(
                 "spec.workloadRef",
                 format!("{kind} {name:?}: its selector does not match its template's labels"),
