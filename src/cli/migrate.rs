@@ -188,7 +188,7 @@ pub fn parse_steps(text: &str) -> Result<Vec<CanaryStep>, MigrateError> {
                 ..Default::default()
             });
         } else if let Some(duration) = token.strip_prefix("pause:") {
-            sluice_api::common::parse_duration(duration)
+            sluice_api::k8s::duration::parse_seconds_or_duration(duration)
                 .map_err(|_| bad(token, "the pause duration must look like 30s, 5m, 1h or 30"))?;
             let duration = match duration.parse::<i32>() {
                 Ok(seconds) => IntOrString::Int(seconds),

@@ -134,7 +134,7 @@ pub struct CrdsArgs {
 
 /// Parse a duration flag such as `300ms`, `2s` or `1m`.
 pub fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
-    sluice_api::common::parse_duration(value).map_err(|e| e.to_string())
+    sluice_api::k8s::duration::parse_seconds_or_duration(value).map_err(|e| e.to_string())
 }
 
 /// A request rate: a finite number of requests per second, 0 or more.

@@ -1,5 +1,5 @@
-//! Pieces shared by several argoproj.io/v1alpha1 kinds: Argo duration strings, int-or-string
-//! helpers, references to analysis templates, analysis arguments and the small metadata
+//! Pieces shared by several argoproj.io/v1alpha1 kinds: int-or-string helpers (pause
+//! durations), references to analysis templates, analysis arguments and the small metadata
 //! structs that Rollouts, Experiments and AnalysisRuns all carry.
 
 use std::collections::BTreeMap;
@@ -10,6 +10,8 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 use thiserror::Error;
+
+use crate::k8s::duration::{DurationError, parse_seconds_or_duration};
 
 /// The API group every Sluice/Argo Rollouts kind lives in.
 pub const GROUP: &str = "argoproj.io";
@@ -124,95 +126,6 @@ pub(crate) fn preserve_unknown_object(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// Error for an Argo duration string that cannot be parsed.
-#[derive(Debug, Error, PartialEq, Eq, Clone)]
-#[error(
-    "invalid duration {value:?}: expected a number of seconds or a duration such as \"30s\", \"5m\", \"1h30m\" or \"500ms\""
-)]
-pub struct DurationError {
-    /// The rejected input, verbatim.
-    pub value: String,
-}
-
-/// Parses an Argo duration string.
-///
-/// Accepts what Go's `time.ParseDuration` accepts for non-negative values (a sequence of
-/// decimal numbers each followed by a unit `ns`, `us`/`µs`, `ms`, `s`, `m`, `h`, e.g. `"1h30m"`,
-/// `"1.5s"`, `"0"`) plus a bare integer meaning seconds (`"30"`), which pause durations allow.
-pub fn parse_duration(value: &str) -> Result<Duration, DurationError> {
-    let err = || DurationError {
-        value: value.to_string(),
-    };
-    let s = value.trim();
-    let s = s.strip_prefix('+').unwrap_or(s);
-    if s.is_empty() {
-        return Err(err());
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse::<u64>().map(Duration::from_secs).map_err(|_| err());
-    }
-    let mut total_nanos: u128 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(err)?;
-        if num_len == 0 {
-            return Err(err());
-        }
-        let (number, tail) = rest.split_at(num_len);
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, tail) = tail.split_at(unit_len);
-        let unit_nanos: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3_600 * 1_000_000_000,
-            _ => return Err(err()),
-        };
-        total_nanos = total_nanos
-            .checked_add(scaled_nanos(number, unit_nanos).ok_or_else(err)?)
-            .ok_or_else(err)?;
-        rest = tail;
-    }
-    let secs = u64::try_from(total_nanos / 1_000_000_000).map_err(|_| err())?;
-    // The remainder is below one second, so it always fits in u32.
-    let nanos = (total_nanos % 1_000_000_000) as u32;
-    Ok(Duration::new(secs, nanos))
-}
-
-/// `number` (decimal, optional fraction) times `unit_nanos`, truncated to whole nanoseconds.
-fn scaled_nanos(number: &str, unit_nanos: u128) -> Option<u128> {
-    let (int_part, frac_part) = match number.split_once('.') {
-        Some((i, f)) => (i, f),
-        None => (number, ""),
-    };
-    if int_part.is_empty() && frac_part.is_empty() {
-        return None;
-    }
-    if frac_part.contains('.') {
-        return None;
-    }
-    let int_value: u128 = if int_part.is_empty() {
-        0
-    } else {
-        int_part.parse().ok()?
-    };
-    let mut nanos = int_value.checked_mul(unit_nanos)?;
-    // Only the first 18 fractional digits can matter at nanosecond resolution of an hour.
-    let frac_digits = &frac_part[..frac_part.len().min(18)];
-    if !frac_digits.is_empty() {
-        let frac_value: u128 = frac_digits.parse().ok()?;
-        let scale = 10u128.pow(frac_digits.len() as u32);
-        nanos = nanos.checked_add(frac_value * unit_nanos / scale)?;
-    }
-    Some(nanos)
-}
-
 /// Error for an int-or-string field whose string form is not an integer.
 #[derive(Debug, Error, PartialEq, Eq, Clone)]
 #[error("{field}: invalid value {value:?}: must be an integer")]
@@ -245,9 +158,10 @@ pub fn int_or_string_to_duration(value: &IntOrString) -> Result<Duration, Durati
                 .map(Duration::from_secs)
                 .map_err(|_| DurationError {
                     value: i.to_string(),
+                    reason: "a duration cannot be negative",
                 })
         }
-        IntOrString::String(s) => parse_duration(s),
+        IntOrString::String(s) => parse_seconds_or_duration(s),
     }
 }
 
@@ -473,37 +387,6 @@ mod tests {
     }
 
     #[test]
-    fn duration_strings_parse_like_go_durations_plus_bare_seconds() {
-        let cases: &[(&str, Duration)] = &[
-            ("30s", secs(30)),
-            ("5m", secs(300)),
-            ("1h", secs(3600)),
-            ("1h30m", secs(5400)),
-            ("1h30m15s", secs(5415)),
-            ("500ms", Duration::from_millis(500)),
-            ("1.5s", Duration::from_millis(1500)),
-            ("2us", Duration::from_micros(2)),
-            ("7ns", Duration::from_nanos(7)),
-            ("30", secs(30)),
-            ("0", secs(0)),
-            ("+10s", secs(10)),
-            (".5m", secs(30)),
-        ];
-        for (input, want) in cases {
-            assert_eq!(parse_duration(input), Ok(*want), "input {input:?}");
-        }
-    }
-
-    #[test]
-    fn bad_duration_strings_are_rejected_naming_the_value() {
-        for input in ["", "s", "10x", "1h-5m", "-5s", "1..5s", "abc", "5 m"] {
-            let err = parse_duration(input).expect_err(input);
-            assert_eq!(err.value, input);
-            assert!(err.to_string().contains(&format!("{input:?}")));
-        }
-    }
-
-    #[test]
     fn pause_durations_accept_numbers_and_strings() {
         assert_eq!(
             int_or_string_to_duration(&IntOrString::Int(45)),
@@ -531,28 +414,6 @@ mod tests {
             int_or_string_to_i32("count", &IntOrString::String("{{args.n}}".into())).unwrap_err();
         assert_eq!(err.field, "count");
         assert!(err.to_string().contains("{{args.n}}"));
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_combination_of_units_parses_to_its_sum(
-            h in 0u64..100, m in 0u64..600, s in 0u64..600, ms in 0u64..5000,
-            use_h: bool, use_m: bool, use_s: bool, use_ms: bool,
-        ) {
-            let mut text = String::new();
-            let mut want = Duration::ZERO;
-            if use_h { text += &format!("{h}h"); want += secs(h * 3600); }
-            if use_m { text += &format!("{m}m"); want += secs(m * 60); }
-            if use_s { text += &format!("{s}s"); want += secs(s); }
-            if use_ms { text += &format!("{ms}ms"); want += Duration::from_millis(ms); }
-            proptest::prop_assume!(!text.is_empty());
-            proptest::prop_assert_eq!(parse_duration(&text), Ok(want));
-        }
-
-        #[test]
-        fn bare_integers_are_seconds(n in 0u64..10_000_000) {
-            proptest::prop_assert_eq!(parse_duration(&n.to_string()), Ok(secs(n)));
-        }
     }
 
     #[test]

@@ -475,7 +475,9 @@ pub struct RolloutPause {
 
 impl RolloutPause {
     /// The pause length; `Ok(None)` for an indefinite pause, `Err` for an unparsable duration.
-    pub fn duration(&self) -> Result<Option<std::time::Duration>, super::common::DurationError> {
+    pub fn duration(
+        &self,
+    ) -> Result<Option<std::time::Duration>, crate::k8s::duration::DurationError> {
         self.duration
             .as_ref()
             .map(super::common::int_or_string_to_duration)

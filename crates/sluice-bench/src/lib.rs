@@ -113,7 +113,7 @@ pub enum BenchKind {
 }
 
 fn parse_duration_arg(value: &str) -> Result<Duration, String> {
-    sluice_api::common::parse_duration(value).map_err(|e| e.to_string())
+    sluice_api::k8s::duration::parse_seconds_or_duration(value).map_err(|e| e.to_string())
 }
 
 /// `sluice bench <kind>`.

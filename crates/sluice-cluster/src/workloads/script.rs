@@ -57,7 +57,7 @@ pub fn interpret<'a>(words: impl IntoIterator<Item = &'a str>) -> Script {
             return script;
         }
         script.has_sleep = true;
-        match arg.map(parse_duration) {
+        match arg.map(parse_sleep_argument) {
             Some(Some(SleepFor::Finite(d))) => {
                 script.sleeps = script.sleeps.map(|total| total + d);
             }
@@ -73,7 +73,9 @@ enum SleepFor {
     Forever,
 }
 
-fn parse_duration(arg: &str) -> Option<SleepFor> {
+/// The operand of coreutils' `sleep` (`5`, `0.5`, `2m`, `infinity`): not a Go duration, so
+/// not `sluice_api::k8s::duration`.
+fn parse_sleep_argument(arg: &str) -> Option<SleepFor> {
     if arg == "infinity" || arg == "inf" {
         return Some(SleepFor::Forever);
     }

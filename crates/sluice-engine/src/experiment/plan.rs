@@ -31,7 +31,7 @@ use crate::rollout::plan::EventType;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplateSpec};
 use sluice_api::common::{
     AnalysisPhase, Argument, CONTROLLER_INSTANCE_ID_LABEL, POD_TEMPLATE_HASH_LABEL,
-    SCALE_DOWN_DEADLINE_ANNOTATION, parse_duration,
+    SCALE_DOWN_DEADLINE_ANNOTATION,
 };
 use sluice_api::experiment::{
     Experiment, ExperimentAnalysisRunStatus, ExperimentAnalysisTemplateRef, ExperimentCondition,
@@ -405,7 +405,7 @@ impl<'a> Planner<'a> {
             .spec
             .duration
             .as_deref()
-            .and_then(|d| parse_duration(d).ok())
+            .and_then(|d| super::validate::duration_of(d).ok())
     }
 
     /// When the duration ends (whole seconds, rounded up), if the experiment is available.

@@ -642,7 +642,7 @@ fn invalid_specs_go_error_naming_the_field_and_create_nothing() {
         ),
         (
             negative,
-            "spec.duration: invalid duration \"-5s\": expected a number of seconds or a duration such as \"30s\", \"5m\", \"1h30m\" or \"500ms\"",
+            "spec.duration: invalid duration \"-5s\": a duration cannot be negative",
         ),
         (
             missing,

@@ -10,8 +10,8 @@ use thiserror::Error;
 use super::plan::{ObservedExperiment, TemplateKey};
 use crate::analysis::template::flatten_templates;
 use sluice_api::analysis::AnalysisTemplateSpec;
-use sluice_api::common::parse_duration;
 use sluice_api::experiment::{ExperimentAnalysisTemplateRef, ExperimentSpec};
+use sluice_api::k8s::duration::parse_duration;
 use sluice_api::k8s::selector;
 
 /// Bound on nested `templates` references, so a reference cycle cannot loop.
@@ -58,13 +58,23 @@ pub fn validate(obs: &ObservedExperiment) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// An Experiment's `duration` (also a Rollout experiment step's): upstream's
+/// `DurationString`, Go's syntax, so `"30"` without a unit is an error; negative durations
+/// are refused as well.
+pub fn duration_of(d: &str) -> Result<std::time::Duration, String> {
+    let parsed = parse_duration(d).map_err(|e| e.to_string())?;
+    parsed
+        .to_std()
+        .map_err(|_| format!("invalid duration {d:?}: a duration cannot be negative"))
+}
+
 /// The checks that need nothing but the spec.
 pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), SpecError> {
     if spec.templates.is_empty() {
         return Err(err("spec.templates", "at least one template is required"));
     }
     if let Some(d) = &spec.duration {
-        parse_duration(d).map_err(|e| err("spec.duration", e.to_string()))?;
+        duration_of(d).map_err(|e| err("spec.duration", e))?;
     }
     let deadline = spec.progress_deadline_seconds();
     if deadline <= 0 {

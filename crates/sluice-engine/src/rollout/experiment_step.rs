@@ -193,11 +193,11 @@ pub fn validate_step(
         }
     }
     if let Some(d) = &step.duration
-        && sluice_api::common::parse_duration(d).is_err()
+        && let Err(e) = crate::experiment::validate::duration_of(d)
     {
         return Err(InvalidSpec {
             field: format!("{field}.duration"),
-            message: format!("invalid duration {d:?}"),
+            message: e,
         });
     }
     for (k, a) in step.analyses.iter().flatten().enumerate() {
