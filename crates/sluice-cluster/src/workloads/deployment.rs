@@ -45,6 +45,7 @@ use super::informer::{Cache, ObjectKey};
 use super::pod_state::{controller_of, controller_ref, created};
 use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::conditions as k8s_conditions;
 use sluice_api::k8s::hash::pod_template_hash;
 use sluice_api::k8s::intstr;
 use sluice_api::k8s::time::{from_time, to_time};
@@ -481,25 +482,17 @@ struct StatusInputs<'a> {
     collision_count: Option<i32>,
 }
 
+/// Kubernetes' condition rule; `refresh` is the controller's progress case, which rewrites
+/// an unchanged condition so its `lastUpdateTime` (the progress deadline's start) moves.
 fn set_condition(
     conditions: &mut Vec<DeploymentCondition>,
-    mut cond: DeploymentCondition,
+    cond: DeploymentCondition,
     refresh: bool,
 ) {
-    match conditions.iter_mut().find(|c| c.type_ == cond.type_) {
-        Some(existing) => {
-            let same = existing.status == cond.status
-                && existing.reason == cond.reason
-                && existing.message == cond.message;
-            if same && !refresh {
-                return;
-            }
-            if existing.status == cond.status {
-                cond.last_transition_time = existing.last_transition_time.clone();
-            }
-            *existing = cond;
-        }
-        None => conditions.push(cond),
+    if refresh {
+        k8s_conditions::refresh(conditions, cond);
+    } else {
+        k8s_conditions::set(conditions, cond);
     }
 }
 

@@ -35,6 +35,7 @@ use super::pod_state::{
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
 use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::conditions;
 use sluice_api::k8s::time::{from_time, to_time};
 
 /// The Job controller's decision.
@@ -65,15 +66,6 @@ fn job_condition(
         message: Some(message.into()),
         last_probe_time: Some(to_time(now)),
         last_transition_time: Some(to_time(now)),
-    }
-}
-
-/// Replaces the condition of the same type unless it already says the same thing.
-fn set_condition(conds: &mut Vec<JobCondition>, cond: JobCondition) {
-    match conds.iter_mut().find(|c| c.type_ == cond.type_) {
-        Some(c) if c.status == cond.status && c.reason == cond.reason => {}
-        Some(c) => *c = cond,
-        None => conds.push(cond),
     }
 }
 
@@ -181,7 +173,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         } else {
             return None;
         };
-        set_condition(&mut conds, cond.clone());
+        conditions::set(&mut conds, cond.clone());
         Some(cond)
     });
 
@@ -197,7 +189,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
             } else {
                 "Failed"
             };
-            set_condition(
+            conditions::set(
                 &mut conds,
                 job_condition(
                     final_type,
@@ -215,7 +207,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         for p in &active {
             changes.push(PodChange::Delete(p.name_any()));
         }
-        set_condition(
+        conditions::set(
             &mut conds,
             job_condition("Suspended", "True", "JobSuspended", "Job suspended", now),
         );
@@ -224,7 +216,7 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         }
     } else {
         if has_condition(&conds, "Suspended") {
-            set_condition(
+            conditions::set(
                 &mut conds,
                 job_condition("Suspended", "False", "JobResumed", "Job resumed", now),
             );

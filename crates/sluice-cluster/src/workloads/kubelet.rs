@@ -32,6 +32,7 @@
 //! cache) writes the same status again rather than a different one.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ use super::informer::{Cache, ObjectKey};
 use super::reflects::{WriteMemo, reflects};
 use super::script::{Script, interpret};
 use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::conditions;
+use sluice_api::k8s::hash::Fnv32a;
 use sluice_api::k8s::time::{from_time, to_time};
 
 /// The node name the simulated kubelet answers for.
@@ -302,10 +305,9 @@ fn view_container(
 pub fn pod_ip(pod: &Pod) -> String {
     let seed = pod.metadata.uid.clone().unwrap_or_else(|| pod.name_any());
     // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    let h = seed.bytes().fold(0x811c_9dc5_u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    });
-    let [_, a, b, c] = h.to_be_bytes();
+    let mut h = Fnv32a::new();
+    h.write_all(seed.as_bytes()).expect("hashing cannot fail");
+    let [_, a, b, c] = h.sum().to_be_bytes();
     format!("10.{}.{}.{}", a.max(1), b, c.clamp(2, 254))
 }
 
@@ -318,17 +320,17 @@ fn condition(
     message: Option<String>,
 ) -> PodCondition {
     let status = if ok { "True" } else { "False" };
-    // Keep the recorded transition time while the status is unchanged, like a kubelet.
-    let existing = pod
+    let previous = pod
         .status
         .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|cs| cs.iter().find(|c| c.type_ == type_ && c.status == status))
-        .and_then(|c| c.last_transition_time.clone());
+        .and_then(|s| s.conditions.as_deref())
+        .unwrap_or_default();
+    let type_ = type_.to_string();
+    let since = conditions::transition_time(previous, &type_, status, to_time(since));
     PodCondition {
-        type_: type_.into(),
+        last_transition_time: Some(since),
+        type_,
         status: status.into(),
-        last_transition_time: Some(existing.unwrap_or_else(|| to_time(since))),
         reason: reason.map(Into::into),
         message,
         ..Default::default()

@@ -27,6 +27,7 @@ use super::pod_state::{available_at, controller_ref, deletion_order, is_active, 
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
 use super::reflects::{WriteMemo, reflects};
 use super::{WorkloadsError, is_not_found};
+use sluice_api::k8s::conditions as k8s_conditions;
 use sluice_api::k8s::selector;
 use sluice_api::k8s::time::to_time;
 
@@ -133,30 +134,23 @@ pub fn plan(
     let requeue_at = avail_times.iter().filter(|t| **t > now).min().copied();
 
     let current = rs.status.clone().unwrap_or_default();
-    let mut conditions: Vec<ReplicaSetCondition> = current
-        .conditions
-        .clone()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|c| c.type_ != "ReplicaFailure")
-        .collect();
-    if let Some(msg) = create_failure {
-        let existing = current
-            .conditions
-            .iter()
-            .flatten()
-            .find(|c| c.type_ == "ReplicaFailure" && c.status == "True");
-        conditions.push(ReplicaSetCondition {
-            type_: "ReplicaFailure".into(),
-            status: "True".into(),
-            reason: Some("FailedCreate".into()),
-            message: Some(msg.to_string()),
-            last_transition_time: Some(
-                existing
-                    .and_then(|c| c.last_transition_time.clone())
-                    .unwrap_or_else(|| to_time(now)),
-            ),
-        });
+    let mut conditions: Vec<ReplicaSetCondition> = current.conditions.clone().unwrap_or_default();
+    match create_failure {
+        Some(msg) => {
+            k8s_conditions::set(
+                &mut conditions,
+                ReplicaSetCondition {
+                    type_: "ReplicaFailure".into(),
+                    status: "True".into(),
+                    reason: Some("FailedCreate".into()),
+                    message: Some(msg.to_string()),
+                    last_transition_time: Some(to_time(now)),
+                },
+            );
+        }
+        None => {
+            k8s_conditions::remove(&mut conditions, &"ReplicaFailure".to_string());
+        }
     }
     let status = ReplicaSetStatus {
         replicas: active.len() as i32,

@@ -37,6 +37,7 @@ use sluice_api::experiment::{
     Experiment, ExperimentAnalysisRunStatus, ExperimentAnalysisTemplateRef, ExperimentCondition,
     ExperimentConditionType, ExperimentStatus, TemplateSpec, TemplateStatus, TemplateStatusCode,
 };
+use sluice_api::k8s::conditions;
 
 /// Annotation on an Experiment's ReplicaSets and Services: the Experiment's name.
 pub const EXPERIMENT_NAME_ANNOTATION: &str = "experiment.argoproj.io/name";
@@ -1177,16 +1178,12 @@ fn find_condition<'s>(
     status: &'s ExperimentStatus,
     type_: &ExperimentConditionType,
 ) -> Option<&'s ExperimentCondition> {
-    status
-        .conditions
-        .iter()
-        .flatten()
-        .find(|c| &c.type_ == type_)
+    conditions::find(status.conditions.as_deref().unwrap_or_default(), type_)
 }
 
 fn remove_condition(status: &mut ExperimentStatus, type_: &ExperimentConditionType) {
     if let Some(list) = status.conditions.as_mut() {
-        list.retain(|c| &c.type_ != type_);
+        conditions::remove(list, type_);
         if list.is_empty() {
             status.conditions = None;
         }
@@ -1212,18 +1209,9 @@ fn new_condition(
 
 /// Upstream `SetExperimentCondition`: unchanged status and reason → keep the existing one;
 /// unchanged status → keep its lastTransitionTime.
-fn set_condition(status: &mut ExperimentStatus, mut c: ExperimentCondition) {
-    if let Some(cur) = find_condition(status, &c.type_) {
-        if cur.status == c.status && cur.reason == c.reason {
-            return;
-        }
-        if cur.status == c.status {
-            c.last_transition_time = cur.last_transition_time.clone();
-        }
-    }
-    let list = status.conditions.get_or_insert_with(Vec::new);
-    list.retain(|x| x.type_ != c.type_);
-    list.push(c);
+/// Kubernetes' condition rule, as upstream applies it to Experiments.
+fn set_condition(status: &mut ExperimentStatus, c: ExperimentCondition) {
+    conditions::set(status.conditions.get_or_insert_with(Vec::new), c);
 }
 
 #[cfg(test)]

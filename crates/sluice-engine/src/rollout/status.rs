@@ -3,6 +3,7 @@
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
 
+use sluice_api::k8s::conditions as k8s_conditions;
 use sluice_api::rollout::{
     RolloutCondition, RolloutConditionType, RolloutPhase, RolloutSpec, RolloutStatus,
 };
@@ -64,13 +65,13 @@ pub fn condition<'a>(
     conditions: &'a [RolloutCondition],
     type_: &RolloutConditionType,
 ) -> Option<&'a RolloutCondition> {
-    conditions.iter().find(|c| &c.type_ == type_)
+    k8s_conditions::find(conditions, type_)
 }
 
-/// Sets a condition the way upstream does: nothing changes when one of the same type
-/// already has the same status and reason; `lastTransitionTime` is kept while the status
-/// does not flip. The condition moves to the end of the list. Returns whether anything
-/// changed.
+/// Sets a condition by Kubernetes' rule (`sluice_api::k8s::conditions`, which upstream
+/// follows for Rollouts): nothing changes when one of the same type already has the same
+/// status and reason; `lastTransitionTime` is kept while the status does not flip; the
+/// condition moves to the end of the list. Returns whether anything changed.
 pub fn set_condition(
     conditions: &mut Vec<RolloutCondition>,
     type_: RolloutConditionType,
@@ -79,25 +80,18 @@ pub fn set_condition(
     message: String,
     now: &Time,
 ) -> bool {
-    let existing = condition(conditions, &type_);
-    if existing.is_some_and(|c| c.status == status && c.reason == reason) {
-        return false;
-    }
-    let last_transition_time = match existing {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => now.clone(),
-    };
-    conditions.retain(|c| c.type_ != type_);
-    conditions.push(RolloutCondition {
-        type_,
-        status: status.to_string(),
-        last_update_time: now.clone(),
-        last_transition_time,
-        reason: reason.to_string(),
-        message,
-        observed_generation: None,
-    });
-    true
+    k8s_conditions::set(
+        conditions,
+        RolloutCondition {
+            type_,
+            status: status.to_string(),
+            last_update_time: now.clone(),
+            last_transition_time: now.clone(),
+            reason: reason.to_string(),
+            message,
+            observed_generation: None,
+        },
+    )
 }
 
 /// Reason of the kstatus-style conditions while the Rollout is Healthy.
@@ -107,7 +101,8 @@ pub const READY_REASON: &str = "Healthy";
 /// stamped with `generation` (see [`RolloutCondition::observed_generation`]):
 /// `Ready` (True when Healthy), `Reconciling` (True while Progressing or Paused) and
 /// `Stalled` (True when Degraded). Unlike upstream's conditions they follow message changes,
-/// so `Ready=False` always says what the Rollout waits for. Upstream's conditions are left
+/// so `Ready=False` always says what the Rollout waits for, and they are updated in place, as
+/// `metav1.Condition`s are (`meta.SetStatusCondition`). Upstream's conditions are left
 /// exactly as they are.
 pub fn set_summary_conditions(status: &mut RolloutStatus, generation: i64, now: &Time) {
     let Some(phase) = status.phase.clone() else {
@@ -145,10 +140,8 @@ pub fn set_summary_conditions(status: &mut RolloutStatus, generation: i64, now: 
         if unchanged {
             continue;
         }
-        let last_transition_time = match existing {
-            Some(c) if c.status == value => c.last_transition_time.clone(),
-            _ => now.clone(),
-        };
+        let last_transition_time =
+            k8s_conditions::transition_time(conditions, &type_, value, now.clone());
         let at = conditions.iter().position(|c| c.type_ == type_);
         let updated = RolloutCondition {
             type_: type_.clone(),
@@ -169,7 +162,7 @@ pub fn set_summary_conditions(status: &mut RolloutStatus, generation: i64, now: 
 
 /// Removes every condition of `type_`.
 pub fn remove_condition(conditions: &mut Vec<RolloutCondition>, type_: &RolloutConditionType) {
-    conditions.retain(|c| &c.type_ != type_);
+    k8s_conditions::remove(conditions, type_);
 }
 
 /// Phase and message, decided in COMPAT §4's order (upstream's `CalculateRolloutPhase`),
