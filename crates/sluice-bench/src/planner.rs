@@ -1,236 +1,74 @@
 //! `sluice bench planner`: the cost of one call to the pure planner, `sluice_engine::rollout::plan_step`.
 //!
 //! Each shape is built by walking a Rollout through real revisions with the planner itself
-//! (a tiny in-memory loop applies each plan: status written back, ReplicaSets created,
-//! scaled, deleted, pods instantly available), so the measured `Observed` is one the
-//! controller would really hand the planner, not a hand-made approximation.
+//! (the planner tests' in-memory cluster, `sluice_engine::rollout::testing::Sim`, applies
+//! each plan: status written back, ReplicaSets created, scaled, deleted, pods instantly
+//! available), so the measured `Observed` is one the controller would really hand the
+//! planner, not a hand-made approximation.
 
-use std::collections::BTreeMap;
 use std::hint::black_box;
 use std::time::Instant;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::apps::v1::ReplicaSetStatus;
-use k8s_openapi::api::core::v1::{Container, PodSpec, PodTemplateSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::json;
 
 use super::report::{Report, Target, summary};
-use sluice_api::rollout::{
-    CanaryStep, CanaryStrategy, Rollout, RolloutPause, RolloutSpec, RolloutStrategy,
-};
-use sluice_engine::rollout::{Change, MetadataPatch, Observed, plan};
+use sluice_api::rollout::{CanaryStep, Rollout};
+use sluice_engine::rollout::testing::{RolloutBuilder, Sim, at, pause, weight};
+use sluice_engine::rollout::{Change, Observed, plan_step as plan};
 
 /// The target for one reconcile's planning of a 10-step, 10-ReplicaSet Rollout.
 const TARGET_NS: f64 = 20_000.0;
-
-fn template(image: &str) -> PodTemplateSpec {
-    PodTemplateSpec {
-        metadata: Some(ObjectMeta {
-            labels: Some(BTreeMap::from([("app".into(), "bench".into())])),
-            ..Default::default()
-        }),
-        spec: Some(PodSpec {
-            containers: vec![Container {
-                name: "app".into(),
-                image: Some(image.into()),
-                ..Default::default()
-            }],
-            ..Default::default()
-        }),
-    }
-}
 
 fn steps(n: usize) -> Vec<CanaryStep> {
     (0..n)
         .map(|i| {
             if i % 2 == 0 {
-                CanaryStep {
-                    set_weight: Some(((i / 2 + 1) * 100 / n.div_ceil(2) + 1).min(100) as i32),
-                    ..Default::default()
-                }
+                weight(((i / 2 + 1) * 100 / n.div_ceil(2) + 1).min(100) as i32)
             } else {
-                CanaryStep {
-                    pause: Some(RolloutPause::default()),
-                    ..Default::default()
-                }
+                pause()
             }
         })
         .collect()
 }
 
 fn rollout(replicas: i32, step_count: usize, history: i32) -> Rollout {
-    let spec = RolloutSpec {
-        replicas: Some(replicas),
-        selector: Some(LabelSelector {
-            match_labels: Some(BTreeMap::from([("app".into(), "bench".into())])),
-            match_expressions: None,
-        }),
-        template: Some(template("app:0")),
-        revision_history_limit: Some(history),
-        strategy: Some(RolloutStrategy {
-            canary: Some(CanaryStrategy {
-                max_surge: Some(IntOrString::Int(1)),
-                max_unavailable: Some(IntOrString::Int(0)),
-                steps: Some(steps(step_count)),
-                ..Default::default()
-            }),
-            blue_green: None,
-        }),
-        ..Default::default()
-    };
-    let mut ro = Rollout::new("bench", spec);
-    ro.metadata.namespace = Some("default".into());
-    ro.metadata.uid = Some("uid-bench".into());
-    ro.metadata.generation = Some(1);
-    ro
+    RolloutBuilder::new("app:0")
+        .steps(steps(step_count))
+        .canary(|c| c.max_unavailable = Some(IntOrString::Int(0)))
+        .spec(|s| {
+            s.replicas = Some(replicas);
+            s.revision_history_limit = Some(history);
+        })
+        .build()
 }
 
-/// Plays the API server, the ReplicaSet controller and the kubelet for the planner: every
-/// change is applied at once and every pod is instantly available.
-struct Sim {
-    obs: Observed,
-    now: DateTime<Utc>,
-}
-
-impl Sim {
-    fn new(ro: Rollout) -> Self {
-        Self {
-            obs: Observed {
-                rollout: ro,
-                ..Default::default()
-            },
-            now: DateTime::from_timestamp(1_700_000_000, 0).expect("a valid timestamp"),
-        }
-    }
-
-    fn apply(&mut self, changes: &[Change]) {
-        for change in changes {
-            match change {
-                Change::CreateReplicaSet(rs) => {
-                    let mut rs = (**rs).clone();
-                    rs.metadata.uid = Some(format!("rs-uid-{}", self.obs.replica_sets.len()));
-                    rs.metadata.creation_timestamp = Some(sluice_api::k8s::time::to_time(self.now));
-                    self.obs.replica_sets.push(rs);
-                }
-                Change::ScaleReplicaSet {
-                    name,
-                    replicas,
-                    annotations,
-                    ..
-                } => {
-                    if let Some(rs) = self.find(name) {
-                        patch_map(&mut rs.metadata.annotations, annotations);
-                        if let Some(spec) = rs.spec.as_mut() {
-                            spec.replicas = Some(*replicas);
-                        }
-                    }
-                }
-                Change::UpdateReplicaSet {
-                    name,
-                    annotations,
-                    template_labels,
-                    template_annotations,
-                    min_ready_seconds,
-                } => {
-                    if let Some(rs) = self.find(name) {
-                        patch_map(&mut rs.metadata.annotations, annotations);
-                        if let Some(spec) = rs.spec.as_mut() {
-                            if min_ready_seconds.is_some() {
-                                spec.min_ready_seconds = *min_ready_seconds;
-                            }
-                            if let Some(meta) =
-                                spec.template.as_mut().and_then(|t| t.metadata.as_mut())
-                            {
-                                patch_map(&mut meta.labels, template_labels);
-                                patch_map(&mut meta.annotations, template_annotations);
-                            }
-                        }
-                    }
-                }
-                Change::DeleteReplicaSet { name } => self
-                    .obs
-                    .replica_sets
-                    .retain(|rs| rs.metadata.name.as_deref() != Some(name)),
-                Change::AnnotateRolloutRevision { revision } => {
-                    self.obs
-                        .rollout
-                        .metadata
-                        .annotations
-                        .get_or_insert_with(Default::default)
-                        .insert(
-                            sluice_api::common::REVISION_ANNOTATION.into(),
-                            revision.clone(),
-                        );
-                }
-                Change::PatchRolloutSpecReplicas { replicas } => {
-                    self.obs.rollout.spec.replicas = Some(*replicas);
-                }
-                _ => {}
+/// Reconciles with every pod instantly available until a plan changes nothing (bounded),
+/// promoting every indefinite pause when `promote` holds.
+fn settle(sim: &mut Sim, promote: bool) {
+    for _ in 0..200 {
+        let before = sim.obs.rollout.status.clone();
+        let p = sim.reconcile();
+        sim.settle_pods();
+        sim.now += 1;
+        let paused = p
+            .status
+            .pause_conditions
+            .as_ref()
+            .is_some_and(|c| !c.is_empty());
+        if paused && promote {
+            if let Some(s) = sim.obs.rollout.status.as_mut() {
+                s.pause_conditions = None;
             }
+            continue;
         }
-        for rs in &mut self.obs.replica_sets {
-            let n = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0);
-            rs.status = Some(ReplicaSetStatus {
-                replicas: n,
-                ready_replicas: Some(n),
-                available_replicas: Some(n),
-                fully_labeled_replicas: Some(n),
-                observed_generation: rs.metadata.generation,
-                ..Default::default()
-            });
+        let quiet = p.changes.iter().all(|c| matches!(c, Change::Event { .. }))
+            && Some(&p.status) == before.as_ref();
+        if quiet {
+            return;
         }
     }
-
-    fn find(&mut self, name: &str) -> Option<&mut k8s_openapi::api::apps::v1::ReplicaSet> {
-        self.obs
-            .replica_sets
-            .iter_mut()
-            .find(|rs| rs.metadata.name.as_deref() == Some(name))
-    }
-
-    /// Reconcile until a plan changes nothing (bounded), promoting every indefinite pause
-    /// when `promote` holds.
-    fn settle(&mut self, promote: bool) {
-        for _ in 0..200 {
-            let p = plan(&self.obs, self.now);
-            self.apply(&p.changes);
-            let quiet = p.changes.iter().all(|c| matches!(c, Change::Event { .. }))
-                && Some(&p.status) == self.obs.rollout.status.as_ref();
-            let paused = p
-                .status
-                .pause_conditions
-                .as_ref()
-                .is_some_and(|c| !c.is_empty());
-            self.obs.rollout.status = Some(p.status);
-            self.now += chrono::Duration::seconds(1);
-            if paused && promote {
-                if let Some(s) = self.obs.rollout.status.as_mut() {
-                    s.pause_conditions = None;
-                }
-                continue;
-            }
-            if quiet {
-                return;
-            }
-        }
-    }
-
-    fn set_image(&mut self, image: &str) {
-        self.obs.rollout.spec.template = Some(template(image));
-        let g = self.obs.rollout.metadata.generation.unwrap_or(1);
-        self.obs.rollout.metadata.generation = Some(g + 1);
-    }
-}
-
-fn patch_map(map: &mut Option<BTreeMap<String, String>>, patch: &MetadataPatch) {
-    if patch.is_empty() {
-        return;
-    }
-    let m = map.get_or_insert_with(Default::default);
-    m.extend(patch.set.iter().map(|(k, v)| (k.clone(), v.clone())));
-    m.retain(|k, _| !patch.remove.contains(k));
 }
 
 /// One planner input to time, with a description of what it is.
@@ -255,10 +93,10 @@ fn shapes() -> Vec<Shape> {
     // kept by revisionHistoryLimit 10), now paused in the middle of the 10th update.
     let walk = |history: i32, revisions: usize| {
         let mut sim = Sim::new(rollout(10, 10, history));
-        sim.settle(true);
+        settle(&mut sim, true);
         for i in 1..revisions {
             sim.set_image(&format!("app:{i}"));
-            sim.settle(true);
+            settle(&mut sim, true);
         }
         sim
     };
@@ -267,34 +105,34 @@ fn shapes() -> Vec<Shape> {
     shapes.push(Shape {
         name: describe("healthy", &sim),
         obs: sim.obs.clone(),
-        now: sim.now,
+        now: at(sim.now),
     });
     // 8 old ReplicaSets kept + stable + canary.
     let mut sim = walk(8, 10);
     sim.set_image("app:10");
-    sim.settle(false);
+    settle(&mut sim, false);
     shapes.push(Shape {
         name: describe("paused mid-canary", &sim),
         obs: sim.obs.clone(),
-        now: sim.now,
+        now: at(sim.now),
     });
     // The reconcile right after a new image: the planner builds a new ReplicaSet.
     sim.set_image("app:11");
     shapes.push(Shape {
         name: describe("new revision (creates a ReplicaSet)", &sim),
         obs: sim.obs.clone(),
-        now: sim.now,
+        now: at(sim.now),
     });
 
     // The controller benchmark's shape: 5 steps, 2 ReplicaSets, paused at the first pause.
     let mut small = Sim::new(rollout(2, 5, 10));
-    small.settle(true);
+    settle(&mut small, true);
     small.set_image("app:1");
-    small.settle(false);
+    settle(&mut small, false);
     shapes.push(Shape {
         name: describe("paused mid-canary", &small),
         obs: small.obs.clone(),
-        now: small.now,
+        now: at(small.now),
     });
     shapes
 }

@@ -15,7 +15,7 @@ use k8s_openapi::jiff::Timestamp;
 use super::canary::{MANAGED_BY_ROLLOUTS_ANNOTATION, plan_step};
 use super::hash::pod_template_hash;
 use super::observed::Observed;
-use super::plan::{Change, Plan};
+use super::plan::{Change, MetadataPatch, Plan};
 use sluice_api::analysis::{AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec};
 use sluice_api::common::{
     AnalysisPhase, AnalysisRunArgument, AnalysisTemplateRef, DESIRED_REPLICAS_ANNOTATION,
@@ -338,32 +338,29 @@ impl Sim {
                 } => {
                     let rs = self.rs_mut(name);
                     rs.spec.as_mut().unwrap().replicas = Some(*replicas);
-                    let a = rs.metadata.annotations.get_or_insert_with(Default::default);
-                    a.extend(annotations.set.clone());
-                    a.retain(|k, _| !annotations.remove.contains(k));
+                    patch_map(&mut rs.metadata.annotations, annotations);
                 }
                 Change::UpdateReplicaSet {
                     name,
                     annotations,
                     template_labels,
-                    ..
+                    template_annotations,
+                    min_ready_seconds,
                 } => {
                     let rs = self.rs_mut(name);
-                    let a = rs.metadata.annotations.get_or_insert_with(Default::default);
-                    a.extend(annotations.set.clone());
-                    a.retain(|k, _| !annotations.remove.contains(k));
-                    let meta = rs
-                        .spec
-                        .as_mut()
-                        .unwrap()
+                    patch_map(&mut rs.metadata.annotations, annotations);
+                    let spec = rs.spec.as_mut().unwrap();
+                    if min_ready_seconds.is_some() {
+                        spec.min_ready_seconds = *min_ready_seconds;
+                    }
+                    let meta = spec
                         .template
                         .as_mut()
                         .unwrap()
                         .metadata
                         .get_or_insert_with(Default::default);
-                    let l = meta.labels.get_or_insert_with(Default::default);
-                    l.extend(template_labels.set.clone());
-                    l.retain(|k, _| !template_labels.remove.contains(k));
+                    patch_map(&mut meta.labels, template_labels);
+                    patch_map(&mut meta.annotations, template_annotations);
                 }
                 Change::DeleteReplicaSet { name } => {
                     self.obs
@@ -531,6 +528,16 @@ impl Sim {
         let g = self.obs.rollout.metadata.generation.unwrap_or(1) + 1;
         self.obs.rollout.metadata.generation = Some(g);
     }
+}
+
+/// Applies a metadata patch the way the actuator's merge patch does.
+fn patch_map(map: &mut Option<BTreeMap<String, String>>, patch: &MetadataPatch) {
+    if patch.is_empty() {
+        return;
+    }
+    let m = map.get_or_insert_with(Default::default);
+    m.extend(patch.set.clone());
+    m.retain(|k, _| !patch.remove.contains(k));
 }
 
 /// An `analysis` step running the AnalysisTemplates `names`.
