@@ -214,7 +214,7 @@ impl Env {
             "--metrics-addr",
             &addr,
             "--log-level",
-            "info,sluice=debug",
+            "info,sluice_controller=debug,sluice_cluster=debug",
         ];
         args.extend_from_slice(extra);
         spawn(name, &args, self.dir.path())

@@ -18,7 +18,7 @@ pub struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
     pub log_format: LogFormat,
-    /// Log level or filter directive (for example `info` or `sluice=debug,kube=info`).
+    /// Log level or filter directive (for example `info` or `sluice_controller=debug,kube=info`).
     #[arg(long, global = true, default_value = "info", env = "SLUICE_LOG_LEVEL")]
     pub log_level: String,
     #[command(subcommand)]

@@ -144,7 +144,7 @@ pub(super) fn start_controller(
             "--log-format",
             "json",
             "--log-level",
-            "info,sluice::controller::rollout=debug",
+            "info,sluice_controller::rollout=debug",
         ]);
     } else {
         cmd.args(["--log-level", "warn"]);

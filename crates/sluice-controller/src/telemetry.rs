@@ -14,7 +14,7 @@ pub enum LogFormat {
 }
 
 /// Install the global tracing subscriber. `level` is an `EnvFilter` directive
-/// (`info`, `debug`, `sluice=debug,kube=info`); `RUST_LOG` overrides it.
+/// (`info`, `debug`, `sluice_controller=debug,kube=info`); `RUST_LOG` overrides it.
 pub fn init(format: LogFormat, level: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level));
     let registry = tracing_subscriber::registry().with(filter);
