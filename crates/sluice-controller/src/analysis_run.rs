@@ -28,11 +28,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
-use super::events::Publisher;
+use super::events::{self, Publisher};
 use super::rollout::Config;
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
+use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
+use crate::metrics::Metrics;
 use crate::providers::Providers;
+use crate::undecoded::Undecoded;
 use sluice_api::analysis::AnalysisRun;
 use sluice_engine::analysis::args::SecretString;
 use sluice_engine::analysis::evaluate::Phase;
@@ -61,9 +64,11 @@ pub struct Context {
     pub backoff: Backoff,
     pub written: Written,
     pub finishes: Finishes,
-    pub recorder: Arc<Publisher>,
+    pub events: Arc<Publisher>,
     /// Bounds the Event writes in flight ([`EVENT_CONCURRENCY`]).
     pub event_permits: Arc<tokio::sync::Semaphore>,
+    /// Where failed reconciles are counted.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// How many reconciles' Events are written at once.
@@ -125,18 +130,18 @@ impl Written {
         entry.newest = Arc::new(newer);
     }
 
-    /// The freshest copy of a run the watch delivered as `cached`.
-    fn freshest(&self, key: &str, cached: Arc<AnalysisRun>) -> Arc<AnalysisRun> {
+    /// Our own newer copy of a run the watch delivered at version `cached_rv`, if our
+    /// writes superseded that version; `None`: the cached copy is the freshest.
+    fn superseding(&self, key: &str, cached_rv: &str) -> Option<Arc<AnalysisRun>> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
-        let rv = cached.metadata.resource_version.clone().unwrap_or_default();
         match map.get(key) {
-            Some(w) if w.superseded.contains(&rv) => w.newest.clone(),
+            Some(w) if w.superseded.contains(cached_rv) => Some(w.newest.clone()),
             Some(_) => {
                 // The cache caught up with our last write, or moved past it.
                 map.remove(key);
-                cached
+                None
             }
-            None => cached,
+            None => None,
         }
     }
 
@@ -146,25 +151,27 @@ impl Written {
     }
 }
 
-/// Errors of one AnalysisRun reconcile.
+/// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
+pub const CONTROLLER: &str = "analysisrun";
+
+/// Errors of one AnalysisRun reconcile. A failed measurement is not one: it is recorded in
+/// the run's status as an Error measurement.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{verb} {target}: {source}")]
-    Api {
-        verb: &'static str,
-        target: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("building the HTTP clients of the metric providers: {0}")]
-    Http(#[from] reqwest::Error),
+    /// Reading a Secret, deleting an expired run or writing its status failed.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
+    /// The run itself did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 }
 
-fn api_err(verb: &'static str, target: String) -> impl FnOnce(kube::Error) -> Error {
-    move |source| Error::Api {
-        verb,
-        target,
-        source,
+impl MetricLabel for Error {
+    fn reason(&self) -> Reason {
+        match self {
+            Error::Api(e) => e.reason(),
+            Error::Decode(e) => e.reason(),
+        }
     }
 }
 
@@ -185,7 +192,7 @@ async fn read_secrets(client: &Client, run: &AnalysisRun) -> Result<SecretValues
         let secret = api
             .get_opt(name)
             .await
-            .map_err(api_err("read", format!("secret {ns}/{name}")))?;
+            .map_err(ApiCallError::on("read", format!("secret {ns}/{name}")))?;
         secrets.insert(name.to_string(), secret);
     }
     for (name, k) in wanted {
@@ -379,18 +386,21 @@ fn requeue_at(planned_at: DateTime<Utc>, after: Option<Duration>, now: DateTime<
     }
 }
 
-async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    cached: Arc<Undecoded<AnalysisRun>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let key = object_key(&*cached);
-    if cached.metadata.deletion_timestamp.is_some() {
+    if cached.meta().deletion_timestamp.is_some() {
         ctx.written.forget(&key);
         ctx.finishes.set(&key, FinishTimes::default());
         return Ok(Action::await_change());
     }
     let cache_rv = cached.resource_version().unwrap_or_default();
-    let run = ctx.written.freshest(&key, cached);
-    let rv = run.resource_version().unwrap_or_default();
-    let ns = run.namespace().unwrap_or_default();
-    let name = run.name_any();
+    let run = match ctx.written.superseding(&key, &cache_rv) {
+        Some(ours) => ours,
+        None => Arc::new(events::decode_or_warn(&ctx.events, &cached).await?),
+    };
     let now = Utc::now();
     let completed = run
         .status
@@ -404,17 +414,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     let finish_times = ctx.finishes.get(&key);
     let first = plan_run(&run, &secrets, &[], &finish_times, now);
     if first.delete {
-        info!("ttlStrategy expired: deleting the AnalysisRun");
-        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(e) if api_code(&e) == Some(404) => {}
-            Err(e) => return Err(api_err("delete", format!("analysisrun {ns}/{name}"))(e)),
-        }
-        ctx.backoff.success(&key);
-        ctx.written.forget(&key);
-        ctx.finishes.set(&key, FinishTimes::default());
-        return Ok(Action::await_change());
+        return delete_expired(&ctx, &key, &run).await;
     }
     let plan = if first.due.is_empty() {
         first
@@ -424,42 +424,82 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         debug!(measurements = taken.len(), "measured");
         plan_run(&run, &secrets, &taken, &finish_times, now)
     };
-
-    let old = serde_json::to_value(run.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
     let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
-    if let Some(diff) = merge_diff(&old, &new) {
-        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-        // No status subresource: the main resource, guarded by the version we read.
-        let body = json!({"metadata": {"resourceVersion": rv}, "status": diff});
-        match api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(patched) => {
-                ctx.written.wrote(&key, &cache_rv, &rv, patched);
-                ctx.finishes.set(&key, plan.finish_times.clone());
-            }
-            Err(e) if api_code(&e) == Some(409) => {
-                // Changed since we read it (a user's terminate, say): the watch event
-                // of that change reconciles again; measurements taken are retaken.
-                debug!("status write conflicted; waiting for the newer version");
-                ctx.backoff.success(&key);
-                return Ok(Action::await_change());
-            }
-            Err(e) => {
-                return Err(api_err(
-                    "patch status of",
-                    format!("analysisrun {ns}/{name}"),
-                )(e));
-            }
-        }
-    } else {
-        ctx.finishes.set(&key, plan.finish_times.clone());
+    if !write_status(&ctx, &key, &cache_rv, &run, &new, &plan.finish_times).await? {
+        // Changed since we read it (a user's terminate, say): the watch event of that
+        // change reconciles again; measurements taken are retaken.
+        debug!("status write conflicted; waiting for the newer version");
+        ctx.backoff.success(&key);
+        return Ok(Action::await_change());
     }
     if !plan.events.is_empty() {
         publish_events(&ctx, &plan.events, run.object_ref(&()));
     }
-    for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), &run, &new) {
+    collect_jobs(&ctx, &run, &new).await;
+    ctx.backoff.success(&key);
+    Ok(requeue_at(now, plan.requeue_after, Utc::now()))
+}
+
+/// `ttlStrategy` expired: delete the run (already gone is fine) and forget it.
+async fn delete_expired(ctx: &Context, key: &str, run: &AnalysisRun) -> Result<Action, Error> {
+    info!("ttlStrategy expired: deleting the AnalysisRun");
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(e) if api_code(&e) == Some(404) => {}
+        Err(e) => {
+            return Err(ApiCallError::on("delete", format!("analysisrun {ns}/{name}"))(e).into());
+        }
+    }
+    ctx.backoff.success(key);
+    ctx.written.forget(key);
+    ctx.finishes.set(key, FinishTimes::default());
+    Ok(Action::await_change())
+}
+
+/// Write the status fields that changed (`new` is the planned status) as a merge patch of
+/// the main resource (there is no status subresource), guarded by the version the run was
+/// read at, and remember what was written. `Ok(false)`: the run changed since (409).
+async fn write_status(
+    ctx: &Context,
+    key: &str,
+    cache_rv: &str,
+    run: &AnalysisRun,
+    new: &Value,
+    finish_times: &FinishTimes,
+) -> Result<bool, Error> {
+    let old = serde_json::to_value(run.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+    let Some(diff) = merge_diff(&old, new) else {
+        ctx.finishes.set(key, finish_times.clone());
+        return Ok(true);
+    };
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let rv = run.resource_version().unwrap_or_default();
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = json!({"metadata": {"resourceVersion": rv}, "status": diff});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(patched) => {
+            ctx.written.wrote(key, cache_rv, &rv, patched);
+            ctx.finishes.set(key, finish_times.clone());
+            Ok(true)
+        }
+        Err(e) if api_code(&e) == Some(409) => Ok(false),
+        Err(e) => {
+            Err(ApiCallError::on("patch status of", format!("analysisrun {ns}/{name}"))(e).into())
+        }
+    }
+}
+
+/// Delete the run's Jobs that measurement retention no longer points at (best effort: a
+/// failure is logged and tried again on the next reconcile).
+async fn collect_jobs(ctx: &Context, run: &AnalysisRun, status: &Value) {
+    for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), run, status) {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
         match api.delete(&job_name, &DeleteParams::background()).await {
             Ok(_) => debug!(job = %job_name, "deleted a Job beyond measurement retention"),
@@ -467,8 +507,6 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
             Err(e) => warn!(job = %job_name, error = %e, "deleting an old analysis Job failed"),
         }
     }
-    ctx.backoff.success(&key);
-    Ok(requeue_at(now, plan.requeue_after, Utc::now()))
 }
 
 /// Publish a reconcile's Events, in order, beside the reconcile rather than in it: they are
@@ -494,7 +532,7 @@ fn publish_events(
             secondary: None,
         })
         .collect();
-    let recorder = ctx.recorder.clone();
+    let publisher = ctx.events.clone();
     let permits = ctx.event_permits.clone();
     tokio::spawn(
         async move {
@@ -502,7 +540,7 @@ fn publish_events(
                 return;
             };
             for event in &events {
-                if let Err(e) = recorder.publish(event, &reference).await {
+                if let Err(e) = publisher.publish(event, &reference).await {
                     warn!(reason = %event.reason, error = %e, "recording event failed");
                 }
             }
@@ -511,15 +549,19 @@ fn publish_events(
     );
 }
 
-fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(run: Arc<Undecoded<AnalysisRun>>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failure(&object_key(&*run));
-    warn!(analysisrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconcile_failed(CONTROLLER, err.metric_label());
+    }
+    warn!(analysisrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), reason = err.metric_label(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
 /// Run the AnalysisRun controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let runs: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    // Decoded by each run's reconcile, so one malformed run fails only its own.
+    let runs: Api<Undecoded<AnalysisRun>> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&runs, "analysisruns.argoproj.io").await?;
     let job_api: Api<Job> = super::scoped_api(&client, cfg.namespace.as_deref());
     let (job_store, job_writer) = reflector::store();
@@ -531,7 +573,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     .modify(|j: &mut Job| j.metadata.managed_fields = None)
     .reflect(job_writer)
     .touched_objects();
-    let providers = Providers::new(std::env::var(PROMETHEUS_ADDRESS_ENV).ok())?;
+    let providers =
+        Providers::new(std::env::var(PROMETHEUS_ADDRESS_ENV).ok()).map_err(RunError::Providers)?;
     let reporter = Reporter {
         controller: "sluice".into(),
         instance: std::env::var("HOSTNAME").ok(),
@@ -544,7 +587,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         written: Written::default(),
         finishes: Finishes::default(),
         event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
-        recorder: Arc::new(Publisher::new(client.clone(), reporter, cfg.events)),
+        events: Arc::new(Publisher::new(client.clone(), reporter, cfg.events)),
+        metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "analysisrun controller starting");
@@ -640,6 +684,14 @@ mod tests {
         r.metadata.resource_version = Some(rv.into());
         r.metadata.annotations = Some([("step".to_string(), step.to_string())].into());
         Arc::new(r)
+    }
+
+    impl Written {
+        /// The freshest copy of a run the watch delivered as `cached`.
+        fn freshest(&self, key: &str, cached: Arc<AnalysisRun>) -> Arc<AnalysisRun> {
+            let rv = cached.metadata.resource_version.clone().unwrap_or_default();
+            self.superseding(key, &rv).unwrap_or(cached)
+        }
     }
 
     fn step(r: &AnalysisRun) -> &str {

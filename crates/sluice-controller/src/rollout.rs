@@ -22,7 +22,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::actuator::{self, ActError};
+use super::actuator;
 use super::backoff::Backoff;
 use super::cached_rollout::{CachedRollout, InfoGauges};
 use super::coalesce::CountWrites;
@@ -30,6 +30,7 @@ use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
+use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
@@ -103,25 +104,27 @@ pub struct Context {
     pub metrics: Option<Arc<Metrics>>,
 }
 
-/// Errors of one reconcile.
+/// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
+pub const CONTROLLER: &str = "rollout";
+
+/// Errors of one Rollout reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("applying the plan: {0}")]
-    Act(#[from] ActError),
-    #[error("reading {what}: {source}")]
-    Read {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// A cached object did not decode; planning without it could recreate or delete what
-    /// exists, so the reconcile fails and is retried.
-    #[error("decoding the cached {what}: {source}")]
-    Cache {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    /// A read while observing, or a write while applying the plan, failed.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
+    /// The Rollout, or an object it owns, did not decode from the watch cache.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl MetricLabel for Error {
+    fn reason(&self) -> Reason {
+        match self {
+            Error::Api(e) => e.reason(),
+            Error::Decode(e) => e.reason(),
+        }
+    }
 }
 
 /// Build the snapshot the planner decides on.
@@ -132,63 +135,31 @@ async fn observe(
 ) -> Result<Observed, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
-    let cache = |what: &str| {
-        let what = format!("{what} of rollout {ns}/{}", ro.name_any());
-        move |source| Error::Cache { what, source }
+    let cached = |what: &str| {
+        DecodeError::of(format!(
+            "the cached {what} of rollout {ns}/{}",
+            ro.name_any()
+        ))
     };
     let replica_sets: Vec<ReplicaSet> = ctx
         .replica_sets
         .owned_by(&ns, &uid)
-        .map_err(cache("replicasets"))?;
-    let mut services = std::collections::BTreeMap::new();
-    if let Some(canary) = ro.spec.canary() {
-        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-        for name in [&canary.canary_service, &canary.stable_service]
-            .into_iter()
-            .flatten()
-        {
-            if name.is_empty() || services.contains_key(name) {
-                continue;
-            }
-            let svc = svc_api.get_opt(name).await.map_err(|source| Error::Read {
-                what: format!("service {ns}/{name}"),
-                source,
-            })?;
-            services.insert(name.clone(), svc);
-        }
-    }
+        .map_err(cached("replicasets"))?;
+    let services = read_services(ro, &ctx.client, &ns).await?;
     // Pods are read only while a restart (`spec.restartAt`) is due.
-    let mut pods = Vec::new();
-    if Observed::needs_pods(ro, now) {
-        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-        let rs_uids: std::collections::HashSet<&str> = replica_sets
-            .iter()
-            .filter_map(|rs| rs.metadata.uid.as_deref())
-            .collect();
-        pods = pod_api
-            .list(&ListParams::default().labels(HASH_LABEL))
-            .await
-            .map_err(|source| Error::Read {
-                what: format!("pods in {ns}"),
-                source,
-            })?
-            .items
-            .into_iter()
-            .filter(|p| {
-                p.owner_references()
-                    .iter()
-                    .any(|o| rs_uids.contains(o.uid.as_str()))
-            })
-            .collect();
-    }
+    let pods = if Observed::needs_pods(ro, now) {
+        read_pods(&replica_sets, &ctx.client, &ns).await?
+    } else {
+        Vec::new()
+    };
     let analysis_runs: Vec<AnalysisRun> = ctx
         .analysis_runs
         .owned_by(&ns, &uid)
-        .map_err(cache("analysisruns"))?;
+        .map_err(cached("analysisruns"))?;
     let experiments: Vec<Experiment> = ctx
         .experiments
         .owned_by(&ns, &uid)
-        .map_err(cache("experiments"))?;
+        .map_err(cached("experiments"))?;
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
     let workload = read_workload(ro, &ctx.client, &ns).await?;
@@ -206,6 +177,59 @@ async fn observe(
     })
 }
 
+/// GET the canary and stable Services a canary Rollout names (`None`: it does not exist).
+async fn read_services(
+    ro: &Rollout,
+    client: &Client,
+    ns: &str,
+) -> Result<BTreeMap<String, Option<Service>>, Error> {
+    let mut services = BTreeMap::new();
+    let Some(canary) = ro.spec.canary() else {
+        return Ok(services);
+    };
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
+    for name in [&canary.canary_service, &canary.stable_service]
+        .into_iter()
+        .flatten()
+    {
+        if name.is_empty() || services.contains_key(name) {
+            continue;
+        }
+        let svc = svc_api
+            .get_opt(name)
+            .await
+            .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
+        services.insert(name.clone(), svc);
+    }
+    Ok(services)
+}
+
+/// LIST the pods of the Rollout's ReplicaSets (by the hash label, then by owner).
+async fn read_pods(
+    replica_sets: &[ReplicaSet],
+    client: &Client,
+    ns: &str,
+) -> Result<Vec<Pod>, Error> {
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let rs_uids: std::collections::HashSet<&str> = replica_sets
+        .iter()
+        .filter_map(|rs| rs.metadata.uid.as_deref())
+        .collect();
+    let pods = pod_api
+        .list(&ListParams::default().labels(HASH_LABEL))
+        .await
+        .map_err(ApiCallError::on("read", format!("pods in {ns}")))?
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|o| rs_uids.contains(o.uid.as_str()))
+        })
+        .collect();
+    Ok(pods)
+}
+
 /// GET the object `spec.workloadRef` names (a Deployment, ReplicaSet or PodTemplate in the
 /// Rollout's namespace). `None` when there is no reference, its kind is not one of those
 /// (the planner names the field), or the object does not exist.
@@ -217,10 +241,7 @@ async fn read_workload(ro: &Rollout, client: &Client, ns: &str) -> Result<Option
     if name.is_empty() {
         return Ok(None);
     }
-    let read = |kind: &str| {
-        let what = format!("{kind} {ns}/{name}");
-        move |source| Error::Read { what, source }
-    };
+    let read = |kind: &str| ApiCallError::on("read", format!("{kind} {ns}/{name}"));
     Ok(match reference.kind.as_deref() {
         Some("Deployment") => Api::<Deployment>::namespaced(client.clone(), ns)
             .get_opt(name)
@@ -288,10 +309,10 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
     for _ in 0..MAX_TEMPLATE_DEPTH {
         let mut next: (BTreeSet<String>, BTreeSet<String>) = Default::default();
         for name in wanted.0.iter().filter(|n| !seen.0.contains(*n)) {
-            let found = at_api.get_opt(name).await.map_err(|source| Error::Read {
-                what: format!("analysistemplate {ns}/{name}"),
-                source,
-            })?;
+            let found = at_api.get_opt(name).await.map_err(ApiCallError::on(
+                "read",
+                format!("analysistemplate {ns}/{name}"),
+            ))?;
             if let Some(t) = found {
                 let nested = Observed::nested_template_refs(&t.spec);
                 next.0.extend(nested.0);
@@ -300,10 +321,10 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
             }
         }
         for name in wanted.1.iter().filter(|n| !seen.1.contains(*n)) {
-            let found = cat_api.get_opt(name).await.map_err(|source| Error::Read {
-                what: format!("clusteranalysistemplate {name}"),
-                source,
-            })?;
+            let found = cat_api.get_opt(name).await.map_err(ApiCallError::on(
+                "read",
+                format!("clusteranalysistemplate {name}"),
+            ))?;
             if let Some(t) = found {
                 let nested = Observed::nested_template_refs(&t.spec.clone().into());
                 next.0.extend(nested.0);
@@ -395,10 +416,9 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     if !synced {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let ro = cached.rollout().map_err(|source| Error::Cache {
-        what: format!("rollout {key}"),
-        source,
-    })?;
+    let ro = cached
+        .rollout()
+        .map_err(DecodeError::of(format!("the cached rollout {key}")))?;
     let now = chrono::Utc::now();
     let observed = observe(&ro, &ctx, now).await?;
     let plan = sluice_engine::rollout::plan(&observed, now);
@@ -428,7 +448,13 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         // read it: the watch event for that change triggers a fresh reconcile.
         return Ok(Action::await_change());
     }
-    let mut requeue = match (plan.requeue_after, outcome.counts_held) {
+    Ok(next_look(&ro, plan.requeue_after, outcome.counts_held))
+}
+
+/// When to reconcile again: at the earliest of the plan's next step, the count-only status
+/// change held back, and the re-read of a ReplicaSet workloadRef.
+fn next_look(ro: &Rollout, planned: Option<Duration>, counts_held: Option<Duration>) -> Action {
+    let mut requeue = match (planned, counts_held) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -440,10 +466,10 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     {
         requeue = Some(requeue.map_or(REPLICA_SET_REF_RESYNC, |r| r.min(REPLICA_SET_REF_RESYNC)));
     }
-    Ok(match requeue {
+    match requeue {
         Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
         None => Action::await_change(),
-    })
+    }
 }
 
 /// Count a completed or aborted update the moment its status is written.
@@ -491,7 +517,10 @@ fn record_outcome(
 
 fn error_policy(ro: Arc<CachedRollout>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failure(&object_key(&*ro));
-    warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconcile_failed(CONTROLLER, err.metric_label());
+    }
+    warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), reason = err.metric_label(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -514,7 +543,7 @@ where
 }
 
 /// Run the Rollout controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
