@@ -19,7 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -242,6 +242,8 @@ async fn take(
     }
 }
 
+/// Take one measurement of a job metric: create its Job, stop it (run terminating), or
+/// assess the Job in flight.
 async fn take_job(
     ctx: &Context,
     run: &AnalysisRun,
@@ -256,21 +258,9 @@ async fn take_job(
         outcome,
     };
     if let Some((job, measurement)) = job_to_create(run, due, None, now) {
-        let job_ns = job.metadata.namespace.clone().unwrap_or(ns);
-        let name = job.name_any();
-        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
-        return match api.create(&PostParams::default(), &job).await {
-            Ok(_) => {
-                debug!(job = %name, metric = %due.metric, "created analysis Job");
-                measurement
-            }
-            // A previous reconcile created it but its status write was refused (409):
-            // the Job is ours (the name holds the run UID and attempt), so adopt it.
-            Err(e) if api_code(&e) == Some(409) => measurement,
-            Err(e) => taken(MeasurementOutcome::Error(format!(
-                "creating job {job_ns}/{name}: {e}"
-            ))),
-        };
+        return create_job(ctx, &ns, &job, due, measurement)
+            .await
+            .unwrap_or_else(taken);
     }
     let Some(in_flight) = &due.in_flight else {
         return taken(MeasurementOutcome::Error(
@@ -282,66 +272,103 @@ async fn take_job(
         Ok(r) => r,
         Err(e) => return taken(MeasurementOutcome::Error(e)),
     };
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
     if due.terminate {
-        // Foreground, so the Job's pods go before it does.
-        return match api.delete(&name, &DeleteParams::foreground()).await {
-            Ok(_) => taken(MeasurementOutcome::Finished {
-                phase: Phase::Inconclusive,
-                message: None,
-            }),
-            Err(e) if api_code(&e) == Some(404) => taken(MeasurementOutcome::Finished {
-                phase: Phase::Inconclusive,
-                message: None,
-            }),
-            Err(e) => taken(MeasurementOutcome::Error(format!(
-                "deleting job {job_ns}/{name}: {e}"
-            ))),
-        };
+        return taken(stop_job(ctx, &job_ns, &name).await);
     }
-    // The watch cache first; a Job created moments ago may not be in it yet.
-    let cached = ctx
-        .jobs
-        .get(&ObjectRef::new(&name).within(&job_ns))
-        .map(|j| (*j).clone());
-    let job = match cached {
-        Some(job) => job,
-        None => match api.get_opt(&name).await {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                return taken(MeasurementOutcome::Error(format!(
-                    "job {job_ns}/{name} not found"
-                )));
-            }
-            Err(e) => {
-                return taken(MeasurementOutcome::Error(format!(
-                    "reading job {job_ns}/{name}: {e}"
-                )));
-            }
-        },
+    let job = match read_job(ctx, &job_ns, &name).await {
+        Ok(job) => job,
+        Err(outcome) => return taken(outcome),
     };
-    let finished = job_finished(&job);
-    // Pods matter only to spot an image that can never be pulled while the Job runs.
-    let pods = if finished {
-        Vec::new()
-    } else {
-        let uid = job.uid().unwrap_or_default();
-        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job_ns);
-        let selector = format!("{ANALYSIS_RUN_UID_LABEL}={}", run.uid().unwrap_or_default());
-        match pod_api.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
-                .collect(),
-            Err(e) => {
-                warn!(job = %name, error = %e, "listing the analysis Job's pods failed");
-                Vec::new()
-            }
-        }
-    };
+    let pods = job_pods(ctx, run, &job_ns, &job).await;
     let started = in_flight.started_at.as_ref().map(from_time).unwrap_or(now);
     taken(assess_job(&job, &pods, started, now).into())
+}
+
+/// Create the Job of a measurement: `Ok` with the in-flight measurement the planner made,
+/// `Err` with an Error outcome.
+async fn create_job(
+    ctx: &Context,
+    ns: &str,
+    job: &Job,
+    due: &DueMeasurement,
+    measurement: TakenMeasurement,
+) -> Result<TakenMeasurement, MeasurementOutcome> {
+    let job_ns = job
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.to_string());
+    let name = job.name_any();
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
+    match api.create(&PostParams::default(), job).await {
+        Ok(_) => {
+            debug!(job = %name, metric = %due.metric, "created analysis Job");
+            Ok(measurement)
+        }
+        // A previous reconcile created it but its status write was refused (409):
+        // the Job is ours (the name holds the run UID and attempt), so adopt it.
+        Err(e) if api_code(&e) == Some(409) => Ok(measurement),
+        Err(e) => Err(MeasurementOutcome::Error(format!(
+            "creating job {job_ns}/{name}: {e}"
+        ))),
+    }
+}
+
+/// Delete the Job of a terminating run (foreground, so its pods go before it does); the
+/// measurement ends Inconclusive.
+async fn stop_job(ctx: &Context, job_ns: &str, name: &str) -> MeasurementOutcome {
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), job_ns);
+    match api.delete(name, &DeleteParams::foreground()).await {
+        Ok(_) => {}
+        Err(e) if api_code(&e) == Some(404) => {}
+        Err(e) => {
+            return MeasurementOutcome::Error(format!("deleting job {job_ns}/{name}: {e}"));
+        }
+    }
+    MeasurementOutcome::Finished {
+        phase: Phase::Inconclusive,
+        message: None,
+    }
+}
+
+/// The Job in flight: from the watch cache first, from the API when a Job created moments
+/// ago is not in it yet.
+async fn read_job(ctx: &Context, job_ns: &str, name: &str) -> Result<Job, MeasurementOutcome> {
+    if let Some(job) = ctx.jobs.get(&ObjectRef::new(name).within(job_ns)) {
+        return Ok((*job).clone());
+    }
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), job_ns);
+    match api.get_opt(name).await {
+        Ok(Some(job)) => Ok(job),
+        Ok(None) => Err(MeasurementOutcome::Error(format!(
+            "job {job_ns}/{name} not found"
+        ))),
+        Err(e) => Err(MeasurementOutcome::Error(format!(
+            "reading job {job_ns}/{name}: {e}"
+        ))),
+    }
+}
+
+/// The pods of a running Job, which matter only to spot an image that can never be pulled
+/// (none for a finished Job, or when listing fails: the Job's own status decides then).
+async fn job_pods(ctx: &Context, run: &AnalysisRun, job_ns: &str, job: &Job) -> Vec<Pod> {
+    if job_finished(job) {
+        return Vec::new();
+    }
+    let uid = job.uid().unwrap_or_default();
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), job_ns);
+    let selector = format!("{ANALYSIS_RUN_UID_LABEL}={}", run.uid().unwrap_or_default());
+    match pod_api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
+            .collect(),
+        Err(e) => {
+            warn!(job = %job.name_any(), error = %e, "listing the analysis Job's pods failed");
+            Vec::new()
+        }
+    }
 }
 
 fn job_finished(job: &Job) -> bool {
@@ -575,10 +602,6 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     .touched_objects();
     let providers =
         Providers::new(std::env::var(PROMETHEUS_ADDRESS_ENV).ok()).map_err(RunError::Providers)?;
-    let reporter = Reporter {
-        controller: "sluice".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         providers,
@@ -587,7 +610,11 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         written: Written::default(),
         finishes: Finishes::default(),
         event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
-        events: Arc::new(Publisher::new(client.clone(), reporter, cfg.events)),
+        events: Arc::new(Publisher::new(
+            client.clone(),
+            events::reporter(),
+            cfg.events,
+        )),
         metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();

@@ -130,6 +130,15 @@ fn event_key(ev: &Event, regarding: &ObjectReference) -> u64 {
     h.finish()
 }
 
+/// The reporting controller of every Sluice Event: `sluice`, on the instance named by
+/// `HOSTNAME` (the pod name).
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: "sluice".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    }
+}
+
 /// Publishes Events as one reporting controller (shared by its reconciles).
 pub struct Publisher {
     client: Client,

@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType as KubeEventType, Reporter};
+use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -515,16 +515,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     // controller keeps only those whose controller ownerReference is one of its objects.
     let (rs_store, rs_stream) = OwnedStore::watch_labelled("Experiment", rs_api, HASH_LABEL);
     let rs_stream = rs_stream.touched_objects();
-    let reporter = Reporter {
-        controller: "sluice".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
-        events: Publisher::new(client.clone(), reporter, cfg.events),
+        events: Publisher::new(client.clone(), events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();

@@ -14,7 +14,6 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -546,12 +545,72 @@ where
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
-    let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let ns = cfg.namespace.as_deref();
+    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg), &client, ns);
+    let controller = watch_referenced(controller, &client, ns)
+        .graceful_shutdown_on(async move { shutdown.cancelled().await });
+    let ctx = Arc::new(Context {
+        client: client.clone(),
+        replica_sets: owned.replica_sets,
+        analysis_runs: owned.analysis_runs,
+        experiments: owned.experiments,
+        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
+        freshness: Freshness::default(),
+        count_writes: CountWrites::default(),
+        events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
+        metrics: cfg.metrics.clone(),
+    });
+    let task = cfg
+        .health
+        .as_ref()
+        .map(|h| h.register("rollout-controller"));
+    report_caches_and_gauges(&cfg, &controller, &ctx);
+    controller
+        .run(reconcile_measured, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    if let Some(task) = task {
+        task.finish();
+    }
+    info!("rollout controller stopped");
+    Ok(())
+}
+
+/// The controller over this instance's Rollouts. The cached Rollouts drop what no decision
+/// reads and would otherwise be most of their size: managedFields and kubectl's
+/// last-applied copy of the whole object; the rest is kept packed (see `cached_rollout`).
+fn watch_rollouts(rollouts: Api<Rollout>, cfg: &Config) -> Controller<CachedRollout> {
+    let selector = cfg.instance_selector();
+    info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
+    let (ro_store, ro_writer) = reflector::store();
+    let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
+        .default_backoff()
+        .modify(strip_rollout)
+        .map_ok(CachedRollout::pack_event)
+        .reflect(ro_writer)
+        .applied_objects();
+    Controller::for_stream(ro_stream, ro_store)
+        .with_config(controller::Config::default().concurrency(CONCURRENCY))
+}
+
+/// The caches of what Rollouts own.
+struct Owned {
+    replica_sets: OwnedStore<ReplicaSet>,
+    analysis_runs: OwnedStore<AnalysisRun>,
+    experiments: OwnedStore<Experiment>,
+}
+
+/// Watch the ReplicaSets, AnalysisRuns and Experiments Rollouts create (all carry the hash
+/// label) into owner-indexed caches; a change wakes the owning Rollout. For runs and
+/// Experiments only a change of outcome does ([`outcome_hash`]).
+fn watch_owned(
+    controller: Controller<CachedRollout>,
+    client: &Client,
+    ns: Option<&str>,
+) -> (Controller<CachedRollout>, Owned) {
+    let rs_api: Api<ReplicaSet> = super::scoped_api(client, ns);
     let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
-    let rs_stream = rs_stream.touched_objects();
-    // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
-    // phase changes wake the owning Rollout.
-    let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let ar_api: Api<AnalysisRun> = super::scoped_api(client, ns);
     let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
     let ar_stream = ar_stream.touched_objects().predicate_filter(
         |r: &AnalysisRun| {
@@ -560,7 +619,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         },
         PredicateConfig::default(),
     );
-    let exp_api: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let exp_api: Api<Experiment> = super::scoped_api(client, ns);
     let (exp_store, exp_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, exp_api, HASH_LABEL);
     let exp_stream = exp_stream.touched_objects().predicate_filter(
         |e: &Experiment| {
@@ -569,69 +628,56 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         },
         PredicateConfig::default(),
     );
-    let reporter = Reporter {
-        controller: "sluice".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
-    let ctx = Arc::new(Context {
-        client: client.clone(),
+    let controller = controller
+        .owns_stream(rs_stream.touched_objects())
+        .owns_stream(ar_stream)
+        .owns_stream(exp_stream);
+    let owned = Owned {
         replica_sets: rs_store,
         analysis_runs: ar_store,
         experiments: exp_store,
-        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
-        freshness: Freshness::default(),
-        count_writes: CountWrites::default(),
-        events: Publisher::new(client.clone(), reporter, cfg.events),
-        metrics: cfg.metrics.clone(),
-    });
-    let selector = cfg.instance_selector();
-    info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
-    // The cached Rollouts drop what no decision reads and would otherwise be most of
-    // their size: managedFields and kubectl's last-applied copy of the whole object; the
-    // rest is kept packed (see `cached_rollout`).
-    let (ro_store, ro_writer) = reflector::store();
-    let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
-        .default_backoff()
-        .modify(strip_rollout)
-        .map_ok(CachedRollout::pack_event)
-        .reflect(ro_writer)
-        .applied_objects();
-    let controller = Controller::for_stream(ro_stream, ro_store)
-        .with_config(controller::Config::default().concurrency(CONCURRENCY));
-    // A template created or fixed after a Rollout named it (InvalidSpec until then)
-    // must wake that Rollout: templates change rarely, so every Rollout of the
-    // namespace that uses analysis is reconciled (nested references included).
+    };
+    (controller, owned)
+}
+
+/// Wake Rollouts on changes to objects they reference but do not own (nothing is cached):
+/// - a template created or fixed after a Rollout named it (InvalidSpec until then); templates
+///   change rarely, so every Rollout of the namespace that uses analysis is reconciled
+///   (nested references included);
+/// - referenced Deployments and PodTemplates (workloadRef): a new template starts a canary, a
+///   scale-up of a Deployment held at zero is undone.
+fn watch_referenced(
+    controller: Controller<CachedRollout>,
+    client: &Client,
+    ns: Option<&str>,
+) -> Controller<CachedRollout> {
     let ro_store = controller.store();
-    let at_api: Api<AnalysisTemplate> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let at_stream = watcher(at_api, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    let at_stream = watcher(
+        super::scoped_api::<AnalysisTemplate>(client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
     let cat_stream = watcher(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects();
-    let at_store = ro_store.clone();
-    // Referenced Deployments and PodTemplates (workloadRef): a new template starts a
-    // canary, a scale-up of a Deployment held at zero is undone. Nothing is cached.
     let deploy_stream = watcher(
-        super::scoped_api::<Deployment>(&client, cfg.namespace.as_deref()),
+        super::scoped_api::<Deployment>(client, ns),
         watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects();
     let pt_stream = watcher(
-        super::scoped_api::<PodTemplate>(&client, cfg.namespace.as_deref()),
+        super::scoped_api::<PodTemplate>(client, ns),
         watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects();
-    let (deploy_store, pt_store) = (ro_store.clone(), ro_store.clone());
-    let controller = controller
-        .owns_stream(rs_stream)
-        .owns_stream(ar_stream)
-        .owns_stream(exp_stream)
+    let (at_store, deploy_store, pt_store) = (ro_store.clone(), ro_store.clone(), ro_store.clone());
+    controller
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
             rollouts_using_templates(&at_store, t.namespace().as_deref())
         })
@@ -644,11 +690,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         .watches_stream(pt_stream, move |t: PodTemplate| {
             rollouts_referencing(&pt_store, "PodTemplate", &t)
         })
-        .graceful_shutdown_on(async move { shutdown.cancelled().await });
-    let task = cfg
-        .health
-        .as_ref()
-        .map(|h| h.register("rollout-controller"));
+}
+
+/// Mark the caches synced on the health state once the Rollouts and their ReplicaSets are
+/// listed, and keep the info gauges following the cache at scrape time (so deleted Rollouts
+/// drop out).
+fn report_caches_and_gauges(cfg: &Config, controller: &Controller<CachedRollout>, ctx: &Context) {
     if let Some(health) = cfg.health.clone() {
         let rollout_store = controller.store();
         let rs_store = ctx.replica_sets.clone();
@@ -666,39 +713,32 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         });
     }
     if let Some(metrics) = &cfg.metrics {
-        // Info gauges follow the cache at scrape time, so deleted Rollouts drop out.
         let store = controller.store();
         let gauges = InfoGauges::default();
         metrics.on_scrape(move |m| gauges.sync(m, store.state().iter().map(|r| r.as_ref())));
     }
-    controller
-        .run(
-            |ro, ctx| {
-                let ns = ro.namespace().unwrap_or_default();
-                let name = ro.name_any();
-                let span = info_span!("reconcile", rollout = %name, namespace = %ns);
-                let metrics = ctx.metrics.clone();
-                async move {
-                    let started = std::time::Instant::now();
-                    let result = reconcile(ro, ctx).await;
-                    if let Some(m) = &metrics {
-                        m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
-                        if result.is_err() {
-                            m.reconcile_error(&ns, &name);
-                        }
-                    }
-                    result
-                }
-                .instrument(span)
-            },
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
-    if let Some(task) = task {
-        task.finish();
+}
+
+/// [`reconcile`] in a span naming the Rollout, timed and counted in upstream's
+/// `rollout_reconcile` and `rollout_reconcile_error`.
+fn reconcile_measured(
+    ro: Arc<CachedRollout>,
+    ctx: Arc<Context>,
+) -> impl std::future::Future<Output = Result<Action, Error>> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    let span = info_span!("reconcile", rollout = %name, namespace = %ns);
+    let metrics = ctx.metrics.clone();
+    async move {
+        let started = std::time::Instant::now();
+        let result = reconcile(ro, ctx).await;
+        if let Some(m) = &metrics {
+            m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
+            if result.is_err() {
+                m.reconcile_error(&ns, &name);
+            }
+        }
+        result
     }
-    info!("rollout controller stopped");
-    Ok(())
+    .instrument(span)
 }
