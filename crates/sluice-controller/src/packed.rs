@@ -63,6 +63,11 @@ impl<K: Serialize + DeserializeOwned> Packed<K> {
         serde_json::from_slice(&self.bytes)
     }
 
+    /// Decode the encoding as another type (a part of the object).
+    pub fn unpack_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.bytes)
+    }
+
     /// Decode a fresh copy of the object; a failure names the field where decoding stopped.
     pub fn unpack_tracked(&self) -> Result<K, serde_path_to_error::Error<serde_json::Error>> {
         serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&self.bytes))

@@ -29,6 +29,7 @@ use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
+use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
@@ -381,17 +382,40 @@ fn rollouts_referencing<K: kube::Resource>(
 /// on the Rollouts' own hash label, so edits to another ReplicaSet raise no event.
 const REPLICA_SET_REF_RESYNC: Duration = Duration::from_secs(30);
 
+/// The part of an AnalysisRun or Experiment [`outcome_hash`] reads, decoded without the rest.
+#[derive(serde::Deserialize)]
+struct OutcomeOnly {
+    status: Option<OutcomeStatus>,
+}
+
+#[derive(serde::Deserialize)]
+struct OutcomeStatus {
+    phase: Option<Value>,
+    message: Option<Value>,
+}
+
 /// What of an AnalysisRun or Experiment the owning Rollout reacts to: its phase and
 /// message (what `status.canary.current*` shows), spec and deletion. Measurements
-/// recorded every interval change none of it, so they do not wake the Rollout.
-fn outcome_hash<K: kube::Resource>(obj: &K, status: &Value) -> Option<u64> {
+/// recorded every interval change none of it, so they do not wake the Rollout. An object
+/// whose status does not even decode that far always wakes it (its reconcile reports it).
+fn outcome_hash<K>(obj: &Undecoded<K>) -> Option<u64>
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+{
     use std::hash::{Hash, Hasher};
+    let status = obj.peek::<OutcomeOnly>().ok()?.status;
+    let field = |f: fn(&OutcomeStatus) -> &Option<Value>| {
+        status
+            .as_ref()
+            .and_then(|s| f(s).as_ref())
+            .and_then(Value::as_str)
+    };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let meta = obj.meta();
     meta.generation.hash(&mut h);
     meta.deletion_timestamp.is_some().hash(&mut h);
-    status["phase"].as_str().hash(&mut h);
-    status["message"].as_str().hash(&mut h);
+    field(|s| &s.phase).hash(&mut h);
+    field(|s| &s.message).hash(&mut h);
     Some(h.finish())
 }
 
@@ -602,7 +626,8 @@ struct Owned {
 
 /// Watch the ReplicaSets, AnalysisRuns and Experiments Rollouts create (all carry the hash
 /// label) into owner-indexed caches; a change wakes the owning Rollout. For runs and
-/// Experiments only a change of outcome does ([`outcome_hash`]).
+/// Experiments only a change of outcome does ([`outcome_hash`]). Runs and Experiments are
+/// watched [`Undecoded`]: one that does not decode fails the reconcile of its Rollout only.
 fn watch_owned(
     controller: Controller<CachedRollout>,
     client: &Client,
@@ -610,24 +635,16 @@ fn watch_owned(
 ) -> (Controller<CachedRollout>, Owned) {
     let rs_api: Api<ReplicaSet> = super::scoped_api(client, ns);
     let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
-    let ar_api: Api<AnalysisRun> = super::scoped_api(client, ns);
+    let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(client, ns);
     let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
-    let ar_stream = ar_stream.touched_objects().predicate_filter(
-        |r: &AnalysisRun| {
-            let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
-            outcome_hash(r, &status)
-        },
-        PredicateConfig::default(),
-    );
-    let exp_api: Api<Experiment> = super::scoped_api(client, ns);
+    let ar_stream = ar_stream
+        .touched_objects()
+        .predicate_filter(outcome_hash, PredicateConfig::default());
+    let exp_api: Api<Undecoded<Experiment>> = super::scoped_api(client, ns);
     let (exp_store, exp_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, exp_api, HASH_LABEL);
-    let exp_stream = exp_stream.touched_objects().predicate_filter(
-        |e: &Experiment| {
-            let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
-            outcome_hash(e, &status)
-        },
-        PredicateConfig::default(),
-    );
+    let exp_stream = exp_stream
+        .touched_objects()
+        .predicate_filter(outcome_hash, PredicateConfig::default());
     let controller = controller
         .owns_stream(rs_stream.touched_objects())
         .owns_stream(ar_stream)

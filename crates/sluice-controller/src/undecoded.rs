@@ -85,6 +85,17 @@ where
         })
     }
 
+    /// Decode only the part of the object `T` names (a struct of the few fields wanted;
+    /// the rest is skipped, not decoded).
+    pub fn peek<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        self.body.unpack_as()
+    }
+
+    /// The encoding, for a cache that decodes it later.
+    pub fn into_packed(self) -> Packed<K> {
+        self.body
+    }
+
     /// `kind namespace/name`, as errors and logs name the object.
     pub fn describe(&self) -> String {
         format!(

@@ -2,7 +2,8 @@
 //!
 //! The object is one an API server accepts but Sluice's types reject: an int32 field beyond
 //! its range (CRD validation does not check integer formats). Watched as typed objects, it
-//! failed the watch's list, so no object of its kind was reconciled again.
+//! failed the watch's list, so no object of its kind was reconciled again (and a run
+//! carrying the Rollouts' hash label held every Rollout reconcile waiting for that cache).
 
 use std::time::{Duration, Instant};
 
@@ -27,7 +28,8 @@ async fn create(client: &kube::Client, resource: &ApiResource, obj: Value) {
 fn analysis_run(name: &str, seconds_after_completion: i64) -> Value {
     json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
-        "metadata": {"name": name},
+        // The label the Rollout controller's watch of the runs it owns selects on.
+        "metadata": {"name": name, "labels": {"rollouts-pod-template-hash": "abc"}},
         "spec": {
             "terminate": true,
             "metrics": [{"name": "m", "provider": {"web": {"url": "http://127.0.0.1:9/never"}}}],
@@ -65,7 +67,7 @@ async fn decode_warning(client: &kube::Client, kind: &str, name: &str) -> Option
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_others() {
+async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_other_objects() {
     let cluster = EmbeddedCluster::start(ClusterConfig {
         port: 0,
         ..Default::default()
@@ -89,6 +91,17 @@ async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_others() {
                    "selector": {"matchLabels": {"app": "t"}},
                    "template": {"metadata": {"labels": {"app": "t"}},
                                 "spec": {"containers": [{"name": "c", "image": "x"}]}}}]}}),
+    )
+    .await;
+
+    create(
+        &client,
+        &sluice_api::rollout::rollout_resource(),
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
+               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
+                        "template": {"metadata": {"labels": {"app": "web"}},
+                                     "spec": {"containers": [{"name": "web", "image": "v1"}]}},
+                        "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}),
     )
     .await;
 
@@ -123,6 +136,13 @@ async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_others() {
         "Successful",
         "terminated before any decision"
     );
+
+    let rollouts: Api<sluice_api::rollout::Rollout> = Api::namespaced(client.clone(), NS);
+    eventually("the Rollout to be reconciled", async || {
+        let ro = rollouts.get("web").await.ok()?;
+        ro.status.and_then(|s| s.observed_generation)
+    })
+    .await;
 
     let note = eventually("a Warning Event on the bad AnalysisRun", async || {
         decode_warning(&client, "AnalysisRun", "bad").await
