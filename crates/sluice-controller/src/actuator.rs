@@ -70,12 +70,7 @@ fn metadata_map(patch: &MetadataPatch) -> Value {
 
 /// Creates an object the plan built; AlreadyExists means an earlier create whose watch
 /// event has not arrived yet, and the object's own controller takes it from there.
-async fn create_owned<K>(
-    api: &Api<K>,
-    obj: &K,
-    kind: &'static str,
-    ns: &str,
-) -> Result<(), ApiCallError>
+async fn create_owned<K>(api: &Api<K>, obj: &K, kind: &str, ns: &str) -> Result<(), ApiCallError>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -96,7 +91,7 @@ where
 async fn terminate<K>(
     api: &Api<K>,
     obj_name: &str,
-    kind: &'static str,
+    kind: &str,
     ns: &str,
 ) -> Result<(), ApiCallError>
 where
@@ -116,12 +111,7 @@ where
     }
 }
 
-async fn delete<K>(
-    api: &Api<K>,
-    obj_name: &str,
-    kind: &'static str,
-    ns: &str,
-) -> Result<(), ApiCallError>
+async fn delete<K>(api: &Api<K>, obj_name: &str, kind: &str, ns: &str) -> Result<(), ApiCallError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -232,6 +222,58 @@ impl<'a> Actuator<'a> {
         Api::namespaced(self.ctx.client.clone(), &self.ns)
     }
 
+    /// [`create_owned`] in the Rollout's namespace.
+    async fn create<K>(&self, obj: &K) -> Result<(), ApiCallError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        create_owned(
+            &self.api::<K>(),
+            obj,
+            &K::kind(&()).to_lowercase(),
+            &self.ns,
+        )
+        .await
+    }
+
+    /// [`terminate`] in the Rollout's namespace.
+    async fn terminate<K>(&self, name: &str) -> Result<(), ApiCallError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        terminate(
+            &self.api::<K>(),
+            name,
+            &K::kind(&()).to_lowercase(),
+            &self.ns,
+        )
+        .await
+    }
+
+    /// [`delete`] in the Rollout's namespace.
+    async fn delete<K>(&self, name: &str) -> Result<(), ApiCallError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        delete(
+            &self.api::<K>(),
+            name,
+            &K::kind(&()).to_lowercase(),
+            &self.ns,
+        )
+        .await
+    }
+
     /// `kind ns/name` of an object in the Rollout's namespace, for errors.
     fn target(&self, kind: &str, name: &str) -> String {
         format!("{kind} {}/{name}", self.ns)
@@ -275,27 +317,15 @@ impl<'a> Actuator<'a> {
                 );
                 go_on(self.patch_replica_set("update", name, body).await)
             }
-            Change::DeleteReplicaSet { name } => {
-                go_on(delete(&self.api::<ReplicaSet>(), name, "replicaset", &self.ns).await)
-            }
-            Change::CreateAnalysisRun(run) => {
-                go_on(create_owned(&self.api::<AnalysisRun>(), run, "analysisrun", &self.ns).await)
-            }
+            Change::DeleteReplicaSet { name } => go_on(self.delete::<ReplicaSet>(name).await),
+            Change::CreateAnalysisRun(run) => go_on(self.create::<AnalysisRun>(run).await),
             Change::TerminateAnalysisRun { name } => {
-                go_on(terminate(&self.api::<AnalysisRun>(), name, "analysisrun", &self.ns).await)
+                go_on(self.terminate::<AnalysisRun>(name).await)
             }
-            Change::DeleteAnalysisRun { name } => {
-                go_on(delete(&self.api::<AnalysisRun>(), name, "analysisrun", &self.ns).await)
-            }
-            Change::CreateExperiment(exp) => {
-                go_on(create_owned(&self.api::<Experiment>(), exp, "experiment", &self.ns).await)
-            }
-            Change::TerminateExperiment { name } => {
-                go_on(terminate(&self.api::<Experiment>(), name, "experiment", &self.ns).await)
-            }
-            Change::DeleteExperiment { name } => {
-                go_on(delete(&self.api::<Experiment>(), name, "experiment", &self.ns).await)
-            }
+            Change::DeleteAnalysisRun { name } => go_on(self.delete::<AnalysisRun>(name).await),
+            Change::CreateExperiment(exp) => go_on(self.create::<Experiment>(exp).await),
+            Change::TerminateExperiment { name } => go_on(self.terminate::<Experiment>(name).await),
+            Change::DeleteExperiment { name } => go_on(self.delete::<Experiment>(name).await),
             Change::SetServiceSelector {
                 service,
                 pod_template_hash,
