@@ -134,7 +134,7 @@ async fn every_controller_call_is_granted_by_the_cluster_role() {
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(sluice_controller::run(
         client,
-        sluice_controller::rollout::Config::default(),
+        sluice_controller::Options::default(),
         shutdown.clone(),
     ));
 

@@ -221,7 +221,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(sluice_controller::run(
         client.clone(),
-        sluice_controller::rollout::Config::default(),
+        sluice_controller::Options::default(),
         shutdown.clone(),
     ));
 

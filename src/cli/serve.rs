@@ -30,7 +30,6 @@ pub fn shutdown_on_signals() -> CancellationToken {
 /// /metrics, /healthz, /readyz endpoint.
 pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(sluice_controller::metrics::Metrics::new());
-    let health = sluice_controller::health::HealthState::new();
     let (client, _) = client::connect_with(
         args.kube.kubeconfig.as_deref(),
         args.kube.context.as_deref(),
@@ -45,59 +44,32 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding --metrics-addr {}", args.metrics_addr))?;
-    info!(addr = %args.metrics_addr, "serving /metrics, /healthz and /readyz");
-    let server_stop = CancellationToken::new();
-    let stop = server_stop.clone();
-    let server = tokio::spawn(sluice_controller::health::serve_listener(
-        listener,
-        health.clone(),
-        metrics.clone(),
-        async move { stop.cancelled().await },
-    ));
-    let cfg = sluice_controller::rollout::Config {
-        namespace: args.namespace.clone(),
-        instance_id: args.instance_id.clone(),
-        metrics: Some(metrics.clone()),
-        health: Some(health.clone()),
-        events: args.events,
-    };
-    // SIGTERM stops new work at once; in-flight reconciles get `shutdown_grace`.
-    let signals = shutdown_on_signals();
-    let grace = args.shutdown_grace;
-    let run = async {
-        if args.leader_elect {
-            let ns = args
+    let leader_election = args
+        .leader_elect
+        .then(|| sluice_controller::LeaderElection {
+            namespace: args
                 .leader_election_namespace
                 .clone()
-                .unwrap_or_else(|| "default".into());
-            let elector = sluice_controller::leader::LeaderElector::new(
-                client.clone(),
-                &ns,
-                sluice_controller::leader::DEFAULT_LEASE_NAME,
-                &sluice_controller::leader::default_identity(),
-                std::time::Duration::from_secs(args.lease_duration),
-            )
-            .await?
-            .with_health(health.clone());
-            sluice_controller::leader::run_as_leader(elector, signals.clone(), |token| {
-                sluice_controller::run(client.clone(), cfg.clone(), token)
-            })
-            .await
-            .map_err(anyhow::Error::from)
-        } else {
-            sluice_controller::run(client.clone(), cfg.clone(), signals.clone()).await
-        }
+                .unwrap_or_else(|| "default".into()),
+            lease_name: sluice_controller::leader::DEFAULT_LEASE_NAME.into(),
+            identity: sluice_controller::leader::default_identity(),
+            lease_duration: std::time::Duration::from_secs(args.lease_duration),
+        });
+    let options = sluice_controller::Options {
+        controllers: sluice_controller::rollout::Config {
+            namespace: args.namespace.clone(),
+            instance_id: args.instance_id.clone(),
+            metrics: Some(metrics),
+            health: Some(sluice_controller::health::HealthState::new()),
+            events: args.events,
+        },
+        leader_election,
+        endpoints: Some(listener),
+        // SIGTERM stops new work at once; in-flight reconciles get `shutdown_grace`.
+        shutdown_grace: Some(args.shutdown_grace),
     };
-    let result = tokio::select! {
-        r = run => r,
-        _ = async { signals.cancelled().await; tokio::time::sleep(grace).await } => {
-            tracing::warn!(grace = ?grace, "in-flight work did not finish within the shutdown grace period");
-            Ok(())
-        }
-    };
-    server_stop.cancel();
-    let _ = server.await;
-    result
+    sluice_controller::run(client, options, shutdown_on_signals()).await?;
+    Ok(())
 }
 
 /// `sluice cluster`.

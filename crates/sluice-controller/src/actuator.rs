@@ -14,9 +14,12 @@ use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
 use tracing::{debug, warn};
 
+use std::ops::ControlFlow;
+
 use super::coalesce::counts_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
+use crate::error::ApiCallError;
 use sluice_api::analysis::AnalysisRun;
 use sluice_api::common::REVISION_ANNOTATION;
 use sluice_api::experiment::Experiment;
@@ -39,16 +42,6 @@ pub struct Outcome {
     pub superseded: Vec<String>,
     /// A change of replica counts only was held back; it is due this much later.
     pub counts_held: Option<std::time::Duration>,
-}
-
-/// A failed API call while applying a plan.
-#[derive(Debug, thiserror::Error)]
-#[error("{verb} {target}: {source}")]
-pub struct ActError {
-    pub verb: &'static str,
-    pub target: String,
-    #[source]
-    pub source: kube::Error,
 }
 
 fn is_conflict(err: &kube::Error) -> bool {
@@ -77,12 +70,7 @@ fn metadata_map(patch: &MetadataPatch) -> Value {
 
 /// Creates an object the plan built; AlreadyExists means an earlier create whose watch
 /// event has not arrived yet, and the object's own controller takes it from there.
-async fn create_owned<K>(
-    api: &Api<K>,
-    obj: &K,
-    kind: &'static str,
-    ns: &str,
-) -> Result<(), ActError>
+async fn create_owned<K>(api: &Api<K>, obj: &K, kind: &str, ns: &str) -> Result<(), ApiCallError>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -91,11 +79,10 @@ where
     match api.create(&PostParams::default(), obj).await {
         Ok(_) => Ok(()),
         Err(e) if is_conflict(&e) => Ok(()),
-        Err(source) => Err(ActError {
-            verb: "create",
-            target: format!("{kind} {ns}/{obj_name}"),
-            source,
-        }),
+        Err(e) => Err(ApiCallError::on(
+            "create",
+            format!("{kind} {ns}/{obj_name}"),
+        )(e)),
     }
 }
 
@@ -104,9 +91,9 @@ where
 async fn terminate<K>(
     api: &Api<K>,
     obj_name: &str,
-    kind: &'static str,
+    kind: &str,
     ns: &str,
-) -> Result<(), ActError>
+) -> Result<(), ApiCallError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
@@ -117,59 +104,66 @@ where
     {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(source) => Err(ActError {
-            verb: "terminate",
-            target: format!("{kind} {ns}/{obj_name}"),
-            source,
-        }),
+        Err(e) => Err(ApiCallError::on(
+            "terminate",
+            format!("{kind} {ns}/{obj_name}"),
+        )(e)),
     }
 }
 
-async fn delete<K>(
-    api: &Api<K>,
-    obj_name: &str,
-    kind: &'static str,
-    ns: &str,
-) -> Result<(), ActError>
+async fn delete<K>(api: &Api<K>, obj_name: &str, kind: &str, ns: &str) -> Result<(), ApiCallError>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     match api.delete(obj_name, &DeleteParams::background()).await {
         Ok(_) => Ok(()),
         Err(e) if is_not_found(&e) => Ok(()),
-        Err(source) => Err(ActError {
-            verb: "delete",
-            target: format!("{kind} {ns}/{obj_name}"),
-            source,
-        }),
+        Err(e) => Err(ApiCallError::on(
+            "delete",
+            format!("{kind} {ns}/{obj_name}"),
+        )(e)),
     }
 }
 
-/// Merge-patch the Rollout itself with `rv` as a precondition and advance `rv` to
-/// the version the write produced. `Ok(false)` means someone else changed the
-/// Rollout since it was read: the caller stops and lets the watch retrigger.
-async fn patch_rollout_guarded(
-    api: &Api<Rollout>,
-    name: &str,
-    rv: &mut String,
-    superseded: &mut Vec<String>,
-    mut body: Value,
-) -> Result<bool, kube::Error> {
-    body["metadata"]["resourceVersion"] = Value::String(rv.clone());
-    match api
-        .patch(name, &PatchParams::default(), &Patch::Merge(&body))
-        .await
-    {
-        Ok(updated) => {
-            superseded.push(std::mem::replace(
-                rv,
-                updated.resource_version().unwrap_or_default(),
-            ));
-            Ok(true)
-        }
-        Err(e) if is_conflict(&e) => Ok(false),
-        Err(e) => Err(e),
+/// The patch of a `ScaleReplicaSet`: the replica count, and annotations such as
+/// `desired-replicas` that go with it.
+fn scale_body(replicas: i32, annotations: &MetadataPatch) -> Value {
+    let mut body = json!({"spec": {"replicas": replicas}});
+    if !annotations.is_empty() {
+        body["metadata"] = json!({"annotations": metadata_map(annotations)});
     }
+    body
+}
+
+/// The patch of an `UpdateReplicaSet`: annotations, pod-template metadata and
+/// `minReadySeconds`, each only when the plan changes it.
+fn update_body(
+    annotations: &MetadataPatch,
+    template_labels: &MetadataPatch,
+    template_annotations: &MetadataPatch,
+    min_ready_seconds: Option<i32>,
+) -> Value {
+    let mut body = json!({});
+    if !annotations.is_empty() {
+        body["metadata"] = json!({"annotations": metadata_map(annotations)});
+    }
+    let mut template_meta = Map::new();
+    if !template_labels.is_empty() {
+        template_meta.insert("labels".into(), metadata_map(template_labels));
+    }
+    if !template_annotations.is_empty() {
+        template_meta.insert("annotations".into(), metadata_map(template_annotations));
+    }
+    if !template_meta.is_empty() {
+        body["spec"] = json!({"template": {"metadata": Value::Object(template_meta)}});
+    }
+    if let Some(mrs) = min_ready_seconds {
+        if body.get("spec").is_none() {
+            body["spec"] = json!({});
+        }
+        body["spec"]["minReadySeconds"] = json!(mrs);
+    }
+    body
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary.
@@ -181,331 +175,452 @@ fn truncate(text: &str, max: usize) -> String {
     text[..end].to_string()
 }
 
-/// Apply `plan` to the cluster on behalf of `ro`.
-pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, ActError> {
-    let ns = ro.namespace().unwrap_or_default();
-    let name = ro.name_any();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-    let pp = PatchParams::default();
-    // The resourceVersion our next write to the Rollout must match, and those our
-    // writes replaced.
-    let mut rollout_rv = ro.resource_version().unwrap_or_default();
-    let mut superseded = Vec::new();
-    let act = |verb: &'static str, target: String| {
-        move |source: kube::Error| ActError {
-            verb,
-            target,
-            source,
-        }
-    };
+/// After one change: go on with the next, or stop the plan here with this outcome (a
+/// conflict: the rest was planned from data that is no longer current).
+type Next = ControlFlow<Outcome>;
 
-    let events = tagged_events(plan);
+/// Apply `plan` to the cluster on behalf of `ro`: its changes in order, stopping at the first
+/// failure or conflict, then the status and the Events.
+pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, ApiCallError> {
+    let mut actuator = Actuator::new(ctx, ro);
     for change in &plan.changes {
+        if let ControlFlow::Break(outcome) = actuator.change(change).await? {
+            return Ok(outcome);
+        }
+    }
+    actuator.write_status(plan).await
+}
+
+/// One plan being applied: where it writes, and what its writes to the Rollout did so far.
+struct Actuator<'a> {
+    ctx: &'a Context,
+    ro: &'a Rollout,
+    ns: String,
+    name: String,
+    /// The resourceVersion our next write to the Rollout must match.
+    rollout_rv: String,
+    /// The resourceVersions our writes replaced.
+    superseded: Vec<String>,
+}
+
+impl<'a> Actuator<'a> {
+    fn new(ctx: &'a Context, ro: &'a Rollout) -> Self {
+        Actuator {
+            ctx,
+            ro,
+            ns: ro.namespace().unwrap_or_default(),
+            name: ro.name_any(),
+            rollout_rv: ro.resource_version().unwrap_or_default(),
+            superseded: Vec::new(),
+        }
+    }
+
+    fn api<K>(&self) -> Api<K>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>,
+    {
+        Api::namespaced(self.ctx.client.clone(), &self.ns)
+    }
+
+    /// [`create_owned`] in the Rollout's namespace.
+    async fn create<K>(&self, obj: &K) -> Result<(), ApiCallError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::Serialize
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        create_owned(
+            &self.api::<K>(),
+            obj,
+            &K::kind(&()).to_lowercase(),
+            &self.ns,
+        )
+        .await
+    }
+
+    /// [`terminate`] in the Rollout's namespace.
+    async fn terminate<K>(&self, name: &str) -> Result<(), ApiCallError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        terminate(
+            &self.api::<K>(),
+            name,
+            &K::kind(&()).to_lowercase(),
+            &self.ns,
+        )
+        .await
+    }
+
+    /// [`delete`] in the Rollout's namespace.
+    async fn delete<K>(&self, name: &str) -> Result<(), ApiCallError>
+    where
+        K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope, DynamicType = ()>
+            + Clone
+            + serde::de::DeserializeOwned
+            + std::fmt::Debug,
+    {
+        delete(
+            &self.api::<K>(),
+            name,
+            &K::kind(&()).to_lowercase(),
+            &self.ns,
+        )
+        .await
+    }
+
+    /// `kind ns/name` of an object in the Rollout's namespace, for errors.
+    fn target(&self, kind: &str, name: &str) -> String {
+        format!("{kind} {}/{name}", self.ns)
+    }
+
+    /// Stop the plan: the outcome of a conflict, keeping the versions replaced so far.
+    fn conflict(&mut self) -> Next {
+        ControlFlow::Break(Outcome {
+            conflict: true,
+            superseded: std::mem::take(&mut self.superseded),
+            ..Default::default()
+        })
+    }
+
+    /// Apply one change.
+    async fn change(&mut self, change: &Change) -> Result<Next, ApiCallError> {
+        let go_on = |r: Result<(), ApiCallError>| r.map(|()| ControlFlow::Continue(()));
         match change {
-            Change::CreateReplicaSet(rs) => {
-                let rs_name = rs.name_any();
-                debug!(replicaset = %rs_name, "creating ReplicaSet");
-                match rs_api.create(&PostParams::default(), rs).await {
-                    Ok(_) => {}
-                    Err(e) if is_conflict(&e) => {
-                        // Either our cache has not seen our own ReplicaSet yet (the watch
-                        // will bring it), or another object holds the name: a hash
-                        // collision, resolved by bumping collisionCount for a new hash.
-                        let uid = ro.uid().unwrap_or_default();
-                        let existing = rs_api.get_opt(&rs_name).await.ok().flatten();
-                        let ours = existing.as_ref().is_some_and(|rs| {
-                            rs.owner_references()
-                                .iter()
-                                .any(|o| o.uid == uid && o.controller == Some(true))
-                        });
-                        if existing.is_some() && !ours {
-                            let count = ro
-                                .status
-                                .as_ref()
-                                .and_then(|s| s.collision_count)
-                                .unwrap_or(0)
-                                + 1;
-                            warn!(replicaset = %rs_name, collision_count = count, "pod-template hash collision");
-                            let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": {"collisionCount": count}});
-                            match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
-                                Ok(_) => {
-                                    superseded.push(rollout_rv);
-                                    return Ok(Outcome {
-                                        status_written: true,
-                                        conflict: true,
-                                        superseded,
-                                        counts_held: None,
-                                    });
-                                }
-                                Err(e) if is_conflict(&e) => {}
-                                Err(e) => {
-                                    return Err(act(
-                                        "patch status of",
-                                        format!("rollout {ns}/{name}"),
-                                    )(e));
-                                }
-                            }
-                        }
-                        return Ok(Outcome {
-                            conflict: true,
-                            superseded,
-                            ..Default::default()
-                        });
-                    }
-                    Err(e) => return Err(act("create", format!("replicaset {ns}/{rs_name}"))(e)),
-                }
-            }
+            Change::CreateReplicaSet(rs) => self.create_replica_set(rs).await,
             Change::ScaleReplicaSet {
-                name: rs_name,
+                name,
                 replicas,
                 annotations,
                 ..
             } => {
-                let mut body = json!({"spec": {"replicas": replicas}});
-                if !annotations.is_empty() {
-                    body["metadata"] = json!({"annotations": metadata_map(annotations)});
-                }
-                rs_api
-                    .patch(rs_name, &pp, &Patch::Merge(&body))
-                    .await
-                    .map_err(act("scale", format!("replicaset {ns}/{rs_name}")))?;
+                let body = scale_body(*replicas, annotations);
+                go_on(self.patch_replica_set("scale", name, body).await)
             }
             Change::UpdateReplicaSet {
-                name: rs_name,
+                name,
                 annotations,
                 template_labels,
                 template_annotations,
                 min_ready_seconds,
             } => {
-                let mut body = json!({});
-                if !annotations.is_empty() {
-                    body["metadata"] = json!({"annotations": metadata_map(annotations)});
-                }
-                let mut template_meta = Map::new();
-                if !template_labels.is_empty() {
-                    template_meta.insert("labels".into(), metadata_map(template_labels));
-                }
-                if !template_annotations.is_empty() {
-                    template_meta.insert("annotations".into(), metadata_map(template_annotations));
-                }
-                if !template_meta.is_empty() {
-                    body["spec"] = json!({"template": {"metadata": Value::Object(template_meta)}});
-                }
-                if let Some(mrs) = min_ready_seconds {
-                    if body.get("spec").is_none() {
-                        body["spec"] = json!({});
-                    }
-                    body["spec"]["minReadySeconds"] = json!(mrs);
-                }
-                rs_api
-                    .patch(rs_name, &pp, &Patch::Merge(&body))
-                    .await
-                    .map_err(act("update", format!("replicaset {ns}/{rs_name}")))?;
+                let body = update_body(
+                    annotations,
+                    template_labels,
+                    template_annotations,
+                    *min_ready_seconds,
+                );
+                go_on(self.patch_replica_set("update", name, body).await)
             }
-            Change::DeleteReplicaSet { name: rs_name } => {
-                match rs_api.delete(rs_name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(e) if is_not_found(&e) => {}
-                    Err(e) => return Err(act("delete", format!("replicaset {ns}/{rs_name}"))(e)),
-                }
+            Change::DeleteReplicaSet { name } => go_on(self.delete::<ReplicaSet>(name).await),
+            Change::CreateAnalysisRun(run) => go_on(self.create::<AnalysisRun>(run).await),
+            Change::TerminateAnalysisRun { name } => {
+                go_on(self.terminate::<AnalysisRun>(name).await)
             }
-            Change::CreateAnalysisRun(run) => {
-                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-                create_owned(&api, run, "analysisrun", &ns).await?;
-            }
-            Change::TerminateAnalysisRun { name: run } => {
-                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-                terminate(&api, run, "analysisrun", &ns).await?;
-            }
-            Change::DeleteAnalysisRun { name: run } => {
-                let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-                delete(&api, run, "analysisrun", &ns).await?;
-            }
-            Change::CreateExperiment(exp) => {
-                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
-                create_owned(&api, exp, "experiment", &ns).await?;
-            }
-            Change::TerminateExperiment { name: exp } => {
-                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
-                terminate(&api, exp, "experiment", &ns).await?;
-            }
-            Change::DeleteExperiment { name: exp } => {
-                let api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
-                delete(&api, exp, "experiment", &ns).await?;
-            }
+            Change::DeleteAnalysisRun { name } => go_on(self.delete::<AnalysisRun>(name).await),
+            Change::CreateExperiment(exp) => go_on(self.create::<Experiment>(exp).await),
+            Change::TerminateExperiment { name } => go_on(self.terminate::<Experiment>(name).await),
+            Change::DeleteExperiment { name } => go_on(self.delete::<Experiment>(name).await),
             Change::SetServiceSelector {
                 service,
                 pod_template_hash,
                 add_managed_by,
-            } => {
-                let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-                let mut body = json!({"spec": {"selector": {HASH_LABEL: pod_template_hash}}});
-                if *add_managed_by {
-                    body["metadata"] = json!({"annotations": {MANAGED_BY_ANNOTATION: name}});
-                }
-                svc_api
-                    .patch(service, &pp, &Patch::Merge(&body))
-                    .await
-                    .map_err(act("patch", format!("service {ns}/{service}")))?;
-            }
+            } => go_on(
+                self.set_service_selector(service, pod_template_hash, *add_managed_by)
+                    .await,
+            ),
             Change::PatchPods {
                 pod_template_hash,
                 labels,
                 annotations,
-            } => {
-                let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                let pods = pod_api
-                    .list(
-                        &ListParams::default().labels(&format!("{HASH_LABEL}={pod_template_hash}")),
-                    )
+            } => go_on(
+                self.patch_pods(pod_template_hash, labels, annotations)
+                    .await,
+            ),
+            Change::EvictPod { name } => self.evict_pod(name).await,
+            Change::PatchRolloutSpecReplicas { replicas } => {
+                self.patch_rollout(json!({"spec": {"replicas": replicas}}))
                     .await
-                    .map_err(act(
-                        "list",
-                        format!("pods {ns} {HASH_LABEL}={pod_template_hash}"),
-                    ))?;
-                for pod in pods.items {
-                    if pod.metadata.deletion_timestamp.is_some() {
-                        continue;
-                    }
-                    let needs = labels.changes(pod.metadata.labels.as_ref())
-                        || annotations.changes(pod.metadata.annotations.as_ref());
-                    if !needs {
-                        continue;
-                    }
-                    let mut meta = Map::new();
-                    if !labels.is_empty() {
-                        meta.insert("labels".into(), metadata_map(labels));
-                    }
-                    if !annotations.is_empty() {
-                        meta.insert("annotations".into(), metadata_map(annotations));
-                    }
-                    let pod_name = pod.name_any();
-                    match pod_api
-                        .patch(
-                            &pod_name,
-                            &pp,
-                            &Patch::Merge(&json!({"metadata": Value::Object(meta)})),
-                        )
-                        .await
-                    {
-                        Ok(_) => {}
-                        Err(e) if is_not_found(&e) => {}
-                        Err(e) => return Err(act("patch", format!("pod {ns}/{pod_name}"))(e)),
-                    }
-                }
             }
-            Change::EvictPod { name: pod_name } => {
-                let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-                // The eviction API honours PodDisruptionBudgets. A 404/405 means either
-                // the server does not serve eviction or the pod is gone: a plain delete
-                // covers both (its own 404 is ignored).
-                match pod_api.evict(pod_name, &EvictParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {
-                        match pod_api.delete(pod_name, &DeleteParams::default()).await {
-                            Ok(_) => {}
-                            Err(e) if is_not_found(&e) => {}
-                            Err(e) => return Err(act("delete", format!("pod {ns}/{pod_name}"))(e)),
-                        }
-                    }
-                    Err(e) if is_too_many_requests(&e) => {
-                        // A PodDisruptionBudget refused: try again on the next reconcile.
-                        return Ok(Outcome {
-                            conflict: true,
-                            superseded,
-                            ..Default::default()
-                        });
-                    }
-                    Err(e) => return Err(act("evict", format!("pod {ns}/{pod_name}"))(e)),
-                }
+            Change::AnnotateRolloutRevision { revision } => {
+                self.patch_rollout(
+                    json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision}}}),
+                )
+                .await
             }
-            Change::PatchRolloutSpecReplicas { .. }
-            | Change::AnnotateRolloutRevision { .. }
-            | Change::AnnotateRollout { .. } => {
-                let body = match change {
-                    Change::PatchRolloutSpecReplicas { replicas } => {
-                        json!({"spec": {"replicas": replicas}})
-                    }
-                    Change::AnnotateRolloutRevision { revision } => {
-                        json!({"metadata": {"annotations": {REVISION_ANNOTATION: revision}}})
-                    }
-                    Change::AnnotateRollout { key, value } => {
-                        json!({"metadata": {"annotations": {key: value}}})
-                    }
-                    _ => unreachable!("matched by the arm"),
-                };
-                if !patch_rollout_guarded(&ro_api, &name, &mut rollout_rv, &mut superseded, body)
+            Change::AnnotateRollout { key, value } => {
+                self.patch_rollout(json!({"metadata": {"annotations": {key: value}}}))
                     .await
-                    .map_err(act("patch", format!("rollout {ns}/{name}")))?
-                {
-                    return Ok(Outcome {
-                        conflict: true,
-                        superseded,
-                        ..Default::default()
-                    });
-                }
             }
-            Change::ScaleDeployment {
-                name: deployment,
-                replicas,
-                ..
-            } => {
-                // A merge patch of the replica count alone (RBAC: deployments patch).
-                let api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &ns);
-                let body = json!({"spec": {"replicas": replicas}});
-                api.patch(deployment, &pp, &Patch::Merge(&body))
-                    .await
-                    .map_err(act("scale", format!("deployment {ns}/{deployment}")))?;
+            Change::ScaleDeployment { name, replicas, .. } => {
+                go_on(self.scale_deployment(name, *replicas).await)
             }
-            Change::Event { .. } => {}
+            // Published with the status, see `write_status`.
+            Change::Event { .. } => Ok(ControlFlow::Continue(())),
         }
     }
 
-    // The status goes before the Events of status transitions: such a transition happened
-    // only once its status is written; a write refused as a conflict is planned again from
-    // fresh data, which plans its Events again. Events of cluster changes are published
-    // either way: those changes went through and will not be planned again.
-    let old = serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
-    let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
-    let key = format!("{ns}/{name}");
-    let mut outcome = Outcome {
-        superseded,
-        ..Default::default()
-    };
-    match merge_diff(&old, &new) {
-        None => ctx.count_writes.written(&key),
-        Some(diff) => {
-            let held = counts_only(&diff)
-                .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
-                .flatten();
-            if held.is_some() {
-                outcome.counts_held = held;
-            } else {
-                debug!(status = %diff, "writing status");
-                let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
-                match ro_api.patch_status(&name, &pp, &Patch::Merge(&body)).await {
-                    Ok(_) => {
-                        ctx.count_writes.written(&key);
-                        outcome.superseded.push(rollout_rv);
-                        outcome.status_written = true;
-                    }
-                    Err(e) if is_conflict(&e) => {
-                        outcome.conflict = true;
-                        let of_changes = events.iter().filter(|e| e.of_change);
-                        publish_events(ctx, ro, of_changes).await;
-                        return Ok(outcome);
-                    }
-                    Err(e) => {
-                        return Err(act("patch status of", format!("rollout {ns}/{name}"))(e));
-                    }
-                }
+    /// Create the new ReplicaSet. AlreadyExists is either our own create that the cache has
+    /// not seen yet (the watch will bring it), or another object holding the name: a hash
+    /// collision, resolved by bumping `status.collisionCount` for a new hash. Either way the
+    /// plan stops here.
+    async fn create_replica_set(&mut self, rs: &ReplicaSet) -> Result<Next, ApiCallError> {
+        let rs_api = self.api::<ReplicaSet>();
+        let rs_name = rs.name_any();
+        debug!(replicaset = %rs_name, "creating ReplicaSet");
+        match rs_api.create(&PostParams::default(), rs).await {
+            Ok(_) => return Ok(ControlFlow::Continue(())),
+            Err(e) if is_conflict(&e) => {}
+            Err(e) => {
+                return Err(ApiCallError::on(
+                    "create",
+                    self.target("replicaset", &rs_name),
+                )(e));
             }
+        }
+        let uid = self.ro.uid().unwrap_or_default();
+        let existing = rs_api.get_opt(&rs_name).await.ok().flatten();
+        let ours = existing.as_ref().is_some_and(|rs| {
+            rs.owner_references()
+                .iter()
+                .any(|o| o.uid == uid && o.controller == Some(true))
+        });
+        if existing.is_none() || ours {
+            return Ok(self.conflict());
+        }
+        let count = self
+            .ro
+            .status
+            .as_ref()
+            .and_then(|s| s.collision_count)
+            .unwrap_or(0)
+            + 1;
+        warn!(replicaset = %rs_name, collision_count = count, "pod-template hash collision");
+        let body = json!({"metadata": {"resourceVersion": self.rollout_rv}, "status": {"collisionCount": count}});
+        match self
+            .api::<Rollout>()
+            .patch_status(&self.name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => {
+                let mut superseded = std::mem::take(&mut self.superseded);
+                superseded.push(std::mem::take(&mut self.rollout_rv));
+                Ok(ControlFlow::Break(Outcome {
+                    status_written: true,
+                    conflict: true,
+                    superseded,
+                    counts_held: None,
+                }))
+            }
+            Err(e) if is_conflict(&e) => Ok(self.conflict()),
+            Err(e) => Err(ApiCallError::on(
+                "patch status of",
+                self.target("rollout", &self.name),
+            )(e)),
         }
     }
 
-    publish_events(ctx, ro, events.iter()).await;
-    Ok(outcome)
+    /// A merge patch of one ReplicaSet (`verb` names the change in errors).
+    async fn patch_replica_set(
+        &self,
+        verb: &'static str,
+        rs_name: &str,
+        body: Value,
+    ) -> Result<(), ApiCallError> {
+        self.api::<ReplicaSet>()
+            .patch(rs_name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(ApiCallError::on(verb, self.target("replicaset", rs_name)))?;
+        Ok(())
+    }
+
+    async fn set_service_selector(
+        &self,
+        service: &str,
+        pod_template_hash: &str,
+        add_managed_by: bool,
+    ) -> Result<(), ApiCallError> {
+        let mut body = json!({"spec": {"selector": {HASH_LABEL: pod_template_hash}}});
+        if add_managed_by {
+            body["metadata"] = json!({"annotations": {MANAGED_BY_ANNOTATION: self.name}});
+        }
+        self.api::<Service>()
+            .patch(service, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(ApiCallError::on("patch", self.target("service", service)))?;
+        Ok(())
+    }
+
+    /// Bring the labels and annotations of the live pods of one pod-template hash in line
+    /// (pods that already match, or are terminating, are left alone).
+    async fn patch_pods(
+        &self,
+        pod_template_hash: &str,
+        labels: &MetadataPatch,
+        annotations: &MetadataPatch,
+    ) -> Result<(), ApiCallError> {
+        let pod_api = self.api::<Pod>();
+        let selector = format!("{HASH_LABEL}={pod_template_hash}");
+        let pods = pod_api
+            .list(&ListParams::default().labels(&selector))
+            .await
+            .map_err(ApiCallError::on(
+                "list",
+                format!("pods {} {selector}", self.ns),
+            ))?;
+        let mut meta = Map::new();
+        if !labels.is_empty() {
+            meta.insert("labels".into(), metadata_map(labels));
+        }
+        if !annotations.is_empty() {
+            meta.insert("annotations".into(), metadata_map(annotations));
+        }
+        let body = json!({"metadata": Value::Object(meta)});
+        for pod in pods.items {
+            let needs = labels.changes(pod.metadata.labels.as_ref())
+                || annotations.changes(pod.metadata.annotations.as_ref());
+            if pod.metadata.deletion_timestamp.is_some() || !needs {
+                continue;
+            }
+            let pod_name = pod.name_any();
+            match pod_api
+                .patch(&pod_name, &PatchParams::default(), &Patch::Merge(&body))
+                .await
+            {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(e) => return Err(ApiCallError::on("patch", self.target("pod", &pod_name))(e)),
+            }
+        }
+        Ok(())
+    }
+
+    /// Evict a pod through the eviction API, which honours PodDisruptionBudgets. A 404/405
+    /// means either the server does not serve eviction or the pod is gone: a plain delete
+    /// covers both (its own 404 is ignored). A budget's refusal (429) stops the plan, to be
+    /// tried again on the next reconcile.
+    async fn evict_pod(&mut self, pod_name: &str) -> Result<Next, ApiCallError> {
+        let pod_api = self.api::<Pod>();
+        match pod_api.evict(pod_name, &EvictParams::default()).await {
+            Ok(_) => Ok(ControlFlow::Continue(())),
+            Err(kube::Error::Api(s)) if s.code == 404 || s.code == 405 => {
+                match pod_api.delete(pod_name, &DeleteParams::default()).await {
+                    Ok(_) => Ok(ControlFlow::Continue(())),
+                    Err(e) if is_not_found(&e) => Ok(ControlFlow::Continue(())),
+                    Err(e) => Err(ApiCallError::on("delete", self.target("pod", pod_name))(e)),
+                }
+            }
+            Err(e) if is_too_many_requests(&e) => Ok(self.conflict()),
+            Err(e) => Err(ApiCallError::on("evict", self.target("pod", pod_name))(e)),
+        }
+    }
+
+    /// Merge-patch the Rollout itself with the resourceVersion it was planned from as a
+    /// precondition, and advance that version to the one the write produced. A conflict
+    /// means someone else changed the Rollout since it was read: the plan stops and the
+    /// watch retriggers.
+    async fn patch_rollout(&mut self, mut body: Value) -> Result<Next, ApiCallError> {
+        body["metadata"]["resourceVersion"] = Value::String(self.rollout_rv.clone());
+        match self
+            .api::<Rollout>()
+            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(updated) => {
+                let rv = updated.resource_version().unwrap_or_default();
+                self.superseded
+                    .push(std::mem::replace(&mut self.rollout_rv, rv));
+                Ok(ControlFlow::Continue(()))
+            }
+            Err(e) if is_conflict(&e) => Ok(self.conflict()),
+            Err(e) => Err(ApiCallError::on(
+                "patch",
+                self.target("rollout", &self.name),
+            )(e)),
+        }
+    }
+
+    /// A merge patch of the replica count alone (RBAC: deployments patch).
+    async fn scale_deployment(&self, deployment: &str, replicas: i32) -> Result<(), ApiCallError> {
+        let body = json!({"spec": {"replicas": replicas}});
+        self.api::<Deployment>()
+            .patch(deployment, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .map_err(ApiCallError::on(
+                "scale",
+                self.target("deployment", deployment),
+            ))?;
+        Ok(())
+    }
+
+    /// Write the status fields that changed, then publish the plan's Events.
+    ///
+    /// The status goes before the Events of status transitions: such a transition happened
+    /// only once its status is written; a write refused as a conflict is planned again from
+    /// fresh data, which plans its Events again. Events of cluster changes are published
+    /// either way: those changes went through and will not be planned again.
+    async fn write_status(self, plan: &Plan) -> Result<Outcome, ApiCallError> {
+        let Actuator {
+            ctx,
+            ro,
+            ns,
+            name,
+            rollout_rv,
+            superseded,
+        } = self;
+        let events = tagged_events(plan);
+        let old =
+            serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+        let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
+        let key = format!("{ns}/{name}");
+        let mut outcome = Outcome {
+            superseded,
+            ..Default::default()
+        };
+        let Some(diff) = merge_diff(&old, &new) else {
+            ctx.count_writes.written(&key);
+            publish_events(ctx, ro, events.iter()).await;
+            return Ok(outcome);
+        };
+        let held = counts_only(&diff)
+            .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
+            .flatten();
+        if held.is_some() {
+            outcome.counts_held = held;
+            publish_events(ctx, ro, events.iter()).await;
+            return Ok(outcome);
+        }
+        debug!(status = %diff, "writing status");
+        let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
+        let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
+        match ro_api
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => {
+                ctx.count_writes.written(&key);
+                outcome.superseded.push(rollout_rv);
+                outcome.status_written = true;
+                publish_events(ctx, ro, events.iter()).await;
+            }
+            Err(e) if is_conflict(&e) => {
+                outcome.conflict = true;
+                publish_events(ctx, ro, events.iter().filter(|e| e.of_change)).await;
+            }
+            Err(e) => {
+                return Err(ApiCallError::on(
+                    "patch status of",
+                    format!("rollout {key}"),
+                )(e));
+            }
+        }
+        Ok(outcome)
+    }
 }
 
 /// One Event of a plan, and whether it tells of the cluster change just before it.

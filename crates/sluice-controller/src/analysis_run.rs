@@ -19,7 +19,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::{Event, EventType, Reporter};
+use kube::runtime::events::{Event, EventType};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -28,11 +28,14 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
-use super::events::Publisher;
+use super::events::{self, Publisher};
 use super::rollout::Config;
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
+use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
+use crate::metrics::Metrics;
 use crate::providers::Providers;
+use crate::undecoded::Undecoded;
 use sluice_api::analysis::AnalysisRun;
 use sluice_engine::analysis::args::SecretString;
 use sluice_engine::analysis::evaluate::Phase;
@@ -61,9 +64,11 @@ pub struct Context {
     pub backoff: Backoff,
     pub written: Written,
     pub finishes: Finishes,
-    pub recorder: Arc<Publisher>,
+    pub events: Arc<Publisher>,
     /// Bounds the Event writes in flight ([`EVENT_CONCURRENCY`]).
     pub event_permits: Arc<tokio::sync::Semaphore>,
+    /// Where failed reconciles are counted.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 /// How many reconciles' Events are written at once.
@@ -125,18 +130,18 @@ impl Written {
         entry.newest = Arc::new(newer);
     }
 
-    /// The freshest copy of a run the watch delivered as `cached`.
-    fn freshest(&self, key: &str, cached: Arc<AnalysisRun>) -> Arc<AnalysisRun> {
+    /// Our own newer copy of a run the watch delivered at version `cached_rv`, if our
+    /// writes superseded that version; `None`: the cached copy is the freshest.
+    fn superseding(&self, key: &str, cached_rv: &str) -> Option<Arc<AnalysisRun>> {
         let mut map = self.by_key.lock().unwrap_or_else(|e| e.into_inner());
-        let rv = cached.metadata.resource_version.clone().unwrap_or_default();
         match map.get(key) {
-            Some(w) if w.superseded.contains(&rv) => w.newest.clone(),
+            Some(w) if w.superseded.contains(cached_rv) => Some(w.newest.clone()),
             Some(_) => {
                 // The cache caught up with our last write, or moved past it.
                 map.remove(key);
-                cached
+                None
             }
-            None => cached,
+            None => None,
         }
     }
 
@@ -146,25 +151,27 @@ impl Written {
     }
 }
 
-/// Errors of one AnalysisRun reconcile.
+/// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
+pub const CONTROLLER: &str = "analysisrun";
+
+/// Errors of one AnalysisRun reconcile. A failed measurement is not one: it is recorded in
+/// the run's status as an Error measurement.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{verb} {target}: {source}")]
-    Api {
-        verb: &'static str,
-        target: String,
-        #[source]
-        source: kube::Error,
-    },
-    #[error("building the HTTP clients of the metric providers: {0}")]
-    Http(#[from] reqwest::Error),
+    /// Reading a Secret, deleting an expired run or writing its status failed.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
+    /// The run itself did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 }
 
-fn api_err(verb: &'static str, target: String) -> impl FnOnce(kube::Error) -> Error {
-    move |source| Error::Api {
-        verb,
-        target,
-        source,
+impl MetricLabel for Error {
+    fn reason(&self) -> Reason {
+        match self {
+            Error::Api(e) => e.reason(),
+            Error::Decode(e) => e.reason(),
+        }
     }
 }
 
@@ -185,7 +192,7 @@ async fn read_secrets(client: &Client, run: &AnalysisRun) -> Result<SecretValues
         let secret = api
             .get_opt(name)
             .await
-            .map_err(api_err("read", format!("secret {ns}/{name}")))?;
+            .map_err(ApiCallError::on("read", format!("secret {ns}/{name}")))?;
         secrets.insert(name.to_string(), secret);
     }
     for (name, k) in wanted {
@@ -235,6 +242,8 @@ async fn take(
     }
 }
 
+/// Take one measurement of a job metric: create its Job, stop it (run terminating), or
+/// assess the Job in flight.
 async fn take_job(
     ctx: &Context,
     run: &AnalysisRun,
@@ -249,21 +258,9 @@ async fn take_job(
         outcome,
     };
     if let Some((job, measurement)) = job_to_create(run, due, None, now) {
-        let job_ns = job.metadata.namespace.clone().unwrap_or(ns);
-        let name = job.name_any();
-        let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
-        return match api.create(&PostParams::default(), &job).await {
-            Ok(_) => {
-                debug!(job = %name, metric = %due.metric, "created analysis Job");
-                measurement
-            }
-            // A previous reconcile created it but its status write was refused (409):
-            // the Job is ours (the name holds the run UID and attempt), so adopt it.
-            Err(e) if api_code(&e) == Some(409) => measurement,
-            Err(e) => taken(MeasurementOutcome::Error(format!(
-                "creating job {job_ns}/{name}: {e}"
-            ))),
-        };
+        return create_job(ctx, &ns, &job, due, measurement)
+            .await
+            .unwrap_or_else(taken);
     }
     let Some(in_flight) = &due.in_flight else {
         return taken(MeasurementOutcome::Error(
@@ -275,66 +272,103 @@ async fn take_job(
         Ok(r) => r,
         Err(e) => return taken(MeasurementOutcome::Error(e)),
     };
-    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
     if due.terminate {
-        // Foreground, so the Job's pods go before it does.
-        return match api.delete(&name, &DeleteParams::foreground()).await {
-            Ok(_) => taken(MeasurementOutcome::Finished {
-                phase: Phase::Inconclusive,
-                message: None,
-            }),
-            Err(e) if api_code(&e) == Some(404) => taken(MeasurementOutcome::Finished {
-                phase: Phase::Inconclusive,
-                message: None,
-            }),
-            Err(e) => taken(MeasurementOutcome::Error(format!(
-                "deleting job {job_ns}/{name}: {e}"
-            ))),
-        };
+        return taken(stop_job(ctx, &job_ns, &name).await);
     }
-    // The watch cache first; a Job created moments ago may not be in it yet.
-    let cached = ctx
-        .jobs
-        .get(&ObjectRef::new(&name).within(&job_ns))
-        .map(|j| (*j).clone());
-    let job = match cached {
-        Some(job) => job,
-        None => match api.get_opt(&name).await {
-            Ok(Some(job)) => job,
-            Ok(None) => {
-                return taken(MeasurementOutcome::Error(format!(
-                    "job {job_ns}/{name} not found"
-                )));
-            }
-            Err(e) => {
-                return taken(MeasurementOutcome::Error(format!(
-                    "reading job {job_ns}/{name}: {e}"
-                )));
-            }
-        },
+    let job = match read_job(ctx, &job_ns, &name).await {
+        Ok(job) => job,
+        Err(outcome) => return taken(outcome),
     };
-    let finished = job_finished(&job);
-    // Pods matter only to spot an image that can never be pulled while the Job runs.
-    let pods = if finished {
-        Vec::new()
-    } else {
-        let uid = job.uid().unwrap_or_default();
-        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &job_ns);
-        let selector = format!("{ANALYSIS_RUN_UID_LABEL}={}", run.uid().unwrap_or_default());
-        match pod_api.list(&ListParams::default().labels(&selector)).await {
-            Ok(list) => list
-                .items
-                .into_iter()
-                .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
-                .collect(),
-            Err(e) => {
-                warn!(job = %name, error = %e, "listing the analysis Job's pods failed");
-                Vec::new()
-            }
-        }
-    };
+    let pods = job_pods(ctx, run, &job_ns, &job).await;
     let started = in_flight.started_at.as_ref().map(from_time).unwrap_or(now);
     taken(assess_job(&job, &pods, started, now).into())
+}
+
+/// Create the Job of a measurement: `Ok` with the in-flight measurement the planner made,
+/// `Err` with an Error outcome.
+async fn create_job(
+    ctx: &Context,
+    ns: &str,
+    job: &Job,
+    due: &DueMeasurement,
+    measurement: TakenMeasurement,
+) -> Result<TakenMeasurement, MeasurementOutcome> {
+    let job_ns = job
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| ns.to_string());
+    let name = job.name_any();
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
+    match api.create(&PostParams::default(), job).await {
+        Ok(_) => {
+            debug!(job = %name, metric = %due.metric, "created analysis Job");
+            Ok(measurement)
+        }
+        // A previous reconcile created it but its status write was refused (409):
+        // the Job is ours (the name holds the run UID and attempt), so adopt it.
+        Err(e) if api_code(&e) == Some(409) => Ok(measurement),
+        Err(e) => Err(MeasurementOutcome::Error(format!(
+            "creating job {job_ns}/{name}: {e}"
+        ))),
+    }
+}
+
+/// Delete the Job of a terminating run (foreground, so its pods go before it does); the
+/// measurement ends Inconclusive.
+async fn stop_job(ctx: &Context, job_ns: &str, name: &str) -> MeasurementOutcome {
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), job_ns);
+    match api.delete(name, &DeleteParams::foreground()).await {
+        Ok(_) => {}
+        Err(e) if api_code(&e) == Some(404) => {}
+        Err(e) => {
+            return MeasurementOutcome::Error(format!("deleting job {job_ns}/{name}: {e}"));
+        }
+    }
+    MeasurementOutcome::Finished {
+        phase: Phase::Inconclusive,
+        message: None,
+    }
+}
+
+/// The Job in flight: from the watch cache first, from the API when a Job created moments
+/// ago is not in it yet.
+async fn read_job(ctx: &Context, job_ns: &str, name: &str) -> Result<Job, MeasurementOutcome> {
+    if let Some(job) = ctx.jobs.get(&ObjectRef::new(name).within(job_ns)) {
+        return Ok((*job).clone());
+    }
+    let api: Api<Job> = Api::namespaced(ctx.client.clone(), job_ns);
+    match api.get_opt(name).await {
+        Ok(Some(job)) => Ok(job),
+        Ok(None) => Err(MeasurementOutcome::Error(format!(
+            "job {job_ns}/{name} not found"
+        ))),
+        Err(e) => Err(MeasurementOutcome::Error(format!(
+            "reading job {job_ns}/{name}: {e}"
+        ))),
+    }
+}
+
+/// The pods of a running Job, which matter only to spot an image that can never be pulled
+/// (none for a finished Job, or when listing fails: the Job's own status decides then).
+async fn job_pods(ctx: &Context, run: &AnalysisRun, job_ns: &str, job: &Job) -> Vec<Pod> {
+    if job_finished(job) {
+        return Vec::new();
+    }
+    let uid = job.uid().unwrap_or_default();
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), job_ns);
+    let selector = format!("{ANALYSIS_RUN_UID_LABEL}={}", run.uid().unwrap_or_default());
+    match pod_api.list(&ListParams::default().labels(&selector)).await {
+        Ok(list) => list
+            .items
+            .into_iter()
+            .filter(|p| p.owner_references().iter().any(|o| o.uid == uid))
+            .collect(),
+        Err(e) => {
+            warn!(job = %job.name_any(), error = %e, "listing the analysis Job's pods failed");
+            Vec::new()
+        }
+    }
 }
 
 fn job_finished(job: &Job) -> bool {
@@ -379,18 +413,21 @@ fn requeue_at(planned_at: DateTime<Utc>, after: Option<Duration>, now: DateTime<
     }
 }
 
-async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action, Error> {
+async fn reconcile(
+    cached: Arc<Undecoded<AnalysisRun>>,
+    ctx: Arc<Context>,
+) -> Result<Action, Error> {
     let key = object_key(&*cached);
-    if cached.metadata.deletion_timestamp.is_some() {
+    if cached.meta().deletion_timestamp.is_some() {
         ctx.written.forget(&key);
         ctx.finishes.set(&key, FinishTimes::default());
         return Ok(Action::await_change());
     }
     let cache_rv = cached.resource_version().unwrap_or_default();
-    let run = ctx.written.freshest(&key, cached);
-    let rv = run.resource_version().unwrap_or_default();
-    let ns = run.namespace().unwrap_or_default();
-    let name = run.name_any();
+    let run = match ctx.written.superseding(&key, &cache_rv) {
+        Some(ours) => ours,
+        None => Arc::new(events::decode_or_warn(&ctx.events, &cached).await?),
+    };
     let now = Utc::now();
     let completed = run
         .status
@@ -404,17 +441,7 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
     let finish_times = ctx.finishes.get(&key);
     let first = plan_run(&run, &secrets, &[], &finish_times, now);
     if first.delete {
-        info!("ttlStrategy expired: deleting the AnalysisRun");
-        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-        match api.delete(&name, &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(e) if api_code(&e) == Some(404) => {}
-            Err(e) => return Err(api_err("delete", format!("analysisrun {ns}/{name}"))(e)),
-        }
-        ctx.backoff.success(&key);
-        ctx.written.forget(&key);
-        ctx.finishes.set(&key, FinishTimes::default());
-        return Ok(Action::await_change());
+        return delete_expired(&ctx, &key, &run).await;
     }
     let plan = if first.due.is_empty() {
         first
@@ -424,42 +451,82 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
         debug!(measurements = taken.len(), "measured");
         plan_run(&run, &secrets, &taken, &finish_times, now)
     };
-
-    let old = serde_json::to_value(run.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
     let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
-    if let Some(diff) = merge_diff(&old, &new) {
-        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-        // No status subresource: the main resource, guarded by the version we read.
-        let body = json!({"metadata": {"resourceVersion": rv}, "status": diff});
-        match api
-            .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-        {
-            Ok(patched) => {
-                ctx.written.wrote(&key, &cache_rv, &rv, patched);
-                ctx.finishes.set(&key, plan.finish_times.clone());
-            }
-            Err(e) if api_code(&e) == Some(409) => {
-                // Changed since we read it (a user's terminate, say): the watch event
-                // of that change reconciles again; measurements taken are retaken.
-                debug!("status write conflicted; waiting for the newer version");
-                ctx.backoff.success(&key);
-                return Ok(Action::await_change());
-            }
-            Err(e) => {
-                return Err(api_err(
-                    "patch status of",
-                    format!("analysisrun {ns}/{name}"),
-                )(e));
-            }
-        }
-    } else {
-        ctx.finishes.set(&key, plan.finish_times.clone());
+    if !write_status(&ctx, &key, &cache_rv, &run, &new, &plan.finish_times).await? {
+        // Changed since we read it (a user's terminate, say): the watch event of that
+        // change reconciles again; measurements taken are retaken.
+        debug!("status write conflicted; waiting for the newer version");
+        ctx.backoff.success(&key);
+        return Ok(Action::await_change());
     }
     if !plan.events.is_empty() {
         publish_events(&ctx, &plan.events, run.object_ref(&()));
     }
-    for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), &run, &new) {
+    collect_jobs(&ctx, &run, &new).await;
+    ctx.backoff.success(&key);
+    Ok(requeue_at(now, plan.requeue_after, Utc::now()))
+}
+
+/// `ttlStrategy` expired: delete the run (already gone is fine) and forget it.
+async fn delete_expired(ctx: &Context, key: &str, run: &AnalysisRun) -> Result<Action, Error> {
+    info!("ttlStrategy expired: deleting the AnalysisRun");
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    match api.delete(&name, &DeleteParams::background()).await {
+        Ok(_) => {}
+        Err(e) if api_code(&e) == Some(404) => {}
+        Err(e) => {
+            return Err(ApiCallError::on("delete", format!("analysisrun {ns}/{name}"))(e).into());
+        }
+    }
+    ctx.backoff.success(key);
+    ctx.written.forget(key);
+    ctx.finishes.set(key, FinishTimes::default());
+    Ok(Action::await_change())
+}
+
+/// Write the status fields that changed (`new` is the planned status) as a merge patch of
+/// the main resource (there is no status subresource), guarded by the version the run was
+/// read at, and remember what was written. `Ok(false)`: the run changed since (409).
+async fn write_status(
+    ctx: &Context,
+    key: &str,
+    cache_rv: &str,
+    run: &AnalysisRun,
+    new: &Value,
+    finish_times: &FinishTimes,
+) -> Result<bool, Error> {
+    let old = serde_json::to_value(run.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+    let Some(diff) = merge_diff(&old, new) else {
+        ctx.finishes.set(key, finish_times.clone());
+        return Ok(true);
+    };
+    let ns = run.namespace().unwrap_or_default();
+    let name = run.name_any();
+    let rv = run.resource_version().unwrap_or_default();
+    let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+    let body = json!({"metadata": {"resourceVersion": rv}, "status": diff});
+    match api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(patched) => {
+            ctx.written.wrote(key, cache_rv, &rv, patched);
+            ctx.finishes.set(key, finish_times.clone());
+            Ok(true)
+        }
+        Err(e) if api_code(&e) == Some(409) => Ok(false),
+        Err(e) => {
+            Err(ApiCallError::on("patch status of", format!("analysisrun {ns}/{name}"))(e).into())
+        }
+    }
+}
+
+/// Delete the run's Jobs that measurement retention no longer points at (best effort: a
+/// failure is logged and tried again on the next reconcile).
+async fn collect_jobs(ctx: &Context, run: &AnalysisRun, status: &Value) {
+    for (job_ns, job_name) in jobs_to_collect(&ctx.jobs.state(), run, status) {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &job_ns);
         match api.delete(&job_name, &DeleteParams::background()).await {
             Ok(_) => debug!(job = %job_name, "deleted a Job beyond measurement retention"),
@@ -467,8 +534,6 @@ async fn reconcile(cached: Arc<AnalysisRun>, ctx: Arc<Context>) -> Result<Action
             Err(e) => warn!(job = %job_name, error = %e, "deleting an old analysis Job failed"),
         }
     }
-    ctx.backoff.success(&key);
-    Ok(requeue_at(now, plan.requeue_after, Utc::now()))
 }
 
 /// Publish a reconcile's Events, in order, beside the reconcile rather than in it: they are
@@ -494,7 +559,7 @@ fn publish_events(
             secondary: None,
         })
         .collect();
-    let recorder = ctx.recorder.clone();
+    let publisher = ctx.events.clone();
     let permits = ctx.event_permits.clone();
     tokio::spawn(
         async move {
@@ -502,7 +567,7 @@ fn publish_events(
                 return;
             };
             for event in &events {
-                if let Err(e) = recorder.publish(event, &reference).await {
+                if let Err(e) = publisher.publish(event, &reference).await {
                     warn!(reason = %event.reason, error = %e, "recording event failed");
                 }
             }
@@ -511,15 +576,19 @@ fn publish_events(
     );
 }
 
-fn error_policy(run: Arc<AnalysisRun>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(run: Arc<Undecoded<AnalysisRun>>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failure(&object_key(&*run));
-    warn!(analysisrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconcile_failed(CONTROLLER, err.metric_label());
+    }
+    warn!(analysisrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default(), reason = err.metric_label(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
 /// Run the AnalysisRun controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let runs: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    // Decoded by each run's reconcile, so one malformed run fails only its own.
+    let runs: Api<Undecoded<AnalysisRun>> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&runs, "analysisruns.argoproj.io").await?;
     let job_api: Api<Job> = super::scoped_api(&client, cfg.namespace.as_deref());
     let (job_store, job_writer) = reflector::store();
@@ -531,11 +600,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
     .modify(|j: &mut Job| j.metadata.managed_fields = None)
     .reflect(job_writer)
     .touched_objects();
-    let providers = Providers::new(std::env::var(PROMETHEUS_ADDRESS_ENV).ok())?;
-    let reporter = Reporter {
-        controller: "sluice".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
+    let providers =
+        Providers::new(std::env::var(PROMETHEUS_ADDRESS_ENV).ok()).map_err(RunError::Providers)?;
     let ctx = Arc::new(Context {
         client: client.clone(),
         providers,
@@ -544,7 +610,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         written: Written::default(),
         finishes: Finishes::default(),
         event_permits: Arc::new(tokio::sync::Semaphore::new(EVENT_CONCURRENCY)),
-        recorder: Arc::new(Publisher::new(client.clone(), reporter, cfg.events)),
+        events: Arc::new(Publisher::new(
+            client.clone(),
+            events::reporter(),
+            cfg.events,
+        )),
+        metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "analysisrun controller starting");
@@ -640,6 +711,14 @@ mod tests {
         r.metadata.resource_version = Some(rv.into());
         r.metadata.annotations = Some([("step".to_string(), step.to_string())].into());
         Arc::new(r)
+    }
+
+    impl Written {
+        /// The freshest copy of a run the watch delivered as `cached`.
+        fn freshest(&self, key: &str, cached: Arc<AnalysisRun>) -> Arc<AnalysisRun> {
+            let rv = cached.metadata.resource_version.clone().unwrap_or_default();
+            self.superseding(key, &rv).unwrap_or(cached)
+        }
     }
 
     fn step(r: &AnalysisRun) -> &str {

@@ -24,6 +24,9 @@ use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
 use serde_json::json;
 
+use crate::error::DecodeError;
+use crate::undecoded::Undecoded;
+
 /// Which Events the controllers write to the API server (`sluice controller --events`).
 ///
 /// Every Event is counted in `rollout_events_total` whatever the level; the level decides
@@ -125,6 +128,15 @@ fn event_key(ev: &Event, regarding: &ObjectReference) -> u64 {
     ev.action.hash(&mut h);
     ev.note.hash(&mut h);
     h.finish()
+}
+
+/// The reporting controller of every Sluice Event: `sluice`, on the instance named by
+/// `HOSTNAME` (the pod name).
+pub fn reporter() -> Reporter {
+    Reporter {
+        controller: "sluice".into(),
+        instance: std::env::var("HOSTNAME").ok(),
+    }
 }
 
 /// Publishes Events as one reporting controller (shared by its reconciles).
@@ -229,6 +241,38 @@ impl Publisher {
         );
         Ok(())
     }
+}
+
+/// Reason of the Warning Event on an object that does not decode.
+pub const DECODE_FAILED: &str = "DecodeFailed";
+
+/// Decode the object of a reconcile. One that does not decode fails its own reconcile only;
+/// a Warning Event on it names the object and the field, so `kubectl describe` shows the
+/// person who wrote it why nothing happens (the error is also logged and counted by the
+/// caller's error policy).
+pub async fn decode_or_warn<K>(publisher: &Publisher, obj: &Undecoded<K>) -> Result<K, DecodeError>
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+{
+    let err = match obj.decode() {
+        Ok(decoded) => return Ok(decoded),
+        Err(err) => err,
+    };
+    let event = Event {
+        type_: EventType::Warning,
+        reason: DECODE_FAILED.into(),
+        note: Some(err.to_string()),
+        action: "Decode".into(),
+        secondary: None,
+    };
+    // Best effort, as every Event: the reconcile fails either way.
+    if let Err(e) = publisher
+        .publish(&event, &kube::Resource::object_ref(obj, &()))
+        .await
+    {
+        tracing::warn!(reason = DECODE_FAILED, error = %e, "recording event failed");
+    }
+    Err(err)
 }
 
 #[cfg(test)]

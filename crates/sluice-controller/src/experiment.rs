@@ -16,7 +16,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType as KubeEventType, Reporter};
+use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
@@ -24,12 +24,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::backoff::Backoff;
-use super::events::Publisher;
+use super::events::{self, Publisher};
 use super::freshness::Freshness;
 use super::owned::OwnedStore;
 use super::rollout::{Config, HASH_LABEL};
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
+use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
+use crate::metrics::Metrics;
+use crate::undecoded::Undecoded;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::common::SCALE_DOWN_DEADLINE_ANNOTATION;
 use sluice_api::experiment::Experiment;
@@ -49,19 +52,21 @@ pub struct Context {
     pub replica_sets: OwnedStore<ReplicaSet>,
     pub backoff: Backoff,
     pub freshness: Freshness,
-    pub recorder: Publisher,
+    pub events: Publisher,
+    /// Where failed reconciles are counted.
+    pub metrics: Option<Arc<Metrics>>,
 }
+
+/// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
+pub const CONTROLLER: &str = "experiment";
 
 /// Errors of one Experiment reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("{verb} {target}: {source}")]
-    Api {
-        verb: &'static str,
-        target: String,
-        #[source]
-        source: kube::Error,
-    },
+    /// A read while observing, or a write while applying the plan, failed.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
+    /// A name the Experiment needs is held by an object it does not control.
     #[error("{kind} {namespace}/{name} already exists and is not owned by experiment {experiment}")]
     NotOwned {
         kind: &'static str,
@@ -69,21 +74,18 @@ pub enum Error {
         name: String,
         experiment: String,
     },
-    /// A cached object did not decode; planning without it could recreate or delete
-    /// what exists, so the reconcile fails and is retried.
-    #[error("decoding the cached {what}: {source}")]
-    Cache {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    /// The Experiment, or an object it controls, did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
 }
 
-fn api_err(verb: &'static str, target: String) -> impl FnOnce(kube::Error) -> Error {
-    move |source| Error::Api {
-        verb,
-        target,
-        source,
+impl MetricLabel for Error {
+    fn reason(&self) -> Reason {
+        match self {
+            Error::Api(e) => e.reason(),
+            Error::NotOwned { .. } => Reason::NotOwned,
+            Error::Decode(e) => e.reason(),
+        }
     }
 }
 
@@ -102,10 +104,10 @@ async fn observe(ex: &Experiment, ctx: &Context) -> Result<ObservedExperiment, E
     let replica_sets = ctx
         .replica_sets
         .owned_by(&ns, &uid)
-        .map_err(|source| Error::Cache {
-            what: format!("replicasets of experiment {ns}/{}", ex.name_any()),
-            source,
-        })?;
+        .map_err(DecodeError::of(format!(
+            "the cached replicasets of experiment {ns}/{}",
+            ex.name_any()
+        )))?;
     let mut obs = ObservedExperiment {
         experiment: ex.clone(),
         replica_sets,
@@ -119,28 +121,7 @@ async fn observe(ex: &Experiment, ctx: &Context) -> Result<ObservedExperiment, E
                 .any(|t| t.service_name.is_some())
         });
     if uses_services {
-        // Read fresh, not cached: only Experiments with services pay for this, and caching
-        // every Service in the cluster is what upstream is criticised for.
-        let api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-        let all = api
-            .list(&ListParams::default())
-            .await
-            .map_err(api_err("list", format!("services in {ns}")))?
-            .items;
-        let wanted: BTreeSet<String> = ex
-            .spec
-            .templates
-            .iter()
-            .filter(|t| t.service.is_some())
-            .map(|t| service_name(&ex.name_any(), t))
-            .collect();
-        for svc in all {
-            if controlled_by(&svc, &uid) {
-                obs.services.push(svc);
-            } else if wanted.contains(&svc.name_any()) {
-                obs.foreign_services.insert(svc.name_any());
-            }
-        }
+        read_services(ctx, ex, &mut obs).await?;
     }
     let finished = ex
         .status
@@ -148,74 +129,142 @@ async fn observe(ex: &Experiment, ctx: &Context) -> Result<ObservedExperiment, E
         .and_then(|s| s.phase.as_ref())
         .is_some_and(|p| p.is_completed());
     if !finished {
-        // A template without a ReplicaSet in the cache: either our create is not in the
-        // cache yet, or someone else holds the name. Ask the API server which.
-        let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-        for t in &ex.spec.templates {
-            if obs.template_replica_set(t).is_some() {
-                continue;
-            }
-            let name = replica_set_name(&ex.name_any(), &t.name);
-            let found = rs_api
-                .get_opt(&name)
-                .await
-                .map_err(api_err("get", format!("replicaset {ns}/{name}")))?;
-            match found {
-                Some(rs) if controlled_by(&rs, &uid) => obs.replica_sets.push(rs),
-                Some(_) => {
-                    obs.foreign_replica_sets.insert(name);
-                }
-                None => {}
-            }
-        }
+        read_missing_replica_sets(ctx, ex, &mut obs).await?;
     }
     if ex.spec.analyses.as_ref().is_some_and(|a| !a.is_empty()) {
         // Fresh too, so a run created by the previous reconcile is never mistaken for a
         // missing one.
-        let api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-        obs.analysis_runs = api
-            .list(&ListParams::default())
-            .await
-            .map_err(api_err("list", format!("analysisruns in {ns}")))?
-            .items
-            .into_iter()
-            .filter(|r| controlled_by(r, &uid))
-            .collect();
-        let at_api: Api<AnalysisTemplate> = Api::namespaced(ctx.client.clone(), &ns);
-        let cat_api: Api<ClusterAnalysisTemplate> = Api::all(ctx.client.clone());
-        let mut tried = BTreeSet::new();
-        for _ in 0..MAX_TEMPLATE_ROUNDS {
-            let todo: Vec<_> = missing_templates(&obs)
-                .into_iter()
-                .filter(|k| !tried.contains(k))
-                .collect();
-            if todo.is_empty() {
-                break;
-            }
-            for k in todo {
-                if k.cluster {
-                    let got = cat_api.get_opt(&k.name).await.map_err(api_err(
-                        "get",
-                        format!("clusteranalysistemplate {}", k.name),
-                    ))?;
-                    if let Some(t) = got {
-                        obs.cluster_analysis_templates
-                            .insert(k.name.clone(), t.spec.into());
-                    }
-                } else {
-                    let got = at_api
-                        .get_opt(&k.name)
-                        .await
-                        .map_err(api_err("get", format!("analysistemplate {ns}/{}", k.name)))?;
-                    if let Some(t) = got {
-                        obs.analysis_templates.insert(k.name.clone(), t.spec);
-                    }
-                }
-                tried.insert(k);
-            }
-        }
+        obs.analysis_runs = read_analysis_runs(ctx, ex).await?;
+        read_templates(ctx, &ns, &mut obs).await?;
     }
     Ok(obs)
+}
+
+/// LIST the Services of the namespace: those the Experiment controls, and the names it
+/// wants that someone else holds. Read fresh, not cached: only Experiments with services pay
+/// for this, and caching every Service in the cluster is what upstream is criticised for.
+async fn read_services(
+    ctx: &Context,
+    ex: &Experiment,
+    obs: &mut ObservedExperiment,
+) -> Result<(), Error> {
+    let ns = ex.namespace().unwrap_or_default();
+    let uid = ex.uid().unwrap_or_default();
+    let api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+    let all = api
+        .list(&ListParams::default())
+        .await
+        .map_err(ApiCallError::on("list", format!("services in {ns}")))?
+        .items;
+    let wanted: BTreeSet<String> = ex
+        .spec
+        .templates
+        .iter()
+        .filter(|t| t.service.is_some())
+        .map(|t| service_name(&ex.name_any(), t))
+        .collect();
+    for svc in all {
+        if controlled_by(&svc, &uid) {
+            obs.services.push(svc);
+        } else if wanted.contains(&svc.name_any()) {
+            obs.foreign_services.insert(svc.name_any());
+        }
+    }
+    Ok(())
+}
+
+/// A template without a ReplicaSet in the cache: either our create is not in the cache yet,
+/// or someone else holds the name. Ask the API server which.
+async fn read_missing_replica_sets(
+    ctx: &Context,
+    ex: &Experiment,
+    obs: &mut ObservedExperiment,
+) -> Result<(), Error> {
+    let ns = ex.namespace().unwrap_or_default();
+    let uid = ex.uid().unwrap_or_default();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    for t in &ex.spec.templates {
+        if obs.template_replica_set(t).is_some() {
+            continue;
+        }
+        let name = replica_set_name(&ex.name_any(), &t.name);
+        let found = rs_api
+            .get_opt(&name)
+            .await
+            .map_err(ApiCallError::on("get", format!("replicaset {ns}/{name}")))?;
+        match found {
+            Some(rs) if controlled_by(&rs, &uid) => obs.replica_sets.push(rs),
+            Some(_) => {
+                obs.foreign_replica_sets.insert(name);
+            }
+            None => {}
+        }
+    }
+    Ok(())
+}
+
+/// LIST the AnalysisRuns of the namespace and decode those the Experiment controls. The
+/// others are not decoded, so a malformed run elsewhere in the namespace fails no
+/// Experiment; a malformed run of this one fails this reconcile (planning without it could
+/// create it again).
+async fn read_analysis_runs(ctx: &Context, ex: &Experiment) -> Result<Vec<AnalysisRun>, Error> {
+    let ns = ex.namespace().unwrap_or_default();
+    let uid = ex.uid().unwrap_or_default();
+    let api: Api<Undecoded<AnalysisRun>> = Api::namespaced(ctx.client.clone(), &ns);
+    let runs = api
+        .list(&ListParams::default())
+        .await
+        .map_err(ApiCallError::on("list", format!("analysisruns in {ns}")))?
+        .items
+        .into_iter()
+        .filter(|r| controlled_by(r, &uid))
+        .map(|r| r.decode())
+        .collect::<Result<_, _>>()?;
+    Ok(runs)
+}
+
+/// GET the analysis templates the Experiment's analyses name, then those they name, for at
+/// most [`MAX_TEMPLATE_ROUNDS`] rounds. A template that does not exist is left out (the
+/// planner reports it).
+async fn read_templates(
+    ctx: &Context,
+    ns: &str,
+    obs: &mut ObservedExperiment,
+) -> Result<(), Error> {
+    let at_api: Api<AnalysisTemplate> = Api::namespaced(ctx.client.clone(), ns);
+    let cat_api: Api<ClusterAnalysisTemplate> = Api::all(ctx.client.clone());
+    let mut tried = BTreeSet::new();
+    for _ in 0..MAX_TEMPLATE_ROUNDS {
+        let todo: Vec<_> = missing_templates(obs)
+            .into_iter()
+            .filter(|k| !tried.contains(k))
+            .collect();
+        if todo.is_empty() {
+            break;
+        }
+        for k in todo {
+            if k.cluster {
+                let got = cat_api.get_opt(&k.name).await.map_err(ApiCallError::on(
+                    "get",
+                    format!("clusteranalysistemplate {}", k.name),
+                ))?;
+                if let Some(t) = got {
+                    obs.cluster_analysis_templates
+                        .insert(k.name.clone(), t.spec.into());
+                }
+            } else {
+                let got = at_api.get_opt(&k.name).await.map_err(ApiCallError::on(
+                    "get",
+                    format!("analysistemplate {ns}/{}", k.name),
+                ))?;
+                if let Some(t) = got {
+                    obs.analysis_templates.insert(k.name.clone(), t.spec);
+                }
+            }
+            tried.insert(k);
+        }
+    }
+    Ok(())
 }
 
 /// What applying a plan ended with.
@@ -244,7 +293,7 @@ where
             let existing = api
                 .get_opt(&name)
                 .await
-                .map_err(api_err("get", format!("{kind} {ns}/{name}")))?;
+                .map_err(ApiCallError::on("get", format!("{kind} {ns}/{name}")))?;
             match existing {
                 Some(o) if controlled_by(&o, &ex.uid().unwrap_or_default()) => Ok(()),
                 // Deleted in between: the next reconcile creates it again.
@@ -257,98 +306,146 @@ where
                 }),
             }
         }
-        Err(e) => Err(api_err("create", format!("{kind} {ns}/{name}"))(e)),
+        Err(e) => Err(ApiCallError::on("create", format!("{kind} {ns}/{name}"))(e).into()),
     }
 }
 
 /// Apply `plan` on behalf of `ex`, in order, stopping at the first failure; then write the
 /// status fields that changed.
 async fn apply(ctx: &Context, ex: &Experiment, plan: &ExperimentPlan) -> Result<Outcome, Error> {
-    let ns = ex.namespace().unwrap_or_default();
-    let name = ex.name_any();
-    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
-    let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-    let ar_api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
-    let ex_api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
-    let pp = PatchParams::default();
     for change in &plan.changes {
-        match change {
-            ExperimentChange::CreateReplicaSet(rs) => {
-                debug!(replicaset = %rs.name_any(), "creating ReplicaSet");
-                create_owned(&rs_api, rs, "replicaset", ex).await?;
-            }
-            ExperimentChange::ScaleReplicaSet {
-                name: rs, replicas, ..
-            } => {
-                rs_api
-                    .patch(
-                        rs,
-                        &pp,
-                        &Patch::Merge(&json!({"spec": {"replicas": replicas}})),
-                    )
-                    .await
-                    .map_err(api_err("scale", format!("replicaset {ns}/{rs}")))?;
-            }
-            ExperimentChange::SetScaleDownDeadline { name: rs, deadline } => {
-                let body = json!({"metadata": {"annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: deadline}}});
-                rs_api
-                    .patch(rs, &pp, &Patch::Merge(&body))
-                    .await
-                    .map_err(api_err("annotate", format!("replicaset {ns}/{rs}")))?;
-            }
-            ExperimentChange::CreateService(svc) => {
-                create_owned(&svc_api, svc, "service", ex).await?;
-            }
-            ExperimentChange::DeleteService { name: svc } => {
-                match svc_api.delete(svc, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(e) if api_code(&e) == Some(404) => {}
-                    Err(e) => return Err(api_err("delete", format!("service {ns}/{svc}"))(e)),
-                }
-            }
-            ExperimentChange::CreateAnalysisRun(run) => {
-                create_owned(&ar_api, run, "analysisrun", ex).await?;
-            }
-            ExperimentChange::TerminateAnalysisRun { name: run } => {
-                let body = json!({"spec": {"terminate": true}});
-                match ar_api.patch(run, &pp, &Patch::Merge(&body)).await {
-                    Ok(_) => {}
-                    Err(e) if api_code(&e) == Some(404) => {}
-                    Err(e) => {
-                        return Err(api_err("terminate", format!("analysisrun {ns}/{run}"))(e));
-                    }
-                }
-            }
-            ExperimentChange::Event {
-                type_,
-                reason,
-                message,
-            } => {
-                let event = Event {
-                    type_: match type_ {
-                        EventType::Normal => KubeEventType::Normal,
-                        EventType::Warning => KubeEventType::Warning,
-                    },
-                    reason: reason.clone(),
-                    note: Some(message.clone()),
-                    action: reason.clone(),
-                    secondary: None,
-                };
-                // Best effort: a lost event never blocks an experiment.
-                if let Err(e) = ctx.recorder.publish(&event, &ex.object_ref(&())).await {
-                    warn!(reason = %reason, error = %e, "recording event failed");
-                }
-            }
+        apply_change(ctx, ex, change).await?;
+    }
+    write_status(ctx, ex, plan).await
+}
+
+/// Apply one change of an Experiment's plan.
+async fn apply_change(
+    ctx: &Context,
+    ex: &Experiment,
+    change: &ExperimentChange,
+) -> Result<(), Error> {
+    let ns = ex.namespace().unwrap_or_default();
+    let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &ns);
+    let pp = PatchParams::default();
+    match change {
+        ExperimentChange::CreateReplicaSet(rs) => {
+            debug!(replicaset = %rs.name_any(), "creating ReplicaSet");
+            create_owned(&rs_api, rs, "replicaset", ex).await
+        }
+        ExperimentChange::ScaleReplicaSet {
+            name: rs, replicas, ..
+        } => {
+            let body = json!({"spec": {"replicas": replicas}});
+            rs_api
+                .patch(rs, &pp, &Patch::Merge(&body))
+                .await
+                .map_err(ApiCallError::on("scale", format!("replicaset {ns}/{rs}")))?;
+            Ok(())
+        }
+        ExperimentChange::SetScaleDownDeadline { name: rs, deadline } => {
+            let body =
+                json!({"metadata": {"annotations": {SCALE_DOWN_DEADLINE_ANNOTATION: deadline}}});
+            rs_api
+                .patch(rs, &pp, &Patch::Merge(&body))
+                .await
+                .map_err(ApiCallError::on(
+                    "annotate",
+                    format!("replicaset {ns}/{rs}"),
+                ))?;
+            Ok(())
+        }
+        ExperimentChange::CreateService(svc) => {
+            let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
+            create_owned(&svc_api, svc, "service", ex).await
+        }
+        ExperimentChange::DeleteService { name: svc } => delete_service(ctx, &ns, svc).await,
+        ExperimentChange::CreateAnalysisRun(run) => {
+            let ar_api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), &ns);
+            create_owned(&ar_api, run, "analysisrun", ex).await
+        }
+        ExperimentChange::TerminateAnalysisRun { name: run } => {
+            terminate_analysis_run(ctx, &ns, run).await
+        }
+        ExperimentChange::Event {
+            type_,
+            reason,
+            message,
+        } => {
+            publish_event(ctx, ex, type_, reason, message).await;
+            Ok(())
         }
     }
+}
+
+/// DELETE a Service of the Experiment (already gone is fine).
+async fn delete_service(ctx: &Context, ns: &str, svc: &str) -> Result<(), Error> {
+    let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
+    match svc_api.delete(svc, &DeleteParams::default()).await {
+        Ok(_) => Ok(()),
+        Err(e) if api_code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(ApiCallError::on("delete", format!("service {ns}/{svc}"))(e).into()),
+    }
+}
+
+/// `{"spec":{"terminate":true}}` on one of the Experiment's runs (already gone is fine).
+async fn terminate_analysis_run(ctx: &Context, ns: &str, run: &str) -> Result<(), Error> {
+    let ar_api: Api<AnalysisRun> = Api::namespaced(ctx.client.clone(), ns);
+    let body = json!({"spec": {"terminate": true}});
+    match ar_api
+        .patch(run, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(e) if api_code(&e) == Some(404) => Ok(()),
+        Err(e) => Err(ApiCallError::on("terminate", format!("analysisrun {ns}/{run}"))(e).into()),
+    }
+}
+
+/// Publish one planned Event; best effort: a lost event never blocks an experiment.
+async fn publish_event(
+    ctx: &Context,
+    ex: &Experiment,
+    type_: &EventType,
+    reason: &str,
+    message: &str,
+) {
+    let event = Event {
+        type_: match type_ {
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
+        },
+        reason: reason.to_string(),
+        note: Some(message.to_string()),
+        action: reason.to_string(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.events.publish(&event, &ex.object_ref(&())).await {
+        warn!(reason = %reason, error = %e, "recording event failed");
+    }
+}
+
+/// Write the status fields the plan changed, as a merge patch of the main resource guarded
+/// by the resourceVersion that was planned from.
+async fn write_status(
+    ctx: &Context,
+    ex: &Experiment,
+    plan: &ExperimentPlan,
+) -> Result<Outcome, Error> {
     let old = serde_json::to_value(ex.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
     let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
     let Some(diff) = merge_diff(&old, &new) else {
         return Ok(Outcome::default());
     };
+    let ns = ex.namespace().unwrap_or_default();
+    let name = ex.name_any();
+    let ex_api: Api<Experiment> = Api::namespaced(ctx.client.clone(), &ns);
     let rv = ex.resource_version().unwrap_or_default();
     let body = json!({"metadata": {"resourceVersion": rv}, "status": diff});
-    match ex_api.patch(&name, &pp, &Patch::Merge(&body)).await {
+    match ex_api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+        .await
+    {
         Ok(_) => Ok(Outcome {
             status_written: true,
             conflict: false,
@@ -357,23 +454,23 @@ async fn apply(ctx: &Context, ex: &Experiment, plan: &ExperimentPlan) -> Result<
             status_written: false,
             conflict: true,
         }),
-        Err(e) => Err(api_err(
-            "patch status of",
-            format!("experiment {ns}/{name}"),
-        )(e)),
+        Err(e) => {
+            Err(ApiCallError::on("patch status of", format!("experiment {ns}/{name}"))(e).into())
+        }
     }
 }
 
-async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = object_key(&*ex);
-    if ex.metadata.deletion_timestamp.is_some() {
+async fn reconcile(cached: Arc<Undecoded<Experiment>>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = object_key(&*cached);
+    if cached.meta().deletion_timestamp.is_some() {
         ctx.freshness.forget(&key);
         return Ok(Action::await_change());
     }
-    let rv = ex.resource_version().unwrap_or_default();
+    let rv = cached.resource_version().unwrap_or_default();
     if ctx.freshness.is_stale(&key, &rv) {
         return Ok(Action::await_change());
     }
+    let ex = events::decode_or_warn(&ctx.events, &cached).await?;
     let observed = observe(&ex, &ctx).await?;
     let plan = plan(&observed, chrono::Utc::now());
     debug!(
@@ -396,32 +493,35 @@ async fn reconcile(ex: Arc<Experiment>, ctx: Arc<Context>) -> Result<Action, Err
     })
 }
 
-fn error_policy(ex: Arc<Experiment>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy(ex: Arc<Undecoded<Experiment>>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failure(&object_key(&*ex));
-    warn!(experiment = %ex.name_any(), namespace = %ex.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconcile_failed(CONTROLLER, err.metric_label());
+    }
+    warn!(experiment = %ex.name_any(), namespace = %ex.namespace().unwrap_or_default(), reason = err.metric_label(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
 /// Run the Experiment controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
-    let experiments: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+    // Decoded by each reconcile, so one malformed Experiment (or AnalysisRun, in the owned
+    // watch) fails only its own reconcile.
+    let experiments: Api<Undecoded<Experiment>> =
+        super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&experiments, "experiments.argoproj.io").await?;
     let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(&client, cfg.namespace.as_deref());
     // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones; each
     // controller keeps only those whose controller ownerReference is one of its objects.
     let (rs_store, rs_stream) = OwnedStore::watch_labelled("Experiment", rs_api, HASH_LABEL);
     let rs_stream = rs_stream.touched_objects();
-    let reporter = Reporter {
-        controller: "sluice".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: rs_store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
-        recorder: Publisher::new(client.clone(), reporter, cfg.events),
+        events: Publisher::new(client.clone(), events::reporter(), cfg.events),
+        metrics: cfg.metrics.clone(),
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "experiment controller starting");

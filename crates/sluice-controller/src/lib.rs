@@ -10,6 +10,7 @@ pub mod cached_rollout;
 pub mod client;
 pub mod coalesce;
 pub mod crds;
+pub mod error;
 pub mod events;
 pub mod experiment;
 pub mod freshness;
@@ -24,17 +25,142 @@ pub mod rollout;
 pub mod status_patch;
 pub mod telemetry;
 pub mod throttle;
+pub mod undecoded;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use kube::api::{Api, ListParams};
 use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
 
-/// Run every controller of the `sluice controller` process until `shutdown`.
+pub use error::RunError;
+use health::HealthState;
+use metrics::Metrics;
+
+/// How to run the controllers of one process: `sluice controller`, the demo, and the tests
+/// that run them in-process all start them through [`run`], so they start and stop alike.
+#[derive(Default)]
+pub struct Options {
+    /// What the three controllers watch and where they report: namespace, instance id,
+    /// Events level, metrics, health.
+    pub controllers: rollout::Config,
+    /// Reconcile only while holding this Lease; `None`: from the start.
+    pub leader_election: Option<LeaderElection>,
+    /// Serve `/metrics`, `/healthz` and `/readyz` here until the controllers stop, from
+    /// `controllers.metrics` and `controllers.health` (fresh ones when those are `None`).
+    pub endpoints: Option<tokio::net::TcpListener>,
+    /// Once `shutdown` fires, how long in-flight reconciles may take before [`run`] returns
+    /// anyway; `None`: as long as they need.
+    pub shutdown_grace: Option<Duration>,
+}
+
+/// The Lease a replica campaigns for (see [`leader`]).
+#[derive(Clone, Debug)]
+pub struct LeaderElection {
+    pub namespace: String,
+    pub lease_name: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+}
+
+/// Run the Rollout, AnalysisRun and Experiment controllers (under leader election, and with
+/// the health and metrics endpoints, when `options` ask for them) until `shutdown` fires or
+/// one of them fails.
 pub async fn run(
+    client: Client,
+    options: Options,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let Options {
+        mut controllers,
+        leader_election,
+        endpoints,
+        shutdown_grace,
+    } = options;
+    let server = endpoints.map(|listener| {
+        let health = controllers.health.get_or_insert_with(HealthState::new);
+        let metrics = controllers
+            .metrics
+            .get_or_insert_with(|| Arc::new(Metrics::new()));
+        serve_endpoints(listener, health.clone(), metrics.clone())
+    });
+    let work = run_elected(client, controllers, leader_election, shutdown.clone());
+    let result = match shutdown_grace {
+        None => work.await,
+        Some(grace) => tokio::select! {
+            r = work => r,
+            _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
+                warn!(grace = ?grace, "in-flight work did not finish within the shutdown grace period");
+                Ok(())
+            }
+        },
+    };
+    if let Some((stop, task)) = server {
+        stop.cancel();
+        let _ = task.await;
+    }
+    result
+}
+
+/// Serve the health and metrics endpoints on `listener` until the returned token is
+/// cancelled.
+fn serve_endpoints(
+    listener: tokio::net::TcpListener,
+    health: HealthState,
+    metrics: Arc<Metrics>,
+) -> (CancellationToken, tokio::task::JoinHandle<()>) {
+    if let Ok(addr) = listener.local_addr() {
+        info!(addr = %addr, "serving /metrics, /healthz and /readyz");
+    }
+    let stop = CancellationToken::new();
+    let stopped = stop.clone();
+    let task = tokio::spawn(async move {
+        let serving = health::serve_listener(listener, health, metrics, async move {
+            stopped.cancelled().await
+        });
+        if let Err(e) = serving.await {
+            warn!(error = %e, "the metrics/health endpoint stopped");
+        }
+    });
+    (stop, task)
+}
+
+/// The three controllers, at once or once this replica leads.
+async fn run_elected(
+    client: Client,
+    cfg: rollout::Config,
+    election: Option<LeaderElection>,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
+    let Some(election) = election else {
+        return run_controllers(client, cfg, shutdown).await;
+    };
+    let mut elector = leader::LeaderElector::new(
+        client.clone(),
+        &election.namespace,
+        &election.lease_name,
+        &election.identity,
+        election.lease_duration,
+    )
+    .await?;
+    if let Some(health) = &cfg.health {
+        elector = elector.with_health(health.clone());
+    }
+    leader::run_as_leader(elector, shutdown, |token| {
+        run_controllers(client.clone(), cfg.clone(), token)
+    })
+    .await
+    .map_err(|e| RunError::Lead(Box::new(e)))
+}
+
+/// Run every controller until `shutdown`.
+async fn run_controllers(
     client: Client,
     cfg: rollout::Config,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     tokio::try_join!(
         rollout::run(client.clone(), cfg.clone(), shutdown.clone()),
         analysis_run::run(client.clone(), cfg.clone(), shutdown.clone()),
@@ -55,16 +181,14 @@ where
 }
 
 /// Fail at start-up, in one line, when the CRD behind `api` is not installed.
-pub async fn require_crd<K>(api: &Api<K>, resource: &str) -> anyhow::Result<()>
+pub async fn require_crd<K>(api: &Api<K>, resource: &'static str) -> Result<(), RunError>
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    if let Err(e) = api.list(&ListParams::default().limit(1)).await {
-        anyhow::bail!(
-            "cannot list {resource} ({e}); are the CRDs installed? run: kubectl apply --server-side -f crds/"
-        );
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => Ok(()),
+        Err(error) => Err(RunError::MissingCrd { resource, error }),
     }
-    Ok(())
 }
 
 /// The HTTP status code of an API error (`None` for transport and decoding errors).

@@ -120,6 +120,12 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReconcileErrorLabels {
+    controller: String,
+    reason: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DurationLabels {
     namespace: String,
     name: String,
@@ -356,6 +362,7 @@ pub struct Metrics {
     replicas_updated: OwnedGauges<NsName>,
     reconcile: Family<NsName, Histogram, fn() -> Histogram>,
     reconcile_error: Family<NsName, UnsuffixedCounter>,
+    reconcile_errors: Family<ReconcileErrorLabels, Counter>,
     events: Family<EventLabels, Counter>,
     analysis_run_info: OwnedGauges<PhaseLabels>,
     analysis_run_metric_phase: OwnedGauges<MetricPhaseLabels>,
@@ -416,6 +423,7 @@ impl Metrics {
             replicas_updated: OwnedGauges::new(),
             reconcile: Family::new_with_constructor(reconcile_histogram),
             reconcile_error: Family::default(),
+            reconcile_errors: Family::default(),
             events: Family::default(),
             analysis_run_info: OwnedGauges::new(),
             analysis_run_metric_phase: OwnedGauges::new(),
@@ -461,6 +469,11 @@ impl Metrics {
             "rollout_reconcile_error",
             "Error occurring during the rollout",
             m.reconcile_error.clone(),
+        );
+        r.register(
+            "sluice_reconcile_errors",
+            "Failed reconciles by controller (rollout, analysisrun, experiment) and reason.",
+            m.reconcile_errors.clone(),
         );
         r.register(
             "rollout_events",
@@ -555,6 +568,19 @@ impl Metrics {
         self.reconcile_error
             .get_or_create(&ns_name(ns, name))
             .0
+            .inc();
+    }
+
+    /// Counts a failed reconcile of any controller (`rollout`, `analysisrun`, `experiment`)
+    /// by the `reason` its error gives ([`crate::error::Reason`]). Unlike
+    /// `rollout_reconcile_error` it has no per-object labels, so the series stay few whatever
+    /// the number of objects, and it covers the AnalysisRun and Experiment controllers too.
+    pub fn reconcile_failed(&self, controller: &str, reason: &str) {
+        self.reconcile_errors
+            .get_or_create(&ReconcileErrorLabels {
+                controller: controller.to_string(),
+                reason: reason.to_string(),
+            })
             .inc();
     }
 

@@ -8,7 +8,8 @@
 //! O(objects of that owner). Objects without a controller of the configured kind are not
 //! kept at all: nobody looks them up, and the ReplicaSet watch is shared by label with
 //! Experiments' ReplicaSets. Objects are kept JSON-encoded ([`super::packed`]) and decoded
-//! for the reconcile that asks for them.
+//! for the reconcile that asks for them; fed from a watch of [`Undecoded`] objects, one that
+//! does not decode is kept too, and fails only the reconcile of its owner.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
@@ -21,6 +22,28 @@ use serde::de::DeserializeOwned;
 use tokio::sync::watch;
 
 use super::packed::Cached;
+use super::undecoded::Undecoded;
+
+/// What a watch event carries into the index: a whole object, or an [`Undecoded`] one.
+pub trait IntoCached<K>: Resource {
+    /// The cache entry of this object.
+    fn into_cached(self) -> Cached<K>;
+}
+
+impl<K: Resource + Serialize + DeserializeOwned + Clone> IntoCached<K> for K {
+    fn into_cached(self) -> Cached<K> {
+        Cached::new(self)
+    }
+}
+
+impl<K> IntoCached<K> for Undecoded<K>
+where
+    K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
+{
+    fn into_cached(self) -> Cached<K> {
+        Cached::Packed(self.into_packed())
+    }
+}
 
 /// Namespace and name of a cached object.
 type Key = (String, String);
@@ -52,17 +75,14 @@ impl<K: Serialize + DeserializeOwned + Clone> Objects<K> {
         }
     }
 
-    fn put(&mut self, key: Key, owner: Option<String>, obj: K) {
+    fn put(&mut self, key: Key, owner: Option<String>, obj: Cached<K>) {
         // An object whose controller changed (adoption, orphaning) moves or leaves.
         if self.owner_of.get(&key) != owner.as_ref() {
             self.remove(&key);
         }
         if let Some(owner) = owner {
             self.owner_of.insert(key.clone(), owner.clone());
-            self.by_owner
-                .entry(owner)
-                .or_default()
-                .insert(key, Cached::new(obj));
+            self.by_owner.entry(owner).or_default().insert(key, obj);
         }
     }
 }
@@ -86,7 +106,7 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
         }
     }
 
-    fn key_and_owner(&self, obj: &K) -> (Key, Option<String>) {
+    fn key_and_owner<E: Resource>(&self, obj: &E) -> (Key, Option<String>) {
         let meta = obj.meta();
         let key = (
             meta.namespace.clone().unwrap_or_default(),
@@ -104,10 +124,15 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
 
     /// Apply one watch event. Returns true when a relist completed (the cache is whole).
     pub fn apply(&mut self, event: watcher::Event<K>) -> bool {
+        self.apply_as(event)
+    }
+
+    /// [`OwnerIndex::apply`] for a watch of whole or [`Undecoded`] objects.
+    pub fn apply_as<E: IntoCached<K>>(&mut self, event: watcher::Event<E>) -> bool {
         match event {
             watcher::Event::Apply(obj) => {
                 let (key, owner) = self.key_and_owner(&obj);
-                self.live.put(key, owner, obj);
+                self.live.put(key, owner, obj.into_cached());
             }
             watcher::Event::Delete(obj) => {
                 let (key, _) = self.key_and_owner(&obj);
@@ -118,7 +143,7 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
                 let (key, owner) = self.key_and_owner(&obj);
                 self.relist
                     .get_or_insert_with(Objects::default)
-                    .put(key, owner, obj);
+                    .put(key, owner, obj.into_cached());
             }
             watcher::Event::InitDone => {
                 self.live = self.relist.take().unwrap_or_default();
@@ -186,23 +211,25 @@ where
     K: Resource + Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
 {
     /// [`OwnedStore::reflect`] over a watch of the objects of `api` carrying `label` (a
-    /// label selector), without their managedFields, which no decision reads.
-    pub fn watch_labelled(
+    /// label selector), without their managedFields, which no decision reads. Watch
+    /// `Api<Undecoded<K>>` for kinds whose objects may not decode.
+    pub fn watch_labelled<E>(
         owner_kind: &'static str,
-        api: kube::Api<K>,
+        api: kube::Api<E>,
         label: &str,
     ) -> (
         Self,
-        impl Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
+        impl Stream<Item = Result<watcher::Event<E>, watcher::Error>> + Send + 'static,
     )
     where
-        K: std::fmt::Debug,
+        E: IntoCached<K> + Clone + DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+        E::DynamicType: Default,
     {
-        Self::reflect(
+        Self::reflect_as(
             owner_kind,
             watcher(api, watcher::Config::default().labels(label))
                 .default_backoff()
-                .modify(|o: &mut K| o.meta_mut().managed_fields = None),
+                .modify(|o: &mut E| o.meta_mut().managed_fields = None),
         )
     }
 
@@ -219,12 +246,27 @@ where
     where
         S: Stream<Item = Result<watcher::Event<K>, watcher::Error>> + Send + 'static,
     {
+        Self::reflect_as(owner_kind, stream)
+    }
+
+    /// [`OwnedStore::reflect`] for a watch of whole or [`Undecoded`] objects.
+    pub fn reflect_as<S, E>(
+        owner_kind: &'static str,
+        stream: S,
+    ) -> (
+        Self,
+        impl Stream<Item = Result<watcher::Event<E>, watcher::Error>> + Send + 'static,
+    )
+    where
+        S: Stream<Item = Result<watcher::Event<E>, watcher::Error>> + Send + 'static,
+        E: IntoCached<K> + Clone,
+    {
         let index = Arc::new(RwLock::new(OwnerIndex::new(owner_kind)));
         let (ready_tx, ready) = watch::channel(false);
         let writer = index.clone();
         let stream = stream.inspect_ok(move |event| {
             let mut index = writer.write().unwrap_or_else(|p| p.into_inner());
-            if index.apply(event.clone()) {
+            if index.apply_as(event.clone()) {
                 ready_tx.send_replace(true);
             }
         });
@@ -413,6 +455,30 @@ mod tests {
         assert_eq!(store.len(), 1);
         futures::StreamExt::next(&mut stream).await;
         assert_eq!(names(&store.owned_by("a", "u1")), ["x", "y"]);
+    }
+
+    #[test]
+    fn an_object_that_does_not_decode_fails_only_its_owners_lookup() {
+        use sluice_api::analysis::AnalysisRun;
+        let run = |name: &str, owner: &str, ttl: i64| -> Undecoded<AnalysisRun> {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+                "metadata": {"name": name, "namespace": "a", "ownerReferences": [{
+                    "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "name": owner,
+                    "uid": owner, "controller": true}]},
+                "spec": {"metrics": [], "ttlStrategy": {"secondsAfterCompletion": ttl}}
+            }))
+            .expect("kept undecoded")
+        };
+        let mut idx = OwnerIndex::<AnalysisRun>::new("Rollout");
+        idx.apply_as(Event::<Undecoded<AnalysisRun>>::Init);
+        idx.apply_as(Event::InitApply(run("bad", "u1", 3_000_000_000)));
+        idx.apply_as(Event::InitApply(run("good", "u2", 60)));
+        assert!(idx.apply_as(Event::<Undecoded<AnalysisRun>>::InitDone));
+        assert_eq!(idx.len(), 2, "both are cached");
+        assert!(idx.owned_by("a", "u1").is_err());
+        let good = idx.owned_by("a", "u2").expect("the other owner decodes");
+        assert_eq!(good[0].metadata.name.as_deref(), Some("good"));
     }
 
     #[tokio::test]

@@ -49,9 +49,28 @@ impl<K: Serialize + DeserializeOwned> Packed<K> {
         })
     }
 
+    /// Encode an object that is still JSON, whatever it decodes to (see
+    /// [`crate::undecoded`]).
+    pub fn from_json(obj: &serde_json::Value) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            bytes: serde_json::to_vec(obj)?.into(),
+            kind: PhantomData,
+        })
+    }
+
     /// Decode a fresh copy of the object.
     pub fn unpack(&self) -> Result<K, serde_json::Error> {
         serde_json::from_slice(&self.bytes)
+    }
+
+    /// Decode the encoding as another type (a part of the object).
+    pub fn unpack_as<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_slice(&self.bytes)
+    }
+
+    /// Decode a fresh copy of the object; a failure names the field where decoding stopped.
+    pub fn unpack_tracked(&self) -> Result<K, serde_path_to_error::Error<serde_json::Error>> {
+        serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_slice(&self.bytes))
     }
 
     /// Size of the encoding in bytes.

@@ -14,7 +14,6 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
-use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -22,7 +21,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::actuator::{self, ActError};
+use super::actuator;
 use super::backoff::Backoff;
 use super::cached_rollout::{CachedRollout, InfoGauges};
 use super::coalesce::CountWrites;
@@ -30,6 +29,8 @@ use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
+use super::undecoded::Undecoded;
+use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
@@ -103,25 +104,27 @@ pub struct Context {
     pub metrics: Option<Arc<Metrics>>,
 }
 
-/// Errors of one reconcile.
+/// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
+pub const CONTROLLER: &str = "rollout";
+
+/// Errors of one Rollout reconcile.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("applying the plan: {0}")]
-    Act(#[from] ActError),
-    #[error("reading {what}: {source}")]
-    Read {
-        what: String,
-        #[source]
-        source: kube::Error,
-    },
-    /// A cached object did not decode; planning without it could recreate or delete what
-    /// exists, so the reconcile fails and is retried.
-    #[error("decoding the cached {what}: {source}")]
-    Cache {
-        what: String,
-        #[source]
-        source: serde_json::Error,
-    },
+    /// A read while observing, or a write while applying the plan, failed.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
+    /// The Rollout, or an object it owns, did not decode from the watch cache.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+}
+
+impl MetricLabel for Error {
+    fn reason(&self) -> Reason {
+        match self {
+            Error::Api(e) => e.reason(),
+            Error::Decode(e) => e.reason(),
+        }
+    }
 }
 
 /// Build the snapshot the planner decides on.
@@ -132,63 +135,31 @@ async fn observe(
 ) -> Result<Observed, Error> {
     let ns = ro.namespace().unwrap_or_default();
     let uid = ro.uid().unwrap_or_default();
-    let cache = |what: &str| {
-        let what = format!("{what} of rollout {ns}/{}", ro.name_any());
-        move |source| Error::Cache { what, source }
+    let cached = |what: &str| {
+        DecodeError::of(format!(
+            "the cached {what} of rollout {ns}/{}",
+            ro.name_any()
+        ))
     };
     let replica_sets: Vec<ReplicaSet> = ctx
         .replica_sets
         .owned_by(&ns, &uid)
-        .map_err(cache("replicasets"))?;
-    let mut services = std::collections::BTreeMap::new();
-    if let Some(canary) = ro.spec.canary() {
-        let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), &ns);
-        for name in [&canary.canary_service, &canary.stable_service]
-            .into_iter()
-            .flatten()
-        {
-            if name.is_empty() || services.contains_key(name) {
-                continue;
-            }
-            let svc = svc_api.get_opt(name).await.map_err(|source| Error::Read {
-                what: format!("service {ns}/{name}"),
-                source,
-            })?;
-            services.insert(name.clone(), svc);
-        }
-    }
+        .map_err(cached("replicasets"))?;
+    let services = read_services(ro, &ctx.client, &ns).await?;
     // Pods are read only while a restart (`spec.restartAt`) is due.
-    let mut pods = Vec::new();
-    if Observed::needs_pods(ro, now) {
-        let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-        let rs_uids: std::collections::HashSet<&str> = replica_sets
-            .iter()
-            .filter_map(|rs| rs.metadata.uid.as_deref())
-            .collect();
-        pods = pod_api
-            .list(&ListParams::default().labels(HASH_LABEL))
-            .await
-            .map_err(|source| Error::Read {
-                what: format!("pods in {ns}"),
-                source,
-            })?
-            .items
-            .into_iter()
-            .filter(|p| {
-                p.owner_references()
-                    .iter()
-                    .any(|o| rs_uids.contains(o.uid.as_str()))
-            })
-            .collect();
-    }
+    let pods = if Observed::needs_pods(ro, now) {
+        read_pods(&replica_sets, &ctx.client, &ns).await?
+    } else {
+        Vec::new()
+    };
     let analysis_runs: Vec<AnalysisRun> = ctx
         .analysis_runs
         .owned_by(&ns, &uid)
-        .map_err(cache("analysisruns"))?;
+        .map_err(cached("analysisruns"))?;
     let experiments: Vec<Experiment> = ctx
         .experiments
         .owned_by(&ns, &uid)
-        .map_err(cache("experiments"))?;
+        .map_err(cached("experiments"))?;
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
     let workload = read_workload(ro, &ctx.client, &ns).await?;
@@ -206,6 +177,59 @@ async fn observe(
     })
 }
 
+/// GET the canary and stable Services a canary Rollout names (`None`: it does not exist).
+async fn read_services(
+    ro: &Rollout,
+    client: &Client,
+    ns: &str,
+) -> Result<BTreeMap<String, Option<Service>>, Error> {
+    let mut services = BTreeMap::new();
+    let Some(canary) = ro.spec.canary() else {
+        return Ok(services);
+    };
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
+    for name in [&canary.canary_service, &canary.stable_service]
+        .into_iter()
+        .flatten()
+    {
+        if name.is_empty() || services.contains_key(name) {
+            continue;
+        }
+        let svc = svc_api
+            .get_opt(name)
+            .await
+            .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
+        services.insert(name.clone(), svc);
+    }
+    Ok(services)
+}
+
+/// LIST the pods of the Rollout's ReplicaSets (by the hash label, then by owner).
+async fn read_pods(
+    replica_sets: &[ReplicaSet],
+    client: &Client,
+    ns: &str,
+) -> Result<Vec<Pod>, Error> {
+    let pod_api: Api<Pod> = Api::namespaced(client.clone(), ns);
+    let rs_uids: std::collections::HashSet<&str> = replica_sets
+        .iter()
+        .filter_map(|rs| rs.metadata.uid.as_deref())
+        .collect();
+    let pods = pod_api
+        .list(&ListParams::default().labels(HASH_LABEL))
+        .await
+        .map_err(ApiCallError::on("read", format!("pods in {ns}")))?
+        .items
+        .into_iter()
+        .filter(|p| {
+            p.owner_references()
+                .iter()
+                .any(|o| rs_uids.contains(o.uid.as_str()))
+        })
+        .collect();
+    Ok(pods)
+}
+
 /// GET the object `spec.workloadRef` names (a Deployment, ReplicaSet or PodTemplate in the
 /// Rollout's namespace). `None` when there is no reference, its kind is not one of those
 /// (the planner names the field), or the object does not exist.
@@ -217,10 +241,7 @@ async fn read_workload(ro: &Rollout, client: &Client, ns: &str) -> Result<Option
     if name.is_empty() {
         return Ok(None);
     }
-    let read = |kind: &str| {
-        let what = format!("{kind} {ns}/{name}");
-        move |source| Error::Read { what, source }
-    };
+    let read = |kind: &str| ApiCallError::on("read", format!("{kind} {ns}/{name}"));
     Ok(match reference.kind.as_deref() {
         Some("Deployment") => Api::<Deployment>::namespaced(client.clone(), ns)
             .get_opt(name)
@@ -288,10 +309,10 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
     for _ in 0..MAX_TEMPLATE_DEPTH {
         let mut next: (BTreeSet<String>, BTreeSet<String>) = Default::default();
         for name in wanted.0.iter().filter(|n| !seen.0.contains(*n)) {
-            let found = at_api.get_opt(name).await.map_err(|source| Error::Read {
-                what: format!("analysistemplate {ns}/{name}"),
-                source,
-            })?;
+            let found = at_api.get_opt(name).await.map_err(ApiCallError::on(
+                "read",
+                format!("analysistemplate {ns}/{name}"),
+            ))?;
             if let Some(t) = found {
                 let nested = Observed::nested_template_refs(&t.spec);
                 next.0.extend(nested.0);
@@ -300,10 +321,10 @@ async fn read_templates(ro: &Rollout, client: &Client, ns: &str) -> Result<Templ
             }
         }
         for name in wanted.1.iter().filter(|n| !seen.1.contains(*n)) {
-            let found = cat_api.get_opt(name).await.map_err(|source| Error::Read {
-                what: format!("clusteranalysistemplate {name}"),
-                source,
-            })?;
+            let found = cat_api.get_opt(name).await.map_err(ApiCallError::on(
+                "read",
+                format!("clusteranalysistemplate {name}"),
+            ))?;
             if let Some(t) = found {
                 let nested = Observed::nested_template_refs(&t.spec.clone().into());
                 next.0.extend(nested.0);
@@ -361,17 +382,40 @@ fn rollouts_referencing<K: kube::Resource>(
 /// on the Rollouts' own hash label, so edits to another ReplicaSet raise no event.
 const REPLICA_SET_REF_RESYNC: Duration = Duration::from_secs(30);
 
+/// The part of an AnalysisRun or Experiment [`outcome_hash`] reads, decoded without the rest.
+#[derive(serde::Deserialize)]
+struct OutcomeOnly {
+    status: Option<OutcomeStatus>,
+}
+
+#[derive(serde::Deserialize)]
+struct OutcomeStatus {
+    phase: Option<Value>,
+    message: Option<Value>,
+}
+
 /// What of an AnalysisRun or Experiment the owning Rollout reacts to: its phase and
 /// message (what `status.canary.current*` shows), spec and deletion. Measurements
-/// recorded every interval change none of it, so they do not wake the Rollout.
-fn outcome_hash<K: kube::Resource>(obj: &K, status: &Value) -> Option<u64> {
+/// recorded every interval change none of it, so they do not wake the Rollout. An object
+/// whose status does not even decode that far always wakes it (its reconcile reports it).
+fn outcome_hash<K>(obj: &Undecoded<K>) -> Option<u64>
+where
+    K: kube::Resource<DynamicType = ()> + serde::Serialize + serde::de::DeserializeOwned,
+{
     use std::hash::{Hash, Hasher};
+    let status = obj.peek::<OutcomeOnly>().ok()?.status;
+    let field = |f: fn(&OutcomeStatus) -> &Option<Value>| {
+        status
+            .as_ref()
+            .and_then(|s| f(s).as_ref())
+            .and_then(Value::as_str)
+    };
     let mut h = std::collections::hash_map::DefaultHasher::new();
     let meta = obj.meta();
     meta.generation.hash(&mut h);
     meta.deletion_timestamp.is_some().hash(&mut h);
-    status["phase"].as_str().hash(&mut h);
-    status["message"].as_str().hash(&mut h);
+    field(|s| &s.phase).hash(&mut h);
+    field(|s| &s.message).hash(&mut h);
     Some(h.finish())
 }
 
@@ -395,10 +439,9 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     if !synced {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let ro = cached.rollout().map_err(|source| Error::Cache {
-        what: format!("rollout {key}"),
-        source,
-    })?;
+    let ro = cached
+        .rollout()
+        .map_err(DecodeError::of(format!("the cached rollout {key}")))?;
     let now = chrono::Utc::now();
     let observed = observe(&ro, &ctx, now).await?;
     let plan = sluice_engine::rollout::plan(&observed, now);
@@ -428,7 +471,13 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         // read it: the watch event for that change triggers a fresh reconcile.
         return Ok(Action::await_change());
     }
-    let mut requeue = match (plan.requeue_after, outcome.counts_held) {
+    Ok(next_look(&ro, plan.requeue_after, outcome.counts_held))
+}
+
+/// When to reconcile again: at the earliest of the plan's next step, the count-only status
+/// change held back, and the re-read of a ReplicaSet workloadRef.
+fn next_look(ro: &Rollout, planned: Option<Duration>, counts_held: Option<Duration>) -> Action {
+    let mut requeue = match (planned, counts_held) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     };
@@ -440,10 +489,10 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     {
         requeue = Some(requeue.map_or(REPLICA_SET_REF_RESYNC, |r| r.min(REPLICA_SET_REF_RESYNC)));
     }
-    Ok(match requeue {
+    match requeue {
         Some(after) => Action::requeue(after.max(Duration::from_millis(100))),
         None => Action::await_change(),
-    })
+    }
 }
 
 /// Count a completed or aborted update the moment its status is written.
@@ -491,7 +540,10 @@ fn record_outcome(
 
 fn error_policy(ro: Arc<CachedRollout>, err: &Error, ctx: Arc<Context>) -> Action {
     let delay = ctx.backoff.failure(&object_key(&*ro));
-    warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), error = %err, retry_in = ?delay, "reconcile failed");
+    if let Some(metrics) = &ctx.metrics {
+        metrics.reconcile_failed(CONTROLLER, err.metric_label());
+    }
+    warn!(rollout = %ro.name_any(), namespace = %ro.namespace().unwrap_or_default(), reason = err.metric_label(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
@@ -514,52 +566,46 @@ where
 }
 
 /// Run the Rollout controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
     let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
-    let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
-    let rs_stream = rs_stream.touched_objects();
-    // AnalysisRuns and Experiments a Rollout creates carry the hash label; their
-    // phase changes wake the owning Rollout.
-    let ar_api: Api<AnalysisRun> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
-    let ar_stream = ar_stream.touched_objects().predicate_filter(
-        |r: &AnalysisRun| {
-            let status = serde_json::to_value(&r.status).unwrap_or(Value::Null);
-            outcome_hash(r, &status)
-        },
-        PredicateConfig::default(),
-    );
-    let exp_api: Api<Experiment> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let (exp_store, exp_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, exp_api, HASH_LABEL);
-    let exp_stream = exp_stream.touched_objects().predicate_filter(
-        |e: &Experiment| {
-            let status = serde_json::to_value(&e.status).unwrap_or(Value::Null);
-            outcome_hash(e, &status)
-        },
-        PredicateConfig::default(),
-    );
-    let reporter = Reporter {
-        controller: "sluice".into(),
-        instance: std::env::var("HOSTNAME").ok(),
-    };
+    let ns = cfg.namespace.as_deref();
+    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg), &client, ns);
+    let controller = watch_referenced(controller, &client, ns)
+        .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
-        replica_sets: rs_store,
-        analysis_runs: ar_store,
-        experiments: exp_store,
+        replica_sets: owned.replica_sets,
+        analysis_runs: owned.analysis_runs,
+        experiments: owned.experiments,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         count_writes: CountWrites::default(),
-        events: Publisher::new(client.clone(), reporter, cfg.events),
+        events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
     });
+    let task = cfg
+        .health
+        .as_ref()
+        .map(|h| h.register("rollout-controller"));
+    report_caches_and_gauges(&cfg, &controller, &ctx);
+    controller
+        .run(reconcile_measured, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+    if let Some(task) = task {
+        task.finish();
+    }
+    info!("rollout controller stopped");
+    Ok(())
+}
+
+/// The controller over this instance's Rollouts. The cached Rollouts drop what no decision
+/// reads and would otherwise be most of their size: managedFields and kubectl's
+/// last-applied copy of the whole object; the rest is kept packed (see `cached_rollout`).
+fn watch_rollouts(rollouts: Api<Rollout>, cfg: &Config) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
-    // The cached Rollouts drop what no decision reads and would otherwise be most of
-    // their size: managedFields and kubectl's last-applied copy of the whole object; the
-    // rest is kept packed (see `cached_rollout`).
     let (ro_store, ro_writer) = reflector::store();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
@@ -567,42 +613,88 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .map_ok(CachedRollout::pack_event)
         .reflect(ro_writer)
         .applied_objects();
-    let controller = Controller::for_stream(ro_stream, ro_store)
-        .with_config(controller::Config::default().concurrency(CONCURRENCY));
-    // A template created or fixed after a Rollout named it (InvalidSpec until then)
-    // must wake that Rollout: templates change rarely, so every Rollout of the
-    // namespace that uses analysis is reconciled (nested references included).
+    Controller::for_stream(ro_stream, ro_store)
+        .with_config(controller::Config::default().concurrency(CONCURRENCY))
+}
+
+/// The caches of what Rollouts own.
+struct Owned {
+    replica_sets: OwnedStore<ReplicaSet>,
+    analysis_runs: OwnedStore<AnalysisRun>,
+    experiments: OwnedStore<Experiment>,
+}
+
+/// Watch the ReplicaSets, AnalysisRuns and Experiments Rollouts create (all carry the hash
+/// label) into owner-indexed caches; a change wakes the owning Rollout. For runs and
+/// Experiments only a change of outcome does ([`outcome_hash`]). Runs and Experiments are
+/// watched [`Undecoded`]: one that does not decode fails the reconcile of its Rollout only.
+fn watch_owned(
+    controller: Controller<CachedRollout>,
+    client: &Client,
+    ns: Option<&str>,
+) -> (Controller<CachedRollout>, Owned) {
+    let rs_api: Api<ReplicaSet> = super::scoped_api(client, ns);
+    let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
+    let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(client, ns);
+    let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
+    let ar_stream = ar_stream
+        .touched_objects()
+        .predicate_filter(outcome_hash, PredicateConfig::default());
+    let exp_api: Api<Undecoded<Experiment>> = super::scoped_api(client, ns);
+    let (exp_store, exp_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, exp_api, HASH_LABEL);
+    let exp_stream = exp_stream
+        .touched_objects()
+        .predicate_filter(outcome_hash, PredicateConfig::default());
+    let controller = controller
+        .owns_stream(rs_stream.touched_objects())
+        .owns_stream(ar_stream)
+        .owns_stream(exp_stream);
+    let owned = Owned {
+        replica_sets: rs_store,
+        analysis_runs: ar_store,
+        experiments: exp_store,
+    };
+    (controller, owned)
+}
+
+/// Wake Rollouts on changes to objects they reference but do not own (nothing is cached):
+/// - a template created or fixed after a Rollout named it (InvalidSpec until then); templates
+///   change rarely, so every Rollout of the namespace that uses analysis is reconciled
+///   (nested references included);
+/// - referenced Deployments and PodTemplates (workloadRef): a new template starts a canary, a
+///   scale-up of a Deployment held at zero is undone.
+fn watch_referenced(
+    controller: Controller<CachedRollout>,
+    client: &Client,
+    ns: Option<&str>,
+) -> Controller<CachedRollout> {
     let ro_store = controller.store();
-    let at_api: Api<AnalysisTemplate> = super::scoped_api(&client, cfg.namespace.as_deref());
-    let at_stream = watcher(at_api, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    let at_stream = watcher(
+        super::scoped_api::<AnalysisTemplate>(client, ns),
+        watcher::Config::default(),
+    )
+    .default_backoff()
+    .touched_objects();
     let cat_stream = watcher(
         Api::<ClusterAnalysisTemplate>::all(client.clone()),
         watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects();
-    let at_store = ro_store.clone();
-    // Referenced Deployments and PodTemplates (workloadRef): a new template starts a
-    // canary, a scale-up of a Deployment held at zero is undone. Nothing is cached.
     let deploy_stream = watcher(
-        super::scoped_api::<Deployment>(&client, cfg.namespace.as_deref()),
+        super::scoped_api::<Deployment>(client, ns),
         watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects();
     let pt_stream = watcher(
-        super::scoped_api::<PodTemplate>(&client, cfg.namespace.as_deref()),
+        super::scoped_api::<PodTemplate>(client, ns),
         watcher::Config::default(),
     )
     .default_backoff()
     .touched_objects();
-    let (deploy_store, pt_store) = (ro_store.clone(), ro_store.clone());
-    let controller = controller
-        .owns_stream(rs_stream)
-        .owns_stream(ar_stream)
-        .owns_stream(exp_stream)
+    let (at_store, deploy_store, pt_store) = (ro_store.clone(), ro_store.clone(), ro_store.clone());
+    controller
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
             rollouts_using_templates(&at_store, t.namespace().as_deref())
         })
@@ -615,11 +707,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         .watches_stream(pt_stream, move |t: PodTemplate| {
             rollouts_referencing(&pt_store, "PodTemplate", &t)
         })
-        .graceful_shutdown_on(async move { shutdown.cancelled().await });
-    let task = cfg
-        .health
-        .as_ref()
-        .map(|h| h.register("rollout-controller"));
+}
+
+/// Mark the caches synced on the health state once the Rollouts and their ReplicaSets are
+/// listed, and keep the info gauges following the cache at scrape time (so deleted Rollouts
+/// drop out).
+fn report_caches_and_gauges(cfg: &Config, controller: &Controller<CachedRollout>, ctx: &Context) {
     if let Some(health) = cfg.health.clone() {
         let rollout_store = controller.store();
         let rs_store = ctx.replica_sets.clone();
@@ -637,39 +730,32 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> an
         });
     }
     if let Some(metrics) = &cfg.metrics {
-        // Info gauges follow the cache at scrape time, so deleted Rollouts drop out.
         let store = controller.store();
         let gauges = InfoGauges::default();
         metrics.on_scrape(move |m| gauges.sync(m, store.state().iter().map(|r| r.as_ref())));
     }
-    controller
-        .run(
-            |ro, ctx| {
-                let ns = ro.namespace().unwrap_or_default();
-                let name = ro.name_any();
-                let span = info_span!("reconcile", rollout = %name, namespace = %ns);
-                let metrics = ctx.metrics.clone();
-                async move {
-                    let started = std::time::Instant::now();
-                    let result = reconcile(ro, ctx).await;
-                    if let Some(m) = &metrics {
-                        m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
-                        if result.is_err() {
-                            m.reconcile_error(&ns, &name);
-                        }
-                    }
-                    result
-                }
-                .instrument(span)
-            },
-            error_policy,
-            ctx,
-        )
-        .for_each(|_| futures::future::ready(()))
-        .await;
-    if let Some(task) = task {
-        task.finish();
+}
+
+/// [`reconcile`] in a span naming the Rollout, timed and counted in upstream's
+/// `rollout_reconcile` and `rollout_reconcile_error`.
+fn reconcile_measured(
+    ro: Arc<CachedRollout>,
+    ctx: Arc<Context>,
+) -> impl std::future::Future<Output = Result<Action, Error>> {
+    let ns = ro.namespace().unwrap_or_default();
+    let name = ro.name_any();
+    let span = info_span!("reconcile", rollout = %name, namespace = %ns);
+    let metrics = ctx.metrics.clone();
+    async move {
+        let started = std::time::Instant::now();
+        let result = reconcile(ro, ctx).await;
+        if let Some(m) = &metrics {
+            m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
+            if result.is_err() {
+                m.reconcile_error(&ns, &name);
+            }
+        }
+        result
     }
-    info!("rollout controller stopped");
-    Ok(())
+    .instrument(span)
 }

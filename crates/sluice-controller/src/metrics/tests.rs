@@ -203,6 +203,28 @@ fn reconcile_errors_keep_the_upstream_sample_name_without_total() {
 }
 
 #[test]
+fn reconcile_failures_are_counted_per_controller_and_reason() {
+    let m = Metrics::new();
+    m.reconcile_failed("analysisrun", "decode");
+    m.reconcile_failed("analysisrun", "decode");
+    m.reconcile_failed("rollout", "api_conflict");
+    let mut got = samples(&m.encode(), "sluice_reconcile_errors_total");
+    got.sort();
+    assert_eq!(
+        got,
+        vec![
+            r#"sluice_reconcile_errors_total{controller="analysisrun",reason="decode"} 2"#,
+            r#"sluice_reconcile_errors_total{controller="rollout",reason="api_conflict"} 1"#,
+        ]
+    );
+    assert!(
+        m.encode()
+            .contains("# TYPE sluice_reconcile_errors counter"),
+        "a counter family"
+    );
+}
+
+#[test]
 fn events_are_counted_per_type_and_reason() {
     let m = Metrics::new();
     m.event("ns", "ro", "Normal", "RolloutCompleted");
