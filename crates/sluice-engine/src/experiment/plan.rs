@@ -1227,5 +1227,4 @@ fn set_condition(status: &mut ExperimentStatus, mut c: ExperimentCondition) {
 }
 
 #[cfg(test)]
-#[path = "plan_tests.rs"]
 mod tests;

@@ -1769,9 +1769,7 @@ fn go_duration(d: Duration) -> String {
     }
 }
 
-#[path = "canary_runs.rs"]
 mod runs;
 
 #[cfg(test)]
-#[path = "canary_tests.rs"]
 mod tests;

@@ -718,7 +718,7 @@ fn a_settled_running_experiment_plans_no_changes_and_no_status_churn() {
 
 #[test]
 fn the_documented_abc_example_is_valid_and_starts_three_replica_sets_and_services() {
-    let doc = include_str!("../../../../docs/experiments.md");
+    let doc = include_str!("../../../../../docs/experiments.md");
     let start = doc.find("```yaml\n").unwrap() + "```yaml\n".len();
     let end = start + doc[start..].find("```").unwrap();
     let mut obs = ObservedExperiment::default();

@@ -552,5 +552,4 @@ fn run_message(run: &AnalysisRun) -> Option<&str> {
 }
 
 #[cfg(test)]
-#[path = "canary_runs_tests.rs"]
 mod tests;
