@@ -1,6 +1,7 @@
 use super::*;
 use crate::analysis::expr::Value;
 use serde_json::json;
+use sluice_api::analysis::RunSummary;
 
 /// The planner with nothing remembered beyond the status (a freshly started controller).
 fn plan_run(
