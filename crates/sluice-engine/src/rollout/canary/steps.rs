@@ -22,14 +22,14 @@ impl<'a> Planner<'a> {
             .and_then(|i| self.steps.get(i))
     }
 
-    /// The status names another template or other steps than the current ones.
+    /// The template or the steps changed since the status was written: a new update.
     pub(super) fn update_started(&self, new: usize) -> bool {
         self.prev.current_pod_hash.as_deref() != Some(self.rs[new].hash)
             || self.prev.current_step_hash.as_deref() != Some(self.step_hash.as_str())
     }
 
     /// An update to an existing ReplicaSet begins: the status starts over (see
-    /// `reset_for_update`) and, on a Rollout without one yet, Progressing says which
+    /// `reset_for_update`) and, when there is no Progressing condition yet, one says which
     /// ReplicaSet was found.
     pub(super) fn start_update(&mut self, status: &mut RolloutStatus, new: usize) {
         self.reset_for_update(status);
