@@ -272,63 +272,12 @@ fn lex(src: &str) -> Result<Vec<Token>, String> {
             continue;
         }
         if c.is_ascii_digit() {
-            let start = i;
-            let mut is_float = false;
-            if c == '0' && i + 1 < chars.len() && matches!(chars[i + 1], 'x' | 'X') {
-                i += 2;
-                while i < chars.len() && (chars[i].is_ascii_hexdigit() || chars[i] == '_') {
-                    i += 1;
-                }
-                let digits: String = chars[start + 2..i].iter().filter(|c| **c != '_').collect();
-                let n = i64::from_str_radix(&digits, 16)
-                    .map_err(|_| format!("invalid number literal at column {col}"))?;
-                out.push(Token {
-                    kind: TokKind::Number(Value::Int(n)),
-                    col,
-                });
-                continue;
-            }
-            while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
-                i += 1;
-            }
-            // A '.' followed by a digit continues the number; `1..2` is a range, `1.x` is not ours.
-            if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
-                is_float = true;
-                i += 1;
-                while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
-                    i += 1;
-                }
-            }
-            if i < chars.len() && matches!(chars[i], 'e' | 'E') {
-                let mut j = i + 1;
-                if j < chars.len() && matches!(chars[j], '+' | '-') {
-                    j += 1;
-                }
-                if j < chars.len() && chars[j].is_ascii_digit() {
-                    is_float = true;
-                    i = j;
-                    while i < chars.len() && chars[i].is_ascii_digit() {
-                        i += 1;
-                    }
-                }
-            }
-            let text: String = chars[start..i].iter().filter(|c| **c != '_').collect();
-            let value = if is_float {
-                Value::Float(
-                    text.parse()
-                        .map_err(|_| format!("invalid number literal {text:?} at column {col}"))?,
-                )
-            } else {
-                Value::Int(
-                    text.parse().map_err(|_| {
-                        format!("integer literal {text} out of range at column {col}")
-                    })?,
-                )
-            };
+            let (value, next) = lex_number(&chars, i)?;
             out.push(Token {
                 kind: TokKind::Number(value),
                 col,
             });
+            i = next;
             continue;
         }
         if c.is_alphabetic() || c == '_' || c == '$' {
@@ -354,19 +303,12 @@ fn lex(src: &str) -> Result<Vec<Token>, String> {
             continue;
         }
         if c == '`' {
-            let start = i + 1;
-            let mut j = start;
-            while j < chars.len() && chars[j] != '`' {
-                j += 1;
-            }
-            if j >= chars.len() {
-                return Err(format!("unterminated string starting at column {col}"));
-            }
+            let (s, next) = lex_raw(&chars, i)?;
             out.push(Token {
-                kind: TokKind::Str(chars[start..j].iter().collect()),
+                kind: TokKind::Str(s),
                 col,
             });
-            i = j + 1;
+            i = next;
             continue;
         }
         let rest: String = chars[i..chars.len().min(i + 2)].iter().collect();
@@ -389,6 +331,76 @@ fn lex(src: &str) -> Result<Vec<Token>, String> {
         i += op.chars().count();
     }
     Ok(out)
+}
+
+/// A number literal at `start`: decimal, `0x` hex, with `_` separators, a fraction and an
+/// exponent. Returns it and the index after it.
+fn lex_number(chars: &[char], start: usize) -> Result<(Value, usize), String> {
+    let col = start + 1;
+    let mut i = start;
+    let mut is_float = false;
+    if chars[i] == '0' && i + 1 < chars.len() && matches!(chars[i + 1], 'x' | 'X') {
+        i += 2;
+        while i < chars.len() && (chars[i].is_ascii_hexdigit() || chars[i] == '_') {
+            i += 1;
+        }
+        let digits: String = chars[start + 2..i].iter().filter(|c| **c != '_').collect();
+        let n = i64::from_str_radix(&digits, 16)
+            .map_err(|_| format!("invalid number literal at column {col}"))?;
+        return Ok((Value::Int(n), i));
+    }
+    while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
+        i += 1;
+    }
+    // A '.' followed by a digit continues the number; `1..2` is a range, `1.x` is not ours.
+    if i + 1 < chars.len() && chars[i] == '.' && chars[i + 1].is_ascii_digit() {
+        is_float = true;
+        i += 1;
+        while i < chars.len() && (chars[i].is_ascii_digit() || chars[i] == '_') {
+            i += 1;
+        }
+    }
+    if i < chars.len() && matches!(chars[i], 'e' | 'E') {
+        let mut j = i + 1;
+        if j < chars.len() && matches!(chars[j], '+' | '-') {
+            j += 1;
+        }
+        if j < chars.len() && chars[j].is_ascii_digit() {
+            is_float = true;
+            i = j;
+            while i < chars.len() && chars[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+    }
+    let text: String = chars[start..i].iter().filter(|c| **c != '_').collect();
+    let value = if is_float {
+        Value::Float(
+            text.parse()
+                .map_err(|_| format!("invalid number literal {text:?} at column {col}"))?,
+        )
+    } else {
+        Value::Int(
+            text.parse()
+                .map_err(|_| format!("integer literal {text} out of range at column {col}"))?,
+        )
+    };
+    Ok((value, i))
+}
+
+/// A backquoted string at `start`: no escapes. Returns it and the index after it.
+fn lex_raw(chars: &[char], start: usize) -> Result<(String, usize), String> {
+    let mut j = start + 1;
+    while j < chars.len() && chars[j] != '`' {
+        j += 1;
+    }
+    if j >= chars.len() {
+        return Err(format!(
+            "unterminated string starting at column {}",
+            start + 1
+        ));
+    }
+    Ok((chars[start + 1..j].iter().collect(), j + 1))
 }
 
 fn lex_quoted(chars: &[char], start: usize) -> Result<(String, usize), String> {
@@ -1034,38 +1046,10 @@ fn check(node: &Node, depth: usize) -> Result<Ty, String> {
             }
             Ty::Unknown
         }
-        Node::Not(e) => {
-            let t = check(e, d)?;
-            if t.known() && t != Ty::Bool {
-                return Err(format!(
-                    "invalid operation: ! (mismatched type {})",
-                    t.name()
-                ));
-            }
-            Ty::Bool
-        }
-        Node::Neg(e) | Node::Plus(e) => {
-            let t = check(e, d)?;
-            if t.known() && !t.numeric() {
-                return Err(format!(
-                    "invalid operation: - (mismatched type {})",
-                    t.name()
-                ));
-            }
-            t
-        }
-        Node::And(l, r) | Node::Or(l, r) => {
-            let op = if matches!(node, Node::And(..)) {
-                "and"
-            } else {
-                "or"
-            };
-            let (lt, rt) = (check(l, d)?, check(r, d)?);
-            if (lt.known() && lt != Ty::Bool) || (rt.known() && rt != Ty::Bool) {
-                return Err(mismatched(op, lt, rt));
-            }
-            Ty::Bool
-        }
+        Node::Not(e) => check_not(check(e, d)?)?,
+        Node::Neg(e) | Node::Plus(e) => check_sign(check(e, d)?)?,
+        Node::And(l, r) => check_logical("and", check(l, d)?, check(r, d)?)?,
+        Node::Or(l, r) => check_logical("or", check(l, d)?, check(r, d)?)?,
         Node::Coalesce(l, r) => {
             let (lt, rt) = (check(l, d)?, check(r, d)?);
             if lt == Ty::Nil { rt } else { Ty::Unknown }
@@ -1096,61 +1080,98 @@ fn check(node: &Node, depth: usize) -> Result<Ty, String> {
                 .iter()
                 .map(|a| check(a, d))
                 .collect::<Result<Vec<_>, _>>()?;
-            match func {
-                Func::Len => {
-                    if ts[0].known() && !matches!(ts[0], Ty::String | Ty::List | Ty::Map) {
-                        return Err(format!("invalid argument for len (type {})", ts[0].name()));
-                    }
-                    Ty::Int
-                }
-                Func::AsInt => Ty::Int,
-                Func::AsFloat => Ty::Float,
-                Func::IsNaN | Func::IsInf => {
-                    if ts[0].known() && !ts[0].numeric() {
-                        let name = if *func == Func::IsNaN {
-                            "isNaN"
-                        } else {
-                            "isInf"
-                        };
-                        return Err(format!(
-                            "cannot use {} as argument (type float64) to call {name}",
-                            ts[0].name()
-                        ));
-                    }
-                    Ty::Bool
-                }
-                Func::IsNil => Ty::Bool,
-                Func::Default => Ty::Unknown,
-                Func::Abs => {
-                    if ts[0].known() && !ts[0].numeric() {
-                        return Err(format!("invalid argument for abs (type {})", ts[0].name()));
-                    }
-                    ts[0]
-                }
-                Func::Max | Func::Min | Func::Sum | Func::First | Func::Last => Ty::Unknown,
-                Func::Int => Ty::Int,
-                Func::Float | Func::Ceil | Func::Floor | Func::Round => Ty::Float,
-                Func::Str | Func::Lower | Func::Upper | Func::Trim => Ty::String,
-            }
+            check_call(*func, &ts)?
         }
-        Node::Predicate(pred, list, body) => {
-            let lt = check(list, d)?;
-            if lt.known() && !matches!(lt, Ty::List | Ty::Nil) {
-                return Err(format!("cannot iterate over {}", lt.name()));
+        Node::Predicate(pred, list, body) => check_predicate(*pred, list, body, d)?,
+    })
+}
+
+fn check_not(t: Ty) -> Result<Ty, String> {
+    if t.known() && t != Ty::Bool {
+        return Err(format!(
+            "invalid operation: ! (mismatched type {})",
+            t.name()
+        ));
+    }
+    Ok(Ty::Bool)
+}
+
+/// Unary `-` and `+` take a number (the error says `-` for both).
+fn check_sign(t: Ty) -> Result<Ty, String> {
+    if t.known() && !t.numeric() {
+        return Err(format!(
+            "invalid operation: - (mismatched type {})",
+            t.name()
+        ));
+    }
+    Ok(t)
+}
+
+fn check_logical(op: &str, lt: Ty, rt: Ty) -> Result<Ty, String> {
+    if (lt.known() && lt != Ty::Bool) || (rt.known() && rt != Ty::Bool) {
+        return Err(mismatched(op, lt, rt));
+    }
+    Ok(Ty::Bool)
+}
+
+/// The type a builtin returns, given its arguments' types; an argument of a known type the
+/// builtin rejects is an error.
+fn check_call(func: Func, ts: &[Ty]) -> Result<Ty, String> {
+    Ok(match func {
+        Func::Len => {
+            if ts[0].known() && !matches!(ts[0], Ty::String | Ty::List | Ty::Map) {
+                return Err(format!("invalid argument for len (type {})", ts[0].name()));
             }
-            let bt = check(body, d)?;
-            if *pred != Pred::Map && bt.known() && bt != Ty::Bool {
+            Ty::Int
+        }
+        Func::AsInt => Ty::Int,
+        Func::AsFloat => Ty::Float,
+        Func::IsNaN | Func::IsInf => {
+            if ts[0].known() && !ts[0].numeric() {
+                let name = if func == Func::IsNaN {
+                    "isNaN"
+                } else {
+                    "isInf"
+                };
                 return Err(format!(
-                    "predicate should return boolean (got {})",
-                    bt.name()
+                    "cannot use {} as argument (type float64) to call {name}",
+                    ts[0].name()
                 ));
             }
-            match pred {
-                Pred::Filter | Pred::Map => Ty::List,
-                Pred::Count => Ty::Int,
-                _ => Ty::Bool,
-            }
+            Ty::Bool
         }
+        Func::IsNil => Ty::Bool,
+        Func::Default => Ty::Unknown,
+        Func::Abs => {
+            if ts[0].known() && !ts[0].numeric() {
+                return Err(format!("invalid argument for abs (type {})", ts[0].name()));
+            }
+            ts[0]
+        }
+        Func::Max | Func::Min | Func::Sum | Func::First | Func::Last => Ty::Unknown,
+        Func::Int => Ty::Int,
+        Func::Float | Func::Ceil | Func::Floor | Func::Round => Ty::Float,
+        Func::Str | Func::Lower | Func::Upper | Func::Trim => Ty::String,
+    })
+}
+
+/// A predicate iterates over a list and its body returns a bool (`map` excepted).
+fn check_predicate(pred: Pred, list: &Node, body: &Node, d: usize) -> Result<Ty, String> {
+    let lt = check(list, d)?;
+    if lt.known() && !matches!(lt, Ty::List | Ty::Nil) {
+        return Err(format!("cannot iterate over {}", lt.name()));
+    }
+    let bt = check(body, d)?;
+    if pred != Pred::Map && bt.known() && bt != Ty::Bool {
+        return Err(format!(
+            "predicate should return boolean (got {})",
+            bt.name()
+        ));
+    }
+    Ok(match pred {
+        Pred::Filter | Pred::Map => Ty::List,
+        Pred::Count => Ty::Int,
+        _ => Ty::Bool,
     })
 }
 
@@ -1275,72 +1296,16 @@ fn eval(node: &Node, env: &Env<'_>) -> Result<Value, String> {
             let i = eval(index, env)?;
             fetch_index(&o, &i)?
         }
-        Node::Not(e) => match eval(e, env)? {
-            Value::Bool(b) => Value::Bool(!b),
-            other => {
-                return Err(format!(
-                    "invalid operation: ! (mismatched type {})",
-                    other.type_name()
-                ));
-            }
-        },
-        Node::Neg(e) => match eval(e, env)? {
-            Value::Int(i) => Value::Int(i.wrapping_neg()),
-            Value::Float(f) => Value::Float(-f),
-            other => {
-                return Err(format!(
-                    "invalid operation: - (mismatched type {})",
-                    other.type_name()
-                ));
-            }
-        },
-        Node::Plus(e) => match eval(e, env)? {
-            v @ (Value::Int(_) | Value::Float(_)) => v,
-            other => {
-                return Err(format!(
-                    "invalid operation: + (mismatched type {})",
-                    other.type_name()
-                ));
-            }
-        },
-        Node::And(l, r) | Node::Or(l, r) => {
-            let is_and = matches!(node, Node::And(..));
-            let op = if is_and { "and" } else { "or" };
-            let lv = eval(l, env)?;
-            let Value::Bool(lb) = lv else {
-                return Err(format!(
-                    "invalid operation: {op} (mismatched type {})",
-                    lv.type_name()
-                ));
-            };
-            if lb != is_and {
-                // `false and _` / `true or _` short-circuit as in expr-lang.
-                return Ok(Value::Bool(lb));
-            }
-            match eval(r, env)? {
-                Value::Bool(rb) => Value::Bool(rb),
-                other => {
-                    return Err(format!(
-                        "invalid operation: {op} (mismatched type {})",
-                        other.type_name()
-                    ));
-                }
-            }
-        }
+        Node::Not(e) => not(eval(e, env)?)?,
+        Node::Neg(e) => negate(eval(e, env)?)?,
+        Node::Plus(e) => plus(eval(e, env)?)?,
+        Node::And(l, r) => logical(true, l, r, env)?,
+        Node::Or(l, r) => logical(false, l, r, env)?,
         Node::Coalesce(l, r) => match eval(l, env)? {
             Value::Nil => eval(r, env)?,
             v => v,
         },
-        Node::Cond(c, a, b) => match eval(c, env)? {
-            Value::Bool(true) => eval(a, env)?,
-            Value::Bool(false) => eval(b, env)?,
-            other => {
-                return Err(format!(
-                    "non-bool expression (type {}) used as condition",
-                    other.type_name()
-                ));
-            }
-        },
+        Node::Cond(c, a, b) => conditional(c, a, b, env)?,
         Node::Binary(op, l, r) => {
             let lv = eval(l, env)?;
             let rv = eval(r, env)?;
@@ -1362,6 +1327,72 @@ fn eval(node: &Node, env: &Env<'_>) -> Result<Value, String> {
             predicate(*pred, &items, body, env)?
         }
     })
+}
+
+/// `c ? a : b`: only the branch taken is evaluated.
+fn conditional(c: &Node, a: &Node, b: &Node, env: &Env<'_>) -> Result<Value, String> {
+    match eval(c, env)? {
+        Value::Bool(true) => eval(a, env),
+        Value::Bool(false) => eval(b, env),
+        other => Err(format!(
+            "non-bool expression (type {}) used as condition",
+            other.type_name()
+        )),
+    }
+}
+
+fn not(v: Value) -> Result<Value, String> {
+    match v {
+        Value::Bool(b) => Ok(Value::Bool(!b)),
+        other => Err(format!(
+            "invalid operation: ! (mismatched type {})",
+            other.type_name()
+        )),
+    }
+}
+
+fn plus(v: Value) -> Result<Value, String> {
+    match v {
+        v @ (Value::Int(_) | Value::Float(_)) => Ok(v),
+        other => Err(format!(
+            "invalid operation: + (mismatched type {})",
+            other.type_name()
+        )),
+    }
+}
+
+fn negate(v: Value) -> Result<Value, String> {
+    match v {
+        Value::Int(i) => Ok(Value::Int(i.wrapping_neg())),
+        Value::Float(f) => Ok(Value::Float(-f)),
+        other => Err(format!(
+            "invalid operation: - (mismatched type {})",
+            other.type_name()
+        )),
+    }
+}
+
+/// `and` (`is_and`) or `or`: both sides must be bools; `false and _` and `true or _`
+/// short-circuit as in expr-lang, so the right side is then not evaluated at all.
+fn logical(is_and: bool, l: &Node, r: &Node, env: &Env<'_>) -> Result<Value, String> {
+    let op = if is_and { "and" } else { "or" };
+    let lv = eval(l, env)?;
+    let Value::Bool(lb) = lv else {
+        return Err(format!(
+            "invalid operation: {op} (mismatched type {})",
+            lv.type_name()
+        ));
+    };
+    if lb != is_and {
+        return Ok(Value::Bool(lb));
+    }
+    match eval(r, env)? {
+        Value::Bool(rb) => Ok(Value::Bool(rb)),
+        other => Err(format!(
+            "invalid operation: {op} (mismatched type {})",
+            other.type_name()
+        )),
+    }
 }
 
 fn fetch_field(o: &Value, name: &str, optional: bool) -> Result<Value, String> {
@@ -1447,23 +1478,7 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, String> {
         BinOp::Eq => Value::Bool(equal(l, r)),
         BinOp::Ne => Value::Bool(!equal(l, r)),
         BinOp::Lt | BinOp::Le | BinOp::Gt | BinOp::Ge => {
-            let ord = match (l, r) {
-                (Value::Int(x), Value::Int(y)) => x.partial_cmp(y),
-                (Value::String(x), Value::String(y)) => x.partial_cmp(y),
-                _ => match (l.as_f64(), r.as_f64()) {
-                    (Some(x), Some(y)) => x.partial_cmp(&y),
-                    _ => return Err(bad()),
-                },
-            };
-            use std::cmp::Ordering::*;
-            // NaN compares false with everything, as in Go.
-            Value::Bool(match (op, ord) {
-                (_, None) => false,
-                (BinOp::Lt, Some(o)) => o == Less,
-                (BinOp::Le, Some(o)) => o != Greater,
-                (BinOp::Gt, Some(o)) => o == Greater,
-                (_, Some(o)) => o != Less,
-            })
+            Value::Bool(compare(op, l, r).ok_or_else(bad)?)
         }
         BinOp::In | BinOp::NotIn => {
             let found = match r {
@@ -1518,204 +1533,263 @@ fn binary(op: BinOp, l: &Value, r: &Value) -> Result<Value, String> {
     })
 }
 
+/// `<`, `<=`, `>`, `>=` on two numbers (ints, floats or both) or two strings; `None` for
+/// other types.
+fn compare(op: BinOp, l: &Value, r: &Value) -> Option<bool> {
+    let ord = match (l, r) {
+        (Value::Int(x), Value::Int(y)) => x.partial_cmp(y),
+        (Value::String(x), Value::String(y)) => x.partial_cmp(y),
+        _ => {
+            let (x, y) = float_pair(l, r)?;
+            x.partial_cmp(&y)
+        }
+    };
+    use std::cmp::Ordering::*;
+    // NaN compares false with everything, as in Go.
+    Some(match (op, ord) {
+        (_, None) => false,
+        (BinOp::Lt, Some(o)) => o == Less,
+        (BinOp::Le, Some(o)) => o != Greater,
+        (BinOp::Gt, Some(o)) => o == Greater,
+        (_, Some(o)) => o != Less,
+    })
+}
+
 fn float_pair(l: &Value, r: &Value) -> Option<(f64, f64)> {
     Some((l.as_f64()?, r.as_f64()?))
 }
 
+/// A builtin applied to its evaluated arguments (arity was checked at parse time).
 fn call(func: Func, args: &[Value], result: &Value) -> Result<Value, String> {
     let arg = &args[0];
-    Ok(match func {
-        Func::Len => Value::Int(match arg {
-            Value::String(s) => s.chars().count() as i64,
-            Value::List(l) => l.len() as i64,
-            Value::Map(m) => m.len() as i64,
-            other => {
-                return Err(format!(
-                    "invalid argument for len (type {})",
-                    other.type_name()
-                ));
-            }
-        }),
-        Func::AsInt => Value::Int(match arg {
-            Value::Int(i) => *i,
-            Value::Float(f) => *f as i64,
-            Value::String(s) => s
-                .parse()
-                .map_err(|_| format!("strconv.ParseInt: parsing {s:?}: invalid syntax"))?,
-            other => {
-                return Err(format!(
-                    "asInt() not supported on {} {other}",
-                    other.type_name()
-                ));
-            }
-        }),
-        Func::AsFloat => Value::Float(match arg {
-            Value::Int(i) => *i as f64,
-            Value::Float(f) => *f,
-            Value::String(s) => s
-                .parse()
-                .map_err(|_| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))?,
-            other => {
-                return Err(format!(
-                    "asFloat() not supported on {} {other}",
-                    other.type_name()
-                ));
-            }
-        }),
-        Func::IsNaN | Func::IsInf => {
-            let name = if func == Func::IsNaN {
-                "isNaN"
-            } else {
-                "isInf"
-            };
-            let f = arg.as_f64().ok_or_else(|| {
-                format!(
-                    "cannot use {} as argument (type float64) to call {name}",
-                    arg.type_name()
-                )
-            })?;
-            Value::Bool(if func == Func::IsNaN {
-                f.is_nan()
-            } else {
-                f.is_infinite()
-            })
-        }
+    match func {
+        Func::Len => len(arg),
+        Func::AsInt => as_int(arg),
+        Func::AsFloat => as_float(arg),
+        Func::IsNaN | Func::IsInf => is_nan_or_inf(func, arg),
         // Upstream binds these to the measured value, not to their argument.
-        Func::IsNil => Value::Bool(result.is_nil()),
-        Func::Default => {
-            if result.is_nil() {
-                args[1].clone()
-            } else {
-                result.clone()
-            }
-        }
-        Func::Abs => match arg {
-            Value::Int(i) => Value::Int(i.wrapping_abs()),
-            Value::Float(f) => Value::Float(f.abs()),
-            other => {
-                return Err(format!(
-                    "invalid argument for abs (type {})",
-                    other.type_name()
-                ));
-            }
-        },
-        Func::Max | Func::Min => {
-            let name = if func == Func::Max { "max" } else { "min" };
-            // One list argument means "of its elements", as expr-lang 1.17.
-            let items = match args {
-                [Value::List(items)] => items.as_slice(),
-                _ => args,
-            };
-            let mut best: Option<&Value> = None;
-            for item in items {
-                let f = item.as_f64().ok_or_else(|| {
-                    format!("invalid argument for {name} (type {})", item.type_name())
-                })?;
-                let better = best.is_none_or(|b| {
-                    let bf = b.as_f64().unwrap_or(f64::NAN);
-                    if func == Func::Max { f > bf } else { f < bf }
-                });
-                if better {
-                    best = Some(item);
-                }
-            }
-            best.cloned().unwrap_or(Value::Nil)
-        }
-        Func::Sum => {
-            let Value::List(items) = arg else {
-                return Err(format!(
-                    "invalid argument for sum (type {})",
-                    arg.type_name()
-                ));
-            };
-            let mut int_sum: i64 = 0;
-            let mut float_sum: f64 = 0.0;
-            let mut any_float = false;
-            for item in items {
-                match item {
-                    Value::Int(i) => int_sum = int_sum.wrapping_add(*i),
-                    Value::Float(f) => {
-                        any_float = true;
-                        float_sum += f;
-                    }
-                    other => {
-                        return Err(format!(
-                            "invalid argument for sum (type {})",
-                            other.type_name()
-                        ));
-                    }
-                }
-            }
-            if any_float {
-                Value::Float(float_sum + int_sum as f64)
-            } else {
-                Value::Int(int_sum)
-            }
-        }
-        Func::First | Func::Last => match arg {
-            Value::List(items) => {
-                let item = if func == Func::First {
-                    items.first()
-                } else {
-                    items.last()
-                };
-                item.cloned().unwrap_or(Value::Nil)
-            }
-            other => {
-                return Err(format!(
-                    "invalid argument for {} (type {})",
-                    if func == Func::First { "first" } else { "last" },
-                    other.type_name()
-                ));
-            }
-        },
-        Func::Int => Value::Int(match arg {
-            Value::Int(i) => *i,
-            Value::Float(f) => *f as i64,
-            Value::String(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| format!("strconv.Atoi: parsing {s:?}: invalid syntax"))?,
-            other => return Err(format!("invalid operation: int({})", other.type_name())),
+        Func::IsNil => Ok(Value::Bool(result.is_nil())),
+        Func::Default => Ok(if result.is_nil() {
+            args[1].clone()
+        } else {
+            result.clone()
         }),
-        Func::Float => Value::Float(match arg {
-            Value::Int(i) => *i as f64,
-            Value::Float(f) => *f,
-            Value::String(s) => s
-                .trim()
-                .parse()
-                .map_err(|_| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))?,
-            other => return Err(format!("invalid operation: float({})", other.type_name())),
-        }),
-        Func::Str => Value::String(match arg {
+        Func::Abs => abs(arg),
+        Func::Max | Func::Min => extremum(func, args),
+        Func::Sum => sum(arg),
+        Func::First | Func::Last => first_or_last(func, arg),
+        Func::Int => to_int(arg),
+        Func::Float => to_float(arg),
+        Func::Str => Ok(Value::String(match arg {
             Value::String(s) => s.clone(),
             Value::Nil => "<nil>".to_string(),
             other => other.to_string(),
-        }),
-        Func::Lower | Func::Upper | Func::Trim => match arg {
-            Value::String(s) => Value::String(match func {
-                Func::Lower => s.to_lowercase(),
-                Func::Upper => s.to_uppercase(),
-                _ => s.trim().to_string(),
-            }),
+        })),
+        Func::Lower | Func::Upper | Func::Trim => string_case(func, arg),
+        Func::Ceil | Func::Floor | Func::Round => rounding(func, arg),
+    }
+}
+
+fn len(arg: &Value) -> Result<Value, String> {
+    Ok(Value::Int(match arg {
+        Value::String(s) => s.chars().count() as i64,
+        Value::List(l) => l.len() as i64,
+        Value::Map(m) => m.len() as i64,
+        other => {
+            return Err(format!(
+                "invalid argument for len (type {})",
+                other.type_name()
+            ));
+        }
+    }))
+}
+
+/// Argo's `asInt`: strings parse strictly (Go's `strconv.ParseInt`).
+fn as_int(arg: &Value) -> Result<Value, String> {
+    Ok(Value::Int(match arg {
+        Value::Int(i) => *i,
+        Value::Float(f) => *f as i64,
+        Value::String(s) => s
+            .parse()
+            .map_err(|_| format!("strconv.ParseInt: parsing {s:?}: invalid syntax"))?,
+        other => {
+            return Err(format!(
+                "asInt() not supported on {} {other}",
+                other.type_name()
+            ));
+        }
+    }))
+}
+
+fn as_float(arg: &Value) -> Result<Value, String> {
+    Ok(Value::Float(match arg {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::String(s) => s
+            .parse()
+            .map_err(|_| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))?,
+        other => {
+            return Err(format!(
+                "asFloat() not supported on {} {other}",
+                other.type_name()
+            ));
+        }
+    }))
+}
+
+fn is_nan_or_inf(func: Func, arg: &Value) -> Result<Value, String> {
+    let name = if func == Func::IsNaN {
+        "isNaN"
+    } else {
+        "isInf"
+    };
+    let f = arg.as_f64().ok_or_else(|| {
+        format!(
+            "cannot use {} as argument (type float64) to call {name}",
+            arg.type_name()
+        )
+    })?;
+    Ok(Value::Bool(if func == Func::IsNaN {
+        f.is_nan()
+    } else {
+        f.is_infinite()
+    }))
+}
+
+fn abs(arg: &Value) -> Result<Value, String> {
+    match arg {
+        Value::Int(i) => Ok(Value::Int(i.wrapping_abs())),
+        Value::Float(f) => Ok(Value::Float(f.abs())),
+        other => Err(format!(
+            "invalid argument for abs (type {})",
+            other.type_name()
+        )),
+    }
+}
+
+/// `max`/`min` of the arguments, or of the elements of a single list argument (as
+/// expr-lang 1.17); the winning value keeps its type.
+fn extremum(func: Func, args: &[Value]) -> Result<Value, String> {
+    let name = if func == Func::Max { "max" } else { "min" };
+    let items = match args {
+        [Value::List(items)] => items.as_slice(),
+        _ => args,
+    };
+    let mut best: Option<&Value> = None;
+    for item in items {
+        let f = item
+            .as_f64()
+            .ok_or_else(|| format!("invalid argument for {name} (type {})", item.type_name()))?;
+        let better = best.is_none_or(|b| {
+            let bf = b.as_f64().unwrap_or(f64::NAN);
+            if func == Func::Max { f > bf } else { f < bf }
+        });
+        if better {
+            best = Some(item);
+        }
+    }
+    Ok(best.cloned().unwrap_or(Value::Nil))
+}
+
+/// The sum of a list: an int while every element is one, else a float.
+fn sum(arg: &Value) -> Result<Value, String> {
+    let Value::List(items) = arg else {
+        return Err(format!(
+            "invalid argument for sum (type {})",
+            arg.type_name()
+        ));
+    };
+    let mut int_sum: i64 = 0;
+    let mut float_sum: f64 = 0.0;
+    let mut any_float = false;
+    for item in items {
+        match item {
+            Value::Int(i) => int_sum = int_sum.wrapping_add(*i),
+            Value::Float(f) => {
+                any_float = true;
+                float_sum += f;
+            }
             other => {
                 return Err(format!(
-                    "invalid argument for string function (type {})",
+                    "invalid argument for sum (type {})",
                     other.type_name()
                 ));
             }
-        },
-        Func::Ceil | Func::Floor | Func::Round => {
-            let f = arg.as_f64().ok_or_else(|| {
-                format!("invalid argument for rounding (type {})", arg.type_name())
-            })?;
-            Value::Float(match func {
-                Func::Ceil => f.ceil(),
-                Func::Floor => f.floor(),
-                _ => f.round(),
-            })
         }
+    }
+    Ok(if any_float {
+        Value::Float(float_sum + int_sum as f64)
+    } else {
+        Value::Int(int_sum)
     })
+}
+
+fn first_or_last(func: Func, arg: &Value) -> Result<Value, String> {
+    match arg {
+        Value::List(items) => {
+            let item = if func == Func::First {
+                items.first()
+            } else {
+                items.last()
+            };
+            Ok(item.cloned().unwrap_or(Value::Nil))
+        }
+        other => Err(format!(
+            "invalid argument for {} (type {})",
+            if func == Func::First { "first" } else { "last" },
+            other.type_name()
+        )),
+    }
+}
+
+/// expr-lang's `int`: strings are trimmed first (Go's `strconv.Atoi`).
+fn to_int(arg: &Value) -> Result<Value, String> {
+    Ok(Value::Int(match arg {
+        Value::Int(i) => *i,
+        Value::Float(f) => *f as i64,
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("strconv.Atoi: parsing {s:?}: invalid syntax"))?,
+        other => return Err(format!("invalid operation: int({})", other.type_name())),
+    }))
+}
+
+fn to_float(arg: &Value) -> Result<Value, String> {
+    Ok(Value::Float(match arg {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        Value::String(s) => s
+            .trim()
+            .parse()
+            .map_err(|_| format!("strconv.ParseFloat: parsing {s:?}: invalid syntax"))?,
+        other => return Err(format!("invalid operation: float({})", other.type_name())),
+    }))
+}
+
+fn string_case(func: Func, arg: &Value) -> Result<Value, String> {
+    match arg {
+        Value::String(s) => Ok(Value::String(match func {
+            Func::Lower => s.to_lowercase(),
+            Func::Upper => s.to_uppercase(),
+            _ => s.trim().to_string(),
+        })),
+        other => Err(format!(
+            "invalid argument for string function (type {})",
+            other.type_name()
+        )),
+    }
+}
+
+fn rounding(func: Func, arg: &Value) -> Result<Value, String> {
+    let f = arg
+        .as_f64()
+        .ok_or_else(|| format!("invalid argument for rounding (type {})", arg.type_name()))?;
+    Ok(Value::Float(match func {
+        Func::Ceil => f.ceil(),
+        Func::Floor => f.floor(),
+        _ => f.round(),
+    }))
 }
 
 fn predicate(pred: Pred, items: &[Value], body: &Node, env: &Env<'_>) -> Result<Value, String> {

@@ -10,34 +10,35 @@
 //! template ReplicaSets stay up for `scaleDownDelaySeconds` (annotation
 //! `scale-down-deadline`), then go to zero and their Services are deleted; unfinished
 //! AnalysisRuns are terminated. Garbage collection removes everything with the Experiment.
+//!
+//! This file holds the phase machine; `templates` (ReplicaSets, Services, template statuses)
+//! and `analyses` (AnalysisRuns) are the `impl Planner` blocks it calls per template and per
+//! analysis.
+
+mod analyses;
+mod templates;
+#[cfg(test)]
+mod tests;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetSpec};
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
-use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::args::{
-    AVAILABLE_AT_VAR, FINISHED_AT_VAR, pod_template_hash_var, replica_set_name_var, substitute,
-};
-use super::validate::{SpecError, resolve_templates, validate};
-use crate::analysis::template::new_run_spec;
-use crate::rollout::hash::pod_template_hash;
+use super::validate::{SpecError, validate};
 use crate::rollout::plan::EventType;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplateSpec};
-use sluice_api::common::{
-    AnalysisPhase, Argument, CONTROLLER_INSTANCE_ID_LABEL, POD_TEMPLATE_HASH_LABEL,
-    SCALE_DOWN_DEADLINE_ANNOTATION,
-};
+use sluice_api::common::AnalysisPhase;
 use sluice_api::experiment::{
-    Experiment, ExperimentAnalysisRunStatus, ExperimentAnalysisTemplateRef, ExperimentCondition,
-    ExperimentConditionType, ExperimentStatus, TemplateSpec, TemplateStatus, TemplateStatusCode,
+    Experiment, ExperimentCondition, ExperimentConditionType, ExperimentStatus, TemplateSpec,
+    TemplateStatusCode,
 };
 use sluice_api::k8s::conditions;
+use templates::replica_counts;
 
 /// Annotation on an Experiment's ReplicaSets and Services: the Experiment's name.
 pub const EXPERIMENT_NAME_ANNOTATION: &str = "experiment.argoproj.io/name";
@@ -455,14 +456,6 @@ impl<'a> Planner<'a> {
             .any(|a| a.is_required_for_completion())
     }
 
-    fn template_rs(&self, t: &TemplateSpec) -> Option<&'a ReplicaSet> {
-        self.obs.template_replica_set(t)
-    }
-
-    fn template_service(&self, t: &TemplateSpec) -> Option<&'a Service> {
-        self.obs.template_service(t)
-    }
-
     fn owner_ref(&self) -> OwnerReference {
         OwnerReference {
             api_version: "argoproj.io/v1alpha1".to_string(),
@@ -471,504 +464,6 @@ impl<'a> Planner<'a> {
             uid: self.ex.metadata.uid.clone().unwrap_or_default(),
             controller: Some(true),
             block_owner_deletion: Some(true),
-        }
-    }
-
-    fn owned_annotations(&self, template: &str) -> BTreeMap<String, String> {
-        BTreeMap::from([
-            (EXPERIMENT_NAME_ANNOTATION.to_string(), self.name.clone()),
-            (TEMPLATE_NAME_ANNOTATION.to_string(), template.to_string()),
-        ])
-    }
-
-    fn new_replica_set(
-        &self,
-        t: &TemplateSpec,
-        collision_count: Option<i32>,
-        replicas: i32,
-    ) -> ReplicaSet {
-        let hash = pod_template_hash(&t.template, collision_count);
-        let mut template = t.template.clone();
-        let labels = template
-            .metadata
-            .get_or_insert_with(Default::default)
-            .labels
-            .get_or_insert_with(Default::default);
-        labels.insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash.clone());
-        let rs_labels = labels.clone();
-        let mut selector = t.selector.clone();
-        selector
-            .match_labels
-            .get_or_insert_with(Default::default)
-            .insert(POD_TEMPLATE_HASH_LABEL.to_string(), hash);
-        ReplicaSet {
-            metadata: ObjectMeta {
-                name: Some(replica_set_name(&self.name, &t.name)),
-                namespace: self.ex.metadata.namespace.clone(),
-                labels: Some(rs_labels),
-                annotations: Some(self.owned_annotations(&t.name)),
-                owner_references: Some(vec![self.owner_ref()]),
-                ..Default::default()
-            },
-            spec: Some(ReplicaSetSpec {
-                replicas: Some(replicas),
-                min_ready_seconds: t.min_ready_seconds.filter(|s| *s != 0),
-                selector,
-                template: Some(template),
-            }),
-            status: None,
-        }
-    }
-
-    /// A Service selecting the template ReplicaSet's pods, one port per container port.
-    /// `None` when the pods expose no port (a Service needs at least one).
-    fn new_service(&self, t: &TemplateSpec, rs: &ReplicaSet) -> Option<Service> {
-        let pod_spec = rs.spec.as_ref()?.template.as_ref()?.spec.as_ref()?;
-        let ports: Vec<ServicePort> = pod_spec
-            .containers
-            .iter()
-            .flat_map(|c| c.ports.iter().flatten())
-            .map(|p| ServicePort {
-                name: p.name.clone().filter(|n| !n.is_empty()),
-                protocol: p.protocol.clone(),
-                port: p.container_port,
-                target_port: Some(IntOrString::Int(p.container_port)),
-                ..Default::default()
-            })
-            .collect();
-        if ports.is_empty() {
-            return None;
-        }
-        let name = service_name(&self.name, t);
-        Some(Service {
-            metadata: ObjectMeta {
-                name: Some(name),
-                namespace: self.ex.metadata.namespace.clone(),
-                annotations: Some(self.owned_annotations(&t.name)),
-                owner_references: Some(vec![self.owner_ref()]),
-                ..Default::default()
-            },
-            spec: Some(ServiceSpec {
-                selector: rs.metadata.labels.clone(),
-                ports: Some(ports),
-                ..Default::default()
-            }),
-            status: None,
-        })
-    }
-
-    fn reconcile_template(
-        &mut self,
-        t: &TemplateSpec,
-        finished: bool,
-        terminating: bool,
-        passed: bool,
-    ) {
-        let prev = self
-            .prev
-            .template_statuses
-            .iter()
-            .flatten()
-            .find(|s| s.name == t.name)
-            .cloned();
-        let mut ts = prev.clone().unwrap_or_else(|| TemplateStatus {
-            name: t.name.clone(),
-            ..Default::default()
-        });
-        let desired = if finished { 0 } else { t.replicas() };
-        let rs = self.template_rs(t);
-        let svc = self.template_service(t);
-        let wanted_rs = replica_set_name(&self.name, &t.name);
-        match rs {
-            None if self.obs.foreign_replica_sets.contains(&wanted_rs) => {
-                if !template_completed(ts.status.as_ref()) {
-                    ts.status = Some(TemplateStatusCode::Error);
-                    ts.message = Some(format!(
-                        "Failed to create ReplicaSet for template '{}': replicaset {wanted_rs:?} already exists and is not controlled by this experiment",
-                        t.name
-                    ));
-                }
-            }
-            None => {
-                if !terminating {
-                    let new = self.new_replica_set(t, ts.collision_count, desired);
-                    ts.pod_template_hash = new
-                        .metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
-                        .cloned();
-                    ts.last_transition_time = Some(self.now.clone());
-                    let rs_name = new.metadata.name.clone().unwrap_or_default();
-                    self.changes
-                        .push(ExperimentChange::CreateReplicaSet(Box::new(new)));
-                    if desired > 0 {
-                        self.changes.push(event(
-                            EventType::Normal,
-                            "NewReplicaSetCreated",
-                            format!("Created new replica set {rs_name:?} with size {desired}"),
-                        ));
-                    }
-                }
-            }
-            Some(rs) => {
-                let rs_name = rs.metadata.name.clone().unwrap_or_default();
-                ts.pod_template_hash = rs
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
-                    .cloned();
-                let current = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
-                let target = if desired == 0 && current != 0 {
-                    self.scale_down_target(rs, &rs_name, current)
-                } else {
-                    desired
-                };
-                if target != current {
-                    let op = if target > current { "up" } else { "down" };
-                    self.changes.push(ExperimentChange::ScaleReplicaSet {
-                        name: rs_name.clone(),
-                        from: current,
-                        replicas: target,
-                    });
-                    self.changes.push(event(
-                        EventType::Normal,
-                        "ScalingReplicaSet",
-                        format!("Scaled {op} ReplicaSet {rs_name} from {current} to {target}"),
-                    ));
-                    ts.last_transition_time = Some(self.now.clone());
-                }
-                match (&t.service, svc) {
-                    (Some(_), None) if desired != 0 => {
-                        if let Some(new) = self.new_service(t, rs) {
-                            let svc_name = new.metadata.name.clone().unwrap_or_default();
-                            if self.obs.foreign_services.contains(&svc_name) {
-                                if !template_completed(ts.status.as_ref()) {
-                                    ts.status = Some(TemplateStatusCode::Error);
-                                    ts.message = Some(format!(
-                                        "Failed to create Service {svc_name} for template '{}': service already exists and is not owned by this experiment",
-                                        t.name
-                                    ));
-                                }
-                            } else {
-                                ts.service_name = Some(svc_name);
-                                self.changes
-                                    .push(ExperimentChange::CreateService(Box::new(new)));
-                            }
-                        }
-                    }
-                    (Some(_), Some(s)) if target != 0 => {
-                        ts.service_name = s.metadata.name.clone();
-                    }
-                    (_, Some(s)) => {
-                        self.changes.push(ExperimentChange::DeleteService {
-                            name: s.metadata.name.clone().unwrap_or_default(),
-                        });
-                        ts.service_name = None;
-                    }
-                    (_, None) => ts.service_name = None,
-                }
-            }
-        }
-        let counts = rs.and_then(|r| r.status.as_ref());
-        ts.replicas = counts.map_or(0, |s| s.replicas);
-        ts.updated_replicas = ts.replicas;
-        ts.ready_replicas = counts.and_then(|s| s.ready_replicas).unwrap_or(0);
-        ts.available_replicas = counts.and_then(|s| s.available_replicas).unwrap_or(0);
-        let progressed = prev.as_ref().is_none_or(|p| {
-            (
-                p.replicas,
-                p.updated_replicas,
-                p.ready_replicas,
-                p.available_replicas,
-            ) != (
-                ts.replicas,
-                ts.updated_replicas,
-                ts.ready_replicas,
-                ts.available_replicas,
-            )
-        });
-        if progressed && prev.is_some() {
-            ts.last_transition_time = Some(self.now.clone());
-        }
-
-        if !template_completed(ts.status.as_ref()) {
-            let deadline_secs = self.ex.spec.progress_deadline_seconds();
-            if desired == ts.available_replicas {
-                ts.status = Some(if passed || terminating {
-                    TemplateStatusCode::Successful
-                } else {
-                    TemplateStatusCode::Running
-                });
-            } else {
-                let from = ts
-                    .last_transition_time
-                    .clone()
-                    .unwrap_or_else(|| self.now.clone());
-                let deadline = plus_secs(&from, i64::from(deadline_secs));
-                if secs(&self.now) > secs(&deadline) {
-                    ts.status = Some(TemplateStatusCode::Failed);
-                    ts.message = Some(format!(
-                        "Template '{}' exceeded its progressDeadlineSeconds ({deadline_secs})",
-                        t.name
-                    ));
-                } else if terminating {
-                    ts.status = Some(TemplateStatusCode::Successful);
-                } else {
-                    ts.status = Some(TemplateStatusCode::Progressing);
-                }
-            }
-        }
-        let prev_code = prev.as_ref().and_then(|p| p.status.clone());
-        if prev_code != ts.status {
-            let to = ts.status.as_ref().map(|s| s.as_str()).unwrap_or("");
-            let mut msg = format!(
-                "Template '{}' transitioned from {} -> {to}",
-                t.name,
-                prev_code.as_ref().map(|s| s.as_str()).unwrap_or("")
-            );
-            if let Some(m) = ts.message.as_deref().filter(|m| !m.is_empty()) {
-                msg = format!("{msg}: {m}");
-            }
-            let type_ = match ts.status {
-                Some(TemplateStatusCode::Failed | TemplateStatusCode::Error) => EventType::Warning,
-                _ => EventType::Normal,
-            };
-            self.changes
-                .push(event(type_, format!("Template{to}"), msg));
-        }
-        let list = self.status.template_statuses.get_or_insert_with(Vec::new);
-        match list.iter_mut().find(|s| s.name == ts.name) {
-            Some(s) => *s = ts,
-            None => list.push(ts),
-        }
-    }
-
-    /// The replicas a finished experiment's ReplicaSet should have now: zero once its
-    /// `scale-down-deadline` passed (or with no delay), else unchanged (stamping the
-    /// deadline first if missing).
-    fn scale_down_target(&mut self, rs: &ReplicaSet, rs_name: &str, current: i32) -> i32 {
-        let delay = i64::from(self.ex.spec.scale_down_delay_seconds());
-        let existing = annotation(rs, SCALE_DOWN_DEADLINE_ANNOTATION);
-        if delay <= 0 {
-            if existing.is_some() {
-                self.changes.push(ExperimentChange::SetScaleDownDeadline {
-                    name: rs_name.to_string(),
-                    deadline: None,
-                });
-            }
-            return 0;
-        }
-        match existing {
-            None => {
-                let deadline = plus_secs(&self.now, delay);
-                self.changes.push(ExperimentChange::SetScaleDownDeadline {
-                    name: rs_name.to_string(),
-                    deadline: Some(deadline.0.to_string()),
-                });
-                self.requeue_in(Duration::from_secs(delay.unsigned_abs()));
-                current
-            }
-            Some(text) => match text.parse::<Timestamp>() {
-                Ok(at) => match duration_until(&self.now, &Time(at)) {
-                    Some(left) => {
-                        self.requeue_in(left);
-                        current
-                    }
-                    None => 0,
-                },
-                // An unreadable deadline must not keep pods up forever.
-                Err(_) => 0,
-            },
-        }
-    }
-
-    /// Values for the experiment placeholders in analysis args.
-    fn arg_vars(&self) -> BTreeMap<String, String> {
-        let mut vars = BTreeMap::new();
-        if let Some(at) = &self.status.available_at {
-            vars.insert(AVAILABLE_AT_VAR.to_string(), at.0.to_string());
-            if let Some(end) = self.ends_at(&self.status) {
-                vars.insert(FINISHED_AT_VAR.to_string(), end.0.to_string());
-            }
-        }
-        for t in &self.ex.spec.templates {
-            if let Some(rs) = self.template_rs(t) {
-                if let Some(h) = rs
-                    .metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(POD_TEMPLATE_HASH_LABEL))
-                {
-                    vars.insert(pod_template_hash_var(&t.name), h.clone());
-                }
-                vars.insert(
-                    replica_set_name_var(&t.name),
-                    rs.metadata.name.clone().unwrap_or_default(),
-                );
-            }
-        }
-        vars
-    }
-
-    fn new_analysis_run(&self, a: &ExperimentAnalysisTemplateRef) -> Result<AnalysisRun, String> {
-        let vars = self.arg_vars();
-        let mut args = Vec::new();
-        for arg in a.args.iter().flatten() {
-            let value = match &arg.value {
-                Some(v) => Some(substitute(v, &vars).map_err(|e| e.to_string())?),
-                None => None,
-            };
-            args.push(Argument {
-                name: arg.name.clone(),
-                value,
-                value_from: arg.value_from.clone(),
-            });
-        }
-        let templates = resolve_templates(self.obs, a)?;
-        let spec = new_run_spec(
-            &templates,
-            &args,
-            self.ex.spec.dry_run.as_deref().unwrap_or_default(),
-            self.ex
-                .spec
-                .measurement_retention
-                .as_deref()
-                .unwrap_or_default(),
-        )
-        .map_err(|e| e.to_string())?;
-        let mut labels = BTreeMap::new();
-        if let Some(id) = self
-            .ex
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(CONTROLLER_INSTANCE_ID_LABEL))
-        {
-            labels.insert(CONTROLLER_INSTANCE_ID_LABEL.to_string(), id.clone());
-        }
-        let mut annotations = BTreeMap::new();
-        if let Some(md) = &self.ex.spec.analysis_run_metadata {
-            labels.extend(md.labels.clone().unwrap_or_default());
-            annotations.extend(md.annotations.clone().unwrap_or_default());
-        }
-        let mut run = AnalysisRun::new(&analysis_run_name(&self.name, &a.name), spec);
-        run.metadata.namespace = self.ex.metadata.namespace.clone();
-        run.metadata.labels = (!labels.is_empty()).then_some(labels);
-        run.metadata.annotations = (!annotations.is_empty()).then_some(annotations);
-        run.metadata.owner_references = Some(vec![self.owner_ref()]);
-        Ok(run)
-    }
-
-    fn reconcile_analysis(&mut self, a: &ExperimentAnalysisTemplateRef, terminating: bool) {
-        let prev = self
-            .prev
-            .analysis_runs
-            .iter()
-            .flatten()
-            .find(|r| r.name == a.name)
-            .cloned();
-        // Runs start once every template is available (in the status this reconcile read,
-        // so the placeholders see the ReplicaSets).
-        if self.prev.available_at.is_none() && prev.is_none() {
-            return;
-        }
-        let mut rs = prev.clone().unwrap_or_else(|| ExperimentAnalysisRunStatus {
-            name: a.name.clone(),
-            ..Default::default()
-        });
-        let run_name = analysis_run_name(&self.name, &a.name);
-        if rs.analysis_run.is_empty() {
-            let existing = self
-                .obs
-                .analysis_runs
-                .iter()
-                .find(|r| r.metadata.name.as_deref() == Some(run_name.as_str()));
-            if let Some(run) = existing {
-                // Created by an earlier reconcile whose status write was lost.
-                rs.analysis_run = run_name;
-                let st = run.status.clone().unwrap_or_default();
-                rs.phase = st.phase;
-                rs.message = st.message;
-            } else if terminating {
-                return;
-            } else {
-                match self.new_analysis_run(a) {
-                    Ok(run) => {
-                        rs.analysis_run = run_name;
-                        rs.phase = AnalysisPhase::Pending;
-                        rs.message = None;
-                        self.changes
-                            .push(ExperimentChange::CreateAnalysisRun(Box::new(run)));
-                    }
-                    Err(e) => {
-                        rs.phase = AnalysisPhase::Error;
-                        rs.message = Some(format!(
-                            "Failed to create AnalysisRun for analysis '{}': {e}",
-                            a.name
-                        ));
-                    }
-                }
-            }
-        } else if !rs.phase.is_completed() {
-            match self
-                .obs
-                .analysis_runs
-                .iter()
-                .find(|r| r.metadata.name.as_deref() == Some(rs.analysis_run.as_str()))
-            {
-                None => {
-                    rs.phase = AnalysisPhase::Error;
-                    rs.message = Some(format!("AnalysisRun {:?} not found", rs.analysis_run));
-                }
-                Some(run) => {
-                    let st = run.status.clone().unwrap_or_default();
-                    if terminating && !st.phase.is_completed() {
-                        if !run.spec.is_terminated() {
-                            self.changes.push(ExperimentChange::TerminateAnalysisRun {
-                                name: rs.analysis_run.clone(),
-                            });
-                            self.changes.push(event(
-                                EventType::Normal,
-                                "AnalysisRunTerminating",
-                                format!("Terminating {} ({})", a.name, rs.analysis_run),
-                            ));
-                        }
-                    } else {
-                        rs.phase = st.phase;
-                        rs.message = st.message;
-                    }
-                }
-            }
-        }
-        let prev_phase = prev.as_ref().map(|p| p.phase.clone());
-        if prev_phase.as_ref() != Some(&rs.phase) {
-            let mut msg = format!(
-                "AnalysisRun '{}' transitioned from {} -> {}",
-                a.name,
-                prev_phase.as_ref().map(|p| p.as_str()).unwrap_or(""),
-                rs.phase.as_str()
-            );
-            if let Some(m) = rs.message.as_deref().filter(|m| !m.is_empty()) {
-                msg = format!("{msg}: {m}");
-            }
-            let type_ = match rs.phase {
-                AnalysisPhase::Failed | AnalysisPhase::Error | AnalysisPhase::Inconclusive => {
-                    EventType::Warning
-                }
-                _ => EventType::Normal,
-            };
-            self.changes.push(event(
-                type_,
-                format!("AnalysisRun{}", rs.phase.as_str()),
-                msg,
-            ));
-        }
-        let list = self.status.analysis_runs.get_or_insert_with(Vec::new);
-        match list.iter_mut().find(|r| r.name == rs.name) {
-            Some(r) => *r = rs,
-            None => list.push(rs),
         }
     }
 
@@ -1117,19 +612,9 @@ impl<'a> Planner<'a> {
             return true;
         }
         old.iter().any(|o| {
-            new.iter().find(|n| n.name == o.name).is_some_and(|n| {
-                (
-                    o.replicas,
-                    o.updated_replicas,
-                    o.ready_replicas,
-                    o.available_replicas,
-                ) != (
-                    n.replicas,
-                    n.updated_replicas,
-                    n.ready_replicas,
-                    n.available_replicas,
-                )
-            })
+            new.iter()
+                .find(|n| n.name == o.name)
+                .is_some_and(|n| replica_counts(o) != replica_counts(n))
         })
     }
 
@@ -1207,13 +692,8 @@ fn new_condition(
     }
 }
 
-/// Upstream `SetExperimentCondition`: unchanged status and reason → keep the existing one;
-/// unchanged status → keep its lastTransitionTime.
-/// Kubernetes' condition rule, as upstream applies it to Experiments.
+/// Upstream `SetExperimentCondition`, which is Kubernetes' condition rule
+/// (`sluice_api::k8s::conditions`).
 fn set_condition(status: &mut ExperimentStatus, c: ExperimentCondition) {
     conditions::set(status.conditions.get_or_insert_with(Vec::new), c);
 }
-
-#[cfg(test)]
-#[path = "plan_tests.rs"]
-mod tests;

@@ -83,62 +83,70 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), SpecError> {
     if spec.scale_down_delay_seconds() < 0 {
         return Err(err("spec.scaleDownDelaySeconds", "must not be negative"));
     }
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (i, t) in spec.templates.iter().enumerate() {
-        let field = format!("spec.templates[{i}]");
-        if t.name.is_empty() {
-            return Err(err(format!("{field}.name"), "must not be empty"));
-        }
-        if let Some(j) = seen.insert(t.name.as_str(), i) {
-            return Err(err(
-                format!("{field}.name"),
-                format!(
-                    "duplicate template name {:?} (also spec.templates[{j}])",
-                    t.name
-                ),
-            ));
-        }
-        if t.replicas() < 0 {
-            return Err(err(format!("{field}.replicas"), "must not be negative"));
-        }
-        if t.min_ready_seconds.unwrap_or(0) > deadline {
-            return Err(err(
-                format!("{field}.minReadySeconds"),
-                format!("must not be longer than progressDeadlineSeconds ({deadline})"),
-            ));
-        }
-        let sel = &t.selector;
-        if selector::is_empty(sel) {
+    for i in 0..spec.templates.len() {
+        validate_template(spec, i)?;
+    }
+    Ok(())
+}
+
+/// `spec.templates[i]`: a unique name, sane counts, and a selector that selects its own
+/// pods and no other template's.
+fn validate_template(spec: &ExperimentSpec, i: usize) -> Result<(), SpecError> {
+    let t = &spec.templates[i];
+    let deadline = spec.progress_deadline_seconds();
+    let field = format!("spec.templates[{i}]");
+    if t.name.is_empty() {
+        return Err(err(format!("{field}.name"), "must not be empty"));
+    }
+    if let Some(j) = spec.templates[..i].iter().position(|o| o.name == t.name) {
+        return Err(err(
+            format!("{field}.name"),
+            format!(
+                "duplicate template name {:?} (also spec.templates[{j}])",
+                t.name
+            ),
+        ));
+    }
+    if t.replicas() < 0 {
+        return Err(err(format!("{field}.replicas"), "must not be negative"));
+    }
+    if t.min_ready_seconds.unwrap_or(0) > deadline {
+        return Err(err(
+            format!("{field}.minReadySeconds"),
+            format!("must not be longer than progressDeadlineSeconds ({deadline})"),
+        ));
+    }
+    let sel = &t.selector;
+    if selector::is_empty(sel) {
+        return Err(err(
+            format!("{field}.selector"),
+            "must not be empty: an empty selector selects every pod in the namespace",
+        ));
+    }
+    let labels = template_labels(spec, i);
+    match selector::matches(Some(sel), &labels) {
+        Ok(true) => {}
+        Ok(false) => {
             return Err(err(
                 format!("{field}.selector"),
-                "must not be empty: an empty selector selects every pod in the namespace",
+                format!("does not match the labels of {field}.template.metadata.labels"),
             ));
         }
-        let labels = template_labels(spec, i);
-        match selector::matches(Some(sel), &labels) {
-            Ok(true) => {}
-            Ok(false) => {
-                return Err(err(
-                    format!("{field}.selector"),
-                    format!("does not match the labels of {field}.template.metadata.labels"),
-                ));
-            }
-            Err(e) => return Err(err(format!("{field}.selector"), e.to_string())),
-        }
-        for (j, other) in spec.templates[..i].iter().enumerate() {
-            let mine_selects_theirs =
-                selector::matches(Some(sel), &template_labels(spec, j)).unwrap_or(false);
-            let theirs_selects_mine =
-                selector::matches(Some(&other.selector), &labels).unwrap_or(false);
-            if mine_selects_theirs || theirs_selects_mine {
-                return Err(err(
-                    format!("{field}.selector"),
-                    format!(
-                        "overlaps with the selector of template {:?} (spec.templates[{j}]); each template's selector must select only its own pods",
-                        other.name
-                    ),
-                ));
-            }
+        Err(e) => return Err(err(format!("{field}.selector"), e.to_string())),
+    }
+    for (j, other) in spec.templates[..i].iter().enumerate() {
+        let mine_selects_theirs =
+            selector::matches(Some(sel), &template_labels(spec, j)).unwrap_or(false);
+        let theirs_selects_mine =
+            selector::matches(Some(&other.selector), &labels).unwrap_or(false);
+        if mine_selects_theirs || theirs_selects_mine {
+            return Err(err(
+                format!("{field}.selector"),
+                format!(
+                    "overlaps with the selector of template {:?} (spec.templates[{j}]); each template's selector must select only its own pods",
+                    other.name
+                ),
+            ));
         }
     }
     Ok(())

@@ -9,7 +9,8 @@
 //! - [`replicas`]: maxSurge/maxUnavailable and the weight → replica-count math.
 //! - [`hash`]: pod-template and step hashes, semantic template equality.
 //! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
-//! - [`canary`]: the step machine.
+//! - [`canary`]: the step machine, one file per stage under `canary/` (replica sets,
+//!   scaling, pause, steps, status, ...).
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.

@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::observed::Observed;
 use super::replicas::Limits;
 use sluice_api::k8s::selector::{is_empty as selects_everything, matches as selector_matches};
-use sluice_api::rollout::RolloutSpec;
+use sluice_api::rollout::{CanaryStep, CanaryStrategy, RolloutSpec};
 
 /// Why a Rollout cannot be reconciled.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -110,6 +110,21 @@ pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
 
 /// Checks a Rollout spec on its own.
 pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
+    validate_strategy(spec)?;
+    validate_selector(spec)?;
+    let Some(canary) = spec.canary() else {
+        return Ok(());
+    };
+    validate_canary(spec, canary)?;
+    for (i, step) in spec.steps().iter().enumerate() {
+        validate_step(i, step)?;
+    }
+    Ok(())
+}
+
+/// One strategy, a non-negative replica count, a template or a workloadRef (not both), and
+/// nothing Sluice does not run yet.
+fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let strategy = spec.strategy.as_ref();
     if strategy.is_none_or(|s| s.canary.is_none() && s.blue_green.is_none()) {
         return Err(invalid(
@@ -140,6 +155,11 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
             return Err(invalid(feature.field, "is not supported by Sluice yet"));
         }
     }
+    Ok(())
+}
+
+/// A template, and a non-empty selector that matches its labels.
+fn validate_selector(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let Some(template) = spec.template.as_ref() else {
         return Err(invalid(
             "spec.template",
@@ -174,10 +194,12 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
         }
         Err(e) => return Err(invalid("spec.selector.matchExpressions", e.to_string())),
     }
+    Ok(())
+}
 
-    let Some(canary) = spec.canary() else {
-        return Ok(());
-    };
+/// The canary's own fields: nothing that needs traffic routing, usable surge/unavailable
+/// limits, a known replicaProgressThreshold type.
+fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), InvalidSpec> {
     if canary.traffic_routing.is_none() {
         for feature in TRAFFIC_ROUTING_ONLY {
             if (feature.present)(spec) {
@@ -220,53 +242,56 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
             format!("must be \"Percent\" or \"Pods\", got {:?}", t.type_),
         ));
     }
-    for (i, step) in spec.steps().iter().enumerate() {
-        let field = format!("spec.strategy.canary.steps[{i}]");
-        let keys = step.keys();
-        match keys.as_slice() {
-            [] => {
-                return Err(invalid(
-                    field,
-                    "a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
-                ));
-            }
-            [key] => {
-                if UNSUPPORTED_STEP_KINDS.contains(key) {
-                    return Err(invalid(
-                        format!("{field}.{key}"),
-                        "is not supported by Sluice yet",
-                    ));
-                }
-            }
-            _ => {
-                return Err(invalid(
-                    field,
-                    format!(
-                        "a step must set exactly one key, found {}",
-                        keys.join(" and ")
-                    ),
-                ));
-            }
-        }
-        if let Some(w) = step.set_weight
-            && !(0..=100).contains(&w)
-        {
+    Ok(())
+}
+
+/// `steps[i]`: exactly one supported kind, with a valid weight or pause duration.
+fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
+    let field = format!("spec.strategy.canary.steps[{i}]");
+    let keys = step.keys();
+    match keys.as_slice() {
+        [] => {
             return Err(invalid(
-                format!("{field}.setWeight"),
-                format!("must be between 0 and 100, got {w}"),
+                field,
+                "a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
             ));
         }
-        if let Some(pause) = &step.pause
-            && let Err(e) = pause.duration()
-        {
+        [key] => {
+            if UNSUPPORTED_STEP_KINDS.contains(key) {
+                return Err(invalid(
+                    format!("{field}.{key}"),
+                    "is not supported by Sluice yet",
+                ));
+            }
+        }
+        _ => {
             return Err(invalid(
-                format!("{field}.pause.duration"),
+                field,
                 format!(
-                    "invalid duration {:?}: use a non-negative number of seconds or a duration such as \"30s\" or \"1h\"",
-                    e.value
+                    "a step must set exactly one key, found {}",
+                    keys.join(" and ")
                 ),
             ));
         }
+    }
+    if let Some(w) = step.set_weight
+        && !(0..=100).contains(&w)
+    {
+        return Err(invalid(
+            format!("{field}.setWeight"),
+            format!("must be between 0 and 100, got {w}"),
+        ));
+    }
+    if let Some(pause) = &step.pause
+        && let Err(e) = pause.duration()
+    {
+        return Err(invalid(
+            format!("{field}.pause.duration"),
+            format!(
+                "invalid duration {:?}: use a non-negative number of seconds or a duration such as \"30s\" or \"1h\"",
+                e.value
+            ),
+        ));
     }
     Ok(())
 }

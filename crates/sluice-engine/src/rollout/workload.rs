@@ -27,7 +27,7 @@ use super::plan::{Change, Plan};
 use super::replicas::Limits;
 use super::validate::InvalidSpec;
 use sluice_api::common::{
-    SCALE_DOWN_NEVER, SCALE_DOWN_ON_SUCCESS, SCALE_DOWN_PROGRESSIVELY,
+    ObjectRef, SCALE_DOWN_NEVER, SCALE_DOWN_ON_SUCCESS, SCALE_DOWN_PROGRESSIVELY,
     WORKLOAD_GENERATION_ANNOTATION,
 };
 use sluice_api::k8s::selector;
@@ -82,41 +82,7 @@ pub fn resolve(observed: &Observed) -> Result<Observed, InvalidSpec> {
             "must be empty when spec.workloadRef is set",
         ));
     }
-    let kind = reference.kind.as_deref().unwrap_or_default();
-    let name = reference.name.as_deref().unwrap_or_default();
-    let Some(&(_, api_version)) = SUPPORTED_KINDS.iter().find(|(k, _)| *k == kind) else {
-        return Err(invalid(
-            "spec.workloadRef.kind",
-            format!("{kind:?} is not supported: must be Deployment, ReplicaSet or PodTemplate"),
-        ));
-    };
-    if let Some(v) = reference.api_version.as_deref()
-        && v != api_version
-    {
-        return Err(invalid(
-            "spec.workloadRef.apiVersion",
-            format!("{v:?} does not serve {kind}: use {api_version:?}"),
-        ));
-    }
-    if name.is_empty() {
-        return Err(invalid("spec.workloadRef.name", "must be set"));
-    }
-    match reference.scale_down.as_deref() {
-        None | Some(SCALE_DOWN_NEVER) => {}
-        Some(SCALE_DOWN_ON_SUCCESS | SCALE_DOWN_PROGRESSIVELY) if kind == "Deployment" => {}
-        Some(SCALE_DOWN_ON_SUCCESS | SCALE_DOWN_PROGRESSIVELY) => {
-            return Err(invalid(
-                "spec.workloadRef.scaleDown",
-                format!("only a Deployment can be scaled down, not a {kind}: use \"never\""),
-            ));
-        }
-        Some(other) => {
-            return Err(invalid(
-                "spec.workloadRef.scaleDown",
-                format!("{other:?} is not one of \"never\", \"onsuccess\", \"progressively\""),
-            ));
-        }
-    }
+    let (kind, name) = check_reference(reference)?;
     let Some(workload) = observed.workload.as_ref() else {
         return Err(invalid(
             "spec.workloadRef",
@@ -159,6 +125,47 @@ pub fn resolve(observed: &Observed) -> Result<Observed, InvalidSpec> {
         resolved.outside_pods = scale.spec.max(scale.pods).max(0);
     }
     Ok(resolved)
+}
+
+/// The reference on its own: a supported kind with its apiVersion, a name, and a scaleDown
+/// mode the kind allows. Returns the kind and name.
+fn check_reference(reference: &ObjectRef) -> Result<(&str, &str), InvalidSpec> {
+    let kind = reference.kind.as_deref().unwrap_or_default();
+    let name = reference.name.as_deref().unwrap_or_default();
+    let Some(&(_, api_version)) = SUPPORTED_KINDS.iter().find(|(k, _)| *k == kind) else {
+        return Err(invalid(
+            "spec.workloadRef.kind",
+            format!("{kind:?} is not supported: must be Deployment, ReplicaSet or PodTemplate"),
+        ));
+    };
+    if let Some(v) = reference.api_version.as_deref()
+        && v != api_version
+    {
+        return Err(invalid(
+            "spec.workloadRef.apiVersion",
+            format!("{v:?} does not serve {kind}: use {api_version:?}"),
+        ));
+    }
+    if name.is_empty() {
+        return Err(invalid("spec.workloadRef.name", "must be set"));
+    }
+    match reference.scale_down.as_deref() {
+        None | Some(SCALE_DOWN_NEVER) => {}
+        Some(SCALE_DOWN_ON_SUCCESS | SCALE_DOWN_PROGRESSIVELY) if kind == "Deployment" => {}
+        Some(SCALE_DOWN_ON_SUCCESS | SCALE_DOWN_PROGRESSIVELY) => {
+            return Err(invalid(
+                "spec.workloadRef.scaleDown",
+                format!("only a Deployment can be scaled down, not a {kind}: use \"never\""),
+            ));
+        }
+        Some(other) => {
+            return Err(invalid(
+                "spec.workloadRef.scaleDown",
+                format!("{other:?} is not one of \"never\", \"onsuccess\", \"progressively\""),
+            ));
+        }
+    }
+    Ok((kind, name))
 }
 
 fn namespace(observed: &Observed) -> &str {

@@ -2,7 +2,9 @@ use chrono::TimeZone;
 use serde_json::{Value, json};
 
 use super::*;
+use crate::rollout::hash::pod_template_hash;
 use sluice_api::analysis::AnalysisRunStatus;
+use sluice_api::common::{POD_TEMPLATE_HASH_LABEL, SCALE_DOWN_DEADLINE_ANNOTATION};
 use sluice_api::experiment::ExperimentSpec;
 
 /// Names of every object the plan would create, .
@@ -718,7 +720,7 @@ fn a_settled_running_experiment_plans_no_changes_and_no_status_churn() {
 
 #[test]
 fn the_documented_abc_example_is_valid_and_starts_three_replica_sets_and_services() {
-    let doc = include_str!("../../../../docs/experiments.md");
+    let doc = include_str!("../../../../../docs/experiments.md");
     let start = doc.find("```yaml\n").unwrap() + "```yaml\n".len();
     let end = start + doc[start..].find("```").unwrap();
     let mut obs = ObservedExperiment::default();

@@ -6,12 +6,19 @@
 //! an abort (Failed/Error), terminates whatever is no longer current, and deletes finished
 //! ones beyond the history limits.
 
-use super::*;
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use sluice_api::common::AnalysisPhase;
+use sluice_api::rollout::{PauseReason, RolloutStatus};
+
+use super::Planner;
 use crate::rollout::analysis_runs::{
     HistoryItem, ROLLOUT_TYPE_BACKGROUND, ROLLOUT_TYPE_STEP, RunContext, RunKind, STEP_INDEX_LABEL,
     base_run_name, beyond_history, build_run, free_name, is_running, phase_of, run_status,
 };
 use crate::rollout::experiment_step::{base_experiment_name, belongs_to_step, build_experiment};
+use crate::rollout::plan::Change;
 use sluice_api::analysis::AnalysisRun;
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::{CanaryStatus, RolloutAnalysis, RolloutAnalysisRunStatus};
@@ -58,18 +65,6 @@ fn edit_canary(status: &mut RolloutStatus, f: impl FnOnce(&mut CanaryStatus)) {
 }
 
 impl<'a> Planner<'a> {
-    /// Aborted now: observed abort not being lifted, or an abort added by this plan.
-    pub(super) fn aborting(&self) -> bool {
-        self.pause.add_abort.is_some() || (self.prev.is_aborted() && !self.pause.remove_abort)
-    }
-
-    pub(super) fn has_pause(&self, reason: &PauseReason) -> bool {
-        self.prev
-            .pause_conditions()
-            .iter()
-            .any(|p| &p.reason == reason)
-    }
-
     fn run_named(&self, name: &str) -> Option<&'a AnalysisRun> {
         self.obs
             .analysis_runs
@@ -280,12 +275,6 @@ impl<'a> Planner<'a> {
             .and_then(|c| c.current_background_analysis_run_status.clone());
         self.run_phase_event(prev.as_ref(), run, ROLLOUT_TYPE_BACKGROUND);
         Some(run_status(run))
-    }
-
-    fn abort_with(&mut self, message: String) {
-        if self.pause.add_abort.is_none() {
-            self.pause.add_abort = Some(message);
-        }
     }
 
     /// Creates the run for `analysis` under the first free name (`<base>`, `<base>.1`, ...).
@@ -552,5 +541,4 @@ fn run_message(run: &AnalysisRun) -> Option<&str> {
 }
 
 #[cfg(test)]
-#[path = "canary_runs_tests.rs"]
 mod tests;

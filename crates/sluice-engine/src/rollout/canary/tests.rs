@@ -5,9 +5,11 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
+use crate::rollout::plan::MetadataPatch;
 use crate::rollout::status::{TRUE, condition};
 use crate::rollout::testing::*;
-use sluice_api::rollout::{PauseCondition, PauseReason, RolloutPhase};
+use sluice_api::common::DESIRED_REPLICAS_ANNOTATION;
+use sluice_api::rollout::{PauseCondition, PauseReason, RolloutCondition, RolloutPhase};
 
 fn phase_of(p: &Plan) -> (RolloutPhase, &str) {
     (
