@@ -44,13 +44,14 @@ use sluice_api::rollout::{
     CanaryStep, PauseReason, Rollout, RolloutConditionType as Cond, RolloutSpec, RolloutStatus,
 };
 
-use super::hash::{pod_template_hash, step_hash};
+use super::hash::step_hash;
 use super::observed::Observed;
 use super::plan::{Change, Plan};
 use super::replicas::{Limits, RsState};
 use super::status::{self as st, TRUE, condition, remove_condition, set_condition};
 use super::validate::{InvalidSpec, validate};
 use super::workload;
+use sluice_api::k8s::hash::pod_template_hash;
 
 pub use metadata::EPHEMERAL_METADATA_ANNOTATION;
 pub use services::MANAGED_BY_ROLLOUTS_ANNOTATION;

@@ -12,8 +12,6 @@ use sluice_api::common::{POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata};
 use sluice_api::k8s::hash::json_hash;
 use sluice_api::rollout::CanaryStep;
 
-pub use sluice_api::k8s::hash::pod_template_hash;
-
 /// `status.currentStepHash`: a hash of `spec.strategy.canary.steps` (`None` hashes like
 /// upstream's nil slice). For the step kinds Sluice runs (`setWeight`, `pause`) the JSON is
 /// the same as upstream's, so the hash survives a takeover from Argo Rollouts without

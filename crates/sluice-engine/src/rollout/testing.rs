@@ -13,7 +13,6 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use k8s_openapi::jiff::Timestamp;
 
 use super::canary::{MANAGED_BY_ROLLOUTS_ANNOTATION, plan_step};
-use super::hash::pod_template_hash;
 use super::observed::Observed;
 use super::plan::{Change, MetadataPatch, Plan};
 use sluice_api::analysis::{AnalysisRunStatus, AnalysisTemplate, AnalysisTemplateSpec};
@@ -22,6 +21,7 @@ use sluice_api::common::{
     POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION,
 };
 use sluice_api::experiment::ExperimentStatus;
+use sluice_api::k8s::hash::pod_template_hash;
 use sluice_api::rollout::{
     CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, RolloutAnalysisBackground, RolloutPause,
     RolloutSpec, RolloutStatus, RolloutStrategy,

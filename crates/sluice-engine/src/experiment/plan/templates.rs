@@ -17,8 +17,8 @@ use super::{
     EXPERIMENT_NAME_ANNOTATION, ExperimentChange, Planner, TEMPLATE_NAME_ANNOTATION, annotation,
     duration_until, event, plus_secs, replica_set_name, secs, service_name, template_completed,
 };
-use crate::rollout::hash::pod_template_hash;
 use crate::rollout::plan::EventType;
+use sluice_api::k8s::hash::pod_template_hash;
 
 impl<'a> Planner<'a> {
     /// One template: its ReplicaSet created, or scaled (and its Service kept in step), then

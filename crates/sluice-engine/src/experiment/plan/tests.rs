@@ -2,10 +2,10 @@ use chrono::TimeZone;
 use serde_json::{Value, json};
 
 use super::*;
-use crate::rollout::hash::pod_template_hash;
 use sluice_api::analysis::AnalysisRunStatus;
 use sluice_api::common::{POD_TEMPLATE_HASH_LABEL, SCALE_DOWN_DEADLINE_ANNOTATION};
 use sluice_api::experiment::ExperimentSpec;
+use sluice_api::k8s::hash::pod_template_hash;
 
 /// Names of every object the plan would create, .
 fn created_names(plan: &ExperimentPlan) -> BTreeSet<String> {

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use sluice_api::k8s::conditions::transition_time;
 use sluice_api::rollout::{RolloutCondition, RolloutConditionType as Cond, RolloutStatus};
 
 use super::{Planner, RsView, generation};
@@ -207,9 +208,8 @@ impl<'a> Planner<'a> {
             );
             (st::REPLICA_SET_UPDATED_REASON, message)
         };
-        let kept_transition = condition(baseline, &Cond::Progressing)
-            .filter(|c| c.status == TRUE)
-            .map(|c| c.last_transition_time.clone());
+        // The transition time is judged against the conditions this reconcile started from.
+        let since = transition_time(baseline, &Cond::Progressing, TRUE, self.now.clone());
         remove_condition(conditions, &Cond::Progressing);
         set_condition(
             conditions,
@@ -219,8 +219,8 @@ impl<'a> Planner<'a> {
             message,
             &self.now,
         );
-        if let (Some(t), Some(c)) = (kept_transition, conditions.last_mut()) {
-            c.last_transition_time = t;
+        if let Some(c) = conditions.last_mut() {
+            c.last_transition_time = since;
         }
     }
 

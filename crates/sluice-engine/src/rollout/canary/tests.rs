@@ -1074,7 +1074,7 @@ fn a_hash_collision_bumps_the_collision_count_instead_of_creating() {
     };
     let expected = format!(
         "{NAME}-{}",
-        crate::rollout::hash::pod_template_hash(&template("app:v2"), Some(1))
+        sluice_api::k8s::hash::pod_template_hash(&template("app:v2"), Some(1))
     );
     assert_eq!(created.metadata.name.as_deref(), Some(expected.as_str()));
 }

@@ -3,9 +3,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::*;
 use crate::rollout::canary::plan_step;
-use crate::rollout::hash::pod_template_hash;
 use crate::rollout::testing::{NAME, RolloutBuilder, Sim, at, hash, pause, template, weight};
 use sluice_api::common::ObjectRef;
+use sluice_api::k8s::hash::pod_template_hash;
 use sluice_api::rollout::{Rollout, RolloutConditionType, RolloutPhase};
 
 fn selector() -> LabelSelector {
