@@ -1,9 +1,13 @@
-//! The Rollout controller's cache entry: the Rollout packed ([`super::packed`]), beside
-//! the few fields the controller reads across every cached Rollout without decoding them.
+//! The Rollout controller's cache entry: the Rollout as JSON ([`Undecoded`], itself
+//! [`super::packed`]), beside the few fields the controller reads across every cached Rollout.
 //!
-//! kube-runtime's `Controller` keys its store and its queue by this type; the reconcile
-//! decodes the whole Rollout it works on. At 10,000 Rollouts the whole-struct cache was
-//! ~14 KiB a Rollout (heaptrack, 139 MB); packed it is the JSON size, ~2 KiB.
+//! kube-runtime's `Controller` keys its store and its queue by this type, and the watch
+//! decodes into it; the reconcile decodes the whole Rollout it works on. So a Rollout that
+//! does not decode (a field the types read stricter than the CRD schema, such as an int32
+//! beyond its range) is still listed and watched: only its own reconcile fails, with a
+//! Warning Event naming the field, while every other Rollout goes on. At 10,000 Rollouts the
+//! whole-struct cache was ~14 KiB a Rollout (heaptrack, 139 MB); packed it is the JSON size,
+//! ~2 KiB.
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -11,21 +15,25 @@ use std::sync::Mutex;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
-use kube::runtime::watcher;
 use serde::{Deserialize, Deserializer};
+use serde_json::Value;
 
-use super::packed::Cached;
+use crate::error::DecodeError;
 use crate::metrics::Metrics;
+use crate::undecoded::Undecoded;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::observed::Observed;
+
+/// kubectl's copy of the whole applied object: no decision reads it, and it is often the
+/// largest part of a Rollout.
+const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A cached Rollout.
 #[derive(Clone, Debug)]
 pub struct CachedRollout {
-    /// What kube-runtime keys on and the reconcile checks before decoding: name, namespace,
-    /// uid, resourceVersion, generation, deletionTimestamp.
-    meta: ObjectMeta,
-    body: Cached<Rollout>,
+    /// The Rollout as the API server sent it, minus managedFields and the last-applied
+    /// annotation; its metadata (what kube-runtime keys on) decoded.
+    body: Undecoded<Rollout>,
     /// Whether the Rollout names an AnalysisTemplate or ClusterAnalysisTemplate.
     uses_templates: bool,
     /// `spec.workloadRef` as (kind, name).
@@ -33,37 +41,50 @@ pub struct CachedRollout {
 }
 
 impl CachedRollout {
-    /// Pack `ro` for the cache.
+    /// Cache `ro`.
     pub fn new(ro: Rollout) -> Self {
-        let m = &ro.metadata;
-        let meta = ObjectMeta {
-            name: m.name.clone(),
-            namespace: m.namespace.clone(),
-            uid: m.uid.clone(),
-            resource_version: m.resource_version.clone(),
-            generation: m.generation,
-            deletion_timestamp: m.deletion_timestamp.clone(),
-            ..ObjectMeta::default()
-        };
-        let (namespaced, cluster) = Observed::referenced_templates(&ro);
-        let uses_templates = !namespaced.is_empty() || !cluster.is_empty();
-        let workload_ref = ro.spec.workload_ref.as_ref().map(|r| {
-            (
-                r.kind.clone().unwrap_or_default(),
-                r.name.clone().unwrap_or_default(),
-            )
-        });
-        Self {
-            meta,
-            body: Cached::new(ro),
-            uses_templates,
-            workload_ref,
-        }
+        let obj = serde_json::to_value(&ro).expect("a decoded Rollout encodes");
+        Self::from_json(obj).expect("a decoded Rollout has valid metadata")
     }
 
-    /// A fresh copy of the whole Rollout.
-    pub fn rollout(&self) -> Result<Rollout, serde_json::Error> {
-        self.body.get()
+    /// Cache a Rollout that is still JSON. Only invalid metadata is an error (the API server
+    /// never serves that); a body that does not decode is kept and fails its reconcile.
+    pub fn from_json(mut obj: Value) -> Result<Self, serde_json::Error> {
+        if let Some(annotations) = obj
+            .pointer_mut("/metadata/annotations")
+            .and_then(Value::as_object_mut)
+        {
+            annotations.remove(LAST_APPLIED_ANNOTATION);
+        }
+        let (uses_templates, workload_ref) = match Rollout::deserialize(&obj) {
+            Ok(ro) => {
+                let (namespaced, cluster) = Observed::referenced_templates(&ro);
+                let workload_ref = ro.spec.workload_ref.as_ref().map(|r| {
+                    (
+                        r.kind.clone().unwrap_or_default(),
+                        r.name.clone().unwrap_or_default(),
+                    )
+                });
+                (!namespaced.is_empty() || !cluster.is_empty(), workload_ref)
+            }
+            // The reconcile reports it; nothing routes to a Rollout that does not decode.
+            Err(_) => (false, None),
+        };
+        Ok(Self {
+            body: Undecoded::from_json(obj)?,
+            uses_templates,
+            workload_ref,
+        })
+    }
+
+    /// A fresh copy of the whole Rollout; a failure names the field.
+    pub fn rollout(&self) -> Result<Rollout, DecodeError> {
+        self.body.decode()
+    }
+
+    /// The Rollout still encoded, for reporting a decode failure on it.
+    pub fn undecoded(&self) -> &Undecoded<Rollout> {
+        &self.body
     }
 
     /// Whether the Rollout names any analysis template (a template change wakes it).
@@ -76,17 +97,6 @@ impl CachedRollout {
         self.workload_ref
             .as_ref()
             .is_some_and(|(k, n)| k == kind && n == name)
-    }
-
-    /// Pack the objects of a watch event of whole Rollouts.
-    pub fn pack_event(event: watcher::Event<Rollout>) -> watcher::Event<CachedRollout> {
-        match event {
-            watcher::Event::Apply(ro) => watcher::Event::Apply(Self::new(ro)),
-            watcher::Event::Delete(ro) => watcher::Event::Delete(Self::new(ro)),
-            watcher::Event::Init => watcher::Event::Init,
-            watcher::Event::InitApply(ro) => watcher::Event::InitApply(Self::new(ro)),
-            watcher::Event::InitDone => watcher::Event::InitDone,
-        }
     }
 }
 
@@ -111,19 +121,18 @@ impl Resource for CachedRollout {
     }
 
     fn meta(&self) -> &ObjectMeta {
-        &self.meta
+        self.body.meta()
     }
 
     fn meta_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.meta
+        self.body.meta_mut()
     }
 }
 
-/// kube-runtime's `Controller` asks its object type to be decodable; it decodes as a
-/// Rollout and is packed.
+/// What the watch decodes: any Rollout with valid metadata.
 impl<'de> Deserialize<'de> for CachedRollout {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Rollout::deserialize(d).map(Self::new)
+        Self::from_json(Value::deserialize(d)?).map_err(serde::de::Error::custom)
     }
 }
 
@@ -147,7 +156,7 @@ impl InfoGauges {
         let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
         let mut present = HashMap::with_capacity(seen.len());
         for cached in rollouts {
-            let m = &cached.meta;
+            let m = cached.meta();
             let key = (
                 m.namespace.clone().unwrap_or_default(),
                 m.name.clone().unwrap_or_default(),
@@ -220,6 +229,34 @@ mod tests {
         assert!(cached.references("Deployment", "web-deploy"));
         assert!(!cached.references("PodTemplate", "web-deploy"));
         assert!(!cached.references("Deployment", "other"));
+    }
+
+    #[test]
+    fn a_rollout_that_does_not_decode_is_cached_and_fails_only_when_decoded() {
+        let mut obj = serde_json::to_value(rollout("web", "7")).unwrap();
+        obj["spec"]["replicas"] = serde_json::json!(3_000_000_000_i64);
+        obj["metadata"]["annotations"] = serde_json::json!({LAST_APPLIED_ANNOTATION: "{}"});
+        let cached: CachedRollout = serde_json::from_value(obj).expect("cached anyway");
+        assert_eq!(cached.meta().name.as_deref(), Some("web"));
+        assert_eq!(cached.meta().resource_version.as_deref(), Some("7"));
+        let err = cached.rollout().expect_err("int32 out of range");
+        assert_eq!(err.what, "rollout shop/web");
+        assert_eq!(err.path.as_deref(), Some("spec.replicas"));
+    }
+
+    #[test]
+    fn the_last_applied_copy_and_managed_fields_are_not_cached() {
+        let mut obj = serde_json::to_value(rollout("web", "7")).unwrap();
+        obj["metadata"]["annotations"] =
+            serde_json::json!({LAST_APPLIED_ANNOTATION: "{}", "team": "shop"});
+        obj["metadata"]["managedFields"] = serde_json::json!([{"manager": "kubectl"}]);
+        let cached: CachedRollout = serde_json::from_value(obj).unwrap();
+        let ro = cached.rollout().unwrap();
+        assert_eq!(
+            ro.metadata.annotations,
+            Some([("team".to_string(), "shop".to_string())].into())
+        );
+        assert!(ro.metadata.managed_fields.is_none());
     }
 
     fn desired(m: &Metrics, name: &str) -> Option<String> {

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
@@ -51,17 +51,6 @@ const ROLLOUT_KIND: &str = "Rollout";
 /// snapshots, plans and API connections at once for no gain on a few cores; upstream runs
 /// 10 workers by default.
 const CONCURRENCY: u16 = 32;
-/// kubectl's copy of the whole applied object, on every `kubectl apply`d Rollout.
-const LAST_APPLIED_ANNOTATION: &str = "kubectl.kubernetes.io/last-applied-configuration";
-
-/// Drop from a cached Rollout what nothing in the controller reads.
-fn strip_rollout(ro: &mut Rollout) {
-    ro.metadata.managed_fields = None;
-    if let Some(annotations) = ro.metadata.annotations.as_mut() {
-        annotations.remove(LAST_APPLIED_ANNOTATION);
-    }
-}
-
 /// Settings of the Rollout controller.
 #[derive(Clone, Default)]
 pub struct Config {
@@ -439,9 +428,7 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     if !synced {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
-    let ro = cached
-        .rollout()
-        .map_err(DecodeError::of(format!("the cached rollout {key}")))?;
+    let ro = super::events::decode_or_warn(&ctx.events, cached.undecoded()).await?;
     let now = chrono::Utc::now();
     let observed = observe(&ro, &ctx, now).await?;
     let plan = sluice_engine::rollout::plan(&observed, now);
@@ -567,7 +554,7 @@ where
 
 /// Run the Rollout controller until `shutdown` fires.
 pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
-    let rollouts: Api<Rollout> = super::scoped_api(&client, cfg.namespace.as_deref());
+    let rollouts: Api<CachedRollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
     let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg), &client, ns);
@@ -603,14 +590,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
 /// The controller over this instance's Rollouts. The cached Rollouts drop what no decision
 /// reads and would otherwise be most of their size: managedFields and kubectl's
 /// last-applied copy of the whole object; the rest is kept packed (see `cached_rollout`).
-fn watch_rollouts(rollouts: Api<Rollout>, cfg: &Config) -> Controller<CachedRollout> {
+fn watch_rollouts(rollouts: Api<CachedRollout>, cfg: &Config) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     let (ro_store, ro_writer) = reflector::store();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
-        .modify(strip_rollout)
-        .map_ok(CachedRollout::pack_event)
         .reflect(ro_writer)
         .applied_objects();
     Controller::for_stream(ro_stream, ro_store)

@@ -1,4 +1,5 @@
-//! A malformed object fails its own reconcile and nothing else.
+//! A malformed object (Rollout, AnalysisRun or Experiment) fails its own reconcile and
+//! nothing else.
 //!
 //! The object is one an API server accepts but Sluice's types reject: an int32 field beyond
 //! its range (CRD validation does not check integer formats). Watched as typed objects, it
@@ -67,7 +68,7 @@ async fn decode_warning(client: &kube::Client, kind: &str, name: &str) -> Option
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_other_objects() {
+async fn a_malformed_rollout_analysis_run_or_experiment_does_not_stop_the_other_objects() {
     let cluster = EmbeddedCluster::start(ClusterConfig {
         port: 0,
         ..Default::default()
@@ -94,16 +95,16 @@ async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_other_objects(
     )
     .await;
 
-    create(
-        &client,
-        &sluice_api::rollout::rollout_resource(),
-        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
-               "spec": {"replicas": 1, "selector": {"matchLabels": {"app": "web"}},
-                        "template": {"metadata": {"labels": {"app": "web"}},
+    let rollout = |name: &str, replicas: i64| {
+        json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": name},
+               "spec": {"replicas": replicas, "selector": {"matchLabels": {"app": name}},
+                        "template": {"metadata": {"labels": {"app": name}},
                                      "spec": {"containers": [{"name": "web", "image": "v1"}]}},
-                        "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}}),
-    )
-    .await;
+                        "strategy": {"canary": {"steps": [{"setWeight": 50}]}}}})
+    };
+    let rollouts = sluice_api::rollout::rollout_resource();
+    create(&client, &rollouts, rollout("broken", 3_000_000_000)).await;
+    create(&client, &rollouts, rollout("web", 1)).await;
 
     let metrics = std::sync::Arc::new(sluice_controller::metrics::Metrics::new());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -162,14 +163,23 @@ async fn a_malformed_analysis_run_or_experiment_does_not_stop_the_other_objects(
         "{note}"
     );
 
-    let text = eventually("both decode failures on /metrics", async || {
+    let note = eventually("a Warning Event on the bad Rollout", async || {
+        decode_warning(&client, "Rollout", "broken").await
+    })
+    .await;
+    assert!(
+        note.contains("rollout default/broken") && note.contains("spec.replicas"),
+        "{note}"
+    );
+
+    let text = eventually("the decode failures on /metrics", async || {
         let text = reqwest::get(&endpoint).await.ok()?.text().await.ok()?;
         let counted = |controller: &str| {
             text.contains(&format!(
                 "sluice_reconcile_errors_total{{controller=\"{controller}\",reason=\"decode\"}} "
             ))
         };
-        (counted("analysisrun") && counted("experiment")).then_some(text)
+        (counted("analysisrun") && counted("experiment") && counted("rollout")).then_some(text)
     })
     .await;
     assert!(
