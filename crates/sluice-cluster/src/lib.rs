@@ -23,7 +23,6 @@ mod names;
 mod openapi;
 mod ops;
 pub mod patch;
-mod patching;
 mod persist;
 mod protobuf;
 pub mod schema;

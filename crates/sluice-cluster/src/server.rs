@@ -24,8 +24,7 @@ use super::events;
 use super::hpa;
 use super::openapi;
 use super::ops::{self, DeleteOpts, Deleted, Part, Propagation, WriteOpts};
-use super::patch::{PatchContext as PatchTarget, PatchType as PatchKind};
-use super::patching;
+use super::patch::{self, PatchContext as PatchTarget, PatchType as PatchKind};
 use super::protobuf;
 use super::selector::{Selector, field_value};
 use super::store::{EventType, State, Stored, WatchEvent};
@@ -485,7 +484,7 @@ fn resource_request(
             let api_version = t.api_version(&version);
             let fm = manager(&q, user_agent);
             let ctx = write_ctx(&t, &api_version, &fm, None);
-            patching::record_write(None, &mut obj, &ctx, &o.now);
+            patch::record_update(None, &mut obj, &ctx, &o.now);
             let created = {
                 let mut st = sh.lock();
                 ops::create(
@@ -519,7 +518,7 @@ fn resource_request(
                 let mut st = sh.lock();
                 if rp.sub.is_none() && obj.is_object() {
                     let current = st.get(&st_t.gr(), &ns, name).cloned();
-                    patching::record_write(current.as_deref(), &mut obj, &ctx, &o.now);
+                    patch::record_update(current.as_deref(), &mut obj, &ctx, &o.now);
                 }
                 match rp.sub.as_deref() {
                     Some("scale") => {
@@ -805,7 +804,7 @@ fn patch(
     let current = st.get(&st_t.gr(), ns, name).cloned();
     let Some(current) = current else {
         if kind == PatchKind::Apply && sub.is_none() {
-            let mut obj = patching::apply(kind, None, body, target)?;
+            let mut obj = patch::request::apply(kind, None, body, target)?;
             if obj["metadata"]["name"].as_str().unwrap_or(name) != name {
                 return Err(ApiError::bad_request(format!(
                     "the name of the object ({}) does not match the name on the URL ({name})",
@@ -824,7 +823,7 @@ fn patch(
     };
     if sub == Some("scale") {
         let scale = ops::scale_of(st_t, st_version, &current)?;
-        let patched = patching::apply(kind, Some(&scale), body, target)?;
+        let patched = patch::request::apply(kind, Some(&scale), body, target)?;
         return Ok((
             ops::update_scale(st, st_t, st_version, ns, name, &patched, o)?,
             false,
@@ -832,7 +831,7 @@ fn patch(
         ));
     }
     let cur = present(t, version, &current);
-    let mut patched = patching::apply(kind, Some(&cur), body, target)?;
+    let mut patched = patch::request::apply(kind, Some(&cur), body, target)?;
     // A patch is conditional only when it names a resourceVersion itself.
     if patched["metadata"]["resourceVersion"]
         .as_str()
