@@ -43,7 +43,8 @@ use serde_json::{Value, json};
 
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{controller_of, controller_ref, created};
-use super::reflects::{WriteMemo, reflects};
+use super::reflects::WriteMemo;
+use super::status::{StatusBody, changed_status, write_status};
 use super::{WorkloadsError, is_not_found};
 use sluice_api::k8s::intstr;
 use sluice_api::k8s::time::{from_time, to_time};
@@ -353,13 +354,9 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
         },
         now,
     );
-    let changed = !reflects(
-        &serde_json::to_value(&current).unwrap_or_default(),
-        &status_patch_body(&status),
-    );
     Plan {
         changes,
-        status: changed.then_some(status),
+        status: changed_status(&current, status),
         requeue_at,
     }
 }
@@ -714,17 +711,20 @@ fn status_of(
     (status, requeue_at)
 }
 
-fn status_patch_body(s: &DeploymentStatus) -> Value {
-    json!({
-        "observedGeneration": s.observed_generation,
-        "replicas": s.replicas.unwrap_or(0),
-        "updatedReplicas": s.updated_replicas.unwrap_or(0),
-        "readyReplicas": s.ready_replicas.unwrap_or(0),
-        "availableReplicas": s.available_replicas.unwrap_or(0),
-        "unavailableReplicas": s.unavailable_replicas.unwrap_or(0),
-        "collisionCount": s.collision_count,
-        "conditions": s.conditions,
-    })
+/// Every field explicit, so zeros and removed conditions are written rather than skipped.
+impl StatusBody for DeploymentStatus {
+    fn patch_body(&self) -> Value {
+        json!({
+            "observedGeneration": self.observed_generation,
+            "replicas": self.replicas.unwrap_or(0),
+            "updatedReplicas": self.updated_replicas.unwrap_or(0),
+            "readyReplicas": self.ready_replicas.unwrap_or(0),
+            "availableReplicas": self.available_replicas.unwrap_or(0),
+            "unavailableReplicas": self.unavailable_replicas.unwrap_or(0),
+            "collisionCount": self.collision_count,
+            "conditions": self.conditions,
+        })
+    }
 }
 
 /// Shared state of the Deployment controller.
@@ -823,20 +823,8 @@ pub async fn reconcile(
         }
     }
     if let Some(status) = &decision.status {
-        let body = json!({ "status": status_patch_body(status) });
-        let cached_rv = d.metadata.resource_version.as_deref();
-        if !ctx.writes.in_flight(&key, &body, cached_rv) {
-            match d_api
-                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-            {
-                Ok(written) => ctx
-                    .writes
-                    .record(&key, &body, written.metadata.resource_version),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // A Deployment deleted meanwhile (StatusWrite::Gone) is found gone on the requeue.
+        write_status(&d_api, &ctx.writes, &key, &d, status.patch_body()).await?;
     }
     Ok(decision
         .requeue_at

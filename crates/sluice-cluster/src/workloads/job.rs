@@ -23,18 +23,18 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
+use super::WorkloadsError;
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{
     controller_ref, deletion_order, is_active, is_ready, is_terminal, is_terminating, phase,
     restart_count,
 };
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::{WriteMemo, reflects};
-use super::{WorkloadsError, is_not_found};
+use super::reflects::WriteMemo;
+use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use sluice_api::k8s::time::{from_time, to_time};
 
 /// The Job controller's decision.
@@ -298,28 +298,28 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         conditions: (!conds.is_empty()).then_some(conds),
         ..Default::default()
     };
-    let changed = !reflects(
-        &serde_json::to_value(&current).unwrap_or_default(),
-        &status_patch_body(&status),
-    );
     Plan {
         changes,
-        status: changed.then_some(status),
+        status: changed_status(&current, status),
         requeue_at,
     }
 }
 
-fn status_patch_body(s: &JobStatus) -> Value {
-    json!({
-        "active": s.active.unwrap_or(0),
-        "ready": s.ready.unwrap_or(0),
-        "succeeded": s.succeeded.unwrap_or(0),
-        "failed": s.failed.unwrap_or(0),
-        "terminating": s.terminating.unwrap_or(0),
-        "startTime": s.start_time,
-        "completionTime": s.completion_time,
-        "conditions": s.conditions,
-    })
+/// The counters explicit, so zeros and removed conditions are written rather than skipped;
+/// the fields this controller does not implement are left alone.
+impl StatusBody for JobStatus {
+    fn patch_body(&self) -> Value {
+        json!({
+            "active": self.active.unwrap_or(0),
+            "ready": self.ready.unwrap_or(0),
+            "succeeded": self.succeeded.unwrap_or(0),
+            "failed": self.failed.unwrap_or(0),
+            "terminating": self.terminating.unwrap_or(0),
+            "startTime": self.start_time,
+            "completionTime": self.completion_time,
+            "conditions": self.conditions,
+        })
+    }
 }
 
 /// Shared state of the Job controller.
@@ -359,21 +359,9 @@ pub async fn reconcile(
     }
     if let Some(status) = &decision.status {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        let body = json!({ "status": status_patch_body(status) });
-        let cached_rv = job.metadata.resource_version.as_deref();
-        match if ctx.writes.in_flight(&key, &body, cached_rv) {
-            Ok(None)
-        } else {
-            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map(Some)
-        } {
-            Ok(None) => {}
-            Ok(Some(written)) => ctx
-                .writes
-                .record(&key, &body, written.metadata.resource_version),
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let written = write_status(&api, &ctx.writes, &key, &job, status.patch_body()).await?;
+        if written == StatusWrite::Gone {
+            return Ok(None);
         }
     }
     if let Some(e) = error {

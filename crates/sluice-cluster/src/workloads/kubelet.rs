@@ -40,12 +40,14 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
+use serde_json::Value;
 
 use super::informer::{Cache, ObjectKey};
-use super::reflects::{WriteMemo, reflects};
+use super::reflects::WriteMemo;
 use super::script::{Script, interpret};
+use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use super::{WorkloadsError, is_not_found};
 use sluice_api::k8s::time::{from_time, to_time};
 
@@ -462,13 +464,17 @@ pub fn plan(
         status.start_time = Some(to_time(start_at));
     }
     let wake_at = views.iter().filter_map(|v| v.wake_at).min();
-    let unchanged = serde_json::to_value(&current)
-        .ok()
-        .zip(serde_json::to_value(&status).ok())
-        .is_some_and(|(c, d)| reflects(&c, &d));
     KubeletPlan {
-        change: (!unchanged).then(|| KubeletChange::SetStatus(Box::new(status))),
+        change: changed_status(&current, status).map(|s| KubeletChange::SetStatus(Box::new(s))),
         wake_at,
+    }
+}
+
+/// The kubelet writes the status it observed as it is: what it leaves unset is not its own
+/// to clear.
+impl StatusBody for PodStatus {
+    fn patch_body(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
@@ -533,24 +539,10 @@ pub async fn reconcile(
             }
         }
         Some(KubeletChange::SetStatus(status)) => {
-            let patch = serde_json::json!({ "status": status });
-            let cached_rv = pod.metadata.resource_version.as_deref();
-            if memory.writes.in_flight(&key, &patch, cached_rv) {
-                return Ok(decision
-                    .wake_at
-                    .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)));
-            }
-            match api
-                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(written) => {
-                    memory
-                        .writes
-                        .record(&key, &patch, written.metadata.resource_version)
-                }
-                Err(e) if is_not_found(&e) => return Ok(None),
-                Err(e) => return Err(WorkloadsError::Kube(e)),
+            let written =
+                write_status(&api, &memory.writes, &key, &pod, status.patch_body()).await?;
+            if written == StatusWrite::Gone {
+                return Ok(None);
             }
         }
     }

@@ -17,16 +17,16 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
+use super::WorkloadsError;
 use super::informer::{Cache, ObjectKey};
 use super::label_selector::selects;
 use super::pod_state::{available_at, controller_ref, deletion_order, is_active, is_ready};
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::{WriteMemo, reflects};
-use super::{WorkloadsError, is_not_found};
+use super::reflects::WriteMemo;
+use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use sluice_api::k8s::time::to_time;
 
 /// The ReplicaSet controller's decision.
@@ -166,28 +166,25 @@ pub fn plan(
         conditions: (!conditions.is_empty()).then_some(conditions),
         terminating_replicas: None,
     };
-    let changed = !reflects(
-        &serde_json::to_value(&current).unwrap_or_default(),
-        &status_patch_body(&status),
-    );
     Plan {
         changes,
-        status: changed.then_some(status),
+        status: changed_status(&current, status),
         requeue_at,
     }
 }
 
-/// The status as a merge-patch body: every field explicit, so zeros and removed
-/// conditions are written rather than skipped.
-fn status_patch_body(s: &ReplicaSetStatus) -> Value {
-    json!({
-        "replicas": s.replicas,
-        "fullyLabeledReplicas": s.fully_labeled_replicas.unwrap_or(0),
-        "readyReplicas": s.ready_replicas.unwrap_or(0),
-        "availableReplicas": s.available_replicas.unwrap_or(0),
-        "observedGeneration": s.observed_generation,
-        "conditions": s.conditions,
-    })
+/// Every field explicit, so zeros and removed conditions are written rather than skipped.
+impl StatusBody for ReplicaSetStatus {
+    fn patch_body(&self) -> Value {
+        json!({
+            "replicas": self.replicas,
+            "fullyLabeledReplicas": self.fully_labeled_replicas.unwrap_or(0),
+            "readyReplicas": self.ready_replicas.unwrap_or(0),
+            "availableReplicas": self.available_replicas.unwrap_or(0),
+            "observedGeneration": self.observed_generation,
+            "conditions": self.conditions,
+        })
+    }
 }
 
 /// Shared state of the ReplicaSet controller.
@@ -259,21 +256,9 @@ pub async fn reconcile(
     }
     if let Some(status) = &decision.status {
         let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        let body = json!({ "status": status_patch_body(status) });
-        let cached_rv = rs.metadata.resource_version.as_deref();
-        match if ctx.writes.in_flight(&key, &body, cached_rv) {
-            Ok(None)
-        } else {
-            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map(Some)
-        } {
-            Ok(None) => {}
-            Ok(Some(written)) => ctx
-                .writes
-                .record(&key, &body, written.metadata.resource_version),
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let written = write_status(&api, &ctx.writes, &key, &rs, status.patch_body()).await?;
+        if written == StatusWrite::Gone {
+            return Ok(None);
         }
     }
     if let Some(e) = error {
