@@ -209,8 +209,8 @@ pub(super) fn watch(
     };
     let params = Params::of(q);
     let start = match start(sh, &filter, &params)? {
-        Ok(start) => start,
-        Err(expired) => return Ok(expired_response(&expired)),
+        Opening::Start(start) => start,
+        Opening::Expired(err) => return Ok(expired_response(&err)),
     };
     let mut initial: Vec<Bytes> = start
         .objs
@@ -235,13 +235,15 @@ pub(super) fn watch(
     Ok(stream_response(live.stream(initial, start.rx, start.rv)))
 }
 
-/// Subscribes and gathers what the watch starts with; the inner error is a resourceVersion
-/// older than the history, answered in the stream as the apiserver does.
-fn start(
-    sh: &Shared,
-    filter: &WatchFilter,
-    params: &Params,
-) -> Result<Result<Start, ApiError>, ApiError> {
+/// How a watch opens: with what it starts from, or, for a resourceVersion older than the
+/// history, with only an ERROR event in the stream, as the apiserver answers.
+enum Opening {
+    Start(Start),
+    Expired(ApiError),
+}
+
+/// Subscribes and gathers what the watch starts with.
+fn start(sh: &Shared, filter: &WatchFilter, params: &Params) -> Result<Opening, ApiError> {
     let st = sh.lock();
     let rx = st.tx.subscribe();
     let rv_param = params.resource_version.as_deref();
@@ -261,7 +263,7 @@ fn start(
         if params.send_initial && params.bookmarks {
             start.initial_end = Some(st.rv);
         }
-        return Ok(Ok(start));
+        return Ok(Opening::Start(start));
     }
     let rv: u64 = rv_param.unwrap_or_default().parse().map_err(|_| {
         ApiError::bad_request(format!(
@@ -275,9 +277,9 @@ fn start(
                 .into_iter()
                 .filter_map(|ev| filter.classify(&ev).map(|ty| (ty, ev)))
                 .collect();
-            Ok(Ok(start))
+            Ok(Opening::Start(start))
         }
-        Err(oldest) => Ok(Err(ApiError::expired(format!(
+        Err(oldest) => Ok(Opening::Expired(ApiError::expired(format!(
             "too old resource version: {rv} ({oldest})"
         )))),
     }
