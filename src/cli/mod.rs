@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use sluice_api::k8s::duration::parse_seconds_or_duration;
 use sluice_controller::telemetry::LogFormat;
 
 /// Sluice: progressive delivery for Kubernetes, compatible with the Argo Rollouts API.
@@ -74,7 +75,7 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "0.0.0.0:8090")]
     pub metrics_addr: std::net::SocketAddr,
     /// How long SIGTERM waits for in-flight reconciles before exiting.
-    #[arg(long, default_value = "20s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "20s", value_parser = parse_seconds_or_duration)]
     pub shutdown_grace: std::time::Duration,
     /// Which Events to write as Event objects: `all` (as Argo Rollouts does), `warnings`
     /// (aborts, failed analysis, invalid specs: about half the API writes of a canary step
@@ -103,7 +104,7 @@ pub struct ClusterArgs {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// How long a simulated pod takes from Running to Ready (for example `500ms`, `2s`).
-    #[arg(long, default_value = "500ms", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "500ms", value_parser = parse_seconds_or_duration)]
     pub pod_ready_delay: std::time::Duration,
 }
 
@@ -120,7 +121,7 @@ pub struct DemoArgs {
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
     /// How long a simulated pod takes to become Ready.
-    #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+    #[arg(long, default_value = "1s", value_parser = parse_seconds_or_duration)]
     pub pod_ready_delay: std::time::Duration,
 }
 
@@ -130,11 +131,6 @@ pub struct CrdsArgs {
     /// Write one file per CRD into DIR instead of printing them.
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
-}
-
-/// Parse a duration flag such as `300ms`, `2s` or `1m`.
-pub fn parse_duration_arg(value: &str) -> Result<std::time::Duration, String> {
-    sluice_api::k8s::duration::parse_seconds_or_duration(value).map_err(|e| e.to_string())
 }
 
 /// A request rate: a finite number of requests per second, 0 or more.

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
+use sluice_api::k8s::duration::parse_seconds_or_duration;
 
 /// Flags of `sluice bench`.
 #[derive(Debug, Args, Clone)]
@@ -69,10 +70,10 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 200)]
         samples: usize,
         /// Pod ready delay of the embedded cluster the bench starts.
-        #[arg(long, default_value = "50ms", value_parser = parse_duration_arg)]
+        #[arg(long, default_value = "50ms", value_parser = parse_seconds_or_duration)]
         pod_ready_delay: std::time::Duration,
         /// Give up on a phase (all reconciled, all healthy, all paused) after this long.
-        #[arg(long, default_value = "180s", value_parser = parse_duration_arg)]
+        #[arg(long, default_value = "180s", value_parser = parse_seconds_or_duration)]
         phase_timeout: std::time::Duration,
         /// Length of the steady-state window.
         #[arg(long, default_value_t = 10)]
@@ -95,11 +96,11 @@ pub enum BenchKind {
         #[arg(long, default_value_t = 10)]
         count: u32,
         /// Give up on a step this long after its runs should have finished.
-        #[arg(long, default_value = "60s", value_parser = parse_duration_arg)]
+        #[arg(long, default_value = "60s", value_parser = parse_seconds_or_duration)]
         phase_timeout: std::time::Duration,
         /// Pace the creates evenly over this long (`0s`: all at once, the worst case of
         /// every run measured in the same instant each second).
-        #[arg(long, default_value = "1s", value_parser = parse_duration_arg)]
+        #[arg(long, default_value = "1s", value_parser = parse_seconds_or_duration)]
         spread: std::time::Duration,
         /// Let the controller talk to the API server directly instead of through the
         /// counting proxy (no request counts, one loopback hop less).
@@ -110,10 +111,6 @@ pub enum BenchKind {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
-}
-
-fn parse_duration_arg(value: &str) -> Result<Duration, String> {
-    sluice_api::k8s::duration::parse_seconds_or_duration(value).map_err(|e| e.to_string())
 }
 
 /// `sluice bench <kind>`.

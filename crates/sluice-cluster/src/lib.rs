@@ -23,7 +23,6 @@ mod names;
 mod openapi;
 mod ops;
 pub mod patch;
-mod patching;
 mod persist;
 mod protobuf;
 pub mod schema;
@@ -35,7 +34,7 @@ mod types;
 pub mod workloads;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,39 +108,9 @@ impl EmbeddedCluster {
         let mut st = store::State::new(HISTORY);
         let mut tasks = Vec::new();
         if let Some(dir) = &cfg.data_dir {
-            persist::load(&mut st, dir).map_err(|source| ClusterError::Load {
-                dir: dir.clone(),
-                source,
-            })?;
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            st.persist = Some(tx);
-            let (known, rv, dir) = (persist::known(&st), st.rv, dir.clone());
-            tasks.push(tokio::task::spawn_blocking(move || {
-                persist::writer(dir, known, rv, rx)
-            }));
+            tasks.push(open_persisted(&mut st, dir)?);
         }
-        let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
-        let o = ops::WriteOpts {
-            dry_run: false,
-            now,
-        };
-        let ns_t = st
-            .registry
-            .lookup("", "v1", "namespaces")
-            .expect("namespaces are built in");
-        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            if st.get(&ns_t.gr(), "", ns).is_none() {
-                ops::create(
-                    &mut st,
-                    &ns_t,
-                    "v1",
-                    "",
-                    json!({"metadata": {"name": ns}}),
-                    &o,
-                )
-                .expect("the initial namespaces are valid");
-            }
-        }
+        create_initial_namespaces(&mut st);
         let shutdown = CancellationToken::new();
         let shared = Arc::new(server::Shared {
             state: Mutex::new(st),
@@ -151,27 +120,9 @@ impl EmbeddedCluster {
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(1),
         });
-        let app = server::router(shared.clone());
-        let token = shutdown.clone();
-        // As kube-apiserver does: small watch-event writes must not wait for a delayed ACK.
-        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        tasks.push(tokio::spawn(async move {
-            let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
-            if let Err(e) = serve.await {
-                tracing::error!(error = %e, "embedded cluster server stopped");
-            }
-        }));
+        tasks.push(serve(listener, shared.clone()));
         tasks.push(tokio::spawn(gc_loop(shared.clone())));
-        let mut config = kube::Config::new(
-            format!("http://{addr}")
-                .parse()
-                .map_err(|e: axum::http::uri::InvalidUri| ClusterError::Client(e.to_string()))?,
-        );
-        config.default_namespace = "default".into();
-        let client =
-            kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))?;
+        let client = client_for(addr)?;
         let mut cluster = EmbeddedCluster {
             shared,
             client,
@@ -234,6 +185,67 @@ impl EmbeddedCluster {
         self.shared.lock().persist = None;
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(5), t).await;
+        }
+    }
+}
+
+/// Serves the API on `listener` until shutdown.
+fn serve(listener: tokio::net::TcpListener, shared: Arc<server::Shared>) -> JoinHandle<()> {
+    let app = server::router(shared.clone());
+    let token = shared.shutdown.clone();
+    // As kube-apiserver does: small watch-event writes must not wait for a delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "embedded cluster server stopped");
+        }
+    })
+}
+
+/// A kube client for the cluster at `addr`, in the namespace `default`.
+fn client_for(addr: SocketAddr) -> Result<kube::Client, ClusterError> {
+    let mut config = kube::Config::new(
+        format!("http://{addr}")
+            .parse()
+            .map_err(|e: axum::http::uri::InvalidUri| ClusterError::Client(e.to_string()))?,
+    );
+    config.default_namespace = "default".into();
+    kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))
+}
+
+/// Loads the objects persisted in `dir` into `st` and starts the task that persists every
+/// write from now on.
+fn open_persisted(st: &mut store::State, dir: &Path) -> Result<JoinHandle<()>, ClusterError> {
+    persist::load(st, dir).map_err(|source| ClusterError::Load {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    st.persist = Some(tx);
+    let (known, rv, dir) = (persist::known(st), st.rv, dir.to_path_buf());
+    Ok(tokio::task::spawn_blocking(move || {
+        persist::writer(dir, known, rv, rx)
+    }))
+}
+
+/// The namespaces every cluster has, created unless persisted ones were loaded.
+fn create_initial_namespaces(st: &mut store::State) {
+    let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let o = ops::WriteOpts {
+        dry_run: false,
+        now,
+    };
+    let ns_t = st
+        .registry
+        .lookup("", "v1", "namespaces")
+        .expect("namespaces are built in");
+    for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+        if st.get(&ns_t.gr(), "", ns).is_none() {
+            ops::create(st, &ns_t, "v1", "", json!({"metadata": {"name": ns}}), &o)
+                .expect("the initial namespaces are valid");
         }
     }
 }

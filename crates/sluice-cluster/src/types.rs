@@ -513,6 +513,15 @@ mod tests {
     use serde_json::json;
 
     #[test]
+    fn registry_has_builtins() {
+        assert!(
+            Registry::with_builtins()
+                .lookup("apps", "v1", "deployments")
+                .is_some()
+        );
+    }
+
+    #[test]
     fn crd_yields_type_with_storage_version_first_and_subresources() {
         let crd = json!({"spec": {
         "group": "argoproj.io", "scope": "Namespaced",

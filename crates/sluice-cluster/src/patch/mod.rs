@@ -1,7 +1,8 @@
 //! The four PATCH flavours a kube-apiserver accepts, as pure functions over JSON.
 //!
 //! The embedded API server hands the stored object and the raw request body to
-//! [`apply_patch`] and gets back the object to validate and store. Nothing here does I/O:
+//! `request::apply`, which answers in apiserver Status errors, and gets back the object to
+//! validate and store. Nothing here does I/O:
 //! the caller owns resourceVersion, admission, defaulting and persistence. Error variants
 //! map one-to-one onto the HTTP status the real apiserver answers with, and their
 //! messages copy the real server's wording because `kubectl` prints them verbatim.
@@ -18,6 +19,7 @@ mod apply;
 mod fields;
 mod json;
 mod merge;
+pub(crate) mod request;
 mod strategic;
 
 pub use fields::record_update;

@@ -43,7 +43,8 @@ use serde_json::{Value, json};
 
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{controller_of, controller_ref, created};
-use super::reflects::{WriteMemo, reflects};
+use super::reflects::WriteMemo;
+use super::status::{StatusBody, changed_status, write_status};
 use super::{WorkloadsError, is_not_found};
 use sluice_api::k8s::conditions as k8s_conditions;
 use sluice_api::k8s::hash::pod_template_hash;
@@ -185,10 +186,9 @@ fn scale_change(v: &View, replicas: i32, desired: i32, max: i32) -> Change {
 
 /// Decides the ReplicaSet writes and status of `d` given the ReplicaSets it controls.
 pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Plan {
-    let mut changes = Vec::new();
     if d.metadata.deletion_timestamp.is_some() {
         return Plan {
-            changes,
+            changes: Vec::new(),
             status: None,
             requeue_at: None,
         };
@@ -198,56 +198,16 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
     let current = d.status.clone().unwrap_or_default();
     let mut collision_count = current.collision_count;
     let hash = pod_template_hash(&spec.template, collision_count);
-    let want = strip_hash(&spec.template);
-
-    let live: Vec<&ReplicaSet> = owned
-        .iter()
-        .map(|r| r.as_ref())
-        .filter(|r| r.metadata.deletion_timestamp.is_none())
-        .collect();
-    let mut new_rs: Option<View> = None;
-    let mut olds: Vec<View> = Vec::new();
-    let mut by_age = live.clone();
-    by_age.sort_by(|a, b| {
-        created(&a.metadata)
-            .cmp(&created(&b.metadata))
-            .then_with(|| a.name_any().cmp(&b.name_any()))
-    });
-    for rs in by_age {
-        let matches = rs
-            .spec
-            .as_ref()
-            .and_then(|s| s.template.as_ref())
-            .is_some_and(|t| strip_hash(t) == want);
-        if matches && new_rs.is_none() {
-            new_rs = Some(View::of(rs));
-        } else {
-            olds.push(View::of(rs));
-        }
-    }
-    let max_old_revision = olds.iter().map(|o| o.revision).max().unwrap_or(0);
-    let new_revision = match &new_rs {
-        Some(n) if n.revision > max_old_revision => n.revision,
-        _ => max_old_revision + 1,
-    };
+    let (mut new_rs, mut olds) = split_by_template(owned, &spec.template);
+    let new_revision = next_revision(new_rs.as_ref(), &olds);
     let new_name = format!("{}-{}", d.name_any(), hash);
     let (surge, unavailable) = surge_and_unavailable(d, replicas);
     let max_total = replicas + surge;
     let paused = spec.paused == Some(true);
-    let mut created_new = false;
     let name_taken = new_rs.is_none() && olds.iter().any(|o| o.name == new_name);
 
-    let create = |target: i32| -> Change {
-        Change::CreateReplicaSet(Box::new(new_replica_set(
-            d,
-            &new_name,
-            &hash,
-            new_revision,
-            target,
-            max_total,
-        )))
-    };
-
+    // The size of the new ReplicaSet to create, when one is to be created.
+    let mut create = None;
     if paused {
         scale_paused(new_rs.as_mut(), &mut olds, replicas, max_total);
     } else if name_taken {
@@ -255,69 +215,26 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
         // changes the hash on the next pass.
         collision_count = Some(collision_count.unwrap_or(0) + 1);
     } else if is_recreate(d) {
-        if olds.iter().any(|o| o.spec > 0) {
-            olds.iter_mut().for_each(|o| o.target = 0);
-        } else if olds.iter().all(|o| o.status_replicas == 0) {
-            match &mut new_rs {
-                None => {
-                    changes.push(create(replicas));
-                    created_new = true;
-                }
-                Some(n) => n.target = replicas,
-            }
-        }
+        create = recreate(new_rs.as_mut(), &mut olds, replicas);
     } else {
-        let total: i32 =
-            olds.iter().map(|o| o.spec).sum::<i32>() + new_rs.as_ref().map(|n| n.spec).unwrap_or(0);
-        match &mut new_rs {
-            None => {
-                let target = (max_total - total).clamp(0, replicas);
-                changes.push(create(target));
-                created_new = true;
-            }
-            Some(n) if n.spec > replicas => n.target = replicas,
-            Some(n) if n.spec < replicas && max_total - total > 0 => {
-                n.target = n.spec + (max_total - total).min(replicas - n.spec);
-            }
-            Some(n) => scale_down_olds(&mut olds, n, replicas, unavailable),
-        }
+        create = roll(new_rs.as_mut(), &mut olds, replicas, max_total, unavailable);
     }
-
-    // Emit scale changes, new ReplicaSet first (it is what a rollout waits on).
-    for v in new_rs.iter().chain(olds.iter()) {
-        if v.target != v.spec {
-            changes.push(scale_change(v, v.target, replicas, max_total));
-        }
-    }
-    if let Some(n) = &new_rs
-        && n.revision != new_revision
-    {
-        changes.push(Change::SetReplicaSetRevision {
-            name: n.name.clone(),
-            revision: new_revision.to_string(),
-        });
-    }
-    if (new_rs.is_some() || created_new)
-        && d.annotations().get(REVISION) != Some(&new_revision.to_string())
-    {
-        changes.push(Change::SetDeploymentRevision(new_revision.to_string()));
-    }
-
-    // History cleanup: old, empty, settled ReplicaSets beyond the limit, oldest first.
-    let limit = spec
-        .revision_history_limit
-        .unwrap_or(DEFAULT_HISTORY_LIMIT)
-        .max(0) as usize;
-    let mut idle: Vec<&View> = olds
-        .iter()
-        .filter(|o| o.spec == 0 && o.target == 0 && o.status_replicas == 0 && o.observed)
+    let created_new = create.is_some();
+    let mut changes: Vec<Change> = create
+        .map(|target| {
+            let rs = new_replica_set(d, &new_name, &hash, new_revision, target, max_total);
+            Change::CreateReplicaSet(Box::new(rs))
+        })
+        .into_iter()
         .collect();
-    if idle.len() > limit {
-        idle.sort_by_key(|o| (o.revision, o.created));
-        for o in idle.iter().take(idle.len() - limit) {
-            changes.push(Change::DeleteReplicaSet(o.name.clone()));
-        }
-    }
+    changes.extend(scale_writes(new_rs.as_ref(), &olds, replicas, max_total));
+    changes.extend(revision_writes(
+        d,
+        new_rs.as_ref(),
+        new_revision,
+        created_new,
+    ));
+    changes.extend(history_cleanup(&olds, spec.revision_history_limit));
 
     let (status, requeue_at) = status_of(
         d,
@@ -337,15 +254,150 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: DateTime<Utc>) -> Pl
         },
         now,
     );
-    let changed = !reflects(
-        &serde_json::to_value(&current).unwrap_or_default(),
-        &status_patch_body(&status),
-    );
     Plan {
         changes,
-        status: changed.then_some(status),
+        status: changed_status(&current, status),
         requeue_at,
     }
+}
+
+/// The live ReplicaSets, oldest first, as the new one (the oldest whose template is the
+/// Deployment's, ignoring the hash label) and the old ones.
+fn split_by_template(
+    owned: &[Arc<ReplicaSet>],
+    template: &PodTemplateSpec,
+) -> (Option<View>, Vec<View>) {
+    let want = strip_hash(template);
+    let mut by_age: Vec<&ReplicaSet> = owned
+        .iter()
+        .map(|r| r.as_ref())
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .collect();
+    by_age.sort_by(|a, b| {
+        created(&a.metadata)
+            .cmp(&created(&b.metadata))
+            .then_with(|| a.name_any().cmp(&b.name_any()))
+    });
+    let mut new_rs: Option<View> = None;
+    let mut olds: Vec<View> = Vec::new();
+    for rs in by_age {
+        let matches = rs
+            .spec
+            .as_ref()
+            .and_then(|s| s.template.as_ref())
+            .is_some_and(|t| strip_hash(t) == want);
+        if matches && new_rs.is_none() {
+            new_rs = Some(View::of(rs));
+        } else {
+            olds.push(View::of(rs));
+        }
+    }
+    (new_rs, olds)
+}
+
+/// The new ReplicaSet's revision: its own while it is the newest, else one past the old ones.
+fn next_revision(new_rs: Option<&View>, olds: &[View]) -> i64 {
+    let max_old_revision = olds.iter().map(|o| o.revision).max().unwrap_or(0);
+    match new_rs {
+        Some(n) if n.revision > max_old_revision => n.revision,
+        _ => max_old_revision + 1,
+    }
+}
+
+/// `Recreate`: old ReplicaSets go to 0, and only once their Pods are gone does the new one
+/// get `replicas`. Returns the size of a new ReplicaSet to create.
+fn recreate(new_rs: Option<&mut View>, olds: &mut [View], replicas: i32) -> Option<i32> {
+    if olds.iter().any(|o| o.spec > 0) {
+        olds.iter_mut().for_each(|o| o.target = 0);
+    } else if olds.iter().all(|o| o.status_replicas == 0) {
+        match new_rs {
+            None => return Some(replicas),
+            Some(n) => n.target = replicas,
+        }
+    }
+    None
+}
+
+/// `RollingUpdate`: the new ReplicaSet grows while the total stays within `max_total`; when
+/// it cannot grow, old ones shrink within `max_unavailable`. Returns the size of a new
+/// ReplicaSet to create.
+fn roll(
+    new_rs: Option<&mut View>,
+    olds: &mut [View],
+    replicas: i32,
+    max_total: i32,
+    max_unavailable: i32,
+) -> Option<i32> {
+    let total: i32 =
+        olds.iter().map(|o| o.spec).sum::<i32>() + new_rs.as_ref().map(|n| n.spec).unwrap_or(0);
+    match new_rs {
+        None => return Some((max_total - total).clamp(0, replicas)),
+        Some(n) if n.spec > replicas => n.target = replicas,
+        Some(n) if n.spec < replicas && max_total - total > 0 => {
+            n.target = n.spec + (max_total - total).min(replicas - n.spec);
+        }
+        Some(n) => scale_down_olds(olds, n, replicas, max_unavailable),
+    }
+    None
+}
+
+/// Scale writes for every ReplicaSet whose target moved, new one first (it is what a
+/// rollout waits on).
+fn scale_writes(
+    new_rs: Option<&View>,
+    olds: &[View],
+    replicas: i32,
+    max_total: i32,
+) -> Vec<Change> {
+    new_rs
+        .into_iter()
+        .chain(olds.iter())
+        .filter(|v| v.target != v.spec)
+        .map(|v| scale_change(v, v.target, replicas, max_total))
+        .collect()
+}
+
+/// The new revision, on the new ReplicaSet and mirrored on the Deployment.
+fn revision_writes(
+    d: &Deployment,
+    new_rs: Option<&View>,
+    new_revision: i64,
+    created_new: bool,
+) -> Vec<Change> {
+    let mut changes = Vec::new();
+    if let Some(n) = new_rs
+        && n.revision != new_revision
+    {
+        changes.push(Change::SetReplicaSetRevision {
+            name: n.name.clone(),
+            revision: new_revision.to_string(),
+        });
+    }
+    if (new_rs.is_some() || created_new)
+        && d.annotations().get(REVISION) != Some(&new_revision.to_string())
+    {
+        changes.push(Change::SetDeploymentRevision(new_revision.to_string()));
+    }
+    changes
+}
+
+/// History cleanup: old, empty, settled ReplicaSets beyond the limit, oldest first.
+fn history_cleanup(olds: &[View], revision_history_limit: Option<i32>) -> Vec<Change> {
+    let limit = revision_history_limit
+        .unwrap_or(DEFAULT_HISTORY_LIMIT)
+        .max(0) as usize;
+    let mut idle: Vec<&View> = olds
+        .iter()
+        .filter(|o| o.spec == 0 && o.target == 0 && o.status_replicas == 0 && o.observed)
+        .collect();
+    if idle.len() <= limit {
+        return Vec::new();
+    }
+    idle.sort_by_key(|o| (o.revision, o.created));
+    idle.iter()
+        .take(idle.len() - limit)
+        .map(|o| Change::DeleteReplicaSet(o.name.clone()))
+        .collect()
 }
 
 /// A paused Deployment only scales. One active ReplicaSet (or, with none active, the new or
@@ -519,19 +571,9 @@ fn status_of(
     input: StatusInputs<'_>,
     now: DateTime<Utc>,
 ) -> (DeploymentStatus, Option<DateTime<Utc>>) {
-    let all = input.new_rs.into_iter().chain(input.olds.iter());
-    let (mut replicas, mut ready, mut available, mut total_target) = (0, 0, 0, 0);
-    for v in all {
-        replicas += v.status_replicas;
-        ready += v.ready;
-        available += v.available;
-        total_target += v.target;
-    }
-    let updated = input.new_rs.map(|n| n.status_replicas).unwrap_or(0);
-    let want = input.replicas;
+    let totals = Totals::of(&input);
     let mut conditions = current.conditions.clone().unwrap_or_default();
-
-    let available_cond = if available >= want - input.unavailable {
+    let available_cond = if totals.available >= input.replicas - input.unavailable {
         condition(
             "Available",
             "True",
@@ -549,140 +591,26 @@ fn status_of(
         )
     };
     set_condition(&mut conditions, available_cond, false);
-
-    let rs_name = input
-        .new_rs
-        .map(|n| n.name.clone())
-        .or(input.created_new.map(str::to_string));
-    let subject = match &rs_name {
-        Some(n) => format!("ReplicaSet \"{n}\""),
-        None => format!("Deployment \"{}\"", d.name_any()),
-    };
-    let deadline = d
-        .spec
-        .as_ref()
-        .and_then(|s| s.progress_deadline_seconds)
-        .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
-    let progressing = conditions
-        .iter()
-        .find(|c| c.type_ == "Progressing")
-        .cloned();
-    let reason = progressing.as_ref().and_then(|c| c.reason.clone());
-    let complete = input.new_rs.is_some()
-        && updated == want
-        && replicas == want
-        && available == want
-        && total_target == want;
-    let old_replicas = |r: i32, u: i32| r - u;
-    let made_progress = updated > current.updated_replicas.unwrap_or(0)
-        || old_replicas(replicas, updated)
-            < old_replicas(
-                current.replicas.unwrap_or(0),
-                current.updated_replicas.unwrap_or(0),
-            )
-        || ready > current.ready_replicas.unwrap_or(0)
-        || available > current.available_replicas.unwrap_or(0);
-    let timed_out = progressing.as_ref().is_some_and(|c| {
-        c.reason.as_deref() != Some("NewReplicaSetAvailable")
-            && c.status == "True"
-            && c.last_update_time
-                .as_ref()
-                .is_some_and(|t| from_time(t) + chrono::Duration::seconds(deadline.into()) < now)
-    });
-    if input.paused {
-        set_condition(
-            &mut conditions,
-            condition(
-                "Progressing",
-                "Unknown",
-                "DeploymentPaused",
-                "Deployment is paused".into(),
-                now,
-            ),
-            false,
-        );
-    } else if complete {
-        if reason.as_deref() != Some("NewReplicaSetAvailable") {
-            set_condition(
-                &mut conditions,
-                condition(
-                    "Progressing",
-                    "True",
-                    "NewReplicaSetAvailable",
-                    format!("{subject} has successfully progressed."),
-                    now,
-                ),
-                false,
-            );
-        }
-    } else if let Some(name) = input.created_new {
-        set_condition(
-            &mut conditions,
-            condition(
-                "Progressing",
-                "True",
-                "NewReplicaSetCreated",
-                format!("Created new replica set \"{name}\""),
-                now,
-            ),
-            true,
-        );
-    } else if made_progress
-        || progressing.is_none()
-        || reason.as_deref() == Some("NewReplicaSetAvailable")
-    {
-        set_condition(
-            &mut conditions,
-            condition(
-                "Progressing",
-                "True",
-                "ReplicaSetUpdated",
-                format!("{subject} is progressing."),
-                now,
-            ),
-            made_progress,
-        );
-    } else if timed_out {
-        set_condition(
-            &mut conditions,
-            condition(
-                "Progressing",
-                "False",
-                "ProgressDeadlineExceeded",
-                format!("{subject} has timed out progressing."),
-                now,
-            ),
-            false,
-        );
-    } else if reason.as_deref() == Some("DeploymentPaused") {
-        set_condition(
-            &mut conditions,
-            condition(
-                "Progressing",
-                "Unknown",
-                "DeploymentResumed",
-                "Deployment is resumed".into(),
-                now,
-            ),
-            false,
-        );
+    let progress = Progress::of(d, current, &input, &totals, &conditions, now);
+    if let Some((cond, refresh)) = progressing_condition(&progress, &input, now) {
+        set_condition(&mut conditions, cond, refresh);
     }
-    let requeue_at = if complete || input.paused {
+    let requeue_at = if progress.complete || input.paused {
         None
     } else {
         conditions
             .iter()
             .find(|c| c.type_ == "Progressing" && c.status == "True")
             .and_then(|c| c.last_update_time.as_ref())
-            .map(|t| from_time(t) + chrono::Duration::seconds(i64::from(deadline) + 1))
+            .map(|t| from_time(t) + chrono::Duration::seconds(i64::from(progress.deadline) + 1))
     };
     let status = DeploymentStatus {
         observed_generation: d.metadata.generation,
-        replicas: Some(replicas),
-        updated_replicas: Some(updated),
-        ready_replicas: Some(ready),
-        available_replicas: Some(available),
-        unavailable_replicas: Some((total_target - available).max(0)),
+        replicas: Some(totals.replicas),
+        updated_replicas: Some(totals.updated),
+        ready_replicas: Some(totals.ready),
+        available_replicas: Some(totals.available),
+        unavailable_replicas: Some((totals.target - totals.available).max(0)),
         collision_count: input.collision_count,
         conditions: (!conditions.is_empty()).then_some(conditions),
         terminating_replicas: None,
@@ -690,17 +618,189 @@ fn status_of(
     (status, requeue_at)
 }
 
-fn status_patch_body(s: &DeploymentStatus) -> Value {
-    json!({
-        "observedGeneration": s.observed_generation,
-        "replicas": s.replicas.unwrap_or(0),
-        "updatedReplicas": s.updated_replicas.unwrap_or(0),
-        "readyReplicas": s.ready_replicas.unwrap_or(0),
-        "availableReplicas": s.available_replicas.unwrap_or(0),
-        "unavailableReplicas": s.unavailable_replicas.unwrap_or(0),
-        "collisionCount": s.collision_count,
-        "conditions": s.conditions,
-    })
+/// The Pod counts summed over the Deployment's ReplicaSets.
+struct Totals {
+    replicas: i32,
+    ready: i32,
+    available: i32,
+    /// The sum of the ReplicaSets' targets after this pass.
+    target: i32,
+    /// Pods of the new ReplicaSet.
+    updated: i32,
+}
+
+impl Totals {
+    fn of(input: &StatusInputs<'_>) -> Totals {
+        let mut t = Totals {
+            replicas: 0,
+            ready: 0,
+            available: 0,
+            target: 0,
+            updated: input.new_rs.map(|n| n.status_replicas).unwrap_or(0),
+        };
+        for v in input.new_rs.into_iter().chain(input.olds.iter()) {
+            t.replicas += v.status_replicas;
+            t.ready += v.ready;
+            t.available += v.available;
+            t.target += v.target;
+        }
+        t
+    }
+}
+
+/// What the `Progressing` condition is decided from.
+struct Progress {
+    /// How the messages name what progresses: the new ReplicaSet, or the Deployment.
+    subject: String,
+    /// The reason of the stored `Progressing` condition.
+    reason: Option<String>,
+    /// A `Progressing` condition is stored at all.
+    recorded: bool,
+    /// Every replica is updated and available.
+    complete: bool,
+    /// Some count moved forward since the stored status.
+    made_progress: bool,
+    /// `progressDeadlineSeconds` passed without progress.
+    timed_out: bool,
+    deadline: i32,
+}
+
+impl Progress {
+    fn of(
+        d: &Deployment,
+        current: &DeploymentStatus,
+        input: &StatusInputs<'_>,
+        totals: &Totals,
+        conditions: &[DeploymentCondition],
+        now: DateTime<Utc>,
+    ) -> Progress {
+        let rs_name = input
+            .new_rs
+            .map(|n| n.name.clone())
+            .or(input.created_new.map(str::to_string));
+        let subject = match &rs_name {
+            Some(n) => format!("ReplicaSet \"{n}\""),
+            None => format!("Deployment \"{}\"", d.name_any()),
+        };
+        let deadline = d
+            .spec
+            .as_ref()
+            .and_then(|s| s.progress_deadline_seconds)
+            .unwrap_or(DEFAULT_PROGRESS_DEADLINE);
+        let progressing = conditions.iter().find(|c| c.type_ == "Progressing");
+        let want = input.replicas;
+        let complete = input.new_rs.is_some()
+            && totals.updated == want
+            && totals.replicas == want
+            && totals.available == want
+            && totals.target == want;
+        let old_replicas = |r: i32, u: i32| r - u;
+        let made_progress = totals.updated > current.updated_replicas.unwrap_or(0)
+            || old_replicas(totals.replicas, totals.updated)
+                < old_replicas(
+                    current.replicas.unwrap_or(0),
+                    current.updated_replicas.unwrap_or(0),
+                )
+            || totals.ready > current.ready_replicas.unwrap_or(0)
+            || totals.available > current.available_replicas.unwrap_or(0);
+        let timed_out = progressing.is_some_and(|c| {
+            c.reason.as_deref() != Some("NewReplicaSetAvailable")
+                && c.status == "True"
+                && c.last_update_time.as_ref().is_some_and(|t| {
+                    from_time(t) + chrono::Duration::seconds(deadline.into()) < now
+                })
+        });
+        Progress {
+            subject,
+            reason: progressing.and_then(|c| c.reason.clone()),
+            recorded: progressing.is_some(),
+            complete,
+            made_progress,
+            timed_out,
+            deadline,
+        }
+    }
+}
+
+/// The `Progressing` condition to set, and whether to refresh it even when it says the same
+/// (its update time is what the progress deadline counts from).
+fn progressing_condition(
+    p: &Progress,
+    input: &StatusInputs<'_>,
+    now: DateTime<Utc>,
+) -> Option<(DeploymentCondition, bool)> {
+    let subject = &p.subject;
+    let reason = p.reason.as_deref();
+    let set = |status: &str, reason: &str, message: String, refresh: bool| {
+        Some((
+            condition("Progressing", status, reason, message, now),
+            refresh,
+        ))
+    };
+    if input.paused {
+        set(
+            "Unknown",
+            "DeploymentPaused",
+            "Deployment is paused".into(),
+            false,
+        )
+    } else if p.complete {
+        if reason == Some("NewReplicaSetAvailable") {
+            return None;
+        }
+        set(
+            "True",
+            "NewReplicaSetAvailable",
+            format!("{subject} has successfully progressed."),
+            false,
+        )
+    } else if let Some(name) = input.created_new {
+        set(
+            "True",
+            "NewReplicaSetCreated",
+            format!("Created new replica set \"{name}\""),
+            true,
+        )
+    } else if p.made_progress || !p.recorded || reason == Some("NewReplicaSetAvailable") {
+        set(
+            "True",
+            "ReplicaSetUpdated",
+            format!("{subject} is progressing."),
+            p.made_progress,
+        )
+    } else if p.timed_out {
+        set(
+            "False",
+            "ProgressDeadlineExceeded",
+            format!("{subject} has timed out progressing."),
+            false,
+        )
+    } else if reason == Some("DeploymentPaused") {
+        set(
+            "Unknown",
+            "DeploymentResumed",
+            "Deployment is resumed".into(),
+            false,
+        )
+    } else {
+        None
+    }
+}
+
+/// Every field explicit, so zeros and removed conditions are written rather than skipped.
+impl StatusBody for DeploymentStatus {
+    fn patch_body(&self) -> Value {
+        json!({
+            "observedGeneration": self.observed_generation,
+            "replicas": self.replicas.unwrap_or(0),
+            "updatedReplicas": self.updated_replicas.unwrap_or(0),
+            "readyReplicas": self.ready_replicas.unwrap_or(0),
+            "availableReplicas": self.available_replicas.unwrap_or(0),
+            "unavailableReplicas": self.unavailable_replicas.unwrap_or(0),
+            "collisionCount": self.collision_count,
+            "conditions": self.conditions,
+        })
+    }
 }
 
 /// Shared state of the Deployment controller.
@@ -730,93 +830,108 @@ pub async fn reconcile(
     let rs_api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
     let d_api: Api<Deployment> = Api::namespaced(ctx.client.clone(), &key.namespace);
     for change in std::mem::take(&mut decision.changes) {
-        match change {
-            Change::CreateReplicaSet(rs) => {
-                match rs_api.create(&PostParams::default(), &rs).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 409 => {
-                        // Our own creation not yet in the cache is fine; anything else
-                        // holding the name is a hash collision.
-                        let existing = rs_api.get(&rs.name_any()).await?;
-                        let ours = controller_of(&existing.metadata).is_some_and(|o| o.uid == uid);
-                        if !ours {
-                            let next = d
-                                .status
-                                .as_ref()
-                                .and_then(|s| s.collision_count)
-                                .unwrap_or(0)
-                                + 1;
-                            let body = json!({"status": {"collisionCount": next}});
-                            d_api
-                                .patch_status(
-                                    &key.name,
-                                    &PatchParams::default(),
-                                    &Patch::Merge(&body),
-                                )
-                                .await?;
-                            return Ok(Some(Duration::ZERO));
-                        }
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            Change::ScaleReplicaSet {
-                name,
-                replicas,
-                annotations,
-            } => {
-                let body = json!({"metadata": {"annotations": annotations}, "spec": {"replicas": replicas}});
-                ignore_not_found(
-                    rs_api
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-                        .await,
-                )?;
-            }
-            Change::SetReplicaSetRevision { name, revision } => {
-                let body = json!({"metadata": {"annotations": {REVISION: revision}}});
-                ignore_not_found(
-                    rs_api
-                        .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
-                        .await,
-                )?;
-            }
-            Change::DeleteReplicaSet(name) => {
-                ignore_not_found(
-                    rs_api
-                        .delete(&name, &DeleteParams::background())
-                        .await
-                        .map(|_| ()),
-                )?;
-            }
-            Change::SetDeploymentRevision(revision) => {
-                let body = json!({"metadata": {"annotations": {REVISION: revision}}});
-                ignore_not_found(
-                    d_api
-                        .patch(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                        .await,
-                )?;
-            }
+        let collided = apply_change(&rs_api, &d_api, &d, &key.name, change).await?;
+        if collided {
+            return Ok(Some(Duration::ZERO));
         }
     }
     if let Some(status) = &decision.status {
-        let body = json!({ "status": status_patch_body(status) });
-        let cached_rv = d.metadata.resource_version.as_deref();
-        if !ctx.writes.in_flight(&key, &body, cached_rv) {
-            match d_api
-                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-            {
-                Ok(written) => ctx
-                    .writes
-                    .record(&key, &body, written.metadata.resource_version),
-                Err(e) if is_not_found(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
+        // A Deployment deleted meanwhile (StatusWrite::Gone) is found gone on the requeue.
+        write_status(&d_api, &ctx.writes, &key, &d, status.patch_body()).await?;
     }
     Ok(decision
         .requeue_at
         .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
+}
+
+/// Creates the new ReplicaSet; true when its name is held by another template, a hash
+/// collision, which is then counted in the status so the next pass picks another name.
+async fn create_replica_set(
+    rs_api: &Api<ReplicaSet>,
+    d_api: &Api<Deployment>,
+    d: &Deployment,
+    name: &str,
+    rs: &ReplicaSet,
+) -> Result<bool, WorkloadsError> {
+    match rs_api.create(&PostParams::default(), rs).await {
+        Ok(_) => Ok(false),
+        Err(kube::Error::Api(s)) if s.code == 409 => {
+            // Our own creation not yet in the cache is fine; anything else
+            // holding the name is a hash collision.
+            let existing = rs_api.get(&rs.name_any()).await?;
+            let uid = d.metadata.uid.clone().unwrap_or_default();
+            let ours = controller_of(&existing.metadata).is_some_and(|o| o.uid == uid);
+            if ours {
+                return Ok(false);
+            }
+            let next = d
+                .status
+                .as_ref()
+                .and_then(|s| s.collision_count)
+                .unwrap_or(0)
+                + 1;
+            let body = json!({"status": {"collisionCount": next}});
+            d_api
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+                .await?;
+            Ok(true)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Applies one write; an object deleted meanwhile needs none. True when a new ReplicaSet
+/// collided with another template's name.
+async fn apply_change(
+    rs_api: &Api<ReplicaSet>,
+    d_api: &Api<Deployment>,
+    d: &Deployment,
+    name: &str,
+    change: Change,
+) -> Result<bool, WorkloadsError> {
+    match change {
+        Change::CreateReplicaSet(rs) => {
+            return create_replica_set(rs_api, d_api, d, name, &rs).await;
+        }
+        Change::ScaleReplicaSet {
+            name: rs,
+            replicas,
+            annotations,
+        } => {
+            let body =
+                json!({"metadata": {"annotations": annotations}, "spec": {"replicas": replicas}});
+            ignore_not_found(
+                rs_api
+                    .patch(&rs, &PatchParams::default(), &Patch::Merge(&body))
+                    .await,
+            )?;
+        }
+        Change::SetReplicaSetRevision { name: rs, revision } => {
+            let body = json!({"metadata": {"annotations": {REVISION: revision}}});
+            ignore_not_found(
+                rs_api
+                    .patch(&rs, &PatchParams::default(), &Patch::Merge(&body))
+                    .await,
+            )?;
+        }
+        Change::DeleteReplicaSet(rs) => {
+            ignore_not_found(
+                rs_api
+                    .delete(&rs, &DeleteParams::background())
+                    .await
+                    .map(|_| ()),
+            )?;
+        }
+        Change::SetDeploymentRevision(revision) => {
+            let body = json!({"metadata": {"annotations": {REVISION: revision}}});
+            ignore_not_found(
+                d_api
+                    .patch(name, &PatchParams::default(), &Patch::Merge(&body))
+                    .await,
+            )?;
+        }
+    }
+    Ok(false)
 }
 
 fn ignore_not_found<T>(r: Result<T, kube::Error>) -> Result<(), WorkloadsError> {

@@ -21,20 +21,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::batch::v1::{Job, JobCondition, JobStatus};
+use k8s_openapi::api::batch::v1::{Job, JobCondition, JobSpec, JobStatus};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
+use super::WorkloadsError;
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{
     controller_ref, deletion_order, is_active, is_ready, is_terminal, is_terminating, phase,
     restart_count,
 };
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::{WriteMemo, reflects};
-use super::{WorkloadsError, is_not_found};
+use super::reflects::WriteMemo;
+use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use sluice_api::k8s::conditions;
 use sluice_api::k8s::time::{from_time, to_time};
 
@@ -72,7 +73,6 @@ fn job_condition(
 /// Decides Pod creations/deletions and the status of `job` given the Pods it controls.
 /// `manage` is false while earlier Pod writes are not yet visible in the cache.
 pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> Plan {
-    let mut changes = Vec::new();
     let current = job.status.clone().unwrap_or_default();
     let mut conds = current.conditions.clone().unwrap_or_default();
     let idle = Plan {
@@ -87,174 +87,302 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         return idle;
     }
     let spec = job.spec.clone().unwrap_or_default();
-    let parallelism = spec.parallelism.unwrap_or(1).max(0);
-    let completions = match (spec.completions, spec.parallelism) {
-        (Some(c), _) => Some(c.max(0)),
-        (None, None) => Some(1),
-        (None, Some(_)) => None,
-    };
-    let backoff_limit = spec.backoff_limit.unwrap_or(6).max(0);
-    let on_failure = spec
-        .template
-        .spec
-        .as_ref()
-        .and_then(|s| s.restart_policy.as_deref())
-        == Some("OnFailure");
-    let suspended = spec.suspend == Some(true);
-
-    let mut active: Vec<&Pod> = pods
+    let shape = Shape::of(&spec);
+    let active: Vec<&Pod> = pods
         .iter()
         .map(|p| p.as_ref())
         .filter(|p| is_active(p))
         .collect();
-    let terminating = pods
-        .iter()
-        .filter(|p| is_terminating(p) && !is_terminal(p))
-        .count() as i32;
-    let count = |ph: &str| pods.iter().filter(|p| phase(p) == ph).count() as i32;
-    // Pods may be deleted after they finished; the recorded counts never go down.
-    let succeeded = count("Succeeded").max(current.succeeded.unwrap_or(0));
-    let failed = count("Failed").max(current.failed.unwrap_or(0));
-    let restarts: i32 = if on_failure {
-        active.iter().map(|p| restart_count(p)).sum()
-    } else {
-        0
-    };
+    let counts = Counts::of(pods, &active, &current, shape.on_failure);
     let start_time = current
         .start_time
         .clone()
-        .or_else(|| (!suspended).then(|| to_time(now)));
+        .or_else(|| (!shape.suspended).then(|| to_time(now)));
+    let mut completion_time = current.completion_time.clone();
+    let finishing = finishing(
+        &mut conds,
+        &shape,
+        &counts,
+        &active,
+        start_time.as_ref(),
+        now,
+    );
+    let mut changes = if let Some(interim) = finishing {
+        let (deletes, completed) = finish(&mut conds, &interim, &active, counts.terminating, now);
+        completion_time = completed.or(completion_time);
+        deletes
+    } else if shape.suspended {
+        suspend(&mut conds, &active, now)
+    } else {
+        resume(&mut conds, now);
+        run(job, &spec, &shape, &counts, &active, manage)
+    };
+    if !manage {
+        changes.clear();
+    }
+    let requeue_at = deadline(&conds, &shape, start_time.as_ref());
+    let status = JobStatus {
+        start_time,
+        completion_time,
+        conditions: (!conds.is_empty()).then_some(conds),
+        ..pod_counts(&active, &changes, &counts)
+    };
+    Plan {
+        changes,
+        status: changed_status(&current, status),
+        requeue_at,
+    }
+}
 
-    let finishing = conds
+/// What the Job's spec asks for, with upstream's defaults.
+struct Shape {
+    parallelism: i32,
+    /// `None` for a work queue (only `parallelism` set).
+    completions: Option<i32>,
+    backoff_limit: i32,
+    active_deadline_seconds: Option<i64>,
+    on_failure: bool,
+    suspended: bool,
+}
+
+impl Shape {
+    fn of(spec: &JobSpec) -> Shape {
+        Shape {
+            parallelism: spec.parallelism.unwrap_or(1).max(0),
+            completions: match (spec.completions, spec.parallelism) {
+                (Some(c), _) => Some(c.max(0)),
+                (None, None) => Some(1),
+                (None, Some(_)) => None,
+            },
+            backoff_limit: spec.backoff_limit.unwrap_or(6).max(0),
+            active_deadline_seconds: spec.active_deadline_seconds,
+            on_failure: spec
+                .template
+                .spec
+                .as_ref()
+                .and_then(|s| s.restart_policy.as_deref())
+                == Some("OnFailure"),
+            suspended: spec.suspend == Some(true),
+        }
+    }
+}
+
+/// What the Job's Pods add up to.
+struct Counts {
+    terminating: i32,
+    succeeded: i32,
+    failed: i32,
+    /// Container restarts of the active Pods; counted only under `OnFailure`.
+    restarts: i32,
+}
+
+impl Counts {
+    fn of(pods: &[Arc<Pod>], active: &[&Pod], current: &JobStatus, on_failure: bool) -> Counts {
+        let count = |ph: &str| pods.iter().filter(|p| phase(p) == ph).count() as i32;
+        Counts {
+            terminating: pods
+                .iter()
+                .filter(|p| is_terminating(p) && !is_terminal(p))
+                .count() as i32,
+            // Pods may be deleted after they finished; the recorded counts never go down.
+            succeeded: count("Succeeded").max(current.succeeded.unwrap_or(0)),
+            failed: count("Failed").max(current.failed.unwrap_or(0)),
+            restarts: if on_failure {
+                active.iter().map(|p| restart_count(p)).sum()
+            } else {
+                0
+            },
+        }
+    }
+}
+
+/// The interim condition the Job is finishing under: the one already recorded, or the one
+/// reached now (backoff limit, deadline, completions), which is recorded in `conds`.
+fn finishing(
+    conds: &mut Vec<JobCondition>,
+    shape: &Shape,
+    counts: &Counts,
+    active: &[&Pod],
+    start_time: Option<&Time>,
+    now: DateTime<Utc>,
+) -> Option<JobCondition> {
+    let recorded = conds
         .iter()
         .find(|c| {
             (c.type_ == "FailureTarget" || c.type_ == "SuccessCriteriaMet") && c.status == "True"
         })
         .cloned();
-    let finishing = finishing.or_else(|| {
-        let past_deadline = spec
-            .active_deadline_seconds
-            .zip(start_time.as_ref())
-            .is_some_and(|(secs, start)| from_time(start) + chrono::Duration::seconds(secs) <= now);
-        // Under OnFailure, restarts of running Pods count against the limit (as upstream).
-        let restarts_exceed = on_failure
-            && if backoff_limit == 0 {
-                restarts > 0
-            } else {
-                restarts >= backoff_limit
-            };
-        let cond = if failed > backoff_limit || restarts_exceed {
-            job_condition(
-                "FailureTarget",
-                "True",
-                "BackoffLimitExceeded",
-                "Job has reached the specified backoff limit",
-                now,
-            )
-        } else if past_deadline {
-            job_condition(
-                "FailureTarget",
-                "True",
-                "DeadlineExceeded",
-                "Job was active longer than specified deadline",
-                now,
-            )
-        } else if match completions {
-            Some(c) => succeeded >= c,
-            None => succeeded > 0 && active.is_empty(),
-        } {
-            job_condition(
-                "SuccessCriteriaMet",
-                "True",
-                "CompletionsReached",
-                "Reached expected number of succeeded pods",
-                now,
-            )
+    if recorded.is_some() {
+        return recorded;
+    }
+    let past_deadline = shape
+        .active_deadline_seconds
+        .zip(start_time)
+        .is_some_and(|(secs, start)| from_time(start) + chrono::Duration::seconds(secs) <= now);
+    // Under OnFailure, restarts of running Pods count against the limit (as upstream).
+    let restarts_exceed = shape.on_failure
+        && if shape.backoff_limit == 0 {
+            counts.restarts > 0
         } else {
-            return None;
+            counts.restarts >= shape.backoff_limit
         };
-        conditions::set(&mut conds, cond.clone());
-        Some(cond)
-    });
-
-    let mut completion_time = current.completion_time.clone();
-    if let Some(interim) = finishing {
-        for p in &active {
-            changes.push(PodChange::Delete(p.name_any()));
-        }
-        if active.is_empty() && terminating == 0 {
-            let final_type = if interim.type_ == "SuccessCriteriaMet" {
-                completion_time = Some(to_time(now));
-                "Complete"
-            } else {
-                "Failed"
-            };
-            conditions::set(
-                &mut conds,
-                job_condition(
-                    final_type,
-                    "True",
-                    interim.reason.as_deref().unwrap_or_default(),
-                    interim.message.as_deref().unwrap_or_default(),
-                    now,
-                ),
-            );
-        }
-        if !manage {
-            changes.clear();
-        }
-    } else if suspended {
-        for p in &active {
-            changes.push(PodChange::Delete(p.name_any()));
-        }
-        conditions::set(
-            &mut conds,
-            job_condition("Suspended", "True", "JobSuspended", "Job suspended", now),
-        );
-        if !manage {
-            changes.clear();
-        }
+    let cond = if counts.failed > shape.backoff_limit || restarts_exceed {
+        job_condition(
+            "FailureTarget",
+            "True",
+            "BackoffLimitExceeded",
+            "Job has reached the specified backoff limit",
+            now,
+        )
+    } else if past_deadline {
+        job_condition(
+            "FailureTarget",
+            "True",
+            "DeadlineExceeded",
+            "Job was active longer than specified deadline",
+            now,
+        )
+    } else if match shape.completions {
+        Some(c) => counts.succeeded >= c,
+        None => counts.succeeded > 0 && active.is_empty(),
+    } {
+        job_condition(
+            "SuccessCriteriaMet",
+            "True",
+            "CompletionsReached",
+            "Reached expected number of succeeded pods",
+            now,
+        )
     } else {
-        if has_condition(&conds, "Suspended") {
-            conditions::set(
-                &mut conds,
-                job_condition("Suspended", "False", "JobResumed", "Job resumed", now),
-            );
+        return None;
+    };
+    conditions::set(conds, cond.clone());
+    Some(cond)
+}
+
+/// A finishing Job deletes its remaining Pods; once none is running or terminating it gets
+/// the final condition (`Complete` with its completion time, or `Failed`).
+fn finish(
+    conds: &mut Vec<JobCondition>,
+    interim: &JobCondition,
+    active: &[&Pod],
+    terminating: i32,
+    now: DateTime<Utc>,
+) -> (Vec<PodChange>, Option<Time>) {
+    let deletes = active
+        .iter()
+        .map(|p| PodChange::Delete(p.name_any()))
+        .collect();
+    let mut completion_time = None;
+    if active.is_empty() && terminating == 0 {
+        let final_type = if interim.type_ == "SuccessCriteriaMet" {
+            completion_time = Some(to_time(now));
+            "Complete"
+        } else {
+            "Failed"
+        };
+        conditions::set(
+            conds,
+            job_condition(
+                final_type,
+                "True",
+                interim.reason.as_deref().unwrap_or_default(),
+                interim.message.as_deref().unwrap_or_default(),
+                now,
+            ),
+        );
+    }
+    (deletes, completion_time)
+}
+
+/// A suspended Job deletes its Pods.
+fn suspend(conds: &mut Vec<JobCondition>, active: &[&Pod], now: DateTime<Utc>) -> Vec<PodChange> {
+    conditions::set(
+        conds,
+        job_condition("Suspended", "True", "JobSuspended", "Job suspended", now),
+    );
+    active
+        .iter()
+        .map(|p| PodChange::Delete(p.name_any()))
+        .collect()
+}
+
+/// A Job that was suspended records that it runs again.
+fn resume(conds: &mut Vec<JobCondition>, now: DateTime<Utc>) {
+    if has_condition(conds, "Suspended") {
+        conditions::set(
+            conds,
+            job_condition("Suspended", "False", "JobResumed", "Job resumed", now),
+        );
+    }
+}
+
+/// When `activeDeadlineSeconds` expires for a Job not yet done.
+fn deadline(
+    conds: &[JobCondition],
+    shape: &Shape,
+    start_time: Option<&Time>,
+) -> Option<DateTime<Utc>> {
+    let done = has_condition(conds, "Complete") || has_condition(conds, "Failed");
+    if done {
+        return None;
+    }
+    shape
+        .active_deadline_seconds
+        .zip(start_time)
+        .map(|(secs, start)| from_time(start) + chrono::Duration::seconds(secs))
+}
+
+/// A running Job creates or deletes Pods until `parallelism` (bounded by the completions
+/// still missing) run at once.
+fn run(
+    job: &Job,
+    spec: &JobSpec,
+    shape: &Shape,
+    counts: &Counts,
+    active: &[&Pod],
+    manage: bool,
+) -> Vec<PodChange> {
+    let mut changes = Vec::new();
+    let wanted = match shape.completions {
+        Some(c) => shape.parallelism.min(c - counts.succeeded).max(0),
+        // A work queue after its first success: leave running Pods running.
+        None if counts.succeeded > 0 => active.len() as i32,
+        None => shape.parallelism,
+    } as usize;
+    if manage && active.len() < wanted {
+        let owner = controller_ref("batch/v1", "Job", &job.metadata);
+        let uid = job.metadata.uid.clone().unwrap_or_default();
+        let name = job.name_any();
+        let labels = [
+            ("batch.kubernetes.io/controller-uid", uid.as_str()),
+            ("batch.kubernetes.io/job-name", name.as_str()),
+            ("controller-uid", uid.as_str()),
+            ("job-name", name.as_str()),
+        ];
+        let ns = job.namespace().unwrap_or_default();
+        for _ in 0..(wanted - active.len()).min(BURST) {
+            changes.push(PodChange::Create(Box::new(pod_from_template(
+                &spec.template,
+                &ns,
+                &format!("{name}-"),
+                owner.clone(),
+                &labels,
+            ))));
         }
-        let wanted = match completions {
-            Some(c) => parallelism.min(c - succeeded).max(0),
-            // A work queue after its first success: leave running Pods running.
-            None if succeeded > 0 => active.len() as i32,
-            None => parallelism,
-        } as usize;
-        if manage && active.len() < wanted {
-            let owner = controller_ref("batch/v1", "Job", &job.metadata);
-            let uid = job.metadata.uid.clone().unwrap_or_default();
-            let name = job.name_any();
-            let labels = [
-                ("batch.kubernetes.io/controller-uid", uid.as_str()),
-                ("batch.kubernetes.io/job-name", name.as_str()),
-                ("controller-uid", uid.as_str()),
-                ("job-name", name.as_str()),
-            ];
-            let ns = job.namespace().unwrap_or_default();
-            for _ in 0..(wanted - active.len()).min(BURST) {
-                changes.push(PodChange::Create(Box::new(pod_from_template(
-                    &spec.template,
-                    &ns,
-                    &format!("{name}-"),
-                    owner.clone(),
-                    &labels,
-                ))));
-            }
-        } else if manage && active.len() > wanted {
-            active.sort_by(|a, b| deletion_order(a, b));
-            for p in active.iter().take(active.len() - wanted) {
-                changes.push(PodChange::Delete(p.name_any()));
-            }
+    } else if manage && active.len() > wanted {
+        let mut doomed = active.to_vec();
+        doomed.sort_by(|a, b| deletion_order(a, b));
+        for p in doomed.iter().take(active.len() - wanted) {
+            changes.push(PodChange::Delete(p.name_any()));
         }
     }
-    // Pods deleted by this pass count as terminating, as upstream reports them.
+    changes
+}
+
+/// The Pod counters of the status once `changes` are applied: Pods this pass deletes count
+/// as terminating, as upstream reports them, and Pods it creates as active.
+fn pod_counts(active: &[&Pod], changes: &[PodChange], counts: &Counts) -> JobStatus {
     let deleted: Vec<&str> = changes
         .iter()
         .filter_map(|c| match c {
@@ -270,48 +398,31 @@ pub fn plan(job: &Job, pods: &[Arc<Pod>], now: DateTime<Utc>, manage: bool) -> P
         .iter()
         .filter(|p| !deleted.contains(&p.name_any().as_str()))
         .collect();
-
-    let done = has_condition(&conds, "Complete") || has_condition(&conds, "Failed");
-    let requeue_at = if done {
-        None
-    } else {
-        spec.active_deadline_seconds
-            .zip(start_time.as_ref())
-            .map(|(secs, start)| from_time(start) + chrono::Duration::seconds(secs))
-    };
-    let status = JobStatus {
+    JobStatus {
         active: Some((remaining.len() + created) as i32),
         ready: Some(remaining.iter().filter(|p| is_ready(p)).count() as i32),
-        succeeded: Some(succeeded),
-        failed: Some(failed),
-        terminating: Some(terminating + deleted.len() as i32),
-        start_time,
-        completion_time,
-        conditions: (!conds.is_empty()).then_some(conds),
+        succeeded: Some(counts.succeeded),
+        failed: Some(counts.failed),
+        terminating: Some(counts.terminating + deleted.len() as i32),
         ..Default::default()
-    };
-    let changed = !reflects(
-        &serde_json::to_value(&current).unwrap_or_default(),
-        &status_patch_body(&status),
-    );
-    Plan {
-        changes,
-        status: changed.then_some(status),
-        requeue_at,
     }
 }
 
-fn status_patch_body(s: &JobStatus) -> Value {
-    json!({
-        "active": s.active.unwrap_or(0),
-        "ready": s.ready.unwrap_or(0),
-        "succeeded": s.succeeded.unwrap_or(0),
-        "failed": s.failed.unwrap_or(0),
-        "terminating": s.terminating.unwrap_or(0),
-        "startTime": s.start_time,
-        "completionTime": s.completion_time,
-        "conditions": s.conditions,
-    })
+/// The counters explicit, so zeros and removed conditions are written rather than skipped;
+/// the fields this controller does not implement are left alone.
+impl StatusBody for JobStatus {
+    fn patch_body(&self) -> Value {
+        json!({
+            "active": self.active.unwrap_or(0),
+            "ready": self.ready.unwrap_or(0),
+            "succeeded": self.succeeded.unwrap_or(0),
+            "failed": self.failed.unwrap_or(0),
+            "terminating": self.terminating.unwrap_or(0),
+            "startTime": self.start_time,
+            "completionTime": self.completion_time,
+            "conditions": self.conditions,
+        })
+    }
 }
 
 /// Shared state of the Job controller.
@@ -351,21 +462,9 @@ pub async fn reconcile(
     }
     if let Some(status) = &decision.status {
         let api: Api<Job> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        let body = json!({ "status": status_patch_body(status) });
-        let cached_rv = job.metadata.resource_version.as_deref();
-        match if ctx.writes.in_flight(&key, &body, cached_rv) {
-            Ok(None)
-        } else {
-            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map(Some)
-        } {
-            Ok(None) => {}
-            Ok(Some(written)) => ctx
-                .writes
-                .record(&key, &body, written.metadata.resource_version),
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let written = write_status(&api, &ctx.writes, &key, &job, status.patch_body()).await?;
+        if written == StatusWrite::Gone {
+            return Ok(None);
         }
     }
     if let Some(e) = error {

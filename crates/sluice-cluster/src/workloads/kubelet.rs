@@ -41,12 +41,14 @@ use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
 };
-use kube::api::{DeleteParams, Patch, PatchParams};
+use kube::api::DeleteParams;
 use kube::{Api, ResourceExt};
+use serde_json::Value;
 
 use super::informer::{Cache, ObjectKey};
-use super::reflects::{WriteMemo, reflects};
+use super::reflects::WriteMemo;
 use super::script::{Script, interpret};
+use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use super::{WorkloadsError, is_not_found};
 use sluice_api::k8s::conditions;
 use sluice_api::k8s::hash::Fnv32a;
@@ -176,6 +178,52 @@ fn terminated(exit_code: i32, started: DateTime<Utc>, finished: DateTime<Utc>) -
     }
 }
 
+impl ContainerView {
+    fn new(
+        status: ContainerStatus,
+        ready_since: Option<DateTime<Utc>>,
+        finished: Option<(i32, DateTime<Utc>)>,
+        wake_at: Option<DateTime<Utc>>,
+    ) -> Self {
+        ContainerView {
+            status,
+            ready_since,
+            finished: finished.map(|f| f.0),
+            finished_at: finished.map(|f| f.1),
+            wake_at,
+        }
+    }
+}
+
+fn set_running(status: &mut ContainerStatus, since: DateTime<Utc>) {
+    status.started = Some(true);
+    status.state = Some(ContainerState {
+        running: Some(ContainerStateRunning {
+            started_at: Some(to_time(since)),
+        }),
+        ..Default::default()
+    });
+}
+
+/// A container running since `since`: ready `ready_delay` later, and until then woken at
+/// that moment (or at `until`, should it end first).
+fn running_view(
+    mut status: ContainerStatus,
+    since: DateTime<Utc>,
+    until: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+    ready_delay: Duration,
+) -> ContainerView {
+    set_running(&mut status, since);
+    let ready_at = add(since, ready_delay);
+    if now >= ready_at {
+        status.ready = true;
+        return ContainerView::new(status, Some(ready_at), None, until);
+    }
+    let wake = until.map_or(ready_at, |u| ready_at.min(u));
+    ContainerView::new(status, None, None, Some(wake))
+}
+
 fn view_container(
     pod: &Pod,
     c: &Container,
@@ -193,16 +241,6 @@ fn view_container(
         started: Some(false),
         ..Default::default()
     };
-    let view = |status: ContainerStatus,
-                ready_since: Option<DateTime<Utc>>,
-                finished: Option<(i32, DateTime<Utc>)>,
-                wake_at: Option<DateTime<Utc>>| ContainerView {
-        status,
-        ready_since,
-        finished: finished.map(|f| f.0),
-        finished_at: finished.map(|f| f.1),
-        wake_at,
-    };
     if now < start_at {
         status.state = Some(ContainerState {
             waiting: Some(ContainerStateWaiting {
@@ -211,92 +249,93 @@ fn view_container(
             }),
             ..Default::default()
         });
-        return view(status, None, None, Some(start_at));
+        return ContainerView::new(status, None, None, Some(start_at));
     }
     status.container_id = Some(format!(
         "sluice://{}-{}",
         pod.metadata.uid.as_deref().unwrap_or("pod"),
         c.name
     ));
-    let running_since = |status: &mut ContainerStatus, since: DateTime<Utc>| {
-        status.started = Some(true);
-        status.state = Some(ContainerState {
-            running: Some(ContainerStateRunning {
-                started_at: Some(to_time(since)),
-            }),
-            ..Default::default()
-        });
-    };
-    let ready_at = add(start_at, timing.ready_delay);
     match mode {
-        Mode::Serve | Mode::NeverReady => {
-            running_since(&mut status, start_at);
-            if *mode == Mode::Serve && now >= ready_at {
-                status.ready = true;
-                return view(status, Some(ready_at), None, None);
-            }
-            let wake = (*mode == Mode::Serve).then_some(ready_at);
-            view(status, None, None, wake)
+        Mode::Serve => running_view(status, start_at, None, now, timing.ready_delay),
+        Mode::NeverReady => {
+            set_running(&mut status, start_at);
+            ContainerView::new(status, None, None, None)
+        }
+        // A script that never ends (`sleep infinity`) serves like a long-running container.
+        Mode::Run { run: None, .. } => {
+            running_view(status, start_at, None, now, timing.ready_delay)
         }
         Mode::Run {
-            run,
+            run: Some(run),
             exit_code,
             restart,
         } => {
-            let Some(run) = *run else {
-                running_since(&mut status, start_at);
-                if now >= ready_at {
-                    status.ready = true;
-                    return view(status, Some(ready_at), None, None);
-                }
-                return view(status, None, None, Some(ready_at));
+            let cycle = Cycle {
+                run: *run,
+                exit_code: *exit_code,
+                restart: *restart,
             };
-            // Walk the run/back-off cycles up to `now`; bounded because back-off grows to
-            // minutes and the loop stops at `now`.
-            let mut run_start = start_at;
-            let mut restarts: u32 = 0;
-            let mut last: Option<ContainerState> = None;
-            loop {
-                let run_end = add(run_start, run);
-                if now < run_end {
-                    running_since(&mut status, run_start);
-                    status.restart_count = restarts as i32;
-                    status.last_state = last;
-                    let ready_at = add(run_start, timing.ready_delay);
-                    if now >= ready_at {
-                        status.ready = true;
-                        return view(status, Some(ready_at), None, Some(run_end));
-                    }
-                    return view(status, None, None, Some(ready_at.min(run_end)));
-                }
-                if !restart {
-                    status.restart_count = restarts as i32;
-                    status.last_state = last;
-                    status.state = Some(terminated(*exit_code, run_start, run_end));
-                    return view(status, None, Some((*exit_code, run_end)), None);
-                }
-                let next_start = add(run_end, backoff(timing.ready_delay, restarts));
-                if now < next_start {
-                    status.restart_count = restarts as i32;
-                    status.last_state = Some(terminated(*exit_code, run_start, run_end));
-                    status.state = Some(ContainerState {
-                        waiting: Some(ContainerStateWaiting {
-                            reason: Some("CrashLoopBackOff".into()),
-                            message: Some(format!(
-                                "back-off {}s restarting failed container={} pod={}",
-                                backoff(timing.ready_delay, restarts).as_secs(),
-                                c.name,
-                                pod.name_any()
-                            )),
-                        }),
-                        ..Default::default()
-                    });
-                    return view(status, None, None, Some(next_start));
-                }
-                last = Some(terminated(*exit_code, run_start, run_end));
-                run_start = next_start;
-                restarts += 1;
+            let who = format!("container={} pod={}", c.name, pod.name_any());
+            cycle.view(status, start_at, now, timing, &who)
+        }
+    }
+}
+
+/// A container that runs for `run`, exits with `exit_code`, and (when `restart`) starts
+/// again after a back-off.
+struct Cycle {
+    run: Duration,
+    exit_code: i32,
+    restart: bool,
+}
+
+impl Cycle {
+    /// The container's state at `now`: walks the run/back-off cycles from `start_at`;
+    /// bounded because back-off grows to minutes and the walk stops at `now`.
+    fn view(
+        &self,
+        mut status: ContainerStatus,
+        start_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        timing: &Timing,
+        who: &str,
+    ) -> ContainerView {
+        let mut run_start = start_at;
+        let mut restarts: u32 = 0;
+        let mut last: Option<ContainerState> = None;
+        loop {
+            let run_end = add(run_start, self.run);
+            status.restart_count = restarts as i32;
+            if now < run_end {
+                status.last_state = last;
+                return running_view(status, run_start, Some(run_end), now, timing.ready_delay);
             }
+            let exited = terminated(self.exit_code, run_start, run_end);
+            if !self.restart {
+                status.last_state = last;
+                status.state = Some(exited);
+                return ContainerView::new(status, None, Some((self.exit_code, run_end)), None);
+            }
+            let delay = backoff(timing.ready_delay, restarts);
+            let next_start = add(run_end, delay);
+            if now < next_start {
+                status.last_state = Some(exited);
+                status.state = Some(ContainerState {
+                    waiting: Some(ContainerStateWaiting {
+                        reason: Some("CrashLoopBackOff".into()),
+                        message: Some(format!(
+                            "back-off {}s restarting failed {who}",
+                            delay.as_secs()
+                        )),
+                    }),
+                    ..Default::default()
+                });
+                return ContainerView::new(status, None, None, Some(next_start));
+            }
+            last = Some(exited);
+            run_start = next_start;
+            restarts += 1;
         }
     }
 }
@@ -391,65 +430,9 @@ pub fn plan(
         .collect();
 
     let started = now >= start_at;
-    let all_finished = !views.is_empty() && views.iter().all(|v| v.finished.is_some());
-    let phase = if !started {
-        "Pending"
-    } else if all_finished {
-        if views.iter().all(|v| v.finished == Some(0)) {
-            "Succeeded"
-        } else {
-            "Failed"
-        }
-    } else {
-        "Running"
-    };
-    let all_ready = views.iter().all(|v| v.ready_since.is_some());
-    let unready: Vec<&str> = views
-        .iter()
-        .filter(|v| v.ready_since.is_none())
-        .map(|v| v.status.name.as_str())
-        .collect();
-    let (ready_since, reason, message) = if all_finished {
-        let done = views
-            .iter()
-            .filter_map(|v| v.finished_at)
-            .max()
-            .unwrap_or(now);
-        (done, Some("PodCompleted"), None)
-    } else if all_ready {
-        let since = views
-            .iter()
-            .filter_map(|v| v.ready_since)
-            .max()
-            .unwrap_or(now);
-        (since, None, None)
-    } else {
-        (
-            first_seen,
-            Some("ContainersNotReady"),
-            Some(format!(
-                "containers with unready status: [{}]",
-                unready.join(" ")
-            )),
-        )
-    };
-    let ready = all_ready && !all_finished;
-    let conditions = vec![
-        condition(
-            pod,
-            "PodReadyToStartContainers",
-            started,
-            if started { start_at } else { first_seen },
-            None,
-            None,
-        ),
-        condition(pod, "Initialized", true, first_seen, None, None),
-        condition(pod, "Ready", ready, ready_since, reason, message.clone()),
-        condition(pod, "ContainersReady", ready, ready_since, reason, message),
-        condition(pod, "PodScheduled", true, first_seen, None, None),
-    ];
+    let conditions = pod_conditions(pod, &views, started, start_at, first_seen, now);
     let mut status = PodStatus {
-        phase: Some(phase.into()),
+        phase: Some(phase_of(started, &views).into()),
         conditions: Some(conditions),
         host_ip: Some(HOST_IP.into()),
         host_ips: Some(vec![HostIP { ip: HOST_IP.into() }]),
@@ -464,13 +447,103 @@ pub fn plan(
         status.start_time = Some(to_time(start_at));
     }
     let wake_at = views.iter().filter_map(|v| v.wake_at).min();
-    let unchanged = serde_json::to_value(&current)
-        .ok()
-        .zip(serde_json::to_value(&status).ok())
-        .is_some_and(|(c, d)| reflects(&c, &d));
     KubeletPlan {
-        change: (!unchanged).then(|| KubeletChange::SetStatus(Box::new(status))),
+        change: changed_status(&current, status).map(|s| KubeletChange::SetStatus(Box::new(s))),
         wake_at,
+    }
+}
+
+fn all_finished(views: &[ContainerView]) -> bool {
+    !views.is_empty() && views.iter().all(|v| v.finished.is_some())
+}
+
+fn phase_of(started: bool, views: &[ContainerView]) -> &'static str {
+    if !started {
+        "Pending"
+    } else if all_finished(views) {
+        if views.iter().all(|v| v.finished == Some(0)) {
+            "Succeeded"
+        } else {
+            "Failed"
+        }
+    } else {
+        "Running"
+    }
+}
+
+/// The Pod conditions a kubelet reports, from its containers' views.
+fn pod_conditions(
+    pod: &Pod,
+    views: &[ContainerView],
+    started: bool,
+    start_at: DateTime<Utc>,
+    first_seen: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<PodCondition> {
+    let all_finished = all_finished(views);
+    let all_ready = views.iter().all(|v| v.ready_since.is_some());
+    let (ready_since, reason, message) = readiness(views, all_finished, all_ready, first_seen, now);
+    let ready = all_ready && !all_finished;
+    vec![
+        condition(
+            pod,
+            "PodReadyToStartContainers",
+            started,
+            if started { start_at } else { first_seen },
+            None,
+            None,
+        ),
+        condition(pod, "Initialized", true, first_seen, None, None),
+        condition(pod, "Ready", ready, ready_since, reason, message.clone()),
+        condition(pod, "ContainersReady", ready, ready_since, reason, message),
+        condition(pod, "PodScheduled", true, first_seen, None, None),
+    ]
+}
+
+/// Since when the Ready conditions hold their value, and why the Pod is not ready.
+fn readiness(
+    views: &[ContainerView],
+    all_finished: bool,
+    all_ready: bool,
+    first_seen: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> (DateTime<Utc>, Option<&'static str>, Option<String>) {
+    if all_finished {
+        let done = views
+            .iter()
+            .filter_map(|v| v.finished_at)
+            .max()
+            .unwrap_or(now);
+        (done, Some("PodCompleted"), None)
+    } else if all_ready {
+        let since = views
+            .iter()
+            .filter_map(|v| v.ready_since)
+            .max()
+            .unwrap_or(now);
+        (since, None, None)
+    } else {
+        let unready: Vec<&str> = views
+            .iter()
+            .filter(|v| v.ready_since.is_none())
+            .map(|v| v.status.name.as_str())
+            .collect();
+        (
+            first_seen,
+            Some("ContainersNotReady"),
+            Some(format!(
+                "containers with unready status: [{}]",
+                unready.join(" ")
+            )),
+        )
+    }
+}
+
+/// The kubelet writes the status it observed as it is: what it leaves unset is not its own
+/// to clear.
+impl StatusBody for PodStatus {
+    fn patch_body(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_default()
     }
 }
 
@@ -535,24 +608,10 @@ pub async fn reconcile(
             }
         }
         Some(KubeletChange::SetStatus(status)) => {
-            let patch = serde_json::json!({ "status": status });
-            let cached_rv = pod.metadata.resource_version.as_deref();
-            if memory.writes.in_flight(&key, &patch, cached_rv) {
-                return Ok(decision
-                    .wake_at
-                    .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)));
-            }
-            match api
-                .patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(written) => {
-                    memory
-                        .writes
-                        .record(&key, &patch, written.metadata.resource_version)
-                }
-                Err(e) if is_not_found(&e) => return Ok(None),
-                Err(e) => return Err(WorkloadsError::Kube(e)),
+            let written =
+                write_status(&api, &memory.writes, &key, &pod, status.patch_body()).await?;
+            if written == StatusWrite::Gone {
+                return Ok(None);
             }
         }
     }

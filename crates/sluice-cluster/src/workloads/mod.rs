@@ -25,6 +25,7 @@ pub mod queue;
 pub mod reflects;
 pub mod replicaset;
 pub mod script;
+pub mod status;
 
 use std::time::Duration;
 

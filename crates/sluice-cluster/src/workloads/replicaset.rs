@@ -15,18 +15,20 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetCondition, ReplicaSetStatus};
+use k8s_openapi::api::apps::v1::{
+    ReplicaSet, ReplicaSetCondition, ReplicaSetSpec, ReplicaSetStatus,
+};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use serde_json::{Value, json};
 
+use super::WorkloadsError;
 use super::informer::{Cache, ObjectKey};
 use super::pod_state::{available_at, controller_ref, deletion_order, is_active, is_ready};
 use super::pod_writer::{self, BURST, Expectations, PodChange, pod_from_template};
-use super::reflects::{WriteMemo, reflects};
-use super::{WorkloadsError, is_not_found};
+use super::reflects::WriteMemo;
+use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use sluice_api::k8s::conditions as k8s_conditions;
 use sluice_api::k8s::selector;
 use sluice_api::k8s::time::to_time;
@@ -54,28 +56,49 @@ pub fn plan(
     manage: bool,
     create_failure: Option<&str>,
 ) -> Plan {
-    let mut changes = Vec::new();
     if rs.metadata.deletion_timestamp.is_some() {
         return Plan {
-            changes,
+            changes: Vec::new(),
             status: None,
             requeue_at: None,
         };
     }
     let spec = rs.spec.clone().unwrap_or_default();
-    let desired = spec.replicas.unwrap_or(1).max(0) as usize;
-    let mut active: Vec<&Pod> = pods
+    let active: Vec<&Pod> = pods
         .iter()
         .map(|p| p.as_ref())
         .filter(|p| is_active(p))
         .collect();
+    let changes = if manage {
+        pod_changes(rs, &spec, &active, orphans)
+    } else {
+        Vec::new()
+    };
+    let current = rs.status.clone().unwrap_or_default();
+    let (status, requeue_at) = status_of(rs, &spec, &active, &current, now, create_failure);
+    Plan {
+        changes,
+        status: changed_status(&current, status),
+        requeue_at,
+    }
+}
 
+/// Adoptions of matching orphans, else the creations or deletions that bring the active
+/// Pods to `spec.replicas`.
+fn pod_changes(
+    rs: &ReplicaSet,
+    spec: &ReplicaSetSpec,
+    active: &[&Pod],
+    orphans: &[Arc<Pod>],
+) -> Vec<PodChange> {
+    let mut changes = Vec::new();
+    let desired = spec.replicas.unwrap_or(1).max(0) as usize;
     let adoptable: Vec<&Pod> = orphans
         .iter()
         .map(|p| p.as_ref())
         .filter(|p| is_active(p) && adopts(&spec.selector, p.labels()))
         .collect();
-    if manage && !adoptable.is_empty() {
+    if !adoptable.is_empty() {
         // Adopt first; sizing waits until the adopted Pods show up as owned.
         let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
         for p in adoptable {
@@ -86,29 +109,39 @@ pub fn plan(
                 owner_references: refs,
             });
         }
-    } else if manage {
-        if active.len() < desired {
-            let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
-            let ns = rs.namespace().unwrap_or_default();
-            let prefix = format!("{}-", rs.name_any());
-            let template = spec.template.clone().unwrap_or_default();
-            for _ in 0..(desired - active.len()).min(BURST) {
-                changes.push(PodChange::Create(Box::new(pod_from_template(
-                    &template,
-                    &ns,
-                    &prefix,
-                    owner.clone(),
-                    &[],
-                ))));
-            }
-        } else if active.len() > desired {
-            active.sort_by(|a, b| deletion_order(a, b));
-            for p in active.iter().take(active.len() - desired) {
-                changes.push(PodChange::Delete(p.name_any()));
-            }
+    } else if active.len() < desired {
+        let owner = controller_ref("apps/v1", "ReplicaSet", &rs.metadata);
+        let ns = rs.namespace().unwrap_or_default();
+        let prefix = format!("{}-", rs.name_any());
+        let template = spec.template.clone().unwrap_or_default();
+        for _ in 0..(desired - active.len()).min(BURST) {
+            changes.push(PodChange::Create(Box::new(pod_from_template(
+                &template,
+                &ns,
+                &prefix,
+                owner.clone(),
+                &[],
+            ))));
+        }
+    } else if active.len() > desired {
+        let mut doomed = active.to_vec();
+        doomed.sort_by(|a, b| deletion_order(a, b));
+        for p in doomed.iter().take(active.len() - desired) {
+            changes.push(PodChange::Delete(p.name_any()));
         }
     }
+    changes
+}
 
+/// The status the active Pods give, and when a ready Pod next becomes available.
+fn status_of(
+    rs: &ReplicaSet,
+    spec: &ReplicaSetSpec,
+    active: &[&Pod],
+    current: &ReplicaSetStatus,
+    now: DateTime<Utc>,
+    create_failure: Option<&str>,
+) -> (ReplicaSetStatus, Option<DateTime<Utc>>) {
     let min_ready = spec.min_ready_seconds.unwrap_or(0);
     let template_labels = spec
         .template
@@ -132,8 +165,26 @@ pub fn plan(
         .collect();
     let available = avail_times.iter().filter(|t| **t <= now).count();
     let requeue_at = avail_times.iter().filter(|t| **t > now).min().copied();
+    let conditions = conditions(current, create_failure, now);
+    let status = ReplicaSetStatus {
+        replicas: active.len() as i32,
+        fully_labeled_replicas: Some(fully_labeled as i32),
+        ready_replicas: Some(ready as i32),
+        available_replicas: Some(available as i32),
+        observed_generation: rs.metadata.generation,
+        conditions: (!conditions.is_empty()).then_some(conditions),
+        terminating_replicas: None,
+    };
+    (status, requeue_at)
+}
 
-    let current = rs.status.clone().unwrap_or_default();
+/// The stored conditions with `ReplicaFailure` present exactly while Pod creation fails
+/// (keeping its transition time while it keeps failing).
+fn conditions(
+    current: &ReplicaSetStatus,
+    create_failure: Option<&str>,
+    now: DateTime<Utc>,
+) -> Vec<ReplicaSetCondition> {
     let mut conditions: Vec<ReplicaSetCondition> = current.conditions.clone().unwrap_or_default();
     match create_failure {
         Some(msg) => {
@@ -152,37 +203,21 @@ pub fn plan(
             k8s_conditions::remove(&mut conditions, &"ReplicaFailure".to_string());
         }
     }
-    let status = ReplicaSetStatus {
-        replicas: active.len() as i32,
-        fully_labeled_replicas: Some(fully_labeled as i32),
-        ready_replicas: Some(ready as i32),
-        available_replicas: Some(available as i32),
-        observed_generation: rs.metadata.generation,
-        conditions: (!conditions.is_empty()).then_some(conditions),
-        terminating_replicas: None,
-    };
-    let changed = !reflects(
-        &serde_json::to_value(&current).unwrap_or_default(),
-        &status_patch_body(&status),
-    );
-    Plan {
-        changes,
-        status: changed.then_some(status),
-        requeue_at,
-    }
+    conditions
 }
 
-/// The status as a merge-patch body: every field explicit, so zeros and removed
-/// conditions are written rather than skipped.
-fn status_patch_body(s: &ReplicaSetStatus) -> Value {
-    json!({
-        "replicas": s.replicas,
-        "fullyLabeledReplicas": s.fully_labeled_replicas.unwrap_or(0),
-        "readyReplicas": s.ready_replicas.unwrap_or(0),
-        "availableReplicas": s.available_replicas.unwrap_or(0),
-        "observedGeneration": s.observed_generation,
-        "conditions": s.conditions,
-    })
+/// Every field explicit, so zeros and removed conditions are written rather than skipped.
+impl StatusBody for ReplicaSetStatus {
+    fn patch_body(&self) -> Value {
+        json!({
+            "replicas": self.replicas,
+            "fullyLabeledReplicas": self.fully_labeled_replicas.unwrap_or(0),
+            "readyReplicas": self.ready_replicas.unwrap_or(0),
+            "availableReplicas": self.available_replicas.unwrap_or(0),
+            "observedGeneration": self.observed_generation,
+            "conditions": self.conditions,
+        })
+    }
 }
 
 /// Shared state of the ReplicaSet controller.
@@ -226,49 +261,21 @@ pub async fn reconcile(
         .cloned();
     let now = Utc::now();
     let mut decision = plan(&rs, &pods, &orphans, now, manage, failure.as_deref());
-    let had_creates = decision
-        .changes
-        .iter()
-        .any(|c| matches!(c, PodChange::Create(_)));
     let mut error = None;
     if !decision.changes.is_empty() {
-        let applied = pod_writer::apply(&ctx.client, &key.namespace, decision.changes).await;
-        ctx.expectations
-            .expect(&key, &applied.created, &applied.deleted);
-        let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
-        match &applied.error {
-            Some(e) if had_creates => {
-                failures.insert(key.clone(), e.to_string());
-            }
-            None if had_creates => {
-                failures.remove(&key);
-            }
-            _ => {}
-        }
-        let new_failure = failures.get(&key).cloned();
-        drop(failures);
+        let changes = std::mem::take(&mut decision.changes);
+        let (applied_error, new_failure) = apply_changes(&ctx, &key, changes).await;
+        // The status reports the creation failure of this very pass, not the previous one.
         if new_failure != failure {
             decision = plan(&rs, &pods, &orphans, now, false, new_failure.as_deref());
         }
-        error = applied.error;
+        error = applied_error;
     }
     if let Some(status) = &decision.status {
         let api: Api<ReplicaSet> = Api::namespaced(ctx.client.clone(), &key.namespace);
-        let body = json!({ "status": status_patch_body(status) });
-        let cached_rv = rs.metadata.resource_version.as_deref();
-        match if ctx.writes.in_flight(&key, &body, cached_rv) {
-            Ok(None)
-        } else {
-            api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&body))
-                .await
-                .map(Some)
-        } {
-            Ok(None) => {}
-            Ok(Some(written)) => ctx
-                .writes
-                .record(&key, &body, written.metadata.resource_version),
-            Err(e) if is_not_found(&e) => return Ok(None),
-            Err(e) => return Err(e.into()),
+        let written = write_status(&api, &ctx.writes, &key, &rs, status.patch_body()).await?;
+        if written == StatusWrite::Gone {
+            return Ok(None);
         }
     }
     if let Some(e) = error {
@@ -277,6 +284,32 @@ pub async fn reconcile(
     Ok(decision
         .requeue_at
         .map(|at| (at - now).to_std().unwrap_or(Duration::ZERO)))
+}
+
+/// Applies the Pod changes and keeps the record of failed creations up to date; returns the
+/// write error and the creation failure now on record.
+async fn apply_changes(
+    ctx: &Context,
+    key: &ObjectKey,
+    changes: Vec<PodChange>,
+) -> (Option<WorkloadsError>, Option<String>) {
+    let had_creates = changes.iter().any(|c| matches!(c, PodChange::Create(_)));
+    let applied = pod_writer::apply(&ctx.client, &key.namespace, changes).await;
+    ctx.expectations
+        .expect(key, &applied.created, &applied.deleted);
+    let mut failures = ctx.failures.lock().unwrap_or_else(|e| e.into_inner());
+    match &applied.error {
+        Some(e) if had_creates => {
+            failures.insert(key.clone(), e.to_string());
+        }
+        None if had_creates => {
+            failures.remove(key);
+        }
+        _ => {}
+    }
+    let new_failure = failures.get(key).cloned();
+    drop(failures);
+    (applied.error, new_failure)
 }
 
 /// Whether a ReplicaSet with `selector` may adopt an orphan Pod with `labels`: the selector
@@ -293,7 +326,7 @@ mod tests {
     use super::*;
     use k8s_openapi::api::apps::v1::ReplicaSetSpec;
     use k8s_openapi::api::core::v1::PodTemplateSpec;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 
     fn rs(replicas: i32, min_ready: i32) -> ReplicaSet {
         let labels: std::collections::BTreeMap<String, String> =

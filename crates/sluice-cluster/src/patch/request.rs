@@ -1,10 +1,10 @@
 //! The one place the server turns a PATCH body into a new object: an adapter from the request to
-//! the patch engine (`super::patch`) and from its errors to apiserver Status errors.
+//! the patch engine and from its errors to apiserver Status errors.
 
 use serde_json::Value;
 
-use super::error::ApiError;
-use super::patch::{self, PatchContext, PatchError, PatchType};
+use super::{PatchContext, PatchError, PatchType, apply_patch};
+use crate::error::ApiError;
 
 /// The object after applying `body`; `current` is `None` only for a server-side-apply create.
 pub fn apply(
@@ -13,12 +13,7 @@ pub fn apply(
     body: &[u8],
     ctx: &PatchContext<'_>,
 ) -> Result<Value, ApiError> {
-    patch::apply_patch(kind, current, body, ctx).map_err(to_api_error)
-}
-
-/// Records field ownership for a create or update that is not a patch.
-pub fn record_write(old: Option<&Value>, new: &mut Value, ctx: &PatchContext<'_>, now: &str) {
-    patch::record_update(old, new, ctx, now);
+    apply_patch(kind, current, body, ctx).map_err(to_api_error)
 }
 
 fn to_api_error(e: PatchError) -> ApiError {

@@ -1,0 +1,238 @@
+//! Path routing: which endpoint a URL names (health, version, discovery, OpenAPI, or
+//! objects of a resource), and the entry point that serves each of them.
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State as AxState};
+use axum::http::{Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::options::Query;
+use super::resource::{self, Payload};
+use super::{Shared, ok};
+use crate::discovery;
+use crate::error::ApiError;
+use crate::openapi;
+
+/// A request for objects: `/api/v1/...` or `/apis/{group}/{version}/...`.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct ResPath {
+    pub group: String,
+    pub version: String,
+    pub namespace: Option<String>,
+    pub resource: String,
+    pub name: Option<String>,
+    pub sub: Option<String>,
+    pub watch: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Route {
+    Health,
+    Version,
+    CoreVersions,
+    Groups,
+    Group(String),
+    ResourceList(String, String),
+    OpenApiV3Index,
+    OpenApiV3(String),
+    Res(ResPath),
+    NotFound,
+}
+
+fn parse_res(group: &str, version: &str, segs: &[&str]) -> Route {
+    let mut segs = segs;
+    let mut watch = false;
+    if segs.first() == Some(&"watch") {
+        watch = true;
+        segs = &segs[1..];
+    }
+    let res = |namespace: Option<&str>, rest: &[&str]| {
+        if rest.is_empty() || rest.len() > 3 || rest.iter().any(|s| s.is_empty()) {
+            return Route::NotFound;
+        }
+        Route::Res(ResPath {
+            group: group.into(),
+            version: version.into(),
+            namespace: namespace.map(str::to_string),
+            resource: rest[0].into(),
+            name: rest.get(1).map(|s| s.to_string()),
+            sub: rest.get(2).map(|s| s.to_string()),
+            watch,
+        })
+    };
+    if segs.first() == Some(&"namespaces") && segs.len() >= 3 {
+        let namespace_sub =
+            group.is_empty() && segs.len() == 3 && matches!(segs[2], "status" | "finalize");
+        if !namespace_sub {
+            return res(Some(segs[1]), &segs[2..]);
+        }
+    }
+    res(None, segs)
+}
+
+fn route(path: &str) -> Route {
+    let segs: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match segs.as_slice() {
+        ["healthz" | "readyz" | "livez", ..] => Route::Health,
+        ["version"] => Route::Version,
+        ["api"] => Route::CoreVersions,
+        ["api", "v1"] => Route::ResourceList(String::new(), "v1".into()),
+        ["api", "v1", rest @ ..] => parse_res("", "v1", rest),
+        ["apis"] => Route::Groups,
+        ["apis", g] => Route::Group(g.to_string()),
+        ["apis", g, v] => Route::ResourceList(g.to_string(), v.to_string()),
+        ["apis", g, v, rest @ ..] => parse_res(g, v, rest),
+        ["openapi", "v3"] => Route::OpenApiV3Index,
+        ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
+        _ => Route::NotFound,
+    }
+}
+
+/// Whether the client accepts aggregated discovery v2 (kubectl and kube-rs ask for it first).
+fn wants_aggregated(accept: &str) -> bool {
+    accept.split(',').any(|range| {
+        let params: Vec<&str> = range.split(';').map(str::trim).collect();
+        params.contains(&"as=APIGroupDiscoveryList")
+            && params.contains(&"v=v2")
+            && params.contains(&"g=apidiscovery.k8s.io")
+    })
+}
+
+/// The one handler of the router: every request enters here.
+pub(super) async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_string();
+    let query = Query::parse(parts.uri.query().unwrap_or_default());
+    let header_str = |h: header::HeaderName| {
+        parts
+            .headers
+            .get(h)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let accept = header_str(header::ACCEPT);
+    let user_agent = header_str(header::USER_AGENT);
+    let content_type = header_str(header::CONTENT_TYPE);
+    let body = match axum::body::to_bytes(body, 256 * 1024 * 1024).await {
+        Ok(b) => b,
+        Err(e) => {
+            return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
+        }
+    };
+    let payload = Payload {
+        accept,
+        content_type,
+        user_agent,
+        body,
+    };
+    serve(&sh, parts.method.clone(), route(&path), query, payload)
+        .unwrap_or_else(IntoResponse::into_response)
+}
+
+fn serve(
+    sh: &Shared,
+    method: Method,
+    r: Route,
+    query: Query,
+    payload: Payload,
+) -> Result<Response, ApiError> {
+    let accept = payload.accept.as_str();
+    match r.clone() {
+        Route::Health => {
+            Ok((StatusCode::OK, [(header::CONTENT_TYPE, "text/plain")], "ok").into_response())
+        }
+        Route::Version => Ok(ok(&discovery::version())),
+        Route::CoreVersions | Route::Groups if wants_aggregated(accept) => {
+            let doc = discovery::aggregated(&sh.lock().registry, r == Route::CoreVersions);
+            Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_V2)],
+                serde_json::to_vec(&doc).unwrap_or_default(),
+            )
+                .into_response())
+        }
+        Route::CoreVersions => Ok(ok(&discovery::core_versions(&sh.addr.to_string()))),
+        Route::Groups => Ok(ok(&discovery::group_list(&sh.lock().registry))),
+        Route::Group(g) => discovery::group(&sh.lock().registry, &g)
+            .map(|v| ok(&v))
+            .ok_or_else(ApiError::no_resource),
+        Route::ResourceList(g, v) => discovery::resource_list(&sh.lock().registry, &g, &v)
+            .map(|v| ok(&v))
+            .ok_or_else(ApiError::no_resource),
+        Route::OpenApiV3Index => Ok(ok(&openapi::index(&sh.lock().registry))),
+        Route::OpenApiV3(gv) => {
+            let reg = sh.lock().registry.clone();
+            openapi::group_version_doc(&reg, &gv)
+                .map(|v| ok(&v))
+                .ok_or_else(ApiError::no_resource)
+        }
+        Route::NotFound => Err(ApiError::no_resource()),
+        Route::Res(rp) => {
+            if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
+                Err(ApiError::not_acceptable(
+                    "only the following media types are accepted: application/json, application/yaml, application/json;as=Table;v=v1;g=meta.k8s.io",
+                ))
+            } else {
+                resource::serve(sh, method, rp, query, payload)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_golden_table() {
+        let r = |p: &str| route(p);
+        assert_eq!(r("/version"), Route::Version);
+        assert_eq!(
+            r("/apis/apps/v1"),
+            Route::ResourceList("apps".into(), "v1".into())
+        );
+        let Route::Res(p) = r("/api/v1/namespaces/default/pods/x/status") else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                p.namespace.as_deref(),
+                p.resource.as_str(),
+                p.name.as_deref(),
+                p.sub.as_deref()
+            ),
+            (Some("default"), "pods", Some("x"), Some("status"))
+        );
+        let Route::Res(p) = r("/api/v1/namespaces/team/status") else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                p.namespace,
+                p.resource.as_str(),
+                p.name.as_deref(),
+                p.sub.as_deref()
+            ),
+            (None, "namespaces", Some("team"), Some("status"))
+        );
+        let Route::Res(p) = r("/api/v1/namespaces/team") else {
+            panic!()
+        };
+        assert_eq!(
+            (p.resource.as_str(), p.name.as_deref()),
+            ("namespaces", Some("team"))
+        );
+        let Route::Res(p) = r("/apis/argoproj.io/v1alpha1/watch/namespaces/d/rollouts") else {
+            panic!()
+        };
+        assert!(p.watch);
+        assert_eq!(p.resource, "rollouts");
+        let Route::Res(p) = r("/apis/argoproj.io/v1alpha1/rollouts") else {
+            panic!()
+        };
+        assert_eq!((p.namespace, p.name), (None, None));
+        assert_eq!(r("/nope"), Route::NotFound);
+    }
+}
