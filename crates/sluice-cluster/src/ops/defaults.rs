@@ -7,57 +7,13 @@ use serde_json::{Value, json};
 use crate::hpa;
 use crate::store::State;
 use crate::types::ResourceType;
+use sluice_api::k8s::defaults::default_pod_spec;
 
 fn set_default(obj: &mut Value, key: &str, v: Value) {
     if obj.get(key).is_none_or(Value::is_null)
         && let Some(m) = obj.as_object_mut()
     {
         m.insert(key.to_string(), v);
-    }
-}
-
-/// The apiserver's defaults for a PodSpec; controllers that compare pod templates see these on
-/// a real cluster, so they must see them here too.
-fn default_pod_spec(spec: &mut Value) {
-    if !spec.is_object() {
-        return;
-    }
-    set_default(spec, "restartPolicy", json!("Always"));
-    set_default(spec, "terminationGracePeriodSeconds", json!(30));
-    set_default(spec, "dnsPolicy", json!("ClusterFirst"));
-    set_default(spec, "securityContext", json!({}));
-    set_default(spec, "schedulerName", json!("default-scheduler"));
-    for list in ["containers", "initContainers"] {
-        for c in spec
-            .get_mut(list)
-            .and_then(Value::as_array_mut)
-            .into_iter()
-            .flatten()
-        {
-            default_container(c);
-        }
-    }
-}
-
-fn default_container(c: &mut Value) {
-    let image = c["image"].as_str().unwrap_or_default();
-    let tag = image.rsplit('/').next().unwrap_or_default();
-    let latest = !image.contains('@') && (!tag.contains(':') || tag.ends_with(":latest"));
-    set_default(
-        c,
-        "imagePullPolicy",
-        json!(if latest { "Always" } else { "IfNotPresent" }),
-    );
-    set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
-    set_default(c, "terminationMessagePolicy", json!("File"));
-    set_default(c, "resources", json!({}));
-    for p in c
-        .get_mut("ports")
-        .and_then(Value::as_array_mut)
-        .into_iter()
-        .flatten()
-    {
-        set_default(p, "protocol", json!("TCP"));
     }
 }
 

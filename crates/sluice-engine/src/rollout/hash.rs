@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde_json::{Map, Value};
 
 use sluice_api::common::{POD_TEMPLATE_HASH_LABEL, PodTemplateMetadata};
+use sluice_api::k8s::defaults::default_pod_spec;
 use sluice_api::k8s::hash::json_hash;
 use sluice_api::rollout::CanaryStep;
 
@@ -74,18 +75,16 @@ fn normalized(template: &PodTemplateSpec, ephemeral: Option<&PodTemplateMetadata
             }
         }
     }
-    if let Some(spec) = v.get_mut("spec").and_then(Value::as_object_mut) {
+    if let Some(spec) = v.get_mut("spec") {
         default_pod_spec(spec);
-        remove_injected_anti_affinity(spec);
+        if let Some(spec) = spec.as_object_mut() {
+            // The deprecated alias is filled in by the server on one side only.
+            spec.remove("serviceAccount");
+            remove_injected_anti_affinity(spec);
+        }
     }
     prune_empty(&mut v);
     v
-}
-
-fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
-        obj.insert(key.to_string(), value);
-    }
 }
 
 /// Drops the pod anti-affinity terms a canary ReplicaSet gets injected (`antiAffinity`):
@@ -118,83 +117,6 @@ fn remove_injected_anti_affinity(spec: &mut Map<String, Value>) {
         .and_then(Value::as_array_mut)
     {
         preferred.retain(|t| !t.get("podAffinityTerm").is_some_and(selects_hash));
-    }
-}
-
-/// The subset of the API server's pod-spec defaulting that shows up in ReplicaSet templates.
-fn default_pod_spec(spec: &mut Map<String, Value>) {
-    // The deprecated alias is filled in by the server on one side only.
-    spec.remove("serviceAccount");
-    set_default(spec, "restartPolicy", "Always".into());
-    set_default(spec, "dnsPolicy", "ClusterFirst".into());
-    set_default(spec, "schedulerName", "default-scheduler".into());
-    set_default(spec, "terminationGracePeriodSeconds", 30.into());
-    for key in ["containers", "initContainers", "ephemeralContainers"] {
-        if let Some(list) = spec.get_mut(key).and_then(Value::as_array_mut) {
-            for c in list.iter_mut().filter_map(Value::as_object_mut) {
-                default_container(c);
-            }
-        }
-    }
-    if let Some(volumes) = spec.get_mut("volumes").and_then(Value::as_array_mut) {
-        for vol in volumes.iter_mut().filter_map(Value::as_object_mut) {
-            for source in ["configMap", "secret", "downwardAPI", "projected"] {
-                if let Some(s) = vol.get_mut(source).and_then(Value::as_object_mut) {
-                    set_default(s, "defaultMode", 420.into());
-                }
-            }
-        }
-    }
-}
-
-fn default_container(c: &mut Map<String, Value>) {
-    set_default(c, "terminationMessagePath", "/dev/termination-log".into());
-    set_default(c, "terminationMessagePolicy", "File".into());
-    let image = c.get("image").and_then(Value::as_str).unwrap_or_default();
-    let policy = if image_uses_latest(image) {
-        "Always"
-    } else {
-        "IfNotPresent"
-    };
-    set_default(c, "imagePullPolicy", policy.into());
-    if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
-        for p in ports.iter_mut().filter_map(Value::as_object_mut) {
-            set_default(p, "protocol", "TCP".into());
-        }
-    }
-    for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
-        if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
-            set_default(p, "timeoutSeconds", 1.into());
-            set_default(p, "periodSeconds", 10.into());
-            set_default(p, "successThreshold", 1.into());
-            set_default(p, "failureThreshold", 3.into());
-            if let Some(http) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
-                set_default(http, "scheme", "HTTP".into());
-            }
-        }
-    }
-    if let Some(env) = c.get_mut("env").and_then(Value::as_array_mut) {
-        for e in env.iter_mut().filter_map(Value::as_object_mut) {
-            if let Some(field_ref) = e
-                .get_mut("valueFrom")
-                .and_then(|v| v.get_mut("fieldRef"))
-                .and_then(Value::as_object_mut)
-            {
-                set_default(field_ref, "apiVersion", "v1".into());
-            }
-        }
-    }
-}
-
-/// Kubernetes pulls `Always` when the image has no tag or the tag `latest` (and no digest).
-fn image_uses_latest(image: &str) -> bool {
-    if image.contains('@') {
-        return false;
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        None => true,
-        Some((_, tag)) => tag == "latest",
     }
 }
 
@@ -325,14 +247,5 @@ mod tests {
             None,
             &app("nginx:1.25")
         ));
-    }
-
-    #[test]
-    fn latest_or_untagged_images_default_to_always_pull() {
-        assert!(image_uses_latest("nginx"));
-        assert!(image_uses_latest("nginx:latest"));
-        assert!(image_uses_latest("registry:5000/team/nginx"));
-        assert!(!image_uses_latest("registry:5000/team/nginx:1.2"));
-        assert!(!image_uses_latest("nginx@sha256:abc"));
     }
 }
