@@ -32,7 +32,7 @@ use super::events::{self, Publisher};
 use super::rollout::Config;
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
-use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
+use crate::error::{ApiCallError, MetricLabel, ReconcileError, RunError};
 use crate::metrics::Metrics;
 use crate::providers::Providers;
 use crate::undecoded::Undecoded;
@@ -154,26 +154,8 @@ impl Written {
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
 pub const CONTROLLER: &str = "analysisrun";
 
-/// Errors of one AnalysisRun reconcile. A failed measurement is not one: it is recorded in
-/// the run's status as an Error measurement.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// Reading a Secret, deleting an expired run or writing its status failed.
-    #[error(transparent)]
-    Api(#[from] ApiCallError),
-    /// The run itself did not decode.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-}
-
-impl MetricLabel for Error {
-    fn reason(&self) -> Reason {
-        match self {
-            Error::Api(e) => e.reason(),
-            Error::Decode(e) => e.reason(),
-        }
-    }
-}
+/// Errors of one reconcile: the controllers' one taxonomy.
+pub type Error = ReconcileError;
 
 /// Read the `valueFrom.secretKeyRef` values the run's arguments need. A missing
 /// Secret or key is recorded as an error for the planner to report (naming the

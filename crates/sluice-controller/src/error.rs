@@ -169,6 +169,37 @@ impl MetricLabel for DecodeError {
     }
 }
 
+/// Errors of one reconcile, in any of the three controllers. A failed measurement, an invalid
+/// spec or a failed analysis is not one: those are decisions, recorded in status.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// A read while observing, or a write while applying the plan, failed.
+    #[error(transparent)]
+    Api(#[from] ApiCallError),
+    /// The object, or one it owns, did not decode.
+    #[error(transparent)]
+    Decode(#[from] DecodeError),
+    /// A name the object needs is held by an object it does not control (an Experiment's
+    /// ReplicaSet, Service or AnalysisRun).
+    #[error("{kind} {namespace}/{name} already exists and is not owned by experiment {experiment}")]
+    NotOwned {
+        kind: &'static str,
+        namespace: String,
+        name: String,
+        experiment: String,
+    },
+}
+
+impl MetricLabel for ReconcileError {
+    fn reason(&self) -> Reason {
+        match self {
+            ReconcileError::Api(e) => e.reason(),
+            ReconcileError::Decode(e) => e.reason(),
+            ReconcileError::NotOwned { .. } => Reason::NotOwned,
+        }
+    }
+}
+
 /// Why the controllers could not start, or stopped on their own.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {

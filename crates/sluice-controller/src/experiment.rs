@@ -30,7 +30,7 @@ use super::owned::OwnedStore;
 use super::rollout::{Config, HASH_LABEL};
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
-use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
+use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::metrics::Metrics;
 use crate::undecoded::Undecoded;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
@@ -60,34 +60,8 @@ pub struct Context {
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
 pub const CONTROLLER: &str = "experiment";
 
-/// Errors of one Experiment reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A read while observing, or a write while applying the plan, failed.
-    #[error(transparent)]
-    Api(#[from] ApiCallError),
-    /// A name the Experiment needs is held by an object it does not control.
-    #[error("{kind} {namespace}/{name} already exists and is not owned by experiment {experiment}")]
-    NotOwned {
-        kind: &'static str,
-        namespace: String,
-        name: String,
-        experiment: String,
-    },
-    /// The Experiment, or an object it controls, did not decode.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-}
-
-impl MetricLabel for Error {
-    fn reason(&self) -> Reason {
-        match self {
-            Error::Api(e) => e.reason(),
-            Error::NotOwned { .. } => Reason::NotOwned,
-            Error::Decode(e) => e.reason(),
-        }
-    }
-}
+/// Errors of one reconcile: the controllers' one taxonomy.
+pub type Error = ReconcileError;
 
 fn controlled_by<K: Resource>(obj: &K, uid: &str) -> bool {
     obj.meta()

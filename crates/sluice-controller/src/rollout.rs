@@ -30,7 +30,7 @@ use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
 use super::undecoded::Undecoded;
-use crate::error::{ApiCallError, DecodeError, MetricLabel, Reason, RunError};
+use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
@@ -96,25 +96,8 @@ pub struct Context {
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
 pub const CONTROLLER: &str = "rollout";
 
-/// Errors of one Rollout reconcile.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// A read while observing, or a write while applying the plan, failed.
-    #[error(transparent)]
-    Api(#[from] ApiCallError),
-    /// The Rollout, or an object it owns, did not decode from the watch cache.
-    #[error(transparent)]
-    Decode(#[from] DecodeError),
-}
-
-impl MetricLabel for Error {
-    fn reason(&self) -> Reason {
-        match self {
-            Error::Api(e) => e.reason(),
-            Error::Decode(e) => e.reason(),
-        }
-    }
-}
+/// Errors of one reconcile: the controllers' one taxonomy.
+pub type Error = ReconcileError;
 
 /// Build the snapshot the planner decides on.
 async fn observe(
