@@ -166,7 +166,7 @@ pub fn remove_condition(conditions: &mut Vec<RolloutCondition>, type_: &RolloutC
 }
 
 /// Phase and message, decided in COMPAT §4's order (upstream's `CalculateRolloutPhase`),
-/// for a canary Rollout without traffic routing.
+/// for a canary Rollout without traffic routing or a blue/green one.
 pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, String) {
     // An invalid spec is reported before anything else, whatever the order of the
     // conditions (upstream takes the first matching condition in list order, which can
@@ -214,16 +214,27 @@ pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, Strin
             "updated replicas are still becoming available".to_string(),
         );
     }
-    if spec.blue_green().is_some() {
-        let active = status
-            .blue_green
-            .as_ref()
-            .and_then(|b| b.active_selector.as_deref());
+    if let Some(bg) = spec.blue_green() {
+        let b = status.blue_green.as_ref();
+        let active = b.and_then(|b| b.active_selector.as_deref());
         if active.is_none_or(|a| Some(a) != status.current_pod_hash.as_deref()) {
             return (
                 RolloutPhase::Progressing,
                 "active service cutover pending".to_string(),
             );
+        }
+        let stable = status.stable_rs.as_deref().unwrap_or_default();
+        if stable.is_empty() || Some(stable) != status.current_pod_hash.as_deref() {
+            // Switched, not yet stable: the post-promotion analysis has the last word.
+            let post = b.and_then(|b| b.post_promotion_analysis_run_status.as_ref());
+            let analysing = bg.post_promotion_analysis.is_some()
+                && post.is_none_or(|r| !r.status.is_completed());
+            let message = if analysing {
+                "waiting for analysis to complete"
+            } else {
+                "waiting for post-promotion verification to complete"
+            };
+            return (RolloutPhase::Progressing, message.to_string());
         }
     } else if let Some(canary) = spec.canary() {
         if canary.traffic_routing.is_none() && status.replicas.unwrap_or(0) > updated {

@@ -457,6 +457,17 @@ impl Sim {
                         .experiments
                         .retain(|e| e.metadata.name.as_deref() != Some(name));
                 }
+                Change::ReleaseService { service } => {
+                    if let Some(Some(svc)) = self.obs.services.get_mut(service) {
+                        if let Some(selector) = svc.spec.as_mut().and_then(|s| s.selector.as_mut())
+                        {
+                            selector.remove(POD_TEMPLATE_HASH_LABEL);
+                        }
+                        if let Some(a) = svc.metadata.annotations.as_mut() {
+                            a.remove(MANAGED_BY_ROLLOUTS_ANNOTATION);
+                        }
+                    }
+                }
                 Change::PatchPods { .. } | Change::Event { .. } | Change::EvictPod { .. } => {}
             }
         }

@@ -41,7 +41,7 @@ impl<'a> Planner<'a> {
             .unwrap_or(0)
     }
 
-    pub(super) fn distinct_stable(&self, new: usize) -> Option<usize> {
+    pub(crate) fn distinct_stable(&self, new: usize) -> Option<usize> {
         self.stable.filter(|&s| s != new)
     }
 
