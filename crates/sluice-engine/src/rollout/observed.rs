@@ -69,10 +69,11 @@ impl Observed {
     pub fn referenced_templates(rollout: &Rollout) -> TemplateNames {
         let mut names = TemplateNames::default();
         if let Some(bg) = rollout.spec.blue_green() {
-            for analysis in [&bg.pre_promotion_analysis, &bg.post_promotion_analysis] {
-                if let Some(a) = analysis {
-                    add_refs(&mut names, a.templates.iter().flatten());
-                }
+            for a in [&bg.pre_promotion_analysis, &bg.post_promotion_analysis]
+                .into_iter()
+                .flatten()
+            {
+                add_refs(&mut names, a.templates.iter().flatten());
             }
             return names;
         }

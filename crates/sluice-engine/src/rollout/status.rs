@@ -509,6 +509,94 @@ mod tests {
         }
     }
 
+    /// The blue/green rows of COMPAT §4 after the replica checks: the cut-over, then the
+    /// post-promotion wait, then Healthy.
+    #[test]
+    fn blue_green_phase_waits_for_the_cutover_and_then_the_post_promotion_analysis() {
+        use sluice_api::common::AnalysisPhase;
+        use sluice_api::rollout::{
+            BlueGreenStatus, BlueGreenStrategy, RolloutAnalysis, RolloutAnalysisRunStatus,
+            RolloutStrategy,
+        };
+        let spec = |post: bool| RolloutSpec {
+            replicas: Some(3),
+            strategy: Some(RolloutStrategy {
+                canary: None,
+                blue_green: Some(BlueGreenStrategy {
+                    active_service: "active".into(),
+                    post_promotion_analysis: post.then(RolloutAnalysis::default),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        let status =
+            |active: Option<&str>, stable: &str, post: Option<AnalysisPhase>| RolloutStatus {
+                replicas: Some(6),
+                updated_replicas: Some(3),
+                available_replicas: Some(3),
+                current_pod_hash: Some("new".into()),
+                stable_rs: Some(stable.into()),
+                blue_green: Some(BlueGreenStatus {
+                    active_selector: active.map(str::to_string),
+                    post_promotion_analysis_run_status: post.map(|status| {
+                        RolloutAnalysisRunStatus {
+                            name: "run".into(),
+                            status,
+                            message: None,
+                        }
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        let rows = [
+            (
+                false,
+                status(None, "old", None),
+                "active service cutover pending",
+            ),
+            (
+                false,
+                status(Some("old"), "old", None),
+                "active service cutover pending",
+            ),
+            (
+                true,
+                status(Some("new"), "old", Some(AnalysisPhase::Running)),
+                "waiting for analysis to complete",
+            ),
+            (
+                true,
+                status(Some("new"), "old", None),
+                "waiting for analysis to complete",
+            ),
+            (
+                true,
+                status(Some("new"), "old", Some(AnalysisPhase::Successful)),
+                "waiting for post-promotion verification to complete",
+            ),
+            (
+                false,
+                status(Some("new"), "old", None),
+                "waiting for post-promotion verification to complete",
+            ),
+        ];
+        for (post, s, message) in rows {
+            assert_eq!(
+                phase(&spec(post), &s),
+                (RolloutPhase::Progressing, message.to_string()),
+                "{s:?}"
+            );
+        }
+        // Old replicas left over (scale-down delay) do not hold a switched, stable Rollout.
+        let done = status(Some("new"), "new", Some(AnalysisPhase::Successful));
+        assert_eq!(
+            phase(&spec(true), &done),
+            (RolloutPhase::Healthy, String::new())
+        );
+    }
+
     #[test]
     fn selector_string_is_sorted_by_key() {
         let sel = LabelSelector {
