@@ -29,6 +29,7 @@ use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
+use super::services::{ManagedServices, managed_by};
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
@@ -85,6 +86,8 @@ pub struct Context {
     pub analysis_runs: OwnedStore<AnalysisRun>,
     /// Experiments created for Rollouts (label-selected on the hash label), by owner.
     pub experiments: OwnedStore<Experiment>,
+    /// Which Services each Rollout's `managed-by-rollouts` annotation claims.
+    pub services: ManagedServices,
     pub backoff: Backoff,
     pub freshness: Freshness,
     /// Counts-only status changes held back to be written with the next change.
@@ -117,7 +120,8 @@ async fn observe(
         .replica_sets
         .owned_by(&ns, &uid)
         .map_err(cached("replicasets"))?;
-    let services = read_services(ro, &ctx.client, &ns).await?;
+    let managed = ctx.services.managed_by(&ns, &ro.name_any());
+    let services = read_services(ro, &ctx.client, &ns, managed).await?;
     // Pods are read only while a restart (`spec.restartAt`) is due.
     let pods = if Observed::needs_pods(ro, now) {
         read_pods(&replica_sets, &ctx.client, &ns).await?
@@ -149,29 +153,27 @@ async fn observe(
     })
 }
 
-/// GET the canary and stable Services a canary Rollout names (`None`: it does not exist).
+/// GET the Services the strategy names (canary/stable or active/preview; `None`: it does not
+/// exist) and those the index says this Rollout manages (`managed`), so one it no longer
+/// names can be given back. GETs, not the watch: the plan switches selectors on what they
+/// are now.
 async fn read_services(
     ro: &Rollout,
     client: &Client,
     ns: &str,
+    managed: Vec<String>,
 ) -> Result<BTreeMap<String, Option<Service>>, Error> {
     let mut services = BTreeMap::new();
-    let Some(canary) = ro.spec.canary() else {
-        return Ok(services);
-    };
     let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
-    for name in [&canary.canary_service, &canary.stable_service]
-        .into_iter()
-        .flatten()
-    {
-        if name.is_empty() || services.contains_key(name) {
+    for name in Observed::referenced_services(ro).into_iter().chain(managed) {
+        if services.contains_key(&name) {
             continue;
         }
         let svc = svc_api
-            .get_opt(name)
+            .get_opt(&name)
             .await
             .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
-        services.insert(name.clone(), svc);
+        services.insert(name, svc);
     }
     Ok(services)
 }
@@ -346,6 +348,26 @@ fn rollouts_referencing<K: kube::Resource>(
         .iter()
         .filter(|ro| ro.meta().namespace.as_deref() == ns)
         .filter(|ro| ro.references(kind, name))
+        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
+/// The Rollouts a change to `svc` matters to: those of its namespace whose strategy names it,
+/// and the one its `managed-by-rollouts` annotation names (which may have to give it back).
+fn rollouts_of_service(
+    store: &Store<CachedRollout>,
+    svc: &Service,
+) -> Vec<reflector::ObjectRef<CachedRollout>> {
+    let meta = svc.meta();
+    let (ns, Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Vec::new();
+    };
+    let owner = managed_by(svc);
+    store
+        .state()
+        .iter()
+        .filter(|ro| ro.meta().namespace.as_deref() == ns)
+        .filter(|ro| ro.names_service(name) || ro.meta().name.as_deref() == owner)
         .map(|ro| reflector::ObjectRef::from_obj(&**ro))
         .collect()
 }
@@ -541,13 +563,15 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
     let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg), &client, ns);
-    let controller = watch_referenced(controller, &client, ns)
+    let services = ManagedServices::default();
+    let controller = watch_referenced(controller, &client, ns, &services)
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: owned.replica_sets,
         analysis_runs: owned.analysis_runs,
         experiments: owned.experiments,
+        services,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         count_writes: CountWrites::default(),
@@ -630,11 +654,15 @@ fn watch_owned(
 ///   change rarely, so every Rollout of the namespace that uses analysis is reconciled
 ///   (nested references included);
 /// - referenced Deployments and PodTemplates (workloadRef): a new template starts a canary, a
-///   scale-up of a Deployment held at zero is undone.
+///   scale-up of a Deployment held at zero is undone;
+/// - Services, through [`ManagedServices::watch`] (which also keeps `services`): one created
+///   after the Rollout that names it, a selector changed behind the Rollout's back, a Service
+///   the Rollout must give back.
 fn watch_referenced(
     controller: Controller<CachedRollout>,
     client: &Client,
     ns: Option<&str>,
+    services: &ManagedServices,
 ) -> Controller<CachedRollout> {
     let ro_store = controller.store();
     let at_stream = watcher(
@@ -661,7 +689,13 @@ fn watch_referenced(
     )
     .default_backoff()
     .touched_objects();
-    let (at_store, deploy_store, pt_store) = (ro_store.clone(), ro_store.clone(), ro_store.clone());
+    let svc_stream = services.watch(super::scoped_api::<Service>(client, ns));
+    let (at_store, deploy_store, pt_store, svc_store) = (
+        ro_store.clone(),
+        ro_store.clone(),
+        ro_store.clone(),
+        ro_store.clone(),
+    );
     controller
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
             rollouts_using_templates(&at_store, t.namespace().as_deref())
@@ -674,6 +708,9 @@ fn watch_referenced(
         })
         .watches_stream(pt_stream, move |t: PodTemplate| {
             rollouts_referencing(&pt_store, "PodTemplate", &t)
+        })
+        .watches_stream(svc_stream, move |svc: Service| {
+            rollouts_of_service(&svc_store, &svc)
         })
 }
 
