@@ -41,8 +41,16 @@ impl<'a> Planner<'a> {
         new: usize,
         revision: i64,
     ) {
-        let pre = self.current_promotion_run(false);
-        let post = self.current_promotion_run(true);
+        let mut pre = self.current_promotion_run(false);
+        let mut post = self.current_promotion_run(true);
+        if self.prev.aborted_at.is_some() && !self.aborting() {
+            // A retry: the runs that decided the aborted attempt decide nothing any more
+            // (upstream re-aborts on the failed run, argo-rollouts#2824); this attempt runs
+            // its analyses afresh.
+            for run in [pre.take(), post.take()].into_iter().flatten() {
+                self.terminate_run(run);
+            }
+        }
         let skip = self.fully_promoted()
             || self.aborting()
             || self.prev.promote_full.unwrap_or(false)
@@ -91,12 +99,14 @@ impl<'a> Planner<'a> {
             }
             return None;
         };
-        let result = if self.skip_promotion_run(post, new, current) {
+        if self.skip_promotion_run(post, new, current) {
+            // Not this run's time (or no longer): it is shown, but decides nothing.
             if let Some(run) = current {
                 self.terminate_run(run);
             }
-            current.map(run_status)
-        } else if self.has_pause(&PauseReason::InconclusiveAnalysisRun) {
+            return current.map(run_status);
+        }
+        let result = if self.has_pause(&PauseReason::InconclusiveAnalysisRun) {
             current.map(run_status)
         } else if self.needs_new(current.map(phase_of)) {
             return self.create_promotion_run(post, analysis, new, revision);

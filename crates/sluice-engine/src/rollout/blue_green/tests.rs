@@ -1163,3 +1163,33 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn a_retry_after_a_failed_post_promotion_run_runs_the_analysis_again_instead_of_aborting() {
+    let mut sim = healthy_v1(|b| b.post_promotion_analysis = analysis(&["check"]));
+    sim.set_image(V2);
+    walk(&mut sim);
+    let post = run_name(V2, 2, "post");
+    set_run_phase(&mut sim.obs, &post, AnalysisPhase::Failed, None);
+    after(&mut sim, 60);
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Degraded));
+    sim.obs.rollout.status.as_mut().unwrap().abort = Some(false);
+    walk(&mut sim);
+    let s = sim.status();
+    assert!(!s.is_aborted(), "not aborted again by the old run");
+    assert_eq!(sim.selector(ACTIVE), Some(hash(V2)), "switched again");
+    let again = format!("{post}.1");
+    assert_eq!(
+        s.blue_green
+            .as_ref()
+            .unwrap()
+            .post_promotion_analysis_run_status
+            .as_ref()
+            .map(|r| r.name.as_str()),
+        Some(again.as_str())
+    );
+    set_run_phase(&mut sim.obs, &again, AnalysisPhase::Successful, None);
+    walk(&mut sim);
+    assert_eq!(sim.status().stable_rs, Some(hash(V2)));
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
+}
