@@ -91,9 +91,10 @@ fn generation_observed(ro: &Value) -> bool {
     ro["status"]["observedGeneration"].as_str() == Some(&ro["metadata"]["generation"].to_string())
 }
 
-/// The hash a Service selects ("" when none).
+/// The hash a Service selects ("" when none, or when there is no such Service).
 fn selector(env: &Env, service: &str) -> String {
-    let svc = env.get_json(&["service", service]);
+    let out = env.kubectl(&["get", "service", service, "-o", "json"]);
+    let svc: Value = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
     svc["spec"]["selector"]["rollouts-pod-template-hash"]
         .as_str()
         .unwrap_or("")
@@ -167,7 +168,11 @@ fn watch(env: &Env, want: ArgoHealth, msg: impl Fn(&str) -> bool) -> Value {
             env.logs()
         );
         let ro = rollout(env);
-        let active = selector(env, "web-active");
+        // The active Service the spec names now (none once switched to canary).
+        let active = ro["spec"]["strategy"]["blueGreen"]["activeService"]
+            .as_str()
+            .map(|name| selector(env, name))
+            .unwrap_or_default();
         let sets = replica_sets(env);
         last = ro.clone();
         let verdict = argocd_rollout_health(&ro);
@@ -188,11 +193,13 @@ fn watch(env: &Env, want: ArgoHealth, msg: impl Fn(&str) -> bool) -> Value {
                         s["availableReplicas"], ro["spec"]["replicas"],
                         "Healthy while pods are missing: {s}"
                     );
-                    assert_eq!(
-                        s["blueGreen"]["activeSelector"], s["currentPodHash"],
-                        "Healthy before the switch: {s}"
-                    );
-                    assert_eq!(Some(active.as_str()), s["currentPodHash"].as_str());
+                    if ro["spec"]["strategy"]["blueGreen"].is_object() {
+                        assert_eq!(
+                            s["blueGreen"]["activeSelector"], s["currentPodHash"],
+                            "Healthy before the switch: {s}"
+                        );
+                        assert_eq!(Some(active.as_str()), s["currentPodHash"].as_str());
+                    }
                 }
                 ArgoHealth::Suspended => {
                     let paused = ro["spec"]["paused"] == true
