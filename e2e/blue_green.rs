@@ -701,3 +701,158 @@ fn bad_input_is_reported_naming_the_field_and_touches_nothing() {
         selector(env, "web-active").is_empty().then_some(())
     });
 }
+
+/// Splits one shell command line into words: blanks separate, single quotes keep everything,
+/// double quotes keep all but `\"` and `\\`; quoted parts join the word around them.
+fn shell_words(line: &str) -> Vec<String> {
+    let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                word.extend(chars.by_ref().take_while(|&c| c != '\''));
+            }
+            '"' => {
+                in_word = true;
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => word.extend(chars.next()),
+                        c => word.push(c),
+                    }
+                }
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    words
+}
+
+#[test]
+fn shell_words_split_like_a_shell() {
+    assert_eq!(
+        shell_words(
+            r#"kubectl wait ro/demo --for=jsonpath='{.status.phase}'=Healthy -p '{"a":1}' "x y""#
+        ),
+        [
+            "kubectl",
+            "wait",
+            "ro/demo",
+            "--for=jsonpath={.status.phase}=Healthy",
+            "-p",
+            r#"{"a":1}"#,
+            "x y"
+        ]
+    );
+}
+
+/// The fenced blocks of `text` after the heading `section`: (language, body).
+fn code_blocks(text: &str, section: &str) -> Vec<(String, String)> {
+    let start = text
+        .find(section)
+        .unwrap_or_else(|| panic!("no {section:?}"));
+    let mut blocks = Vec::new();
+    let mut lines = text[start..].lines();
+    while let Some(line) = lines.next() {
+        if let Some(lang) = line.strip_prefix("```") {
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            blocks.push((lang.to_string(), body.join("\n") + "\n"));
+        }
+    }
+    blocks
+}
+
+/// docs/blue-green.md's worked example, command by command as a reader would run it, with
+/// what the text says checked after each block.
+#[test]
+fn the_worked_example_of_the_docs_applies_as_is() {
+    require_kubectl!();
+    let env = Env::start("bg-docs");
+    let root = crate::harness::repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/blue-green.md")).unwrap();
+    let blocks = code_blocks(&doc, "## A worked example");
+    let manifest =
+        std::fs::read_to_string(root.join("manifests/examples/blue-green-demo.yaml")).unwrap();
+    assert_eq!(
+        blocks[0],
+        ("yaml".to_string(), manifest),
+        "the doc shows the file"
+    );
+    let scripts: Vec<&String> = blocks
+        .iter()
+        .filter(|(lang, _)| lang == "sh")
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(scripts.len(), 3, "{scripts:#?}");
+    let run = |script: &str| {
+        for line in script.lines().filter(|l| !l.trim().is_empty()) {
+            let words = shell_words(line);
+            assert_eq!(words[0], "kubectl", "{line}");
+            let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            let out = env.kubectl(&args);
+            assert!(
+                out.status.success(),
+                "`{line}` failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                env.logs()
+            );
+        }
+    };
+    let demo = |env: &Env| env.get_json(&["rollout", "demo"]);
+
+    run(scripts[0]);
+    let ro = demo(&env);
+    let v1 = current(&ro);
+    assert_eq!(selector(&env, "demo-active"), v1);
+    assert_eq!(selector(&env, "demo-preview"), v1);
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
+
+    run(scripts[1]);
+    let ro = demo(&env);
+    let v2 = current(&ro);
+    assert_ne!(v1, v2);
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Suspended);
+    assert_eq!(selector(&env, "demo-active"), v1);
+    assert_eq!(selector(&env, "demo-preview"), v2);
+    let pre = format!("demo-{v2}-2-pre");
+    assert_eq!(
+        ro["status"]["blueGreen"]["prePromotionAnalysisRunStatus"]["name"],
+        pre.as_str()
+    );
+    assert_eq!(
+        env.get_json(&["analysisrun", &pre])["status"]["phase"],
+        "Successful"
+    );
+
+    run(scripts[2]);
+    let ro = demo(&env);
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
+    assert_eq!(current(&ro), v2);
+    assert_eq!(selector(&env, "demo-active"), v2);
+    let old_set = |env: &Env| {
+        let rs = env.get_json(&["replicaset", &format!("demo-{v1}")]);
+        (
+            rs["spec"]["replicas"].as_i64().unwrap_or(0),
+            rs["metadata"]["annotations"]["scale-down-deadline"].is_string(),
+        )
+    };
+    env.wait_for("revision 1 kept with its deadline", T, |env| {
+        (old_set(env) == (3, true)).then_some(())
+    });
+    env.wait_for("revision 1 scaled down after ten seconds", T, |env| {
+        (old_set(env) == (0, false)).then_some(())
+    });
+}
