@@ -856,3 +856,74 @@ fn the_worked_example_of_the_docs_applies_as_is() {
         (old_set(env) == (0, false)).then_some(())
     });
 }
+
+/// `sluice migrate --strategy blue-green` turns a live Deployment into a blue/green Rollout
+/// that rolls out through the named Services.
+#[test]
+fn a_deployment_migrated_with_strategy_blue_green_rolls_out_through_its_services() {
+    require_kubectl!();
+    let env = Env::start("bg-migrate");
+    env.apply(SERVICES);
+    env.apply(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      containers:
+        - name: web
+          image: nginx:1.25
+"#,
+    );
+    let target = format!("{}/web", env.namespace);
+    let migrate = |args: &[&str]| {
+        std::process::Command::new(crate::harness::sluice_bin())
+            .args([
+                "migrate",
+                "--from-cluster",
+                &target,
+                "--strategy",
+                "blue-green",
+            ])
+            .args(args)
+            .arg("--kubeconfig")
+            .arg(&env.kubeconfig)
+            .output()
+            .expect("running sluice migrate")
+    };
+    let missing = migrate(&[]);
+    assert!(!missing.status.success());
+    let stderr = String::from_utf8_lossy(&missing.stderr);
+    assert!(stderr.contains("--active-service"), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    let out = migrate(&[
+        "--active-service",
+        "web-active",
+        "--preview-service",
+        "web-preview",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    env.apply(&String::from_utf8_lossy(&out.stdout));
+    let ro = watch(&env, ArgoHealth::Healthy, any);
+    let stable = current(&ro);
+    assert_eq!(selector(&env, "web-active"), stable);
+    assert_eq!(selector(&env, "web-preview"), stable);
+    set_image(&env, "nginx:1.26");
+    let ro = env.wait_for("the update observed and done", T, |env| {
+        let ro = rollout(env);
+        (generation_observed(&ro) && ro["status"]["phase"] == "Healthy").then_some(ro)
+    });
+    assert_ne!(current(&ro), stable);
+    assert_eq!(selector(&env, "web-active"), current(&ro));
+}
