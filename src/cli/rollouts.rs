@@ -238,6 +238,32 @@ pub fn render_summary(rollout: &Value, replica_sets: &[Value]) -> String {
     }
     let stable = status["stableRS"].as_str().unwrap_or("");
     let current = status["currentPodHash"].as_str().unwrap_or("");
+    let blue_green = spec["strategy"]["blueGreen"].is_object();
+    let active = status["blueGreen"]["activeSelector"].as_str().unwrap_or("");
+    let preview = status["blueGreen"]["previewSelector"]
+        .as_str()
+        .unwrap_or("");
+    if blue_green {
+        let or_none = |h: &str| {
+            if h.is_empty() {
+                "-".to_string()
+            } else {
+                h.to_string()
+            }
+        };
+        out += "Strategy:        BlueGreen\n";
+        out += &format!(
+            "Services:        active {} ({}), preview {}\n",
+            spec["strategy"]["blueGreen"]["activeService"]
+                .as_str()
+                .unwrap_or("-"),
+            or_none(active),
+            spec["strategy"]["blueGreen"]["previewService"]
+                .as_str()
+                .map(|p| format!("{p} ({})", or_none(preview)))
+                .unwrap_or_else(|| "-".to_string()),
+        );
+    }
     let canary_avail: i64 = replica_sets
         .iter()
         .filter(|rs| {
@@ -255,7 +281,7 @@ pub fn render_summary(rollout: &Value, replica_sets: &[Value]) -> String {
     } else {
         canary_avail * 100 / total_avail
     };
-    if current != stable && !current.is_empty() {
+    if current != stable && !current.is_empty() && !blue_green {
         out += &format!("ActualWeight:    {actual_weight}\n");
     }
     out += &format!(
@@ -283,7 +309,14 @@ pub fn render_summary(rollout: &Value, replica_sets: &[Value]) -> String {
         if hash == stable {
             roles.push("stable");
         }
-        if hash == current && hash != stable {
+        if blue_green {
+            if hash == active {
+                roles.push("active");
+            }
+            if hash == preview && hash != active {
+                roles.push("preview");
+            }
+        } else if hash == current && hash != stable {
             roles.push("canary");
         }
         let revision = rs["metadata"]["annotations"]["rollout.argoproj.io/revision"]
@@ -382,6 +415,36 @@ mod tests {
         );
         let done = ro(json!({}), json!({"currentPodHash": "a", "stableRS": "a"}));
         assert_eq!(promote_patches(&done, true).status, None);
+    }
+
+    #[test]
+    fn summary_of_a_blue_green_rollout_shows_its_services_and_roles() {
+        let r = ro(
+            json!({"replicas": 2, "strategy": {"blueGreen": {"activeService": "web-active", "previewService": "web-preview"}}}),
+            json!({"phase": "Paused", "message": "BlueGreenPause", "stableRS": "aaa", "currentPodHash": "bbb",
+                   "blueGreen": {"activeSelector": "aaa", "previewSelector": "bbb"}}),
+        );
+        let rs = |hash: &str, n: i64| {
+            json!({"metadata": {"name": format!("web-{hash}"), "labels": {"rollouts-pod-template-hash": hash}},
+                   "spec": {"replicas": n}, "status": {"availableReplicas": n}})
+        };
+        let text = render_summary(&r, &[rs("aaa", 2), rs("bbb", 2)]);
+        assert!(text.contains("Strategy:        BlueGreen"), "{text}");
+        assert!(
+            text.contains("Services:        active web-active (aaa), preview web-preview (bbb)"),
+            "{text}"
+        );
+        assert!(!text.contains("ActualWeight"), "{text}");
+        assert!(
+            text.lines()
+                .any(|l| l.contains("web-aaa") && l.contains("stable,active")),
+            "{text}"
+        );
+        assert!(
+            text.lines()
+                .any(|l| l.contains("web-bbb") && l.contains("preview")),
+            "{text}"
+        );
     }
 
     #[test]
