@@ -584,7 +584,7 @@ spec:
         - pause: {}
 "#;
     env.apply(canary);
-    let ro = watch(&env, ArgoHealth::Suspended, |m| m == "CanaryPauseStep");
+    watch(&env, ArgoHealth::Suspended, |m| m == "CanaryPauseStep");
     let ro = env.wait_for("2 available", T, |env| {
         let ro = rollout(env);
         (ro["status"]["availableReplicas"] == 2).then_some(ro)
