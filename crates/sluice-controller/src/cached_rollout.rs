@@ -105,6 +105,11 @@ impl CachedRollout {
         self.services.iter().any(|s| s == name)
     }
 
+    /// The Services the strategy names.
+    pub fn services(&self) -> &[String] {
+        &self.services
+    }
+
     /// Whether `spec.workloadRef` names the object of `kind` called `name`.
     pub fn references(&self, kind: &str, name: &str) -> bool {
         self.workload_ref

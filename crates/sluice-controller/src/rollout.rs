@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
@@ -29,7 +29,7 @@ use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
-use super::services::{ManagedServices, managed_by};
+use super::services::{ManagedServices, ServiceReferences, managed_by};
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
@@ -354,21 +354,24 @@ fn rollouts_referencing<K: kube::Resource>(
 
 /// The Rollouts a change to `svc` matters to: those of its namespace whose strategy names it,
 /// and the one its `managed-by-rollouts` annotation names (which may have to give it back).
+/// A name without a cached Rollout is dropped by the controller.
 fn rollouts_of_service(
-    store: &Store<CachedRollout>,
+    refs: &ServiceReferences,
     svc: &Service,
 ) -> Vec<reflector::ObjectRef<CachedRollout>> {
     let meta = svc.meta();
-    let (ns, Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+    let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
         return Vec::new();
     };
-    let owner = managed_by(svc);
-    store
-        .state()
-        .iter()
-        .filter(|ro| ro.meta().namespace.as_deref() == ns)
-        .filter(|ro| ro.names_service(name) || ro.meta().name.as_deref() == owner)
-        .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+    let mut names = refs.rollouts_naming(ns, name);
+    if let Some(owner) = managed_by(svc)
+        && !names.iter().any(|n| n == owner)
+    {
+        names.push(owner.to_string());
+    }
+    names
+        .into_iter()
+        .map(|n| reflector::ObjectRef::new(&n).within(ns))
         .collect()
 }
 
@@ -562,9 +565,10 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let rollouts: Api<CachedRollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
-    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg), &client, ns);
+    let refs = ServiceReferences::default();
+    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg, &refs), &client, ns);
     let services = ManagedServices::default();
-    let controller = watch_referenced(controller, &client, ns, &services)
+    let controller = watch_referenced(controller, &client, ns, &services, refs)
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -597,12 +601,21 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
 /// The controller over this instance's Rollouts. The cached Rollouts drop what no decision
 /// reads and would otherwise be most of their size: managedFields and kubectl's
 /// last-applied copy of the whole object; the rest is kept packed (see `cached_rollout`).
-fn watch_rollouts(rollouts: Api<CachedRollout>, cfg: &Config) -> Controller<CachedRollout> {
+fn watch_rollouts(
+    rollouts: Api<CachedRollout>,
+    cfg: &Config,
+    refs: &ServiceReferences,
+) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     let (ro_store, ro_writer) = reflector::store();
+    let refs = refs.clone();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
+        .map_ok(move |event| {
+            refs.apply(&event);
+            event
+        })
         .reflect(ro_writer)
         .applied_objects();
     Controller::for_stream(ro_stream, ro_store)
@@ -663,6 +676,7 @@ fn watch_referenced(
     client: &Client,
     ns: Option<&str>,
     services: &ManagedServices,
+    refs: ServiceReferences,
 ) -> Controller<CachedRollout> {
     let ro_store = controller.store();
     let at_stream = watcher(
@@ -690,12 +704,7 @@ fn watch_referenced(
     .default_backoff()
     .touched_objects();
     let svc_stream = services.watch(super::scoped_api::<Service>(client, ns));
-    let (at_store, deploy_store, pt_store, svc_store) = (
-        ro_store.clone(),
-        ro_store.clone(),
-        ro_store.clone(),
-        ro_store.clone(),
-    );
+    let (at_store, deploy_store, pt_store) = (ro_store.clone(), ro_store.clone(), ro_store.clone());
     controller
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
             rollouts_using_templates(&at_store, t.namespace().as_deref())
@@ -710,7 +719,7 @@ fn watch_referenced(
             rollouts_referencing(&pt_store, "PodTemplate", &t)
         })
         .watches_stream(svc_stream, move |svc: Service| {
-            rollouts_of_service(&svc_store, &svc)
+            rollouts_of_service(&refs, &svc)
         })
 }
 

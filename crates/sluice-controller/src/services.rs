@@ -3,7 +3,8 @@
 //! One watch of Services does two things, and caches no Service:
 //! - it wakes the Rollouts a Service matters to when it appears, changes or goes: those that
 //!   name it (a Service created after its Rollout clears the InvalidSpec; a selector someone
-//!   else rewrote is switched back) and the one its `managed-by-rollouts` annotation names;
+//!   else rewrote is switched back), found in [`ServiceReferences`] (kept by the Rollout
+//!   watch), and the one its `managed-by-rollouts` annotation names;
 //! - it keeps [`ManagedServices`], per Rollout, the names of the Services whose annotation
 //!   names it. A Rollout that stops naming such a Service (a change of strategy or of Service
 //!   names) gives it back: the observer reads it and the planner releases it (upstream's
@@ -18,6 +19,8 @@ use kube::Resource;
 use kube::runtime::{WatchStreamExt, watcher};
 
 use sluice_engine::rollout::canary::MANAGED_BY_ROLLOUTS_ANNOTATION;
+
+use super::cached_rollout::CachedRollout;
 
 /// (namespace, name).
 type Key = (String, String);
@@ -151,6 +154,86 @@ impl ManagedServices {
     }
 }
 
+/// Which Rollouts name each Service (by namespace and name), kept from the Rollout watch so a
+/// Service event finds its Rollouts without scanning every cached Rollout (at 10,000 Rollouts
+/// and 20,000 Services a scan per event would be 2·10⁸ comparisons per relist).
+#[derive(Clone, Default)]
+pub struct ServiceReferences {
+    inner: Arc<RwLock<References>>,
+}
+
+#[derive(Default)]
+struct References {
+    /// (namespace, Service) → the Rollouts naming it.
+    rollouts: HashMap<Key, BTreeSet<String>>,
+    /// (namespace, Rollout) → the Services it names.
+    named: HashMap<Key, Vec<String>>,
+    /// Filled between a relist's `Init` and `InitDone`.
+    relist: Option<Box<References>>,
+}
+
+impl References {
+    fn forget(&mut self, rollout: &Key) {
+        for svc in self.named.remove(rollout).into_iter().flatten() {
+            let key = (rollout.0.clone(), svc);
+            if let Some(set) = self.rollouts.get_mut(&key) {
+                set.remove(&rollout.1);
+                if set.is_empty() {
+                    self.rollouts.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, ro: &CachedRollout) {
+        let m = ro.meta();
+        let key = (
+            m.namespace.clone().unwrap_or_default(),
+            m.name.clone().unwrap_or_default(),
+        );
+        self.forget(&key);
+        for svc in ro.services() {
+            self.rollouts
+                .entry((key.0.clone(), svc.clone()))
+                .or_default()
+                .insert(key.1.clone());
+        }
+        self.named.insert(key, ro.services().to_vec());
+    }
+}
+
+impl ServiceReferences {
+    /// The Rollouts in `namespace` whose strategy names the Service `service`.
+    pub fn rollouts_naming(&self, namespace: &str, service: &str) -> Vec<String> {
+        let refs = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        refs.rollouts
+            .get(&(namespace.to_string(), service.to_string()))
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Apply one event of the Rollout watch.
+    pub fn apply(&self, event: &watcher::Event<CachedRollout>) {
+        let mut refs = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Apply(ro) => refs.put(ro),
+            watcher::Event::Delete(ro) => {
+                let m = ro.meta();
+                refs.forget(&(
+                    m.namespace.clone().unwrap_or_default(),
+                    m.name.clone().unwrap_or_default(),
+                ));
+            }
+            watcher::Event::Init => refs.relist = Some(Box::default()),
+            watcher::Event::InitApply(ro) => refs.relist.get_or_insert_with(Box::default).put(ro),
+            watcher::Event::InitDone => {
+                let fresh = refs.relist.take().unwrap_or_default();
+                *refs = *fresh;
+            }
+        }
+    }
+}
+
 /// What of a Service a Rollout reacts to.
 fn relevant_hash(svc: &Service) -> Option<u64> {
     use std::hash::{Hash, Hasher};
@@ -212,6 +295,34 @@ mod tests {
         )));
         assert!(m.managed_by("shop", "web").is_empty());
         assert_eq!(m.managed_by("blog", "web"), ["web-active"]);
+    }
+
+    #[test]
+    fn rollouts_are_found_by_the_services_they_name_across_edits_and_relists() {
+        use sluice_engine::rollout::testing::RolloutBuilder;
+        let cached = |name: &str, active: &str| {
+            let mut ro = RolloutBuilder::new("v1")
+                .blue_green(|b| b.active_service = active.into())
+                .build();
+            ro.metadata.name = Some(name.into());
+            CachedRollout::new(ro)
+        };
+        let refs = ServiceReferences::default();
+        refs.apply(&watcher::Event::Apply(cached("a", "shared")));
+        refs.apply(&watcher::Event::Apply(cached("b", "shared")));
+        assert_eq!(refs.rollouts_naming("default", "shared"), ["a", "b"]);
+        // `a` renames its Service; `b` is deleted.
+        refs.apply(&watcher::Event::Apply(cached("a", "own")));
+        refs.apply(&watcher::Event::Delete(cached("b", "shared")));
+        assert!(refs.rollouts_naming("default", "shared").is_empty());
+        assert_eq!(refs.rollouts_naming("default", "own"), ["a"]);
+        assert!(refs.rollouts_naming("other", "own").is_empty());
+        refs.apply(&watcher::Event::Init);
+        refs.apply(&watcher::Event::InitApply(cached("c", "third")));
+        assert_eq!(refs.rollouts_naming("default", "own"), ["a"]);
+        refs.apply(&watcher::Event::InitDone);
+        assert!(refs.rollouts_naming("default", "own").is_empty());
+        assert_eq!(refs.rollouts_naming("default", "third"), ["c"]);
     }
 
     #[test]
