@@ -33,6 +33,21 @@ impl<'a> Planner<'a> {
         self.run_named(&status?.name)
     }
 
+    /// A pre- or post-promotion run of this update is still measuring (as the observed status
+    /// says): the Rollout waits on it, which is no lack of progress.
+    pub(crate) fn promotion_analysis_running(&self) -> bool {
+        let Some(b) = self.prev.blue_green.as_ref() else {
+            return false;
+        };
+        [
+            &b.pre_promotion_analysis_run_status,
+            &b.post_promotion_analysis_run_status,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|r| !r.status.is_completed())
+    }
+
     /// The pre- and post-promotion runs of this reconcile, recorded in `status.blueGreen`;
     /// runs of earlier updates are ended by `finish` and dropped by the history limits.
     pub(super) fn reconcile_promotion_analysis(

@@ -1193,3 +1193,26 @@ fn a_retry_after_a_failed_post_promotion_run_runs_the_analysis_again_instead_of_
     assert_eq!(sim.status().stable_rs, Some(hash(V2)));
     assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
 }
+
+#[test]
+fn a_long_promotion_analysis_is_no_lack_of_progress() {
+    for post in [false, true] {
+        let mut sim = healthy_v1(|b| {
+            if post {
+                b.post_promotion_analysis = analysis(&["check"]);
+            } else {
+                b.pre_promotion_analysis = analysis(&["smoke"]);
+            }
+        });
+        sim.obs.rollout.spec.progress_deadline_seconds = Some(10);
+        sim.obs.rollout.spec.progress_deadline_abort = Some(true);
+        sim.set_image(V2);
+        walk(&mut sim);
+        let run = sim.obs.analysis_runs[0].metadata.name.clone().unwrap();
+        set_run_phase(&mut sim.obs, &run, AnalysisPhase::Running, None);
+        after(&mut sim, 600);
+        let s = sim.status();
+        assert!(!s.is_aborted(), "post: {post}: {:?}", s.message);
+        assert_eq!(s.phase, Some(RolloutPhase::Progressing), "post: {post}");
+    }
+}

@@ -41,10 +41,11 @@ impl<'a> Planner<'a> {
         }
         let progressed = progressed(&self.prev, &status, self.spec.blue_green().is_some());
         let completed = status.stable_rs.is_some() && status.stable_rs == status.current_pod_hash;
-        self.abort_past_progress_deadline(&baseline, progressed || completed);
+        let healthy = self.rollout_healthy(&status, spec_observed);
+        // A healthy blue/green Rollout waiting for its post-promotion verdict is not stuck.
+        self.abort_past_progress_deadline(&baseline, progressed || completed || healthy);
         let aborted = self.resolve_pause_and_abort(&mut status);
         let paused = !status.pause_conditions().is_empty() || self.spec.is_paused();
-        let healthy = self.rollout_healthy(&status, spec_observed);
 
         let mut conditions = baseline.clone();
         let became_unhealthy = self.set_healthy(&mut conditions, &baseline, healthy && !paused);

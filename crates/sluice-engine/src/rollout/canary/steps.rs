@@ -242,13 +242,16 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Waiting on something that takes as long as it takes: a pause, analysis or experiment
+    /// step, a pause condition, or (blue/green) a promotion analysis still measuring. Such a
+    /// wait is no lack of progress.
     pub(crate) fn indefinite_step(&self) -> bool {
         let at_pause = self
             .current_step()
             .is_some_and(|s| s.pause.is_some() || s.analysis.is_some() || s.experiment.is_some());
         let paused_cond =
             condition(self.prev.conditions(), &Cond::Paused).is_some_and(|c| c.status == TRUE);
-        at_pause || paused_cond
+        at_pause || paused_cond || self.promotion_analysis_running()
     }
 }
 
