@@ -55,4 +55,4 @@ image:
 ## dist/install.yaml (CRDs + RBAC + controller) and dist/namespace-install.yaml, rendered from
 ## crds/ and manifests/ (a drift test fails until this is run after changing either).
 install-yaml:
-	SLUICE_UPDATE_DIST=1 $(CARGO) test -p sluice-controller --test manifests dist_
+	SLUICE_UPDATE_DIST=1 $(CARGO) test -p sluice-controller --test manifests -- --exact dist_files_match_crds_and_manifests

@@ -768,7 +768,7 @@ fn dist_files_match_crds_and_manifests() {
         }
         let want = parse_documents(&rendered);
         let got = read_docs(file);
-        let differing: Vec<String> = want
+        let differing: BTreeSet<String> = want
             .iter()
             .filter(|w| !got.contains(w))
             .chain(got.iter().filter(|g| !want.contains(g)))
