@@ -2,8 +2,8 @@
 # The real tools the tests drive: install what is missing, or stop with one line naming it.
 # `make test` runs this first, so a missing tool never turns a test into a pass.
 #
-#   e2e/tools.sh          kubectl, Prometheus, umoci and skopeo (the tests' tools)
-#   e2e/tools.sh image    ldd and git (what `make image` needs)
+#   e2e/tools.sh          kubectl, Prometheus, umoci, skopeo, the CA bundle (the tests' tools)
+#   e2e/tools.sh image    ldd, git and the CA bundle (what `make image` needs)
 set -uo pipefail
 
 fail() {
@@ -11,10 +11,17 @@ fail() {
   exit 1
 }
 
-# install_deb COMMAND PACKAGE: install the Debian PACKAGE when COMMAND is not on PATH.
+# install_deb COMMAND PACKAGE: install the Debian PACKAGE when COMMAND is not on PATH (or,
+# for an absolute path, when that file is missing).
+have() {
+  case $1 in
+    /*) [ -e "$1" ] ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 install_deb() {
   local command=$1 package=$2 sudo
-  command -v "$command" >/dev/null 2>&1 && return 0
+  have "$command" && return 0
   echo "make ${TARGET:-test}: $command is missing; installing the Debian package $package" >&2
   if [ "$(id -u)" = 0 ]; then
     sudo=()
@@ -28,13 +35,14 @@ install_deb() {
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$package"; } >/dev/null 2>&1 ||
     fail "$command is missing and 'apt-get install $package' failed"
   hash -r
-  command -v "$command" >/dev/null 2>&1 || fail "the $package package did not install $command"
+  have "$command" || fail "the $package package did not install $command"
 }
 
 if [ "${1:-}" = image ]; then
   TARGET=image
   install_deb ldd libc-bin
   install_deb git git
+  install_deb /etc/ssl/certs/ca-certificates.crt ca-certificates
   exit 0
 fi
 
@@ -63,5 +71,6 @@ fi
 # layout, skopeo reads it as Docker's archive format (what `docker load` reads).
 install_deb umoci umoci
 install_deb skopeo skopeo
+install_deb /etc/ssl/certs/ca-certificates.crt ca-certificates
 
 echo "make test: $(kubectl version --client 2>/dev/null | head -1); $("$PROMETHEUS_BIN" --version 2>&1 | head -1); umoci $(umoci --version 2>&1 | awk '{print $NF}'); $(skopeo --version 2>&1)"

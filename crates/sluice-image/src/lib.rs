@@ -1,9 +1,9 @@
 //! Sluice's container image, built without a container daemon and without a base image.
 //!
 //! The image is one layer holding the `sluice` binary, exactly the shared libraries `ldd` names
-//! for it (the C library and its loader: the binary links glibc dynamically), and three small
-//! files in `/etc` (`passwd` and `group` naming the non-root user 65532, `nsswitch.conf`). No
-//! shell, no package manager, nothing else. Its metadata — version, git commit, build date,
+//! for it (the C library and its loader: the binary links glibc dynamically), three small files
+//! in `/etc` (`passwd` and `group` naming the non-root user 65532, `nsswitch.conf`) and the
+//! system's CA bundle. No shell, no package manager, nothing else. Its metadata — version, git commit, build date,
 //! platform — comes from the binary itself (`sluice version`), so the labels cannot disagree
 //! with what the binary reports.
 //!
@@ -52,6 +52,11 @@ pub enum Error {
     },
     #[error("ldd is not on PATH: install the Debian package libc-bin (apt-get install libc-bin)")]
     LddMissing,
+    #[error(
+        "{} is missing: install the Debian package ca-certificates (apt-get install ca-certificates)",
+        crate::rootfs::CA_BUNDLE
+    )]
+    CaBundleMissing,
     #[error("ldd {binary}: {message}")]
     Ldd { binary: PathBuf, message: String },
     #[error(

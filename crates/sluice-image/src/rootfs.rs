@@ -1,5 +1,5 @@
-//! Which files the image holds: the binary, the shared libraries `ldd` names for it, and the
-//! few `/etc` files a glibc program reads.
+//! Which files the image holds: the binary, the shared libraries `ldd` names for it, the few
+//! `/etc` files a glibc program reads, and the CA bundle TLS clients trust.
 
 use std::fs;
 use std::io;
@@ -48,9 +48,14 @@ pub const GROUP: &str = "root:x:0:\nnonroot:x:65532:\n";
 /// glibc's default without this file asks DNS first.
 pub const NSSWITCH: &str = "passwd: files\ngroup: files\nhosts: files dns\n";
 
+/// The system's CA bundle (Debian's `ca-certificates`), copied to the same path in the image.
+/// In-cluster the controller trusts the service account's CA; a kubeconfig without a CA (and
+/// kube's TLS setup, which loads the system roots even for a plain-HTTP server) needs these.
+pub const CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+
 /// Every file of the image for `binary`, sorted by path: the binary as `usr/bin/sluice`, each
 /// shared library at the path `ldd` names (so the loader finds it where the binary was linked
-/// to look), and the `/etc` files.
+/// to look), the `/etc` files and the CA bundle.
 pub fn plan(binary: &Path) -> Result<Vec<Entry>, Error> {
     let mut entries = vec![Entry {
         path: crate::ENTRYPOINT.trim_start_matches('/').to_string(),
@@ -78,6 +83,14 @@ pub fn plan(binary: &Path) -> Result<Vec<Entry>, Error> {
             contents: Contents::Bytes(text.as_bytes().to_vec()),
         });
     }
+    if !Path::new(CA_BUNDLE).is_file() {
+        return Err(Error::CaBundleMissing);
+    }
+    entries.push(Entry {
+        path: CA_BUNDLE.trim_start_matches('/').to_string(),
+        mode: 0o644,
+        contents: Contents::Host(PathBuf::from(CA_BUNDLE)),
+    });
     entries.sort_by(|a, b| a.path.cmp(&b.path));
     entries.dedup_by(|a, b| a.path == b.path);
     Ok(entries)
