@@ -88,6 +88,18 @@ mod tests {
     }
 
     #[test]
+    fn dash_dash_version_names_the_commit_and_the_build_date() {
+        use clap::Parser as _;
+        let err = super::super::Cli::try_parse_from(["sluice", "--version"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::DisplayVersion);
+        let text = err.to_string();
+        assert_eq!(
+            text.trim_end(),
+            format!("sluice {VERSION} (commit {GIT_COMMIT}, built {BUILD_DATE})")
+        );
+    }
+
+    #[test]
     fn the_build_date_is_rfc3339_utc() {
         let parsed = chrono::DateTime::parse_from_rfc3339(BUILD_DATE).expect(BUILD_DATE);
         assert_eq!(parsed.offset().local_minus_utc(), 0);

@@ -528,7 +528,9 @@ fn the_restricted_check_rejects_each_rule_broken_alone() {
     use serde_json::json;
     let (_, base) = controller_templates().remove(0);
     let c = "/spec/containers/0";
-    let cases: Vec<(&str, Vec<(String, Value)>, Vec<&str>)> = vec![
+    // (what is broken, the fields set — `null` for unset — and the checks that must fail)
+    type Case<'a> = (&'a str, Vec<(String, Value)>, Vec<&'a str>);
+    let cases: Vec<Case> = vec![
         ("compliant as rendered", vec![], vec![]),
         (
             "privilege escalation allowed",

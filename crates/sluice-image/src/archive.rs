@@ -178,14 +178,14 @@ pub fn build(binary: &Path, repository: &str, out: &Path) -> Result<Built, Error
     let partial = tempfile::NamedTempFile::new_in(&dir)
         .map_err(Error::io(format!("a scratch file in {}", dir.display())))?;
     let mut tar = tar::Builder::new(BufWriter::new(partial));
-    let mut add = |path: &str, bytes: &[u8]| {
+    for (path, bytes) in [
+        ("oci-layout", &br#"{"imageLayoutVersion":"1.0.0"}"#[..]),
+        ("index.json", &index_bytes),
+        ("manifest.json", &docker_manifest),
+    ] {
         layer::append_file(&mut tar, path, 0o644, bytes.len() as u64, bytes, mtime)
-            .map_err(Error::io(format!("writing {path} into the archive")))
-    };
-    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
-    add("index.json", &index_bytes)?;
-    add("manifest.json", &docker_manifest)?;
-    drop(add);
+            .map_err(Error::io(format!("writing {path} into the archive")))?;
+    }
     for dir_entry in ["blobs/", "blobs/sha256/"] {
         layer::append_dir(&mut tar, dir_entry, mtime)
             .map_err(Error::io("writing the archive's directories"))?;
