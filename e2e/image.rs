@@ -360,3 +360,100 @@ fn run_the_controller_from_the_image(rootfs: &Path, dir: &Path) {
     );
     rt.block_on(cluster.shutdown());
 }
+
+/// The Dockerfile's instructions with continuation lines joined, comments dropped.
+fn dockerfile_instructions(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || (line.is_empty() && current.is_empty()) {
+            continue;
+        }
+        match line.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head.trim_end());
+                current.push(' ');
+            }
+            None => {
+                current.push_str(line);
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    out
+}
+
+/// `k1="v1" k2="v2"` of a LABEL instruction.
+fn label_pairs(args: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut rest = args.trim();
+    while !rest.is_empty() {
+        let (key, after) = rest.split_once("=\"").expect("LABEL key=\"value\"");
+        let (value, after) = after.split_once('"').expect("a closing quote");
+        out.insert(key.trim().to_string(), value.to_string());
+        rest = after.trim_start();
+    }
+    out
+}
+
+#[test]
+fn the_dockerfile_sets_the_same_config_as_make_image() {
+    let text = std::fs::read_to_string(repo_root().join("Dockerfile")).expect("Dockerfile");
+    let instructions = dockerfile_instructions(&text);
+    let last_from = instructions
+        .iter()
+        .rposition(|i| i.starts_with("FROM "))
+        .expect("a FROM");
+    assert_eq!(
+        instructions[last_from], "FROM scratch",
+        "the final stage starts empty"
+    );
+    let final_stage = &instructions[last_from..];
+    let one = |name: &str| -> String {
+        let found: Vec<&String> = final_stage
+            .iter()
+            .filter(|i| i.starts_with(&format!("{name} ")))
+            .collect();
+        assert_eq!(found.len(), 1, "one {name} in the final stage: {found:?}");
+        found[0][name.len() + 1..].trim().to_string()
+    };
+    let version_arg = instructions
+        .iter()
+        .find_map(|i| i.strip_prefix("ARG VERSION="))
+        .expect("ARG VERSION=<default>");
+    assert_eq!(version_arg, env!("CARGO_PKG_VERSION"));
+    assert_eq!(one("COPY"), "--from=build /rootfs/ /");
+    assert_eq!(one("USER"), sluice_image::USER);
+    assert_eq!(one("WORKDIR"), "/");
+    assert_eq!(one("ENV"), sluice_image::archive::PATH_ENV);
+    let json = |s: String| -> Value { serde_json::from_str(&s).expect("exec-form JSON") };
+    assert_eq!(
+        json(one("ENTRYPOINT")),
+        serde_json::json!([sluice_image::ENTRYPOINT])
+    );
+    assert_eq!(
+        json(one("CMD")),
+        serde_json::json!(sluice_image::DEFAULT_ARGS)
+    );
+    // The same labels, with the version and revision from the build arguments.
+    let described = sluice_image::binary::Described {
+        version: "${VERSION}".into(),
+        commit: "${REVISION}".into(),
+        build_date: String::new(),
+        os: String::new(),
+        architecture: String::new(),
+    };
+    let want: std::collections::BTreeMap<String, String> =
+        sluice_image::archive::labels(&described)
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+    assert_eq!(label_pairs(&one("LABEL")), want);
+    // The build stage lays the root filesystem out with the code `make image` uses.
+    assert!(
+        instructions[..last_from].iter().any(|i| i
+            .contains("-p sluice-image -- rootfs --binary target/release/sluice --out /rootfs")),
+        "the build stage does not run sluice-image rootfs"
+    );
+}

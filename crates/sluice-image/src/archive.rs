@@ -224,6 +224,12 @@ pub fn build(binary: &Path, repository: &str, out: &Path) -> Result<Built, Error
         .as_file()
         .sync_all()
         .map_err(Error::io("writing the archive"))?;
+    // A scratch file is private (0600); the archive is an artifact to hand around.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        fs::set_permissions(partial.path(), fs::Permissions::from_mode(0o644))
+            .map_err(Error::io(format!("setting the mode of {}", out.display())))?;
+    }
     partial.persist(out).map_err(|e| Error::Io {
         what: format!("moving the archive to {}", out.display()),
         source: e.error,
