@@ -9,6 +9,7 @@ mod canary;
 mod demo;
 mod experiment;
 mod harness;
+mod image;
 mod migrate;
 mod operations;
 mod prometheus;
