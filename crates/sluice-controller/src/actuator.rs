@@ -8,7 +8,9 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -25,6 +27,7 @@ use sluice_api::common::REVISION_ANNOTATION;
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::plan::{Change, EventType, MetadataPatch, Plan};
+use sluice_engine::rollout::traffic::RouteRef;
 
 /// Annotation marking a Service whose selector Sluice manages.
 pub const MANAGED_BY_ANNOTATION: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
@@ -361,6 +364,7 @@ impl<'a> Actuator<'a> {
             Change::ScaleDeployment { name, replicas, .. } => {
                 go_on(self.scale_deployment(name, *replicas).await)
             }
+            Change::PatchRoute { route, patch } => go_on(self.patch_route(route, patch).await),
             // Published with the status, see `write_status`.
             Change::Event { .. } => Ok(ControlFlow::Continue(())),
         }
@@ -564,6 +568,28 @@ impl<'a> Actuator<'a> {
                 self.target("rollout", &self.name),
             )(e)),
         }
+    }
+
+    /// A JSON patch of a route object (its `test` guards against an edit made since it was
+    /// read: the API server then refuses the whole patch, and the next reconcile plans from
+    /// the object as it is).
+    async fn patch_route(&self, route: &RouteRef, patch: &[Value]) -> Result<(), ApiCallError> {
+        let target = route.to_string();
+        let ops: json_patch::Patch = serde_json::from_value(Value::Array(patch.to_vec()))
+            .map_err(|e| ApiCallError::on("patch", target.clone())(kube::Error::SerdeError(e)))?;
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            self.ctx.client.clone(),
+            &route.namespace,
+            &super::rollout::route_resource(route.kind),
+        );
+        api.patch(
+            &route.name,
+            &PatchParams::default(),
+            &Patch::Json::<()>(ops),
+        )
+        .await
+        .map_err(ApiCallError::on("patch", target))?;
+        Ok(())
     }
 
     /// A merge patch of the replica count alone (RBAC: deployments patch).

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -38,6 +38,7 @@ use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplat
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::observed::Observed;
+use sluice_engine::rollout::traffic::{self, ObservedRoutes, RouteKind};
 use sluice_engine::rollout::workload::{DeploymentScale, Workload};
 
 /// Label every ReplicaSet the controller owns carries; the ReplicaSet watch is
@@ -139,6 +140,7 @@ async fn observe(
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
     let workload = read_workload(ro, &ctx.client, &ns).await?;
+    let routes = read_routes(ro, &ctx.client).await?;
     Ok(Observed {
         rollout: ro.clone(),
         replica_sets,
@@ -150,7 +152,39 @@ async fn observe(
         cluster_analysis_templates,
         workload,
         outside_pods: 0,
+        routes,
     })
+}
+
+/// The API resource of a route kind the traffic routing writes.
+pub(crate) fn route_resource(kind: RouteKind) -> ApiResource {
+    ApiResource {
+        group: kind.group().to_string(),
+        version: kind.version().to_string(),
+        api_version: format!("{}/{}", kind.group(), kind.version()),
+        kind: kind.kind().to_string(),
+        plural: kind.plural().to_string(),
+    }
+}
+
+/// GET the route objects the traffic routing names (`None`: it does not exist, or its kind
+/// is not served). GETs, not a cache: a step is verified on what the object says now.
+async fn read_routes(ro: &Rollout, client: &Client) -> Result<ObservedRoutes, Error> {
+    let mut routes = ObservedRoutes::new();
+    for r in traffic::route_refs(ro) {
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(client.clone(), &r.namespace, &route_resource(r.kind));
+        let obj = api
+            .get_opt(&r.name)
+            .await
+            .map_err(ApiCallError::on("read", r.to_string()))?;
+        let value = obj
+            .map(|o| serde_json::to_value(&o))
+            .transpose()
+            .map_err(DecodeError::of(r.to_string()))?;
+        routes.insert(r, value);
+    }
+    Ok(routes)
 }
 
 /// GET the Services the strategy names (canary/stable or active/preview; `None`: it does not

@@ -231,6 +231,10 @@ pub(crate) struct Planner<'a> {
     /// Runs and Experiments this plan already terminates or deletes (each is ended once).
     pub(crate) terminated_runs: BTreeSet<String>,
     pub(crate) terminated_experiments: BTreeSet<String>,
+    /// The Rollout's traffic routing (validated), when it has one.
+    pub(crate) routing: Option<super::traffic::Routing<'a>>,
+    /// What the routed stage found this reconcile (routed canaries only).
+    pub(crate) routed: Option<super::traffic::RoutedState>,
 }
 
 impl<'a> Planner<'a> {
@@ -260,6 +264,8 @@ impl<'a> Planner<'a> {
             experiment_phase: None,
             terminated_runs: BTreeSet::new(),
             terminated_experiments: BTreeSet::new(),
+            routing: super::traffic::routing(&obs.rollout).ok().flatten(),
+            routed: None,
         }
     }
 
@@ -329,7 +335,11 @@ impl<'a> Planner<'a> {
         let halted = self.spec.is_paused()
             || !self.pause.add_reasons.is_empty()
             || self.has_pause(&PauseReason::InconclusiveAnalysisRun);
-        let scaled = !halted && self.reconcile_replica_sets(new);
+        let scaled = if self.routing.is_some() {
+            self.reconcile_routed(&mut status, new, halted)
+        } else {
+            !halted && self.reconcile_replica_sets(new)
+        };
         if !scaled && self.pause.add_reasons.is_empty() {
             self.reconcile_pause_step();
         }

@@ -18,6 +18,9 @@
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
+//! - [`traffic`]: traffic routing — what each router (Gateway API routes, ...) must hold.
+//! - `scale_down`: delayed scale-down (`scale-down-deadline`) shared by blue/green and the
+//!   routed canary.
 pub mod analysis_runs;
 pub mod blue_green;
 pub mod canary;
@@ -26,8 +29,10 @@ pub mod hash;
 pub mod observed;
 pub mod plan;
 pub mod replicas;
+mod scale_down;
 pub mod settle;
 pub mod status;
+pub mod traffic;
 pub mod validate;
 pub mod workload;
 

@@ -48,6 +48,9 @@ pub struct Observed {
     /// being scaled down `progressively`. Set by [`super::workload::resolve`], never by the
     /// observer.
     pub outside_pods: i32,
+    /// The route objects the traffic routing names ([`super::traffic::route_refs`]), as
+    /// JSON; `None` means the object does not exist.
+    pub routes: super::traffic::ObservedRoutes,
 }
 
 /// Template names to read: (AnalysisTemplates in the Rollout's namespace,

@@ -39,19 +39,19 @@ pub struct Unsupported {
     pub present: fn(&RolloutSpec) -> bool,
 }
 
-/// Spec features that make a Rollout InvalidSpec until Sluice implements them.
+/// Spec features that make a Rollout InvalidSpec until Sluice implements them (traffic
+/// routers Sluice does not run are refused by [`super::traffic::routing`], naming the router).
 pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[Unsupported {
-    field: "spec.strategy.canary.trafficRouting",
-    present: |s| s.canary().is_some_and(|c| c.traffic_routing.is_some()),
+    field: "spec.strategy.canary.pingPong",
+    present: |s| s.canary().is_some_and(|c| c.ping_pong.is_some()),
 }];
 
 /// Canary step kinds Sluice does not run yet.
-pub const UNSUPPORTED_STEP_KINDS: &[&str] = &[
-    "setCanaryScale",
-    "setHeaderRoute",
-    "setMirrorRoute",
-    "plugin",
-];
+pub const UNSUPPORTED_STEP_KINDS: &[&str] = &["plugin"];
+
+/// Canary step kinds that only mean something with traffic routing (upstream refuses them
+/// without it too).
+const TRAFFIC_ROUTING_STEP_KINDS: &[&str] = &["setCanaryScale", "setHeaderRoute", "setMirrorRoute"];
 
 /// Canary fields that only mean something with traffic routing (upstream rejects them too).
 const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
@@ -90,16 +90,13 @@ const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
                 .is_some_and(|c| c.min_pods_per_replica_set.is_some())
         },
     },
-    Unsupported {
-        field: "spec.strategy.canary.pingPong",
-        present: |s| s.canary().is_some_and(|c| c.ping_pong.is_some()),
-    },
 ];
 
 /// Checks the Rollout in `observed`, including that referenced Services and analysis
 /// templates exist and that its analyses can be turned into runs.
 pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
     validate_spec(&observed.rollout.spec)?;
+    super::traffic::validate_routes(observed)?;
     validate_services(observed)?;
     super::analysis_runs::validate_analyses(observed)
 }
@@ -116,7 +113,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     };
     validate_canary(spec, canary)?;
     for (i, step) in spec.steps().iter().enumerate() {
-        validate_step(i, step)?;
+        validate_step(i, step, canary.traffic_routing.is_some())?;
     }
     Ok(())
 }
@@ -365,7 +362,7 @@ fn validate_anti_affinity(field: &str, anti: Option<&AntiAffinity>) -> Result<()
 }
 
 /// `steps[i]`: exactly one supported kind, with a valid weight or pause duration.
-fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
+fn validate_step(i: usize, step: &CanaryStep, routed: bool) -> Result<(), InvalidSpec> {
     let field = format!("spec.strategy.canary.steps[{i}]");
     let keys = step.keys();
     match keys.as_slice() {
@@ -380,6 +377,12 @@ fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
                 return Err(invalid(
                     format!("{field}.{key}"),
                     "is not supported by Sluice yet",
+                ));
+            }
+            if !routed && TRAFFIC_ROUTING_STEP_KINDS.contains(key) {
+                return Err(invalid(
+                    format!("{field}.{key}"),
+                    "can only be used with trafficRouting",
                 ));
             }
         }

@@ -644,9 +644,14 @@ fn invalid_specs_touch_nothing_but_the_status() {
         ),
         (
             base()
-                .canary(|c| c.traffic_routing = Some(Default::default()))
+                .canary(|c| {
+                    c.traffic_routing = Some(sluice_api::rollout::RolloutTrafficRouting {
+                        istio: Some(Default::default()),
+                        ..Default::default()
+                    })
+                })
                 .build(),
-            "spec.strategy.canary.trafficRouting: is not supported by Sluice yet",
+            "spec.strategy.canary.trafficRouting.istio: the istio traffic router is not supported by Sluice yet (supported: plugins[\"argoproj-labs/gatewayAPI\"])",
         ),
         (
             base()
@@ -664,7 +669,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     ..Default::default()
                 }])
                 .build(),
-            "spec.strategy.canary.steps[0].setCanaryScale: is not supported by Sluice yet",
+            "spec.strategy.canary.steps[0].setCanaryScale: can only be used with trafficRouting",
         ),
         (
             base()
