@@ -16,3 +16,4 @@ mod prometheus;
 mod rbac_audit;
 mod rollout_experiment;
 mod scale;
+mod traffic;

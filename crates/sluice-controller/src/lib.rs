@@ -22,6 +22,7 @@ pub mod packed;
 pub mod providers;
 pub mod rbac;
 pub mod rollout;
+pub mod routes;
 pub mod services;
 pub mod status_patch;
 pub mod telemetry;

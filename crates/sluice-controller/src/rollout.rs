@@ -29,6 +29,7 @@ use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
+use super::routes::RouteReferences;
 use super::services::{ManagedServices, ServiceReferences, managed_by};
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
@@ -600,9 +601,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
     let refs = ServiceReferences::default();
-    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg, &refs), &client, ns);
+    let routes = RouteReferences::default();
+    let (controller, owned) =
+        watch_owned(watch_rollouts(rollouts, &cfg, &refs, &routes), &client, ns);
     let services = ManagedServices::default();
     let controller = watch_referenced(controller, &client, ns, &services, refs)
+        .reconcile_on(routes.watch(&client, ns))
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -639,15 +643,18 @@ fn watch_rollouts(
     rollouts: Api<CachedRollout>,
     cfg: &Config,
     refs: &ServiceReferences,
+    routes: &RouteReferences,
 ) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     let (ro_store, ro_writer) = reflector::store();
     let refs = refs.clone();
+    let routes = routes.clone();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
         .map_ok(move |event| {
             refs.apply(&event);
+            routes.apply(&event);
             event
         })
         .reflect(ro_writer)

@@ -1,0 +1,512 @@
+//! Traffic routing scenarios driven by the real kubectl (issue 16): the Gateway API's CRDs
+//! (`../shared/crds/gateway-api-v1.6.1/`, unmodified) installed into the cluster, a canary
+//! routed through an HTTPRoute, and every step read back from the route object itself.
+//! Ordering (traffic to the stable first, then the scale-down) is checked on what each
+//! observation of the objects shows, never on timing. Argo CD's verdict is checked at every
+//! observation.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::argocd_oracle::{ArgoHealth, GENERATION_NOT_OBSERVED, argocd_rollout_health};
+use crate::harness::{Env, repo_root};
+use crate::require_kubectl;
+
+const T: Duration = Duration::from_secs(90);
+
+/// The third-party CRDs the scenarios install (never copied into the project).
+fn shared_crds(dir: &str) -> PathBuf {
+    let path = repo_root().join("../shared/crds").join(dir);
+    assert!(
+        path.is_dir(),
+        "the third-party CRDs are missing: {} (the shared CRD folder next to the repository)",
+        path.display()
+    );
+    path
+}
+
+/// Install the Gateway API's standard CRDs and wait until they are served.
+fn install_gateway_api(env: &Env) {
+    let dir = shared_crds("gateway-api-v1.6.1");
+    env.kubectl_ok(&["apply", "--server-side", "-f", dir.to_str().unwrap()]);
+    for crd in ["httproutes", "grpcroutes"] {
+        env.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            &format!("crd/{crd}.gateway.networking.k8s.io"),
+        ]);
+    }
+}
+
+/// The canary and stable Services of `web`, and the root Service a mesh route hangs off.
+const SERVICES: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: web-canary
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-stable
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+"#;
+
+/// An HTTPRoute `web` under `parent` (a Gateway, or a Service for a mesh route): one rule
+/// splitting the two Services, and a rule of the user's own sending `/admin` to the stable.
+fn http_route(parent: &str) -> String {
+    format!(
+        r#"apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata:
+  name: web
+spec:
+  parentRefs:
+    - {parent}
+  rules:
+    - matches:
+        - path: {{type: PathPrefix, value: /}}
+      backendRefs:
+        - {{name: web-stable, port: 80}}
+        - {{name: web-canary, port: 80}}
+    - matches:
+        - path: {{type: PathPrefix, value: /admin}}
+      backendRefs:
+        - {{name: web-stable, port: 80}}
+"#
+    )
+}
+
+/// The Rollout `web`: 4 replicas of `image`, routed through the HTTPRoute `web`.
+fn rollout_yaml(image: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  replicas: 4
+  revisionHistoryLimit: 3
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+  strategy:
+    canary:
+      canaryService: web-canary
+      stableService: web-stable
+      scaleDownDelaySeconds: 3
+      abortScaleDownDelaySeconds: 3
+      trafficRouting:
+        managedRoutes:
+          - name: beta-users
+          - name: shadow
+        plugins:
+          argoproj-labs/gatewayAPI:
+            httpRoute: web
+      steps:
+        - setWeight: 10
+        - pause: {{}}
+        - setHeaderRoute:
+            name: beta-users
+            match:
+              - headerName: x-beta
+                headerValue: {{exact: "yes"}}
+        - pause: {{}}
+        - setMirrorRoute:
+            name: shadow
+            percentage: 25
+            match:
+              - method: {{exact: GET}}
+        - pause: {{}}
+        - setWeight: 50
+        - pause: {{}}
+"#
+    )
+}
+
+fn rollout(env: &Env) -> Value {
+    env.get_json(&["rollout", "web"])
+}
+
+fn route(env: &Env) -> Value {
+    env.get_json(&["httproute", "web"])
+}
+
+/// What a route holds: (stable weight, canary weight) on the rule splitting the two
+/// Services, and the names of the rules before it.
+fn holds(route: &Value) -> ((i64, i64), Vec<String>) {
+    let rules = route["spec"]["rules"].as_array().expect("rules");
+    let mut managed = Vec::new();
+    for rule in rules {
+        let refs = rule["backendRefs"].as_array().cloned().unwrap_or_default();
+        let weight = |name: &str| {
+            refs.iter()
+                .find(|r| r["name"] == name)
+                .map(|r| r["weight"].as_i64().unwrap_or(1))
+        };
+        if let (Some(s), Some(c)) = (weight("web-stable"), weight("web-canary"))
+            && rule["name"].is_null()
+        {
+            return ((s, c), managed);
+        }
+        managed.push(rule["name"].as_str().unwrap_or("").to_string());
+    }
+    panic!("no rule splits the two Services: {route}");
+}
+
+/// The Rollout's ReplicaSets by hash: (spec.replicas, available, has a scale-down-deadline).
+fn replica_set(env: &Env, hash: &str) -> (i64, i64, bool) {
+    let list = env.get_json(&[
+        "replicasets",
+        "-l",
+        &format!("rollouts-pod-template-hash={hash}"),
+    ]);
+    list["items"]
+        .as_array()
+        .and_then(|items| items.first())
+        .map(|rs| {
+            (
+                rs["spec"]["replicas"].as_i64().unwrap_or(0),
+                rs["status"]["availableReplicas"].as_i64().unwrap_or(0),
+                rs["metadata"]["annotations"]["scale-down-deadline"].is_string(),
+            )
+        })
+        .unwrap_or((0, 0, false))
+}
+
+fn selector(env: &Env, service: &str) -> String {
+    let svc = env.get_json(&["service", service]);
+    svc["spec"]["selector"]["rollouts-pod-template-hash"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Argo CD's verdict on one observation, checked against what the Rollout says.
+fn check_argocd(ro: &Value) -> ArgoHealth {
+    let verdict = argocd_rollout_health(ro);
+    let s = &ro["status"];
+    let observed =
+        s["observedGeneration"].as_str() == Some(&ro["metadata"]["generation"].to_string());
+    if !observed {
+        assert_eq!(
+            (verdict.status, verdict.message.as_str()),
+            (ArgoHealth::Progressing, GENERATION_NOT_OBSERVED)
+        );
+        return verdict.status;
+    }
+    match verdict.status {
+        ArgoHealth::Healthy => assert_eq!(
+            s["stableRS"], s["currentPodHash"],
+            "Healthy mid-update: {s}"
+        ),
+        ArgoHealth::Suspended => assert!(
+            s["pauseConditions"]
+                .as_array()
+                .is_some_and(|p| !p.is_empty())
+                || ro["spec"]["paused"] == true,
+            "Suspended without a pause: {s}"
+        ),
+        ArgoHealth::Degraded => {
+            let m = verdict.message.as_str();
+            assert!(
+                m.starts_with("RolloutAborted: ") || m.starts_with("InvalidSpec: "),
+                "Degraded with an unexplained message: {m}"
+            );
+        }
+        _ => {}
+    }
+    verdict.status
+}
+
+/// Observe until the Rollout pauses at step `index` (Argo CD: Suspended), checking Argo CD's
+/// verdict at every observation.
+fn wait_paused_at(env: &Env, index: i64) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let ro = rollout(env);
+        let health = check_argocd(&ro);
+        if health == ArgoHealth::Suspended && ro["status"]["currentStepIndex"] == index {
+            return ro;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for the pause at step {index}: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn promote(env: &Env) {
+    env.patch_rollout_status("web", r#"{"status":{"pauseConditions":null}}"#);
+}
+
+fn set_image(env: &Env, image: &str) {
+    let patch = format!(
+        r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"web","image":"{image}"}}]}}}}}}}}"#
+    );
+    env.kubectl_ok(&["patch", "rollout", "web", "--type=merge", "-p", &patch]);
+}
+
+/// Observe until ReplicaSet `leaving` is scaled to zero, asserting at every observation that
+/// it is given its scale-down deadline, or loses a pod, only while the route already holds
+/// 100 % on the stable with no managed rule left. Returns the last Rollout seen.
+fn watch_scale_down_after_traffic(env: &Env, leaving: &str, replicas: i64) -> Value {
+    let deadline = Instant::now() + T;
+    let mut saw_deadline = false;
+    loop {
+        let ro = rollout(env);
+        check_argocd(&ro);
+        // The ReplicaSet is read before the route: a deadline seen here was written after the
+        // route was read back holding the stable, and nothing moves the route back, so the
+        // route read next must hold it (reading in the other order races the controller).
+        let (spec, _, has_deadline) = replica_set(env, leaving);
+        let held = holds(&route(env));
+        if has_deadline || spec < replicas {
+            assert_eq!(
+                held,
+                ((100, 0), Vec::new()),
+                "ReplicaSet {leaving} is on its way down (spec {spec}, deadline {has_deadline}) while the route still sends it traffic"
+            );
+        }
+        saw_deadline |= has_deadline;
+        if spec == 0 {
+            assert!(
+                saw_deadline,
+                "{leaving} went down without waiting out its scale-down-deadline"
+            );
+            return ro;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {leaving} to scale down: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The walk of the issue on a route under `parent`: setWeight 10 → header route → mirror
+/// route → setWeight 50 (with a pause after each so every state is observed), to the end; then
+/// a second update aborted at 10 %.
+fn walk(env: &Env, parent: &str) {
+    install_gateway_api(env);
+    env.apply(SERVICES);
+    env.apply(&http_route(parent));
+    env.apply(&rollout_yaml("nginx:1.26"));
+
+    // First deploy: everything on the stable.
+    let ro = env.wait_for("first deploy Healthy", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(ro)
+    });
+    let v1 = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    env.wait_for("the route at 100/0", T, |env| {
+        (holds(&route(env)) == ((100, 0), Vec::new())).then_some(())
+    });
+
+    // A user's own edit to the route survives every step.
+    env.kubectl_ok(&[
+        "patch",
+        "httproute",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"annotations":{"team":"payments"}},"spec":{"hostnames":["web.example.com"]}}"#,
+    ]);
+
+    set_image(env, "nginx:1.27");
+    let ro = wait_paused_at(env, 1);
+    let v2 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    assert_eq!(holds(&route(env)), ((90, 10), Vec::new()));
+    assert_eq!(replica_set(env, &v2).0, 1, "10 % of 4 replicas");
+    assert_eq!(replica_set(env, &v1).0, 4, "the stable keeps every replica");
+    let w = &ro["status"]["canary"]["weights"];
+    assert_eq!(
+        (
+            &w["canary"]["weight"],
+            &w["canary"]["serviceName"],
+            &w["canary"]["podTemplateHash"]
+        ),
+        (
+            &Value::from(10),
+            &Value::from("web-canary"),
+            &Value::from(v2.as_str())
+        )
+    );
+    assert_eq!(
+        (&w["stable"]["weight"], &w["stable"]["podTemplateHash"]),
+        (&Value::from(90), &Value::from(v1.as_str()))
+    );
+    assert_eq!(selector(env, "web-canary"), v2);
+    assert_eq!(selector(env, "web-stable"), v1);
+
+    promote(env);
+    wait_paused_at(env, 3);
+    let r = route(env);
+    assert_eq!(
+        holds(&r),
+        ((90, 10), vec!["sluice.web.beta-users".to_string()])
+    );
+    let header = &r["spec"]["rules"][0];
+    assert_eq!(header["matches"][0]["headers"][0]["name"], "x-beta");
+    assert_eq!(header["matches"][0]["headers"][0]["value"], "yes");
+    assert_eq!(header["backendRefs"][0]["name"], "web-canary");
+
+    promote(env);
+    wait_paused_at(env, 5);
+    let r = route(env);
+    assert_eq!(
+        holds(&r),
+        (
+            (90, 10),
+            vec![
+                "sluice.web.beta-users".to_string(),
+                "sluice.web.shadow".to_string()
+            ]
+        )
+    );
+    let mirror = &r["spec"]["rules"][1];
+    assert_eq!(mirror["matches"][0]["method"], "GET");
+    assert_eq!(mirror["backendRefs"][0]["name"], "web-stable");
+    assert_eq!(mirror["filters"][0]["type"], "RequestMirror");
+    assert_eq!(
+        mirror["filters"][0]["requestMirror"]["backendRef"]["name"],
+        "web-canary"
+    );
+    assert_eq!(mirror["filters"][0]["requestMirror"]["percent"], 25);
+
+    promote(env);
+    wait_paused_at(env, 7);
+    assert_eq!(
+        holds(&route(env)),
+        (
+            (50, 50),
+            vec![
+                "sluice.web.beta-users".to_string(),
+                "sluice.web.shadow".to_string()
+            ]
+        )
+    );
+    assert_eq!(replica_set(env, &v2).0, 2, "50 % of 4 replicas");
+
+    // The end: the new version becomes the stable, the route goes back to 100 % on the
+    // stable Service (now selecting it) with no managed rule, and only then does the old
+    // version wait out its delay and go.
+    promote(env);
+    let ro = watch_scale_down_after_traffic(env, &v1, 4);
+    assert_eq!(ro["status"]["stableRS"], v2.as_str());
+    assert_eq!(selector(env, "web-stable"), v2);
+    env.wait_for("Healthy after the update", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    let r = route(env);
+    assert_eq!(holds(&r), ((100, 0), Vec::new()));
+    assert_eq!(
+        r["spec"]["hostnames"][0], "web.example.com",
+        "the user's edit is kept"
+    );
+    assert_eq!(r["metadata"]["annotations"]["team"], "payments");
+    assert_eq!(
+        r["spec"]["rules"][1]["matches"][0]["path"]["value"],
+        "/admin"
+    );
+    assert_eq!(
+        r["spec"]["rules"][1]["backendRefs"][0]["weight"], 1,
+        "the stable-only rule is the user's"
+    );
+
+    // Separately, an update aborted at 10 %: traffic back on the stable first, then the
+    // canary waits out abortScaleDownDelaySeconds and goes.
+    set_image(env, "nginx:1.28");
+    let ro = wait_paused_at(env, 1);
+    let v3 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_eq!(holds(&route(env)), ((90, 10), Vec::new()));
+    promote(env);
+    wait_paused_at(env, 3);
+    assert_eq!(
+        holds(&route(env)).1,
+        vec!["sluice.web.beta-users".to_string()]
+    );
+    env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
+    let ro = watch_scale_down_after_traffic(env, &v3, 1);
+    assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
+    assert_eq!(ro["status"]["stableRS"], v2.as_str());
+    assert_eq!(selector(env, "web-stable"), v2);
+    assert_eq!(replica_set(env, &v2).0, 4);
+}
+
+#[test]
+fn httproute_walk_with_a_gateway_parent() {
+    require_kubectl!();
+    let env = Env::start("traffic_http");
+    walk(
+        &env,
+        "{name: public, kind: Gateway, group: gateway.networking.k8s.io}",
+    );
+}
+
+#[test]
+fn httproute_walk_with_a_service_parent_gamma() {
+    require_kubectl!();
+    let env = Env::start("traffic_gamma");
+    walk(&env, "{name: web, kind: Service, group: \"\", port: 80}");
+}
+
+#[test]
+fn a_missing_route_is_degraded_naming_it_and_nothing_moves() {
+    require_kubectl!();
+    let env = Env::start("traffic_missing");
+    install_gateway_api(&env);
+    env.apply(SERVICES);
+    env.apply(&rollout_yaml("nginx:1.26"));
+    let ro = env.wait_for("InvalidSpec", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Degraded).then_some(ro)
+    });
+    assert_eq!(
+        ro["status"]["message"],
+        "InvalidSpec: spec.strategy.canary.trafficRouting.plugins[\"argoproj-labs/gatewayAPI\"].httpRoute: HTTPRoute traffic-missing-"
+            .to_string()
+            + &env.namespace[env.namespace.rfind('-').unwrap() + 1..]
+            + "/web not found"
+    );
+    let sets = env.get_json(&["replicasets"]);
+    assert_eq!(
+        sets["items"].as_array().unwrap().len(),
+        0,
+        "nothing is created"
+    );
+    // The route appears: the Rollout goes on.
+    env.apply(&http_route("{name: public}"));
+    env.wait_for("Healthy once the route exists", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+}
