@@ -92,8 +92,28 @@ spec:
     )
 }
 
-/// The Rollout `web`: 4 replicas of `image`, routed through the HTTPRoute `web`.
-fn rollout_yaml(image: &str) -> String {
+/// The walk of the issue, with a pause after each traffic step so every state is observed.
+const WALK_STEPS: &str = r#"        - setWeight: 10
+        - pause: {}
+        - setHeaderRoute:
+            name: beta-users
+            match:
+              - headerName: x-beta
+                headerValue: {exact: "yes"}
+        - pause: {}
+        - setMirrorRoute:
+            name: shadow
+            percentage: 25
+            match:
+              - method: {exact: GET}
+        - pause: {}
+        - setWeight: 50
+        - pause: {}
+"#;
+
+/// The Rollout `web`: 4 replicas of `image`, routed through the route `route` (`httpRoute:
+/// web` or another plugin line), with `extra` lines under `canary:` and `steps`.
+fn routed_rollout_yaml(image: &str, route: &str, extra: &str, steps: &str) -> String {
     format!(
         r#"apiVersion: argoproj.io/v1alpha1
 kind: Rollout
@@ -117,32 +137,21 @@ spec:
       stableService: web-stable
       scaleDownDelaySeconds: 3
       abortScaleDownDelaySeconds: 3
-      trafficRouting:
+{extra}      trafficRouting:
         managedRoutes:
           - name: beta-users
           - name: shadow
         plugins:
           argoproj-labs/gatewayAPI:
-            httpRoute: web
+            {route}
       steps:
-        - setWeight: 10
-        - pause: {{}}
-        - setHeaderRoute:
-            name: beta-users
-            match:
-              - headerName: x-beta
-                headerValue: {{exact: "yes"}}
-        - pause: {{}}
-        - setMirrorRoute:
-            name: shadow
-            percentage: 25
-            match:
-              - method: {{exact: GET}}
-        - pause: {{}}
-        - setWeight: 50
-        - pause: {{}}
-"#
+{steps}"#
     )
+}
+
+/// The Rollout of the walk on the HTTPRoute `web`.
+fn rollout_yaml(image: &str) -> String {
+    routed_rollout_yaml(image, "httpRoute: web", "", WALK_STEPS)
 }
 
 fn rollout(env: &Env) -> Value {
@@ -509,4 +518,142 @@ fn a_missing_route_is_degraded_naming_it_and_nothing_moves() {
         let ro = rollout(env);
         (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
     });
+}
+
+/// Observe until the Rollout pauses at step `index`, asserting at every observation that the
+/// stable never holds more traffic than its available pods serve. While traffic leaves the
+/// stable its pods only shrink, so the ReplicaSet is read first: the route read after it can
+/// only hold less.
+fn wait_paused_checking_stable_capacity(env: &Env, index: i64, stable: &str) -> Value {
+    let deadline = Instant::now() + T;
+    loop {
+        let ro = rollout(env);
+        let health = check_argocd(&ro);
+        let (_, available, _) = replica_set(env, stable);
+        let ((stable_weight, _), _) = holds(&route(env));
+        assert!(
+            stable_weight <= available * 100 / 4,
+            "the stable holds {stable_weight} % with {available} of 4 pods available"
+        );
+        if health == ArgoHealth::Suspended && ro["status"]["currentStepIndex"] == index {
+            return ro;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn set_canary_scale_decouples_canary_replicas_from_the_traffic_weight() {
+    require_kubectl!();
+    let env = Env::start("traffic_canary_scale");
+    install_gateway_api(&env);
+    env.apply(SERVICES);
+    env.apply(&http_route("{name: public}"));
+    let steps = r#"        - setCanaryScale: {replicas: 2}
+        - setWeight: 25
+        - pause: {}
+        - setCanaryScale: {weight: 75}
+        - pause: {}
+        - setCanaryScale: {matchTrafficWeight: true}
+        - pause: {}
+"#;
+    env.apply(&routed_rollout_yaml(
+        "nginx:1.26",
+        "httpRoute: web",
+        "",
+        steps,
+    ));
+    env.wait_for("Healthy", T, |env| {
+        (check_argocd(&rollout(env)) == ArgoHealth::Healthy).then_some(())
+    });
+    set_image(&env, "nginx:1.27");
+    let ro = wait_paused_at(&env, 2);
+    let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    let stable = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    assert_eq!(holds(&route(&env)), ((75, 25), Vec::new()));
+    assert_eq!(
+        replica_set(&env, &canary).0,
+        2,
+        "replicas: 2 at 25 % traffic"
+    );
+    promote(&env);
+    wait_paused_at(&env, 4);
+    assert_eq!(holds(&route(&env)), ((75, 25), Vec::new()));
+    assert_eq!(
+        replica_set(&env, &canary).0,
+        3,
+        "75 % of 4 replicas at 25 % traffic"
+    );
+    promote(&env);
+    wait_paused_at(&env, 6);
+    env.wait_for("the canary back to its traffic's share", T, |env| {
+        (replica_set(env, &canary).0 == 1).then_some(())
+    });
+    assert_eq!(holds(&route(&env)), ((75, 25), Vec::new()));
+    assert_eq!(
+        replica_set(&env, &stable).0,
+        4,
+        "the stable keeps every replica"
+    );
+}
+
+#[test]
+fn dynamic_stable_scale_shrinks_the_stable_with_its_traffic_and_grows_it_back_first_on_abort() {
+    require_kubectl!();
+    let env = Env::start("traffic_dynamic");
+    install_gateway_api(&env);
+    env.apply(SERVICES);
+    env.apply(&http_route("{name: public}"));
+    let steps = "        - setWeight: 50\n        - pause: {}\n";
+    env.apply(&routed_rollout_yaml(
+        "nginx:1.26",
+        "httpRoute: web",
+        "      dynamicStableScale: true\n",
+        steps,
+    ));
+    env.wait_for("Healthy", T, |env| {
+        (check_argocd(&rollout(env)) == ArgoHealth::Healthy).then_some(())
+    });
+    let stable = rollout(&env)["status"]["stableRS"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    set_image(&env, "nginx:1.27");
+    let ro = wait_paused_checking_stable_capacity(&env, 1, &stable);
+    let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_eq!(holds(&route(&env)), ((50, 50), Vec::new()));
+    env.wait_for("the stable at its share", T, |env| {
+        (replica_set(env, &stable).0 == 2).then_some(())
+    });
+    assert_eq!(replica_set(&env, &canary).0, 2);
+    env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
+    // Traffic comes back to the stable only as its pods do, and those only grow now: the
+    // route is read first, so the pods read after it can only be more.
+    let deadline = Instant::now() + T;
+    loop {
+        let ro = rollout(&env);
+        check_argocd(&ro);
+        let ((stable_weight, _), _) = holds(&route(&env));
+        let (_, available, _) = replica_set(&env, &stable);
+        assert!(
+            stable_weight <= available * 100 / 4,
+            "the stable holds {stable_weight} % with {available} of 4 pods available"
+        );
+        if stable_weight == 100 && replica_set(&env, &canary).0 == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }

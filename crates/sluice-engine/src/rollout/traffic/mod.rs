@@ -331,6 +331,12 @@ impl Routing<'_> {
         if let Some(h) = &step.set_header_route {
             let name = h.name.as_deref().unwrap_or_default();
             self.check_managed(&format!("{field}.setHeaderRoute.name"), name)?;
+            if !self.routes.iter().any(|r| r.header_routes) {
+                return Err(invalid(
+                    format!("{field}.setHeaderRoute"),
+                    "no route takes header routes: name one with httpRoute or grpcRoute, or set useHeaderRoutes: true on an httpRoutes or grpcRoutes entry",
+                ));
+            }
             for (j, m) in h.match_.iter().flatten().enumerate() {
                 let f = format!("{field}.setHeaderRoute.match[{j}]");
                 if m.header_name.is_empty() {
@@ -341,6 +347,16 @@ impl Routing<'_> {
         }
         if let Some(m) = &step.set_mirror_route {
             self.check_managed(&format!("{field}.setMirrorRoute.name"), &m.name)?;
+            let mirrors = self
+                .routes
+                .iter()
+                .any(|r| r.header_routes && r.route.kind == RouteKind::HttpRoute);
+            if !mirrors {
+                return Err(invalid(
+                    format!("{field}.setMirrorRoute"),
+                    "no HTTPRoute takes managed routes: name one with httpRoute, or set useHeaderRoutes: true on an httpRoutes entry (the Gateway API mirrors HTTP requests only)",
+                ));
+            }
             if let Some(p) = m.percentage.filter(|p| !(0..=100).contains(p)) {
                 return Err(invalid(
                     format!("{field}.setMirrorRoute.percentage"),

@@ -176,11 +176,20 @@ impl<'a> Planner<'a> {
         let canary = &self.rs[new];
         let canary_ready =
             canary.available > 0 && self.progress_threshold_met(canary, canary_target);
-        let weight = if target <= held || canary_ready {
+        let mut weight = if target <= held || canary_ready {
             target
         } else {
             held
         };
+        // With dynamicStableScale the stable may have fewer pods than the traffic coming back
+        // to it after an abort: that traffic moves only as fast as its pods become available.
+        let dynamic = self.spec.canary().is_some_and(|c| c.dynamic_stable_scale());
+        if let Some(s) = stable.filter(|_| dynamic && self.aborting()) {
+            let served =
+                i64::from(self.rs[s].available) * i64::from(max) / i64::from(self.replicas.max(1));
+            let served = i32::try_from(served.min(i64::from(max))).unwrap_or(max);
+            weight = weight.max((max - served).min(held));
+        }
         let stable_hash = stable.map_or(self.rs[new].hash, |s| self.rs[s].hash);
         // At the end of the update, the canary Service's share goes back to the stable
         // Service only once that selects the new pods.

@@ -462,3 +462,173 @@ fn a_missing_route_stops_everything_and_names_it() {
         "spec.strategy.canary.trafficRouting.plugins[\"argoproj-labs/gatewayAPI\"].httpRoute: HTTPRoute default/web not found"
     );
 }
+
+fn canary_scale(replicas: Option<i32>, weight: Option<i32>, match_traffic: bool) -> CanaryStep {
+    CanaryStep {
+        set_canary_scale: Some(sluice_api::rollout::SetCanaryScale {
+            weight,
+            replicas,
+            match_traffic_weight: match_traffic.then_some(true),
+        }),
+        ..Default::default()
+    }
+}
+
+fn promote(sim: &mut Sim) {
+    sim.obs.rollout.status.as_mut().unwrap().pause_conditions = None;
+}
+
+#[test]
+fn set_canary_scale_decouples_the_canary_count_from_its_weight() {
+    let steps = vec![
+        canary_scale(Some(3), None, false),
+        weight(10),
+        pause(),
+        canary_scale(None, Some(50), false),
+        pause(),
+        canary_scale(None, None, true),
+        pause(),
+    ];
+    let mut sim = routed_sim(steps);
+    sim.set_image("app:v2");
+    sim.run_until_quiet(20);
+    assert_eq!(sim.status().current_step_index, Some(2));
+    assert_eq!(
+        sim.specs()[&rs_name("app:v2")],
+        3,
+        "setCanaryScale replicas: 3"
+    );
+    assert_eq!(
+        route_weights(&sim),
+        [(STABLE.to_string(), 90), (CANARY.to_string(), 10)]
+    );
+    promote(&mut sim);
+    sim.run_until_quiet(20);
+    assert_eq!(sim.status().current_step_index, Some(4));
+    assert_eq!(
+        sim.specs()[&rs_name("app:v2")],
+        5,
+        "setCanaryScale weight: 50 of 10"
+    );
+    assert_eq!(route_weights(&sim)[1].1, 10, "the traffic weight stays");
+    promote(&mut sim);
+    sim.run_until_quiet(20);
+    assert_eq!(sim.status().current_step_index, Some(6));
+    assert_eq!(
+        sim.specs()[&rs_name("app:v2")],
+        1,
+        "matchTrafficWeight: back to 10 % of 10, once the route no longer needs more"
+    );
+    assert_eq!(sim.specs()[&rs_name("app:v1")], 10);
+}
+
+#[test]
+fn dynamic_stable_scale_shrinks_the_stable_after_the_traffic_left_and_grows_it_before_it_returns() {
+    let mut sim = Sim::new(
+        routed_rollout("app:v1", vec![weight(30), pause()])
+            .canary(|c| c.dynamic_stable_scale = Some(true))
+            .build(),
+    );
+    sim.add_services(&[CANARY, STABLE]);
+    sim.add_route(http_route(), route_obj());
+    sim.run_until_quiet(20);
+    sim.set_image("app:v2");
+    // Until the route reads back 70/30, the stable keeps all ten.
+    let mut max_seen_with_stable_short = 0;
+    for _ in 0..20 {
+        sim.reconcile();
+        sim.settle_pods();
+        sim.now += 1;
+        let w = route_weights(&sim)[0].1;
+        if sim.specs()[&rs_name("app:v1")] < 10 {
+            max_seen_with_stable_short = max_seen_with_stable_short.max(w);
+            assert!(
+                w <= 70,
+                "the stable shrank while it still had {w} % of the traffic"
+            );
+        }
+    }
+    assert_eq!(sim.specs()[&rs_name("app:v2")], 3);
+    assert_eq!(sim.specs()[&rs_name("app:v1")], 7);
+    assert_eq!(max_seen_with_stable_short, 70);
+    // Abort: the stable grows first; the traffic follows its available pods; the canary goes
+    // last.
+    sim.obs.rollout.status.as_mut().unwrap().abort = Some(true);
+    let p = sim.reconcile();
+    assert!(
+        p.changes
+            .iter()
+            .any(|c| matches!(c, Change::ScaleReplicaSet { name, replicas: 10, .. } if *name == rs_name("app:v1"))),
+        "{:?}",
+        p.changes
+    );
+    assert_eq!(
+        route_weights(&sim)[1].1,
+        30,
+        "no traffic back before the stable has the pods"
+    );
+    sim.settle_pods();
+    sim.now += 1;
+    sim.reconcile();
+    assert_eq!(route_weights(&sim)[1].1, 0);
+    assert_eq!(sim.specs()[&rs_name("app:v2")], 3);
+    sim.now += 1;
+    sim.reconcile();
+    sim.now += 31;
+    sim.reconcile();
+    assert_eq!(sim.specs()[&rs_name("app:v2")], 0);
+}
+
+#[test]
+fn min_pods_per_replica_set_keeps_a_small_canary_at_least_that_big() {
+    let mut sim = Sim::new(
+        routed_rollout("app:v1", vec![weight(5), pause()])
+            .canary(|c| c.min_pods_per_replica_set = Some(2))
+            .build(),
+    );
+    sim.add_services(&[CANARY, STABLE]);
+    sim.add_route(http_route(), route_obj());
+    sim.run_until_quiet(20);
+    sim.set_image("app:v2");
+    sim.run_until_quiet(20);
+    assert_eq!(sim.specs()[&rs_name("app:v2")], 2);
+}
+
+#[test]
+fn scale_down_delay_revision_limit_scales_older_sets_down_at_once() {
+    let mut sim = Sim::new(
+        routed_rollout("app:v1", vec![])
+            .canary(|c| c.scale_down_delay_revision_limit = Some(1))
+            .build(),
+    );
+    sim.add_services(&[CANARY, STABLE]);
+    sim.add_route(http_route(), route_obj());
+    sim.run_until_quiet(20);
+    sim.set_image("app:v2");
+    sim.run_until_quiet(30);
+    assert_eq!(sim.specs()[&rs_name("app:v1")], 10, "waits out its delay");
+    sim.set_image("app:v3");
+    sim.run_until_quiet(30);
+    // v2 is the newest superseded set and waits; v1 is beyond the limit of one.
+    assert_eq!(sim.specs()[&rs_name("app:v2")], 10);
+    assert_eq!(sim.specs()[&rs_name("app:v1")], 0);
+}
+
+#[test]
+fn header_and_mirror_steps_need_a_route_that_takes_them() {
+    let ro = routed_rollout("app:v1", vec![header_step("beta", Some("x"))])
+        .canary(|c| {
+            c.traffic_routing.as_mut().unwrap().plugins = Some(
+                [(
+                    GATEWAY_API_PLUGIN.to_string(),
+                    json!({"httpRoutes": [{"name": "web"}]}),
+                )]
+                .into(),
+            );
+        })
+        .build();
+    assert_eq!(
+        routing(&ro).unwrap_err().field,
+        "spec.strategy.canary.steps[0].setHeaderRoute"
+    );
+}
