@@ -158,8 +158,9 @@ fn rollout(env: &Env) -> Value {
     env.get_json(&["rollout", "web"])
 }
 
-fn route(env: &Env) -> Value {
-    env.get_json(&["httproute", "web"])
+/// The route `web` of `kind` (`httproute`, `grpcroute`).
+fn route(env: &Env, kind: &str) -> Value {
+    env.get_json(&[kind, "web"])
 }
 
 /// What a route holds: (stable weight, canary weight) on the rule splitting the two
@@ -283,7 +284,7 @@ fn set_image(env: &Env, image: &str) {
 /// Observe until ReplicaSet `leaving` is scaled to zero, asserting at every observation that
 /// it is given its scale-down deadline, or loses a pod, only while the route already holds
 /// 100 % on the stable with no managed rule left. Returns the last Rollout seen.
-fn watch_scale_down_after_traffic(env: &Env, leaving: &str, replicas: i64) -> Value {
+fn watch_scale_down_after_traffic(env: &Env, kind: &str, leaving: &str, replicas: i64) -> Value {
     let deadline = Instant::now() + T;
     let mut saw_deadline = false;
     loop {
@@ -293,7 +294,7 @@ fn watch_scale_down_after_traffic(env: &Env, leaving: &str, replicas: i64) -> Va
         // route was read back holding the stable, and nothing moves the route back, so the
         // route read next must hold it (reading in the other order races the controller).
         let (spec, _, has_deadline) = replica_set(env, leaving);
-        let held = holds(&route(env));
+        let held = holds(&route(env, kind));
         if has_deadline || spec < replicas {
             assert_eq!(
                 held,
@@ -319,14 +320,36 @@ fn watch_scale_down_after_traffic(env: &Env, leaving: &str, replicas: i64) -> Va
     }
 }
 
-/// The walk of the issue on a route under `parent`: setWeight 10 → header route → mirror
+/// One route kind's walk: the route (kind for kubectl, manifest), the plugin line naming it,
+/// the steps, and what its mirror rule's match and the user's own second rule look like.
+struct Walk {
+    kind: &'static str,
+    route_yaml: String,
+    plugin: &'static str,
+    steps: String,
+    check_mirror_match: fn(&Value),
+    check_user_rule: fn(&Value),
+}
+
+fn http_walk(parent: &str) -> Walk {
+    Walk {
+        kind: "httproute",
+        route_yaml: http_route(parent),
+        plugin: "httpRoute: web",
+        steps: WALK_STEPS.to_string(),
+        check_mirror_match: |m| assert_eq!(m["method"], "GET"),
+        check_user_rule: |r| assert_eq!(r["matches"][0]["path"]["value"], "/admin"),
+    }
+}
+
+/// The walk of the issue on a route: setWeight 10 → header route → mirror
 /// route → setWeight 50 (with a pause after each so every state is observed), to the end; then
 /// a second update aborted at 10 %.
-fn walk(env: &Env, parent: &str) {
+fn walk(env: &Env, w: &Walk) {
     install_gateway_api(env);
     env.apply(SERVICES);
-    env.apply(&http_route(parent));
-    env.apply(&rollout_yaml("nginx:1.26"));
+    env.apply(&w.route_yaml);
+    env.apply(&routed_rollout_yaml("nginx:1.26", w.plugin, "", &w.steps));
 
     // First deploy: everything on the stable.
     let ro = env.wait_for("first deploy Healthy", T, |env| {
@@ -335,13 +358,13 @@ fn walk(env: &Env, parent: &str) {
     });
     let v1 = ro["status"]["stableRS"].as_str().unwrap().to_string();
     env.wait_for("the route at 100/0", T, |env| {
-        (holds(&route(env)) == ((100, 0), Vec::new())).then_some(())
+        (holds(&route(env, w.kind)) == ((100, 0), Vec::new())).then_some(())
     });
 
     // A user's own edit to the route survives every step.
     env.kubectl_ok(&[
         "patch",
-        "httproute",
+        w.kind,
         "web",
         "--type=merge",
         "-p",
@@ -352,15 +375,15 @@ fn walk(env: &Env, parent: &str) {
     let ro = wait_paused_at(env, 1);
     let v2 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
     assert_ne!(v1, v2);
-    assert_eq!(holds(&route(env)), ((90, 10), Vec::new()));
+    assert_eq!(holds(&route(env, w.kind)), ((90, 10), Vec::new()));
     assert_eq!(replica_set(env, &v2).0, 1, "10 % of 4 replicas");
     assert_eq!(replica_set(env, &v1).0, 4, "the stable keeps every replica");
-    let w = &ro["status"]["canary"]["weights"];
+    let weights = &ro["status"]["canary"]["weights"];
     assert_eq!(
         (
-            &w["canary"]["weight"],
-            &w["canary"]["serviceName"],
-            &w["canary"]["podTemplateHash"]
+            &weights["canary"]["weight"],
+            &weights["canary"]["serviceName"],
+            &weights["canary"]["podTemplateHash"]
         ),
         (
             &Value::from(10),
@@ -369,7 +392,10 @@ fn walk(env: &Env, parent: &str) {
         )
     );
     assert_eq!(
-        (&w["stable"]["weight"], &w["stable"]["podTemplateHash"]),
+        (
+            &weights["stable"]["weight"],
+            &weights["stable"]["podTemplateHash"]
+        ),
         (&Value::from(90), &Value::from(v1.as_str()))
     );
     assert_eq!(selector(env, "web-canary"), v2);
@@ -377,7 +403,7 @@ fn walk(env: &Env, parent: &str) {
 
     promote(env);
     wait_paused_at(env, 3);
-    let r = route(env);
+    let r = route(env, w.kind);
     assert_eq!(
         holds(&r),
         ((90, 10), vec!["sluice.web.beta-users".to_string()])
@@ -389,7 +415,7 @@ fn walk(env: &Env, parent: &str) {
 
     promote(env);
     wait_paused_at(env, 5);
-    let r = route(env);
+    let r = route(env, w.kind);
     assert_eq!(
         holds(&r),
         (
@@ -401,7 +427,7 @@ fn walk(env: &Env, parent: &str) {
         )
     );
     let mirror = &r["spec"]["rules"][1];
-    assert_eq!(mirror["matches"][0]["method"], "GET");
+    (w.check_mirror_match)(&mirror["matches"][0]);
     assert_eq!(mirror["backendRefs"][0]["name"], "web-stable");
     assert_eq!(mirror["filters"][0]["type"], "RequestMirror");
     assert_eq!(
@@ -413,7 +439,7 @@ fn walk(env: &Env, parent: &str) {
     promote(env);
     wait_paused_at(env, 7);
     assert_eq!(
-        holds(&route(env)),
+        holds(&route(env, w.kind)),
         (
             (50, 50),
             vec![
@@ -428,24 +454,21 @@ fn walk(env: &Env, parent: &str) {
     // stable Service (now selecting it) with no managed rule, and only then does the old
     // version wait out its delay and go.
     promote(env);
-    let ro = watch_scale_down_after_traffic(env, &v1, 4);
+    let ro = watch_scale_down_after_traffic(env, w.kind, &v1, 4);
     assert_eq!(ro["status"]["stableRS"], v2.as_str());
     assert_eq!(selector(env, "web-stable"), v2);
     env.wait_for("Healthy after the update", T, |env| {
         let ro = rollout(env);
         (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
     });
-    let r = route(env);
+    let r = route(env, w.kind);
     assert_eq!(holds(&r), ((100, 0), Vec::new()));
     assert_eq!(
         r["spec"]["hostnames"][0], "web.example.com",
         "the user's edit is kept"
     );
     assert_eq!(r["metadata"]["annotations"]["team"], "payments");
-    assert_eq!(
-        r["spec"]["rules"][1]["matches"][0]["path"]["value"],
-        "/admin"
-    );
+    (w.check_user_rule)(&r["spec"]["rules"][1]);
     assert_eq!(
         r["spec"]["rules"][1]["backendRefs"][0]["weight"], 1,
         "the stable-only rule is the user's"
@@ -456,15 +479,15 @@ fn walk(env: &Env, parent: &str) {
     set_image(env, "nginx:1.28");
     let ro = wait_paused_at(env, 1);
     let v3 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
-    assert_eq!(holds(&route(env)), ((90, 10), Vec::new()));
+    assert_eq!(holds(&route(env, w.kind)), ((90, 10), Vec::new()));
     promote(env);
     wait_paused_at(env, 3);
     assert_eq!(
-        holds(&route(env)).1,
+        holds(&route(env, w.kind)).1,
         vec!["sluice.web.beta-users".to_string()]
     );
     env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
-    let ro = watch_scale_down_after_traffic(env, &v3, 1);
+    let ro = watch_scale_down_after_traffic(env, w.kind, &v3, 1);
     assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
     assert_eq!(ro["status"]["stableRS"], v2.as_str());
     assert_eq!(selector(env, "web-stable"), v2);
@@ -477,7 +500,7 @@ fn httproute_walk_with_a_gateway_parent() {
     let env = Env::start("traffic_http");
     walk(
         &env,
-        "{name: public, kind: Gateway, group: gateway.networking.k8s.io}",
+        &http_walk("{name: public, kind: Gateway, group: gateway.networking.k8s.io}"),
     );
 }
 
@@ -485,7 +508,10 @@ fn httproute_walk_with_a_gateway_parent() {
 fn httproute_walk_with_a_service_parent_gamma() {
     require_kubectl!();
     let env = Env::start("traffic_gamma");
-    walk(&env, "{name: web, kind: Service, group: \"\", port: 80}");
+    walk(
+        &env,
+        &http_walk("{name: web, kind: Service, group: \"\", port: 80}"),
+    );
 }
 
 #[test]
@@ -530,7 +556,7 @@ fn wait_paused_checking_stable_capacity(env: &Env, index: i64, stable: &str) -> 
         let ro = rollout(env);
         let health = check_argocd(&ro);
         let (_, available, _) = replica_set(env, stable);
-        let ((stable_weight, _), _) = holds(&route(env));
+        let ((stable_weight, _), _) = holds(&route(env, "httproute"));
         assert!(
             stable_weight <= available * 100 / 4,
             "the stable holds {stable_weight} % with {available} of 4 pods available"
@@ -576,7 +602,7 @@ fn set_canary_scale_decouples_canary_replicas_from_the_traffic_weight() {
     let ro = wait_paused_at(&env, 2);
     let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
     let stable = ro["status"]["stableRS"].as_str().unwrap().to_string();
-    assert_eq!(holds(&route(&env)), ((75, 25), Vec::new()));
+    assert_eq!(holds(&route(&env, "httproute")), ((75, 25), Vec::new()));
     assert_eq!(
         replica_set(&env, &canary).0,
         2,
@@ -584,7 +610,7 @@ fn set_canary_scale_decouples_canary_replicas_from_the_traffic_weight() {
     );
     promote(&env);
     wait_paused_at(&env, 4);
-    assert_eq!(holds(&route(&env)), ((75, 25), Vec::new()));
+    assert_eq!(holds(&route(&env, "httproute")), ((75, 25), Vec::new()));
     assert_eq!(
         replica_set(&env, &canary).0,
         3,
@@ -595,7 +621,7 @@ fn set_canary_scale_decouples_canary_replicas_from_the_traffic_weight() {
     env.wait_for("the canary back to its traffic's share", T, |env| {
         (replica_set(env, &canary).0 == 1).then_some(())
     });
-    assert_eq!(holds(&route(&env)), ((75, 25), Vec::new()));
+    assert_eq!(holds(&route(&env, "httproute")), ((75, 25), Vec::new()));
     assert_eq!(
         replica_set(&env, &stable).0,
         4,
@@ -627,7 +653,7 @@ fn dynamic_stable_scale_shrinks_the_stable_with_its_traffic_and_grows_it_back_fi
     set_image(&env, "nginx:1.27");
     let ro = wait_paused_checking_stable_capacity(&env, 1, &stable);
     let canary = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
-    assert_eq!(holds(&route(&env)), ((50, 50), Vec::new()));
+    assert_eq!(holds(&route(&env, "httproute")), ((50, 50), Vec::new()));
     env.wait_for("the stable at its share", T, |env| {
         (replica_set(env, &stable).0 == 2).then_some(())
     });
@@ -639,7 +665,7 @@ fn dynamic_stable_scale_shrinks_the_stable_with_its_traffic_and_grows_it_back_fi
     loop {
         let ro = rollout(&env);
         check_argocd(&ro);
-        let ((stable_weight, _), _) = holds(&route(&env));
+        let ((stable_weight, _), _) = holds(&route(&env, "httproute"));
         let (_, available, _) = replica_set(&env, &stable);
         assert!(
             stable_weight <= available * 100 / 4,
@@ -656,4 +682,49 @@ fn dynamic_stable_scale_shrinks_the_stable_with_its_traffic_and_grows_it_back_fi
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A GRPCRoute `web` under a Gateway: one rule splitting the two Services for the Cart
+/// service, and the user's own rule sending the Admin service to the stable.
+const GRPC_ROUTE: &str = r#"apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata:
+  name: web
+spec:
+  parentRefs:
+    - {name: public}
+  rules:
+    - matches:
+        - method: {service: shop.Cart}
+      backendRefs:
+        - {name: web-stable, port: 80}
+        - {name: web-canary, port: 80}
+    - matches:
+        - method: {service: shop.Admin}
+      backendRefs:
+        - {name: web-stable, port: 80}
+"#;
+
+#[test]
+fn grpcroute_walk() {
+    require_kubectl!();
+    let env = Env::start("traffic_grpc");
+    let steps = WALK_STEPS.replace(
+        "              - method: {exact: GET}",
+        "              - headers: {x-shadow: {exact: \"1\"}}",
+    );
+    walk(
+        &env,
+        &Walk {
+            kind: "grpcroute",
+            route_yaml: GRPC_ROUTE.to_string(),
+            plugin: "grpcRoute: web",
+            steps,
+            check_mirror_match: |m| {
+                assert_eq!(m["method"]["service"], "shop.Cart");
+                assert_eq!(m["headers"][0]["name"], "x-shadow");
+            },
+            check_user_rule: |r| assert_eq!(r["matches"][0]["method"]["service"], "shop.Admin"),
+        },
+    );
 }

@@ -304,11 +304,11 @@ fn managed_rules(
     for h in &hold.header_routes {
         out.push(header_rule(split, route_ns, b, h));
     }
-    // GRPCRoute matches have no method or path of HTTP's kind: mirror routes are HTTP's.
-    if kind == RouteKind::HttpRoute {
-        for m in &hold.mirror_routes {
-            out.push(mirror_rule(split, route_ns, b, m));
-        }
+    for m in &hold.mirror_routes {
+        out.push(match kind {
+            RouteKind::HttpRoute => mirror_rule(split, route_ns, b, m),
+            _ => grpc_mirror_rule(split, route_ns, b, m),
+        });
     }
     out
 }
@@ -422,6 +422,46 @@ fn mirror_rule(split: &Value, route_ns: &str, b: &Backends, m: &MirrorRoute) -> 
             .cloned()
             .unwrap_or_default();
     }
+    let mut mirror = Map::new();
+    mirror.insert(
+        "backendRef".into(),
+        backend_like(split, b.canary, route_ns, b),
+    );
+    if let Some(p) = m.step.percentage.filter(|p| *p != 100) {
+        mirror.insert("percent".into(), json!(p));
+    }
+    let mut filters: Vec<Value> = split
+        .get("filters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    filters.push(json!({"type": "RequestMirror", "requestMirror": Value::Object(mirror)}));
+    let mut stable = backend_like(split, b.stable, route_ns, b);
+    stable["weight"] = json!(1);
+    json!({
+        "name": managed_rule_name(b.rollout, &m.name),
+        "matches": matches,
+        "filters": filters,
+        "backendRefs": [stable],
+    })
+}
+
+/// A GRPCRoute's mirror rule: its matches are the split rule's (gRPC methods), narrowed to
+/// the step's headers (validation refuses HTTP methods and paths for a GRPCRoute).
+fn grpc_mirror_rule(split: &Value, route_ns: &str, b: &Backends, m: &MirrorRoute) -> Value {
+    let headers: Vec<Value> = m
+        .step
+        .match_
+        .iter()
+        .flatten()
+        .flat_map(|rm| rm.headers.iter().flatten())
+        .map(|(name, v)| header_match(name, v))
+        .collect();
+    let matches = if headers.is_empty() {
+        split.get("matches").cloned().unwrap_or_else(|| json!([]))
+    } else {
+        Value::Array(narrowed_matches(split, &headers))
+    };
     let mut mirror = Map::new();
     mirror.insert(
         "backendRef".into(),

@@ -347,14 +347,25 @@ impl Routing<'_> {
         }
         if let Some(m) = &step.set_mirror_route {
             self.check_managed(&format!("{field}.setMirrorRoute.name"), &m.name)?;
-            let mirrors = self
-                .routes
-                .iter()
-                .any(|r| r.header_routes && r.route.kind == RouteKind::HttpRoute);
-            if !mirrors {
+            if !self.routes.iter().any(|r| r.header_routes) {
                 return Err(invalid(
                     format!("{field}.setMirrorRoute"),
-                    "no HTTPRoute takes managed routes: name one with httpRoute, or set useHeaderRoutes: true on an httpRoutes entry (the Gateway API mirrors HTTP requests only)",
+                    "no route takes managed routes: name one with httpRoute or grpcRoute, or set useHeaderRoutes: true on an httpRoutes or grpcRoutes entry",
+                ));
+            }
+            let grpc = self
+                .routes
+                .iter()
+                .any(|r| r.header_routes && r.route.kind == RouteKind::GrpcRoute);
+            let http_only = m
+                .match_
+                .iter()
+                .flatten()
+                .position(|rm| rm.method.is_some() || rm.path.is_some());
+            if let (true, Some(j)) = (grpc, http_only) {
+                return Err(invalid(
+                    format!("{field}.setMirrorRoute.match[{j}]"),
+                    "a GRPCRoute matches gRPC methods, not HTTP methods or paths: mirror it by headers",
                 ));
             }
             if let Some(p) = m.percentage.filter(|p| !(0..=100).contains(p)) {

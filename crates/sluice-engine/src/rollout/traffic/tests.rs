@@ -632,3 +632,128 @@ fn header_and_mirror_steps_need_a_route_that_takes_them() {
         "spec.strategy.canary.steps[0].setHeaderRoute"
     );
 }
+
+#[test]
+fn grpc_and_tcp_routes_split_the_same_way() {
+    let grpc = json!({
+        "spec": {"rules": [{
+            "matches": [{"method": {"type": "Exact", "service": "shop.Cart"}}],
+            "backendRefs": [
+                {"name": STABLE, "port": 9000},
+                {"name": CANARY, "port": 9000}
+            ]
+        }]}
+    });
+    let route = RoutedObject {
+        route: RouteRef {
+            kind: RouteKind::GrpcRoute,
+            namespace: "default".into(),
+            name: "web".into(),
+        },
+        header_routes: true,
+        field: "f".into(),
+    };
+    let mut h = header_hold();
+    h.mirror_routes[0].step.match_ = Some(vec![sluice_api::rollout::RouteMatch {
+        headers: Some(
+            [(
+                "x-shadow".to_string(),
+                StringMatch {
+                    prefix: Some("a.b".into()),
+                    ..Default::default()
+                },
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    }]);
+    let mut out = grpc.clone();
+    apply_json_patch(
+        &mut out,
+        &plan_route(&grpc, &route, &backends(), &h).unwrap().unwrap(),
+    );
+    let rules = out["spec"]["rules"].as_array().unwrap();
+    assert_eq!(
+        rules[0]["matches"],
+        json!([{"method": {"type": "Exact", "service": "shop.Cart"}, "headers": [{"name": "x-beta", "type": "Exact", "value": "yes"}]}])
+    );
+    assert_eq!(
+        rules[1]["matches"][0]["headers"],
+        json!([{"name": "x-shadow", "type": "RegularExpression", "value": "a\\.b.*"}])
+    );
+    assert_eq!(
+        rules[1]["filters"][0]["requestMirror"]["backendRef"]["port"],
+        9000
+    );
+    assert_eq!(
+        weights(&out, 2),
+        [(STABLE.to_string(), 90), (CANARY.to_string(), 10)]
+    );
+
+    let tcp = json!({"spec": {"rules": [{"backendRefs": [
+        {"name": STABLE, "port": 5432}, {"name": CANARY, "port": 5432}
+    ]}]}});
+    let route = RoutedObject {
+        route: RouteRef {
+            kind: RouteKind::TcpRoute,
+            namespace: "default".into(),
+            name: "db".into(),
+        },
+        header_routes: false,
+        field: "f".into(),
+    };
+    let mut out = tcp.clone();
+    apply_json_patch(
+        &mut out,
+        &plan_route(&tcp, &route, &backends(), &h).unwrap().unwrap(),
+    );
+    assert_eq!(
+        out["spec"]["rules"].as_array().unwrap().len(),
+        1,
+        "no managed rules on TCP"
+    );
+    assert_eq!(
+        weights(&out, 0),
+        [(STABLE.to_string(), 90), (CANARY.to_string(), 10)]
+    );
+}
+
+#[test]
+fn the_plugin_config_forms_name_their_routes() {
+    let routes = gateway::routes(
+        &json!({
+            "namespace": "edge",
+            "httpRoutes": [{"name": "a", "useHeaderRoutes": true}, {"name": "b"}],
+            "grpcRoute": "g",
+            "tcpRoutes": [{"name": "t"}],
+            "configMap": "argo-gatewayapi-configmap"
+        }),
+        "default",
+    )
+    .unwrap();
+    let got: Vec<(RouteKind, &str, &str, bool)> = routes
+        .iter()
+        .map(|r| {
+            (
+                r.route.kind,
+                r.route.namespace.as_str(),
+                r.route.name.as_str(),
+                r.header_routes,
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (RouteKind::HttpRoute, "edge", "a", true),
+            (RouteKind::HttpRoute, "edge", "b", false),
+            (RouteKind::GrpcRoute, "edge", "g", true),
+            (RouteKind::TcpRoute, "edge", "t", false),
+        ]
+    );
+    let err = gateway::routes(&json!({"tlsRoute": "x"}), "default").unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "spec.strategy.canary.trafficRouting.plugins[\"argoproj-labs/gatewayAPI\"].tlsRoute: is not supported by Sluice yet"
+    );
+}
