@@ -728,3 +728,132 @@ fn grpcroute_walk() {
         },
     );
 }
+
+/// The TrafficSplit's (canary, stable) weights, with its root Service; `None` before it exists.
+fn split(env: &Env) -> Option<(String, i64, i64)> {
+    let out = env.kubectl(&["get", "trafficsplit", "web-split", "-o", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let ts: Value = serde_json::from_slice(&out.stdout).expect("kubectl printed JSON");
+    let weight = |name: &str| {
+        ts["spec"]["backends"]
+            .as_array()
+            .and_then(|b| b.iter().find(|b| b["service"] == name))
+            .and_then(|b| b["weight"].as_f64())
+            .map_or(-1, |w| w as i64)
+    };
+    Some((
+        ts["spec"]["service"].as_str().unwrap_or("").to_string(),
+        weight("web-canary"),
+        weight("web-stable"),
+    ))
+}
+
+#[test]
+fn smi_traffic_split_walk() {
+    require_kubectl!();
+    let env = Env::start("traffic_smi");
+    let crd = shared_crds("smi").join("trafficsplit-crd.yaml");
+    env.kubectl_ok(&["apply", "--server-side", "-f", crd.to_str().unwrap()]);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/trafficsplits.split.smi-spec.io",
+    ]);
+    env.apply(SERVICES);
+    let steps = "        - setWeight: 10\n        - pause: {}\n        - setWeight: 50\n        - pause: {}\n";
+    let yaml = routed_rollout_yaml("nginx:1.26", "x: y", "", steps).replace(
+        "        managedRoutes:\n          - name: beta-users\n          - name: shadow\n        plugins:\n          argoproj-labs/gatewayAPI:\n            x: y\n",
+        "        smi:\n          rootService: web\n          trafficSplitName: web-split\n",
+    );
+    env.apply(&yaml);
+    let ro = env.wait_for("Healthy", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(ro)
+    });
+    let v1 = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    env.wait_for("the TrafficSplit at 0/100", T, |env| {
+        (split(env) == Some(("web".into(), 0, 100))).then_some(())
+    });
+    let ts = env.get_json(&["trafficsplit", "web-split"]);
+    let owner = &ts["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (&owner["kind"], &owner["name"], &owner["controller"]),
+        (
+            &Value::from("Rollout"),
+            &Value::from("web"),
+            &Value::from(true)
+        ),
+        "the Rollout owns its TrafficSplit"
+    );
+
+    set_image(&env, "nginx:1.27");
+    let ro = wait_paused_at(&env, 1);
+    let v2 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_eq!(split(&env), Some(("web".into(), 10, 90)));
+    promote(&env);
+    wait_paused_at(&env, 3);
+    assert_eq!(split(&env), Some(("web".into(), 50, 50)));
+    assert_eq!(replica_set(&env, &v2).0, 2);
+    promote(&env);
+    // The old version goes only once the split is back on the stable Service (now v2).
+    let deadline = Instant::now() + T;
+    loop {
+        let ro = rollout(&env);
+        check_argocd(&ro);
+        let (spec, _, has_deadline) = replica_set(&env, &v1);
+        let held = split(&env);
+        if has_deadline || spec < 4 {
+            assert_eq!(
+                held,
+                Some(("web".into(), 0, 100)),
+                "v1 leaves before the split moved"
+            );
+        }
+        if spec == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(selector(&env, "web-stable"), v2);
+
+    // An abort at 10 %: back to the stable first.
+    set_image(&env, "nginx:1.28");
+    let ro = wait_paused_at(&env, 1);
+    let v3 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_eq!(split(&env), Some(("web".into(), 10, 90)));
+    env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
+    let deadline = Instant::now() + T;
+    loop {
+        let ro = rollout(&env);
+        check_argocd(&ro);
+        let (spec, _, has_deadline) = replica_set(&env, &v3);
+        let held = split(&env);
+        if has_deadline || spec < 1 {
+            assert_eq!(
+                held,
+                Some(("web".into(), 0, 100)),
+                "the canary leaves before the split moved"
+            );
+        }
+        if spec == 0 {
+            assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}

@@ -365,6 +365,7 @@ impl<'a> Actuator<'a> {
                 go_on(self.scale_deployment(name, *replicas).await)
             }
             Change::PatchRoute { route, patch } => go_on(self.patch_route(route, patch).await),
+            Change::CreateRoute { route, object } => go_on(self.create_route(route, object).await),
             // Published with the status, see `write_status`.
             Change::Event { .. } => Ok(ControlFlow::Continue(())),
         }
@@ -577,11 +578,7 @@ impl<'a> Actuator<'a> {
         let target = route.to_string();
         let ops: json_patch::Patch = serde_json::from_value(Value::Array(patch.to_vec()))
             .map_err(|e| ApiCallError::on("patch", target.clone())(kube::Error::SerdeError(e)))?;
-        let api: Api<DynamicObject> = Api::namespaced_with(
-            self.ctx.client.clone(),
-            &route.namespace,
-            &super::rollout::route_resource(route.kind),
-        );
+        let api = self.route_api(route);
         api.patch(
             &route.name,
             &PatchParams::default(),
@@ -590,6 +587,49 @@ impl<'a> Actuator<'a> {
         .await
         .map_err(ApiCallError::on("patch", target))?;
         Ok(())
+    }
+
+    /// Create a route object the Rollout owns, in the version the API server serves.
+    async fn create_route(&self, route: &RouteRef, object: &Value) -> Result<(), ApiCallError> {
+        let target = route.to_string();
+        let mut obj: DynamicObject = serde_json::from_value(object.clone())
+            .map_err(|e| ApiCallError::on("create", target.clone())(kube::Error::SerdeError(e)))?;
+        obj.types = Some(kube::api::TypeMeta {
+            api_version: format!("{}/{}", route.kind.group(), self.route_version(route)),
+            kind: route.kind.kind().to_string(),
+        });
+        let api = self.route_api(route);
+        create_owned(
+            &api,
+            &obj,
+            &route.kind.kind().to_lowercase(),
+            &route.namespace,
+        )
+        .await
+    }
+
+    /// The version a route's kind is written in: its fixed one, or the one the observer
+    /// discovered for a TrafficSplit.
+    fn route_version(&self, route: &RouteRef) -> String {
+        match route.kind.version() {
+            Some(v) => v.to_string(),
+            None => self
+                .ctx
+                .smi_version
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "v1alpha2".to_string()),
+        }
+    }
+
+    /// The API of a route's kind in its namespace.
+    fn route_api(&self, route: &RouteRef) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.ctx.client.clone(),
+            &route.namespace,
+            &super::rollout::route_resource(route.kind, &self.route_version(route)),
+        )
     }
 
     /// A merge patch of the replica count alone (RBAC: deployments patch).

@@ -83,6 +83,12 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
         "tcproutes",
         &["get", "list", "watch", "patch"],
     ),
+    // SMI: the TrafficSplit a Rollout creates and owns.
+    (
+        "split.smi-spec.io",
+        "trafficsplits",
+        &["get", "create", "patch"],
+    ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
     // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).

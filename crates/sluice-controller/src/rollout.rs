@@ -96,6 +96,8 @@ pub struct Context {
     pub count_writes: CountWrites,
     pub events: Publisher,
     pub metrics: Option<Arc<Metrics>>,
+    /// The version `split.smi-spec.io` is served in, once discovered.
+    pub smi_version: std::sync::RwLock<Option<String>>,
 }
 
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
@@ -141,7 +143,7 @@ async fn observe(
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
     let workload = read_workload(ro, &ctx.client, &ns).await?;
-    let routes = read_routes(ro, &ctx.client).await?;
+    let routes = read_routes(ro, ctx).await?;
     Ok(Observed {
         rollout: ro.clone(),
         replica_sets,
@@ -157,24 +159,62 @@ async fn observe(
     })
 }
 
-/// The API resource of a route kind the traffic routing writes.
-pub(crate) fn route_resource(kind: RouteKind) -> ApiResource {
+/// The API resource of a route kind the traffic routing writes, in `version`.
+pub(crate) fn route_resource(kind: RouteKind, version: &str) -> ApiResource {
     ApiResource {
         group: kind.group().to_string(),
-        version: kind.version().to_string(),
-        api_version: format!("{}/{}", kind.group(), kind.version()),
+        version: version.to_string(),
+        api_version: format!("{}/{version}", kind.group()),
         kind: kind.kind().to_string(),
         plural: kind.plural().to_string(),
     }
 }
 
+/// The version a route kind is read and written in: its fixed one, or for a TrafficSplit the
+/// one the API server prefers for `split.smi-spec.io` (remembered once found; `None` while
+/// the group is not served).
+pub(crate) async fn route_version(ctx: &Context, kind: RouteKind) -> Result<Option<String>, Error> {
+    if let Some(v) = kind.version() {
+        return Ok(Some(v.to_string()));
+    }
+    if let Some(v) = ctx
+        .smi_version
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        return Ok(Some(v));
+    }
+    let groups = ctx
+        .client
+        .list_api_groups()
+        .await
+        .map_err(ApiCallError::on("discover", "api groups"))?;
+    let found = groups
+        .groups
+        .into_iter()
+        .find(|g| g.name == kind.group())
+        .and_then(|g| g.preferred_version.map(|v| v.version));
+    if let Some(v) = &found {
+        *ctx.smi_version.write().unwrap_or_else(|p| p.into_inner()) = Some(v.clone());
+    }
+    Ok(found)
+}
+
 /// GET the route objects the traffic routing names (`None`: it does not exist, or its kind
 /// is not served). GETs, not a cache: a step is verified on what the object says now.
-async fn read_routes(ro: &Rollout, client: &Client) -> Result<ObservedRoutes, Error> {
+async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Error> {
     let mut routes = ObservedRoutes::new();
     for r in traffic::route_refs(ro) {
-        let api: Api<DynamicObject> =
-            Api::namespaced_with(client.clone(), &r.namespace, &route_resource(r.kind));
+        let Some(version) = route_version(ctx, r.kind).await? else {
+            routes.insert(r, None);
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &r.namespace,
+            &route_resource(r.kind, &version),
+        );
         let obj = api
             .get_opt(&r.name)
             .await
@@ -619,6 +659,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         count_writes: CountWrites::default(),
         events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
+        smi_version: Default::default(),
     });
     let task = cfg
         .health

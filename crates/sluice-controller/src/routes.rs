@@ -1,4 +1,6 @@
-//! The route objects Rollouts route traffic through (Gateway API routes).
+//! The route objects Rollouts route traffic through (Gateway API routes; a TrafficSplit is
+//! the Rollout's own and is not watched: what Sluice writes to it is verified on the
+//! reconcile its status write brings).
 //!
 //! One metadata-only watch per route kind wakes the Rollouts that name a route when it appears
 //! (a Rollout refused for naming a missing route goes on), when its spec changes (someone
@@ -128,7 +130,7 @@ impl RouteReferences {
             RouteKind::TcpRoute,
         ];
         let streams = kinds.map(|kind| {
-            let ar = super::rollout::route_resource(kind);
+            let ar = super::rollout::route_resource(kind, kind.version().unwrap_or_default());
             let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
                 Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                 None => Api::all_with(client.clone(), &ar),

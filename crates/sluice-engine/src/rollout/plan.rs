@@ -151,6 +151,13 @@ pub enum Change {
         route: crate::rollout::traffic::RouteRef,
         patch: Vec<serde_json::Value>,
     },
+    /// Create a route object the Rollout owns (an SMI TrafficSplit): metadata and spec; the
+    /// actuator adds `apiVersion` and `kind` for the version the API server serves.
+    /// AlreadyExists means an earlier, unobserved create succeeded.
+    CreateRoute {
+        route: crate::rollout::traffic::RouteRef,
+        object: serde_json::Value,
+    },
     /// Record a Kubernetes Event on the Rollout.
     Event {
         type_: EventType,

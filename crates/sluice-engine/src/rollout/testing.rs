@@ -494,6 +494,9 @@ impl Sim {
                         .unwrap_or_else(|| panic!("no route {route}"));
                     apply_json_patch(obj, patch);
                 }
+                Change::CreateRoute { route, object } => {
+                    self.obs.routes.insert(route.clone(), Some(object.clone()));
+                }
                 Change::PatchPods { .. } | Change::Event { .. } | Change::EvictPod { .. } => {}
             }
         }

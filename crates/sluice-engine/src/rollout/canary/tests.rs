@@ -651,7 +651,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     })
                 })
                 .build(),
-            "spec.strategy.canary.trafficRouting.istio: the istio traffic router is not supported by Sluice yet (supported: plugins[\"argoproj-labs/gatewayAPI\"])",
+            "spec.strategy.canary.trafficRouting.istio: the istio traffic router is not supported by Sluice yet (supported: plugins[\"argoproj-labs/gatewayAPI\"], smi)",
         ),
         (
             base()

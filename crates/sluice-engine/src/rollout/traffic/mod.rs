@@ -7,6 +7,7 @@
 //! hold it:
 //! - [`gateway`]: HTTPRoute, GRPCRoute and TCPRoute (`plugins["argoproj-labs/gatewayAPI"]`),
 //!   north/south with a Gateway parent and east/west (GAMMA) with a Service parent alike;
+//! - [`smi`]: an SMI TrafficSplit the Rollout creates and owns (`trafficRouting.smi`).
 //!
 //! Each router function is pure over the object as JSON: given the observed object it returns
 //! the JSON patch that makes it hold the plan (or nothing, when it already does: the weight is
@@ -16,6 +17,7 @@
 
 pub mod gateway;
 mod planner;
+pub mod smi;
 
 pub(crate) use planner::RoutedState;
 
@@ -41,6 +43,7 @@ pub enum RouteKind {
     HttpRoute,
     GrpcRoute,
     TcpRoute,
+    TrafficSplit,
 }
 
 impl RouteKind {
@@ -49,19 +52,26 @@ impl RouteKind {
             RouteKind::HttpRoute => "HTTPRoute",
             RouteKind::GrpcRoute => "GRPCRoute",
             RouteKind::TcpRoute => "TCPRoute",
+            RouteKind::TrafficSplit => "TrafficSplit",
         }
     }
 
     pub fn group(self) -> &'static str {
-        "gateway.networking.k8s.io"
+        match self {
+            RouteKind::TrafficSplit => "split.smi-spec.io",
+            _ => "gateway.networking.k8s.io",
+        }
     }
 
     /// The version Sluice reads and writes (the standard channel's where there is one;
-    /// TCPRoute is experimental).
-    pub fn version(self) -> &'static str {
+    /// TCPRoute is experimental). A TrafficSplit is read in the version its CRD serves
+    /// (v1alpha2 to v1alpha4 share the shape Sluice writes): `None` here, the controller asks
+    /// the API server.
+    pub fn version(self) -> Option<&'static str> {
         match self {
-            RouteKind::HttpRoute | RouteKind::GrpcRoute => "v1",
-            RouteKind::TcpRoute => "v1alpha2",
+            RouteKind::HttpRoute | RouteKind::GrpcRoute => Some("v1"),
+            RouteKind::TcpRoute => Some("v1alpha2"),
+            RouteKind::TrafficSplit => None,
         }
     }
 
@@ -70,6 +80,7 @@ impl RouteKind {
             RouteKind::HttpRoute => "httproutes",
             RouteKind::GrpcRoute => "grpcroutes",
             RouteKind::TcpRoute => "tcproutes",
+            RouteKind::TrafficSplit => "trafficsplits",
         }
     }
 
@@ -112,6 +123,8 @@ pub struct Routing<'a> {
     pub routes: Vec<RoutedObject>,
     /// `managedRoutes` names, in precedence order.
     pub managed_routes: Vec<&'a str>,
+    /// The SMI root Service (`smi.rootService`, default the stable Service), with SMI.
+    pub smi_root: Option<&'a str>,
 }
 
 /// What every router must hold at a moment of the update: router-independent.
@@ -185,11 +198,12 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
     let Some(tr) = canary.traffic_routing.as_ref() else {
         return Ok(None);
     };
+    let smi = tr.smi.as_ref();
     if let Some(name) = unsupported_routers(tr) {
         return Err(invalid(
             format!("{F}.{name}"),
             format!(
-                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"])"
+                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi)"
             ),
         ));
     }
@@ -233,11 +247,28 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         }
         routes.extend(gateway::routes(config, namespace)?);
     }
+    if let Some(smi) = smi {
+        let name = smi
+            .traffic_split_name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or(rollout.metadata.name.as_deref())
+            .unwrap_or_default();
+        routes.push(RoutedObject {
+            route: RouteRef {
+                kind: RouteKind::TrafficSplit,
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            },
+            header_routes: false,
+            field: format!("{F}.smi"),
+        });
+    }
     if routes.is_empty() {
         return Err(invalid(
             F.to_string(),
             format!(
-                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s)"
+                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), or smi"
             ),
         ));
     }
@@ -263,12 +294,25 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             ));
         }
     }
+    if smi.is_some() && max_weight != DEFAULT_MAX_TRAFFIC_WEIGHT {
+        return Err(invalid(
+            format!("{F}.maxTrafficWeight"),
+            "SMI splits traffic out of 100: leave maxTrafficWeight unset with smi",
+        ));
+    }
+    let smi_root = smi.map(|s| {
+        s.root_service
+            .as_deref()
+            .filter(|r| !r.is_empty())
+            .unwrap_or(stable_service)
+    });
     let routing = Routing {
         canary_service,
         stable_service,
         max_weight,
         routes,
         managed_routes,
+        smi_root,
     };
     for (i, step) in rollout.spec.steps().iter().enumerate() {
         routing.validate_step(i, step)?;
@@ -452,18 +496,48 @@ pub fn validate_routes(observed: &super::Observed) -> Result<(), InvalidSpec> {
         max_weight: routing.max_weight,
         ..Default::default()
     };
+    let owner = super::analysis_runs::owner_reference(rollout);
     for route in &routing.routes {
-        let Some(Some(obj)) = observed.routes.get(&route.route) else {
-            return Err(invalid(
-                route.field.clone(),
-                format!("{} not found", route.route),
-            ));
-        };
-        if let Err(message) = gateway::plan_route(obj, route, &backends, &hold) {
+        let obj = observed.routes.get(&route.route).and_then(Option::as_ref);
+        if let Err(message) = routing.plan_object(obj, route, &backends, &hold, &owner) {
             return Err(invalid(route.field.clone(), message));
         }
     }
     Ok(())
+}
+
+impl Routing<'_> {
+    /// The change that makes one router's object hold `hold` (`None`: it does, verified), or
+    /// what is wrong with the object.
+    pub(crate) fn plan_object(
+        &self,
+        obj: Option<&Value>,
+        route: &RoutedObject,
+        backends: &gateway::Backends,
+        hold: &TrafficHold,
+        owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
+    ) -> Result<Option<super::plan::Change>, String> {
+        if route.route.kind == RouteKind::TrafficSplit {
+            let split = smi::Split {
+                root: self.smi_root.unwrap_or(self.stable_service),
+                canary: self.canary_service,
+                stable: self.stable_service,
+                owner,
+            };
+            return smi::plan_split(obj, route, &split, hold);
+        }
+        let Some(obj) = obj else {
+            return Err(format!("{} not found", route.route));
+        };
+        Ok(
+            gateway::plan_route(obj, route, backends, hold)?.map(|patch| {
+                super::plan::Change::PatchRoute {
+                    route: route.route.clone(),
+                    patch,
+                }
+            }),
+        )
+    }
 }
 
 /// The route objects as observed: `None` when one does not exist.

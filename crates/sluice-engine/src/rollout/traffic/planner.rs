@@ -20,7 +20,7 @@
 use sluice_api::common::POD_TEMPLATE_HASH_LABEL;
 use sluice_api::rollout::{RolloutStatus, TrafficWeights, WeightDestination};
 
-use super::gateway::{self, Backends};
+use super::gateway::Backends;
 use super::{TrafficHold, managed_routes_at};
 use crate::rollout::canary::Planner;
 use crate::rollout::plan::{Change, MetadataPatch};
@@ -228,21 +228,16 @@ impl<'a> Planner<'a> {
         };
         let mut verified = !hold_routes;
         let mut patches = Vec::new();
+        let owner = crate::rollout::analysis_runs::owner_reference(&self.obs.rollout);
         for route in &routing.routes {
-            let Some(Some(obj)) = self.obs.routes.get(&route.route) else {
-                // Validation refuses a missing route; nothing is written without one.
-                verified = false;
-                continue;
-            };
-            match gateway::plan_route(obj, route, &backends, &hold) {
+            let obj = self.obs.routes.get(&route.route).and_then(Option::as_ref);
+            match routing.plan_object(obj, route, &backends, &hold, &owner) {
                 Ok(None) => {}
-                Ok(Some(patch)) => {
+                Ok(Some(change)) => {
                     verified = false;
-                    patches.push(Change::PatchRoute {
-                        route: route.route.clone(),
-                        patch,
-                    });
+                    patches.push(change);
                 }
+                // Validation refuses such an object; nothing is written to it.
                 Err(_) => verified = false,
             }
         }

@@ -757,3 +757,84 @@ fn the_plugin_config_forms_name_their_routes() {
         "spec.strategy.canary.trafficRouting.plugins[\"argoproj-labs/gatewayAPI\"].tlsRoute: is not supported by Sluice yet"
     );
 }
+
+fn split_ref() -> RouteRef {
+    RouteRef {
+        kind: RouteKind::TrafficSplit,
+        namespace: "default".into(),
+        name: "demo-split".into(),
+    }
+}
+
+fn smi_rollout(image: &str, steps: Vec<CanaryStep>) -> RolloutBuilder {
+    RolloutBuilder::new(image).steps(steps).canary(|c| {
+        c.canary_service = Some(CANARY.into());
+        c.stable_service = Some(STABLE.into());
+        c.traffic_routing = Some(
+            serde_json::from_value(json!({
+                "smi": {"rootService": "demo", "trafficSplitName": "demo-split"}
+            }))
+            .unwrap(),
+        );
+    })
+}
+
+fn split_weights(sim: &Sim) -> Value {
+    sim.obs.routes[&split_ref()].as_ref().unwrap()["spec"].clone()
+}
+
+#[test]
+fn smi_creates_and_owns_its_traffic_split_and_walks_it() {
+    let mut sim = Sim::new(smi_rollout("app:v1", set_image_steps()).build());
+    sim.add_services(&[CANARY, STABLE]);
+    sim.obs.routes.insert(split_ref(), None);
+    let plans = sim.run_until_quiet(20);
+    let created = plans
+        .iter()
+        .flat_map(|p| &p.changes)
+        .find_map(|c| match c {
+            Change::CreateRoute { route, object } => Some((route.clone(), object.clone())),
+            _ => None,
+        })
+        .expect("the TrafficSplit is created");
+    assert_eq!(created.0, split_ref());
+    assert_eq!(
+        created.1["metadata"]["ownerReferences"][0]["kind"],
+        "Rollout"
+    );
+    assert_eq!(
+        created.1["metadata"]["ownerReferences"][0]["controller"],
+        true
+    );
+    assert_eq!(
+        split_weights(&sim),
+        json!({"service": "demo", "backends": [
+            {"service": CANARY, "weight": 0}, {"service": STABLE, "weight": 100}
+        ]})
+    );
+    sim.set_image("app:v2");
+    sim.run_until_quiet(20);
+    assert_eq!(split_weights(&sim)["backends"][0]["weight"], 10);
+    assert_eq!(split_weights(&sim)["backends"][1]["weight"], 90);
+}
+
+#[test]
+fn a_traffic_split_someone_else_owns_is_never_written() {
+    let mut sim = Sim::new(smi_rollout("app:v1", set_image_steps()).build());
+    sim.add_services(&[CANARY, STABLE]);
+    sim.add_route(
+        split_ref(),
+        json!({"metadata": {"name": "demo-split"}, "spec": {"service": "demo", "backends": []}}),
+    );
+    let p = sim.reconcile();
+    assert!(
+        p.changes.iter().all(|c| matches!(c, Change::Event { .. })),
+        "{:?}",
+        p.changes
+    );
+    let message = p.status.message.clone().unwrap_or_default();
+    assert!(
+        message.starts_with("InvalidSpec: spec.strategy.canary.trafficRouting.smi: TrafficSplit default/demo-split: metadata.ownerReferences:"),
+        "{message}"
+    );
+}
