@@ -857,3 +857,79 @@ fn smi_traffic_split_walk() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// docs/traffic-routing.md's worked example, command by command as a reader would run it,
+/// with what the text says checked after each block.
+#[test]
+fn the_worked_example_of_the_docs_applies_as_is() {
+    require_kubectl!();
+    let env = Env::start("traffic_docs");
+    install_gateway_api(&env);
+    let root = repo_root();
+    let doc = std::fs::read_to_string(root.join("docs/traffic-routing.md")).unwrap();
+    let blocks = crate::blue_green::code_blocks(&doc, "## A worked example");
+    let manifest =
+        std::fs::read_to_string(root.join("manifests/examples/traffic-routing-demo.yaml")).unwrap();
+    assert_eq!(
+        blocks[0],
+        ("yaml".to_string(), manifest),
+        "the doc shows the file"
+    );
+    let scripts: Vec<&String> = blocks
+        .iter()
+        .filter(|(lang, _)| lang == "sh")
+        .map(|(_, body)| body)
+        .collect();
+    assert_eq!(scripts.len(), 4, "{scripts:#?}");
+    let run = |script: &str| -> Vec<String> {
+        let mut outputs = Vec::new();
+        for line in script.lines().filter(|l| !l.trim().is_empty()) {
+            let words = crate::blue_green::shell_words(line);
+            assert_eq!(words[0], "kubectl", "{line}");
+            let args: Vec<&str> = words[1..].iter().map(String::as_str).collect();
+            let out = env.kubectl(&args);
+            assert!(
+                out.status.success(),
+                "`{line}` failed: {}\n{}",
+                String::from_utf8_lossy(&out.stderr),
+                env.logs()
+            );
+            outputs.push(String::from_utf8_lossy(&out.stdout).into_owned());
+        }
+        outputs
+    };
+    let demo = |env: &Env| env.get_json(&["rollout", "demo"]);
+
+    let out = run(scripts[0]);
+    assert_eq!(out.last().unwrap(), "100 0");
+    let v1 = demo(&env)["status"]["stableRS"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(check_argocd(&demo(&env)), ArgoHealth::Healthy);
+
+    let out = run(scripts[1]);
+    assert_eq!(out[2], "80 20");
+    let ro = demo(&env);
+    assert_eq!(check_argocd(&ro), ArgoHealth::Suspended);
+    let v2 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_eq!(ro["status"]["canary"]["weights"]["canary"]["weight"], 20);
+    assert_eq!(replica_set(&env, &v2).0, 1);
+
+    let out = run(scripts[2]);
+    assert_eq!(out[2], "sluice.demo.testers");
+    assert_eq!(check_argocd(&demo(&env)), ArgoHealth::Suspended);
+
+    let out = run(scripts[3]);
+    assert_eq!(
+        out[3], "100 0",
+        "the header rule is gone and the stable holds all"
+    );
+    let ro = demo(&env);
+    assert_eq!(check_argocd(&ro), ArgoHealth::Healthy);
+    assert_eq!(ro["status"]["stableRS"], v2.as_str());
+    assert_eq!(selector(&env, "demo-stable"), v2);
+    env.wait_for("the old version scaled down after its delay", T, |env| {
+        (replica_set(env, &v1).0 == 0).then_some(())
+    });
+}

@@ -106,6 +106,10 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::autoscaling::v1::Scale>(&mut g);
         }
         ("events.k8s.io", "v1") => add::<a::events::v1::Event>(&mut g),
+        ("networking.k8s.io", "v1") => {
+            add::<a::networking::v1::Ingress>(&mut g);
+            add::<a::networking::v1::IngressClass>(&mut g);
+        }
         ("rbac.authorization.k8s.io", "v1") => {
             add::<a::rbac::v1::Role>(&mut g);
             add::<a::rbac::v1::RoleBinding>(&mut g);

@@ -509,3 +509,117 @@ async fn kubectl_create_subcommands_send_protobuf_that_the_server_reads() {
     assert!(!ok && err.contains("NotFound"), "{err}");
     k.cluster.shutdown().await;
 }
+
+/// networking.k8s.io/v1 Ingress and IngressClass are built-in kinds (the NGINX and ALB
+/// routers write them): apply, explain, merge and JSON patches, status, and a second
+/// client-side apply that leaves a field another writer set alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_manages_ingresses_and_ingress_classes() {
+    let k = Kubectl::start().await;
+    let manifest = r#"apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: nginx
+spec:
+  controller: k8s.io/ingress-nginx
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/rewrite-target: /
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: web.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: web-stable
+                port:
+                  number: 80
+"#;
+    k.ok(&["apply", "-f", "-"], Some(manifest)).await;
+    let out = k.ok(&["get", "ingress", "web", "-o", "json"], None).await;
+    let ing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-stable"
+    );
+    assert_eq!(
+        k.ok(
+            &[
+                "get",
+                "ingressclass",
+                "nginx",
+                "-o",
+                "jsonpath={.spec.controller}"
+            ],
+            None
+        )
+        .await,
+        "k8s.io/ingress-nginx"
+    );
+    let explained = k.ok(&["explain", "ingress.spec.rules"], None).await;
+    assert!(explained.contains("host"), "{explained}");
+    // Another writer's annotation survives a re-apply; a JSON patch edits one field.
+    k.ok(
+        &[
+            "annotate",
+            "ingress",
+            "web",
+            "nginx.ingress.kubernetes.io/canary=true",
+        ],
+        None,
+    )
+    .await;
+    k.ok(&["apply", "-f", "-"], Some(manifest)).await;
+    k.ok(
+        &[
+            "patch",
+            "ingress",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service/name","value":"web-canary"}]"#,
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "patch",
+            "ingress",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"loadBalancer":{"ingress":[{"ip":"10.0.0.1"}]}}}"#,
+        ],
+        None,
+    )
+    .await;
+    let out = k.ok(&["get", "ing", "web", "-o", "json"], None).await;
+    let ing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"],
+        "true"
+    );
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-canary"
+    );
+    assert_eq!(
+        ing["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "10.0.0.1"
+    );
+    assert_eq!(
+        ing["metadata"]["generation"], 2,
+        "the status write bumps no generation"
+    );
+}

@@ -83,11 +83,11 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
         "tcproutes",
         &["get", "list", "watch", "patch"],
     ),
-    // SMI: the TrafficSplit a Rollout creates and owns.
+    // SMI: the TrafficSplit a Rollout creates and owns (watched, metadata only, like routes).
     (
         "split.smi-spec.io",
         "trafficsplits",
-        &["get", "create", "patch"],
+        &["get", "list", "watch", "create", "patch"],
     ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),

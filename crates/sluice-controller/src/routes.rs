@@ -1,13 +1,14 @@
-//! The route objects Rollouts route traffic through (Gateway API routes; a TrafficSplit is
-//! the Rollout's own and is not watched: what Sluice writes to it is verified on the
-//! reconcile its status write brings).
+//! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits).
 //!
 //! One metadata-only watch per route kind wakes the Rollouts that name a route when it appears
 //! (a Rollout refused for naming a missing route goes on), when its spec changes (someone
 //! else's edit is checked against what the Rollout holds; Sluice's own write is verified
 //! from it), and caches nothing: the reconcile GETs the routes it routes through, so a step is
-//! verified on what the object says now. A route kind whose CRD is not installed is retried
-//! with the watcher's backoff, so installing the Gateway API later needs no restart.
+//! verified on what the object says now. A route kind the API server does not serve (its CRD
+//! is not installed) is not watched: discovery is asked again every 10 s, so installing the
+//! Gateway API later needs no restart, and a cluster without it costs one discovery request
+//! per kind every 10 s instead of a failing watch retried with backoff. (Discovery, not a
+//! watch of CRDs: a namespaced install cannot be granted cluster-scoped CRD reads.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
@@ -128,23 +129,28 @@ impl RouteReferences {
             RouteKind::HttpRoute,
             RouteKind::GrpcRoute,
             RouteKind::TcpRoute,
+            RouteKind::TrafficSplit,
         ];
+        let namespace = namespace.map(str::to_string);
         let streams = kinds.map(|kind| {
-            let ar = super::rollout::route_resource(kind, kind.version().unwrap_or_default());
-            let api: Api<PartialObjectMeta<DynamicObject>> = match namespace {
-                Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
-                None => Api::all_with(client.clone(), &ar),
-            };
             let refs = self.clone();
-            watcher(api, watcher::Config::default())
+            let client = client.clone();
+            let namespace = namespace.clone();
+            futures::stream::once(wait_until_served(client.clone(), kind))
+                .flat_map(move |version| {
+                    let ar = super::rollout::route_resource(kind, &version);
+                    let api: Api<PartialObjectMeta<DynamicObject>> = match &namespace {
+                        Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
+                        None => Api::all_with(client.clone(), &ar),
+                    };
+                    watcher(api, watcher::Config::default())
+                })
                 .default_backoff()
                 .touched_objects()
                 .predicate_filter(predicates::generation, Default::default())
                 .flat_map(move |r| {
                     let wake = match r {
                         Ok(obj) => refs.wake(kind, &obj),
-                        // Usually the kind is not installed (yet): the watcher's backoff
-                        // retries it.
                         Err(e) => {
                             tracing::debug!(kind = kind.kind(), error = %e, "route watch");
                             Vec::new()
@@ -156,4 +162,46 @@ impl RouteReferences {
         });
         futures::stream::select_all(streams)
     }
+}
+
+/// How often discovery is asked again whether a route kind is served.
+const DISCOVERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// The version `kind` is served in, once the API server serves it: its fixed version when
+/// that group/version lists the resource, or (a TrafficSplit) the group's preferred version.
+async fn wait_until_served(client: Client, kind: RouteKind) -> String {
+    loop {
+        match served_version(&client, kind).await {
+            Ok(Some(version)) => return version,
+            Ok(None) => {}
+            Err(e) => tracing::debug!(kind = kind.kind(), error = %e, "route kind not served"),
+        }
+        tokio::time::sleep(DISCOVERY_INTERVAL).await;
+    }
+}
+
+async fn served_version(client: &Client, kind: RouteKind) -> Result<Option<String>, kube::Error> {
+    let version = match kind.version() {
+        Some(v) => v.to_string(),
+        None => {
+            let groups = client.list_api_groups().await?;
+            let preferred = groups
+                .groups
+                .into_iter()
+                .find(|g| g.name == kind.group())
+                .and_then(|g| g.preferred_version.map(|v| v.version));
+            match preferred {
+                Some(v) => v,
+                None => return Ok(None),
+            }
+        }
+    };
+    let list = client
+        .list_api_group_resources(&format!("{}/{version}", kind.group()))
+        .await?;
+    Ok(list
+        .resources
+        .iter()
+        .any(|r| r.name == kind.plural())
+        .then_some(version))
 }

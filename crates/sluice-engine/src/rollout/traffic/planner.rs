@@ -243,6 +243,11 @@ impl<'a> Planner<'a> {
         }
         if !hold_routes {
             self.changes.extend(patches);
+        }
+        // The status reports the weights the routers were read back holding: a write is
+        // recorded by the reconcile that verifies it (which the route's watch event brings),
+        // so a step costs one status write, not one for the write and one for the check.
+        if verified {
             self.record_weights(status, &routing, hold.canary_weight, new, stable_hash);
         }
 
@@ -269,8 +274,10 @@ impl<'a> Planner<'a> {
         scaled
     }
 
-    /// `status.canary.weights` as upstream reports it: the weights the routers were given,
-    /// with the Services and the pod-template hashes behind them.
+    /// `status.canary.weights` as upstream reports it: the weights the routers hold, with the
+    /// Services and the pod-template hashes behind them. Unchanged weights are left as they
+    /// are (a new update's canary at 0 % keeps the previous hashes until it gets traffic),
+    /// so that no status write is made for them.
     fn record_weights(
         &self,
         status: &mut RolloutStatus,
@@ -279,6 +286,15 @@ impl<'a> Planner<'a> {
         new: usize,
         stable_hash: &str,
     ) {
+        let prev = status.canary.as_ref().and_then(|c| c.weights.as_ref());
+        if prev.is_some_and(|w| {
+            w.canary.weight == canary_weight
+                && w.stable.weight == routing.max_weight - canary_weight
+                && w.canary.service_name.as_deref() == Some(routing.canary_service)
+                && w.stable.service_name.as_deref() == Some(routing.stable_service)
+        }) {
+            return;
+        }
         let weights = TrafficWeights {
             canary: WeightDestination {
                 weight: canary_weight,
