@@ -6,7 +6,7 @@ use serde_json::{Map, Value, json};
 use super::crd::{prepare_crd, process_custom, register};
 use super::defaults::default_builtin;
 use super::validation::{
-    check_metadata, check_type_meta, ensure_namespace, invalid, name_causes, validate_selector,
+    check_metadata, check_type_meta, ensure_namespace, invalid, name_causes, validate_builtin,
 };
 use super::{CRD_GR, WriteOpts, is_gr, meta, strip_system_fields};
 use crate::error::{ApiError, Cause};
@@ -148,9 +148,7 @@ fn admit(
         process_custom(t, version, obj)?;
     } else {
         default_builtin(st, t, obj, true);
-        if t.group == "apps" {
-            validate_selector(t, obj)?;
-        }
+        validate_builtin(t, obj, true)?;
     }
     Ok(())
 }
