@@ -9,6 +9,7 @@
 //! - [`replicas`]: maxSurge/maxUnavailable and the weight → replica-count math.
 //! - [`hash`]: pod-template and step hashes, semantic template equality.
 //! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
+//! - [`template`]: the pod template checked with the API server's own rules before any write.
 //! - [`canary`]: the step machine, one file per stage under `canary/` (replica sets,
 //!   scaling, pause, steps, status, ...).
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
@@ -24,6 +25,7 @@ pub mod plan;
 pub mod replicas;
 pub mod settle;
 pub mod status;
+pub mod template;
 pub mod validate;
 pub mod workload;
 
