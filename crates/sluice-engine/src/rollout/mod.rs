@@ -15,6 +15,7 @@
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+//! - [`refusal`]: writes the API server refused, reported as upstream's conditions.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
 pub mod analysis_runs;
 pub mod canary;
@@ -22,6 +23,7 @@ pub mod experiment_step;
 pub mod hash;
 pub mod observed;
 pub mod plan;
+pub mod refusal;
 pub mod replicas;
 pub mod settle;
 pub mod status;
