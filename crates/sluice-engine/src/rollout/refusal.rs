@@ -14,11 +14,14 @@
 //! accepted, or no longer needs it, the condition is replaced by ordinary progress.
 //!
 //! As upstream, the status otherwise stays as observed (its `patchCondition`): the refusal
-//! does not move steps, counts or phase (a Rollout whose ReplicaSet cannot be created is
-//! Progressing, which Argo CD shows as Progressing with the message).
+//! does not move steps or counts. Unlike upstream, the phase is never Healthy while a write
+//! is refused: upstream recomputes the phase from the old status, which reads Healthy when
+//! the ReplicaSet of a new template cannot be created; Sluice reports `Progressing` with the
+//! condition's reason and message (`ReplicaSetCreateError: Failed to create ...`), which is
+//! what Argo CD then shows. A Paused or Degraded phase stays as it is.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use sluice_api::rollout::{RolloutConditionType as Cond, RolloutStatus};
+use sluice_api::rollout::{RolloutConditionType as Cond, RolloutPhase, RolloutStatus};
 
 use super::observed::Observed;
 use super::plan::{Change, Plan};
@@ -150,7 +153,11 @@ fn report(observed: &Observed, plan: Plan, refusal: &Refusal, at: usize, now: &T
     let current = condition(&conditions, &Cond::Progressing).cloned();
     match current {
         Some(c) if c.status == FALSE && c.reason == reason => {
-            if let Some(c) = conditions.iter_mut().find(|c| c.type_ == Cond::Progressing) {
+            // Upstream's SetRolloutCondition: a new message is an update, the same one none.
+            if let Some(c) = conditions
+                .iter_mut()
+                .find(|c| c.type_ == Cond::Progressing && c.message != message)
+            {
                 c.message = message.clone();
                 c.last_update_time = now.clone();
             }
@@ -168,7 +175,13 @@ fn report(observed: &Observed, plan: Plan, refusal: &Refusal, at: usize, now: &T
     }
     status.conditions = Some(conditions);
     status.observed_generation = Some(rollout.metadata.generation.unwrap_or(0).to_string());
-    let (phase, phase_message) = st::phase(&rollout.spec, &status);
+    let (phase, phase_message) = match st::phase(&rollout.spec, &status) {
+        // Not Healthy while the update cannot even be written, and say why.
+        (RolloutPhase::Healthy | RolloutPhase::Progressing, _) => {
+            (RolloutPhase::Progressing, format!("{reason}: {message}"))
+        }
+        other => other,
+    };
     status.phase = Some(phase);
     status.message = (!phase_message.is_empty()).then_some(phase_message);
     let mut changes: Vec<Change> = plan
@@ -218,7 +231,6 @@ mod tests {
     use super::*;
     use crate::rollout::testing::{RolloutBuilder, at, observed, pause, rs, weight};
     use crate::rollout::{plan_step, settle};
-    use sluice_api::rollout::RolloutPhase;
 
     fn refused_create(obs: &Observed) -> Refusal {
         let p = plan_step(obs, at(0));
@@ -265,8 +277,38 @@ mod tests {
         );
         assert!(is_reported(&p.status));
         assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
+        assert_eq!(
+            p.status.message,
+            Some(format!("ReplicaSetCreateError: {want}"))
+        );
         let generation = obs.rollout.metadata.generation.unwrap_or(0).to_string();
         assert_eq!(p.status.observed_generation, Some(generation));
+    }
+
+    #[test]
+    fn a_healthy_rollout_whose_update_is_refused_is_not_healthy() {
+        let mut sim = crate::rollout::testing::Sim::new(
+            RolloutBuilder::new("v1")
+                .steps(vec![weight(50), pause()])
+                .build(),
+        );
+        sim.run_until_quiet(20);
+        assert_eq!(
+            sim.obs.rollout.status.as_ref().unwrap().phase,
+            Some(RolloutPhase::Healthy)
+        );
+        sim.set_image("v2");
+        let refusal = refused_create(&sim.obs);
+        sim.obs.refused = Some(refusal);
+        let p = plan_step(&sim.obs, at(sim.now));
+        assert_eq!(p.status.phase, Some(RolloutPhase::Progressing));
+        assert!(
+            p.status.message.as_deref().is_some_and(
+                |m| m.starts_with("ReplicaSetCreateError: Failed to create new replica set")
+            ),
+            "{:?}",
+            p.status.message
+        );
     }
 
     #[test]
