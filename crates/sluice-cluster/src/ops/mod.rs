@@ -11,6 +11,7 @@ mod crd;
 mod create;
 mod defaults;
 mod delete;
+mod quota;
 mod scale;
 mod update;
 mod validation;
