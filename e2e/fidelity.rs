@@ -185,3 +185,98 @@ fn a_refused_replica_set_is_a_visible_create_error_with_an_event_and_clears_once
         "the refused ReplicaSet now exists"
     );
 }
+
+/// A Rollout whose update runs an analysis step against `url` (a web metric that passes).
+fn analysed_rollout(image: &str, url: &str) -> String {
+    format!(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisTemplate
+metadata:
+  name: passes
+spec:
+  args:
+    - name: url
+  metrics:
+    - name: value
+      successCondition: "result == 1"
+      provider:
+        web:
+          url: "{{{{args.url}}}}"
+          jsonPath: "{{$.value}}"
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+        - name: web
+          image: {image}
+  strategy:
+    canary:
+      maxSurge: 1
+      maxUnavailable: 0
+      steps:
+        - setWeight: 50
+        - analysis:
+            templates: [{{templateName: passes}}]
+            args: [{{name: url, value: "{url}"}}]
+"#
+    )
+}
+
+#[test]
+fn a_refused_analysis_run_is_a_visible_reconciliation_error_and_clears_once_accepted() {
+    require_kubectl!();
+    let env = Env::start("fidelity-refused-run");
+    let server = crate::prometheus::Served::start();
+    server.set_json("/health", &serde_json::json!({"value": 1}));
+    let url = server.url("/health");
+    env.apply(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: ar-quota\nspec:\n  hard:\n    count/analysisruns.argoproj.io: \"0\"\n",
+    );
+    env.apply(&analysed_rollout("nginx:1.25", &url));
+    wait_phase(&env, "Healthy");
+    env.apply(&analysed_rollout("nginx:1.26", &url));
+    let ro = env.wait_for("the refused AnalysisRun on the Rollout", T, |env| {
+        let ro = rollout(env);
+        let refused =
+            condition(&ro, "Progressing").is_some_and(|c| c["reason"] == "ReconciliationError");
+        (generation_observed(&ro) && refused).then_some(ro)
+    });
+    let message = condition(&ro, "Progressing").unwrap()["message"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let hash = ro["status"]["currentPodHash"].as_str().unwrap();
+    assert_eq!(
+        message,
+        format!(
+            "Reconciliation failed with error: analysisruns.argoproj.io \"web-{hash}-2-1\" is forbidden: exceeded quota: ar-quota, requested: count/analysisruns.argoproj.io=1, used: count/analysisruns.argoproj.io=0, limited: count/analysisruns.argoproj.io=0"
+        )
+    );
+    let verdict = argocd_rollout_health(&ro);
+    assert_eq!(verdict.status, ArgoHealth::Progressing);
+    assert_eq!(verdict.message, format!("ReconciliationError: {message}"));
+    env.wait_for("the ReconciliationError Warning Event", T, |env| {
+        (!warnings(env, "ReconciliationError").is_empty()).then_some(())
+    });
+
+    env.apply(
+        "apiVersion: v1\nkind: ResourceQuota\nmetadata:\n  name: ar-quota\nspec:\n  hard:\n    count/analysisruns.argoproj.io: \"5\"\n",
+    );
+    let ro = wait_phase(&env, "Healthy");
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
+    assert_eq!(ro["status"]["stableRS"], hash, "the update completed");
+    assert_ne!(
+        condition(&ro, "Progressing").unwrap()["reason"],
+        "ReconciliationError"
+    );
+}
