@@ -5,58 +5,90 @@
 //! `Invalid value: "web_1": <detail>`, `Required value`, `Unsupported value: "HTTP": supported
 //! values: "SCTP", "TCP", "UDP"`, `Duplicate value: "app"`.
 
+use std::borrow::Cow;
 use std::fmt;
+use std::sync::Arc;
 
 /// One step of a field path.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 enum Segment {
-    Field(String),
+    Field(Cow<'static, str>),
     Index(usize),
     Key(String),
 }
 
-/// Where in an object a field error is (`field.Path`).
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Path(Vec<Segment>);
+#[derive(Debug)]
+struct Node {
+    parent: Option<Path>,
+    segment: Segment,
+}
+
+/// Where in an object a field error is (`field.Path`). Validation builds a path for every
+/// field it looks at and renders one only for an error, so a child is one small allocation
+/// pointing at its parent.
+#[derive(Debug, Clone)]
+pub struct Path(Arc<Node>);
 
 impl Path {
     /// A path starting at `root`, which may itself hold dots (`spec.template`).
-    pub fn new(root: &str) -> Path {
-        Path(vec![Segment::Field(root.to_string())])
+    pub fn new(root: impl Into<Cow<'static, str>>) -> Path {
+        Path(Arc::new(Node {
+            parent: None,
+            segment: Segment::Field(root.into()),
+        }))
+    }
+
+    fn push(&self, segment: Segment) -> Path {
+        Path(Arc::new(Node {
+            parent: Some(self.clone()),
+            segment,
+        }))
     }
 
     /// The path of a child field.
-    pub fn child(&self, name: &str) -> Path {
-        let mut p = self.clone();
-        p.0.push(Segment::Field(name.to_string()));
-        p
+    pub fn child(&self, name: &'static str) -> Path {
+        self.push(Segment::Field(Cow::Borrowed(name)))
     }
 
     /// The path of a list element.
     pub fn index(&self, i: usize) -> Path {
-        let mut p = self.clone();
-        p.0.push(Segment::Index(i));
-        p
+        self.push(Segment::Index(i))
     }
 
     /// The path of a map entry.
     pub fn key(&self, k: &str) -> Path {
-        let mut p = self.clone();
-        p.0.push(Segment::Key(k.to_string()));
-        p
+        self.push(Segment::Key(k.to_string()))
+    }
+
+    /// The segments from the root.
+    fn segments(&self) -> Vec<&Segment> {
+        let mut out = Vec::new();
+        let mut at = Some(self);
+        while let Some(p) = at {
+            out.push(&p.0.segment);
+            at = p.0.parent.as_ref();
+        }
+        out.reverse();
+        out
     }
 
     /// The path as a user edits it in YAML: map keys as fields (`requests.memory` where the
     /// apiserver writes `requests[memory]`). Sluice's own InvalidSpec messages use this form.
     pub fn json_path(&self) -> String {
         let mut s = String::new();
-        for seg in &self.0 {
+        for seg in self.segments() {
             match seg {
-                Segment::Field(f) | Segment::Key(f) => {
+                Segment::Field(f) => {
                     if !s.is_empty() {
                         s.push('.');
                     }
                     s.push_str(f);
+                }
+                Segment::Key(k) => {
+                    if !s.is_empty() {
+                        s.push('.');
+                    }
+                    s.push_str(k);
                 }
                 Segment::Index(i) => s.push_str(&format!("[{i}]")),
             }
@@ -68,7 +100,7 @@ impl Path {
 /// The apiserver's rendering: fields joined by dots, `[0]` for indexes, `[key]` for map keys.
 impl fmt::Display for Path {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (n, seg) in self.0.iter().enumerate() {
+        for (n, seg) in self.segments().into_iter().enumerate() {
             match seg {
                 Segment::Field(name) if n == 0 => f.write_str(name)?,
                 Segment::Field(name) => write!(f, ".{name}")?,
@@ -79,6 +111,15 @@ impl fmt::Display for Path {
         Ok(())
     }
 }
+
+/// Paths are equal when they name the same field.
+impl PartialEq for Path {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for Path {}
 
 /// What kind of problem a field has (`field.ErrorType`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

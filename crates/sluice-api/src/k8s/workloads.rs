@@ -46,8 +46,10 @@ pub fn replica_set_pod_template(template: &PodTemplateSpec, path: &Path) -> Erro
 }
 
 /// The selector of a ReplicaSet or Deployment: present, well-formed, not empty, and matching
-/// the template's labels. `missing` says the object had no `spec.selector` at all (a typed
-/// object cannot tell that from an empty one).
+/// the template's labels; then the template. `missing` says the object had no
+/// `spec.selector` at all (a typed object cannot tell that from an empty one). A missing
+/// selector matches no labels; a malformed one stops validation before the template, as
+/// upstream.
 fn selector_and_template(
     selector: &LabelSelector,
     missing: bool,
@@ -56,16 +58,27 @@ fn selector_and_template(
     errs: &mut ErrorList,
 ) {
     let sel_path = path.child("selector");
+    let shown = || BadValue::Raw(meta::go_label_selector(selector));
     if missing {
-        errs.push(FieldError::required(sel_path, ""));
+        errs.push(FieldError::required(sel_path.clone(), ""));
     } else {
-        errs.extend(meta::label_selector(selector, &sel_path));
+        let malformed = meta::label_selector(selector, &sel_path);
+        let is_malformed = !malformed.is_empty();
+        errs.extend(malformed);
         if selector::is_empty(selector) {
             errs.push(FieldError::invalid(
-                sel_path,
-                BadValue::Raw(meta::go_label_selector(selector)),
+                sel_path.clone(),
+                shown(),
                 "empty selector is invalid for deployment",
             ));
+        }
+        if is_malformed || selector::matches(Some(selector), &Default::default()).is_err() {
+            errs.push(FieldError::invalid(
+                sel_path,
+                shown(),
+                "invalid label selector",
+            ));
+            return;
         }
     }
     let tpl_path = path.child("template");
@@ -74,13 +87,18 @@ fn selector_and_template(
         .as_ref()
         .and_then(|m| m.labels.clone())
         .unwrap_or_default();
-    let mismatched = matches!(selector::matches(Some(selector), &labels), Ok(false));
-    if !missing && !selector::is_empty(selector) && mismatched {
+    let mismatched = missing
+        || (!selector::is_empty(selector)
+            && matches!(selector::matches(Some(selector), &labels), Ok(false)));
+    if mismatched {
+        let map = template.metadata.as_ref().and_then(|m| m.labels.as_ref());
+        let shown = match map {
+            Some(m) if m.is_empty() => "map[string]string{}".to_string(),
+            _ => meta::go_string_map(labels.iter().map(|(k, v)| (k.as_str(), v.as_str()))),
+        };
         errs.push(FieldError::invalid(
             tpl_path.child("metadata").child("labels"),
-            BadValue::Raw(meta::go_string_map(
-                labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-            )),
+            BadValue::Raw(shown),
             "`selector` does not match template `labels`",
         ));
     }

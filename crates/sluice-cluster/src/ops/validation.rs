@@ -157,7 +157,7 @@ impl Typed {
     fn pod_spec(&self) -> Option<(&PodSpec, Path)> {
         fn template<'a>(
             t: Option<&'a k8s_openapi::api::core::v1::PodTemplateSpec>,
-            root: &str,
+            root: &'static str,
         ) -> Option<(&'a PodSpec, Path)> {
             t.and_then(|t| t.spec.as_ref())
                 .map(|s| (s, Path::new(root).child("spec")))

@@ -135,7 +135,7 @@ fn validate_template(spec: &ExperimentSpec, i: usize) -> Result<(), SpecError> {
         Err(e) => return Err(err(format!("{field}.selector"), e.to_string())),
     }
     // The template becomes a ReplicaSet's: the API server must accept it there.
-    let at = sluice_api::k8s::field::Path::new(&format!("{field}.template"));
+    let at = sluice_api::k8s::field::Path::new(format!("{field}.template"));
     if let Err(e) = crate::rollout::template::check(&t.template, &at) {
         return Err(err(e.field.json_path(), e.body()));
     }

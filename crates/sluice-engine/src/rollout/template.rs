@@ -40,7 +40,7 @@ pub fn validate(template: &PodTemplateSpec) -> Result<(), InvalidSpec> {
 /// Labels and annotations that ephemeral metadata (`canaryMetadata`, `stableMetadata`) puts
 /// on pod templates must be valid labels and annotations there too.
 pub fn validate_ephemeral(metadata: &PodTemplateMetadata, path: &str) -> Result<(), InvalidSpec> {
-    let path = Path::new(path);
+    let path = Path::new(path.to_string());
     let mut errs = meta::labels(
         metadata
             .labels

@@ -88,7 +88,7 @@ struct Handler<'a> {
 /// `validateHandler`.
 fn handler(h: Handler<'_>, grace: i64, path: &Path, errs: &mut ErrorList) {
     let mut count = 0;
-    let mut take = |field: &str, errs: &mut ErrorList| -> bool {
+    let mut take = |field: &'static str, errs: &mut ErrorList| -> bool {
         if count > 0 {
             errs.push(FieldError::forbidden(
                 path.child(field),
