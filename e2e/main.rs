@@ -9,6 +9,7 @@ mod demo;
 mod experiment;
 mod fidelity;
 mod harness;
+mod image;
 mod migrate;
 mod operations;
 mod prometheus;

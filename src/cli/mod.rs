@@ -4,6 +4,7 @@ pub mod demo;
 pub mod migrate;
 pub mod rollouts;
 pub mod serve;
+pub mod version;
 
 use std::path::PathBuf;
 
@@ -14,7 +15,7 @@ use sluice_controller::telemetry::LogFormat;
 
 /// Sluice: progressive delivery for Kubernetes, compatible with the Argo Rollouts API.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about, propagate_version = true)]
+#[command(name = "sluice", version = version::CLAP_VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
@@ -191,6 +192,12 @@ pub enum Command {
     },
     /// Convert Deployments (a file, stdin or the cluster) into Rollouts, printed as YAML.
     Migrate(migrate::MigrateArgs),
+    /// Print the version, git commit and build date.
+    Version {
+        /// Print only `vX.Y.Z+commit`.
+        #[arg(long)]
+        short: bool,
+    },
 }
 
 /// Run a user command against a Rollout and print its one-line result.
@@ -201,7 +208,8 @@ pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
         | Command::Crds(_)
         | Command::Demo(_)
         | Command::Migrate(_)
-        | Command::Bench(_) => {
+        | Command::Bench(_)
+        | Command::Version { .. } => {
             anyhow::bail!("not a rollout command")
         }
         Command::Promote { target, full } => {

@@ -23,7 +23,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::actuator;
 use super::backoff::Backoff;
-use super::cached_rollout::{CachedRollout, InfoGauges};
+use super::cached_rollout::CachedRollout;
 use super::coalesce::CountWrites;
 use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
@@ -33,7 +33,7 @@ use super::refusals::Refusals;
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
-use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
+use crate::metrics::{AbortCause, CacheGauges, Metrics, Outcome as RolloutOutcome};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
@@ -721,8 +721,10 @@ fn report_caches_and_gauges(cfg: &Config, controller: &Controller<CachedRollout>
     }
     if let Some(metrics) = &cfg.metrics {
         let store = controller.store();
-        let gauges = InfoGauges::default();
-        metrics.on_scrape(move |m| gauges.sync(m, store.state().iter().map(|r| r.as_ref())));
+        let gauges = CacheGauges::rollouts();
+        metrics.on_scrape("rollouts", move |m| {
+            gauges.sync(m, store.state().iter().map(|r| r.as_ref()))
+        });
     }
 }
 
