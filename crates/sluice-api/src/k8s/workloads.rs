@@ -449,3 +449,64 @@ pub fn service(s: &Service) -> ErrorList {
     }
     errs
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn replica_set_of(spec: serde_json::Value) -> ReplicaSet {
+        serde_json::from_value(json!({"metadata": {"name": "web"}, "spec": spec})).unwrap()
+    }
+
+    fn rendered(errs: ErrorList) -> Vec<String> {
+        errs.iter().map(ToString::to_string).collect()
+    }
+
+    /// A template the container rules refuse (no image), to see whether it was looked at.
+    fn imageless_template() -> serde_json::Value {
+        json!({"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "web"}]}})
+    }
+
+    #[test]
+    fn a_missing_selector_is_required_and_matches_no_template_labels() {
+        let rs = replica_set_of(json!({"template": imageless_template()}));
+        assert_eq!(
+            rendered(replica_set(&rs, true)),
+            [
+                "spec.selector: Required value",
+                "spec.template.metadata.labels: Invalid value: map[string]string{\"app\":\"web\"}: `selector` does not match template `labels`",
+                "spec.template.spec.containers[0].image: Required value",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_malformed_selector_is_an_invalid_label_selector_and_the_template_is_not_checked() {
+        let rs = replica_set_of(json!({
+            "selector": {"matchExpressions": [{"key": "app", "operator": "In", "values": []}]},
+            "template": imageless_template(),
+        }));
+        assert_eq!(
+            rendered(replica_set(&rs, false)),
+            [
+                "spec.selector.matchExpressions[0].values: Required value: must be specified when `operator` is 'In' or 'NotIn'",
+                "spec.selector: Invalid value: v1.LabelSelector{MatchLabels:map[string]string(nil), MatchExpressions:[]v1.LabelSelectorRequirement{v1.LabelSelectorRequirement{Key:\"app\", Operator:\"In\", Values:[]string{}}}}: invalid label selector",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_selector_that_misses_the_template_labels_names_them() {
+        let rs = replica_set_of(json!({
+            "selector": {"matchLabels": {"app": "api"}},
+            "template": {"metadata": {"labels": {}}, "spec": {"containers": [{"name": "web", "image": "nginx"}]}},
+        }));
+        assert_eq!(
+            rendered(replica_set(&rs, false)),
+            [
+                "spec.template.metadata.labels: Invalid value: map[string]string{}: `selector` does not match template `labels`"
+            ]
+        );
+    }
+}
