@@ -294,40 +294,32 @@ pub(super) fn ensure_namespace(
     }
 }
 
-/// Fields the apiserver refuses to change after creation.
+/// Fields the apiserver refuses to change after creation (`ValidateImmutableField`).
 pub(super) fn check_immutable(t: &ResourceType, old: &Value, new: &Value) -> Result<(), ApiError> {
-    let name = new["metadata"]["name"].as_str().unwrap_or_default();
-    let immutable = |field: &str, shown: String| {
-        invalid(
-            t,
-            name,
-            vec![Cause {
-                reason: "FieldValueInvalid",
-                field: field.into(),
-                message: format!("Invalid value: {shown}: field is immutable"),
-            }],
-        )
-    };
-    match (t.group.as_str(), t.plural.as_str()) {
+    const IMMUTABLE: &str = "field is immutable";
+    let spec = Path::new("spec");
+    let errs = match (t.group.as_str(), t.plural.as_str()) {
         ("apps", "deployments" | "replicasets") | ("batch", "jobs")
             if old["spec"]["selector"] != new["spec"]["selector"] =>
         {
             let selector: LabelSelector =
                 serde_json::from_value(new["spec"]["selector"].clone()).unwrap_or_default();
-            Err(immutable(
-                "spec.selector",
-                meta::go_label_selector(&selector),
-            ))
+            vec![FieldError::invalid(
+                spec.child("selector"),
+                BadValue::Raw(meta::go_label_selector(&selector)),
+                IMMUTABLE,
+            )]
         }
-        ("", "services") if old["spec"]["clusterIP"] != new["spec"]["clusterIP"] => Err(immutable(
-            "spec.clusterIP",
-            format!(
-                "{:?}",
-                new["spec"]["clusterIP"].as_str().unwrap_or_default()
-            ),
-        )),
-        _ => Ok(()),
-    }
+        ("", "services") if old["spec"]["clusterIP"] != new["spec"]["clusterIP"] => {
+            vec![FieldError::invalid_str(
+                spec.child("clusterIP"),
+                new["spec"]["clusterIP"].as_str().unwrap_or_default(),
+                IMMUTABLE,
+            )]
+        }
+        _ => Vec::new(),
+    };
+    answer(t, new, errs)
 }
 
 #[cfg(test)]
