@@ -5,6 +5,7 @@ mod analysis;
 mod argocd;
 mod argocd_oracle;
 mod canary;
+mod cli;
 mod demo;
 mod experiment;
 mod harness;

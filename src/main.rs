@@ -7,6 +7,8 @@ use clap::{CommandFactory, FromArgMatches};
 use cli::{Cli, Command, Exit};
 
 /// Parse the command line; as `kubectl-sluice`, usage and errors say `kubectl sluice`.
+/// A user command logs nothing unless `--log-level` (or its variable) asks: its output is
+/// its one line or its tree.
 fn parse() -> Cli {
     let invoked_as = std::env::args_os()
         .next()
@@ -21,7 +23,13 @@ fn parse() -> Cli {
         command = command.bin_name("kubectl sluice");
     }
     let matches = command.get_matches();
-    Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit())
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let level_given =
+        matches.value_source("log_level") != Some(clap::parser::ValueSource::DefaultValue);
+    if cli.command.is_user_command() && !level_given {
+        cli.log_level = "off".into();
+    }
+    cli
 }
 
 #[tokio::main]

@@ -247,6 +247,22 @@ pub enum Command {
     Migrate(migrate::MigrateArgs),
 }
 
+impl Command {
+    /// The commands a person runs against a cluster (not the long-running servers).
+    pub fn is_user_command(&self) -> bool {
+        !matches!(
+            self,
+            Command::Controller(_)
+                | Command::Cluster(_)
+                | Command::Crds(_)
+                | Command::Demo(_)
+                | Command::Migrate(_)
+                | Command::Bench(_)
+                | Command::Dashboard(_)
+        )
+    }
+}
+
 /// A failure with its own exit code (`status`: 1 Degraded, 2 timed out).
 #[derive(Debug, thiserror::Error)]
 #[error("{message}")]

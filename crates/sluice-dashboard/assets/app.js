@@ -216,14 +216,14 @@ function renderRollout() {
     h("div", { class: "card" }, h("h2", {}, "Revisions"), ...(v.revisions.length ? v.revisions.map(revision) : [h("p", { class: "muted" }, "No ReplicaSets yet.")])),
     h("div", { class: "card" }, h("h2", {}, "Events"), events(v.events)),
   );
-  main.replaceChildren(
+  main.replaceChildren(...[
     h("div", { class: "title" }, h("h1", { "data-testid": "rollout-name" }, v.name), badge(v.phase, v.phase, "phase"),
       v.aborted ? badge("aborted", "Degraded", "aborted") : null),
     h("p", { class: "message", "data-testid": "message" }, v.message || ""),
     actionButtons(v),
     detail.result ? h("div", { class: "result " + (detail.result.ok ? "ok" : "err"), "data-testid": detail.result.ok ? "action-result" : "action-error" }, detail.result.text) : null,
     h("div", { class: "grid" }, left, right),
-  );
+  ].filter(Boolean));
 }
 
 function stepsList(v) {

@@ -100,23 +100,26 @@ pub fn requests(action: Action, rollout: &Rollout, at: DateTime<Utc>) -> Vec<Req
     let user_paused = rollout.spec.is_paused();
     let unpause = || Request::Spec(json!({"spec": {"paused": false}}));
     match action {
+        // The user's pause is lifted first (COMPAT §7's order): were the pause conditions
+        // cleared while `spec.paused` still held, a reconcile in between would pause the
+        // step again and the unpause would leave the Rollout where it was.
         Action::Promote => {
             let mut out = Vec::new();
-            if let Some(patch) = promote_status_patch(rollout, status) {
-                out.push(Request::Status(patch));
-            }
             if user_paused {
                 out.push(unpause());
+            }
+            if let Some(patch) = promote_status_patch(rollout, status) {
+                out.push(Request::Status(patch));
             }
             out
         }
         Action::PromoteFull => {
             let mut out = Vec::new();
-            if update_in_flight(status) {
-                out.push(Request::Status(json!({"status": {"promoteFull": true}})));
-            }
             if user_paused {
                 out.push(unpause());
+            }
+            if update_in_flight(status) {
+                out.push(Request::Status(json!({"status": {"promoteFull": true}})));
             }
             out
         }
@@ -125,13 +128,13 @@ pub fn requests(action: Action, rollout: &Rollout, at: DateTime<Utc>) -> Vec<Req
         Action::Pause => vec![Request::Spec(json!({"spec": {"paused": true}}))],
         Action::Resume => {
             let mut out = Vec::new();
+            if user_paused {
+                out.push(unpause());
+            }
             if !status.pause_conditions().is_empty() {
                 out.push(Request::Status(
                     json!({"status": {"pauseConditions": null}}),
                 ));
-            }
-            if user_paused {
-                out.push(unpause());
             }
             out
         }
@@ -243,7 +246,7 @@ mod tests {
     }
 
     #[test]
-    fn promote_unpauses_a_user_paused_rollout_on_the_main_resource_after_the_status() {
+    fn promote_unpauses_a_user_paused_rollout_on_the_main_resource_first() {
         let r = ro(
             json!({"paused": true, "strategy": {"canary": {"steps": [{"pause": {}}]}}}),
             paused_at(0, "CanaryPauseStep"),
@@ -251,8 +254,8 @@ mod tests {
         assert_eq!(
             requests(Action::Promote, &r, at()),
             [
-                Request::Status(json!({"status": {"pauseConditions": null}})),
                 Request::Spec(json!({"spec": {"paused": false}})),
+                Request::Status(json!({"status": {"pauseConditions": null}})),
             ]
         );
         let only_user = ro(
@@ -317,8 +320,8 @@ mod tests {
         assert_eq!(
             requests(Action::Resume, &r, at()),
             [
-                Request::Status(json!({"status": {"pauseConditions": null}})),
                 Request::Spec(json!({"spec": {"paused": false}})),
+                Request::Status(json!({"status": {"pauseConditions": null}})),
             ]
         );
     }
