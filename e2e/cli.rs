@@ -296,7 +296,7 @@ fn kubectl_sluice_steers_a_canary_through_every_rollout_command() {
     // get: the tree with the step marked, desired and actual weight, roles.
     let tree = ok(sluice(&["get", "rollout", "web"]));
     for want in [
-        "Status:          ॥ Paused",
+        "Status:          ‖ Paused",
         "  SetWeight:     25",
         "  ActualWeight:  25",
         "nginx:1.25 (stable)",
@@ -441,12 +441,16 @@ fn kubectl_sluice_steers_a_canary_through_every_rollout_command() {
     );
     // Revision 1's ReplicaSet comes back as revision 3, through the steps like any update
     // (no rollbackWindow), and is promoted to the end.
-    env.wait_for("revision 3 (revision 1's template) at the first pause", T, |env| {
-        let ro = rollout(env);
-        (ro["status"]["phase"] == "Paused"
-            && ro["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "3")
-            .then_some(())
-    });
+    env.wait_for(
+        "revision 3 (revision 1's template) at the first pause",
+        T,
+        |env| {
+            let ro = rollout(env);
+            (ro["status"]["phase"] == "Paused"
+                && ro["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "3")
+                .then_some(())
+        },
+    );
     ok(sluice(&["promote", "web", "--full"]));
     wait_phase(&env, "Healthy");
     assert_eq!(

@@ -38,7 +38,7 @@ fn phase_icon(phase: Phase) -> (&'static str, Color) {
     match phase {
         Phase::Healthy => ("✔", Color::Green),
         Phase::Progressing => ("◌", Color::Blue),
-        Phase::Paused => ("॥", Color::Yellow),
+        Phase::Paused => ("‖", Color::Yellow),
         Phase::Degraded => ("✖", Color::Red),
     }
 }
@@ -552,7 +552,7 @@ mod tests {
         let expected = "\
 Name:            web
 Namespace:       shop
-Status:          ॥ Paused
+Status:          ‖ Paused
 Message:         CanaryPauseStep
 Strategy:        Canary
   Step:          1/3
@@ -572,7 +572,7 @@ Steps:
   ○  2  setWeight: 75
 
 NAME                     KIND         STATUS        AGE  INFO
-◆ web                    Rollout      ॥ Paused      65m
+◆ web                    Rollout      ‖ Paused      65m
 ├──# revision:2
 │  ├──▤ web-bbb          ReplicaSet   ✔ Healthy     5m   canary,ready:1/1
 │  │  └──□ web-bbb-x1    Pod          ✔ Running     4m   ready:1/1
