@@ -1,7 +1,7 @@
 # Sluice — the two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test tools build lint fmt crds bench
+.PHONY: demo test tools build install lint fmt crds bench
 
 ## Run the canary tour on the embedded cluster (builds first).
 demo:
@@ -20,6 +20,16 @@ tools:
 
 build:
 	$(CARGO) build --bin sluice
+
+## Install `sluice` into $(PREFIX)/bin (default ~/.local/bin) with a `kubectl-sluice` link beside
+## it, so `kubectl sluice ...` works once that directory is on PATH. INSTALL_FLAGS=--debug
+## skips the optimised build.
+PREFIX ?= $(HOME)/.local
+INSTALL_FLAGS ?=
+install:
+	$(CARGO) install --locked --path . --root $(PREFIX) $(INSTALL_FLAGS)
+	ln -sf sluice $(PREFIX)/bin/kubectl-sluice
+	@echo "installed $(PREFIX)/bin/sluice and $(PREFIX)/bin/kubectl-sluice; try: kubectl sluice list rollouts"
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

