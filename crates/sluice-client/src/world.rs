@@ -817,3 +817,152 @@ pub async fn fetch_experiment_world(
             name: name.to_string(),
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn owned(kind: &str, owner: &str) -> serde_json::Value {
+        json!([{"apiVersion": "v1", "kind": kind, "name": owner, "uid": "u", "controller": true}])
+    }
+
+    fn rollout(name: &str) -> Object {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name, "namespace": "shop", "managedFields": [{"manager": "kubectl"}]},
+            "spec": {"template": {"spec": {"containers": [{"name": "web", "image": "nginx", "args": ["a"]}]}}}
+        }))
+        .unwrap();
+        let (key, stored) = decode_rollout(obj);
+        Object::Rollout(key, stored)
+    }
+
+    fn replica_set(name: &str, owner_kind: &str, owner: &str) -> Object {
+        Object::ReplicaSet(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "shop", "ownerReferences": owned(owner_kind, owner)},
+                "spec": {"selector": {}, "template": {"spec": {"containers": [{"name": "web", "image": "nginx", "command": ["x"]}]}}}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn pod(name: &str, rs: &str) -> Object {
+        Object::Pod(
+            serde_json::from_value(json!({
+                "metadata": {"name": name, "namespace": "shop", "ownerReferences": owned("ReplicaSet", rs)}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn experiment(name: &str, owner: Option<&str>) -> Object {
+        let mut meta = json!({"name": name, "namespace": "shop"});
+        if let Some(o) = owner {
+            meta["ownerReferences"] = owned("Rollout", o);
+        }
+        Object::Experiment(
+            serde_json::from_value(json!({
+                "apiVersion": "argoproj.io/v1alpha1", "kind": "Experiment",
+                "metadata": meta, "spec": {"templates": []}
+            }))
+            .unwrap(),
+        )
+    }
+
+    fn web() -> Topic {
+        Topic::Rollout(Key::new("shop", "web"))
+    }
+
+    #[test]
+    fn a_change_reaches_the_rollout_through_every_owner() {
+        let mut index = Index::default();
+        assert_eq!(index.apply(rollout("web")), [web()]);
+        assert_eq!(index.apply(replica_set("web-a", "Rollout", "web")), [web()]);
+        assert_eq!(index.apply(pod("web-a-1", "web-a")), [web()]);
+        let exp = Topic::Experiment(Key::new("shop", "web-exp"));
+        assert_eq!(
+            index.apply(experiment("web-exp", Some("web"))),
+            [web(), exp.clone()]
+        );
+        assert_eq!(
+            index.apply(replica_set("web-exp-a", "Experiment", "web-exp")),
+            [exp.clone(), web()]
+        );
+        assert_eq!(index.apply(pod("web-exp-a-1", "web-exp-a")), [exp, web()]);
+        assert_eq!(index.apply(pod("stray", "someone-else")), []);
+    }
+
+    #[test]
+    fn a_world_holds_what_the_rollout_owns_and_nothing_else() {
+        let mut index = Index::default();
+        for o in [
+            rollout("web"),
+            rollout("api"),
+            replica_set("web-a", "Rollout", "web"),
+            replica_set("api-a", "Rollout", "api"),
+            pod("web-a-1", "web-a"),
+            pod("api-a-1", "api-a"),
+            experiment("web-exp", Some("web")),
+            replica_set("web-exp-a", "Experiment", "web-exp"),
+            experiment("alone", None),
+        ] {
+            index.apply(o);
+        }
+        let world = index.world(&Key::new("shop", "web")).unwrap().unwrap();
+        let names = |v: Vec<Option<String>>| v.into_iter().flatten().collect::<Vec<_>>();
+        assert_eq!(
+            names(
+                world
+                    .replica_sets
+                    .iter()
+                    .map(|r| r.metadata.name.clone())
+                    .collect()
+            ),
+            ["web-a", "web-exp-a"]
+        );
+        assert_eq!(
+            names(world.pods.iter().map(|p| p.metadata.name.clone()).collect()),
+            ["web-a-1"]
+        );
+        assert_eq!(world.experiments.len(), 1);
+        // Slimmed on the way in: no managed fields, containers reduced to name and image.
+        assert_eq!(world.rollout.metadata.managed_fields, None);
+        let c = &world.replica_sets[0]
+            .spec
+            .as_ref()
+            .unwrap()
+            .template
+            .as_ref()
+            .unwrap()
+            .spec
+            .as_ref()
+            .unwrap()
+            .containers[0];
+        assert_eq!(
+            (c.name.as_str(), c.image.as_deref(), c.command.as_ref()),
+            ("web", Some("nginx"), None)
+        );
+
+        index.delete(replica_set("web-a", "Rollout", "web"));
+        let world = index.world(&Key::new("shop", "web")).unwrap().unwrap();
+        assert_eq!(world.replica_sets.len(), 1, "only the experiment's is left");
+        assert!(index.world(&Key::new("shop", "nope")).is_none());
+    }
+
+    #[test]
+    fn a_rollout_that_does_not_decode_is_kept_with_the_field_named() {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": "bad", "namespace": "shop"},
+            "spec": {"replicas": "many"}
+        }))
+        .unwrap();
+        let (key, stored) = decode_rollout(obj);
+        let mut index = Index::default();
+        index.apply(Object::Rollout(key.clone(), stored));
+        let err = index.world(&key).unwrap().unwrap_err();
+        assert!(err.starts_with("spec.replicas"), "{err}");
+    }
+}

@@ -191,3 +191,143 @@ async fn act(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use http::Request;
+    use tower::ServiceExt as _;
+
+    /// A router whose cluster is nowhere: enough for what is decided before any API call.
+    async fn app() -> Router {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().unwrap());
+        let client = kube::Client::try_from(config).unwrap();
+        let state = Arc::new(crate::State {
+            live: sluice_client::live::Live::start(client.clone(), Some("shop".into())),
+            client,
+            namespace: Some("shop".into()),
+            port: 3100,
+        });
+        router(state)
+    }
+
+    async fn send(
+        app: &Router,
+        method: &str,
+        path: &str,
+        host: &str,
+        action_header: bool,
+    ) -> (StatusCode, String) {
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
+        if action_header {
+            req = req.header(ACTION_HEADER, "1");
+        }
+        let response = app
+            .clone()
+            .oneshot(req.body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let code = response.status();
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
+            .await
+            .unwrap();
+        (code, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    #[tokio::test]
+    async fn the_page_is_served_from_the_binary_with_a_strict_policy() {
+        let app = app().await;
+        let response = app
+            .clone()
+            .oneshot(
+                Request::get("/")
+                    .header("host", "127.0.0.1:3100")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        let csp = response.headers()[header::CONTENT_SECURITY_POLICY]
+            .to_str()
+            .unwrap();
+        assert!(csp.contains("script-src 'self'"), "{csp}");
+        let (code, js) = send(&app, "GET", "/assets/app.js", "localhost:3100", false).await;
+        assert_eq!(code, StatusCode::OK);
+        assert!(js.contains("EventSource"));
+    }
+
+    #[tokio::test]
+    async fn requests_for_another_host_are_refused() {
+        let app = app().await;
+        let (code, _) = send(&app, "GET", "/api/rollouts", "rebound.example:3100", false).await;
+        assert_eq!(code, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn actions_need_the_pages_header_a_known_name_and_the_shown_namespace() {
+        let app = app().await;
+        let host = "127.0.0.1:3100";
+        let (code, body) = send(
+            &app,
+            "POST",
+            "/api/rollouts/shop/web/actions/promote",
+            host,
+            false,
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        let (code, body) = send(
+            &app,
+            "POST",
+            "/api/rollouts/shop/web/actions/explode",
+            host,
+            true,
+        )
+        .await;
+        assert_eq!(code, StatusCode::NOT_FOUND, "{body}");
+        assert!(body.contains("no action \\\"explode\\\""), "{body}");
+        let (code, body) = send(
+            &app,
+            "POST",
+            "/api/rollouts/other/web/actions/promote",
+            host,
+            true,
+        )
+        .await;
+        assert_eq!(code, StatusCode::FORBIDDEN, "{body}");
+        // The cluster is unreachable: the action fails as the CLI's would, writing nothing.
+        let (code, body) = send(
+            &app,
+            "POST",
+            "/api/rollouts/shop/web/actions/promote",
+            host,
+            true,
+        )
+        .await;
+        assert_eq!(code, StatusCode::BAD_GATEWAY, "{body}");
+        assert!(body.contains("cannot reach the cluster"), "{body}");
+    }
+
+    #[tokio::test]
+    async fn an_unknown_rollout_is_a_404_naming_it() {
+        let app = app().await;
+        let (code, body) = send(
+            &app,
+            "GET",
+            "/api/rollouts/shop/ghost",
+            "127.0.0.1:3100",
+            false,
+        )
+        .await;
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert!(
+            body.contains(r#"rollout \"ghost\" not found in namespace \"shop\""#),
+            "{body}"
+        );
+    }
+}
