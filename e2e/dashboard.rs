@@ -198,7 +198,7 @@ fn dashboard_shows_a_canary_live_and_steers_it_in_a_real_browser() {
 
     // The overview lists the Rollout by namespace, live.
     b.goto(&format!("http://127.0.0.1:{port}/"));
-    let row = format!("[data-testid=rollout-row][data-name=checkout] [data-testid=phase]");
+    let row = "[data-testid=rollout-row][data-name=checkout] [data-testid=phase]".to_string();
     b.wait_for("checkout Healthy in the overview", T, |b| {
         (b.text_of(&row) == "Healthy").then_some(())
     });

@@ -13,7 +13,10 @@
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::{Container, Event, Pod, PodSpec};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateWaiting, ContainerStatus, Event, Pod, PodSpec,
+    PodStatus,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, DynamicObject, ListParams};
 use serde::Serialize;
@@ -311,7 +314,7 @@ impl Index {
         let Some(key) = regarded_rollout(&event) else {
             return Vec::new();
         };
-        slim_meta(&mut event.metadata);
+        slim_event(&mut event);
         let list = self.events.entry(key.clone()).or_default();
         list.retain(|e| e.metadata.uid != event.metadata.uid);
         list.push_back(event);
@@ -633,26 +636,73 @@ fn slim_rollout(r: &mut Rollout) {
     if let Some(t) = r.spec.template.as_mut() {
         slim_containers(&mut t.spec);
     }
+    // The phase and message say what the conditions say.
+    if let Some(s) = r.status.as_mut() {
+        s.conditions = None;
+    }
 }
 
 fn slim_replica_set(rs: &mut ReplicaSet) {
     if let Some(t) = rs.spec.as_mut().and_then(|s| s.template.as_mut()) {
         slim_containers(&mut t.spec);
+        t.metadata = None;
+    }
+    if let Some(s) = rs.status.as_mut() {
+        s.conditions = None;
     }
 }
 
 fn slim_pod(pod: &mut Pod) {
     slim_containers(&mut pod.spec);
-    if let Some(s) = pod.status.as_mut() {
-        s.conditions = s.conditions.take().map(|c| {
-            c.into_iter()
-                .filter(|c| c.type_ == "Ready")
-                .collect::<Vec<_>>()
+    if let Some(s) = pod.status.take() {
+        // What a pod's line shows: phase, and per container readiness, restarts and why it
+        // waits.
+        pod.status = Some(PodStatus {
+            phase: s.phase,
+            container_statuses: s.container_statuses.map(|list| {
+                list.into_iter()
+                    .map(|c| ContainerStatus {
+                        name: c.name,
+                        ready: c.ready,
+                        restart_count: c.restart_count,
+                        state: c.state.and_then(|st| {
+                            st.waiting.map(|w| ContainerState {
+                                waiting: Some(ContainerStateWaiting {
+                                    reason: w.reason,
+                                    message: None,
+                                }),
+                                ..Default::default()
+                            })
+                        }),
+                        ..Default::default()
+                    })
+                    .collect()
+            }),
+            ..Default::default()
         });
-        s.pod_ips = None;
-        s.host_ips = None;
-        s.init_container_statuses = None;
     }
+}
+
+/// An Event reduced to what the Events list shows and what keys and orders it.
+fn slim_event(e: &mut Event) {
+    e.metadata = ObjectMeta {
+        uid: e.metadata.uid.take(),
+        creation_timestamp: e.metadata.creation_timestamp.take(),
+        ..Default::default()
+    };
+    e.source = None;
+    e.series = None;
+    e.related = None;
+    e.reporting_component = None;
+    e.reporting_instance = None;
+    e.action = None;
+    let o = &mut e.involved_object;
+    *o = k8s_openapi::api::core::v1::ObjectReference {
+        kind: o.kind.take(),
+        name: o.name.take(),
+        namespace: o.namespace.take(),
+        ..Default::default()
+    };
 }
 
 fn slim_experiment(e: &mut Experiment) {
