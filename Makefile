@@ -1,7 +1,7 @@
 # Sluice — the two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test tools build install lint fmt crds bench
+.PHONY: demo test tools build install lint fmt crds bench image install-yaml
 
 ## Run the canary tour on the embedded cluster (builds first).
 demo:
@@ -14,7 +14,8 @@ test: tools
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --all-targets
 
-## Install what the end-to-end tests drive (kubectl, Prometheus) when it is missing.
+## Install what the tests drive (kubectl, Prometheus, umoci, skopeo, Chromium, chromedriver,
+## script) when it is missing.
 tools:
 	@e2e/tools.sh
 
@@ -49,3 +50,20 @@ bench:
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/cluster.json cluster
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/controller-1000.json controller --rollouts 1000
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/analysis-1000.json analysis --runs 1000
+
+## The controller's container image as one OCI archive (also `docker load`-able), built without a
+## container daemon or a base image: a release build, then crates/sluice-image packs the binary,
+## the shared libraries ldd names and /etc/passwd for user 65532 (docs/operations.md). Dated and
+## labelled by the commit, so the same commit gives the same image digest.
+IMAGE_OUT ?= target/image
+image:
+	@e2e/tools.sh image
+	@git diff --quiet HEAD -- || echo "make image: the work tree has uncommitted changes; the image's revision label names $$(git rev-parse --short HEAD)" >&2
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(CARGO) build --release --locked --bin sluice
+	$(CARGO) run --release --locked --quiet -p sluice-image -- archive --out-dir $(IMAGE_OUT) \
+	  --binary $$($(CARGO) metadata --format-version 1 --no-deps | sed 's/.*"target_directory":"\([^"]*\)".*/\1/')/release/sluice
+
+## dist/install.yaml (CRDs + RBAC + controller) and dist/namespace-install.yaml, rendered from
+## crds/ and manifests/ (a drift test fails until this is run after changing either).
+install-yaml:
+	SLUICE_UPDATE_DIST=1 $(CARGO) test -p sluice-controller --test manifests -- --exact dist_files_match_crds_and_manifests

@@ -106,15 +106,20 @@ pub fn free_port() -> u16 {
 }
 
 fn spawn(name: &'static str, args: &[&str], dir: &Path) -> Proc {
+    spawn_program(name, sluice_bin(), args, dir)
+}
+
+/// Start `program args` with its output in `dir/<name>.log`, killed when the handle drops.
+pub fn spawn_program(name: &'static str, program: &str, args: &[&str], dir: &Path) -> Proc {
     let log = dir.join(format!("{name}.log"));
     let file = std::fs::File::create(&log).expect("create log file");
-    let child = Command::new(sluice_bin())
+    let child = Command::new(program)
         .args(args)
         .stdin(Stdio::null())
         .stdout(file.try_clone().expect("clone log handle"))
         .stderr(file)
         .spawn()
-        .unwrap_or_else(|e| panic!("spawning sluice {args:?}: {e}"));
+        .unwrap_or_else(|e| panic!("spawning {program} {args:?}: {e}"));
     Proc { child, name, log }
 }
 

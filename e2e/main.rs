@@ -10,6 +10,7 @@ mod dashboard;
 mod demo;
 mod experiment;
 mod harness;
+mod image;
 mod migrate;
 mod operations;
 mod prometheus;

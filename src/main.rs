@@ -43,6 +43,10 @@ async fn main() {
         Command::Demo(args) => cli::demo::run(args).await,
         Command::Migrate(args) => cli::migrate::run(args).await,
         Command::Bench(args) => sluice_bench::run(args).await,
+        Command::Version { short } => {
+            cli::version::print(*short);
+            Ok(())
+        }
         other => cli::run_user_command(other).await,
     };
     if let Err(err) = result {

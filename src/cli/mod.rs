@@ -11,6 +11,7 @@ pub mod status;
 pub mod steer;
 pub mod terminal;
 pub mod tree;
+pub mod version;
 
 use std::path::PathBuf;
 
@@ -22,7 +23,7 @@ use sluice_controller::telemetry::LogFormat;
 
 /// Sluice: progressive delivery for Kubernetes, compatible with the Argo Rollouts API.
 #[derive(Debug, Parser)]
-#[command(name = "sluice", version, about, propagate_version = true)]
+#[command(name = "sluice", version = version::CLAP_VERSION, about, propagate_version = true)]
 pub struct Cli {
     /// Log output format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "SLUICE_LOG_FORMAT")]
@@ -245,6 +246,12 @@ pub enum Command {
     Dashboard(dashboard::DashboardArgs),
     /// Convert Deployments (a file, stdin or the cluster) into Rollouts, printed as YAML.
     Migrate(migrate::MigrateArgs),
+    /// Print the version, git commit and build date.
+    Version {
+        /// Print only `vX.Y.Z+commit`.
+        #[arg(long)]
+        short: bool,
+    },
 }
 
 impl Command {
@@ -259,6 +266,7 @@ impl Command {
                 | Command::Migrate(_)
                 | Command::Bench(_)
                 | Command::Dashboard(_)
+                | Command::Version { .. }
         )
     }
 }
@@ -314,7 +322,8 @@ pub async fn run_user_command(command: &Command) -> anyhow::Result<()> {
         | Command::Crds(_)
         | Command::Demo(_)
         | Command::Migrate(_)
-        | Command::Bench(_) => anyhow::bail!("not a user command"),
+        | Command::Bench(_)
+        | Command::Version { .. } => anyhow::bail!("not a user command"),
     }
 }
 
