@@ -50,6 +50,7 @@ bench:
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/cluster.json cluster
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/controller-1000.json controller --rollouts 1000
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/analysis-1000.json analysis --runs 1000
+	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/dashboard-1000.json dashboard --rollouts 1000
 
 ## The controller's container image as one OCI archive (also `docker load`-able), built without a
 ## container daemon or a base image: a release build, then crates/sluice-image packs the binary,

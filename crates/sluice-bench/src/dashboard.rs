@@ -248,7 +248,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
 
     eprintln!("bench: mass update to the first pause");
     let patch = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": SECOND_IMAGE}]}}}});
-    futures::stream::iter(0..n)
+    let failed = futures::stream::iter(0..n)
         .map(|i| {
             let api = rollouts.clone();
             let patch = patch.clone();
@@ -263,8 +263,12 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             }
         })
         .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
         .collect::<Vec<_>>()
         .await;
+    if let Some(e) = failed.first() {
+        bail!("{} Rollout updates failed; first: {e}", failed.len());
+    }
     let peak_update = wait_dashboard(
         port,
         &sampler,
