@@ -156,26 +156,30 @@ async fn observe(
 /// GET the Services the strategy names (canary/stable or active/preview; `None`: it does not
 /// exist) and those the index says this Rollout manages (`managed`), so one it no longer
 /// names can be given back. GETs, not the watch: the plan switches selectors on what they
-/// are now.
+/// are now. The GETs are concurrent (a blue/green Rollout names two Services).
 async fn read_services(
     ro: &Rollout,
     client: &Client,
     ns: &str,
     managed: Vec<String>,
 ) -> Result<BTreeMap<String, Option<Service>>, Error> {
-    let mut services = BTreeMap::new();
     let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
-    for name in Observed::referenced_services(ro).into_iter().chain(managed) {
-        if services.contains_key(&name) {
-            continue;
+    let names: BTreeSet<String> = Observed::referenced_services(ro)
+        .into_iter()
+        .chain(managed)
+        .collect();
+    let reads = names.into_iter().map(|name| {
+        let svc_api = &svc_api;
+        async move {
+            let svc = svc_api
+                .get_opt(&name)
+                .await
+                .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
+            Ok::<_, Error>((name, svc))
         }
-        let svc = svc_api
-            .get_opt(&name)
-            .await
-            .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
-        services.insert(name, svc);
-    }
-    Ok(services)
+    });
+    let services = futures::future::try_join_all(reads).await?;
+    Ok(services.into_iter().collect())
 }
 
 /// LIST the pods of the Rollout's ReplicaSets (by the hash label, then by owner).
