@@ -4,6 +4,7 @@
 mod analysis;
 mod argocd;
 mod argocd_oracle;
+mod blue_green;
 mod canary;
 mod cli;
 mod dashboard;

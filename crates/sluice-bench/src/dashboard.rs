@@ -21,8 +21,9 @@ use tokio::process::{Child, Command};
 use sluice_api::rollout::rollout_resource;
 
 use crate::controller::{
-    CONCURRENCY, NAMESPACE, SECOND_IMAGE, Sampler, at_first_pause, ensure_namespace, healthy,
-    install_crds, mib, rollout, sluice_exe, start_cluster, start_controller, stop, wait_all,
+    CONCURRENCY, NAMESPACE, SECOND_IMAGE, Sampler, Strategy, at_first_pause, ensure_namespace,
+    healthy, install_crds, mib, rollout, sluice_exe, start_cluster, start_controller, stop,
+    wait_all,
 };
 use crate::report::{Report, Target};
 
@@ -180,7 +181,8 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         .map(|i| {
             let api = rollouts.clone();
             let obj: DynamicObject =
-                serde_json::from_value(rollout(i, p.replicas)).expect("a valid Rollout");
+                serde_json::from_value(rollout(i, p.replicas, Strategy::Canary))
+                    .expect("a valid Rollout");
             async move { api.create(&PostParams::default(), &obj).await.err() }
         })
         .buffer_unordered(CONCURRENCY)

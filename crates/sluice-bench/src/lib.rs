@@ -61,7 +61,7 @@ pub enum BenchKind {
     },
     /// The `sluice controller` process under N Rollouts: memory, CPU, latency, throughput, start-up.
     Controller {
-        /// Rollouts to create (each a 5-step canary).
+        /// Rollouts to create (each a 5-step canary, or blue/green with `--strategy`).
         #[arg(long, default_value_t = 1000)]
         rollouts: usize,
         /// Replicas per Rollout (0 keeps the simulated kubelet out of the way; 2 or more is
@@ -86,6 +86,10 @@ pub enum BenchKind {
         /// The `--events` level the benchmarked controller runs with.
         #[arg(long, value_enum, default_value_t = sluice_controller::events::EventLevel::All)]
         events: sluice_controller::events::EventLevel,
+        /// The Rollouts' strategy: the 5-step canary, or blue/green (two Services each,
+        /// promoted by hand).
+        #[arg(long, value_enum, default_value_t = controller::Strategy::Canary)]
+        strategy: controller::Strategy,
     },
     /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
     /// controller measures within 100 ms of their due time.
@@ -158,6 +162,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             steady_seconds,
             kubeconfig,
             events,
+            strategy,
         } => {
             controller::run(controller::Params {
                 rollouts: (*rollouts).clamp(1, 100_000),
@@ -168,6 +173,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 steady: Duration::from_secs((*steady_seconds).clamp(1, 600)),
                 kubeconfig: kubeconfig.clone(),
                 events: *events,
+                strategy: *strategy,
             })
             .await?
         }

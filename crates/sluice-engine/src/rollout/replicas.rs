@@ -23,6 +23,14 @@ impl Limits {
     /// The limits of a spec that already passed validation (an unresolvable value cannot
     /// reach here; the fallback only keeps a rollout able to move).
     pub fn of_validated(spec: &sluice_api::rollout::RolloutSpec) -> Self {
+        if let Some(bg) = spec.blue_green() {
+            return Self::blue_green(bg.max_unavailable.as_ref(), spec.replicas()).unwrap_or(
+                Limits {
+                    max_surge: spec.replicas().max(0),
+                    max_unavailable: 0,
+                },
+            );
+        }
         let canary = spec.canary();
         Self::resolve(
             canary.and_then(|c| c.max_surge.as_ref()),
@@ -32,6 +40,27 @@ impl Limits {
         .unwrap_or(Limits {
             max_surge: 0,
             max_unavailable: 1,
+        })
+    }
+
+    /// Blue/green's limits: the new version always runs as a whole second copy beside the
+    /// old one (surge = `replicas`), and `maxUnavailable` (default `"25"`, a percent rounded
+    /// down, capped at `replicas`) only bounds how many pods a restart takes down at once, as
+    /// upstream's `MaxUnavailable` does for blue/green (no "both zero" adjustment there).
+    pub fn blue_green(
+        max_unavailable: Option<&IntOrString>,
+        replicas: i32,
+    ) -> Result<Self, IntOrPercentError> {
+        let default = IntOrString::String(DEFAULT_SURGE_OR_UNAVAILABLE.to_string());
+        let unavailable = resolve(
+            "spec.strategy.blueGreen.maxUnavailable",
+            max_unavailable.unwrap_or(&default),
+            replicas,
+            false,
+        )?;
+        Ok(Self {
+            max_surge: replicas.max(0),
+            max_unavailable: unavailable.min(replicas.max(0)),
         })
     }
 
@@ -442,6 +471,32 @@ mod tests {
         assert_eq!(l.max_unavailable, 3);
         let l = Limits::resolve(Some(&int(0)), Some(&int(7)), 0).unwrap();
         assert_eq!(l.max_unavailable, 0);
+    }
+
+    #[test]
+    fn blue_green_limits_surge_a_whole_copy_and_round_unavailable_down_without_a_floor() {
+        // (maxUnavailable, replicas) → maxUnavailable: upstream's MaxUnavailable for blue/green.
+        let cases = [
+            (None, 4, 1),
+            (None, 3, 0),
+            (Some(int(2)), 3, 2),
+            (Some(int(9)), 3, 3),
+            (Some(pct("50%")), 5, 2),
+            (Some(pct("0")), 5, 0),
+        ];
+        for (value, replicas, want) in cases {
+            let l = Limits::blue_green(value.as_ref(), replicas).unwrap();
+            assert_eq!(
+                l,
+                Limits {
+                    max_surge: replicas,
+                    max_unavailable: want
+                },
+                "{value:?} of {replicas}"
+            );
+        }
+        let e = Limits::blue_green(Some(&pct("half")), 3).unwrap_err();
+        assert_eq!(e.field, "spec.strategy.blueGreen.maxUnavailable");
     }
 
     #[test]

@@ -17,7 +17,7 @@ impl<'a> Planner<'a> {
         desired_weight(self.steps, &self.prev)
     }
 
-    pub(super) fn distinct_stable(&self, new: usize) -> Option<usize> {
+    pub(crate) fn distinct_stable(&self, new: usize) -> Option<usize> {
         self.stable.filter(|&s| s != new)
     }
 
