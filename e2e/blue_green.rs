@@ -426,7 +426,7 @@ fn a_failing_post_promotion_analysis_switches_back_aborts_and_retry_tries_again(
 
     // Retry with a healthy metric: switched again, and stable this time.
     server.set_json("/ok", &json!({"ok": 1}));
-    sluice_ok(&env, &["retry", "web"]);
+    sluice_ok(&env, &["retry", "rollout", "web"]);
     let ro = watch(&env, ArgoHealth::Healthy, any);
     assert_eq!(current(&ro), v2);
     assert_ne!(
@@ -463,7 +463,7 @@ fn abort_during_the_preview_and_after_the_switch_keeps_production_on_the_stable(
     });
 
     // 2. After the switch, while the post-promotion run measures.
-    sluice_ok(&env, &["retry", "web"]);
+    sluice_ok(&env, &["retry", "rollout", "web"]);
     watch(&env, ArgoHealth::Suspended, |m| m == "BlueGreenPause");
     sluice_ok(&env, &["promote", "web"]);
     let ro = watch(&env, ArgoHealth::Progressing, |m| {

@@ -40,15 +40,15 @@ use super::report::{Report, Target, summary};
 use sluice_api::rollout::rollout_resource;
 use sluice_controller::events::EventLevel;
 
-const NAMESPACE: &str = "sluice-bench";
+pub(super) const NAMESPACE: &str = "sluice-bench";
 const FIRST_IMAGE: &str = "registry.local/bench:1";
-const SECOND_IMAGE: &str = "registry.local/bench:2";
+pub(super) const SECOND_IMAGE: &str = "registry.local/bench:2";
 const THIRD_IMAGE: &str = "registry.local/bench:3";
 /// The bench Rollout's steps: setWeight 20, pause, setWeight 60, pause, setWeight 80.
 const STEPS: i64 = 5;
 const SET_WEIGHT_STEPS: u64 = 3;
 /// How many requests the bench itself keeps in flight when creating or patching Rollouts.
-const CONCURRENCY: usize = 32;
+pub(super) const CONCURRENCY: usize = 32;
 
 /// Which strategy the benchmark Rollouts use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
@@ -100,7 +100,7 @@ const ROUTED_SCALE_DOWN_DELAY: i64 = 2;
 
 /// The Rollout every benchmark object is: a 5-step canary, or blue/green with its two
 /// Services and a manual promotion.
-fn rollout(i: usize, replicas: i32, strategy: Strategy) -> Value {
+pub(super) fn rollout(i: usize, replicas: i32, strategy: Strategy) -> Value {
     let name = format!("ro-{i}");
     if strategy == Strategy::BlueGreen {
         return json!({
@@ -376,13 +376,13 @@ fn reconciled(ro: &DynamicObject) -> bool {
         == ro.metadata.generation.map(|g| g.to_string()).as_deref()
 }
 
-fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
+pub(super) fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
     reconciled(ro)
         && status(ro)["phase"] == "Healthy"
         && status(ro)["availableReplicas"].as_i64().unwrap_or(0) >= i64::from(replicas)
 }
 
-fn at_first_pause(ro: &DynamicObject) -> bool {
+pub(super) fn at_first_pause(ro: &DynamicObject) -> bool {
     paused_at(ro, 1) || at_blue_green_pause(ro)
 }
 
@@ -450,7 +450,7 @@ async fn patch_all(
 
 /// Poll until `done` holds for all `n` Rollouts or the deadline passes; the elapsed time
 /// since `since` and how many satisfied `done` at the end.
-async fn wait_all(
+pub(super) async fn wait_all(
     api: &Api<DynamicObject>,
     n: usize,
     since: Instant,

@@ -5,6 +5,7 @@
 //! - [`controller`]: the `sluice controller` process under 1,000+ Rollouts (memory, CPU,
 //!   reaction latency, throughput, start-up), through a counting [`proxy`].
 //! - [`analysis`]: how many concurrent AnalysisRuns one controller measures on time.
+//! - [`dashboard`]: the `sluice dashboard` process's memory with N Rollouts and their pods.
 //!
 //! Every run is bounded in count and time and talks only to 127.0.0.1 unless given a
 //! kubeconfig. Results print as a table and, with `--json`, are written as JSON.
@@ -12,6 +13,7 @@
 pub mod analysis;
 pub mod cluster;
 pub mod controller;
+pub mod dashboard;
 pub mod planner;
 pub mod procfs;
 pub mod proxy;
@@ -122,6 +124,22 @@ pub enum BenchKind {
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
     },
+    /// The `sluice dashboard` process with N Rollouts (and their ReplicaSets and pods): memory
+    /// idle, with all of them, and at the peak of a mass update; time to answer the overview.
+    Dashboard {
+        /// Rollouts to create (each a 5-step canary).
+        #[arg(long, default_value_t = 1000)]
+        rollouts: usize,
+        /// Replicas (pods) per Rollout.
+        #[arg(long, default_value_t = 2)]
+        replicas: i32,
+        /// Pod ready delay of the embedded cluster the bench starts.
+        #[arg(long, default_value = "50ms", value_parser = parse_seconds_or_duration)]
+        pod_ready_delay: std::time::Duration,
+        /// Give up on a phase after this long.
+        #[arg(long, default_value = "300s", value_parser = parse_seconds_or_duration)]
+        phase_timeout: std::time::Duration,
+    },
 }
 
 /// `sluice bench <kind>`.
@@ -183,6 +201,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 spread: (*spread).min(Duration::from_secs(60)),
                 direct: *direct,
                 kubeconfig: kubeconfig.clone(),
+            })
+            .await?
+        }
+        BenchKind::Dashboard {
+            rollouts,
+            replicas,
+            pod_ready_delay,
+            phase_timeout,
+        } => {
+            dashboard::run(dashboard::Params {
+                rollouts: (*rollouts).clamp(1, 20_000),
+                replicas: (*replicas).clamp(0, 10),
+                pod_ready_delay: *pod_ready_delay,
+                phase_timeout: *phase_timeout,
             })
             .await?
         }

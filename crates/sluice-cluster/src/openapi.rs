@@ -92,6 +92,7 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::core::v1::Secret>(&mut g);
             add::<a::core::v1::Event>(&mut g);
             add::<a::core::v1::ServiceAccount>(&mut g);
+            add::<a::core::v1::ResourceQuota>(&mut g);
         }
         ("apps", "v1") => {
             add::<a::apps::v1::Deployment>(&mut g);

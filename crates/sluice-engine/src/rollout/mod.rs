@@ -9,6 +9,7 @@
 //! - [`replicas`]: maxSurge/maxUnavailable and the weight → replica-count math.
 //! - [`hash`]: pod-template and step hashes, semantic template equality.
 //! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
+//! - [`template`]: the pod template checked with the API server's own rules before any write.
 //! - [`canary`]: the step machine, one file per stage under `canary/` (replica sets,
 //!   scaling, pause, steps, status, ...), and the `Planner` both strategies work on.
 //! - [`blue_green`]: the blue/green strategy's own stages under `blue_green/` (Services,
@@ -17,6 +18,7 @@
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+//! - [`refusal`]: writes the API server refused, reported as upstream's conditions.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
 //! - [`traffic`]: traffic routing — what each router (Gateway API routes, ...) must hold.
 //! - `scale_down`: delayed scale-down (`scale-down-deadline`) shared by blue/green and the
@@ -28,10 +30,12 @@ pub mod experiment_step;
 pub mod hash;
 pub mod observed;
 pub mod plan;
+pub mod refusal;
 pub mod replicas;
 mod scale_down;
 pub mod settle;
 pub mod status;
+pub mod template;
 pub mod traffic;
 pub mod validate;
 pub mod workload;

@@ -110,6 +110,36 @@ impl RsState {
     }
 }
 
+/// COMPAT §6's desired canary weight of a canary without traffic routing, read from a
+/// status: 100 with `promoteFull`, with no stable ReplicaSet or when the stable is the current
+/// one; 0 when aborted; else the last `setWeight` at or before the current step (0 if none),
+/// 100 past the last step. The planner scales toward it; `kubectl sluice get` and the
+/// dashboard show it beside the actual weight.
+pub fn desired_weight(
+    steps: &[sluice_api::rollout::CanaryStep],
+    status: &sluice_api::rollout::RolloutStatus,
+) -> i32 {
+    let stable = status.stable_rs.as_deref().unwrap_or_default();
+    if status.promote_full.unwrap_or(false)
+        || stable.is_empty()
+        || status.current_pod_hash.as_deref() == Some(stable)
+    {
+        return 100;
+    }
+    if status.is_aborted() {
+        return 0;
+    }
+    let index = usize::try_from(status.current_step_index.unwrap_or(0).max(0)).unwrap_or(0);
+    if index >= steps.len() {
+        return 100;
+    }
+    steps[..=index]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_weight)
+        .unwrap_or(0)
+}
+
 /// Approximates `weight`% of `replicas` as a `(canary, stable)` pair.
 ///
 /// Candidates are the ceiling and floor of `replicas·weight/100` over a total of `replicas`
@@ -354,6 +384,60 @@ mod tests {
     }
     fn pct(v: &str) -> IntOrString {
         IntOrString::String(v.to_string())
+    }
+
+    #[test]
+    fn desired_weight_follows_the_last_set_weight_up_to_the_current_step() {
+        use sluice_api::rollout::{CanaryStep, RolloutStatus};
+        let w = |n| CanaryStep {
+            set_weight: Some(n),
+            ..Default::default()
+        };
+        let pause = CanaryStep {
+            pause: Some(Default::default()),
+            ..Default::default()
+        };
+        let steps = [w(20), pause.clone(), w(50), pause];
+        let status = |index: Option<i32>, current: &str, stable: &str| RolloutStatus {
+            current_step_index: index,
+            current_pod_hash: Some(current.to_string()),
+            stable_rs: (!stable.is_empty()).then(|| stable.to_string()),
+            ..Default::default()
+        };
+        // (step index, current hash, stable hash) -> weight
+        let cases = [
+            (Some(0), "b", "a", 20),
+            (Some(1), "b", "a", 20),
+            (Some(2), "b", "a", 50),
+            (Some(3), "b", "a", 50),
+            (Some(4), "b", "a", 100),
+            (None, "b", "a", 20),
+            (Some(1), "a", "a", 100),
+            (Some(1), "b", "", 100),
+        ];
+        for (index, current, stable, want) in cases {
+            assert_eq!(
+                desired_weight(&steps, &status(index, current, stable)),
+                want,
+                "{index:?} {current} {stable}"
+            );
+        }
+        let mut aborted = status(Some(2), "b", "a");
+        aborted.abort = Some(true);
+        assert_eq!(desired_weight(&steps, &aborted), 0);
+        aborted.promote_full = Some(true);
+        assert_eq!(desired_weight(&steps, &aborted), 100, "promoteFull wins");
+        assert_eq!(
+            desired_weight(&[pause_only()], &status(Some(0), "b", "a")),
+            0
+        );
+    }
+
+    fn pause_only() -> sluice_api::rollout::CanaryStep {
+        sluice_api::rollout::CanaryStep {
+            pause: Some(Default::default()),
+            ..Default::default()
+        }
     }
 
     #[test]

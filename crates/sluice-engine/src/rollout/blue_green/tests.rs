@@ -956,6 +956,26 @@ fn bad_input_is_invalid_spec_naming_the_field_and_touches_nothing() {
             "spec.strategy.blueGreen.prePromotionAnalysis.templates[0]: AnalysisTemplate 'nowhere' not found",
         ),
         (
+            "an activeMetadata label the API server would refuse",
+            |o| {
+                bg(o).active_metadata = Some(sluice_api::common::PodTemplateMetadata {
+                    labels: Some([("role".to_string(), "active!".to_string())].into()),
+                    annotations: None,
+                })
+            },
+            "spec.strategy.blueGreen.activeMetadata.labels: Invalid value: \"active!\"",
+        ),
+        (
+            "a previewMetadata label key the API server would refuse",
+            |o| {
+                bg(o).preview_metadata = Some(sluice_api::common::PodTemplateMetadata {
+                    labels: Some([("-role".to_string(), "preview".to_string())].into()),
+                    annotations: None,
+                })
+            },
+            "spec.strategy.blueGreen.previewMetadata.labels: Invalid value: \"-role\"",
+        ),
+        (
             "a post-promotion analysis without templates",
             |o| {
                 bg(o).post_promotion_analysis = Some(RolloutAnalysis::default());
