@@ -21,6 +21,7 @@ mod gc;
 mod hpa;
 mod names;
 mod openapi;
+mod openapi_v2;
 mod ops;
 pub mod patch;
 mod persist;

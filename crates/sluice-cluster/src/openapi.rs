@@ -66,7 +66,9 @@ fn schema_name(t: &ResourceType, version: &str) -> String {
                     t.kind
                 );
             }
-            other => other.trim_end_matches(".k8s.io").to_string(),
+            // k8s.io/api's package: `rbac.authorization.k8s.io` is `rbac`, `networking.k8s.io`
+            // is `networking`.
+            other => other.split('.').next().unwrap_or(other).to_string(),
         };
         format!("io.k8s.api.{g}.{version}.{}", t.kind)
     }
