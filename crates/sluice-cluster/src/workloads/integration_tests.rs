@@ -28,6 +28,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    async fn start_with(failures: Vec<super::simulate::Rule>) -> Self {
         let cluster = EmbeddedCluster::start(ClusterConfig::default())
             .await
             .expect("embedded cluster starts");
@@ -37,6 +41,7 @@ impl Harness {
             pod_ready_delay: Duration::from_millis(150),
             pod_start_delay: Duration::from_millis(50),
             namespace: None,
+            failures,
         };
         let controllers = tokio::spawn(run(client.clone(), cfg, shutdown.clone()));
         Self {

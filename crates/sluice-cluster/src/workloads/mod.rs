@@ -21,10 +21,12 @@ pub mod job;
 pub mod kubelet;
 pub mod pod_state;
 pub mod pod_writer;
+pub mod probes;
 pub mod queue;
 pub mod reflects;
 pub mod replicaset;
 pub mod script;
+pub mod simulate;
 pub mod status;
 
 use std::time::Duration;
@@ -40,6 +42,8 @@ pub struct Config {
     pub pod_start_delay: Duration,
     /// Only objects in this namespace; `None` watches all namespaces.
     pub namespace: Option<String>,
+    /// Failures chosen by image or command (`sluice cluster --simulate FILE`).
+    pub failures: Vec<simulate::Rule>,
 }
 
 impl Default for Config {
@@ -48,6 +52,7 @@ impl Default for Config {
             pod_ready_delay: Duration::from_millis(500),
             pod_start_delay: Duration::from_millis(200),
             namespace: None,
+            failures: Vec::new(),
         }
     }
 }
@@ -186,10 +191,13 @@ pub async fn run(
         stop.clone(),
     ));
 
-    let timing = kubelet::Timing {
-        start_delay: cfg.pod_start_delay,
-        ready_delay: cfg.pod_ready_delay,
-    };
+    let node = Arc::new(kubelet::Node {
+        timing: kubelet::Timing {
+            start_delay: cfg.pod_start_delay,
+            ready_delay: cfg.pod_ready_delay,
+        },
+        failures: cfg.failures.clone(),
+    });
     {
         let (client, pods, stop) = (client.clone(), pods.clone(), stop.clone());
         let memory = Arc::new(kubelet::Memory::default());
@@ -199,7 +207,13 @@ pub async fn run(
                 _ = pods.wait_synced() => {}
             }
             queue::run_worker("kubelet", kubelet_rx, 32, stop, move |key| {
-                kubelet::reconcile(key, client.clone(), pods.clone(), memory.clone(), timing)
+                kubelet::reconcile(
+                    key,
+                    client.clone(),
+                    pods.clone(),
+                    memory.clone(),
+                    node.clone(),
+                )
             })
             .await;
         });
