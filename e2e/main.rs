@@ -7,6 +7,7 @@ mod argocd_oracle;
 mod canary;
 mod demo;
 mod experiment;
+mod fidelity;
 mod harness;
 mod image;
 mod migrate;
