@@ -175,3 +175,79 @@ spec:
     );
     assert_eq!(status["containerStatuses"][0]["started"], true);
 }
+
+#[test]
+fn a_restart_under_a_pod_disruption_budget_evicts_one_pod_at_a_time() {
+    require_kubectl!();
+    let env = Env::start("restart-pdb");
+    // The Rollout alone would take two pods down at once (maxUnavailable 2); the budget allows
+    // one, and only the eviction subresource enforces it.
+    env.apply(
+        r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: web}
+spec:
+  replicas: 4
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "nginx:1.27"}
+  strategy:
+    canary:
+      maxSurge: 0
+      maxUnavailable: 2
+      steps: [{setWeight: 50}]
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata: {name: web}
+spec:
+  maxUnavailable: 1
+  selector: {matchLabels: {app: web}}
+"#,
+    );
+    wait_phase(&env, "web", "Healthy");
+    env.wait_for("the budget allows one disruption", T, |env| {
+        let pdb = env.get_json(&["pdb", "web"]);
+        (pdb["status"]["disruptionsAllowed"] == 1 && pdb["status"]["expectedPods"] == 4)
+            .then_some(())
+    });
+    let before: Vec<String> = pods(&env, "app=web")
+        .iter()
+        .map(|p| p["metadata"]["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(before.len(), 4);
+    let out = env.sluice(&["restart", "web"]);
+    assert!(out.status.success(), "{out:?}");
+
+    // Watch the pods until every old one is replaced: never fewer than 3 Ready.
+    let mut fewest_ready = 4;
+    env.wait_for("every pod replaced and the restart recorded", T, |env| {
+        let now = pods(env, "app=web");
+        let ready = now
+            .iter()
+            .filter(|p| {
+                p["metadata"]["deletionTimestamp"].is_null()
+                    && p["status"]["conditions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+            .count();
+        fewest_ready = fewest_ready.min(ready);
+        let replaced = now
+            .iter()
+            .all(|p| !before.contains(&p["metadata"]["name"].as_str().unwrap().to_string()));
+        let ro = rollout(env, "web");
+        (replaced && ready == 4 && !ro["status"]["restartedAt"].is_null()).then_some(())
+    });
+    assert_eq!(
+        fewest_ready, 3,
+        "the budget allows one pod down at a time, and the restart took one at a time"
+    );
+    let ro = wait_phase(&env, "web", "Healthy");
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
+}

@@ -645,3 +645,100 @@ async fn openapi_v2_is_served_as_protobuf_or_json_by_accept() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn kubectl_creates_and_lists_ingresses_classes_and_disruption_budgets() {
+    let k = Kubectl::start().await;
+    let resources = k.ok(&["api-resources"], None).await;
+    for line in [
+        ("ingresses", "ing", "networking.k8s.io/v1", "Ingress"),
+        ("ingressclasses", "", "networking.k8s.io/v1", "IngressClass"),
+        (
+            "poddisruptionbudgets",
+            "pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+        ),
+    ] {
+        let found = resources.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&line.0)
+                && cols.contains(&line.2)
+                && cols.contains(&line.3)
+                && (line.1.is_empty() || cols.contains(&line.1))
+        });
+        assert!(found, "{line:?} missing from:\n{resources}");
+    }
+    // kubectl's typed create subcommands send protobuf.
+    k.ok(
+        &[
+            "create",
+            "pdb",
+            "web",
+            "--selector=app=web",
+            "--min-available=2",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "create",
+            "ingress",
+            "shop",
+            "--class=nginx",
+            "--rule=shop.example.com/*=shop:80",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &["apply", "-f", "-"],
+        Some("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: k8s.io/ingress-nginx}\n"),
+    )
+    .await;
+    let ing = k.ok(&["get", "ingress", "shop", "-o", "json"], None).await;
+    let ing: serde_json::Value = serde_json::from_str(&ing).unwrap();
+    let rule = &ing["spec"]["rules"][0];
+    assert_eq!(rule["host"], "shop.example.com");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"]["name"],
+        "shop"
+    );
+    assert_eq!(rule["http"]["paths"][0]["pathType"], "Prefix");
+    let header = |out: String| {
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        header(k.ok(&["get", "ing"], None).await),
+        "NAME CLASS HOSTS ADDRESS PORTS AGE"
+    );
+    assert_eq!(
+        header(k.ok(&["get", "ingressclass"], None).await),
+        "NAME CONTROLLER PARAMETERS AGE"
+    );
+    let pdbs = k.ok(&["get", "pdb"], None).await;
+    assert_eq!(
+        header(pdbs.clone()),
+        "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE"
+    );
+    let row: Vec<&str> = pdbs.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["web", "2", "N/A"]);
+    k.ok(&["explain", "pdb.spec.unhealthyPodEvictionPolicy"], None)
+        .await;
+    // Bad input is refused by the server, naming the field.
+    let (ok, _, err) = k
+        .run(
+            &["apply", "-f", "-"],
+            Some("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: bad}\nspec: {minAvailable: 1, selectorr: {}}\n"),
+        )
+        .await;
+    assert!(!ok);
+    assert!(err.contains("selectorr"), "{err}");
+}

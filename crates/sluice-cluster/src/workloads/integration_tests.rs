@@ -556,3 +556,118 @@ async fn a_replicaset_adopts_a_matching_orphan_pod() {
     assert_eq!(matching, 1, "no extra Pod was created");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn evictions_honour_the_pod_disruption_budget() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+    let h = Harness::start().await;
+    let rs_api: Api<ReplicaSet> = h.api();
+    rs_api
+        .create(
+            &PostParams::default(),
+            &rs_manifest("guarded", 3, 0, json!({})),
+        )
+        .await
+        .expect("create rs");
+    wait_until(&rs_api, "guarded", "3 available", |rs| {
+        rs_counts(rs) == (3, 3, 3)
+    })
+    .await;
+    let pdbs: Api<PodDisruptionBudget> = h.api();
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "guarded"}}},
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let counts = |p: &PodDisruptionBudget| {
+        let s = p.status.clone().unwrap_or_default();
+        (
+            s.expected_pods,
+            s.desired_healthy,
+            s.current_healthy,
+            s.disruptions_allowed,
+        )
+    };
+    let settled = wait_until(&pdbs, "guarded", "one disruption allowed", |p| {
+        counts(p) == (3, 2, 3, 1)
+            && p.status.as_ref().unwrap().observed_generation == p.metadata.generation
+    })
+    .await;
+    let condition = &settled.status.unwrap().conditions.unwrap()[0];
+    assert_eq!(
+        (
+            condition.type_.as_str(),
+            condition.status.as_str(),
+            condition.reason.as_str()
+        ),
+        ("DisruptionAllowed", "True", "SufficientPods")
+    );
+
+    let pods: Api<Pod> = h.api();
+    let names: Vec<String> = h
+        .active_pods("guarded-")
+        .await
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    pods.evict(&names[0], &EvictParams::default())
+        .await
+        .expect("the first eviction fits the budget");
+    // The budget is spent until the replacement is Ready: the second one is refused. (Over
+    // plain HTTP: kube-rs retries a 429 by itself until the budget allows it.)
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/namespaces/default/pods/{}/eviction",
+            h.cluster.addr(),
+            names[1]
+        ))
+        .json(
+            &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": names[1]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let status: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(status["reason"], "TooManyRequests");
+    assert_eq!(
+        status["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    assert_eq!(
+        status["details"]["causes"][0],
+        json!({"reason": "DisruptionBudget", "message": "The disruption budget guarded needs 2 healthy pods and has 2 currently"})
+    );
+    assert!(pods.get(&names[1]).await.is_ok(), "the refused pod is kept");
+    // Once the ReplicaSet has replaced the evicted pod, the budget allows one again.
+    wait_until(&pdbs, "guarded", "healthy again", |p| {
+        counts(p) == (3, 2, 3, 1)
+    })
+    .await;
+    pods.evict(&names[1], &EvictParams::default())
+        .await
+        .expect("evicted once the budget allows it");
+    // A pod no budget selects is simply deleted.
+    rs_api
+        .create(
+            &PostParams::default(),
+            &rs_manifest("free", 1, 0, json!({})),
+        )
+        .await
+        .unwrap();
+    wait_until(&rs_api, "free", "available", |rs| {
+        rs_counts(rs) == (1, 1, 1)
+    })
+    .await;
+    let free = h.active_pods("free-").await.pop().unwrap();
+    pods.evict(
+        free.metadata.name.as_deref().unwrap(),
+        &EvictParams::default(),
+    )
+    .await
+    .expect("no budget, no refusal");
+    h.stop().await;
+}

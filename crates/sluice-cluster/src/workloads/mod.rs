@@ -16,6 +16,7 @@
 //! commands) are documented in [`kubelet`] and in `docs/embedded-cluster.md`.
 
 pub mod deployment;
+pub mod disruption;
 pub mod informer;
 pub mod job;
 pub mod kubelet;
@@ -98,6 +99,20 @@ fn owner_handler<K: kube::Resource>(
     })
 }
 
+/// Any change to a Pod or a ReplicaSet wakes the PodDisruptionBudgets of its namespace (they
+/// are few; the disruption controller decides which Pods each one selects).
+fn budgets_handler<K: kube::Resource>(
+    budgets: std::sync::Arc<informer::Cache<k8s_openapi::api::policy::v1::PodDisruptionBudget>>,
+    queue: queue::Queue,
+) -> informer::Handler<K> {
+    Box::new(move |obj: &K| {
+        let ns = obj.meta().namespace.clone().unwrap_or_default();
+        for pdb in budgets.in_namespace(&ns) {
+            queue.add(informer::ObjectKey::of(pdb.as_ref()));
+        }
+    })
+}
+
 /// An orphan Pod wakes the ReplicaSets of its namespace whose selector matches it, so they
 /// can adopt it. Orphans are rare, so scanning the namespace's ReplicaSets is fine.
 fn orphan_handler(
@@ -139,6 +154,7 @@ pub async fn run(
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
     use k8s_openapi::api::batch::v1::Job;
     use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kube::runtime::watcher;
     use std::sync::Arc;
 
@@ -147,6 +163,8 @@ pub async fn run(
     let replicasets = Arc::new(informer::Cache::<ReplicaSet>::new());
     let deployments = Arc::new(informer::Cache::<Deployment>::new());
     let jobs = Arc::new(informer::Cache::<Job>::new());
+    let budgets = Arc::new(informer::Cache::<PodDisruptionBudget>::new());
+    let (pdb_q, pdb_rx) = queue::Queue::new();
     let (kubelet_q, kubelet_rx) = queue::Queue::new();
     let (rs_q, rs_rx) = queue::Queue::new();
     let (deploy_q, deploy_rx) = queue::Queue::new();
@@ -163,6 +181,7 @@ pub async fn run(
             owner_handler("ReplicaSet", rs_q.clone()),
             owner_handler("Job", job_q.clone()),
             orphan_handler(replicasets.clone(), rs_q.clone()),
+            budgets_handler(budgets.clone(), pdb_q.clone()),
         ],
         stop.clone(),
     ));
@@ -173,6 +192,7 @@ pub async fn run(
         vec![
             self_handler(rs_q),
             owner_handler("Deployment", deploy_q.clone()),
+            budgets_handler(budgets.clone(), pdb_q.clone()),
         ],
         stop.clone(),
     ));
@@ -180,7 +200,17 @@ pub async fn run(
         api_for::<Deployment>(&client, ns),
         watcher::Config::default(),
         deployments.clone(),
-        vec![self_handler(deploy_q)],
+        vec![
+            self_handler(deploy_q),
+            budgets_handler(budgets.clone(), pdb_q.clone()),
+        ],
+        stop.clone(),
+    ));
+    tasks.spawn(informer::run(
+        api_for::<PodDisruptionBudget>(&client, ns),
+        watcher::Config::default(),
+        budgets.clone(),
+        vec![self_handler(pdb_q)],
         stop.clone(),
     ));
     tasks.spawn(informer::run(
@@ -274,6 +304,33 @@ pub async fn run(
             }
             queue::run_worker("job", job_rx, 8, stop, move |key| {
                 job::reconcile(key, ctx.clone())
+            })
+            .await;
+        });
+    }
+
+    {
+        let ctx = Arc::new(disruption::Context {
+            client: client.clone(),
+            budgets: budgets.clone(),
+            pods: pods.clone(),
+            replicasets: replicasets.clone(),
+            deployments: deployments.clone(),
+            writes: Default::default(),
+        });
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = async {
+                    ctx.budgets.wait_synced().await;
+                    ctx.pods.wait_synced().await;
+                    ctx.replicasets.wait_synced().await;
+                    ctx.deployments.wait_synced().await;
+                } => {}
+            }
+            queue::run_worker("disruption", pdb_rx, 4, stop, move |key| {
+                disruption::reconcile(key, ctx.clone())
             })
             .await;
         });
