@@ -6,6 +6,7 @@ mod argocd;
 mod argocd_oracle;
 mod canary;
 mod demo;
+mod events;
 mod experiment;
 mod fidelity;
 mod harness;

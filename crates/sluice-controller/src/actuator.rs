@@ -25,6 +25,7 @@ use sluice_api::common::REVISION_ANNOTATION;
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::plan::{Change, EventType, MetadataPatch, Plan};
+use sluice_engine::rollout::status::NEW_REPLICA_SET_REASON;
 
 /// Annotation marking a Service whose selector Sluice manages.
 pub const MANAGED_BY_ANNOTATION: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
@@ -632,8 +633,9 @@ struct PlannedEvent<'a> {
 }
 
 /// The plan's Events in order. The planner records the Event of a cluster change
-/// (`NewReplicaSetCreated`, `ScalingReplicaSet`, `RolloutUpdated`, ...) right after that
-/// change; any other Event tells of a status transition.
+/// (`ScalingReplicaSet`, `RolloutUpdated`, ...) right after that change; any other Event
+/// tells of a status transition. `NewReplicaSetCreated` always tells of the ReplicaSet's
+/// creation, although it comes after the revision's `RolloutUpdated` (upstream's order).
 fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
     let mut events = Vec::new();
     let mut after_change = false;
@@ -648,7 +650,7 @@ fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
                     type_: *type_,
                     reason,
                     message,
-                    of_change: after_change,
+                    of_change: after_change || reason == NEW_REPLICA_SET_REASON,
                 });
                 after_change = false;
             }
