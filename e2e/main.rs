@@ -5,6 +5,7 @@ mod analysis;
 mod argocd;
 mod argocd_oracle;
 mod canary;
+mod cluster_fidelity;
 mod demo;
 mod events;
 mod experiment;

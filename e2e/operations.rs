@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::harness::{Env, free_port};
+use crate::prometheus::Served;
 use crate::require_kubectl;
 
 const T: Duration = Duration::from_secs(60);
@@ -167,6 +168,122 @@ fn metrics_and_health_endpoints_report_a_canary() {
             &[("name", "web"), ("outcome", "aborted"), ("cause", "manual")],
         )?;
         (aborted == 1.0).then_some(())
+    });
+}
+
+const MEASURED_RUN: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: AnalysisRun
+metadata:
+  name: measured
+spec:
+  args:
+    - name: url
+  metrics:
+    - name: ok-rate
+      interval: 1s
+      count: 2
+      successCondition: "result >= 0.95"
+      provider:
+        web:
+          url: "{{args.url}}"
+          jsonPath: "{$.data.rate}"
+"#;
+
+const SIDE_BY_SIDE: &str = r#"apiVersion: argoproj.io/v1alpha1
+kind: Experiment
+metadata:
+  name: side-by-side
+spec:
+  templates:
+    - name: baseline
+      selector:
+        matchLabels: {app: base}
+      template:
+        metadata:
+          labels: {app: base}
+        spec:
+          containers:
+            - name: web
+              image: nginx:1.27
+"#;
+
+#[test]
+fn metrics_expose_analysis_runs_and_experiments_and_drop_deleted_ones() {
+    require_kubectl!();
+    let env = Env::start("ops-run-metrics");
+    let port = env.metrics_port;
+    let server = Served::start();
+    server.set_json("/rate", &json!({"data": {"rate": 0.99}}));
+    let url = server.url("/rate");
+    env.apply(&MEASURED_RUN.replace(
+        "    - name: url\n",
+        &format!("    - name: url\n      value: \"{url}\"\n"),
+    ));
+    env.apply(SIDE_BY_SIDE);
+    let ns = env.namespace.clone();
+    let run = [("namespace", ns.as_str()), ("name", "measured")];
+    let exp = [("namespace", ns.as_str()), ("name", "side-by-side")];
+    let body = env.wait_for(
+        "the finished run and the running experiment in /metrics",
+        T,
+        |env| {
+            let (_, body) = env.http_get(port, "/metrics")?;
+            let run_done = sample(
+                &body,
+                "analysis_run_info",
+                &[run[0], run[1], ("phase", "Successful")],
+            );
+            let exp_running = sample(
+                &body,
+                "experiment_info",
+                &[exp[0], exp[1], ("phase", "Running")],
+            );
+            (run_done == Some(1.0) && exp_running == Some(1.0)).then_some(body)
+        },
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "analysis_run_metric_type",
+            &[run[0], run[1], ("metric", "ok-rate"), ("type", "Web")]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "analysis_run_metric_phase",
+            &[
+                run[0],
+                run[1],
+                ("metric", "ok-rate"),
+                ("phase", "Successful")
+            ]
+        ),
+        Some(1.0),
+        "{body}"
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "analysis_run_metric_phase",
+            &[run[0], run[1], ("metric", "ok-rate"), ("phase", "Failed")]
+        ),
+        Some(0.0),
+        "{body}"
+    );
+
+    env.kubectl_ok(&["delete", "analysisrun", "measured"]);
+    env.kubectl_ok(&["delete", "experiment", "side-by-side"]);
+    env.wait_for("the deleted objects' series to disappear", T, |env| {
+        let (_, body) = env.http_get(port, "/metrics")?;
+        let gone = |metric: &str, labels: &[(&str, &str)]| sample(&body, metric, labels).is_none();
+        (gone("analysis_run_info", &run)
+            && gone("analysis_run_metric_type", &run)
+            && gone("analysis_run_metric_phase", &run)
+            && gone("experiment_info", &exp))
+        .then_some(())
     });
 }
 

@@ -94,6 +94,7 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::core::v1::Secret>(&mut g);
             add::<a::core::v1::Event>(&mut g);
             add::<a::core::v1::ServiceAccount>(&mut g);
+            add::<a::core::v1::ResourceQuota>(&mut g);
             add::<a::policy::v1::Eviction>(&mut g);
         }
         ("apps", "v1") => {

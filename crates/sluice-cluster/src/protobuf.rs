@@ -307,6 +307,10 @@ fn message(buf: &[u8], name: &str) -> Result<Map<String, Value>, String> {
                             val = match &f.kind {
                                 Kind::MapStr => json!(string(&ep)?),
                                 Kind::MapBytes => scalar(&Kind::Bytes, ew, &ep, ev)?,
+                                // A ResourceList's values are Quantities, not messages.
+                                Kind::MapMsg(m) if m == "resource.Quantity" => {
+                                    scalar(&Kind::Quantity, ew, &ep, ev)?
+                                }
                                 Kind::MapMsg(m) => Value::Object(message(&ep, m)?),
                                 _ => Value::Null,
                             }
@@ -470,11 +474,42 @@ mod tests {
     }
 
     #[test]
+    fn decodes_a_resource_quota_like_kubectl_create_quota_sends_it() {
+        let mut meta = Vec::new();
+        field(1, b"rs-quota", &mut meta);
+        let mut quantity = Vec::new();
+        field(1, b"1", &mut quantity);
+        let mut hard = Vec::new();
+        field(1, b"count/replicasets.apps", &mut hard);
+        field(2, &quantity, &mut hard);
+        let mut spec = Vec::new();
+        field(1, &hard, &mut spec);
+        field(2, b"NotTerminating", &mut spec);
+        let mut quota = Vec::new();
+        field(1, &meta, &mut quota);
+        field(2, &spec, &mut quota);
+        let mut tm = Vec::new();
+        field(1, b"v1", &mut tm);
+        field(2, b"ResourceQuota", &mut tm);
+        let mut unknown = Vec::new();
+        field(1, &tm, &mut unknown);
+        field(2, &quota, &mut unknown);
+        let mut body = MAGIC.to_vec();
+        body.extend_from_slice(&unknown);
+        assert_eq!(
+            decode(&body).unwrap(),
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "metadata": {"name": "rs-quota"},
+                   "spec": {"hard": {"count/replicasets.apps": "1"}, "scopes": ["NotTerminating"]}})
+        );
+    }
+
+    #[test]
     fn the_table_covers_kubectl_create_kinds() {
         for (av, k) in [
             ("v1", "Namespace"),
             ("v1", "Secret"),
             ("v1", "ServiceAccount"),
+            ("v1", "ResourceQuota"),
             ("v1", "Service"),
             ("apps/v1", "Deployment"),
             ("batch/v1", "Job"),

@@ -22,6 +22,7 @@ SPECIAL = {"meta.Time": "t", "meta.MicroTime": "t", "resource.Quantity": "q", "i
 SCALAR = {"string": "s", "int32": "i", "int64": "i", "uint32": "i", "uint64": "i", "bool": "b",
           "bytes": "y", "double": "d", "float": "f"}
 ROOTS = ["core.Namespace", "core.ConfigMap", "core.Secret", "core.ServiceAccount", "core.Service", "core.Pod",
+         "core.ResourceQuota",
          "apps.Deployment", "batch.Job", "rbac.Role", "rbac.ClusterRole", "rbac.RoleBinding",
          "rbac.ClusterRoleBinding", "autoscalingv1.HorizontalPodAutoscaler",
          "autoscalingv2.HorizontalPodAutoscaler", "policy.PodDisruptionBudget", "policy.Eviction",

@@ -189,32 +189,12 @@ impl Selector {
     }
 }
 
-/// The string form of a `metav1.LabelSelector` (`matchLabels` + `matchExpressions`), as the
-/// `/scale` subresource reports it in `status.selector`.
+/// The string form of a stored `metav1.LabelSelector` (`sluice_api::k8s::selector::to_string`),
+/// as the `/scale` subresource reports it in `status.selector`; empty when it does not decode.
 pub fn label_selector_string(sel: &Value) -> String {
-    let mut parts = Vec::new();
-    if let Some(m) = sel["matchLabels"].as_object() {
-        for (k, v) in m {
-            parts.push(format!("{k}={}", v.as_str().unwrap_or_default()));
-        }
-    }
-    for e in sel["matchExpressions"].as_array().into_iter().flatten() {
-        let key = e["key"].as_str().unwrap_or_default();
-        let vals: Vec<&str> = e["values"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|v| v.as_str())
-            .collect();
-        match e["operator"].as_str().unwrap_or_default() {
-            "In" => parts.push(format!("{key} in ({})", vals.join(","))),
-            "NotIn" => parts.push(format!("{key} notin ({})", vals.join(","))),
-            "Exists" => parts.push(key.to_string()),
-            "DoesNotExist" => parts.push(format!("!{key}")),
-            _ => {}
-        }
-    }
-    parts.join(",")
+    serde_json::from_value(sel.clone())
+        .map(|s| sluice_api::k8s::selector::to_string(&s))
+        .unwrap_or_default()
 }
 
 /// The value of a supported field-selector key on `obj`, or `Err` with the apiserver's message

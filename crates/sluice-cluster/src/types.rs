@@ -188,6 +188,17 @@ const BUILTINS: &[B] = &[
     B {
         group: "",
         versions: &["v1"],
+        plural: "resourcequotas",
+        kind: "ResourceQuota",
+        namespaced: true,
+        short: &["quota"],
+        all: false,
+        status: true,
+        scale: false,
+    },
+    B {
+        group: "",
+        versions: &["v1"],
         plural: "events",
         kind: "Event",
         namespaced: true,

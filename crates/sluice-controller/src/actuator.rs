@@ -25,6 +25,7 @@ use sluice_api::common::REVISION_ANNOTATION;
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::plan::{Change, EventType, MetadataPatch, Plan};
+use sluice_engine::rollout::refusal::Write;
 use sluice_engine::rollout::status::NEW_REPLICA_SET_REASON;
 
 /// Annotation marking a Service whose selector Sluice manages.
@@ -180,16 +181,34 @@ fn truncate(text: &str, max: usize) -> String {
 /// conflict: the rest was planned from data that is no longer current).
 type Next = ControlFlow<Outcome>;
 
+/// A plan that stopped at a failed API call: the call, and the write of the plan it was (for
+/// the refusals the next plan reports; `None` for the status write and other calls).
+#[derive(Debug)]
+pub struct Failed {
+    pub write: Option<Write>,
+    pub error: ApiCallError,
+}
+
 /// Apply `plan` to the cluster on behalf of `ro`: its changes in order, stopping at the first
 /// failure or conflict, then the status and the Events.
-pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, ApiCallError> {
+pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, Failed> {
     let mut actuator = Actuator::new(ctx, ro);
     for change in &plan.changes {
-        if let ControlFlow::Break(outcome) = actuator.change(change).await? {
-            return Ok(outcome);
+        match actuator.change(change).await {
+            Ok(ControlFlow::Break(outcome)) => return Ok(outcome),
+            Ok(ControlFlow::Continue(())) => {}
+            Err(error) => {
+                return Err(Failed {
+                    write: Write::of(change),
+                    error,
+                });
+            }
         }
     }
-    actuator.write_status(plan).await
+    actuator
+        .write_status(plan)
+        .await
+        .map_err(|error| Failed { write: None, error })
 }
 
 /// One plan being applied: where it writes, and what its writes to the Rollout did so far.

@@ -33,7 +33,7 @@ use super::rollout::Config;
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
 use crate::error::{ApiCallError, MetricLabel, ReconcileError, RunError};
-use crate::metrics::Metrics;
+use crate::metrics::{CacheGauges, Metrics};
 use crate::providers::Providers;
 use crate::undecoded::Undecoded;
 use sluice_api::analysis::AnalysisRun;
@@ -601,7 +601,15 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "analysisrun controller starting");
-    Controller::new(runs, watcher::Config::default().labels(&selector))
+    let controller = Controller::new(runs, watcher::Config::default().labels(&selector));
+    if let Some(metrics) = &cfg.metrics {
+        let store = controller.store();
+        let gauges = CacheGauges::analysis_runs();
+        metrics.on_scrape("analysis_runs", move |m| {
+            gauges.sync(m, store.state().iter().map(|o| o.as_ref()))
+        });
+    }
+    controller
         .with_config(controller::Config::default().concurrency(DEFAULT_CONCURRENCY))
         .owns_stream(job_stream)
         .graceful_shutdown_on(async move { shutdown.cancelled().await })

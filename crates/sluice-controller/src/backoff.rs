@@ -34,6 +34,15 @@ impl Backoff {
         self.base.saturating_mul(factor).min(self.max)
     }
 
+    /// The wait after the failures of `key` so far, without counting another: a reconcile
+    /// that only reported a failure waits as long before the failed call is tried again.
+    pub fn current(&self, key: &str) -> Duration {
+        let map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
+        let attempt = map.get(key).copied().unwrap_or(1).max(1);
+        let factor = 2u32.saturating_pow(attempt.saturating_sub(1).min(20));
+        self.base.saturating_mul(factor).min(self.max)
+    }
+
     /// Forget the failures of `key` after a successful reconcile.
     pub fn success(&self, key: &str) {
         let mut map = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
@@ -51,7 +60,14 @@ mod tests {
         let delays: Vec<_> = (0..6).map(|_| b.failure("ns/a").as_millis()).collect();
         assert_eq!(delays, vec![100, 200, 400, 800, 1000, 1000]);
         assert_eq!(b.failure("ns/b").as_millis(), 100, "keys are independent");
+        assert_eq!(
+            b.current("ns/a").as_millis(),
+            1000,
+            "current does not count a failure"
+        );
+        assert_eq!(b.current("ns/a").as_millis(), 1000);
         b.success("ns/a");
+        assert_eq!(b.current("ns/a").as_millis(), 100);
         assert_eq!(b.failure("ns/a").as_millis(), 100);
     }
 }

@@ -10,8 +10,6 @@
 //! ~2 KiB.
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
-use std::sync::Mutex;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
@@ -19,7 +17,6 @@ use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
 use crate::error::DecodeError;
-use crate::metrics::Metrics;
 use crate::undecoded::Undecoded;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::observed::Observed;
@@ -136,60 +133,10 @@ impl<'de> Deserialize<'de> for CachedRollout {
     }
 }
 
-/// Keeps the per-Rollout info gauges in step with the cache at scrape time, as
-/// [`Metrics::sync_rollouts`] does for whole Rollouts. The gauges depend on the Rollout
-/// alone, so one is decoded only when its resourceVersion changed since the previous
-/// scrape: a scrape of 10,000 unchanged Rollouts decodes none.
-#[derive(Debug, Default)]
-pub struct InfoGauges {
-    /// (namespace, name) → the resourceVersion last observed.
-    seen: Mutex<HashMap<(String, String), String>>,
-}
-
-impl InfoGauges {
-    /// Observe changed Rollouts and forget those no longer cached.
-    pub fn sync<'a>(
-        &self,
-        metrics: &Metrics,
-        rollouts: impl IntoIterator<Item = &'a CachedRollout>,
-    ) {
-        let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
-        let mut present = HashMap::with_capacity(seen.len());
-        for cached in rollouts {
-            let m = cached.meta();
-            let key = (
-                m.namespace.clone().unwrap_or_default(),
-                m.name.clone().unwrap_or_default(),
-            );
-            let rv = m.resource_version.clone().unwrap_or_default();
-            let observed = if seen.get(&key) == Some(&rv) {
-                rv
-            } else {
-                match cached.rollout() {
-                    Ok(ro) => {
-                        metrics.observe_rollout(&ro);
-                        rv
-                    }
-                    Err(e) => {
-                        tracing::warn!(rollout = %key.1, namespace = %key.0, error = %e, "cached rollout did not decode; its gauges are retried at the next scrape");
-                        String::new()
-                    }
-                }
-            };
-            present.insert(key, observed);
-        }
-        let gone: HashSet<&(String, String)> =
-            seen.keys().filter(|k| !present.contains_key(*k)).collect();
-        for (ns, name) in gone {
-            metrics.forget_rollout(ns, name);
-        }
-        *seen = present;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metrics::{CacheGauges, Metrics};
     use sluice_engine::rollout::testing::{RolloutBuilder, pause, weight};
 
     fn rollout(name: &str, rv: &str) -> Rollout {
@@ -273,7 +220,7 @@ mod tests {
     #[test]
     fn info_gauges_are_refreshed_when_the_resource_version_changes() {
         let m = Metrics::new();
-        let gauges = InfoGauges::default();
+        let gauges = CacheGauges::rollouts();
         gauges.sync(&m, [&CachedRollout::new(rollout("a", "1"))]);
         assert_eq!(desired(&m, "a").as_deref(), Some("3"));
         let mut scaled = rollout("a", "2");
@@ -285,7 +232,7 @@ mod tests {
     #[test]
     fn info_gauges_follow_the_cache_and_drop_deleted_rollouts() {
         let m = Metrics::new();
-        let gauges = InfoGauges::default();
+        let gauges = CacheGauges::rollouts();
         let a = CachedRollout::new(rollout("a", "1"));
         let b = CachedRollout::new(rollout("b", "1"));
         gauges.sync(&m, [&a, &b]);

@@ -31,7 +31,7 @@ use super::rollout::{Config, HASH_LABEL};
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
-use crate::metrics::Metrics;
+use crate::metrics::{CacheGauges, Metrics};
 use crate::undecoded::Undecoded;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::common::SCALE_DOWN_DEADLINE_ANNOTATION;
@@ -499,7 +499,15 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     });
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "experiment controller starting");
-    Controller::new(experiments, watcher::Config::default().labels(&selector))
+    let controller = Controller::new(experiments, watcher::Config::default().labels(&selector));
+    if let Some(metrics) = &cfg.metrics {
+        let store = controller.store();
+        let gauges = CacheGauges::experiments();
+        metrics.on_scrape("experiments", move |m| {
+            gauges.sync(m, store.state().iter().map(|o| o.as_ref()))
+        });
+    }
+    controller
         .owns_stream(rs_stream)
         .owns(ar_api, watcher::Config::default())
         .graceful_shutdown_on(async move { shutdown.cancelled().await })

@@ -1,10 +1,11 @@
 //! Prometheus metrics of the controller, named and labelled like upstream Argo Rollouts so
 //! dashboards and alerts written for `argo-rollouts` keep working against Sluice.
 //!
-//! Upstream computes its info gauges at scrape time from informer caches; Sluice sets them
-//! when it observes an object and removes them when the object is deleted, so the registry
-//! never holds series for objects that no longer exist. Counters and histograms are kept
-//! (as upstream does) because dropping them would turn a deletion into a counter reset.
+//! Upstream computes its info gauges at scrape time from informer caches; so does Sluice,
+//! from its reflector stores ([`CacheGauges`], run by the scrape hooks of
+//! [`Metrics::on_scrape`]), so the registry never holds series for objects that no longer
+//! exist. Counters and histograms are kept (as upstream does) because dropping them would
+//! turn a deletion into a counter reset.
 //!
 //! Naming notes:
 //! - The exposition is OpenMetrics, where a counter's samples always end in `_total`.
@@ -13,6 +14,7 @@
 //! - `rollout_events_total` and `controller_clientset_k8s_request_total` keep their upstream
 //!   sample names (the family is registered without `_total`, which OpenMetrics appends).
 
+mod cache;
 mod k8s;
 
 use std::collections::HashMap;
@@ -33,6 +35,7 @@ use sluice_api::common::AnalysisPhase;
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::{Rollout, RolloutConditionType};
 
+pub use cache::CacheGauges;
 pub use k8s::{K8sRequestLayer, K8sRequestService, RequestInfo};
 
 /// Upstream's buckets for `rollout_reconcile` (seconds).
@@ -371,7 +374,7 @@ pub struct Metrics {
     k8s_requests: Family<K8sRequestLabels, Counter>,
     outcomes: Family<OutcomeLabels, Counter>,
     update_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
-    scrape_hooks: Mutex<Vec<ScrapeHook>>,
+    scrape_hooks: Mutex<Vec<(&'static str, ScrapeHook)>>,
 }
 
 /// A function run before every scrape (see [`Metrics::on_scrape`]).
@@ -809,19 +812,21 @@ impl Metrics {
 
     /// Runs `hook` before every scrape, so info gauges can be refreshed from a cache at the
     /// moment they are read (upstream's collector model), for example
-    /// `metrics.on_scrape(move |m| m.sync_rollouts(store.state().iter().map(|r| r.as_ref())))`.
-    pub fn on_scrape(&self, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
-        self.scrape_hooks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(Box::new(hook));
+    /// `metrics.on_scrape("rollouts", move |m| m.sync_rollouts(store.state().iter().map(|r| r.as_ref())))`.
+    /// A hook registered under a name already used replaces the earlier one: a controller
+    /// that loses and regains the lease starts with a new cache, and the old one's hook
+    /// must not keep running against a store nothing updates any more.
+    pub fn on_scrape(&self, name: &'static str, hook: impl Fn(&Metrics) + Send + Sync + 'static) {
+        let mut hooks = self.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner());
+        hooks.retain(|(n, _)| *n != name);
+        hooks.push((name, Box::new(hook)));
     }
 
     /// The OpenMetrics text exposition of every metric (after running the scrape hooks).
     pub fn encode(&self) -> String {
         {
             let hooks = self.scrape_hooks.lock().unwrap_or_else(|p| p.into_inner());
-            for hook in hooks.iter() {
+            for (_, hook) in hooks.iter() {
                 hook(self);
             }
         }

@@ -23,20 +23,22 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::actuator;
 use super::backoff::Backoff;
-use super::cached_rollout::{CachedRollout, InfoGauges};
+use super::cached_rollout::CachedRollout;
 use super::coalesce::CountWrites;
 use super::events::{EventLevel, Publisher};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
+use super::refusals::Refusals;
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
-use crate::metrics::{AbortCause, Metrics, Outcome as RolloutOutcome};
+use crate::metrics::{AbortCause, CacheGauges, Metrics, Outcome as RolloutOutcome};
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::observed::Observed;
+use sluice_engine::rollout::refusal;
 use sluice_engine::rollout::workload::{DeploymentScale, Workload};
 
 /// Label every ReplicaSet the controller owns carries; the ReplicaSet watch is
@@ -87,6 +89,8 @@ pub struct Context {
     pub experiments: OwnedStore<Experiment>,
     pub backoff: Backoff,
     pub freshness: Freshness,
+    /// Writes the API server refused, for the next plan of their Rollout to report.
+    pub refusals: Refusals,
     /// Counts-only status changes held back to be written with the next change.
     pub count_writes: CountWrites,
     pub events: Publisher,
@@ -190,6 +194,7 @@ async fn observe(
         cluster_analysis_templates,
         workload,
         outside_pods: 0,
+        refused: None,
     })
 }
 
@@ -439,6 +444,7 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     let key = object_key(&*cached);
     if cached.meta().deletion_timestamp.is_some() {
         ctx.freshness.forget(&key);
+        ctx.refusals.take(&key);
         ctx.count_writes.written(&key);
         if let Some(uid) = cached.meta().uid.as_ref() {
             ctx.informed
@@ -464,7 +470,8 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     let ro = super::events::decode_or_warn(&ctx.events, cached.undecoded()).await?;
     announce_added(&ctx, &ro).await;
     let now = chrono::Utc::now();
-    let observed = observe(&ro, &ctx, now).await?;
+    let mut observed = observe(&ro, &ctx, now).await?;
+    observed.refused = ctx.refusals.take(&key);
     let plan = sluice_engine::rollout::plan(&observed, now);
     tracing::debug!(
         changes = plan.changes.len(),
@@ -473,7 +480,15 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         step = ?plan.status.current_step_index,
         "planned"
     );
-    let outcome = actuator::apply(&ctx, &ro, &plan).await?;
+    let outcome = match actuator::apply(&ctx, &ro, &plan).await {
+        Ok(outcome) => outcome,
+        Err(failed) => {
+            // A refused write is reported by the next plan (the observation carries it); the
+            // failure still goes through the error policy: counted, logged, backed off.
+            ctx.refusals.record(&key, failed.write, &failed.error);
+            return Err(failed.error.into());
+        }
+    };
     tracing::debug!(
         status_written = outcome.status_written,
         conflict = outcome.conflict,
@@ -486,12 +501,18 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     {
         record_outcome(metrics, &ro, &observed, &plan.status, now);
     }
-    ctx.backoff.success(&key);
     if outcome.conflict {
         // Someone (usually a user promote/abort) changed the Rollout since we
         // read it: the watch event for that change triggers a fresh reconcile.
+        ctx.backoff.success(&key);
         return Ok(Action::await_change());
     }
+    if observed.refused.is_some() && refusal::is_reported(&plan.status) {
+        // This plan reported a refused write instead of repeating it: the write is tried
+        // again after the backoff its failure earned, not at once.
+        return Ok(Action::requeue(ctx.backoff.current(&key)));
+    }
+    ctx.backoff.success(&key);
     Ok(next_look(&ro, plan.requeue_after, outcome.counts_held))
 }
 
@@ -601,6 +622,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         experiments: owned.experiments,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
+        refusals: Refusals::default(),
         count_writes: CountWrites::default(),
         events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
@@ -751,8 +773,10 @@ fn report_caches_and_gauges(cfg: &Config, controller: &Controller<CachedRollout>
     }
     if let Some(metrics) = &cfg.metrics {
         let store = controller.store();
-        let gauges = InfoGauges::default();
-        metrics.on_scrape(move |m| gauges.sync(m, store.state().iter().map(|r| r.as_ref())));
+        let gauges = CacheGauges::rollouts();
+        metrics.on_scrape("rollouts", move |m| {
+            gauges.sync(m, store.state().iter().map(|r| r.as_ref()))
+        });
     }
 }
 

@@ -63,12 +63,18 @@ fn default_container(c: &mut Map<String, Value>) {
     }
     for probe in ["livenessProbe", "readinessProbe", "startupProbe"] {
         if let Some(p) = c.get_mut(probe).and_then(Value::as_object_mut) {
-            set_default(p, "timeoutSeconds", json!(1));
-            set_default(p, "periodSeconds", json!(10));
-            set_default(p, "successThreshold", json!(1));
-            set_default(p, "failureThreshold", json!(3));
-            if let Some(http) = p.get_mut("httpGet").and_then(Value::as_object_mut) {
-                set_default(http, "scheme", json!("HTTP"));
+            // Probe timings are plain integers upstream: zero means unset.
+            set_default_nonzero(p, "timeoutSeconds", 1);
+            set_default_nonzero(p, "periodSeconds", 10);
+            set_default_nonzero(p, "successThreshold", 1);
+            set_default_nonzero(p, "failureThreshold", 3);
+            default_http_get(p);
+        }
+    }
+    if let Some(lifecycle) = c.get_mut("lifecycle").and_then(Value::as_object_mut) {
+        for hook in ["postStart", "preStop"] {
+            if let Some(h) = lifecycle.get_mut(hook).and_then(Value::as_object_mut) {
+                default_http_get(h);
             }
         }
     }
@@ -83,9 +89,34 @@ fn default_container(c: &mut Map<String, Value>) {
     }
 }
 
+/// An `httpGet` action's path and scheme.
+fn default_http_get(handler: &mut Map<String, Value>) {
+    if let Some(http) = handler.get_mut("httpGet").and_then(Value::as_object_mut) {
+        set_default(http, "path", json!("/"));
+        set_default(http, "scheme", json!("HTTP"));
+    }
+}
+
+/// Sets `key` when it is absent, null or an empty string (Go's defaulting tests a string
+/// field against `""`).
 fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
-    if obj.get(key).is_none_or(Value::is_null) {
+    let unset = match obj.get(key) {
+        None | Some(Value::Null) => true,
+        Some(Value::String(s)) => s.is_empty(),
+        Some(_) => false,
+    };
+    if unset {
         obj.insert(key.to_string(), value);
+    }
+}
+
+/// Sets an integer `key` when it is absent, null or zero.
+fn set_default_nonzero(obj: &mut Map<String, Value>, key: &str, value: i64) {
+    if obj
+        .get(key)
+        .is_none_or(|v| v.is_null() || v.as_i64() == Some(0))
+    {
+        obj.insert(key.to_string(), json!(value));
     }
 }
 

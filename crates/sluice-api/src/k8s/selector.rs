@@ -92,6 +92,37 @@ pub fn matches(
     Ok(all && labels_hold)
 }
 
+/// The selector's string form (`labels.Selector.String()` of `LabelSelectorAsSelector`):
+/// requirements sorted by key, values sorted, `a=b`, `c in (d,e)`, `c notin (d)`, `c`, `!c`.
+/// It is what a scale subresource reports in `status.selector`, which `kubectl scale` and the
+/// HPA read, and what `kubectl get -o wide` shows as SELECTOR.
+pub fn to_string(selector: &LabelSelector) -> String {
+    let mut parts: Vec<(&str, String)> = Vec::new();
+    for (k, v) in selector.match_labels.iter().flatten() {
+        parts.push((k, format!("{k}={v}")));
+    }
+    for e in selector.match_expressions.iter().flatten() {
+        let mut values: Vec<&str> = e.values.iter().flatten().map(String::as_str).collect();
+        values.sort_unstable();
+        values.dedup();
+        let values = values.join(",");
+        let text = match e.operator.as_str() {
+            "In" => format!("{} in ({values})", e.key),
+            "NotIn" => format!("{} notin ({values})", e.key),
+            "Exists" => e.key.clone(),
+            "DoesNotExist" => format!("!{}", e.key),
+            other => format!("{} {other} ({values})", e.key),
+        };
+        parts.push((&e.key, text));
+    }
+    parts.sort();
+    parts
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,5 +260,20 @@ mod tests {
             SelectorError::UnknownOperator("Near".into()).to_string(),
             "unknown operator \"Near\""
         );
+    }
+
+    #[test]
+    fn the_string_form_sorts_requirements_by_key_and_values() {
+        let s = sel(
+            &[("b", "2"), ("a", "1")],
+            vec![
+                expr("c", "In", &["y", "x"]),
+                expr("0", "DoesNotExist", &[]),
+                expr("t", "NotIn", &["q"]),
+                expr("e", "Exists", &[]),
+            ],
+        );
+        assert_eq!(to_string(&s), "!0,a=1,b=2,c in (x,y),e,t notin (q)");
+        assert_eq!(to_string(&LabelSelector::default()), "");
     }
 }

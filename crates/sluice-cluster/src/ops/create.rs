@@ -5,8 +5,9 @@ use serde_json::{Map, Value, json};
 
 use super::crd::{prepare_crd, process_custom, register};
 use super::defaults::default_builtin;
+use super::quota;
 use super::validation::{
-    check_metadata, check_type_meta, ensure_namespace, invalid, name_causes, validate_selector,
+    check_metadata, check_type_meta, ensure_namespace, invalid, name_causes, validate_builtin,
 };
 use super::{CRD_GR, WriteOpts, is_gr, meta, strip_system_fields};
 use crate::error::{ApiError, Cause};
@@ -47,6 +48,7 @@ pub fn create(
     m.insert("generation".into(), json!(1));
     let is_crd = is_gr(&t.gr(), CRD_GR);
     admit(st, t, version, &mut obj, is_crd)?;
+    quota::admit(st, t, ns, &name)?;
     let new_type = if is_crd {
         Some(prepare_crd(st, &mut obj, &o.now)?)
     } else {
@@ -59,6 +61,7 @@ pub fn create(
     if let Some(nt) = new_type {
         register(st, nt);
     }
+    quota::refresh(st, &t.gr(), ns);
     Ok((*stored).clone())
 }
 
@@ -148,9 +151,7 @@ fn admit(
         process_custom(t, version, obj)?;
     } else {
         default_builtin(st, t, obj, true);
-        if t.group == "apps" {
-            validate_selector(t, obj)?;
-        }
+        validate_builtin(t, obj, true)?;
     }
     Ok(())
 }

@@ -37,6 +37,7 @@ pub(super) fn default_builtin(st: &mut State, t: &ResourceType, obj: &mut Value,
         ("", "services") => default_service_spec(st, &mut obj["spec"]),
         ("", "secrets") => default_secret(obj),
         ("apps", "deployments") => default_deployment_spec(&mut obj["spec"]),
+        ("", "resourcequotas") => super::quota::fill_status(st, obj),
         ("autoscaling", "horizontalpodautoscalers") => hpa::default_v2(obj),
         ("apps", "replicasets") if obj["spec"]["replicas"].is_null() => {
             obj["spec"]["replicas"] = json!(1);

@@ -143,6 +143,7 @@ pub(super) fn remove_final(
 ) -> Option<Arc<Value>> {
     let gone = st.remove(gr, ns, name)?;
     unregister(st, gr, &gone);
+    super::quota::refresh(st, gr, ns);
     Some(gone)
 }
 

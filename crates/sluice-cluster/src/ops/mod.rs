@@ -4,12 +4,14 @@
 //!
 //! A write passes the same stages on every verb: the body is checked against the URL
 //! ([`validation`]), given the apiserver's built-in defaults ([`defaults`]) or, for a custom
-//! resource, its CRD schema ([`crd`]), validated, and only then stored.
+//! resource, its CRD schema ([`crd`]), validated (built-in kinds by `sluice_api::k8s`'s
+//! rules), and only then stored.
 
 mod crd;
 mod create;
 mod defaults;
 mod delete;
+mod quota;
 mod scale;
 mod update;
 mod validation;
@@ -25,6 +27,7 @@ pub use create::create;
 pub use delete::{DeleteOpts, Deleted, Propagation, delete};
 pub use scale::{scale_of, update_scale};
 pub use update::update;
+pub use validation::{cannot_be_handled, patch_cannot_be_decoded, undecodable};
 
 /// Per-request write options.
 #[derive(Debug, Clone, Default)]

@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use super::crd::{check_identity_kept, prepare_crd, process_custom, register};
 use super::defaults::{default_builtin, keep_cluster_ips};
 use super::delete::remove_final;
-use super::validation::{check_immutable, check_metadata, check_type_meta, validate_selector};
+use super::validation::{check_immutable, check_metadata, check_type_meta, validate_builtin};
 use super::{CRD_GR, NS_GR, Part, WriteOpts, is_gr, meta, rv_of, strip_system_fields};
 use crate::error::{self, ApiError, Cause};
 use crate::store::State;
@@ -199,8 +199,8 @@ fn admit(
         keep_cluster_ips(current, new);
     }
     default_builtin(st, t, new, false);
-    if t.group == "apps" && part == Part::Main {
-        validate_selector(t, new)?;
+    if part == Part::Main {
+        validate_builtin(t, new, false)?;
     }
     check_immutable(t, current, new)
 }

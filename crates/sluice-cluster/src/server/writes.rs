@@ -29,6 +29,9 @@ pub(super) fn create(
     }
     let mut obj = decode_body(&p.body, &p.content_type)?;
     let warnings = field_check(t, version, &obj, q.get("fieldValidation"))?;
+    if let Some(why) = ops::undecodable(t, &obj) {
+        return Err(ops::cannot_be_handled(t, &obj, &why));
+    }
     let o = q.write_opts();
     let api_version = t.api_version(version);
     let fm = q.manager(&p.user_agent);
@@ -67,6 +70,11 @@ pub(super) fn update(
     } else {
         Vec::new()
     };
+    if sub != Some("scale")
+        && let Some(why) = ops::undecodable(t, &obj)
+    {
+        return Err(ops::cannot_be_handled(t, &obj, &why));
+    }
     let o = q.write_opts();
     let api_version = t.api_version(version);
     let fm = q.manager(&p.user_agent);
@@ -202,6 +210,9 @@ fn patch_object(
     } else {
         Vec::new()
     };
+    if let Some(why) = ops::undecodable(t, &patched) {
+        return Err(undecodable_patch(req.kind, t, &patched, &why));
+    }
     let obj = to_storage(t, version, patched);
     Ok(Patched {
         obj: ops::update(st, st_t, st_version, ns, name, obj, part, o)?,
@@ -228,12 +239,29 @@ fn apply_create(
     }
     obj["metadata"]["name"] = json!(name);
     let warnings = field_check(t, version, &obj, req.validation)?;
+    if let Some(why) = ops::undecodable(t, &obj) {
+        return Err(undecodable_patch(req.kind, t, &obj, &why));
+    }
     let obj = to_storage(t, version, obj);
     Ok(Patched {
         obj: ops::create(st, &tg.st_t, &tg.st_version, &tg.ns, obj, o)?,
         created: true,
         warnings,
     })
+}
+
+/// A patched object that does not decode: server-side apply answers 400 (`BadRequest`), the
+/// other patch types 422 with the patched object as the bad value of `patch`.
+fn undecodable_patch(kind: PatchType, t: &ResourceType, patched: &Value, why: &str) -> ApiError {
+    if kind == PatchType::Apply {
+        ApiError::bad_request(format!(
+            "failed to create typed patch object ({}, Kind={}): {why}",
+            t.api_version(t.versions.first().map_or("v1", |v| v.name.as_str())),
+            t.kind
+        ))
+    } else {
+        ops::patch_cannot_be_decoded(patched, why)
+    }
 }
 
 fn decode_body(body: &[u8], content_type: &str) -> Result<Value, ApiError> {

@@ -562,10 +562,42 @@ fn scrape_hooks_refresh_the_gauges_at_read_time() {
     let m = Metrics::new();
     let cache = Arc::new(std::sync::Mutex::new(vec![named("web")]));
     let source = cache.clone();
-    m.on_scrape(move |m| m.sync_rollouts(source.lock().unwrap().iter()));
+    m.on_scrape("test", move |m| {
+        m.sync_rollouts(source.lock().unwrap().iter())
+    });
     assert_eq!(samples(&m.encode(), "rollout_info").len(), 1);
     cache.lock().unwrap().clear();
     assert!(samples(&m.encode(), "rollout_info").is_empty());
+}
+
+#[test]
+fn a_scrape_hook_registered_again_under_its_name_replaces_the_old_one() {
+    // A controller that loses and regains the lease registers its hook again with a new
+    // cache; the stale cache's hook must stop running.
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let m = Metrics::new();
+    let stale_runs = Arc::new(AtomicUsize::new(0));
+    let fresh_runs = Arc::new(AtomicUsize::new(0));
+    let other_runs = Arc::new(AtomicUsize::new(0));
+    let (s, f, o) = (stale_runs.clone(), fresh_runs.clone(), other_runs.clone());
+    m.on_scrape("rollouts", move |_| {
+        s.fetch_add(1, Ordering::SeqCst);
+    });
+    m.on_scrape("experiments", move |_| {
+        o.fetch_add(1, Ordering::SeqCst);
+    });
+    m.on_scrape("rollouts", move |_| {
+        f.fetch_add(1, Ordering::SeqCst);
+    });
+    m.encode();
+    m.encode();
+    assert_eq!(stale_runs.load(Ordering::SeqCst), 0);
+    assert_eq!(fresh_runs.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        other_runs.load(Ordering::SeqCst),
+        2,
+        "hooks of other names stay"
+    );
 }
 
 #[test]

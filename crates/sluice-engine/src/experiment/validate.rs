@@ -89,8 +89,8 @@ pub fn validate_spec(spec: &ExperimentSpec) -> Result<(), SpecError> {
     Ok(())
 }
 
-/// `spec.templates[i]`: a unique name, sane counts, and a selector that selects its own
-/// pods and no other template's.
+/// `spec.templates[i]`: a unique name, sane counts, a selector that selects its own pods and
+/// no other template's, and a pod template the API server accepts in a ReplicaSet.
 fn validate_template(spec: &ExperimentSpec, i: usize) -> Result<(), SpecError> {
     let t = &spec.templates[i];
     let deadline = spec.progress_deadline_seconds();
@@ -133,6 +133,11 @@ fn validate_template(spec: &ExperimentSpec, i: usize) -> Result<(), SpecError> {
             ));
         }
         Err(e) => return Err(err(format!("{field}.selector"), e.to_string())),
+    }
+    // The template becomes a ReplicaSet's: the API server must accept it there.
+    let at = sluice_api::k8s::field::Path::new(format!("{field}.template"));
+    if let Err(e) = crate::rollout::template::check(&t.template, &at) {
+        return Err(err(e.field.json_path(), e.body()));
     }
     for (j, other) in spec.templates[..i].iter().enumerate() {
         let mine_selects_theirs =

@@ -47,6 +47,7 @@ use sluice_api::rollout::{
 use super::hash::step_hash;
 use super::observed::Observed;
 use super::plan::{Change, Plan};
+use super::refusal;
 use super::replicas::{Limits, RsState};
 use super::status::{self as st, TRUE, condition, remove_condition, set_condition};
 use super::validate::{InvalidSpec, validate};
@@ -75,10 +76,12 @@ pub fn plan_step(observed: &Observed, now: DateTime<Utc>) -> Plan {
             .iter()
             .any(|c| c.type_ == Cond::InvalidSpec);
         workload::finish(observed, resolved.as_ref().filter(|_| valid), &mut plan);
+        let mut plan = refusal::apply(observed, plan, &now);
         st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
         return plan;
     }
-    let mut plan = plan_resolved(observed, prev, now.clone());
+    let plan = plan_resolved(observed, prev, now.clone());
+    let mut plan = refusal::apply(observed, plan, &now);
     st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
     plan
 }

@@ -9,11 +9,13 @@
 //! - [`replicas`]: maxSurge/maxUnavailable and the weight → replica-count math.
 //! - [`hash`]: pod-template and step hashes, semantic template equality.
 //! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
+//! - [`template`]: the pod template checked with the API server's own rules before any write.
 //! - [`canary`]: the step machine, one file per stage under `canary/` (replica sets,
 //!   scaling, pause, steps, status, ...).
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+//! - [`refusal`]: writes the API server refused, reported as upstream's conditions.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
 pub mod analysis_runs;
 pub mod canary;
@@ -21,9 +23,11 @@ pub mod experiment_step;
 pub mod hash;
 pub mod observed;
 pub mod plan;
+pub mod refusal;
 pub mod replicas;
 pub mod settle;
 pub mod status;
+pub mod template;
 pub mod validate;
 pub mod workload;
 

@@ -46,6 +46,10 @@ pub struct Observed {
     /// being scaled down `progressively`. Set by [`super::workload::resolve`], never by the
     /// observer.
     pub outside_pods: i32,
+    /// The write the API server refused the last time the controller tried it (a 4xx other
+    /// than a conflict), if it has not been tried again since: the plan reports it on the
+    /// Rollout instead of repeating it at once (see [`super::refusal`]).
+    pub refused: Option<super::refusal::Refusal>,
 }
 
 /// Template names to read: (AnalysisTemplates in the Rollout's namespace,

@@ -1,7 +1,7 @@
 //! Rollout status vocabulary: condition reasons and messages (upstream's exact strings, which
 //! dashboards and Argo CD show), condition bookkeeping, and the phase/message decision.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use sluice_api::k8s::conditions as k8s_conditions;
 use sluice_api::rollout::{
@@ -243,37 +243,13 @@ pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, Strin
     (RolloutPhase::Healthy, String::new())
 }
 
-/// `status.selector`: the label-selector string form (`a=b,c in (d,e)`), requirements
-/// sorted by key, which `kubectl scale` and the HPA use through the scale subresource.
-pub fn format_selector(selector: &LabelSelector) -> String {
-    let mut parts: Vec<(String, String)> = Vec::new();
-    for (k, v) in selector.match_labels.iter().flatten() {
-        parts.push((k.clone(), format!("{k}={v}")));
-    }
-    for e in selector.match_expressions.iter().flatten() {
-        let mut values = e.values.clone().unwrap_or_default();
-        values.sort();
-        let text = match e.operator.as_str() {
-            "In" => format!("{} in ({})", e.key, values.join(",")),
-            "NotIn" => format!("{} notin ({})", e.key, values.join(",")),
-            "Exists" => e.key.clone(),
-            "DoesNotExist" => format!("!{}", e.key),
-            other => format!("{} {other} ({})", e.key, values.join(",")),
-        };
-        parts.push((e.key.clone(), text));
-    }
-    parts.sort();
-    parts
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(",")
-}
+/// `status.selector`: the label-selector string form (`a=b,c in (d,e)`), which `kubectl
+/// scale` and the HPA use through the scale subresource.
+pub use sluice_api::k8s::selector::to_string as format_selector;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement;
     use k8s_openapi::jiff::Timestamp;
 
     fn t(s: i64) -> Time {
@@ -496,26 +472,6 @@ mod tests {
             edit(&mut sp, &mut s);
             assert_eq!(phase(&sp, &s), (phase_, message.to_string()), "{name}");
         }
-    }
-
-    #[test]
-    fn selector_string_is_sorted_by_key() {
-        let sel = LabelSelector {
-            match_labels: Some([("b".into(), "2".into()), ("a".into(), "1".into())].into()),
-            match_expressions: Some(vec![
-                LabelSelectorRequirement {
-                    key: "c".into(),
-                    operator: "In".into(),
-                    values: Some(vec!["y".into(), "x".into()]),
-                },
-                LabelSelectorRequirement {
-                    key: "0".into(),
-                    operator: "DoesNotExist".into(),
-                    values: None,
-                },
-            ]),
-        };
-        assert_eq!(format_selector(&sel), "!0,a=1,b=2,c in (x,y)");
     }
 
     fn summary(status: &RolloutStatus, type_: RolloutConditionType) -> (String, String, String) {

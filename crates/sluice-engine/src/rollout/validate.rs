@@ -158,7 +158,8 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
-/// A template, and a non-empty selector that matches its labels.
+/// A template the API server would accept in a ReplicaSet, and a non-empty selector that
+/// matches its labels.
 fn validate_selector(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let Some(template) = spec.template.as_ref() else {
         return Err(invalid(
@@ -194,11 +195,13 @@ fn validate_selector(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
         }
         Err(e) => return Err(invalid("spec.selector.matchExpressions", e.to_string())),
     }
-    Ok(())
+    // The template as the API server will judge it in the Rollout's ReplicaSets.
+    super::template::validate(template)
 }
 
 /// The canary's own fields: nothing that needs traffic routing, usable surge/unavailable
-/// limits, a known replicaProgressThreshold type.
+/// limits, ephemeral metadata that is valid pod metadata, a known replicaProgressThreshold
+/// type.
 fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), InvalidSpec> {
     if canary.traffic_routing.is_none() {
         for feature in TRAFFIC_ROUTING_ONLY {
@@ -233,6 +236,20 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
         )
     })?;
 
+    for (field, metadata) in [
+        (
+            "spec.strategy.canary.canaryMetadata",
+            &canary.canary_metadata,
+        ),
+        (
+            "spec.strategy.canary.stableMetadata",
+            &canary.stable_metadata,
+        ),
+    ] {
+        if let Some(m) = metadata {
+            super::template::validate_ephemeral(m, field)?;
+        }
+    }
     if let Some(t) = &canary.replica_progress_threshold
         && t.type_ != "Percent"
         && t.type_ != "Pods"

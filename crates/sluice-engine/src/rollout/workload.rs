@@ -98,6 +98,19 @@ pub fn resolve(observed: &Observed) -> Result<Observed, InvalidSpec> {
             format!("{kind} {name:?} has no pod template"),
         ));
     };
+    // The referenced template becomes the Rollout's ReplicaSets' template: the API server
+    // must accept it there (a PodTemplate's may, say, restart `Never`).
+    let at = if kind == "PodTemplate" {
+        "template"
+    } else {
+        "spec.template"
+    };
+    if let Err(e) = super::template::check(&template, &sluice_api::k8s::field::Path::new(at)) {
+        return Err(invalid(
+            "spec.workloadRef",
+            format!("{kind} {name:?}: {}: {}", e.field.json_path(), e.body()),
+        ));
+    }
     if let Some(selector) = &workload.selector {
         let labels = template
             .metadata

@@ -625,7 +625,14 @@ fn invalid_specs_go_error_naming_the_field_and_create_nothing() {
         json!([{"name": "a", "templateName": "nope", "clusterScope": true}]);
     let mut no_templates = base();
     no_templates["templates"] = json!([]);
+    let mut bad_quantity = base();
+    bad_quantity["templates"][1]["template"]["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"memory": "lots"}});
     let cases: Vec<(Value, &str)> = vec![
+        (
+            bad_quantity,
+            "spec.templates[1].template.spec.containers[0].resources.limits.memory: Invalid value: \"lots\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'",
+        ),
         (
             dup,
             "spec.templates[1].name: duplicate template name \"baseline\" (also spec.templates[0])",

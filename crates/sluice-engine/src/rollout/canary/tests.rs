@@ -734,6 +734,92 @@ fn invalid_specs_touch_nothing_but_the_status() {
     }
 }
 
+/// The API server's pod-template rules, checked before any write: each case is a template
+/// a real cluster would refuse in the canary's ReplicaSet.
+#[test]
+fn a_template_the_api_server_would_refuse_is_invalid_spec_naming_the_field() {
+    let container = |f: fn(&mut k8s_openapi::api::core::v1::Container)| {
+        RolloutBuilder::new("app:v2")
+            .steps(v1_v2_steps())
+            .spec(move |s| {
+                let c = &mut s
+                    .template
+                    .as_mut()
+                    .unwrap()
+                    .spec
+                    .as_mut()
+                    .unwrap()
+                    .containers[0];
+                f(c);
+            })
+            .build()
+    };
+    fn quantity(v: &str) -> k8s_openapi::api::core::v1::ResourceRequirements {
+        use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+        k8s_openapi::api::core::v1::ResourceRequirements {
+            requests: Some([("memory".to_string(), Quantity(v.to_string()))].into()),
+            ..Default::default()
+        }
+    }
+    let cases: Vec<(Rollout, String)> = vec![
+        (
+            container(|c| c.resources = Some(quantity("invalid"))),
+            "spec.template.spec.containers[0].resources.requests.memory: Invalid value: \"invalid\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'".to_string(),
+        ),
+        (
+            container(|c| c.resources = Some(quantity("-1Gi"))),
+            "spec.template.spec.containers[0].resources.requests.memory: Invalid value: \"-1Gi\": must be greater than or equal to 0".to_string(),
+        ),
+        (
+            container(|c| c.name = "App".into()),
+            "spec.template.spec.containers[0].name: Invalid value: \"App\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character (e.g. 'my-name',  or '123-abc', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?')".to_string(),
+        ),
+        (
+            RolloutBuilder::new("app:v2")
+                .steps(v1_v2_steps())
+                .canary(|c| {
+                    c.canary_metadata = Some(sluice_api::common::PodTemplateMetadata {
+                        labels: Some([("role".to_string(), "canary!".to_string())].into()),
+                        annotations: None,
+                    })
+                })
+                .build(),
+            "spec.strategy.canary.canaryMetadata.labels: Invalid value: \"canary!\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')".to_string(),
+        ),
+    ];
+    for (ro, message) in cases {
+        let mut obs = mid_update(0, (0, 0), (10, 10));
+        let status = obs.rollout.status.clone();
+        obs.rollout = ro;
+        obs.rollout.status = status;
+        let p = plan_step(&obs, at(50));
+        assert_eq!(
+            p.changes,
+            vec![Change::warning("InvalidSpec", message.clone())],
+            "{message}"
+        );
+        assert_eq!(
+            p.status.message.as_deref(),
+            Some(format!("InvalidSpec: {message}").as_str())
+        );
+    }
+    // A new Rollout with such a template gets no ReplicaSet at all.
+    let mut fresh = observed(
+        container(|c| c.resources = Some(quantity("invalid"))),
+        vec![],
+    );
+    fresh.rollout.status = None;
+    let p = plan_step(&fresh, at(0));
+    assert!(
+        p.changes
+            .iter()
+            .all(|c| !matches!(c, Change::CreateReplicaSet(_))),
+        "{:?}",
+        p.changes
+    );
+    assert_eq!(p.status.phase, Some(RolloutPhase::Degraded));
+}
+
 #[test]
 fn fixing_an_invalid_spec_removes_the_condition() {
     let mut obs = mid_update(0, (2, 2), (8, 8));
