@@ -251,3 +251,58 @@ spec:
     let ro = wait_phase(&env, "web", "Healthy");
     assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
 }
+
+#[test]
+fn a_rollout_with_numeric_cpu_requests_completes_a_canary() {
+    require_kubectl!();
+    let env = Env::start("numeric-cpu");
+    // As many real manifests have it: YAML numbers, which a Deployment takes.
+    let manifest = |image: &str| {
+        format!(
+            r#"apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {{name: formats}}
+spec:
+  replicas: 2
+  selector: {{matchLabels: {{app: formats}}}}
+  template:
+    metadata: {{labels: {{app: formats}}}}
+    spec:
+      containers:
+      - name: app
+        image: {image}
+        resources:
+          requests: {{cpu: 0.001, memory: 16Mi}}
+          limits: {{cpu: 1}}
+  strategy:
+    canary:
+      steps: [{{setWeight: 50}}, {{pause: {{duration: 1}}}}]
+"#
+        )
+    };
+    env.apply(&manifest("nginx:1.27"));
+    wait_phase(&env, "formats", "Healthy");
+    env.apply(&manifest("nginx:1.28"));
+    let ro = env.wait_for("the canary completes", T, |env| {
+        let ro = rollout(env, "formats");
+        (generation_observed(&ro)
+            && ro["status"]["phase"] == "Healthy"
+            && ro["status"]["stableRS"] == ro["status"]["currentPodHash"]
+            && ro["metadata"]["annotations"]["rollout.argoproj.io/revision"] == "2")
+            .then_some(ro)
+    });
+    assert_eq!(argocd_rollout_health(&ro).status, ArgoHealth::Healthy);
+    // The value reached the ReplicaSet (which the API server accepted) and its pods.
+    let hash = ro["status"]["currentPodHash"].as_str().unwrap();
+    let rs = env.get_json(&["rs", &format!("formats-{hash}")]);
+    let requests = &rs["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"];
+    let cpu = requests["cpu"].as_str().unwrap_or_default();
+    assert!(matches!(cpu, "0.001" | "1m"), "cpu {requests}");
+    for pod in pods(&env, &format!("rollouts-pod-template-hash={hash}")) {
+        let cpu = &pod["spec"]["containers"][0]["resources"]["requests"]["cpu"];
+        assert!(
+            matches!(cpu.as_str(), Some("0.001" | "1m")),
+            "pod cpu {cpu}"
+        );
+    }
+}

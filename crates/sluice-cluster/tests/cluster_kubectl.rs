@@ -742,3 +742,59 @@ async fn kubectl_creates_and_lists_ingresses_classes_and_disruption_budgets() {
     assert!(!ok);
     assert!(err.contains("selectorr"), "{err}");
 }
+
+#[tokio::test]
+async fn rollout_quantities_take_numbers_as_a_deployment_does_and_refuse_bad_ones() {
+    let k = Kubectl::start().await;
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(&sluice_crds()))
+        .await;
+    k.ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.argoproj.io",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    let rollout = |name: &str, requests: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {{app: q}}}}\n  template:\n    metadata: {{labels: {{app: q}}}}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n        resources: {{requests: {requests}}}\n  strategy: {{canary: {{}}}}\n"
+        )
+    };
+    // What a Deployment takes: YAML numbers, quoted numbers, suffixed strings.
+    for (name, requests) in [
+        ("numbers", "{cpu: 0.001, memory: 16Mi}"),
+        ("integer", "{cpu: 1, memory: 1e6}"),
+        ("quoted", "{cpu: '0.001', memory: 16Mi}"),
+    ] {
+        k.ok(&["apply", "-f", "-"], Some(&rollout(name, requests)))
+            .await;
+    }
+    let stored = k
+        .ok(
+            &[
+                "get",
+                "ro",
+                "numbers",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].resources.requests.cpu}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(stored, "0.001");
+    // What it refuses, refused at apply time and naming the field.
+    for requests in ["{cpu: abc}", "{cpu: -1}", "{cpu: '-1'}", "{memory: 16Mb}"] {
+        let (ok, _, err) = k
+            .run(&["apply", "-f", "-"], Some(&rollout("bad", requests)))
+            .await;
+        assert!(!ok, "{requests} was accepted");
+        assert!(
+            err.contains("spec.template.spec.containers[0].resources.requests."),
+            "{requests}: {err}"
+        );
+        assert!(err.contains("is invalid"), "{requests}: {err}");
+    }
+}
