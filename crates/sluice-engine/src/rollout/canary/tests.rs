@@ -591,8 +591,18 @@ fn invalid_specs_touch_nothing_but_the_status() {
     let base = || RolloutBuilder::new("app:v2").steps(v1_v2_steps());
     let cases: Vec<(Rollout, &str)> = vec![
         (
+            base().spec(|s| s.strategy = None).build(),
+            "spec.strategy: Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'",
+        ),
+        (
+            base()
+                .spec(|s| s.strategy.as_mut().unwrap().blue_green = Some(Default::default()))
+                .build(),
+            "spec.strategy: Multiple Strategies can not be listed",
+        ),
+        (
             base().spec(|s| s.selector = None).build(),
-            "spec.selector: Rollout has missing field 'spec.selector'",
+            "spec.selector: Rollout has missing field '.spec.selector'",
         ),
         (
             base()
@@ -609,7 +619,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     s.workload_ref = Some(Default::default());
                 })
                 .build(),
-            "spec.template: must be empty when spec.workloadRef is set",
+            "spec.template: template must be empty for workload reference rollout",
         ),
         (
             base()
@@ -630,7 +640,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
             base()
                 .steps(vec![weight(10), pause(), weight(20), CanaryStep::default()])
                 .build(),
-            "spec.strategy.canary.steps[3]: a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
+            "spec.strategy.canary.steps[3]: Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
         ),
         (
             base()
@@ -640,11 +650,11 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     ..Default::default()
                 }])
                 .build(),
-            "spec.strategy.canary.steps[0]: a step must set exactly one key, found setWeight and pause",
+            "spec.strategy.canary.steps[0]: Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause (found setWeight and pause)",
         ),
         (
             base().steps(vec![weight(101)]).build(),
-            "spec.strategy.canary.steps[0].setWeight: must be between 0 and 100, got 101",
+            "spec.strategy.canary.steps[0].setWeight: SetWeight needs to be between 0 and 100 (got 101)",
         ),
         (
             base().steps(vec![pause_for("-5s")]).build(),
@@ -690,7 +700,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
             base()
                 .canary(|c| c.scale_down_delay_seconds = Some(30))
                 .build(),
-            "spec.strategy.canary.scaleDownDelaySeconds: can only be used with trafficRouting",
+            "spec.strategy.canary.scaleDownDelaySeconds: Canary scaleDownDelaySeconds can only be used with traffic routing",
         ),
         (
             base()
