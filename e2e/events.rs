@@ -95,12 +95,32 @@ fn a_canary_walk_records_upstreams_events_in_upstreams_order() {
     let ro = wait_phase(&env, "Healthy");
     let uid = ro["metadata"]["uid"].as_str().unwrap().to_string();
     env.apply(&manifest("nginx:1.20-alpine"));
-    wait_phase(&env, "Paused");
+    let paused = wait_phase(&env, "Paused");
+    let attempt = paused["status"]["duration"].clone();
+    assert!(attempt["rolloutStartedAt"].is_string(), "{attempt}");
+    assert!(attempt["finishedAt"].is_null(), "{attempt}");
     env.patch_rollout_status("abort-retry-promote", r#"{"status":{"abort":true}}"#);
-    wait_phase(&env, "Degraded");
+    let aborted = wait_phase(&env, "Degraded");
+    // status.duration: the aborted attempt finished as upstream records it.
+    let d = &aborted["status"]["duration"];
+    assert_eq!(d["completionStatus"], "Aborted", "{d}");
+    assert_eq!(d["rolloutStartedAt"], attempt["rolloutStartedAt"]);
+    assert!(
+        d["finishedAt"].as_str() >= d["rolloutStartedAt"].as_str(),
+        "{d}"
+    );
     env.patch_rollout_status("abort-retry-promote", r#"{"status":{"abort":false}}"#);
     wait_phase(&env, "Paused");
-    wait_phase(&env, "Healthy"); // the 3 s pause ends by itself
+    let done = wait_phase(&env, "Healthy"); // the 3 s pause ends by itself
+    // The retry is a new attempt; it ends Promoted, and a timed pause is not a manual one.
+    let d = &done["status"]["duration"];
+    assert_eq!(d["completionStatus"], "Promoted", "{d}");
+    assert!(d["rolloutStartedAt"].as_str() >= aborted["status"]["duration"]["finishedAt"].as_str());
+    assert!(
+        d["finishedAt"].is_string() && d["manualPauseStartedAt"].is_null(),
+        "{d}"
+    );
+    assert!(d["totalManualPauseDurationSeconds"].is_null(), "{d}");
     let want: Vec<&str> = vec![
         "RolloutAddedToInformer",
         "RolloutNotCompleted",
