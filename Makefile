@@ -1,7 +1,7 @@
 # Sluice — the two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test tools build lint fmt crds bench image install-yaml
+.PHONY: demo test tools build install lint fmt crds bench image install-yaml
 
 ## Run the canary tour on the embedded cluster (builds first).
 demo:
@@ -14,12 +14,23 @@ test: tools
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --all-targets
 
-## Install what the tests drive (kubectl, Prometheus, umoci, skopeo) when it is missing.
+## Install what the tests drive (kubectl, Prometheus, umoci, skopeo, Chromium, chromedriver,
+## script) when it is missing.
 tools:
 	@e2e/tools.sh
 
 build:
 	$(CARGO) build --bin sluice
+
+## Install `sluice` into $(PREFIX)/bin (default ~/.local/bin) with a `kubectl-sluice` link beside
+## it, so `kubectl sluice ...` works once that directory is on PATH. INSTALL_FLAGS=--debug
+## skips the optimised build.
+PREFIX ?= $(HOME)/.local
+INSTALL_FLAGS ?=
+install:
+	$(CARGO) install --locked --path . --root $(PREFIX) $(INSTALL_FLAGS)
+	ln -sf sluice $(PREFIX)/bin/kubectl-sluice
+	@echo "installed $(PREFIX)/bin/sluice and $(PREFIX)/bin/kubectl-sluice; try: kubectl sluice list rollouts"
 
 lint:
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -39,6 +50,7 @@ bench:
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/cluster.json cluster
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/controller-1000.json controller --rollouts 1000
 	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/analysis-1000.json analysis --runs 1000
+	$(CARGO) run --release --quiet --bin sluice -- bench --json $(BENCH_OUT)/dashboard-1000.json dashboard --rollouts 1000
 
 ## The controller's container image as one OCI archive (also `docker load`-able), built without a
 ## container daemon or a base image: a release build, then crates/sluice-image packs the binary,

@@ -41,6 +41,11 @@ pub struct Proc {
 }
 
 impl Proc {
+    /// Own an already spawned child (killed when the handle drops).
+    pub fn from_child(child: Child, name: &'static str, log: PathBuf) -> Proc {
+        Proc { child, name, log }
+    }
+
     /// Kill the process now.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -4,8 +4,11 @@
 mod analysis;
 mod argocd;
 mod argocd_oracle;
+mod blue_green;
 mod canary;
+mod cli;
 mod cluster_fidelity;
+mod dashboard;
 mod demo;
 mod events;
 mod experiment;
@@ -18,3 +21,4 @@ mod prometheus;
 mod rbac_audit;
 mod rollout_experiment;
 mod scale;
+mod webdriver;

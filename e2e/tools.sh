@@ -2,7 +2,8 @@
 # The real tools the tests drive: install what is missing, or stop with one line naming it.
 # `make test` runs this first, so a missing tool never turns a test into a pass.
 #
-#   e2e/tools.sh          kubectl, Prometheus, umoci, skopeo, the CA bundle (the tests' tools)
+#   e2e/tools.sh          kubectl, Prometheus, umoci, skopeo, the CA bundle, Chromium and
+#                         chromedriver, script (the tests' tools)
 #   e2e/tools.sh image    ldd, git and the CA bundle (what `make image` needs)
 set -uo pipefail
 
@@ -62,10 +63,7 @@ fi
 
 # A real Prometheus for the Prometheus-backed analysis scenarios (run as a plain binary).
 PROMETHEUS_BIN=/usr/bin/prometheus
-if [ ! -x "$PROMETHEUS_BIN" ]; then
-  install_deb prometheus prometheus
-  [ -x "$PROMETHEUS_BIN" ] || fail "the prometheus package did not install $PROMETHEUS_BIN"
-fi
+install_deb "$PROMETHEUS_BIN" prometheus
 
 # The image test reads the archive with tools that are not Sluice's: umoci unpacks the OCI
 # layout, skopeo reads it as Docker's archive format (what `docker load` reads).
@@ -73,4 +71,10 @@ install_deb umoci umoci
 install_deb skopeo skopeo
 install_deb /etc/ssl/certs/ca-certificates.crt ca-certificates
 
-echo "make test: $(kubectl version --client 2>/dev/null | head -1); $("$PROMETHEUS_BIN" --version 2>&1 | head -1); umoci $(umoci --version 2>&1 | awk '{print $NF}'); $(skopeo --version 2>&1)"
+# A real browser and its WebDriver for the dashboard test.
+install_deb /usr/bin/chromium chromium
+install_deb /usr/bin/chromedriver chromium-driver
+# `script` runs `kubectl sluice get --watch` in a pseudo-terminal.
+install_deb /usr/bin/script bsdutils
+
+echo "make test: $(kubectl version --client 2>/dev/null | head -1); $("$PROMETHEUS_BIN" --version 2>&1 | head -1); umoci $(umoci --version 2>&1 | awk '{print $NF}'); $(skopeo --version 2>&1); $(/usr/bin/chromium --version 2>/dev/null | head -1)"

@@ -1,13 +1,40 @@
-//! `sluice`: the controller, the embedded cluster, the demo, the benchmarks and the user
-//! commands, in one binary.
+//! `sluice`: the controller, the embedded cluster, the demo, the benchmarks, the dashboard
+//! and the user commands, in one binary. Installed as `kubectl-sluice` it is also a kubectl
+//! plugin (`kubectl sluice get rollout web`).
 mod cli;
 
-use clap::Parser;
-use cli::{Cli, Command, run_rollout_command};
+use clap::{CommandFactory, FromArgMatches};
+use cli::{Cli, Command, Exit};
+
+/// Parse the command line; as `kubectl-sluice`, usage and errors say `kubectl sluice`.
+/// A user command logs nothing unless `--log-level` (or its variable) asks: its output is
+/// its one line or its tree.
+fn parse() -> Cli {
+    let invoked_as = std::env::args_os()
+        .next()
+        .and_then(|a| {
+            std::path::Path::new(&a)
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .unwrap_or_default();
+    let mut command = Cli::command();
+    if invoked_as == "kubectl-sluice" {
+        command = command.bin_name("kubectl sluice");
+    }
+    let matches = command.get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    let level_given =
+        matches.value_source("log_level") != Some(clap::parser::ValueSource::DefaultValue);
+    if cli.command.is_user_command() && !level_given {
+        cli.log_level = "off".into();
+    }
+    cli
+}
 
 #[tokio::main]
 async fn main() {
-    let cli = Cli::parse();
+    let cli = parse();
     sluice_controller::telemetry::init(cli.log_format, &cli.log_level);
     let result = match &cli.command {
         Command::Controller(args) => cli::serve::controller(args).await,
@@ -20,11 +47,12 @@ async fn main() {
             cli::version::print(*short);
             Ok(())
         }
-        other => run_rollout_command(other).await,
+        other => cli::run_user_command(other).await,
     };
     if let Err(err) = result {
         // One line, non-zero exit: the contract for every user-facing failure.
+        let code = err.downcast_ref::<Exit>().map_or(1, |e| e.code);
         eprintln!("error: {err:#}");
-        std::process::exit(1);
+        std::process::exit(code);
     }
 }

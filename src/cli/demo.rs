@@ -179,7 +179,13 @@ impl Tour {
         println!(
             "      retry:        kubectl --kubeconfig {kc} patch rollout {NAME} --subresource=status --type=merge -p '{{\"status\":{{\"abort\":false}}}}'"
         );
-        println!("      look:         kubectl --kubeconfig {kc} get ro,rs,pods\n");
+        println!("      look:         kubectl --kubeconfig {kc} get ro,rs,pods");
+        println!("    Or with kubectl sluice (make install), and in the browser:");
+        println!(
+            "      kubectl sluice get rollout {NAME} --watch --kubeconfig {kc} -n {NAMESPACE}"
+        );
+        println!("      kubectl sluice promote {NAME} --kubeconfig {kc} -n {NAMESPACE}");
+        println!("      sluice dashboard --kubeconfig {kc}    # http://127.0.0.1:3100/\n");
     }
 }
 

@@ -12,6 +12,10 @@
 //! - `Recreate` is refused: a Rollout always runs the old and the new pods side by side during an
 //!   update, which is what `Recreate` exists to prevent.
 //! - The default steps are [`DEFAULT_STEPS`]: a small canary, a manual gate, half, a timed soak.
+//! - `--strategy blue-green` produces a blue/green Rollout instead, with the Services named by
+//!   `--active-service` (required) and `--preview-service`; one Deployment at a time (each needs
+//!   its own Services), and the rolling update's `maxSurge` is dropped (blue/green runs a whole
+//!   second copy) while `maxUnavailable` is kept (it paces restarts).
 
 use std::collections::BTreeSet;
 use std::io::Read as _;
@@ -26,7 +30,8 @@ use serde_json::Value;
 
 use sluice_api::common::ObjectRef;
 use sluice_api::rollout::{
-    CanaryStep, CanaryStrategy, Rollout, RolloutPause, RolloutSpec, RolloutStrategy,
+    BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, RolloutPause, RolloutSpec,
+    RolloutStrategy,
 };
 
 /// The steps used when `--steps` is not given: 20% of the pods on the new version, wait for a
@@ -96,6 +101,31 @@ pub enum MigrateError {
     /// A bad `--steps` token.
     #[error("--steps: bad step {token:?}: {reason}")]
     BadStep { token: String, reason: String },
+    /// `--strategy blue-green` with several Deployments.
+    #[error(
+        "--strategy blue-green converts one Deployment at a time (each Rollout needs its own \
+         active and preview Services), but the input holds {count}"
+    )]
+    BlueGreenOneAtATime { count: usize },
+}
+
+/// The blue/green Services a converted Rollout switches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlueGreenServices {
+    /// `activeService`: the Service production traffic goes through.
+    pub active: String,
+    /// `previewService`, if any.
+    pub preview: Option<String>,
+}
+
+/// Which strategy the Rollout gets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum StrategyKind {
+    /// A canary with `--steps`.
+    #[default]
+    Canary,
+    /// Blue/green with `--active-service` (and `--preview-service`).
+    BlueGreen,
 }
 
 /// How the Rollout gets its pod template.
@@ -140,6 +170,8 @@ pub struct Options {
     pub scale_down: ScaleDown,
     /// The canary steps of every produced Rollout (empty: a plain rolling update).
     pub steps: Vec<CanaryStep>,
+    /// Blue/green instead of canary, with these Services (`steps` is then unused).
+    pub blue_green: Option<BlueGreenServices>,
 }
 
 impl Default for Options {
@@ -148,6 +180,7 @@ impl Default for Options {
             mode: Mode::Template,
             scale_down: ScaleDown::Progressively,
             steps: parse_steps(DEFAULT_STEPS).expect("the default steps parse"),
+            blue_green: None,
         }
     }
 }
@@ -244,6 +277,11 @@ pub fn convert(input: &str, options: &Options) -> Result<String, MigrateError> {
     if deployments.is_empty() {
         return Err(MigrateError::Empty);
     }
+    if options.blue_green.is_some() && deployments.len() > 1 {
+        return Err(MigrateError::BlueGreenOneAtATime {
+            count: deployments.len(),
+        });
+    }
     let mut out = Vec::new();
     for (index, value) in deployments {
         let converted = convert_deployment(index, &value, options)?;
@@ -338,13 +376,33 @@ pub fn convert_deployment(
         Err(e) => return Err(invalid(format!("spec.selector is invalid: {e}"))),
     }
 
-    let dropped = dropped_fields(value, options.mode);
+    let mut dropped = dropped_fields(value, options.mode);
     let rolling = spec.strategy.and_then(|s| s.rolling_update);
-    let canary = CanaryStrategy {
-        max_surge: rolling.as_ref().and_then(|r| r.max_surge.clone()),
-        max_unavailable: rolling.as_ref().and_then(|r| r.max_unavailable.clone()),
-        steps: (!options.steps.is_empty()).then(|| options.steps.clone()),
-        ..Default::default()
+    let strategy = match &options.blue_green {
+        Some(services) => {
+            if rolling.as_ref().is_some_and(|r| r.max_surge.is_some()) {
+                dropped.push("spec.strategy.rollingUpdate.maxSurge".to_string());
+                dropped.sort();
+            }
+            RolloutStrategy {
+                blue_green: Some(BlueGreenStrategy {
+                    active_service: services.active.clone(),
+                    preview_service: services.preview.clone(),
+                    max_unavailable: rolling.as_ref().and_then(|r| r.max_unavailable.clone()),
+                    ..Default::default()
+                }),
+                canary: None,
+            }
+        }
+        None => RolloutStrategy {
+            canary: Some(CanaryStrategy {
+                max_surge: rolling.as_ref().and_then(|r| r.max_surge.clone()),
+                max_unavailable: rolling.as_ref().and_then(|r| r.max_unavailable.clone()),
+                steps: (!options.steps.is_empty()).then(|| options.steps.clone()),
+                ..Default::default()
+            }),
+            blue_green: None,
+        },
     };
 
     let (template, workload_ref) = match options.mode {
@@ -388,10 +446,7 @@ pub fn convert_deployment(
             template,
             workload_ref,
             min_ready_seconds: spec.min_ready_seconds,
-            strategy: Some(RolloutStrategy {
-                canary: Some(canary),
-                ..Default::default()
-            }),
+            strategy: Some(strategy),
             revision_history_limit: spec.revision_history_limit,
             paused: spec.paused,
             progress_deadline_seconds: spec.progress_deadline_seconds,
@@ -444,19 +499,34 @@ fn dropped_fields(value: &Value, mode: Mode) -> Vec<String> {
 fn render(converted: &Converted, options: &Options) -> String {
     let name = converted.rollout.metadata.name.as_deref().unwrap_or("");
     let mut out = String::new();
+    let strategy = if options.blue_green.is_some() {
+        " --strategy blue-green"
+    } else {
+        ""
+    };
     match options.mode {
         Mode::Template => {
             out += &format!(
-                "# Rollout converted by `sluice migrate --mode template` from Deployment {name:?}.\n"
+                "# Rollout converted by `sluice migrate --mode template{strategy}` from Deployment {name:?}.\n"
             )
         }
         Mode::WorkloadRef => {
             out += &format!(
-                "# Rollout converted by `sluice migrate --mode workload-ref` from Deployment {name:?}.\n\
+                "# Rollout converted by `sluice migrate --mode workload-ref{strategy}` from Deployment {name:?}.\n\
                  # The pod template stays in the Deployment: keep editing it there. scaleDown: {}.\n",
                 options.scale_down.as_str()
             );
         }
+    }
+    if let Some(services) = &options.blue_green {
+        let names = match &services.preview {
+            Some(preview) => format!("{} and {preview}", services.active),
+            None => services.active.clone(),
+        };
+        out += &format!(
+            "# Blue/green: the Services {names} must exist in the Rollout's namespace and select its\n\
+             # pods; the Rollout adds rollouts-pod-template-hash to their selectors.\n"
+        );
     }
     if !converted.dropped.is_empty() {
         out += "# Dropped (server-set or Deployment-only):\n";
@@ -499,9 +569,19 @@ pub struct MigrateArgs {
     /// With `--mode workload-ref`: what happens to the Deployment's pods (default progressively).
     #[arg(long, value_enum)]
     pub scale_down: Option<ScaleDown>,
-    /// Canary steps: weights 0-100, `pause`, `pause:DURATION`, comma separated; `none` for no steps.
-    #[arg(long, default_value = DEFAULT_STEPS)]
-    pub steps: String,
+    /// Canary steps: weights 0-100, `pause`, `pause:DURATION`, comma separated; `none` for no
+    /// steps [default: 20,pause,50,pause:60s]. Canary only.
+    #[arg(long)]
+    pub steps: Option<String>,
+    /// `canary` (with `--steps`) or `blue-green` (with `--active-service`).
+    #[arg(long, value_enum, default_value_t = StrategyKind::Canary)]
+    pub strategy: StrategyKind,
+    /// With `--strategy blue-green`: the Service production traffic goes through (required).
+    #[arg(long, value_name = "SERVICE")]
+    pub active_service: Option<String>,
+    /// With `--strategy blue-green`: the Service of the new version before its promotion.
+    #[arg(long, value_name = "SERVICE")]
+    pub preview_service: Option<String>,
     #[command(flatten)]
     pub kube: super::KubeArgs,
 }
@@ -514,7 +594,8 @@ pub async fn run(args: &MigrateArgs) -> anyhow::Result<()> {
     let options = Options {
         mode: args.mode,
         scale_down: args.scale_down.unwrap_or(ScaleDown::Progressively),
-        steps: parse_steps(&args.steps)?,
+        steps: parse_steps(args.steps.as_deref().unwrap_or(DEFAULT_STEPS))?,
+        blue_green: blue_green_services(args)?,
     };
     let input = match (&args.filename, &args.from_cluster) {
         (Some(path), _) if path.as_os_str() == "-" => {
@@ -532,6 +613,45 @@ pub async fn run(args: &MigrateArgs) -> anyhow::Result<()> {
     };
     print!("{}", convert(&input, &options)?);
     Ok(())
+}
+
+/// The blue/green Services of `--strategy blue-green`, and the flags that only go with one
+/// strategy checked.
+fn blue_green_services(args: &MigrateArgs) -> anyhow::Result<Option<BlueGreenServices>> {
+    let named = |flag: &str, v: &Option<String>| -> anyhow::Result<Option<String>> {
+        match v.as_deref().map(str::trim) {
+            Some("") => anyhow::bail!("{flag} needs a Service name"),
+            other => Ok(other.map(str::to_string)),
+        }
+    };
+    let active = named("--active-service", &args.active_service)?;
+    let preview = named("--preview-service", &args.preview_service)?;
+    match args.strategy {
+        StrategyKind::Canary => {
+            if active.is_some() || preview.is_some() {
+                anyhow::bail!(
+                    "--active-service and --preview-service only apply to --strategy blue-green"
+                );
+            }
+            Ok(None)
+        }
+        StrategyKind::BlueGreen => {
+            if args.steps.is_some() {
+                anyhow::bail!("--steps only applies to --strategy canary");
+            }
+            let Some(active) = active else {
+                anyhow::bail!(
+                    "--strategy blue-green needs --active-service SERVICE (the Service production traffic goes through)"
+                );
+            };
+            if preview.as_deref() == Some(active.as_str()) {
+                anyhow::bail!(
+                    "--preview-service must differ from --active-service: a blue/green Rollout switches two Services"
+                );
+            }
+            Ok(Some(BlueGreenServices { active, preview }))
+        }
+    }
 }
 
 async fn fetch_deployment(args: &MigrateArgs, target: &str) -> anyhow::Result<String> {

@@ -1,9 +1,16 @@
 //! The `sluice` command line: one binary, one subcommand per job.
 
+pub mod dashboard;
 pub mod demo;
+pub mod get;
+pub mod lint;
+pub mod list;
 pub mod migrate;
-pub mod rollouts;
 pub mod serve;
+pub mod status;
+pub mod steer;
+pub mod terminal;
+pub mod tree;
 pub mod version;
 
 use std::path::PathBuf;
@@ -11,6 +18,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 use sluice_api::k8s::duration::parse_seconds_or_duration;
+use sluice_client::actions::Action;
 use sluice_controller::telemetry::LogFormat;
 
 /// Sluice: progressive delivery for Kubernetes, compatible with the Argo Rollouts API.
@@ -38,16 +46,35 @@ pub struct KubeArgs {
     pub context: Option<String>,
 }
 
+/// Which cluster and namespace a user command works in.
+#[derive(Debug, Args, Clone)]
+pub struct Scope {
+    /// Namespace (default: the kubeconfig context's namespace).
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+    #[command(flatten)]
+    pub kube: KubeArgs,
+}
+
+impl Scope {
+    /// A client for the cluster and the namespace to work in.
+    pub async fn connect(&self) -> anyhow::Result<(kube::Client, String)> {
+        let (client, default_ns) = sluice_controller::client::connect(
+            self.kube.kubeconfig.as_deref(),
+            self.kube.context.as_deref(),
+        )
+        .await?;
+        Ok((client, self.namespace.clone().unwrap_or(default_ns)))
+    }
+}
+
 /// Flags of the user commands that address one Rollout.
 #[derive(Debug, Args, Clone)]
 pub struct RolloutArgs {
     /// Name of the Rollout.
     pub name: String,
-    /// Namespace of the Rollout (default: the kubeconfig context's namespace).
-    #[arg(short, long)]
-    pub namespace: Option<String>,
     #[command(flatten)]
-    pub kube: KubeArgs,
+    pub scope: Scope,
 }
 
 /// Flags of `sluice controller`.
@@ -161,6 +188,14 @@ pub enum Command {
     Crds(CrdsArgs),
     /// Measure Sluice: planner, embedded server, controller at scale (see docs/performance.md).
     Bench(sluice_bench::BenchArgs),
+    /// List Rollouts, Experiments or AnalysisRuns (`-A` for every namespace).
+    #[command(subcommand)]
+    List(list::ListCommand),
+    /// Show a Rollout or an Experiment as a tree; `--watch` follows it live.
+    #[command(subcommand)]
+    Get(get::GetCommand),
+    /// Wait for a Rollout to finish: exit 0 Healthy, 1 Degraded or aborted, 2 timed out.
+    Status(status::StatusArgs),
     /// Promote a paused Rollout to its next step (`--full` skips all remaining steps).
     Promote {
         #[command(flatten)]
@@ -174,26 +209,45 @@ pub enum Command {
         #[command(flatten)]
         target: RolloutArgs,
     },
-    /// Retry an aborted Rollout.
-    Retry {
-        #[command(flatten)]
-        target: RolloutArgs,
-    },
+    /// Retry an aborted Rollout, or a finished Experiment.
+    #[command(subcommand)]
+    Retry(steer::RetryCommand),
     /// Pause a Rollout (sets `spec.paused`).
     Pause {
         #[command(flatten)]
         target: RolloutArgs,
     },
-    /// Restart the pods of a Rollout (sets `spec.restartAt` to now).
+    /// Resume a paused Rollout: clear every pause (Argo CD's resume action).
+    Resume {
+        #[command(flatten)]
+        target: RolloutArgs,
+    },
+    /// Restart the pods of a Rollout (sets `spec.restartAt`).
     Restart {
         #[command(flatten)]
         target: RolloutArgs,
+        /// Restart after this long instead of now (for example `30s`, `5m`).
+        #[arg(long, short = 'i', value_parser = parse_seconds_or_duration)]
+        r#in: Option<std::time::Duration>,
     },
-    /// Show a Rollout: phase, step, actual weight and its ReplicaSets.
-    Get {
+    /// Roll back to an older revision's pod template.
+    Undo {
         #[command(flatten)]
         target: RolloutArgs,
+        /// The revision to go back to (default: the previous one).
+        #[arg(long)]
+        to_revision: Option<i64>,
     },
+    /// Change a Rollout: `set image NAME CONTAINER=IMAGE`.
+    #[command(subcommand)]
+    Set(steer::SetCommand),
+    /// Stop an Experiment or an AnalysisRun.
+    #[command(subcommand)]
+    Terminate(steer::TerminateCommand),
+    /// Check Rollout manifests offline with the controller's own validation.
+    Lint(lint::LintArgs),
+    /// Serve the web dashboard on 127.0.0.1.
+    Dashboard(dashboard::DashboardArgs),
     /// Convert Deployments (a file, stdin or the cluster) into Rollouts, printed as YAML.
     Migrate(migrate::MigrateArgs),
     /// Print the version, git commit and build date.
@@ -204,45 +258,77 @@ pub enum Command {
     },
 }
 
-/// Run a user command against a Rollout and print its one-line result.
-pub async fn run_rollout_command(command: &Command) -> anyhow::Result<()> {
-    let (target, action) = match command {
+impl Command {
+    /// The commands a person runs against a cluster (not the long-running servers).
+    pub fn is_user_command(&self) -> bool {
+        !matches!(
+            self,
+            Command::Controller(_)
+                | Command::Cluster(_)
+                | Command::Crds(_)
+                | Command::Demo(_)
+                | Command::Migrate(_)
+                | Command::Bench(_)
+                | Command::Dashboard(_)
+                | Command::Version { .. }
+        )
+    }
+}
+
+/// A failure with its own exit code (`status`: 1 Degraded, 2 timed out).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct Exit {
+    pub code: i32,
+    pub message: String,
+}
+
+/// Run a user command and print its result.
+pub async fn run_user_command(command: &Command) -> anyhow::Result<()> {
+    match command {
+        Command::List(c) => list::run(c).await,
+        Command::Get(c) => get::run(c).await,
+        Command::Status(args) => status::run(args).await,
+        Command::Promote { target, full } => {
+            let action = if *full {
+                Action::PromoteFull
+            } else {
+                Action::Promote
+            };
+            steer::rollout_action(target, action, Default::default()).await
+        }
+        Command::Abort { target } => {
+            steer::rollout_action(target, Action::Abort, Default::default()).await
+        }
+        Command::Retry(c) => steer::retry(c).await,
+        Command::Pause { target } => {
+            steer::rollout_action(target, Action::Pause, Default::default()).await
+        }
+        Command::Resume { target } => {
+            steer::rollout_action(target, Action::Resume, Default::default()).await
+        }
+        Command::Restart { target, r#in } => {
+            let options = sluice_client::actions::Options {
+                restart_in: r#in.unwrap_or_default(),
+            };
+            steer::rollout_action(target, Action::Restart, options).await
+        }
+        Command::Undo {
+            target,
+            to_revision,
+        } => steer::undo(target, *to_revision).await,
+        Command::Set(c) => steer::set(c).await,
+        Command::Terminate(c) => steer::terminate(c).await,
+        Command::Lint(args) => lint::run(args),
+        Command::Dashboard(args) => dashboard::run(args).await,
         Command::Controller(_)
         | Command::Cluster(_)
         | Command::Crds(_)
         | Command::Demo(_)
         | Command::Migrate(_)
         | Command::Bench(_)
-        | Command::Version { .. } => {
-            anyhow::bail!("not a rollout command")
-        }
-        Command::Promote { target, full } => {
-            (target, if *full { "promote-full" } else { "promote" })
-        }
-        Command::Abort { target } => (target, "abort"),
-        Command::Retry { target } => (target, "retry"),
-        Command::Pause { target } => (target, "pause"),
-        Command::Restart { target } => (target, "restart"),
-        Command::Get { target } => (target, "get"),
-    };
-    rollouts::require_name(&target.name)?;
-    let (client, default_ns) = sluice_controller::client::connect(
-        target.kube.kubeconfig.as_deref(),
-        target.kube.context.as_deref(),
-    )
-    .await?;
-    let ns = target.namespace.clone().unwrap_or(default_ns);
-    let out = match action {
-        "promote" => rollouts::promote(&client, &ns, &target.name, false).await?,
-        "promote-full" => rollouts::promote(&client, &ns, &target.name, true).await?,
-        "abort" => rollouts::abort(&client, &ns, &target.name).await?,
-        "retry" => rollouts::retry(&client, &ns, &target.name).await?,
-        "pause" => rollouts::pause(&client, &ns, &target.name).await?,
-        "restart" => rollouts::restart(&client, &ns, &target.name).await?,
-        _ => rollouts::get(&client, &ns, &target.name).await?,
-    };
-    println!("{}", out.trim_end());
-    Ok(())
+        | Command::Version { .. } => anyhow::bail!("not a user command"),
+    }
 }
 
 #[cfg(test)]

@@ -193,8 +193,10 @@ impl RolloutSpec {
         0
     }
 
-    /// Seconds the canary/preview ReplicaSet stays up after an abort, `None` when it is scaled
-    /// down at once (explicit 0, or basic canary without traffic routing).
+    /// Seconds the canary/preview ReplicaSet stays up after an abort before it is scaled
+    /// down; `None` when the abort does not scale it down on a deadline: an explicit 0 leaves
+    /// it up indefinitely (upstream's meaning), and a basic canary without traffic routing
+    /// shrinks it through its weight instead.
     pub fn abort_scale_down_delay_seconds(&self) -> Option<i32> {
         let delay = if let Some(bg) = self.blue_green() {
             bg.abort_scale_down_delay_seconds

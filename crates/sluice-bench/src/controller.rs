@@ -11,6 +11,13 @@
 //! mass image update (until every Rollout reaches its first pause); promote/abort reaction
 //! latency; every Rollout through a whole update, promoted at each pause (writes per setWeight
 //! step, averaged); restart with N Rollouts present (warm start).
+//!
+//! `--strategy blue-green` runs the same phases on blue/green Rollouts (each with its own
+//! active and preview Service, created by the bench): the mass update waits for every Rollout
+//! to pause in `BlueGreenPause` behind its preview; the latency is promote → the active
+//! Service's switch and abort → the preview ReplicaSet's `scale-down-deadline`; the whole
+//! update is new image → pause → promote → switched, stable, and the old ReplicaSet scaled
+//! down after its delay, counted per Rollout per update.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
@@ -20,7 +27,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, Service};
 use kube::api::{
     Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
@@ -33,15 +40,37 @@ use super::report::{Report, Target, summary};
 use sluice_api::rollout::rollout_resource;
 use sluice_controller::events::EventLevel;
 
-const NAMESPACE: &str = "sluice-bench";
+pub(super) const NAMESPACE: &str = "sluice-bench";
 const FIRST_IMAGE: &str = "registry.local/bench:1";
-const SECOND_IMAGE: &str = "registry.local/bench:2";
+pub(super) const SECOND_IMAGE: &str = "registry.local/bench:2";
 const THIRD_IMAGE: &str = "registry.local/bench:3";
 /// The bench Rollout's steps: setWeight 20, pause, setWeight 60, pause, setWeight 80.
 const STEPS: i64 = 5;
 const SET_WEIGHT_STEPS: u64 = 3;
 /// How many requests the bench itself keeps in flight when creating or patching Rollouts.
-const CONCURRENCY: usize = 32;
+pub(super) const CONCURRENCY: usize = 32;
+
+/// Which strategy the benchmark Rollouts use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Strategy {
+    /// The 5-step canary.
+    #[default]
+    Canary,
+    /// Blue/green with an active and a preview Service each, promoted by hand.
+    BlueGreen,
+}
+
+impl Strategy {
+    fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Canary => "canary",
+            Strategy::BlueGreen => "blue-green",
+        }
+    }
+}
+
+/// Seconds the old ReplicaSet of a blue/green bench Rollout stays up after the switch.
+const BLUE_GREEN_SCALE_DOWN_DELAY: i64 = 2;
 
 /// How big a run is.
 #[derive(Debug, Clone)]
@@ -55,11 +84,36 @@ pub struct Params {
     pub kubeconfig: Option<PathBuf>,
     /// The controller's `--events` level.
     pub events: EventLevel,
+    /// Canary or blue/green Rollouts.
+    pub strategy: Strategy,
 }
 
-/// The Rollout every benchmark object is: a 5-step canary.
-fn rollout(i: usize, replicas: i32) -> Value {
+/// The Rollout every benchmark object is: a 5-step canary, or blue/green with its two
+/// Services and a manual promotion.
+pub(super) fn rollout(i: usize, replicas: i32, strategy: Strategy) -> Value {
     let name = format!("ro-{i}");
+    if strategy == Strategy::BlueGreen {
+        return json!({
+            "apiVersion": "argoproj.io/v1alpha1",
+            "kind": "Rollout",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {
+                "replicas": replicas,
+                "revisionHistoryLimit": 2,
+                "selector": {"matchLabels": {"app": name}},
+                "template": {
+                    "metadata": {"labels": {"app": name}},
+                    "spec": {"containers": [{"name": "app", "image": FIRST_IMAGE}]}
+                },
+                "strategy": {"blueGreen": {
+                    "activeService": format!("{name}-active"),
+                    "previewService": format!("{name}-preview"),
+                    "autoPromotionEnabled": false,
+                    "scaleDownDelaySeconds": BLUE_GREEN_SCALE_DOWN_DELAY
+                }}
+            }
+        });
+    }
     json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
@@ -218,14 +272,32 @@ fn reconciled(ro: &DynamicObject) -> bool {
         == ro.metadata.generation.map(|g| g.to_string()).as_deref()
 }
 
-fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
+pub(super) fn healthy(ro: &DynamicObject, replicas: i32) -> bool {
     reconciled(ro)
         && status(ro)["phase"] == "Healthy"
         && status(ro)["availableReplicas"].as_i64().unwrap_or(0) >= i64::from(replicas)
 }
 
-fn at_first_pause(ro: &DynamicObject) -> bool {
-    paused_at(ro, 1)
+pub(super) fn at_first_pause(ro: &DynamicObject) -> bool {
+    paused_at(ro, 1) || at_blue_green_pause(ro)
+}
+
+/// Blue/green: waiting for the promotion, the new version up behind the preview.
+fn at_blue_green_pause(ro: &DynamicObject) -> bool {
+    reconciled(ro)
+        && status(ro)["phase"] == "Paused"
+        && status(ro)["message"] == "BlueGreenPause"
+        && status(ro)["blueGreen"]["previewSelector"] == status(ro)["currentPodHash"]
+}
+
+/// Blue/green: switched, stable, Healthy, and the previous ReplicaSet scaled down (the
+/// Rollout counts only the current ReplicaSet's pods again).
+fn switched_and_scaled_down(ro: &DynamicObject, replicas: i32) -> bool {
+    healthy(ro, replicas)
+        && status(ro)["stableRS"].is_string()
+        && status(ro)["stableRS"] == status(ro)["currentPodHash"]
+        && status(ro)["blueGreen"]["activeSelector"] == status(ro)["currentPodHash"]
+        && status(ro)["replicas"].as_i64().unwrap_or(0) == i64::from(replicas)
 }
 
 fn paused_at(ro: &DynamicObject, step: i64) -> bool {
@@ -274,7 +346,7 @@ async fn patch_all(
 
 /// Poll until `done` holds for all `n` Rollouts or the deadline passes; the elapsed time
 /// since `since` and how many satisfied `done` at the end.
-async fn wait_all(
+pub(super) async fn wait_all(
     api: &Api<DynamicObject>,
     n: usize,
     since: Instant,
@@ -343,6 +415,7 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             "phase_timeout_s": p.phase_timeout.as_secs(),
             "cluster": if p.kubeconfig.is_some() { "kubeconfig" } else { "sluice cluster (separate process)" },
             "events": p.events.as_str(),
+            "strategy": p.strategy.as_str(),
         }),
     );
     let dir = std::env::temp_dir().join(format!("sluice-bench-{}", std::process::id()));
@@ -408,13 +481,16 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     stop(&mut ctl).await;
 
     // Cold start with N Rollouts present and never reconciled.
+    if p.strategy == Strategy::BlueGreen {
+        create_services(&client, n).await?;
+    }
     eprintln!("bench: creating {n} Rollouts");
     let t = Instant::now();
     let failed = futures::stream::iter(0..n)
         .map(|i| {
             let api = rollouts.clone();
-            let obj: DynamicObject =
-                serde_json::from_value(rollout(i, p.replicas)).expect("a valid Rollout");
+            let obj: DynamicObject = serde_json::from_value(rollout(i, p.replicas, p.strategy))
+                .expect("a valid Rollout");
             async move { api.create(&PostParams::default(), &obj).await.err() }
         })
         .buffer_unordered(CONCURRENCY)
@@ -524,6 +600,14 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     patch_all(&rollouts, n, &patch, false).await?;
     let patched = start.elapsed();
     let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, at_first_pause).await?;
+    let first_step = match p.strategy {
+        Strategy::Canary => "create RS + setWeight 20 + pause",
+        Strategy::BlueGreen => "create RS + preview switch + scale up + BlueGreenPause",
+    };
+    let mass_target = match p.strategy {
+        Strategy::Canary => Target::AtMost(6.0),
+        Strategy::BlueGreen => Target::None,
+    };
     report.add(
         &format!("mass update: all {n} Rollouts at their first pause"),
         took.as_secs_f64(),
@@ -536,10 +620,10 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
     );
     let update = proxy.counts().since(&before);
     report.add(
-        "mass update: controller API writes per Rollout (create RS + setWeight 20 + pause)",
+        &format!("mass update: controller API writes per Rollout ({first_step})"),
         update.writes() as f64 / n as f64,
         "writes",
-        Target::AtMost(6.0),
+        mass_target,
         &format!("--events {}: {}", p.events.as_str(), update.describe()),
     );
     let events = super::proxy::Counts(
@@ -589,11 +673,17 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         "since process start",
     );
 
-    // Reaction latency to promote and abort.
-    latency(&mut report, &client, &rollouts, &p).await?;
-
-    // A whole update of every Rollout through its three setWeight steps.
-    full_walk(&mut report, &rollouts, &proxy, &p).await?;
+    // Reaction latency to promote and abort, and a whole update of every Rollout.
+    match p.strategy {
+        Strategy::Canary => {
+            latency(&mut report, &client, &rollouts, &p).await?;
+            full_walk(&mut report, &rollouts, &proxy, &p).await?;
+        }
+        Strategy::BlueGreen => {
+            blue_green_latency(&mut report, &client, &rollouts, &p).await?;
+            blue_green_walk(&mut report, &rollouts, &proxy, &p).await?;
+        }
+    }
 
     // Warm start: restart the controller with N Rollouts present.
     eprintln!("bench: warm restart");
@@ -646,6 +736,256 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         stop(&mut c).await;
     }
     Ok(report)
+}
+
+/// The active and preview Service of each of the `n` blue/green Rollouts (`CONCURRENCY` at a
+/// time); they select the Rollout's pods by `app`.
+async fn create_services(client: &kube::Client, n: usize) -> anyhow::Result<()> {
+    eprintln!("bench: creating {} Services", 2 * n);
+    let api: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let failed = futures::stream::iter((0..n).flat_map(|i| {
+        ["active", "preview"].map(move |role| (format!("ro-{i}-{role}"), format!("ro-{i}")))
+    }))
+    .map(|(name, app)| {
+        let api = api.clone();
+        async move {
+            let svc: Service = serde_json::from_value(json!({
+                "metadata": {"name": name},
+                "spec": {"selector": {"app": app}, "ports": [{"port": 80}]}
+            }))
+            .expect("a valid Service");
+            api.create(&PostParams::default(), &svc).await.err()
+        }
+    })
+    .buffer_unordered(CONCURRENCY)
+    .filter_map(futures::future::ready)
+    .collect::<Vec<_>>()
+    .await;
+    if let Some(e) = failed.first() {
+        bail!("{} Service creates failed; first: {e}", failed.len());
+    }
+    Ok(())
+}
+
+/// Blue/green: every Rollout walks a whole update: new image → `BlueGreenPause` → promote →
+/// switched and stable → the old ReplicaSet scaled down after its delay. The controller's
+/// writes over the walk per Rollout are the figure for one blue/green update.
+async fn blue_green_walk(
+    report: &mut Report,
+    rollouts: &Api<DynamicObject>,
+    proxy: &Proxy,
+    p: &Params,
+) -> anyhow::Result<()> {
+    let n = p.rollouts;
+    eprintln!("bench: every blue/green Rollout through a whole update");
+    let before = proxy.counts();
+    let start = Instant::now();
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "app", "image": THIRD_IMAGE}]}}}});
+    let promote = json!({"status": {"pauseConditions": null}});
+    patch_all(rollouts, n, &image, false).await?;
+    let (_, paused) = wait_all(rollouts, n, start, p.phase_timeout, at_blue_green_pause).await?;
+    patch_all(rollouts, n, &promote, true).await?;
+    let replicas = p.replicas;
+    let (took, done) = wait_all(rollouts, n, start, p.phase_timeout, |ro| {
+        switched_and_scaled_down(ro, replicas)
+    })
+    .await?;
+    let walk = proxy.counts().since(&before);
+    report.add(
+        &format!("whole update: all {n} blue/green Rollouts switched and scaled down"),
+        took.as_secs_f64(),
+        "s",
+        Target::None,
+        &format!(
+            "{paused}/{n} paused before the switch, {done}/{n} done; includes the bench's \
+             promotes and the {BLUE_GREEN_SCALE_DOWN_DELAY} s scale-down delay"
+        ),
+    );
+    report.add(
+        "whole update: controller API writes per Rollout per blue/green update",
+        walk.writes() as f64 / n as f64,
+        "writes",
+        Target::None,
+        &format!("--events {}: {}", p.events.as_str(), walk.describe()),
+    );
+    Ok(())
+}
+
+/// Blue/green reaction latency, on Rollouts waiting in `BlueGreenPause`: a promote until the
+/// controller switches that Rollout's active Service (seen on the bench's own watch of
+/// Services), and an abort until it stamps the preview ReplicaSet's `scale-down-deadline` (its
+/// first write after an abort; seen on a watch of ReplicaSets).
+async fn blue_green_latency(
+    report: &mut Report,
+    client: &kube::Client,
+    rollouts: &Api<DynamicObject>,
+    p: &Params,
+) -> anyhow::Result<()> {
+    let paused: Vec<String> = list_all(rollouts)
+        .await?
+        .iter()
+        .filter(|ro| at_blue_green_pause(ro))
+        .filter_map(|ro| ro.metadata.name.clone())
+        .collect();
+    let samples = p.samples.min(paused.len());
+    eprintln!("bench: promote/abort reaction latency over {samples} samples");
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    // Promote: the active Service's selector changes. Its name is `<rollout>-active`.
+    let svc_api: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
+    let svc_rv = svc_api
+        .list(&ListParams::default().limit(1))
+        .await?
+        .metadata
+        .resource_version
+        .unwrap_or_default();
+    let svc_stream = svc_api
+        .watch(&WatchParams::default().timeout(290), &svc_rv)
+        .await?;
+    let svc_tx = tx.clone();
+    let svc_watcher = tokio::spawn(async move {
+        let mut stream = svc_stream.boxed();
+        while let Some(Ok(ev)) = stream.next().await {
+            let at = Instant::now();
+            if let WatchEvent::Modified(svc) = ev
+                && let Some(rollout) = svc
+                    .metadata
+                    .name
+                    .as_deref()
+                    .and_then(|n| n.strip_suffix("-active"))
+                && svc_tx.send((rollout.to_string(), at)).is_err()
+            {
+                return;
+            }
+        }
+    });
+    // Abort: a ReplicaSet gets a scale-down-deadline it did not have.
+    let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+    let list = rs_api.list(&ListParams::default()).await?;
+    let mut deadlines: HashMap<String, bool> = list
+        .items
+        .iter()
+        .filter_map(|rs| Some((rs.metadata.name.clone()?, has_deadline(rs))))
+        .collect();
+    let rv = list.metadata.resource_version.unwrap_or_default();
+    let rs_stream = rs_api
+        .watch(&WatchParams::default().timeout(290), &rv)
+        .await?;
+    let rs_watcher = tokio::spawn(async move {
+        let mut stream = rs_stream.boxed();
+        while let Some(Ok(ev)) = stream.next().await {
+            let at = Instant::now();
+            let rs = match ev {
+                WatchEvent::Added(rs) | WatchEvent::Modified(rs) => rs,
+                _ => continue,
+            };
+            let name = rs.metadata.name.clone().unwrap_or_default();
+            let now = has_deadline(&rs);
+            if deadlines.insert(name, now) == Some(true) || !now {
+                continue;
+            }
+            let owner = rs
+                .metadata
+                .owner_references
+                .unwrap_or_default()
+                .into_iter()
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.name)
+                .unwrap_or_default();
+            if tx.send((owner, at)).is_err() {
+                return;
+            }
+        }
+    });
+    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    let mut timeouts = 0;
+    for (i, name) in paused.iter().take(samples).enumerate() {
+        let poke = if i % 2 == 0 {
+            Poke::Promote
+        } else {
+            Poke::Abort
+        };
+        while rx.try_recv().is_ok() {}
+        let body = match poke {
+            Poke::Promote => json!({"status": {"pauseConditions": null}}),
+            Poke::Abort => json!({"status": {"abort": true}}),
+        };
+        let sent = Instant::now();
+        rollouts
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .with_context(|| format!("patching {name}"))?;
+        let accepted = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((owner, at))) if &owner == name => break Some(at),
+                Ok(Some(_)) => continue,
+                _ => break None,
+            }
+        };
+        match seen {
+            Some(at) => {
+                let key = match poke {
+                    Poke::Promote => "promote → active Service switch",
+                    Poke::Abort => "abort → preview ReplicaSet scale-down deadline",
+                };
+                let from = if at < accepted { sent } else { accepted };
+                results
+                    .entry(key)
+                    .or_default()
+                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
+            }
+            None => timeouts += 1,
+        }
+    }
+    svc_watcher.abort();
+    rs_watcher.abort();
+    for (key, mut v) in results {
+        if let Some((mean, p50, p99)) = summary(&mut v) {
+            let note = format!(
+                "{} samples ({timeouts} timed out at 10 s in all), mean {mean:.1} ms, {} Rollouts present",
+                v.len(),
+                p.rollouts
+            );
+            report.add(&format!("{key}: p50"), p50, "ms", Target::None, &note);
+            report.add(&format!("{key}: p99"), p99, "ms", Target::AtMost(100.0), "");
+        }
+    }
+    // Settle every Rollout before the whole-update phase counts writes: retry the aborted
+    // ones, promote all, and wait until each is switched with its old ReplicaSet gone.
+    let retry = json!({"status": {"abort": false}});
+    for (i, name) in paused.iter().take(samples).enumerate() {
+        if i % 2 == 1 {
+            rollouts
+                .patch_status(name, &PatchParams::default(), &Patch::Merge(&retry))
+                .await
+                .with_context(|| format!("retrying {name}"))?;
+        }
+    }
+    let n = p.rollouts;
+    let start = Instant::now();
+    wait_all(rollouts, n, start, p.phase_timeout, |ro| {
+        at_blue_green_pause(ro) || switched_and_scaled_down(ro, p.replicas)
+    })
+    .await?;
+    let promote = json!({"status": {"pauseConditions": null}});
+    patch_all(rollouts, n, &promote, true).await?;
+    let (took, done) = wait_all(rollouts, n, start, p.phase_timeout, |ro| {
+        switched_and_scaled_down(ro, p.replicas)
+    })
+    .await?;
+    eprintln!(
+        "bench: {done}/{n} settled before the whole update in {:.1} s",
+        took.as_secs_f64()
+    );
+    Ok(())
+}
+
+fn has_deadline(rs: &ReplicaSet) -> bool {
+    rs.metadata
+        .annotations
+        .as_ref()
+        .is_some_and(|a| a.contains_key("scale-down-deadline"))
 }
 
 /// Every Rollout walks a whole update, promoted at each pause: new image → first pause →

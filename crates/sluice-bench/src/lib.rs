@@ -5,6 +5,7 @@
 //! - [`controller`]: the `sluice controller` process under 1,000+ Rollouts (memory, CPU,
 //!   reaction latency, throughput, start-up), through a counting [`proxy`].
 //! - [`analysis`]: how many concurrent AnalysisRuns one controller measures on time.
+//! - [`dashboard`]: the `sluice dashboard` process's memory with N Rollouts and their pods.
 //!
 //! Every run is bounded in count and time and talks only to 127.0.0.1 unless given a
 //! kubeconfig. Results print as a table and, with `--json`, are written as JSON.
@@ -12,6 +13,7 @@
 pub mod analysis;
 pub mod cluster;
 pub mod controller;
+pub mod dashboard;
 pub mod planner;
 pub mod procfs;
 pub mod proxy;
@@ -59,7 +61,7 @@ pub enum BenchKind {
     },
     /// The `sluice controller` process under N Rollouts: memory, CPU, latency, throughput, start-up.
     Controller {
-        /// Rollouts to create (each a 5-step canary).
+        /// Rollouts to create (each a 5-step canary, or blue/green with `--strategy`).
         #[arg(long, default_value_t = 1000)]
         rollouts: usize,
         /// Replicas per Rollout (0 keeps the simulated kubelet out of the way; 2 or more is
@@ -84,6 +86,10 @@ pub enum BenchKind {
         /// The `--events` level the benchmarked controller runs with.
         #[arg(long, value_enum, default_value_t = sluice_controller::events::EventLevel::All)]
         events: sluice_controller::events::EventLevel,
+        /// The Rollouts' strategy: the 5-step canary, or blue/green (two Services each,
+        /// promoted by hand).
+        #[arg(long, value_enum, default_value_t = controller::Strategy::Canary)]
+        strategy: controller::Strategy,
     },
     /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
     /// controller measures within 100 ms of their due time.
@@ -110,6 +116,22 @@ pub enum BenchKind {
         /// controller runs here, so it reaches the bench's metric server on 127.0.0.1).
         #[arg(long)]
         kubeconfig: Option<PathBuf>,
+    },
+    /// The `sluice dashboard` process with N Rollouts (and their ReplicaSets and pods): memory
+    /// idle, with all of them, and at the peak of a mass update; time to answer the overview.
+    Dashboard {
+        /// Rollouts to create (each a 5-step canary).
+        #[arg(long, default_value_t = 1000)]
+        rollouts: usize,
+        /// Replicas (pods) per Rollout.
+        #[arg(long, default_value_t = 2)]
+        replicas: i32,
+        /// Pod ready delay of the embedded cluster the bench starts.
+        #[arg(long, default_value = "50ms", value_parser = parse_seconds_or_duration)]
+        pod_ready_delay: std::time::Duration,
+        /// Give up on a phase after this long.
+        #[arg(long, default_value = "300s", value_parser = parse_seconds_or_duration)]
+        phase_timeout: std::time::Duration,
     },
 }
 
@@ -140,6 +162,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             steady_seconds,
             kubeconfig,
             events,
+            strategy,
         } => {
             controller::run(controller::Params {
                 rollouts: (*rollouts).clamp(1, 100_000),
@@ -150,6 +173,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 steady: Duration::from_secs((*steady_seconds).clamp(1, 600)),
                 kubeconfig: kubeconfig.clone(),
                 events: *events,
+                strategy: *strategy,
             })
             .await?
         }
@@ -168,6 +192,20 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 spread: (*spread).min(Duration::from_secs(60)),
                 direct: *direct,
                 kubeconfig: kubeconfig.clone(),
+            })
+            .await?
+        }
+        BenchKind::Dashboard {
+            rollouts,
+            replicas,
+            pod_ready_delay,
+            phase_timeout,
+        } => {
+            dashboard::run(dashboard::Params {
+                rollouts: (*rollouts).clamp(1, 20_000),
+                replicas: (*replicas).clamp(0, 10),
+                pod_ready_delay: *pod_ready_delay,
+                phase_timeout: *phase_timeout,
             })
             .await?
         }

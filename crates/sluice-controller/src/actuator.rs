@@ -354,6 +354,7 @@ impl<'a> Actuator<'a> {
                 self.set_service_selector(service, pod_template_hash, *add_managed_by)
                     .await,
             ),
+            Change::ReleaseService { service } => go_on(self.release_service(service).await),
             Change::PatchPods {
                 pod_template_hash,
                 labels,
@@ -474,6 +475,26 @@ impl<'a> Actuator<'a> {
             .await
             .map_err(ApiCallError::on("patch", self.target("service", service)))?;
         Ok(())
+    }
+
+    /// Drop the hash from a Service's selector and the managed-by annotation (merge-patch
+    /// nulls). A Service deleted meanwhile needs no releasing.
+    async fn release_service(&self, service: &str) -> Result<(), ApiCallError> {
+        let body = json!({
+            "metadata": {"annotations": {MANAGED_BY_ANNOTATION: null}},
+            "spec": {"selector": {HASH_LABEL: null}},
+        });
+        match self
+            .api::<Service>()
+            .patch(service, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(e) => Err(ApiCallError::on("patch", self.target("service", service))(
+                e,
+            )),
+        }
     }
 
     /// Bring the labels and annotations of the live pods of one pod-template hash in line

@@ -35,6 +35,8 @@ pub struct CachedRollout {
     uses_templates: bool,
     /// `spec.workloadRef` as (kind, name).
     workload_ref: Option<(String, String)>,
+    /// The Services the strategy names (canary/stable or active/preview).
+    services: Vec<String>,
 }
 
 impl CachedRollout {
@@ -53,7 +55,7 @@ impl CachedRollout {
         {
             annotations.remove(LAST_APPLIED_ANNOTATION);
         }
-        let (uses_templates, workload_ref) = match Rollout::deserialize(&obj) {
+        let (uses_templates, workload_ref, services) = match Rollout::deserialize(&obj) {
             Ok(ro) => {
                 let (namespaced, cluster) = Observed::referenced_templates(&ro);
                 let workload_ref = ro.spec.workload_ref.as_ref().map(|r| {
@@ -62,15 +64,21 @@ impl CachedRollout {
                         r.name.clone().unwrap_or_default(),
                     )
                 });
-                (!namespaced.is_empty() || !cluster.is_empty(), workload_ref)
+                let services = Observed::referenced_services(&ro).into_iter().collect();
+                (
+                    !namespaced.is_empty() || !cluster.is_empty(),
+                    workload_ref,
+                    services,
+                )
             }
             // The reconcile reports it; nothing routes to a Rollout that does not decode.
-            Err(_) => (false, None),
+            Err(_) => (false, None, Vec::new()),
         };
         Ok(Self {
             body: Undecoded::from_json(obj)?,
             uses_templates,
             workload_ref,
+            services,
         })
     }
 
@@ -87,6 +95,16 @@ impl CachedRollout {
     /// Whether the Rollout names any analysis template (a template change wakes it).
     pub fn uses_templates(&self) -> bool {
         self.uses_templates
+    }
+
+    /// Whether the strategy names the Service `name` (in the Rollout's namespace).
+    pub fn names_service(&self, name: &str) -> bool {
+        self.services.iter().any(|s| s == name)
+    }
+
+    /// The Services the strategy names.
+    pub fn services(&self) -> &[String] {
+        &self.services
     }
 
     /// Whether `spec.workloadRef` names the object of `kind` called `name`.
@@ -161,6 +179,18 @@ mod tests {
         assert_eq!(cached.meta().uid.as_deref(), Some("uid-web"));
         assert!(!cached.uses_templates());
         assert!(!cached.references("Deployment", "web"));
+        assert!(!cached.names_service("web"));
+    }
+
+    #[test]
+    fn the_services_a_strategy_names_are_answered_without_decoding() {
+        let ro = RolloutBuilder::new("v1")
+            .blue_green(|b| b.preview_service = Some("web-preview".into()))
+            .build();
+        let cached = CachedRollout::new(ro);
+        assert!(cached.names_service(sluice_engine::rollout::testing::ACTIVE));
+        assert!(cached.names_service("web-preview"));
+        assert!(!cached.names_service("other"));
     }
 
     #[test]

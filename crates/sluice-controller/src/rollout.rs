@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
 use kube::api::{Api, ListParams};
@@ -30,6 +30,7 @@ use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
 use super::refusals::Refusals;
+use super::services::{ManagedServices, ServiceReferences, managed_by};
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
@@ -87,6 +88,8 @@ pub struct Context {
     pub analysis_runs: OwnedStore<AnalysisRun>,
     /// Experiments created for Rollouts (label-selected on the hash label), by owner.
     pub experiments: OwnedStore<Experiment>,
+    /// Which Services each Rollout's `managed-by-rollouts` annotation claims.
+    pub services: ManagedServices,
     pub backoff: Backoff,
     pub freshness: Freshness,
     /// Writes the API server refused, for the next plan of their Rollout to report.
@@ -165,7 +168,8 @@ async fn observe(
         .replica_sets
         .owned_by(&ns, &uid)
         .map_err(cached("replicasets"))?;
-    let services = read_services(ro, &ctx.client, &ns).await?;
+    let managed = ctx.services.managed_by(&ns, &ro.name_any());
+    let services = read_services(ro, &ctx.client, &ns, managed).await?;
     // Pods are read only while a restart (`spec.restartAt`) is due.
     let pods = if Observed::needs_pods(ro, now) {
         read_pods(&replica_sets, &ctx.client, &ns).await?
@@ -198,31 +202,33 @@ async fn observe(
     })
 }
 
-/// GET the canary and stable Services a canary Rollout names (`None`: it does not exist).
+/// GET the Services the strategy names (canary/stable or active/preview; `None`: it does not
+/// exist) and those the index says this Rollout manages (`managed`), so one it no longer
+/// names can be given back. GETs, not the watch: the plan switches selectors on what they
+/// are now. The GETs are concurrent (a blue/green Rollout names two Services).
 async fn read_services(
     ro: &Rollout,
     client: &Client,
     ns: &str,
+    managed: Vec<String>,
 ) -> Result<BTreeMap<String, Option<Service>>, Error> {
-    let mut services = BTreeMap::new();
-    let Some(canary) = ro.spec.canary() else {
-        return Ok(services);
-    };
     let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
-    for name in [&canary.canary_service, &canary.stable_service]
+    let names: BTreeSet<String> = Observed::referenced_services(ro)
         .into_iter()
-        .flatten()
-    {
-        if name.is_empty() || services.contains_key(name) {
-            continue;
+        .chain(managed)
+        .collect();
+    let reads = names.into_iter().map(|name| {
+        let svc_api = &svc_api;
+        async move {
+            let svc = svc_api
+                .get_opt(&name)
+                .await
+                .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
+            Ok::<_, Error>((name, svc))
         }
-        let svc = svc_api
-            .get_opt(name)
-            .await
-            .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
-        services.insert(name.clone(), svc);
-    }
-    Ok(services)
+    });
+    let services = futures::future::try_join_all(reads).await?;
+    Ok(services.into_iter().collect())
 }
 
 /// LIST the pods of the Rollout's ReplicaSets (by the hash label, then by owner).
@@ -396,6 +402,29 @@ fn rollouts_referencing<K: kube::Resource>(
         .filter(|ro| ro.meta().namespace.as_deref() == ns)
         .filter(|ro| ro.references(kind, name))
         .map(|ro| reflector::ObjectRef::from_obj(&**ro))
+        .collect()
+}
+
+/// The Rollouts a change to `svc` matters to: those of its namespace whose strategy names it,
+/// and the one its `managed-by-rollouts` annotation names (which may have to give it back).
+/// A name without a cached Rollout is dropped by the controller.
+fn rollouts_of_service(
+    refs: &ServiceReferences,
+    svc: &Service,
+) -> Vec<reflector::ObjectRef<CachedRollout>> {
+    let meta = svc.meta();
+    let (Some(ns), Some(name)) = (meta.namespace.as_deref(), meta.name.as_deref()) else {
+        return Vec::new();
+    };
+    let mut names = refs.rollouts_naming(ns, name);
+    if let Some(owner) = managed_by(svc)
+        && !names.iter().any(|n| n == owner)
+    {
+        names.push(owner.to_string());
+    }
+    names
+        .into_iter()
+        .map(|n| reflector::ObjectRef::new(&n).within(ns))
         .collect()
 }
 
@@ -612,14 +641,17 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let rollouts: Api<CachedRollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
-    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg), &client, ns);
-    let controller = watch_referenced(controller, &client, ns)
+    let refs = ServiceReferences::default();
+    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg, &refs), &client, ns);
+    let services = ManagedServices::default();
+    let controller = watch_referenced(controller, &client, ns, &services, refs)
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
         replica_sets: owned.replica_sets,
         analysis_runs: owned.analysis_runs,
         experiments: owned.experiments,
+        services,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         refusals: Refusals::default(),
@@ -647,12 +679,21 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
 /// The controller over this instance's Rollouts. The cached Rollouts drop what no decision
 /// reads and would otherwise be most of their size: managedFields and kubectl's
 /// last-applied copy of the whole object; the rest is kept packed (see `cached_rollout`).
-fn watch_rollouts(rollouts: Api<CachedRollout>, cfg: &Config) -> Controller<CachedRollout> {
+fn watch_rollouts(
+    rollouts: Api<CachedRollout>,
+    cfg: &Config,
+    refs: &ServiceReferences,
+) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     let (ro_store, ro_writer) = reflector::store();
+    let refs = refs.clone();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
+        .map_ok(move |event| {
+            refs.apply(&event);
+            event
+        })
         .reflect(ro_writer)
         .applied_objects();
     Controller::for_stream(ro_stream, ro_store)
@@ -704,11 +745,16 @@ fn watch_owned(
 ///   change rarely, so every Rollout of the namespace that uses analysis is reconciled
 ///   (nested references included);
 /// - referenced Deployments and PodTemplates (workloadRef): a new template starts a canary, a
-///   scale-up of a Deployment held at zero is undone.
+///   scale-up of a Deployment held at zero is undone;
+/// - Services, through [`ManagedServices::watch`] (which also keeps `services`): one created
+///   after the Rollout that names it, a selector changed behind the Rollout's back, a Service
+///   the Rollout must give back.
 fn watch_referenced(
     controller: Controller<CachedRollout>,
     client: &Client,
     ns: Option<&str>,
+    services: &ManagedServices,
+    refs: ServiceReferences,
 ) -> Controller<CachedRollout> {
     let ro_store = controller.store();
     let at_stream = watcher(
@@ -735,6 +781,7 @@ fn watch_referenced(
     )
     .default_backoff()
     .touched_objects();
+    let svc_stream = services.watch(super::scoped_api::<Service>(client, ns));
     let (at_store, deploy_store, pt_store) = (ro_store.clone(), ro_store.clone(), ro_store.clone());
     controller
         .watches_stream(at_stream, move |t: AnalysisTemplate| {
@@ -748,6 +795,9 @@ fn watch_referenced(
         })
         .watches_stream(pt_stream, move |t: PodTemplate| {
             rollouts_referencing(&pt_store, "PodTemplate", &t)
+        })
+        .watches_stream(svc_stream, move |svc: Service| {
+            rollouts_of_service(&refs, &svc)
         })
 }
 

@@ -16,6 +16,17 @@ fn options(mode: Mode, scale_down: ScaleDown, steps: &str) -> Options {
         mode,
         scale_down,
         steps: parse_steps(steps).unwrap(),
+        blue_green: None,
+    }
+}
+
+fn blue_green(preview: Option<&str>) -> Options {
+    Options {
+        blue_green: Some(BlueGreenServices {
+            active: "web-active".into(),
+            preview: preview.map(str::to_string),
+        }),
+        ..Options::default()
     }
 }
 
@@ -311,4 +322,110 @@ fn unknown_spec_fields_are_listed_as_dropped() {
     let out = convert(&input, &Options::default()).unwrap();
     assert!(out.contains("#   spec.futureField\n"), "{out}");
     assert!(!out.contains("futureField: 1"), "{out}");
+}
+
+#[test]
+fn blue_green_uses_the_named_services_keeps_max_unavailable_and_drops_max_surge() {
+    let out = golden(
+        LIVE,
+        &blue_green(Some("web-preview")),
+        "rollout-blue-green.yaml",
+    );
+    let ro = &documents(&out)[0];
+    let bg = &ro["spec"]["strategy"]["blueGreen"];
+    assert_eq!(bg["activeService"], "web-active");
+    assert_eq!(bg["previewService"], "web-preview");
+    assert_eq!(bg["maxUnavailable"], "10%");
+    assert!(ro["spec"]["strategy"].get("canary").is_none());
+    assert!(
+        out.contains("#   spec.strategy.rollingUpdate.maxSurge"),
+        "{out}"
+    );
+    assert!(
+        out.contains("the Services web-active and web-preview must exist"),
+        "{out}"
+    );
+    let rollout: Rollout = serde_json::from_value(ro.clone()).unwrap();
+    sluice_engine::rollout::validate::validate_spec(&rollout.spec)
+        .expect("a valid blue/green spec");
+}
+
+#[test]
+fn blue_green_converts_one_deployment_at_a_time() {
+    let err = convert(TWO, &blue_green(None)).unwrap_err();
+    assert_eq!(err, MigrateError::BlueGreenOneAtATime { count: 2 });
+    assert!(
+        err.to_string().contains("one Deployment at a time"),
+        "{err}"
+    );
+}
+
+#[test]
+fn strategy_flags_go_together_and_errors_say_which() {
+    use clap::Parser;
+    let parse = |args: &[&str]| {
+        let mut argv = vec!["sluice", "migrate", "-f", "x.yaml"];
+        argv.extend_from_slice(args);
+        match crate::cli::Cli::try_parse_from(argv)
+            .expect("parses")
+            .command
+        {
+            crate::cli::Command::Migrate(m) => blue_green_services(&m),
+            _ => unreachable!(),
+        }
+    };
+    assert_eq!(parse(&[]).unwrap(), None);
+    assert_eq!(
+        parse(&[
+            "--strategy",
+            "blue-green",
+            "--active-service",
+            "a",
+            "--preview-service",
+            "p"
+        ])
+        .unwrap(),
+        Some(BlueGreenServices {
+            active: "a".into(),
+            preview: Some("p".into())
+        })
+    );
+    let errors = [
+        (vec!["--strategy", "blue-green"], "needs --active-service"),
+        (
+            vec![
+                "--strategy",
+                "blue-green",
+                "--active-service",
+                "a",
+                "--preview-service",
+                "a",
+            ],
+            "must differ",
+        ),
+        (
+            vec![
+                "--strategy",
+                "blue-green",
+                "--active-service",
+                "a",
+                "--steps",
+                "20",
+            ],
+            "--steps only applies to --strategy canary",
+        ),
+        (
+            vec!["--active-service", "a"],
+            "only apply to --strategy blue-green",
+        ),
+        (
+            vec!["--strategy", "blue-green", "--active-service", " "],
+            "needs a Service name",
+        ),
+    ];
+    for (args, want) in errors {
+        let err = parse(&args).unwrap_err().to_string();
+        assert!(err.contains(want), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+    }
 }

@@ -121,14 +121,29 @@ fn collect(
     Ok(())
 }
 
-/// What differs between a step run and the background run.
+/// What differs between a step run, the background run and blue/green's promotion runs.
 pub struct RunKind<'a> {
-    /// `Step` or `Background`.
+    /// `Step`, `Background`, `PrePromotion` or `PostPromotion`.
     pub rollout_type: &'static str,
-    /// The step index for a step run (also the name suffix), `None` for background.
+    /// The step index for a step run (also the name suffix), `None` otherwise.
     pub step_index: Option<i32>,
     /// JSON path of the analysis in the Rollout, for error messages.
     pub field: &'a str,
+}
+
+pub use sluice_api::common::{ROLLOUT_TYPE_POST_PROMOTION, ROLLOUT_TYPE_PRE_PROMOTION};
+
+impl RunKind<'_> {
+    /// The last part of the run's name: the step index, `pre` or `post` (upstream's infixes),
+    /// nothing for the background run.
+    pub fn name_suffix(&self) -> Option<String> {
+        match (self.step_index, self.rollout_type) {
+            (Some(i), _) => Some(i.to_string()),
+            (None, ROLLOUT_TYPE_PRE_PROMOTION) => Some("pre".to_string()),
+            (None, ROLLOUT_TYPE_POST_PROMOTION) => Some("post".to_string()),
+            _ => None,
+        }
+    }
 }
 
 /// Everything needed to build a run besides the analysis itself.
@@ -142,10 +157,10 @@ pub struct RunContext<'a> {
     pub revision: i64,
 }
 
-/// Upstream's run name: `<rollout>-<hash>-<revision>[-<stepIndex>]`.
-pub fn base_run_name(rollout: &str, hash: &str, revision: i64, step_index: Option<i32>) -> String {
-    match step_index {
-        Some(i) => format!("{rollout}-{hash}-{revision}-{i}"),
+/// Upstream's run name: `<rollout>-<hash>-<revision>[-<stepIndex>|-pre|-post]`.
+pub fn base_run_name(rollout: &str, hash: &str, revision: i64, suffix: Option<&str>) -> String {
+    match suffix {
+        Some(s) => format!("{rollout}-{hash}-{revision}-{s}"),
         None => format!("{rollout}-{hash}-{revision}"),
     }
 }
@@ -272,9 +287,6 @@ pub fn rollout_args(
 /// their templates; the Experiment resolves their arguments itself.
 pub fn validate_analyses(observed: &Observed) -> Result<(), InvalidSpec> {
     let spec = &observed.rollout.spec;
-    let Some(canary) = spec.canary() else {
-        return Ok(());
-    };
     // Placeholders: the real hashes are only known when the run is created; any value lets
     // the templates and arguments be checked.
     let ctx = RunContext {
@@ -282,6 +294,27 @@ pub fn validate_analyses(observed: &Observed) -> Result<(), InvalidSpec> {
         latest_hash: "latest",
         stable_hash: Some("stable"),
         revision: 0,
+    };
+    if let Some(bg) = spec.blue_green() {
+        let analyses = [
+            (
+                "spec.strategy.blueGreen.prePromotionAnalysis",
+                &bg.pre_promotion_analysis,
+            ),
+            (
+                "spec.strategy.blueGreen.postPromotionAnalysis",
+                &bg.post_promotion_analysis,
+            ),
+        ];
+        for (field, analysis) in analyses {
+            if let Some(a) = analysis {
+                run_spec(&ctx, a, field)?;
+            }
+        }
+        return Ok(());
+    }
+    let Some(canary) = spec.canary() else {
+        return Ok(());
     };
     for (i, step) in spec.steps().iter().enumerate() {
         let field = format!("spec.strategy.canary.steps[{i}]");

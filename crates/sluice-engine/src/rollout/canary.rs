@@ -7,7 +7,11 @@
 //! the status: step index, promotion to stable, abort, conditions, phase and message.
 //!
 //! This file holds the entry points, the `Planner` every stage works on and `Planner::run`,
-//! which calls the stages in that order. Each stage is an `impl Planner` block of its own:
+//! which calls the stages in that order. The blue/green strategy (`super::blue_green`) plans
+//! on the same `Planner` with its own stages and reuses these shared ones (ReplicaSets,
+//! revisions and history, restart, ephemeral metadata, pauses and abort, AnalysisRuns, and
+//! the status, conditions and phase of `finish`). Each stage is an `impl Planner` block of its
+//! own:
 //! - `replica_sets`: finding or creating the canary's ReplicaSet, revisions, history cleanup.
 //! - `restart`: `spec.restartAt`, evicting pods older than it.
 //! - `metadata`: canaryMetadata/stableMetadata on pods, anti-affinity for new canaries.
@@ -55,9 +59,11 @@ use super::workload;
 use sluice_api::k8s::hash::pod_template_hash;
 
 pub use metadata::EPHEMERAL_METADATA_ANNOTATION;
+pub(crate) use runs::{run_message, with_detail};
 pub use services::MANAGED_BY_ROLLOUTS_ANNOTATION;
+pub(crate) use status::keep_bool;
 
-/// Decides what one reconcile of a canary Rollout should do. `now` is the reconcile time; it
+/// Decides what one reconcile of a Rollout should do (canary or blue/green). `now` is the reconcile time; it
 /// is truncated to whole seconds, the precision status timestamps are stored with.
 pub fn plan_step(observed: &Observed, now: DateTime<Utc>) -> Plan {
     let now = to_time(now);
@@ -132,21 +138,21 @@ fn invalid_spec_plan(
     }
 }
 
-fn generation(rollout: &Rollout) -> i64 {
+pub(crate) fn generation(rollout: &Rollout) -> i64 {
     rollout.metadata.generation.unwrap_or(0)
 }
 
 /// A ReplicaSet and the numbers read from it once.
-struct RsView<'a> {
-    rs: &'a ReplicaSet,
-    name: &'a str,
-    hash: &'a str,
-    spec: i32,
-    available: i32,
-    ready: i32,
-    replicas: i32,
-    revision: i64,
-    deleting: bool,
+pub(crate) struct RsView<'a> {
+    pub(crate) rs: &'a ReplicaSet,
+    pub(crate) name: &'a str,
+    pub(crate) hash: &'a str,
+    pub(crate) spec: i32,
+    pub(crate) available: i32,
+    pub(crate) ready: i32,
+    pub(crate) replicas: i32,
+    pub(crate) revision: i64,
+    pub(crate) deleting: bool,
 }
 
 impl<'a> RsView<'a> {
@@ -174,12 +180,12 @@ impl<'a> RsView<'a> {
         RsState::new(self.spec, self.available)
     }
 
-    fn created(&self) -> Option<&Time> {
+    pub(crate) fn created(&self) -> Option<&Time> {
         self.rs.metadata.creation_timestamp.as_ref()
     }
 }
 
-fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
+pub(crate) fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
     rs.metadata
         .annotations
         .as_ref()
@@ -190,43 +196,46 @@ fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
 /// Pending decisions about pause conditions and abort, resolved into the status at the end
 /// (upstream's "pause context").
 #[derive(Default)]
-struct PauseIntent {
-    add_canary_pause: bool,
-    remove_canary_pause: bool,
-    clear: bool,
-    add_abort: Option<String>,
-    remove_abort: bool,
+pub(crate) struct PauseIntent {
+    pub(crate) add_canary_pause: bool,
+    pub(crate) remove_canary_pause: bool,
+    /// Blue/green: pause before the switch (`BlueGreenPause`), or end that pause.
+    pub(crate) add_blue_green_pause: bool,
+    pub(crate) remove_blue_green_pause: bool,
+    pub(crate) clear: bool,
+    pub(crate) add_abort: Option<String>,
+    pub(crate) remove_abort: bool,
     /// Controller pauses for an Inconclusive AnalysisRun or Experiment.
-    add_reasons: Vec<PauseReason>,
+    pub(crate) add_reasons: Vec<PauseReason>,
 }
 
 /// One reconcile in progress: what was observed (read once) and what the stages decided so
 /// far. `new` and `stable` index `rs`; `finish` consumes it into the [`Plan`].
-struct Planner<'a> {
-    obs: &'a Observed,
-    spec: &'a RolloutSpec,
-    prev: RolloutStatus,
-    now: Time,
-    replicas: i32,
-    limits: Limits,
-    steps: &'a [CanaryStep],
-    step_hash: String,
-    rs: Vec<RsView<'a>>,
-    new: Option<usize>,
-    stable: Option<usize>,
-    changes: Vec<Change>,
-    requeue: Option<Duration>,
-    pause: PauseIntent,
+pub(crate) struct Planner<'a> {
+    pub(crate) obs: &'a Observed,
+    pub(crate) spec: &'a RolloutSpec,
+    pub(crate) prev: RolloutStatus,
+    pub(crate) now: Time,
+    pub(crate) replicas: i32,
+    pub(crate) limits: Limits,
+    pub(crate) steps: &'a [CanaryStep],
+    pub(crate) step_hash: String,
+    pub(crate) rs: Vec<RsView<'a>>,
+    pub(crate) new: Option<usize>,
+    pub(crate) stable: Option<usize>,
+    pub(crate) changes: Vec<Change>,
+    pub(crate) requeue: Option<Duration>,
+    pub(crate) pause: PauseIntent,
     /// This plan creates the canary: its Progressing condition says so (upstream writes it
     /// in a status update of its own before anything else can count as progress).
-    creating: bool,
+    pub(crate) creating: bool,
     /// Phase of the current step's AnalysisRun / Experiment as read this reconcile (the
     /// step completes when it is Successful).
-    step_run_phase: Option<AnalysisPhase>,
-    experiment_phase: Option<AnalysisPhase>,
+    pub(crate) step_run_phase: Option<AnalysisPhase>,
+    pub(crate) experiment_phase: Option<AnalysisPhase>,
     /// Runs and Experiments this plan already terminates or deletes (each is ended once).
-    terminated_runs: BTreeSet<String>,
-    terminated_experiments: BTreeSet<String>,
+    pub(crate) terminated_runs: BTreeSet<String>,
+    pub(crate) terminated_experiments: BTreeSet<String>,
 }
 
 impl<'a> Planner<'a> {
@@ -259,7 +268,7 @@ impl<'a> Planner<'a> {
         }
     }
 
-    fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         self.obs
             .rollout
             .metadata
@@ -272,7 +281,7 @@ impl<'a> Planner<'a> {
         i32::try_from(self.steps.len()).unwrap_or(i32::MAX)
     }
 
-    fn template(&self) -> &'a PodTemplateSpec {
+    pub(crate) fn template(&self) -> &'a PodTemplateSpec {
         static EMPTY: PodTemplateSpec = PodTemplateSpec {
             metadata: None,
             spec: None,
@@ -281,7 +290,8 @@ impl<'a> Planner<'a> {
     }
 
     /// One reconcile: each stage adds changes and pause/abort intent, `finish` resolves them
-    /// into the status. A new update or a restart's evictions end the reconcile early: the
+    /// into the status. A blue/green Rollout goes on in `run_blue_green` once its ReplicaSet
+    /// exists. A new update or a restart's evictions end the reconcile early: the
     /// counts they would act on are stale until the next one.
     fn run(mut self) -> Plan {
         if self.spec.replicas.is_none() {
@@ -294,10 +304,16 @@ impl<'a> Planner<'a> {
         let Some(new) = self.new else {
             return self.create_new_replica_set(desired_hash);
         };
+        if self.spec.blue_green().is_some() {
+            return self.run_blue_green(new);
+        }
 
         let mut status = self.prev.clone();
         status.current_pod_hash = Some(self.rs[new].hash.to_string());
         status.current_step_hash = Some(self.step_hash.clone());
+        // A Rollout switched from blue/green keeps nothing of that strategy's status
+        // (upstream starts every reconcile's status afresh).
+        status.blue_green = None;
         let revision = self.sync_revision(new);
         if self.update_started(new) {
             self.start_update(&mut status, new);
@@ -309,6 +325,7 @@ impl<'a> Planner<'a> {
 
         self.reconcile_ephemeral_metadata(new);
         self.cleanup_history();
+        self.release_services();
         self.reconcile_services();
         self.reconcile_experiment(&mut status, new, revision);
         self.reconcile_analysis_runs(&mut status, new, revision);
@@ -325,7 +342,7 @@ impl<'a> Planner<'a> {
         self.finish(status, revision)
     }
 
-    fn requeue_in(&mut self, d: Duration) {
+    pub(crate) fn requeue_in(&mut self, d: Duration) {
         self.requeue = Some(self.requeue.map_or(d, |r| r.min(d)));
     }
 }

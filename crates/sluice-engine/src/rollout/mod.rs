@@ -11,7 +11,10 @@
 //! - [`validate`](mod@validate): what makes a Rollout InvalidSpec (including not-yet-supported fields).
 //! - [`template`]: the pod template checked with the API server's own rules before any write.
 //! - [`canary`]: the step machine, one file per stage under `canary/` (replica sets,
-//!   scaling, pause, steps, status, ...).
+//!   scaling, pause, steps, status, ...), and the `Planner` both strategies work on.
+//! - [`blue_green`]: the blue/green strategy's own stages under `blue_green/` (Services,
+//!   scaling and scale-down delays, the promotion pause, pre/post-promotion analysis,
+//!   promotion to stable).
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
@@ -19,6 +22,7 @@
 //! - [`refusal`]: writes the API server refused, reported as upstream's conditions.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
 pub mod analysis_runs;
+pub mod blue_green;
 pub mod canary;
 pub mod duration;
 pub mod experiment_step;

@@ -21,8 +21,10 @@ pub struct Observed {
     pub rollout: Rollout,
     /// Only the ReplicaSets controlled by this Rollout (ownerReference controller = it).
     pub replica_sets: Vec<ReplicaSet>,
-    /// The Services named by `canaryService` / `stableService`, keyed by name; `None` means
-    /// the Service does not exist.
+    /// The Services the Rollout names ([`Observed::referenced_services`]: `canaryService` /
+    /// `stableService`, or `activeService` / `previewService`), and those whose
+    /// `managed-by-rollouts` annotation names this Rollout, keyed by name; `None` means the
+    /// Service does not exist.
     pub services: BTreeMap<String, Option<Service>>,
     /// Pods controlled by this Rollout's ReplicaSets. Only read while a restart is due
     /// (see [`Observed::needs_pods`]); may be left empty otherwise to spare a pod listing.
@@ -64,11 +66,21 @@ impl Observed {
     }
 
     /// The templates the Rollout names directly: in `analysis` steps, in the analyses of
-    /// `experiment` steps, and in the background analysis (`spec.strategy.canary.analysis`).
+    /// `experiment` steps, and in the background analysis (`spec.strategy.canary.analysis`);
+    /// for blue/green, in the pre- and post-promotion analyses.
     /// Templates may name further templates (`spec.templates`); the observer reads those in
     /// further rounds with [`Observed::nested_template_refs`] until no new name appears.
     pub fn referenced_templates(rollout: &Rollout) -> TemplateNames {
         let mut names = TemplateNames::default();
+        if let Some(bg) = rollout.spec.blue_green() {
+            for a in [&bg.pre_promotion_analysis, &bg.post_promotion_analysis]
+                .into_iter()
+                .flatten()
+            {
+                add_refs(&mut names, a.templates.iter().flatten());
+            }
+            return names;
+        }
         let Some(canary) = rollout.spec.canary() else {
             return names;
         };
@@ -91,6 +103,23 @@ impl Observed {
             }
         }
         names
+    }
+
+    /// The Services the Rollout names: `canaryService` and `stableService`, or blue/green's
+    /// `activeService` and `previewService` (empty names left out).
+    pub fn referenced_services(rollout: &Rollout) -> BTreeSet<String> {
+        let spec = &rollout.spec;
+        let names: [Option<&String>; 2] = match (spec.canary(), spec.blue_green()) {
+            (_, Some(bg)) => [Some(&bg.active_service), bg.preview_service.as_ref()],
+            (Some(c), None) => [c.canary_service.as_ref(), c.stable_service.as_ref()],
+            (None, None) => [None, None],
+        };
+        names
+            .into_iter()
+            .flatten()
+            .filter(|n| !n.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// The templates a template itself names in `spec.templates` (upstream merges their

@@ -103,6 +103,11 @@ pub enum Change {
         pod_template_hash: String,
         add_managed_by: bool,
     },
+    /// Give back a Service the Rollout no longer names (its strategy or Service names
+    /// changed): remove `spec.selector[rollouts-pod-template-hash]` and the
+    /// `argo-rollouts.argoproj.io/managed-by-rollouts` annotation, so it selects every pod of
+    /// the app again (upstream's Service controller does the same).
+    ReleaseService { service: String },
     /// Patch the running pods of the ReplicaSet with this hash (ephemeral metadata), so they
     /// carry the labels the ReplicaSet's template now has without being restarted.
     PatchPods {

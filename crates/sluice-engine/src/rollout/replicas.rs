@@ -23,6 +23,14 @@ impl Limits {
     /// The limits of a spec that already passed validation (an unresolvable value cannot
     /// reach here; the fallback only keeps a rollout able to move).
     pub fn of_validated(spec: &sluice_api::rollout::RolloutSpec) -> Self {
+        if let Some(bg) = spec.blue_green() {
+            return Self::blue_green(bg.max_unavailable.as_ref(), spec.replicas()).unwrap_or(
+                Limits {
+                    max_surge: spec.replicas().max(0),
+                    max_unavailable: 0,
+                },
+            );
+        }
         let canary = spec.canary();
         Self::resolve(
             canary.and_then(|c| c.max_surge.as_ref()),
@@ -32,6 +40,27 @@ impl Limits {
         .unwrap_or(Limits {
             max_surge: 0,
             max_unavailable: 1,
+        })
+    }
+
+    /// Blue/green's limits: the new version always runs as a whole second copy beside the
+    /// old one (surge = `replicas`), and `maxUnavailable` (default `"25"`, a percent rounded
+    /// down, capped at `replicas`) only bounds how many pods a restart takes down at once, as
+    /// upstream's `MaxUnavailable` does for blue/green (no "both zero" adjustment there).
+    pub fn blue_green(
+        max_unavailable: Option<&IntOrString>,
+        replicas: i32,
+    ) -> Result<Self, IntOrPercentError> {
+        let default = IntOrString::String(DEFAULT_SURGE_OR_UNAVAILABLE.to_string());
+        let unavailable = resolve(
+            "spec.strategy.blueGreen.maxUnavailable",
+            max_unavailable.unwrap_or(&default),
+            replicas,
+            false,
+        )?;
+        Ok(Self {
+            max_surge: replicas.max(0),
+            max_unavailable: unavailable.min(replicas.max(0)),
         })
     }
 
@@ -79,6 +108,36 @@ impl RsState {
     pub const fn new(spec: i32, available: i32) -> Self {
         Self { spec, available }
     }
+}
+
+/// COMPAT §6's desired canary weight of a canary without traffic routing, read from a
+/// status: 100 with `promoteFull`, with no stable ReplicaSet or when the stable is the current
+/// one; 0 when aborted; else the last `setWeight` at or before the current step (0 if none),
+/// 100 past the last step. The planner scales toward it; `kubectl sluice get` and the
+/// dashboard show it beside the actual weight.
+pub fn desired_weight(
+    steps: &[sluice_api::rollout::CanaryStep],
+    status: &sluice_api::rollout::RolloutStatus,
+) -> i32 {
+    let stable = status.stable_rs.as_deref().unwrap_or_default();
+    if status.promote_full.unwrap_or(false)
+        || stable.is_empty()
+        || status.current_pod_hash.as_deref() == Some(stable)
+    {
+        return 100;
+    }
+    if status.is_aborted() {
+        return 0;
+    }
+    let index = usize::try_from(status.current_step_index.unwrap_or(0).max(0)).unwrap_or(0);
+    if index >= steps.len() {
+        return 100;
+    }
+    steps[..=index]
+        .iter()
+        .rev()
+        .find_map(|s| s.set_weight)
+        .unwrap_or(0)
 }
 
 /// Approximates `weight`% of `replicas` as a `(canary, stable)` pair.
@@ -328,6 +387,60 @@ mod tests {
     }
 
     #[test]
+    fn desired_weight_follows_the_last_set_weight_up_to_the_current_step() {
+        use sluice_api::rollout::{CanaryStep, RolloutStatus};
+        let w = |n| CanaryStep {
+            set_weight: Some(n),
+            ..Default::default()
+        };
+        let pause = CanaryStep {
+            pause: Some(Default::default()),
+            ..Default::default()
+        };
+        let steps = [w(20), pause.clone(), w(50), pause];
+        let status = |index: Option<i32>, current: &str, stable: &str| RolloutStatus {
+            current_step_index: index,
+            current_pod_hash: Some(current.to_string()),
+            stable_rs: (!stable.is_empty()).then(|| stable.to_string()),
+            ..Default::default()
+        };
+        // (step index, current hash, stable hash) -> weight
+        let cases = [
+            (Some(0), "b", "a", 20),
+            (Some(1), "b", "a", 20),
+            (Some(2), "b", "a", 50),
+            (Some(3), "b", "a", 50),
+            (Some(4), "b", "a", 100),
+            (None, "b", "a", 20),
+            (Some(1), "a", "a", 100),
+            (Some(1), "b", "", 100),
+        ];
+        for (index, current, stable, want) in cases {
+            assert_eq!(
+                desired_weight(&steps, &status(index, current, stable)),
+                want,
+                "{index:?} {current} {stable}"
+            );
+        }
+        let mut aborted = status(Some(2), "b", "a");
+        aborted.abort = Some(true);
+        assert_eq!(desired_weight(&steps, &aborted), 0);
+        aborted.promote_full = Some(true);
+        assert_eq!(desired_weight(&steps, &aborted), 100, "promoteFull wins");
+        assert_eq!(
+            desired_weight(&[pause_only()], &status(Some(0), "b", "a")),
+            0
+        );
+    }
+
+    fn pause_only() -> sluice_api::rollout::CanaryStep {
+        sluice_api::rollout::CanaryStep {
+            pause: Some(Default::default()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
     fn limits_default_to_25_percent_each() {
         assert_eq!(
             Limits::resolve(None, None, 10),
@@ -358,6 +471,32 @@ mod tests {
         assert_eq!(l.max_unavailable, 3);
         let l = Limits::resolve(Some(&int(0)), Some(&int(7)), 0).unwrap();
         assert_eq!(l.max_unavailable, 0);
+    }
+
+    #[test]
+    fn blue_green_limits_surge_a_whole_copy_and_round_unavailable_down_without_a_floor() {
+        // (maxUnavailable, replicas) → maxUnavailable: upstream's MaxUnavailable for blue/green.
+        let cases = [
+            (None, 4, 1),
+            (None, 3, 0),
+            (Some(int(2)), 3, 2),
+            (Some(int(9)), 3, 3),
+            (Some(pct("50%")), 5, 2),
+            (Some(pct("0")), 5, 0),
+        ];
+        for (value, replicas, want) in cases {
+            let l = Limits::blue_green(value.as_ref(), replicas).unwrap();
+            assert_eq!(
+                l,
+                Limits {
+                    max_surge: replicas,
+                    max_unavailable: want
+                },
+                "{value:?} of {replicas}"
+            );
+        }
+        let e = Limits::blue_green(Some(&pct("half")), 3).unwrap_err();
+        assert_eq!(e.field, "spec.strategy.blueGreen.maxUnavailable");
     }
 
     #[test]

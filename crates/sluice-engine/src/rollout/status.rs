@@ -166,7 +166,7 @@ pub fn remove_condition(conditions: &mut Vec<RolloutCondition>, type_: &RolloutC
 }
 
 /// Phase and message, decided in COMPAT §4's order (upstream's `CalculateRolloutPhase`),
-/// for a canary Rollout without traffic routing.
+/// for a canary Rollout without traffic routing or a blue/green one.
 pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, String) {
     // An invalid spec is reported before anything else, whatever the order of the
     // conditions (upstream takes the first matching condition in list order, which can
@@ -214,16 +214,27 @@ pub fn phase(spec: &RolloutSpec, status: &RolloutStatus) -> (RolloutPhase, Strin
             "updated replicas are still becoming available".to_string(),
         );
     }
-    if spec.blue_green().is_some() {
-        let active = status
-            .blue_green
-            .as_ref()
-            .and_then(|b| b.active_selector.as_deref());
+    if let Some(bg) = spec.blue_green() {
+        let b = status.blue_green.as_ref();
+        let active = b.and_then(|b| b.active_selector.as_deref());
         if active.is_none_or(|a| Some(a) != status.current_pod_hash.as_deref()) {
             return (
                 RolloutPhase::Progressing,
                 "active service cutover pending".to_string(),
             );
+        }
+        let stable = status.stable_rs.as_deref().unwrap_or_default();
+        if stable.is_empty() || Some(stable) != status.current_pod_hash.as_deref() {
+            // Switched, not yet stable: the post-promotion analysis has the last word.
+            let post = b.and_then(|b| b.post_promotion_analysis_run_status.as_ref());
+            let analysing = bg.post_promotion_analysis.is_some()
+                && post.is_none_or(|r| !r.status.is_completed());
+            let message = if analysing {
+                "waiting for analysis to complete"
+            } else {
+                "waiting for post-promotion verification to complete"
+            };
+            return (RolloutPhase::Progressing, message.to_string());
         }
     } else if let Some(canary) = spec.canary() {
         if canary.traffic_routing.is_none() && status.replicas.unwrap_or(0) > updated {
@@ -472,6 +483,94 @@ mod tests {
             edit(&mut sp, &mut s);
             assert_eq!(phase(&sp, &s), (phase_, message.to_string()), "{name}");
         }
+    }
+
+    /// The blue/green rows of COMPAT §4 after the replica checks: the cut-over, then the
+    /// post-promotion wait, then Healthy.
+    #[test]
+    fn blue_green_phase_waits_for_the_cutover_and_then_the_post_promotion_analysis() {
+        use sluice_api::common::AnalysisPhase;
+        use sluice_api::rollout::{
+            BlueGreenStatus, BlueGreenStrategy, RolloutAnalysis, RolloutAnalysisRunStatus,
+            RolloutStrategy,
+        };
+        let spec = |post: bool| RolloutSpec {
+            replicas: Some(3),
+            strategy: Some(RolloutStrategy {
+                canary: None,
+                blue_green: Some(BlueGreenStrategy {
+                    active_service: "active".into(),
+                    post_promotion_analysis: post.then(RolloutAnalysis::default),
+                    ..Default::default()
+                }),
+            }),
+            ..Default::default()
+        };
+        let status =
+            |active: Option<&str>, stable: &str, post: Option<AnalysisPhase>| RolloutStatus {
+                replicas: Some(6),
+                updated_replicas: Some(3),
+                available_replicas: Some(3),
+                current_pod_hash: Some("new".into()),
+                stable_rs: Some(stable.into()),
+                blue_green: Some(BlueGreenStatus {
+                    active_selector: active.map(str::to_string),
+                    post_promotion_analysis_run_status: post.map(|status| {
+                        RolloutAnalysisRunStatus {
+                            name: "run".into(),
+                            status,
+                            message: None,
+                        }
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+        let rows = [
+            (
+                false,
+                status(None, "old", None),
+                "active service cutover pending",
+            ),
+            (
+                false,
+                status(Some("old"), "old", None),
+                "active service cutover pending",
+            ),
+            (
+                true,
+                status(Some("new"), "old", Some(AnalysisPhase::Running)),
+                "waiting for analysis to complete",
+            ),
+            (
+                true,
+                status(Some("new"), "old", None),
+                "waiting for analysis to complete",
+            ),
+            (
+                true,
+                status(Some("new"), "old", Some(AnalysisPhase::Successful)),
+                "waiting for post-promotion verification to complete",
+            ),
+            (
+                false,
+                status(Some("new"), "old", None),
+                "waiting for post-promotion verification to complete",
+            ),
+        ];
+        for (post, s, message) in rows {
+            assert_eq!(
+                phase(&spec(post), &s),
+                (RolloutPhase::Progressing, message.to_string()),
+                "{s:?}"
+            );
+        }
+        // Old replicas left over (scale-down delay) do not hold a switched, stable Rollout.
+        let done = status(Some("new"), "new", Some(AnalysisPhase::Successful));
+        assert_eq!(
+            phase(&spec(true), &done),
+            (RolloutPhase::Healthy, String::new())
+        );
     }
 
     fn summary(status: &RolloutStatus, type_: RolloutConditionType) -> (String, String, String) {

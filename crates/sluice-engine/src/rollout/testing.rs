@@ -23,11 +23,14 @@ use sluice_api::common::{
 use sluice_api::experiment::ExperimentStatus;
 use sluice_api::k8s::hash::pod_template_hash;
 use sluice_api::rollout::{
-    CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis, RolloutAnalysisBackground, RolloutPause,
-    RolloutSpec, RolloutStatus, RolloutStrategy,
+    BlueGreenStrategy, CanaryStep, CanaryStrategy, Rollout, RolloutAnalysis,
+    RolloutAnalysisBackground, RolloutPause, RolloutSpec, RolloutStatus, RolloutStrategy,
 };
 
 pub const NAME: &str = "demo";
+/// The active and preview Services of blue/green fixtures.
+pub const ACTIVE: &str = "demo-active";
+pub const PREVIEW: &str = "demo-preview";
 
 pub fn at(second: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(second, 0).unwrap()
@@ -118,6 +121,20 @@ impl RolloutBuilder {
 
     pub fn steps(self, steps: Vec<CanaryStep>) -> Self {
         self.canary(|c| c.steps = Some(steps))
+    }
+
+    /// Switches the strategy to blue/green with `activeService: ACTIVE`, then lets `f` edit it.
+    pub fn blue_green(mut self, f: impl FnOnce(&mut BlueGreenStrategy)) -> Self {
+        let strategy = self.0.spec.strategy.get_or_insert_with(Default::default);
+        strategy.canary = None;
+        let bg = strategy
+            .blue_green
+            .get_or_insert_with(|| BlueGreenStrategy {
+                active_service: ACTIVE.to_string(),
+                ..Default::default()
+            });
+        f(bg);
+        self
     }
 
     pub fn canary(mut self, f: impl FnOnce(&mut CanaryStrategy)) -> Self {
@@ -457,6 +474,17 @@ impl Sim {
                         .experiments
                         .retain(|e| e.metadata.name.as_deref() != Some(name));
                 }
+                Change::ReleaseService { service } => {
+                    if let Some(Some(svc)) = self.obs.services.get_mut(service) {
+                        if let Some(selector) = svc.spec.as_mut().and_then(|s| s.selector.as_mut())
+                        {
+                            selector.remove(POD_TEMPLATE_HASH_LABEL);
+                        }
+                        if let Some(a) = svc.metadata.annotations.as_mut() {
+                            a.remove(MANAGED_BY_ROLLOUTS_ANNOTATION);
+                        }
+                    }
+                }
                 Change::PatchPods { .. } | Change::Event { .. } | Change::EvictPod { .. } => {}
             }
         }
@@ -521,6 +549,43 @@ impl Sim {
                 )
             })
             .collect()
+    }
+
+    /// Adds Services that select the app's pods (no hash, not yet managed by the Rollout).
+    pub fn add_services(&mut self, names: &[&str]) {
+        for n in names {
+            self.obs
+                .services
+                .insert(n.to_string(), Some(service(n, None, false)));
+        }
+    }
+
+    /// The pod-template hash a Service selects, if any.
+    pub fn selector(&self, name: &str) -> Option<String> {
+        self.obs
+            .services
+            .get(name)?
+            .as_ref()?
+            .spec
+            .as_ref()?
+            .selector
+            .as_ref()?
+            .get(POD_TEMPLATE_HASH_LABEL)
+            .cloned()
+    }
+
+    /// An annotation of the ReplicaSet running `image`.
+    pub fn rs_annotation(&self, image: &str, key: &str) -> Option<String> {
+        let name = rs_name(image);
+        self.obs
+            .replica_sets
+            .iter()
+            .find(|rs| rs.metadata.name.as_deref() == Some(name.as_str()))?
+            .metadata
+            .annotations
+            .as_ref()?
+            .get(key)
+            .cloned()
     }
 
     pub fn set_image(&mut self, image: &str) {

@@ -13,7 +13,9 @@ use thiserror::Error;
 use super::observed::Observed;
 use super::replicas::Limits;
 use sluice_api::k8s::selector::{is_empty as selects_everything, matches as selector_matches};
-use sluice_api::rollout::{CanaryStep, CanaryStrategy, RolloutSpec};
+use sluice_api::rollout::{
+    AntiAffinity, BlueGreenStrategy, CanaryStep, CanaryStrategy, RolloutSpec,
+};
 
 /// Why a Rollout cannot be reconciled.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -38,16 +40,10 @@ pub struct Unsupported {
 }
 
 /// Spec features that make a Rollout InvalidSpec until Sluice implements them.
-pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[
-    Unsupported {
-        field: "spec.strategy.blueGreen",
-        present: |s| s.blue_green().is_some(),
-    },
-    Unsupported {
-        field: "spec.strategy.canary.trafficRouting",
-        present: |s| s.canary().is_some_and(|c| c.traffic_routing.is_some()),
-    },
-];
+pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[Unsupported {
+    field: "spec.strategy.canary.trafficRouting",
+    present: |s| s.canary().is_some_and(|c| c.traffic_routing.is_some()),
+}];
 
 /// Canary step kinds Sluice does not run yet.
 pub const UNSUPPORTED_STEP_KINDS: &[&str] = &[
@@ -112,6 +108,9 @@ pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
 pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     validate_strategy(spec)?;
     validate_selector(spec)?;
+    if let Some(bg) = spec.blue_green() {
+        return validate_blue_green(spec, bg);
+    }
     let Some(canary) = spec.canary() else {
         return Ok(());
     };
@@ -250,6 +249,10 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
             super::template::validate_ephemeral(m, field)?;
         }
     }
+    validate_anti_affinity(
+        "spec.strategy.canary.antiAffinity",
+        canary.anti_affinity.as_ref(),
+    )?;
     if let Some(t) = &canary.replica_progress_threshold
         && t.type_ != "Percent"
         && t.type_ != "Pods"
@@ -271,6 +274,136 @@ fn traffic_routing_only_message(field: &str) -> String {
         }
         _ => "can only be used with trafficRouting".to_string(),
     }
+}
+
+/// Upstream's message for a preview Service that is the active one.
+const SAME_ACTIVE_AND_PREVIEW: &str = "This rollout uses the same service for the active and preview services, but two different services are required.";
+
+/// The blue/green strategy's own fields: an active Service distinct from the preview one,
+/// non-negative counts and delays, a preview no larger than the Rollout, a revision limit
+/// within the history kept, a usable `maxUnavailable` and anti-affinity, and analyses that
+/// name templates.
+fn validate_blue_green(spec: &RolloutSpec, bg: &BlueGreenStrategy) -> Result<(), InvalidSpec> {
+    const F: &str = "spec.strategy.blueGreen";
+    if bg.active_service.is_empty() {
+        return Err(invalid(
+            format!("{F}.activeService"),
+            "must name the Service that receives production traffic",
+        ));
+    }
+    if bg.preview_service.as_deref() == Some(bg.active_service.as_str()) {
+        return Err(invalid(
+            format!("{F}.previewService"),
+            SAME_ACTIVE_AND_PREVIEW,
+        ));
+    }
+    let non_negative = [
+        ("previewReplicaCount", bg.preview_replica_count),
+        ("autoPromotionSeconds", bg.auto_promotion_seconds),
+        ("scaleDownDelaySeconds", bg.scale_down_delay_seconds),
+        (
+            "scaleDownDelayRevisionLimit",
+            bg.scale_down_delay_revision_limit,
+        ),
+        (
+            "abortScaleDownDelaySeconds",
+            bg.abort_scale_down_delay_seconds,
+        ),
+    ];
+    for (name, value) in non_negative {
+        if let Some(v) = value.filter(|v| *v < 0) {
+            return Err(invalid(
+                format!("{F}.{name}"),
+                format!("must be greater than or equal to 0, got {v}"),
+            ));
+        }
+    }
+    if let Some(count) = bg.preview_replica_count.filter(|c| *c > spec.replicas()) {
+        return Err(invalid(
+            format!("{F}.previewReplicaCount"),
+            format!(
+                "{count} is more than spec.replicas ({}): the preview runs at most the whole new version",
+                spec.replicas()
+            ),
+        ));
+    }
+    if let Some(limit) = bg.scale_down_delay_revision_limit
+        && limit > spec.revision_history_limit()
+    {
+        return Err(invalid(
+            format!("{F}.scaleDownDelayRevisionLimit"),
+            format!(
+                "This rollout's revision history limit can not be smaller than the rollout's scale down limit ({limit} > revisionHistoryLimit {})",
+                spec.revision_history_limit()
+            ),
+        ));
+    }
+    Limits::blue_green(bg.max_unavailable.as_ref(), spec.replicas()).map_err(|e| {
+        invalid(
+            e.field.clone(),
+            e.to_string().replacen(&format!("{}: ", e.field), "", 1),
+        )
+    })?;
+    validate_anti_affinity(&format!("{F}.antiAffinity"), bg.anti_affinity.as_ref())?;
+    for (field, metadata) in [
+        (
+            "spec.strategy.blueGreen.activeMetadata",
+            &bg.active_metadata,
+        ),
+        (
+            "spec.strategy.blueGreen.previewMetadata",
+            &bg.preview_metadata,
+        ),
+    ] {
+        if let Some(m) = metadata {
+            super::template::validate_ephemeral(m, field)?;
+        }
+    }
+    let analyses = [
+        ("prePromotionAnalysis", &bg.pre_promotion_analysis),
+        ("postPromotionAnalysis", &bg.post_promotion_analysis),
+    ];
+    for (name, analysis) in analyses {
+        if analysis
+            .as_ref()
+            .is_some_and(|a| a.templates.as_ref().is_none_or(Vec::is_empty))
+        {
+            return Err(invalid(
+                format!("{F}.{name}.templates"),
+                "an analysis needs at least one template",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `antiAffinity`: exactly one of preferred and required, a preferred weight of 1–100.
+fn validate_anti_affinity(field: &str, anti: Option<&AntiAffinity>) -> Result<(), InvalidSpec> {
+    let Some(anti) = anti else {
+        return Ok(());
+    };
+    let preferred = anti
+        .preferred_during_scheduling_ignored_during_execution
+        .as_ref();
+    let required = anti
+        .required_during_scheduling_ignored_during_execution
+        .is_some();
+    if preferred.is_some() == required {
+        return Err(invalid(
+            field,
+            "AntiAffinity must have exactly one strategy listed: preferredDuringSchedulingIgnoredDuringExecution or requiredDuringSchedulingIgnoredDuringExecution",
+        ));
+    }
+    if let Some(w) = preferred
+        .map(|p| p.weight)
+        .filter(|w| !(1..=100).contains(w))
+    {
+        return Err(invalid(
+            format!("{field}.preferredDuringSchedulingIgnoredDuringExecution.weight"),
+            format!("AntiAffinity weight must be between 1-100, got {w}"),
+        ));
+    }
+    Ok(())
 }
 
 /// `steps[i]`: exactly one supported kind, with a valid weight or pause duration.
@@ -325,29 +458,96 @@ fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
     Ok(())
 }
 
+/// The Services the strategy names: each must exist, select pods of this Rollout's template
+/// (apart from the hash label Sluice sets), and not be managed by another Rollout.
 fn validate_services(observed: &Observed) -> Result<(), InvalidSpec> {
-    let Some(canary) = observed.rollout.spec.canary() else {
-        return Ok(());
+    let spec = &observed.rollout.spec;
+    let refs: Vec<(&str, Option<&String>)> = if let Some(bg) = spec.blue_green() {
+        vec![
+            (
+                "spec.strategy.blueGreen.activeService",
+                Some(&bg.active_service),
+            ),
+            (
+                "spec.strategy.blueGreen.previewService",
+                bg.preview_service.as_ref(),
+            ),
+        ]
+    } else if let Some(canary) = spec.canary() {
+        if let (Some(c), Some(s)) = (&canary.canary_service, &canary.stable_service)
+            && c == s
+        {
+            return Err(invalid(
+                "spec.strategy.canary.stableService",
+                "This rollout uses the same service for the stable and canary services, but two different services are required.",
+            ));
+        }
+        vec![
+            (
+                "spec.strategy.canary.canaryService",
+                canary.canary_service.as_ref(),
+            ),
+            (
+                "spec.strategy.canary.stableService",
+                canary.stable_service.as_ref(),
+            ),
+        ]
+    } else {
+        Vec::new()
     };
-    let refs = [
-        ("spec.strategy.canary.canaryService", &canary.canary_service),
-        ("spec.strategy.canary.stableService", &canary.stable_service),
-    ];
-    if let (Some(c), Some(s)) = (&canary.canary_service, &canary.stable_service)
-        && c == s
-    {
-        return Err(invalid(
-            "spec.strategy.canary.stableService",
-            "This rollout uses the same service for the stable and canary services, but two different services are required.",
-        ));
-    }
     for (field, name) in refs {
-        let Some(name) = name.as_deref().filter(|n| !n.is_empty()) else {
+        let Some(name) = name.filter(|n| !n.is_empty()) else {
             continue;
         };
-        if !matches!(observed.services.get(name), Some(Some(_))) {
+        let Some(Some(svc)) = observed.services.get(name.as_str()) else {
             return Err(invalid(field, format!("service {name:?} not found")));
+        };
+        validate_service(observed, field, name, svc)?;
+    }
+    Ok(())
+}
+
+/// Upstream's `ValidateService`: every selector label but the hash must be one the pod
+/// template carries, and no other Rollout may have claimed the Service.
+fn validate_service(
+    observed: &Observed,
+    field: &str,
+    name: &str,
+    svc: &k8s_openapi::api::core::v1::Service,
+) -> Result<(), InvalidSpec> {
+    let rollout = &observed.rollout;
+    let empty = BTreeMap::new();
+    let labels = rollout
+        .spec
+        .template
+        .as_ref()
+        .and_then(|t| t.metadata.as_ref())
+        .and_then(|m| m.labels.as_ref())
+        .unwrap_or(&empty);
+    let selector = svc.spec.as_ref().and_then(|s| s.selector.as_ref());
+    for (key, value) in selector.into_iter().flatten() {
+        if key == sluice_api::common::POD_TEMPLATE_HASH_LABEL {
+            continue;
         }
+        if labels.get(key) != Some(value) {
+            return Err(invalid(
+                field,
+                format!(
+                    "Service {name:?} has unmatch label {key:?} in rollout: it selects {key}={value}, which spec.template.metadata.labels does not carry, so it could never select this Rollout's pods"
+                ),
+            ));
+        }
+    }
+    let owner = svc
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::canary::MANAGED_BY_ROLLOUTS_ANNOTATION));
+    if let Some(owner) = owner.filter(|o| Some(o.as_str()) != rollout.metadata.name.as_deref()) {
+        return Err(invalid(
+            field,
+            format!("Service {name:?} is managed by another Rollout ({owner:?})"),
+        ));
     }
     Ok(())
 }

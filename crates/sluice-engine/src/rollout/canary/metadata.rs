@@ -1,6 +1,7 @@
 //! What the Rollout adds to its pods beyond the template: `canaryMetadata`/`stableMetadata`
-//! (recorded on the ReplicaSet so it can be taken back) and the anti-affinity that keeps a
-//! new canary off the stable's nodes.
+//! (blue/green: `previewMetadata`/`activeMetadata`), recorded on the ReplicaSet so it can be
+//! taken back, and the anti-affinity that keeps a new canary (or preview) off the stable's
+//! nodes.
 
 use std::collections::BTreeMap;
 
@@ -17,12 +18,11 @@ use crate::rollout::plan::{Change, MetadataPatch};
 pub const EPHEMERAL_METADATA_ANNOTATION: &str = "rollout.argoproj.io/ephemeral-metadata";
 
 impl<'a> Planner<'a> {
-    /// canaryMetadata on the canary's pods while a distinct stable exists, stableMetadata on
-    /// the stable's (and on the canary once it is the stable).
-    pub(super) fn reconcile_ephemeral_metadata(&mut self, new: usize) {
-        let canary = self.spec.canary();
-        let stable_meta = canary.and_then(|c| c.stable_metadata.as_ref());
-        let canary_meta = canary.and_then(|c| c.canary_metadata.as_ref());
+    /// canaryMetadata (previewMetadata) on the new ReplicaSet's pods while a distinct stable
+    /// exists, stableMetadata (activeMetadata) on the stable's, and on the new one once it is
+    /// the stable.
+    pub(crate) fn reconcile_ephemeral_metadata(&mut self, new: usize) {
+        let (canary_meta, stable_meta) = self.ephemeral_metadata();
         match self.stable {
             Some(stable) if stable != new => {
                 self.sync_ephemeral(new, canary_meta);
@@ -30,6 +30,24 @@ impl<'a> Planner<'a> {
             }
             _ => self.sync_ephemeral(new, stable_meta),
         }
+    }
+
+    /// The strategy's ephemeral metadata: (for the new version while it is not the stable,
+    /// for the stable version).
+    pub(super) fn ephemeral_metadata(
+        &self,
+    ) -> (
+        Option<&'a PodTemplateMetadata>,
+        Option<&'a PodTemplateMetadata>,
+    ) {
+        if let Some(bg) = self.spec.blue_green() {
+            return (bg.preview_metadata.as_ref(), bg.active_metadata.as_ref());
+        }
+        let canary = self.spec.canary();
+        (
+            canary.and_then(|c| c.canary_metadata.as_ref()),
+            canary.and_then(|c| c.stable_metadata.as_ref()),
+        )
     }
 
     fn sync_ephemeral(&mut self, idx: usize, desired: Option<&PodTemplateMetadata>) {
@@ -83,11 +101,16 @@ impl<'a> Planner<'a> {
         });
     }
 
-    /// `antiAffinity`: while a distinct stable exists, keep the new canary's pods off the
-    /// nodes running stable pods (preferred with the given weight, or required), with
-    /// upstream's term: `rollouts-pod-template-hash In [<stable>]`, per hostname.
+    /// `antiAffinity` (canary or blue/green): while a distinct stable exists, keep the new
+    /// ReplicaSet's pods off the nodes running stable pods (preferred with the given weight,
+    /// or required), with upstream's term: `rollouts-pod-template-hash In [<stable>]`, per
+    /// hostname.
     pub(super) fn inject_anti_affinity(&self, template: &mut PodTemplateSpec) {
-        let Some(strategy) = self.spec.canary().and_then(|c| c.anti_affinity.as_ref()) else {
+        let strategy = match self.spec.blue_green() {
+            Some(bg) => bg.anti_affinity.as_ref(),
+            None => self.spec.canary().and_then(|c| c.anti_affinity.as_ref()),
+        };
+        let Some(strategy) = strategy else {
             return;
         };
         let Some(stable) = self.stable.map(|i| self.rs[i].hash) else {

@@ -20,7 +20,7 @@ impl<'a> Planner<'a> {
             .find(|p| p.reason == PauseReason::CanaryPauseStep)
     }
 
-    pub(super) fn has_pause(&self, reason: &PauseReason) -> bool {
+    pub(crate) fn has_pause(&self, reason: &PauseReason) -> bool {
         self.prev
             .pause_conditions()
             .iter()
@@ -28,13 +28,13 @@ impl<'a> Planner<'a> {
     }
 
     /// Aborted now: observed abort not being lifted, or an abort added by this plan.
-    pub(super) fn aborting(&self) -> bool {
+    pub(crate) fn aborting(&self) -> bool {
         self.pause.add_abort.is_some() || (self.prev.is_aborted() && !self.pause.remove_abort)
     }
 
     /// Aborts with `message` unless something earlier in this reconcile already did: the
     /// first failure found names the abort.
-    pub(super) fn abort_with(&mut self, message: String) {
+    pub(crate) fn abort_with(&mut self, message: String) {
         if self.pause.add_abort.is_none() {
             self.pause.add_abort = Some(message);
         }
@@ -146,27 +146,30 @@ impl<'a> Planner<'a> {
             status.aborted_at = None;
             if !self.pause.clear {
                 controller_pause = self.prev.controller_pause.unwrap_or(false);
+                let removed = |reason: &PauseReason| {
+                    (self.pause.remove_canary_pause && *reason == PauseReason::CanaryPauseStep)
+                        || (self.pause.remove_blue_green_pause
+                            && *reason == PauseReason::BlueGreenPause)
+                };
                 pauses = self
                     .prev
                     .pause_conditions()
                     .iter()
-                    .filter(|p| {
-                        !(self.pause.remove_canary_pause
-                            && p.reason == PauseReason::CanaryPauseStep)
-                    })
+                    .filter(|p| !removed(&p.reason))
                     .cloned()
                     .collect();
-                let exists = self
-                    .prev
-                    .pause_conditions()
-                    .iter()
-                    .any(|p| p.reason == PauseReason::CanaryPauseStep);
-                if self.pause.add_canary_pause && !exists {
-                    pauses.push(PauseCondition {
-                        reason: PauseReason::CanaryPauseStep,
-                        start_time: self.now.clone(),
-                    });
-                    controller_pause = true;
+                let added = [
+                    (self.pause.add_canary_pause, PauseReason::CanaryPauseStep),
+                    (self.pause.add_blue_green_pause, PauseReason::BlueGreenPause),
+                ];
+                for (add, reason) in added {
+                    if add && !self.has_pause(&reason) {
+                        pauses.push(PauseCondition {
+                            reason,
+                            start_time: self.now.clone(),
+                        });
+                        controller_pause = true;
+                    }
                 }
                 for reason in &self.pause.add_reasons {
                     if !pauses.iter().any(|p| &p.reason == reason) {

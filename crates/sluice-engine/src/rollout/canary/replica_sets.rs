@@ -89,7 +89,7 @@ impl<'a> Planner<'a> {
     /// Keeps the canary's revision above every older ReplicaSet's (a rollback to an old
     /// template gets a new revision, like a Deployment), its minReadySeconds in step with the
     /// Rollout, and the Rollout's revision annotation equal to it.
-    pub(super) fn sync_revision(&mut self, new: usize) -> i64 {
+    pub(crate) fn sync_revision(&mut self, new: usize) -> i64 {
         let want = self.max_revision_except(Some(new)) + 1;
         let view = &self.rs[new];
         let mut revision = view.revision;
@@ -132,11 +132,11 @@ impl<'a> Planner<'a> {
         }
         let revision = self.max_revision_except(None) + 1;
         let stable_distinct = self.stable.is_some();
-        let canary = self.spec.canary();
+        let (new_metadata, stable_metadata) = self.ephemeral_metadata();
         let ephemeral = if stable_distinct {
-            canary.and_then(|c| c.canary_metadata.as_ref())
+            new_metadata
         } else {
-            canary.and_then(|c| c.stable_metadata.as_ref())
+            stable_metadata
         };
         let rs = self.build_replica_set(&name, &hash, revision, ephemeral);
         self.changes.push(Change::CreateReplicaSet(Box::new(rs)));
@@ -150,7 +150,7 @@ impl<'a> Planner<'a> {
         self.creating = true;
 
         status.current_pod_hash = Some(hash);
-        status.current_step_hash = Some(self.step_hash.clone());
+        status.current_step_hash = self.status_step_hash();
         self.reset_for_update(&mut status);
         let mut conditions = status.conditions.take().unwrap_or_default();
         set_condition(
@@ -236,7 +236,7 @@ impl<'a> Planner<'a> {
 
     /// Deletes the oldest scaled-down ReplicaSets beyond `revisionHistoryLimit`; never the
     /// canary or the stable.
-    pub(super) fn cleanup_history(&mut self) {
+    pub(crate) fn cleanup_history(&mut self) {
         let limit = usize::try_from(self.spec.revision_history_limit().max(0)).unwrap_or(0);
         let mut old: Vec<usize> = (0..self.rs.len())
             .filter(|&i| Some(i) != self.new && Some(i) != self.stable && !self.rs[i].deleting)

@@ -15,7 +15,7 @@ impl<'a> Planner<'a> {
     /// allows (at least one, at most maxUnavailable), the stable's first; records
     /// `status.restartedAt` once no old pod is left. Returns whether pods were evicted, in
     /// which case availability counts are stale and nothing else is scaled this time.
-    pub(super) fn reconcile_restart(&mut self, status: &mut RolloutStatus) -> bool {
+    pub(crate) fn reconcile_restart(&mut self, status: &mut RolloutStatus) -> bool {
         let Some(restart_at) = self.spec.restart_at.clone() else {
             return false;
         };

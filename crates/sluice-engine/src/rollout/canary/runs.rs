@@ -28,7 +28,7 @@ const STEP_ANALYSIS_FAILED: &str = "Step-based analysis phase error/failed";
 const BACKGROUND_ANALYSIS_FAILED: &str = "Background analysis phase error/failed";
 const EXPERIMENT_FAILED: &str = "Experiment analysis phase is error/failed";
 
-fn with_detail(prefix: &str, message: Option<&str>) -> String {
+pub(crate) fn with_detail(prefix: &str, message: Option<&str>) -> String {
     match message.filter(|m| !m.is_empty()) {
         Some(m) => format!("{prefix}: {m}"),
         None => prefix.to_string(),
@@ -65,7 +65,7 @@ fn edit_canary(status: &mut RolloutStatus, f: impl FnOnce(&mut CanaryStatus)) {
 }
 
 impl<'a> Planner<'a> {
-    fn run_named(&self, name: &str) -> Option<&'a AnalysisRun> {
+    pub(crate) fn run_named(&self, name: &str) -> Option<&'a AnalysisRun> {
         self.obs
             .analysis_runs
             .iter()
@@ -79,7 +79,7 @@ impl<'a> Planner<'a> {
             .find(|e| e.metadata.name.as_deref() == Some(name))
     }
 
-    fn terminate_run(&mut self, run: &AnalysisRun) {
+    pub(crate) fn terminate_run(&mut self, run: &AnalysisRun) {
         let name = run.metadata.name.clone().unwrap_or_default();
         if is_running(run) && self.terminated_runs.insert(name.clone()) {
             self.changes.push(Change::TerminateAnalysisRun { name });
@@ -96,12 +96,13 @@ impl<'a> Planner<'a> {
     /// Upstream's `needsNewAnalysisRun`, also used for Experiments: none yet; or, after the
     /// user resumed a controller pause, the previous one was Inconclusive (a plain resume
     /// re-runs it); or the previous one belongs to an aborted attempt (retry).
-    fn needs_new(&self, current: Option<AnalysisPhase>) -> bool {
+    pub(crate) fn needs_new(&self, current: Option<AnalysisPhase>) -> bool {
         let Some(phase) = current else {
             return true;
         };
         if self.prev.controller_pause.unwrap_or(false)
             && !self.has_pause(&PauseReason::CanaryPauseStep)
+            && !self.has_pause(&PauseReason::BlueGreenPause)
         {
             return phase == AnalysisPhase::Inconclusive;
         }
@@ -280,14 +281,15 @@ impl<'a> Planner<'a> {
     /// Creates the run for `analysis` under the first free name (`<base>`, `<base>.1`, ...).
     /// A running run already holding that name is ours from an earlier reconcile whose status
     /// write was lost: it is adopted instead.
-    fn create_run(
+    pub(crate) fn create_run(
         &mut self,
         analysis: &RolloutAnalysis,
         kind: &RunKind,
         new: usize,
         revision: i64,
     ) -> Option<RolloutAnalysisRunStatus> {
-        let base = base_run_name(self.name(), self.rs[new].hash, revision, kind.step_index);
+        let suffix = kind.name_suffix();
+        let base = base_run_name(self.name(), self.rs[new].hash, revision, suffix.as_deref());
         let name = free_name(&base, '.', |n| {
             self.run_named(n).is_some_and(|r| !is_running(r))
         });
@@ -315,7 +317,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Upstream's `AnalysisRun<Phase>` event when a run's phase changes.
-    fn run_phase_event(
+    pub(crate) fn run_phase_event(
         &mut self,
         prev: Option<&RolloutAnalysisRunStatus>,
         run: &AnalysisRun,
@@ -352,19 +354,8 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    fn analysis_run_history(&mut self, status: &RolloutStatus) {
-        let current: Vec<&str> = status
-            .canary
-            .iter()
-            .flat_map(|c| {
-                [
-                    c.current_step_analysis_run_status.as_ref(),
-                    c.current_background_analysis_run_status.as_ref(),
-                ]
-            })
-            .flatten()
-            .map(|s| s.name.as_str())
-            .collect();
+    pub(crate) fn analysis_run_history(&mut self, status: &RolloutStatus) {
+        let current = current_run_names(status);
         let others: Vec<HistoryItem> = self
             .obs
             .analysis_runs
@@ -510,19 +501,11 @@ impl<'a> Planner<'a> {
     /// Terminates every running AnalysisRun and Experiment the final status does not name:
     /// those of an old revision or steps, a background run after the rollout completed.
     pub(super) fn end_stale_runs(&mut self, status: &RolloutStatus) {
-        let canary = status.canary.as_ref();
-        let keep_runs: Vec<&str> = canary
-            .iter()
-            .flat_map(|c| {
-                [
-                    c.current_step_analysis_run_status.as_ref(),
-                    c.current_background_analysis_run_status.as_ref(),
-                ]
-            })
-            .flatten()
-            .map(|s| s.name.as_str())
-            .collect();
-        let keep_experiment = canary.and_then(|c| c.current_experiment.as_deref());
+        let keep_runs = current_run_names(status);
+        let keep_experiment = status
+            .canary
+            .as_ref()
+            .and_then(|c| c.current_experiment.as_deref());
         for run in &self.obs.analysis_runs {
             if !keep_runs.contains(&run.metadata.name.as_deref().unwrap_or_default()) {
                 self.terminate_run(run);
@@ -536,7 +519,29 @@ impl<'a> Planner<'a> {
     }
 }
 
-fn run_message(run: &AnalysisRun) -> Option<&str> {
+/// The runs the status names as current: the canary's step and background runs and
+/// blue/green's pre- and post-promotion runs.
+fn current_run_names(status: &RolloutStatus) -> Vec<&str> {
+    let canary = status.canary.iter().flat_map(|c| {
+        [
+            c.current_step_analysis_run_status.as_ref(),
+            c.current_background_analysis_run_status.as_ref(),
+        ]
+    });
+    let blue_green = status.blue_green.iter().flat_map(|b| {
+        [
+            b.pre_promotion_analysis_run_status.as_ref(),
+            b.post_promotion_analysis_run_status.as_ref(),
+        ]
+    });
+    canary
+        .chain(blue_green)
+        .flatten()
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+pub(crate) fn run_message(run: &AnalysisRun) -> Option<&str> {
     run.status.as_ref().and_then(|s| s.message.as_deref())
 }
 

@@ -7,41 +7,17 @@ use sluice_api::common::{DESIRED_REPLICAS_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTA
 use super::{Planner, RsView, annotation};
 use crate::rollout::plan::{Change, MetadataPatch};
 use crate::rollout::replicas::{
-    CanaryScaleInput, RsState, Targets, basic_canary_targets, scale_down_others,
+    CanaryScaleInput, RsState, Targets, basic_canary_targets, desired_weight, scale_down_others,
 };
 use crate::rollout::status as st;
 
 impl<'a> Planner<'a> {
     /// COMPAT §6 desired weight, from the status as observed.
     fn desired_weight(&self) -> i32 {
-        let promoted = self.prev.promote_full.unwrap_or(false)
-            || self
-                .prev
-                .stable_rs
-                .as_deref()
-                .unwrap_or_default()
-                .is_empty()
-            || self.prev.current_pod_hash == self.prev.stable_rs;
-        if promoted {
-            return 100;
-        }
-        if self.prev.is_aborted() {
-            return 0;
-        }
-        let Ok(index) = usize::try_from(self.current_index()) else {
-            return 100;
-        };
-        if index >= self.steps.len() {
-            return 100;
-        }
-        self.steps[..=index]
-            .iter()
-            .rev()
-            .find_map(|s| s.set_weight)
-            .unwrap_or(0)
+        desired_weight(self.steps, &self.prev)
     }
 
-    pub(super) fn distinct_stable(&self, new: usize) -> Option<usize> {
+    pub(crate) fn distinct_stable(&self, new: usize) -> Option<usize> {
         self.stable.filter(|&s| s != new)
     }
 

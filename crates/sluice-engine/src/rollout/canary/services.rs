@@ -4,6 +4,7 @@
 use sluice_api::common::POD_TEMPLATE_HASH_LABEL;
 
 use super::Planner;
+use crate::rollout::observed::Observed;
 use crate::rollout::plan::Change;
 use crate::rollout::status as st;
 
@@ -25,6 +26,30 @@ impl<'a> Planner<'a> {
         };
         if let (Some(svc), Some(target)) = (canary.canary_service.as_deref(), canary_target) {
             self.point_service(svc, target);
+        }
+    }
+
+    /// Gives back every Service this Rollout switched (its `managed-by-rollouts`
+    /// annotation names it) that the spec no longer names: after a change of strategy or of
+    /// a Service name, the old Service selects every pod of the app again.
+    pub(crate) fn release_services(&mut self) {
+        let referenced = Observed::referenced_services(&self.obs.rollout);
+        let name = self.name().to_string();
+        for (service, svc) in &self.obs.services {
+            let Some(svc) = svc else {
+                continue;
+            };
+            let managed_by = svc
+                .metadata
+                .annotations
+                .as_ref()
+                .and_then(|a| a.get(MANAGED_BY_ROLLOUTS_ANNOTATION));
+            if referenced.contains(service) || managed_by != Some(&name) {
+                continue;
+            }
+            self.changes.push(Change::ReleaseService {
+                service: service.clone(),
+            });
         }
     }
 

@@ -7,9 +7,10 @@ use std::time::Duration;
 use sluice_api::k8s::conditions::transition_time;
 use sluice_api::rollout::{RolloutCondition, RolloutConditionType as Cond, RolloutStatus};
 
-use super::{Planner, RsView, generation};
+use super::{Planner, RsView, annotation, generation};
 use crate::rollout::plan::{Change, Plan};
 use crate::rollout::status::{self as st, FALSE, TRUE, condition, remove_condition, set_condition};
+use sluice_api::common::SCALE_DOWN_DEADLINE_ANNOTATION;
 
 /// What the condition updates of `finish` read about this reconcile.
 struct Outcome {
@@ -27,7 +28,7 @@ impl<'a> Planner<'a> {
     /// Resolves what the stages decided into the status to write, in upstream's order:
     /// counts, the pause-condition bookkeeping, a progress-deadline abort, pause and abort,
     /// the conditions, pause events, phase and message; then the requeue.
-    pub(super) fn finish(mut self, mut status: RolloutStatus, revision: i64) -> Plan {
+    pub(crate) fn finish(mut self, mut status: RolloutStatus, revision: i64) -> Plan {
         self.end_stale_runs(&status);
         let spec_observed = self.record_counts(&mut status);
         // The working conditions: observed ones plus any this plan already set (new
@@ -38,12 +39,13 @@ impl<'a> Planner<'a> {
         if spec_observed {
             self.pause_condition_bookkeeping(&mut baseline);
         }
-        let progressed = progressed(&self.prev, &status);
+        let progressed = progressed(&self.prev, &status, self.spec.blue_green().is_some());
         let completed = status.stable_rs.is_some() && status.stable_rs == status.current_pod_hash;
-        self.abort_past_progress_deadline(&baseline, progressed || completed);
+        let healthy = self.rollout_healthy(&status, spec_observed);
+        // A healthy blue/green Rollout waiting for its post-promotion verdict is not stuck.
+        self.abort_past_progress_deadline(&baseline, progressed || completed || healthy);
         let aborted = self.resolve_pause_and_abort(&mut status);
         let paused = !status.pause_conditions().is_empty() || self.spec.is_paused();
-        let healthy = self.rollout_healthy(&status, spec_observed);
 
         let mut conditions = baseline.clone();
         let became_unhealthy = self.set_healthy(&mut conditions, &baseline, healthy && !paused);
@@ -86,6 +88,9 @@ impl<'a> Planner<'a> {
         status.available_replicas = Some(self.rs.iter().map(|v| v.available).sum());
         status.hpa_replicas = status.replicas;
         status.selector = self.spec.selector.as_ref().map(st::format_selector);
+        if self.spec.blue_green().is_some() {
+            self.count_active_replica_set(status);
+        }
         spec_observed
     }
 
@@ -97,6 +102,7 @@ impl<'a> Planner<'a> {
             || self.aborting()
             || moved
             || self.indefinite_step()
+            || self.waiting_for_scale_down()
             || !self.timed_out(conditions)
         {
             return;
@@ -175,7 +181,10 @@ impl<'a> Planner<'a> {
         } else if (outcome.progressed || outcome.became_unhealthy) && !self.creating {
             let lost_availability = outcome.completed && outcome.became_unhealthy;
             self.record_progress(conditions, baseline, lost_availability);
-        } else if !self.indefinite_step() && self.timed_out(conditions) {
+        } else if !self.indefinite_step()
+            && !self.waiting_for_scale_down()
+            && self.timed_out(conditions)
+        {
             set_condition(
                 conditions,
                 Cond::Progressing,
@@ -224,8 +233,14 @@ impl<'a> Planner<'a> {
         }
     }
 
+    /// Available: canary, at least `replicas` pods available over all ReplicaSets; blue/green,
+    /// the ReplicaSet the active Service selects is saturated.
     fn set_available(&self, conditions: &mut Vec<RolloutCondition>, status: &RolloutStatus) {
-        let (available, message) = if status.available_replicas.unwrap_or(0) >= self.replicas {
+        let minimum = match self.spec.blue_green() {
+            Some(_) => self.active_saturated(status),
+            None => status.available_replicas.unwrap_or(0) >= self.replicas,
+        };
+        let (available, message) = if minimum {
             (TRUE, st::AVAILABLE_MESSAGE)
         } else {
             (FALSE, st::NOT_AVAILABLE_MESSAGE)
@@ -291,9 +306,16 @@ impl<'a> Planner<'a> {
     }
 
     /// Upstream's `RolloutHealthy`: all replicas updated and available, steps done, canary is
-    /// the stable, no old pods, and the spec generation already observed.
+    /// the stable, no old pods, and the spec generation already observed (blue/green: both
+    /// Services select the current ReplicaSet instead of the step conditions).
     fn rollout_healthy(&self, status: &RolloutStatus, spec_observed: bool) -> bool {
         let r = self.replicas;
+        if self.spec.blue_green().is_some() {
+            return status.updated_replicas == Some(r)
+                && status.available_replicas == Some(r)
+                && spec_observed
+                && self.services_on_current(status);
+        }
         let count = self.step_count();
         let all_steps = count == 0 || status.current_step_index.is_none_or(|i| i == count);
         let stable_is_current = status.stable_rs.as_deref().is_some_and(|s| !s.is_empty())
@@ -304,6 +326,16 @@ impl<'a> Planner<'a> {
             && all_steps
             && stable_is_current
             && status.replicas == Some(r)
+    }
+
+    /// Upstream's `isWaitingForReplicaSetScaleDown`: an old ReplicaSet still waits out its
+    /// `scale-down-deadline`; that wait is no lack of progress.
+    fn waiting_for_scale_down(&self) -> bool {
+        self.rs.iter().enumerate().any(|(i, v)| {
+            Some(i) != self.new
+                && Some(i) != self.stable
+                && annotation(v.rs, SCALE_DOWN_DEADLINE_ANNOTATION).is_some_and(|t| !t.is_empty())
+        })
     }
 
     fn timed_out(&self, conditions: &[RolloutCondition]) -> bool {
@@ -381,7 +413,7 @@ impl<'a> Planner<'a> {
 
 /// `Some(true)`/absent for a boolean status field, keeping the observed spelling (absent or
 /// `false`) when the value does not change, so no merge patch rewrites it.
-pub(super) fn keep_bool(prev: Option<bool>, value: bool) -> Option<bool> {
+pub(crate) fn keep_bool(prev: Option<bool>, value: bool) -> Option<bool> {
     if prev.unwrap_or(false) == value {
         prev
     } else {
@@ -389,17 +421,26 @@ pub(super) fn keep_bool(prev: Option<bool>, value: bool) -> Option<bool> {
     }
 }
 
-/// Upstream's `RolloutProgressing` for canary: any replica progress or step/stable movement.
-fn progressed(old: &RolloutStatus, new: &RolloutStatus) -> bool {
+/// Upstream's `RolloutProgressing`: any replica progress, or the strategy's own movement (a
+/// canary's step or stable; a blue/green Service selector).
+fn progressed(old: &RolloutStatus, new: &RolloutStatus, blue_green: bool) -> bool {
     let n = |v: Option<i32>| v.unwrap_or(0);
     let old_old = n(old.replicas) - n(old.updated_replicas);
     let new_old = n(new.replicas) - n(new.updated_replicas);
-    let step_moved =
-        matches!((old.current_step_index, new.current_step_index), (Some(a), Some(b)) if a != b);
-    new.updated_replicas.unwrap_or(0) != n(old.updated_replicas)
+    let replicas_moved = new.updated_replicas.unwrap_or(0) != n(old.updated_replicas)
         || new_old < old_old
         || n(new.ready_replicas) > n(old.ready_replicas)
-        || n(new.available_replicas) > n(old.available_replicas)
+        || n(new.available_replicas) > n(old.available_replicas);
+    if blue_green {
+        let selectors = |s: &RolloutStatus| {
+            let b = s.blue_green.clone().unwrap_or_default();
+            (b.active_selector, b.preview_selector)
+        };
+        return replicas_moved || selectors(old) != selectors(new);
+    }
+    let step_moved =
+        matches!((old.current_step_index, new.current_step_index), (Some(a), Some(b)) if a != b);
+    replicas_moved
         || new.stable_rs != old.stable_rs
         || step_moved
         || new.current_step_hash != old.current_step_hash

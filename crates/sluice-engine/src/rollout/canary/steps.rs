@@ -22,6 +22,15 @@ impl<'a> Planner<'a> {
             .and_then(|i| self.steps.get(i))
     }
 
+    /// `status.currentStepHash` for this strategy: the canary steps' hash; none for
+    /// blue/green (upstream writes no step hash there).
+    pub(super) fn status_step_hash(&self) -> Option<String> {
+        self.spec
+            .blue_green()
+            .is_none()
+            .then(|| self.step_hash.clone())
+    }
+
     /// The template or the steps changed since the status was written: a new update.
     pub(super) fn update_started(&self, new: usize) -> bool {
         self.prev.current_pod_hash.as_deref() != Some(self.rs[new].hash)
@@ -31,7 +40,7 @@ impl<'a> Planner<'a> {
     /// An update to an existing ReplicaSet begins: the status starts over (see
     /// `reset_for_update`) and, when there is no Progressing condition yet, one says which
     /// ReplicaSet was found.
-    pub(super) fn start_update(&mut self, status: &mut RolloutStatus, new: usize) {
+    pub(crate) fn start_update(&mut self, status: &mut RolloutStatus, new: usize) {
         self.reset_for_update(status);
         if condition(self.prev.conditions(), &Cond::Progressing).is_some() {
             return;
@@ -60,6 +69,11 @@ impl<'a> Planner<'a> {
             c.current_background_analysis_run_status = None;
             c.current_experiment = None;
         }
+        if let Some(b) = status.blue_green.as_mut() {
+            b.pre_promotion_analysis_run_status = None;
+            b.post_promotion_analysis_run_status = None;
+            b.scale_up_preview_check_point = None;
+        }
         if self.spec.restart_at.is_some() {
             // Every pod of the new template is newer than any restart request.
             status.restarted_at = self.spec.restart_at.clone();
@@ -87,7 +101,7 @@ impl<'a> Planner<'a> {
     /// `rollbackWindow.revisions`: the template went back to a ReplicaSet older than the
     /// stable one, with fewer than `revisions` ReplicaSets created between the two. Such a
     /// rollback skips the steps like a rollback to the stable does.
-    pub(super) fn rollback_within_window(&self) -> bool {
+    pub(crate) fn rollback_within_window(&self) -> bool {
         let window = self
             .spec
             .rollback_window
@@ -228,13 +242,16 @@ impl<'a> Planner<'a> {
         }
     }
 
-    pub(super) fn indefinite_step(&self) -> bool {
+    /// Waiting on something that takes as long as it takes: a pause, analysis or experiment
+    /// step, a pause condition, or (blue/green) a promotion analysis still measuring. Such a
+    /// wait is no lack of progress.
+    pub(crate) fn indefinite_step(&self) -> bool {
         let at_pause = self
             .current_step()
             .is_some_and(|s| s.pause.is_some() || s.analysis.is_some() || s.experiment.is_some());
         let paused_cond =
             condition(self.prev.conditions(), &Cond::Paused).is_some_and(|c| c.status == TRUE);
-        at_pause || paused_cond
+        at_pause || paused_cond || self.promotion_analysis_running()
     }
 }
 

@@ -1,0 +1,342 @@
+//! The Services Rollouts switch.
+//!
+//! One watch of Services does two things, and caches no Service:
+//! - it wakes the Rollouts a Service matters to when it appears, changes or goes: those that
+//!   name it (a Service created after its Rollout clears the InvalidSpec; a selector someone
+//!   else rewrote is switched back), found in [`ServiceReferences`] (kept by the Rollout
+//!   watch), and the one its `managed-by-rollouts` annotation names;
+//! - it keeps [`ManagedServices`], per Rollout, the names of the Services whose annotation
+//!   names it. A Rollout that stops naming such a Service (a change of strategy or of Service
+//!   names) gives it back: the observer reads it and the planner releases it (upstream's
+//!   Service controller does the same).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+
+use futures::{Stream, TryStreamExt};
+use k8s_openapi::api::core::v1::Service;
+use kube::Resource;
+use kube::runtime::{WatchStreamExt, watcher};
+
+use sluice_engine::rollout::canary::MANAGED_BY_ROLLOUTS_ANNOTATION;
+
+use super::cached_rollout::CachedRollout;
+
+/// (namespace, name).
+type Key = (String, String);
+
+#[derive(Default)]
+struct Index {
+    /// (namespace, Rollout) → the Services annotated as managed by it.
+    by_rollout: HashMap<Key, BTreeSet<String>>,
+    /// (namespace, Service) → the Rollout its annotation names.
+    owner: HashMap<Key, String>,
+}
+
+impl Index {
+    fn remove(&mut self, svc: &Key) {
+        let Some(rollout) = self.owner.remove(svc) else {
+            return;
+        };
+        let key = (svc.0.clone(), rollout);
+        if let Some(names) = self.by_rollout.get_mut(&key) {
+            names.remove(&svc.1);
+            if names.is_empty() {
+                self.by_rollout.remove(&key);
+            }
+        }
+    }
+
+    fn put(&mut self, svc: &Service) {
+        let key = key_of(svc);
+        self.remove(&key);
+        if let Some(rollout) = managed_by(svc) {
+            self.owner.insert(key.clone(), rollout.to_string());
+            self.by_rollout
+                .entry((key.0, rollout.to_string()))
+                .or_default()
+                .insert(key.1);
+        }
+    }
+}
+
+fn key_of(svc: &Service) -> Key {
+    let m = svc.meta();
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
+}
+
+/// The Rollout a Service's `managed-by-rollouts` annotation names.
+pub fn managed_by(svc: &Service) -> Option<&str> {
+    svc.meta()
+        .annotations
+        .as_ref()?
+        .get(MANAGED_BY_ROLLOUTS_ANNOTATION)
+        .map(String::as_str)
+        .filter(|n| !n.is_empty())
+}
+
+/// Which Services each Rollout manages, kept by the Service watch (see the module docs).
+#[derive(Clone, Default)]
+pub struct ManagedServices {
+    live: Arc<RwLock<Index>>,
+    /// Filled between a relist's `Init` and `InitDone`, then swapped in whole.
+    relist: Arc<RwLock<Option<Index>>>,
+}
+
+impl ManagedServices {
+    /// The Services in `namespace` whose annotation names the Rollout `rollout`.
+    pub fn managed_by(&self, namespace: &str, rollout: &str) -> Vec<String> {
+        let index = self.live.read().unwrap_or_else(|p| p.into_inner());
+        index
+            .by_rollout
+            .get(&(namespace.to_string(), rollout.to_string()))
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Apply one watch event.
+    pub fn apply(&self, event: &watcher::Event<Service>) {
+        match event {
+            watcher::Event::Apply(svc) => {
+                self.live
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .put(svc);
+            }
+            watcher::Event::Delete(svc) => {
+                self.live
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .remove(&key_of(svc));
+            }
+            watcher::Event::Init => {
+                *self.relist.write().unwrap_or_else(|p| p.into_inner()) = Some(Index::default());
+            }
+            watcher::Event::InitApply(svc) => {
+                self.relist
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get_or_insert_with(Index::default)
+                    .put(svc);
+            }
+            watcher::Event::InitDone => {
+                let fresh = self
+                    .relist
+                    .write()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .take()
+                    .unwrap_or_default();
+                *self.live.write().unwrap_or_else(|p| p.into_inner()) = fresh;
+            }
+        }
+    }
+
+    /// The Services of `api`, as touched objects for a controller trigger, keeping this index
+    /// on the way. Only what a Rollout reacts to counts as a change: the selector, the
+    /// managed-by annotation and existence (status and other fields do not wake anything).
+    pub fn watch(
+        &self,
+        api: kube::Api<Service>,
+    ) -> impl Stream<Item = Result<Service, watcher::Error>> + Send + 'static {
+        let index = self.clone();
+        watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|s: &mut Service| s.meta_mut().managed_fields = None)
+            .map_ok(move |event| {
+                index.apply(&event);
+                event
+            })
+            .touched_objects()
+            .predicate_filter(relevant_hash, Default::default())
+    }
+}
+
+/// Which Rollouts name each Service (by namespace and name), kept from the Rollout watch so a
+/// Service event finds its Rollouts without scanning every cached Rollout (at 10,000 Rollouts
+/// and 20,000 Services a scan per event would be 2·10⁸ comparisons per relist).
+#[derive(Clone, Default)]
+pub struct ServiceReferences {
+    inner: Arc<RwLock<References>>,
+}
+
+#[derive(Default)]
+struct References {
+    /// (namespace, Service) → the Rollouts naming it.
+    rollouts: HashMap<Key, BTreeSet<String>>,
+    /// (namespace, Rollout) → the Services it names.
+    named: HashMap<Key, Vec<String>>,
+    /// Filled between a relist's `Init` and `InitDone`.
+    relist: Option<Box<References>>,
+}
+
+impl References {
+    fn forget(&mut self, rollout: &Key) {
+        for svc in self.named.remove(rollout).into_iter().flatten() {
+            let key = (rollout.0.clone(), svc);
+            if let Some(set) = self.rollouts.get_mut(&key) {
+                set.remove(&rollout.1);
+                if set.is_empty() {
+                    self.rollouts.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn put(&mut self, ro: &CachedRollout) {
+        let m = ro.meta();
+        let key = (
+            m.namespace.clone().unwrap_or_default(),
+            m.name.clone().unwrap_or_default(),
+        );
+        self.forget(&key);
+        for svc in ro.services() {
+            self.rollouts
+                .entry((key.0.clone(), svc.clone()))
+                .or_default()
+                .insert(key.1.clone());
+        }
+        self.named.insert(key, ro.services().to_vec());
+    }
+}
+
+impl ServiceReferences {
+    /// The Rollouts in `namespace` whose strategy names the Service `service`.
+    pub fn rollouts_naming(&self, namespace: &str, service: &str) -> Vec<String> {
+        let refs = self.inner.read().unwrap_or_else(|p| p.into_inner());
+        refs.rollouts
+            .get(&(namespace.to_string(), service.to_string()))
+            .map(|set| set.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Apply one event of the Rollout watch.
+    pub fn apply(&self, event: &watcher::Event<CachedRollout>) {
+        let mut refs = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        match event {
+            watcher::Event::Apply(ro) => refs.put(ro),
+            watcher::Event::Delete(ro) => {
+                let m = ro.meta();
+                refs.forget(&(
+                    m.namespace.clone().unwrap_or_default(),
+                    m.name.clone().unwrap_or_default(),
+                ));
+            }
+            watcher::Event::Init => refs.relist = Some(Box::default()),
+            watcher::Event::InitApply(ro) => refs.relist.get_or_insert_with(Box::default).put(ro),
+            watcher::Event::InitDone => {
+                let fresh = refs.relist.take().unwrap_or_default();
+                *refs = *fresh;
+            }
+        }
+    }
+}
+
+/// What of a Service a Rollout reacts to.
+fn relevant_hash(svc: &Service) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    svc.spec
+        .as_ref()
+        .and_then(|s| s.selector.as_ref())
+        .hash(&mut h);
+    managed_by(svc).hash(&mut h);
+    svc.meta().deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+    fn svc(ns: &str, name: &str, owner: Option<&str>) -> Service {
+        Service {
+            metadata: ObjectMeta {
+                namespace: Some(ns.into()),
+                name: Some(name.into()),
+                annotations: owner
+                    .map(|o| [(MANAGED_BY_ROLLOUTS_ANNOTATION.to_string(), o.to_string())].into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn services_are_indexed_by_the_rollout_their_annotation_names() {
+        let m = ManagedServices::default();
+        m.apply(&watcher::Event::Apply(svc(
+            "shop",
+            "web-active",
+            Some("web"),
+        )));
+        m.apply(&watcher::Event::Apply(svc(
+            "shop",
+            "web-preview",
+            Some("web"),
+        )));
+        m.apply(&watcher::Event::Apply(svc("shop", "other", None)));
+        m.apply(&watcher::Event::Apply(svc(
+            "blog",
+            "web-active",
+            Some("web"),
+        )));
+        assert_eq!(m.managed_by("shop", "web"), ["web-active", "web-preview"]);
+        // Released (annotation removed), then deleted.
+        m.apply(&watcher::Event::Apply(svc("shop", "web-preview", None)));
+        assert_eq!(m.managed_by("shop", "web"), ["web-active"]);
+        m.apply(&watcher::Event::Delete(svc(
+            "shop",
+            "web-active",
+            Some("web"),
+        )));
+        assert!(m.managed_by("shop", "web").is_empty());
+        assert_eq!(m.managed_by("blog", "web"), ["web-active"]);
+    }
+
+    #[test]
+    fn rollouts_are_found_by_the_services_they_name_across_edits_and_relists() {
+        use sluice_engine::rollout::testing::RolloutBuilder;
+        let cached = |name: &str, active: &str| {
+            let mut ro = RolloutBuilder::new("v1")
+                .blue_green(|b| b.active_service = active.into())
+                .build();
+            ro.metadata.name = Some(name.into());
+            CachedRollout::new(ro)
+        };
+        let refs = ServiceReferences::default();
+        refs.apply(&watcher::Event::Apply(cached("a", "shared")));
+        refs.apply(&watcher::Event::Apply(cached("b", "shared")));
+        assert_eq!(refs.rollouts_naming("default", "shared"), ["a", "b"]);
+        // `a` renames its Service; `b` is deleted.
+        refs.apply(&watcher::Event::Apply(cached("a", "own")));
+        refs.apply(&watcher::Event::Delete(cached("b", "shared")));
+        assert!(refs.rollouts_naming("default", "shared").is_empty());
+        assert_eq!(refs.rollouts_naming("default", "own"), ["a"]);
+        assert!(refs.rollouts_naming("other", "own").is_empty());
+        refs.apply(&watcher::Event::Init);
+        refs.apply(&watcher::Event::InitApply(cached("c", "third")));
+        assert_eq!(refs.rollouts_naming("default", "own"), ["a"]);
+        refs.apply(&watcher::Event::InitDone);
+        assert!(refs.rollouts_naming("default", "own").is_empty());
+        assert_eq!(refs.rollouts_naming("default", "third"), ["c"]);
+    }
+
+    #[test]
+    fn a_relist_replaces_the_index_only_when_complete() {
+        let m = ManagedServices::default();
+        m.apply(&watcher::Event::Apply(svc("shop", "gone", Some("web"))));
+        m.apply(&watcher::Event::Init);
+        m.apply(&watcher::Event::InitApply(svc("shop", "kept", Some("web"))));
+        assert_eq!(
+            m.managed_by("shop", "web"),
+            ["gone"],
+            "half a relist is not shown"
+        );
+        m.apply(&watcher::Event::InitDone);
+        assert_eq!(m.managed_by("shop", "web"), ["kept"]);
+    }
+}
