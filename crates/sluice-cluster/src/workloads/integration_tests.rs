@@ -671,3 +671,75 @@ async fn evictions_honour_the_pod_disruption_budget() {
     .expect("no budget, no refusal");
     h.stop().await;
 }
+
+#[tokio::test]
+async fn failures_from_the_simulation_config_map_apply_and_lift_while_the_cluster_runs() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let h = Harness::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "kube-system");
+    let cm = |rules: &str| -> ConfigMap {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "sluice-simulation", "namespace": "kube-system"},
+            "data": {"failures.yaml": rules},
+        }))
+        .unwrap()
+    };
+    cms.create(
+        &PostParams::default(),
+        &cm("failures:\n- {image: '*:missing', simulate: image-pull-error}\n"),
+    )
+    .await
+    .unwrap();
+    let rs_api: Api<ReplicaSet> = h.api();
+    let mut rs = rs_manifest("pull", 1, 0, json!({}));
+    rs.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("nginx:missing".into());
+    rs_api.create(&PostParams::default(), &rs).await.unwrap();
+    let pods: Api<Pod> = h.api();
+    let waiting_reason = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone())
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let name = loop {
+        let found = h.active_pods("pull-").await.into_iter().find(|p| {
+            matches!(
+                waiting_reason(p).as_deref(),
+                Some("ErrImagePull" | "ImagePullBackOff")
+            )
+        });
+        if let Some(p) = found {
+            break p.metadata.name.unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no pull error");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The image "appears": the rule is lifted and the same Pod starts.
+    cms.replace(
+        "sluice-simulation",
+        &PostParams::default(),
+        &cm("failures: []\n"),
+    )
+    .await
+    .unwrap();
+    wait_until(&pods, &name, "Ready once the rule is lifted", |p| {
+        super::pod_state::is_ready(p)
+    })
+    .await;
+    h.stop().await;
+}

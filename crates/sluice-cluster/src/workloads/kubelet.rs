@@ -554,6 +554,30 @@ pub struct Node {
     pub failures: Vec<Rule>,
 }
 
+/// The node as configured when the cluster started, and the rules of the simulation
+/// ConfigMap as last seen (they come first).
+#[derive(Debug, Default)]
+pub struct NodeConfig {
+    pub node: Node,
+    pub from_config_map: std::sync::RwLock<Vec<Rule>>,
+}
+
+impl NodeConfig {
+    /// The node as it is configured now.
+    pub fn current(&self) -> Node {
+        let mut failures = self
+            .from_config_map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        failures.extend(self.node.failures.iter().cloned());
+        Node {
+            timing: self.node.timing,
+            failures,
+        }
+    }
+}
+
 /// Decides what the kubelet does about `pod` at `now`, given when it first saw it.
 pub fn plan(pod: &Pod, first_seen: DateTime<Utc>, now: DateTime<Utc>, node: &Node) -> KubeletPlan {
     let timing = &node.timing;
@@ -728,8 +752,9 @@ pub async fn reconcile(
     client: kube::Client,
     pods: Arc<Cache<Pod>>,
     memory: Arc<Memory>,
-    node: Arc<Node>,
+    config: Arc<NodeConfig>,
 ) -> Result<Option<Duration>, WorkloadsError> {
+    let node = config.current();
     let pod = pods.get(&key);
     let now = Utc::now();
     let seen = {

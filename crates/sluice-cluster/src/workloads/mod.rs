@@ -153,7 +153,7 @@ pub async fn run(
 ) -> Result<(), WorkloadsError> {
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
     use k8s_openapi::api::batch::v1::Job;
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
     use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kube::runtime::watcher;
     use std::sync::Arc;
@@ -177,7 +177,7 @@ pub async fn run(
         watcher::Config::default(),
         pods.clone(),
         vec![
-            self_handler(kubelet_q),
+            self_handler(kubelet_q.clone()),
             owner_handler("ReplicaSet", rs_q.clone()),
             owner_handler("Job", job_q.clone()),
             orphan_handler(replicasets.clone(), rs_q.clone()),
@@ -221,20 +221,66 @@ pub async fn run(
         stop.clone(),
     ));
 
-    let node = Arc::new(kubelet::Node {
-        timing: kubelet::Timing {
-            start_delay: cfg.pod_start_delay,
-            ready_delay: cfg.pod_ready_delay,
+    let node = Arc::new(kubelet::NodeConfig {
+        node: kubelet::Node {
+            timing: kubelet::Timing {
+                start_delay: cfg.pod_start_delay,
+                ready_delay: cfg.pod_ready_delay,
+            },
+            failures: cfg.failures.clone(),
         },
-        failures: cfg.failures.clone(),
+        from_config_map: Default::default(),
     });
+    // The simulation ConfigMap: its rules replace the previous ones, and every Pod is
+    // looked at again.
+    let simulation = Arc::new(informer::Cache::<ConfigMap>::new());
+    {
+        let (node, pods, cms, queue) = (
+            node.clone(),
+            pods.clone(),
+            simulation.clone(),
+            kubelet_q.clone(),
+        );
+        let handler: informer::Handler<ConfigMap> = Box::new(move |cm: &ConfigMap| {
+            let current = cms.get(&informer::ObjectKey::of(cm));
+            let rules = match current.as_deref().map(simulate::rules_of_config_map) {
+                None => Vec::new(),
+                Some(Ok(rules)) => rules,
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        configmap = %format!("{}/{}", simulate::CONFIG_MAP_NAMESPACE, simulate::CONFIG_MAP_NAME),
+                        error = %e,
+                        "simulated failures not applied"
+                    );
+                    Vec::new()
+                }
+            };
+            *node
+                .from_config_map
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = rules;
+            for key in pods.keys() {
+                queue.add(key);
+            }
+        });
+        tasks.spawn(informer::run(
+            kube::Api::namespaced(client.clone(), simulate::CONFIG_MAP_NAMESPACE),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", simulate::CONFIG_MAP_NAME)),
+            simulation.clone(),
+            vec![handler],
+            stop.clone(),
+        ));
+    }
     {
         let (client, pods, stop) = (client.clone(), pods.clone(), stop.clone());
         let memory = Arc::new(kubelet::Memory::default());
+        let simulation = simulation.clone();
         tasks.spawn(async move {
+            // The failure rules are known before any Pod is started.
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = pods.wait_synced() => {}
+                _ = async { pods.wait_synced().await; simulation.wait_synced().await } => {}
             }
             queue::run_worker("kubelet", kubelet_rx, 32, stop, move |key| {
                 kubelet::reconcile(

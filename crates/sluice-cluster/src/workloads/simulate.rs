@@ -19,6 +19,12 @@
 //!   after: 30s
 //! ```
 //!
+//! The same rules can live in the cluster, changed while it runs: the ConfigMap
+//! `kube-system/sluice-simulation`, key `failures.yaml`, in the same format. Its rules come
+//! first, then the file's; a change applies to every Pod at once (Pods already running keep
+//! what they had only where the new behaviour would not change them). A ConfigMap that does not
+//! parse is ignored as a whole, with a warning in the cluster's log naming the rule and field.
+//!
 //! The older conventions keep working and win over the rules: the Pod annotation
 //! `sluice.dev/simulate: <behaviour>` (every container of the Pod) and an image tag that names
 //! a behaviour (`app:never-ready`, `app:crash-loop`).
@@ -130,6 +136,22 @@ pub fn parse_rules(yaml: &str) -> Result<Vec<Rule>, String> {
             })
         })
         .collect()
+}
+
+/// Where the cluster's own failure rules live: `kube-system/sluice-simulation`, key
+/// `failures.yaml`.
+pub const CONFIG_MAP_NAMESPACE: &str = "kube-system";
+pub const CONFIG_MAP_NAME: &str = "sluice-simulation";
+pub const CONFIG_MAP_KEY: &str = "failures.yaml";
+
+/// The rules of the simulation ConfigMap, `Ok(empty)` when it has no such key.
+pub fn rules_of_config_map(
+    cm: &k8s_openapi::api::core::v1::ConfigMap,
+) -> Result<Vec<Rule>, String> {
+    match cm.data.as_ref().and_then(|d| d.get(CONFIG_MAP_KEY)) {
+        None => Ok(Vec::new()),
+        Some(text) => parse_rules(text),
+    }
 }
 
 /// Glob match: `*` any run of characters (also none), `?` exactly one.
