@@ -136,8 +136,23 @@ impl Env {
         env
     }
 
+    /// Like [`Env::start`], with extra flags for `sluice cluster` (ignored when
+    /// `SLUICE_E2E_KUBECONFIG` names a cluster: a real one is configured by its owner).
+    pub fn start_with_cluster_flags(test: &str, flags: &[&str]) -> Env {
+        let mut env = Env::cluster_only_with(test, flags);
+        env.install_crds();
+        if std::env::var("SLUICE_E2E_CONTROLLER").as_deref() != Ok("external") {
+            env.start_controller(&[]);
+        }
+        env
+    }
+
     /// Start only the cluster (and namespace); no CRDs, no controller.
     pub fn cluster_only(test: &str) -> Env {
+        Env::cluster_only_with(test, &[])
+    }
+
+    fn cluster_only_with(test: &str, flags: &[&str]) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("sluice-e2e-")
             .tempdir()
@@ -146,19 +161,17 @@ impl Env {
             Ok(path) => (PathBuf::from(path), None),
             Err(_) => {
                 let kc = dir.path().join("kubeconfig");
-                let proc = spawn(
+                let mut args = vec![
                     "cluster",
-                    &[
-                        "cluster",
-                        "--port",
-                        "0",
-                        "--kubeconfig",
-                        kc.to_str().unwrap(),
-                        "--pod-ready-delay",
-                        "300ms",
-                    ],
-                    dir.path(),
-                );
+                    "--port",
+                    "0",
+                    "--kubeconfig",
+                    kc.to_str().unwrap(),
+                    "--pod-ready-delay",
+                    "300ms",
+                ];
+                args.extend_from_slice(flags);
+                let proc = spawn("cluster", &args, dir.path());
                 wait_until(
                     &format!("kubeconfig {} written", kc.display()),
                     Duration::from_secs(20),

@@ -501,13 +501,6 @@ pub(super) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// The kind of user patch whose reaction is timed.
-#[derive(Clone, Copy)]
-enum Poke {
-    Promote,
-    Abort,
-}
-
 /// Run the benchmark.
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     let n = p.rollouts;
@@ -1011,48 +1004,16 @@ async fn blue_green_latency(
             }
         }
     });
-    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut timeouts = 0;
-    for (i, name) in paused.iter().take(samples).enumerate() {
-        let poke = if i % 2 == 0 {
-            Poke::Promote
-        } else {
-            Poke::Abort
-        };
-        while rx.try_recv().is_ok() {}
-        let body = match poke {
-            Poke::Promote => json!({"status": {"pauseConditions": null}}),
-            Poke::Abort => json!({"status": {"abort": true}}),
-        };
-        let sent = Instant::now();
-        rollouts
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .with_context(|| format!("patching {name}"))?;
-        let accepted = Instant::now();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let seen = loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((owner, at))) if &owner == name => break Some(at),
-                Ok(Some(_)) => continue,
-                _ => break None,
-            }
-        };
-        match seen {
-            Some(at) => {
-                let key = match poke {
-                    Poke::Promote => "promote → active Service switch",
-                    Poke::Abort => "abort → preview ReplicaSet scale-down deadline",
-                };
-                let from = if at < accepted { sent } else { accepted };
-                results
-                    .entry(key)
-                    .or_default()
-                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
-            }
-            None => timeouts += 1,
-        }
-    }
+    let (results, timeouts) = sample_reactions(
+        rollouts,
+        &paused[..samples],
+        &mut rx,
+        (
+            "promote → active Service switch",
+            "abort → preview ReplicaSet scale-down deadline",
+        ),
+    )
+    .await?;
     svc_watcher.abort();
     rs_watcher.abort();
     for (key, mut v) in results {
@@ -1094,6 +1055,54 @@ async fn blue_green_latency(
         took.as_secs_f64()
     );
     Ok(())
+}
+
+/// Promote the even-numbered and abort the odd-numbered of `rollouts_at_pause`, one at a
+/// time, and time each from the patch's acceptance (its response; a reaction seen earlier
+/// counts from the send) to the first reaction `rx` reports for that Rollout (its name and
+/// when it was seen), waiting at most 10 s. Returns the milliseconds under `labels`
+/// (promote, abort) and how many timed out.
+async fn sample_reactions(
+    rollouts: &Api<DynamicObject>,
+    rollouts_at_pause: &[String],
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+    labels: (&'static str, &'static str),
+) -> anyhow::Result<(BTreeMap<&'static str, Vec<f64>>, usize)> {
+    let mut results: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut timeouts = 0;
+    for (i, name) in rollouts_at_pause.iter().enumerate() {
+        let (key, body) = if i % 2 == 0 {
+            (labels.0, json!({"status": {"pauseConditions": null}}))
+        } else {
+            (labels.1, json!({"status": {"abort": true}}))
+        };
+        while rx.try_recv().is_ok() {}
+        let sent = Instant::now();
+        rollouts
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .with_context(|| format!("patching {name}"))?;
+        let accepted = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((owner, at))) if &owner == name => break Some(at),
+                Ok(Some(_)) => continue,
+                _ => break None,
+            }
+        };
+        match seen {
+            Some(at) => {
+                let from = if at < accepted { sent } else { accepted };
+                results
+                    .entry(key)
+                    .or_default()
+                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
+            }
+            None => timeouts += 1,
+        }
+    }
+    Ok((results, timeouts))
 }
 
 fn has_deadline(rs: &ReplicaSet) -> bool {
@@ -1320,50 +1329,8 @@ async fn latency(
     } else {
         None
     };
-    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut timeouts = 0;
-    for (i, name) in paused.iter().take(samples).enumerate() {
-        let poke = if i % 2 == 0 {
-            Poke::Promote
-        } else {
-            Poke::Abort
-        };
-        while rx.try_recv().is_ok() {}
-        let body = match poke {
-            Poke::Promote => json!({"status": {"pauseConditions": null}}),
-            Poke::Abort => json!({"status": {"abort": true}}),
-        };
-        let sent = Instant::now();
-        rollouts
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .with_context(|| format!("patching {name}"))?;
-        let accepted = Instant::now();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let seen = loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((owner, at))) if &owner == name => break Some(at),
-                Ok(Some(_)) => continue,
-                _ => break None,
-            }
-        };
-        match seen {
-            Some(at) => {
-                let key = match poke {
-                    Poke::Promote => "promote",
-                    Poke::Abort => "abort",
-                };
-                // From the patch's acceptance (its response); a write seen earlier than
-                // that counts from the send.
-                let from = if at < accepted { sent } else { accepted };
-                results
-                    .entry(key)
-                    .or_default()
-                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
-            }
-            None => timeouts += 1,
-        }
-    }
+    let (results, timeouts) =
+        sample_reactions(rollouts, &paused[..samples], &mut rx, ("promote", "abort")).await?;
     watcher.abort();
     if let Some(w) = route_watcher {
         w.abort();

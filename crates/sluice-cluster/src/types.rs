@@ -296,6 +296,17 @@ const BUILTINS: &[B] = &[
         scale: false,
     },
     B {
+        group: "policy",
+        versions: &["v1"],
+        plural: "poddisruptionbudgets",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        short: &["pdb"],
+        all: false,
+        status: true,
+        scale: false,
+    },
+    B {
         group: "apiextensions.k8s.io",
         versions: &["v1"],
         plural: "customresourcedefinitions",

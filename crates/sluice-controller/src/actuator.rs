@@ -28,6 +28,7 @@ use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::plan::{Change, EventType, MetadataPatch, Plan};
 use sluice_engine::rollout::refusal::Write;
+use sluice_engine::rollout::status::NEW_REPLICA_SET_REASON;
 use sluice_engine::rollout::traffic::RouteRef;
 
 /// Annotation marking a Service whose selector Sluice manages.
@@ -738,8 +739,9 @@ struct PlannedEvent<'a> {
 }
 
 /// The plan's Events in order. The planner records the Event of a cluster change
-/// (`NewReplicaSetCreated`, `ScalingReplicaSet`, `RolloutUpdated`, ...) right after that
-/// change; any other Event tells of a status transition.
+/// (`ScalingReplicaSet`, `RolloutUpdated`, ...) right after that change; any other Event
+/// tells of a status transition. `NewReplicaSetCreated` always tells of the ReplicaSet's
+/// creation, although it comes after the revision's `RolloutUpdated` (upstream's order).
 fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
     let mut events = Vec::new();
     let mut after_change = false;
@@ -754,7 +756,7 @@ fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
                     type_: *type_,
                     reason,
                     message,
-                    of_change: after_change,
+                    of_change: after_change || reason == NEW_REPLICA_SET_REASON,
                 });
                 after_change = false;
             }

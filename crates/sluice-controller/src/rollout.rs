@@ -102,6 +102,50 @@ pub struct Context {
     pub metrics: Option<Arc<Metrics>>,
     /// The version `split.smi-spec.io` is served in, once discovered.
     pub smi_version: std::sync::RwLock<Option<String>>,
+    /// UIDs of the Rollouts this controller has announced (`RolloutAddedToInformer`).
+    pub informed: std::sync::Mutex<BTreeSet<String>>,
+}
+
+/// Upstream's reason and message when its informer learns of a Rollout: on creation, and for
+/// every existing Rollout each time a controller starts.
+pub const ADDED_TO_INFORMER_REASON: &str = "RolloutAddedToInformer";
+
+/// Announces a Rollout the first time this controller reconciles it, before anything it plans,
+/// as upstream's informer does when it first lists or sees the Rollout.
+async fn announce_added(ctx: &Context, ro: &Rollout) {
+    let uid = ro.uid().unwrap_or_default();
+    let first = ctx
+        .informed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(uid);
+    if !first {
+        return;
+    }
+    let note = format!(
+        "Rollout resource added to informer: {}/{}",
+        ro.namespace().unwrap_or_default(),
+        ro.name_any()
+    );
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: ADDED_TO_INFORMER_REASON.into(),
+        action: ADDED_TO_INFORMER_REASON.into(),
+        note: Some(note),
+        secondary: None,
+    };
+    if let Some(metrics) = &ctx.metrics {
+        metrics.event(
+            &ro.namespace().unwrap_or_default(),
+            &ro.name_any(),
+            "Normal",
+            ADDED_TO_INFORMER_REASON,
+        );
+    }
+    // Best effort, like every Event.
+    if let Err(e) = ctx.events.publish(&event, &ro.object_ref(&())).await {
+        warn!(reason = ADDED_TO_INFORMER_REASON, error = %e, "recording event failed");
+    }
 }
 
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
@@ -506,6 +550,12 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         ctx.freshness.forget(&key);
         ctx.refusals.take(&key);
         ctx.count_writes.written(&key);
+        if let Some(uid) = cached.meta().uid.as_ref() {
+            ctx.informed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(uid);
+        }
         return Ok(Action::await_change());
     }
     let rv = cached.resource_version().unwrap_or_default();
@@ -522,6 +572,7 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ro = super::events::decode_or_warn(&ctx.events, cached.undecoded()).await?;
+    announce_added(&ctx, &ro).await;
     let now = chrono::Utc::now();
     let mut observed = observe(&ro, &ctx, now).await?;
     observed.refused = ctx.refusals.take(&key);
@@ -686,6 +737,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
         smi_version: Default::default(),
+        informed: Default::default(),
     });
     let task = cfg
         .health

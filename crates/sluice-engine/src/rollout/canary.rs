@@ -43,7 +43,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_api::common::{AnalysisPhase, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION};
-use sluice_api::k8s::time::to_time;
+use sluice_api::k8s::time::{from_time, to_time};
 use sluice_api::rollout::{
     CanaryStep, PauseReason, Rollout, RolloutConditionType as Cond, RolloutSpec, RolloutStatus,
 };
@@ -83,11 +83,13 @@ pub fn plan_step(observed: &Observed, now: DateTime<Utc>) -> Plan {
             .any(|c| c.type_ == Cond::InvalidSpec);
         workload::finish(observed, resolved.as_ref().filter(|_| valid), &mut plan);
         let mut plan = refusal::apply(observed, plan, &now);
+        super::duration::track(observed, &mut plan.status, from_time(&now));
         st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
         return plan;
     }
     let plan = plan_resolved(observed, prev, now.clone());
     let mut plan = refusal::apply(observed, plan, &now);
+    super::duration::track(observed, &mut plan.status, from_time(&now));
     st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
     plan
 }

@@ -18,6 +18,7 @@
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+//! - [`duration`]: `status.duration`, one rule for every strategy.
 //! - [`refusal`]: writes the API server refused, reported as upstream's conditions.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
 //! - [`traffic`]: traffic routing — what each router (Gateway API routes, ...) must hold.
@@ -26,6 +27,7 @@
 pub mod analysis_runs;
 pub mod blue_green;
 pub mod canary;
+pub mod duration;
 pub mod experiment_step;
 pub mod hash;
 pub mod observed;

@@ -125,13 +125,13 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     if strategy.is_none_or(|s| s.canary.is_none() && s.blue_green.is_none()) {
         return Err(invalid(
             "spec.strategy",
-            "Rollout has missing field 'spec.strategy.canary' or 'spec.strategy.blueGreen'",
+            "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'",
         ));
     }
     if spec.canary().is_some() && spec.blue_green().is_some() {
         return Err(invalid(
             "spec.strategy",
-            "only one of canary or blueGreen may be set",
+            "Multiple Strategies can not be listed",
         ));
     }
     if spec.replicas.is_some_and(|r| r < 0) {
@@ -143,7 +143,7 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     if spec.template.is_some() && spec.workload_ref.is_some() {
         return Err(invalid(
             "spec.template",
-            "must be empty when spec.workloadRef is set",
+            "template must be empty for workload reference rollout",
         ));
     }
     for feature in UNSUPPORTED_FEATURES {
@@ -160,13 +160,13 @@ fn validate_selector(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let Some(template) = spec.template.as_ref() else {
         return Err(invalid(
             "spec.template",
-            "Rollout has missing field 'spec.template'",
+            "Rollout has missing field '.spec.template'",
         ));
     };
     let Some(selector) = spec.selector.as_ref() else {
         return Err(invalid(
             "spec.selector",
-            "Rollout has missing field 'spec.selector'",
+            "Rollout has missing field '.spec.selector'",
         ));
     };
     if selects_everything(selector) {
@@ -204,7 +204,7 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
             if (feature.present)(spec) {
                 return Err(invalid(
                     feature.field,
-                    "can only be used with trafficRouting",
+                    traffic_routing_only_message(feature.field),
                 ));
             }
         }
@@ -260,6 +260,17 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
         ));
     }
     Ok(())
+}
+
+/// Upstream's message for a canary field that needs traffic routing, where it has one.
+fn traffic_routing_only_message(field: &str) -> String {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    match name {
+        "scaleDownDelaySeconds" | "dynamicStableScale" => {
+            format!("Canary {name} can only be used with traffic routing")
+        }
+        _ => "can only be used with trafficRouting".to_string(),
+    }
 }
 
 /// Upstream's message for a preview Service that is the active one.
@@ -400,7 +411,7 @@ fn validate_step(i: usize, step: &CanaryStep, routed: bool) -> Result<(), Invali
         [] => {
             return Err(invalid(
                 field,
-                "a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
+                "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
             ));
         }
         [key] => {
@@ -418,10 +429,11 @@ fn validate_step(i: usize, step: &CanaryStep, routed: bool) -> Result<(), Invali
             }
         }
         _ => {
+            // Upstream's message for a step with several kinds; the kinds found follow it.
             return Err(invalid(
                 field,
                 format!(
-                    "a step must set exactly one key, found {}",
+                    "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause (found {})",
                     keys.join(" and ")
                 ),
             ));
@@ -432,7 +444,7 @@ fn validate_step(i: usize, step: &CanaryStep, routed: bool) -> Result<(), Invali
     {
         return Err(invalid(
             format!("{field}.setWeight"),
-            format!("must be between 0 and 100, got {w}"),
+            format!("SetWeight needs to be between 0 and 100 (got {w})"),
         ));
     }
     if let Some(pause) = &step.pause
