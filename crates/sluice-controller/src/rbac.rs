@@ -89,6 +89,13 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
         "trafficsplits",
         &["get", "list", "watch", "create", "patch"],
     ),
+    // NGINX: the stable Ingresses are read, the canary Ingress a Rollout creates and owns is
+    // patched (both watched, metadata only, like routes).
+    (
+        "networking.k8s.io",
+        "ingresses",
+        &["get", "list", "watch", "create", "patch"],
+    ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
     // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).

@@ -1,4 +1,5 @@
-//! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits).
+//! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits,
+//! NGINX stable and canary Ingresses).
 //!
 //! One metadata-only watch per route kind wakes the Rollouts that name a route when it appears
 //! (a Rollout refused for naming a missing route goes on), when its spec changes (someone
@@ -130,6 +131,7 @@ impl RouteReferences {
             RouteKind::GrpcRoute,
             RouteKind::TcpRoute,
             RouteKind::TrafficSplit,
+            RouteKind::Ingress,
         ];
         let namespace = namespace.map(str::to_string);
         let streams = kinds.map(|kind| {
@@ -147,7 +149,7 @@ impl RouteReferences {
                 })
                 .default_backoff()
                 .touched_objects()
-                .predicate_filter(predicates::generation, Default::default())
+                .predicate_filter(spec_or_annotations(kind), Default::default())
                 .flat_map(move |r| {
                     let wake = match r {
                         Ok(obj) => refs.wake(kind, &obj),
@@ -161,6 +163,24 @@ impl RouteReferences {
                 .boxed()
         });
         futures::stream::select_all(streams)
+    }
+}
+
+/// What a change of a route object of `kind` that matters shows in: its generation (the spec),
+/// and for an Ingress also its annotations (an NGINX canary Ingress holds its weight in one,
+/// and a stable Ingress's class annotation is copied to the canary one).
+fn spec_or_annotations(
+    kind: RouteKind,
+) -> impl Fn(&PartialObjectMeta<DynamicObject>) -> Option<u64> + Send + 'static {
+    move |obj| {
+        let generation = predicates::generation(obj);
+        if kind != RouteKind::Ingress {
+            return generation;
+        }
+        let annotations = predicates::annotations(obj);
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(generation, annotations), &mut h);
+        Some(std::hash::Hasher::finish(&h))
     }
 }
 

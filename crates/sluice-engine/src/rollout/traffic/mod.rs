@@ -7,7 +7,9 @@
 //! hold it:
 //! - [`gateway`]: HTTPRoute, GRPCRoute and TCPRoute (`plugins["argoproj-labs/gatewayAPI"]`),
 //!   north/south with a Gateway parent and east/west (GAMMA) with a Service parent alike;
-//! - [`smi`]: an SMI TrafficSplit the Rollout creates and owns (`trafficRouting.smi`).
+//! - [`smi`]: an SMI TrafficSplit the Rollout creates and owns (`trafficRouting.smi`);
+//! - [`nginx`]: a canary Ingress the Rollout creates and owns for each stable Ingress
+//!   (`trafficRouting.nginx`), read for ingress-nginx's canary annotations.
 //!
 //! Each router function is pure over the object as JSON: given the observed object it returns
 //! the JSON patch that makes it hold the plan (or nothing, when it already does: the weight is
@@ -16,6 +18,7 @@
 //! write instead of being overwritten. The planner stage that uses them is [`planner`].
 
 pub mod gateway;
+pub mod nginx;
 mod planner;
 pub mod smi;
 
@@ -44,6 +47,7 @@ pub enum RouteKind {
     GrpcRoute,
     TcpRoute,
     TrafficSplit,
+    Ingress,
 }
 
 impl RouteKind {
@@ -53,12 +57,14 @@ impl RouteKind {
             RouteKind::GrpcRoute => "GRPCRoute",
             RouteKind::TcpRoute => "TCPRoute",
             RouteKind::TrafficSplit => "TrafficSplit",
+            RouteKind::Ingress => "Ingress",
         }
     }
 
     pub fn group(self) -> &'static str {
         match self {
             RouteKind::TrafficSplit => "split.smi-spec.io",
+            RouteKind::Ingress => "networking.k8s.io",
             _ => "gateway.networking.k8s.io",
         }
     }
@@ -69,7 +75,7 @@ impl RouteKind {
     /// the API server.
     pub fn version(self) -> Option<&'static str> {
         match self {
-            RouteKind::HttpRoute | RouteKind::GrpcRoute => Some("v1"),
+            RouteKind::HttpRoute | RouteKind::GrpcRoute | RouteKind::Ingress => Some("v1"),
             RouteKind::TcpRoute => Some("v1alpha2"),
             RouteKind::TrafficSplit => None,
         }
@@ -81,6 +87,7 @@ impl RouteKind {
             RouteKind::GrpcRoute => "grpcroutes",
             RouteKind::TcpRoute => "tcproutes",
             RouteKind::TrafficSplit => "trafficsplits",
+            RouteKind::Ingress => "ingresses",
         }
     }
 
@@ -111,6 +118,18 @@ pub struct RoutedObject {
     pub route: RouteRef,
     pub header_routes: bool,
     pub field: String,
+    pub role: RouteRole,
+}
+
+/// What Sluice does with a route object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteRole {
+    /// Sets the weights it holds (a Gateway API route, an SMI TrafficSplit), by its kind.
+    Route,
+    /// Reads it, never writes it: an NGINX stable Ingress the canary Ingress copies.
+    NginxStable,
+    /// Creates, owns and writes it: the NGINX canary Ingress copied from `stable`.
+    NginxCanary { stable: RouteRef },
 }
 
 /// A Rollout's traffic routing, read from its spec and checked.
@@ -125,6 +144,8 @@ pub struct Routing<'a> {
     pub managed_routes: Vec<&'a str>,
     /// The SMI root Service (`smi.rootService`, default the stable Service), with SMI.
     pub smi_root: Option<&'a str>,
+    /// The NGINX settings, with NGINX.
+    pub nginx: Option<nginx::Config<'a>>,
 }
 
 /// What every router must hold at a moment of the update: router-independent.
@@ -178,7 +199,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec 
 fn unsupported_routers(tr: &RolloutTrafficRouting) -> Option<&'static str> {
     let present = [
         ("istio", tr.istio.is_some()),
-        ("nginx", tr.nginx.is_some()),
         ("alb", tr.alb.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
@@ -203,7 +223,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             format!("{F}.{name}"),
             format!(
-                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi)"
+                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx)"
             ),
         ));
     }
@@ -262,13 +282,18 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             },
             header_routes: false,
             field: format!("{F}.smi"),
+            role: RouteRole::Route,
         });
+    }
+    if let Some(n) = &tr.nginx {
+        let name = rollout.metadata.name.as_deref().unwrap_or_default();
+        routes.extend(nginx::routes(n, name, namespace)?);
     }
     if routes.is_empty() {
         return Err(invalid(
             F.to_string(),
             format!(
-                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), or smi"
+                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, or nginx"
             ),
         ));
     }
@@ -306,6 +331,16 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             .filter(|r| !r.is_empty())
             .unwrap_or(stable_service)
     });
+    let nginx = tr
+        .nginx
+        .as_ref()
+        .map(|n| nginx::Config::new(n, tr.max_traffic_weight));
+    if nginx.is_some() && managed_routes.len() > 1 {
+        return Err(invalid(
+            format!("{F}.managedRoutes"),
+            "an NGINX canary Ingress holds one header route: list at most one managed route with nginx",
+        ));
+    }
     let routing = Routing {
         canary_service,
         stable_service,
@@ -313,6 +348,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         routes,
         managed_routes,
         smi_root,
+        nginx,
     };
     for (i, step) in rollout.spec.steps().iter().enumerate() {
         routing.validate_step(i, step)?;
@@ -381,6 +417,12 @@ impl Routing<'_> {
                     "no route takes header routes: name one with httpRoute or grpcRoute, or set useHeaderRoutes: true on an httpRoutes or grpcRoutes entry",
                 ));
             }
+            if self.nginx.is_some() && h.match_.as_ref().is_some_and(|m| m.len() > 1) {
+                return Err(invalid(
+                    format!("{field}.setHeaderRoute.match"),
+                    "an NGINX canary Ingress matches one header (canary-by-header): give one match",
+                ));
+            }
             for (j, m) in h.match_.iter().flatten().enumerate() {
                 let f = format!("{field}.setHeaderRoute.match[{j}]");
                 if m.header_name.is_empty() {
@@ -391,6 +433,12 @@ impl Routing<'_> {
         }
         if let Some(m) = &step.set_mirror_route {
             self.check_managed(&format!("{field}.setMirrorRoute.name"), &m.name)?;
+            if self.nginx.is_some() {
+                return Err(invalid(
+                    format!("{field}.setMirrorRoute"),
+                    "ingress-nginx has no mirror routes for a canary Ingress",
+                ));
+            }
             if !self.routes.iter().any(|r| r.header_routes) {
                 return Err(invalid(
                     format!("{field}.setMirrorRoute"),
@@ -498,8 +546,8 @@ pub fn validate_routes(observed: &super::Observed) -> Result<(), InvalidSpec> {
     };
     let owner = super::analysis_runs::owner_reference(rollout);
     for route in &routing.routes {
-        let obj = observed.routes.get(&route.route).and_then(Option::as_ref);
-        if let Err(message) = routing.plan_object(obj, route, &backends, &hold, &owner) {
+        if let Err(message) = routing.plan_object(&observed.routes, route, &backends, &hold, &owner)
+        {
             return Err(invalid(route.field.clone(), message));
         }
     }
@@ -511,12 +559,36 @@ impl Routing<'_> {
     /// what is wrong with the object.
     pub(crate) fn plan_object(
         &self,
-        obj: Option<&Value>,
+        observed: &ObservedRoutes,
         route: &RoutedObject,
         backends: &gateway::Backends,
         hold: &TrafficHold,
         owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ) -> Result<Option<super::plan::Change>, String> {
+        let get = |r: &RouteRef| observed.get(r).and_then(Option::as_ref);
+        let obj = get(&route.route);
+        match &route.role {
+            RouteRole::Route => {}
+            RouteRole::NginxStable => {
+                return match obj {
+                    Some(_) => Ok(None),
+                    None => Err(format!("{} not found", route.route)),
+                };
+            }
+            RouteRole::NginxCanary { stable } => {
+                let Some(cfg) = &self.nginx else {
+                    return Ok(None);
+                };
+                let canary = nginx::Canary {
+                    stable: get(stable),
+                    stable_ref: stable,
+                    stable_service: self.stable_service,
+                    canary_service: self.canary_service,
+                    owner,
+                };
+                return nginx::plan_canary(obj, route, &canary, cfg, hold);
+            }
+        }
         if route.route.kind == RouteKind::TrafficSplit {
             let split = smi::Split {
                 root: self.smi_root.unwrap_or(self.stable_service),

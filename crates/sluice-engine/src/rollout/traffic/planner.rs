@@ -230,8 +230,7 @@ impl<'a> Planner<'a> {
         let mut patches = Vec::new();
         let owner = crate::rollout::analysis_runs::owner_reference(&self.obs.rollout);
         for route in &routing.routes {
-            let obj = self.obs.routes.get(&route.route).and_then(Option::as_ref);
-            match routing.plan_object(obj, route, &backends, &hold, &owner) {
+            match routing.plan_object(&self.obs.routes, route, &backends, &hold, &owner) {
                 Ok(None) => {}
                 Ok(Some(change)) => {
                     verified = false;
