@@ -20,6 +20,7 @@ mod operations;
 mod prometheus;
 mod rbac_audit;
 mod rollout_experiment;
+mod routers;
 mod scale;
 mod traffic;
 mod webdriver;

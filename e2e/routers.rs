@@ -1,0 +1,341 @@
+//! Traffic routing, part 2 (issue 17): the routers that write Ingresses and mesh objects, each
+//! walked with the real kubectl through `setWeight 20 → pause → setWeight 60 → pause` to the
+//! end and, on a second update, aborted at 60 %, reading the router's own object at every
+//! step. A user's edit to a field Sluice does not manage is made mid-walk and checked at the
+//! end. Argo CD's verdict is checked at every observation (the helpers of `traffic.rs`).
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::argocd_oracle::ArgoHealth;
+use crate::harness::Env;
+use crate::require_kubectl;
+use crate::traffic::{
+    SERVICES, check_argocd, promote, replica_set, rollout, rollout_yaml_with_routing, selector,
+    set_image, wait_paused_at,
+};
+
+const T: Duration = Duration::from_secs(90);
+
+/// The walk of the issue, a pause after each weight so every state is observed.
+const STEPS: &str =
+    "        - setWeight: 20\n        - pause: {}\n        - setWeight: 60\n        - pause: {}\n";
+
+/// One router's view of the walk.
+struct RouterWalk<'a> {
+    /// (canary, stable) weights the router's objects hold now (`None`: not there yet).
+    weights: &'a dyn Fn(&Env) -> Option<(i64, i64)>,
+    /// More checks of the router's objects at a pause: (canary weight, stable hash, canary
+    /// hash).
+    at_pause: &'a dyn Fn(&Env, i64, &str, &str),
+    /// A user's edit to a field Sluice does not manage, and the check that it is still there.
+    user_edit: &'a dyn Fn(&Env),
+    user_edit_kept: &'a dyn Fn(&Env),
+}
+
+/// Observe until ReplicaSet `leaving` is scaled to zero, asserting at every observation that it
+/// gets its scale-down deadline, or loses a pod, only once the router holds 0 % on the canary.
+fn watch_scale_down_after_traffic(
+    env: &Env,
+    w: &RouterWalk,
+    leaving: &str,
+    replicas: i64,
+) -> Value {
+    let deadline = Instant::now() + T;
+    let mut saw_deadline = false;
+    loop {
+        let ro = rollout(env);
+        check_argocd(&ro);
+        // The ReplicaSet first: a deadline seen here was written after the router read back
+        // 0 %, and nothing moves it back, so the router read next holds it.
+        let (spec, _, has_deadline) = replica_set(env, leaving);
+        let held = (w.weights)(env);
+        if has_deadline || spec < replicas {
+            assert_eq!(
+                held,
+                Some((0, 100)),
+                "ReplicaSet {leaving} is on its way down (spec {spec}, deadline {has_deadline}) while the router still sends it traffic"
+            );
+        }
+        saw_deadline |= has_deadline;
+        if spec == 0 {
+            assert!(
+                saw_deadline,
+                "{leaving} went down without its scale-down-deadline"
+            );
+            return ro;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {leaving} to scale down: {}\n{}",
+            ro["status"],
+            env.logs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The walk, once the router's objects and the Rollout are applied: first deploy, an update
+/// promoted to the end, a second update aborted at 60 %.
+fn walk(env: &Env, w: &RouterWalk) {
+    let ro = env.wait_for("first deploy Healthy", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(ro)
+    });
+    let v1 = ro["status"]["stableRS"].as_str().unwrap().to_string();
+    env.wait_for("the router at 0/100", T, |env| {
+        ((w.weights)(env) == Some((0, 100))).then_some(())
+    });
+    (w.at_pause)(env, 0, &v1, &v1);
+    (w.user_edit)(env);
+
+    set_image(env, "nginx:1.27");
+    let ro = wait_paused_at(env, 1);
+    let v2 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_ne!(v1, v2);
+    assert_eq!((w.weights)(env), Some((20, 80)));
+    (w.at_pause)(env, 20, &v1, &v2);
+    assert_eq!(replica_set(env, &v2).0, 1, "20 % of 4 replicas");
+    assert_eq!(replica_set(env, &v1).0, 4, "the stable keeps every replica");
+    let weights = &ro["status"]["canary"]["weights"];
+    assert_eq!(
+        (&weights["canary"]["weight"], &weights["stable"]["weight"]),
+        (&Value::from(20), &Value::from(80))
+    );
+
+    promote(env);
+    wait_paused_at(env, 3);
+    assert_eq!((w.weights)(env), Some((60, 40)));
+    (w.at_pause)(env, 60, &v1, &v2);
+    assert_eq!(replica_set(env, &v2).0, 3, "60 % of 4 replicas");
+
+    // The end: back to 0 % on the canary Service once the stable Service selects v2, and
+    // only then does v1 wait out its delay and go.
+    promote(env);
+    let ro = watch_scale_down_after_traffic(env, w, &v1, 4);
+    assert_eq!(ro["status"]["stableRS"], v2.as_str());
+    assert_eq!(selector(env, "web-stable"), v2);
+    env.wait_for("Healthy after the update", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    assert_eq!((w.weights)(env), Some((0, 100)));
+    (w.at_pause)(env, 0, &v2, &v2);
+    (w.user_edit_kept)(env);
+
+    // Separately, an update aborted at 60 %: traffic back on the stable first, then the canary
+    // waits out abortScaleDownDelaySeconds and goes.
+    set_image(env, "nginx:1.28");
+    let ro = wait_paused_at(env, 1);
+    let v3 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
+    assert_eq!((w.weights)(env), Some((20, 80)));
+    promote(env);
+    wait_paused_at(env, 3);
+    assert_eq!((w.weights)(env), Some((60, 40)));
+    (w.at_pause)(env, 60, &v2, &v3);
+    env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
+    let ro = watch_scale_down_after_traffic(env, w, &v3, 3);
+    assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
+    assert_eq!(ro["status"]["stableRS"], v2.as_str());
+    assert_eq!(selector(env, "web-stable"), v2);
+    assert_eq!(replica_set(env, &v2).0, 4);
+    assert_eq!((w.weights)(env), Some((0, 100)));
+    (w.at_pause)(env, 0, &v2, &v2);
+    (w.user_edit_kept)(env);
+}
+
+// ---------------------------------------------------------------------------------------
+// NGINX
+
+/// The stable Ingress `web`: `/` to the stable Service, `/docs` to a Service of its own.
+const STABLE_INGRESS: &str = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  annotations:
+    nginx.ingress.kubernetes.io/proxy-body-size: 8m
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: web.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service: {name: web-stable, port: {number: 80}}
+          - path: /docs
+            pathType: Prefix
+            backend:
+              service: {name: docs, port: {number: 80}}
+"#;
+
+const NGINX_ROUTING: &str = r#"        nginx:
+          stableIngress: web
+          additionalIngressAnnotations:
+            canary-by-cookie: beta
+"#;
+
+/// The canary Ingress `web-web-canary`, if it exists.
+fn canary_ingress(env: &Env) -> Option<Value> {
+    let out = env.kubectl(&["get", "ingress", "web-web-canary", "-o", "json"]);
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).expect("kubectl printed JSON"))
+}
+
+fn nginx_weights(env: &Env) -> Option<(i64, i64)> {
+    let ing = canary_ingress(env)?;
+    let w: i64 = ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary-weight"]
+        .as_str()?
+        .parse()
+        .ok()?;
+    Some((w, 100 - w))
+}
+
+fn nginx_at_pause(env: &Env, weight: i64, _stable: &str, _canary: &str) {
+    let ing = canary_ingress(env).expect("the canary Ingress");
+    let a = &ing["metadata"]["annotations"];
+    assert_eq!(a["nginx.ingress.kubernetes.io/canary"], "true");
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/canary-weight"],
+        weight.to_string()
+    );
+    assert_eq!(a["nginx.ingress.kubernetes.io/canary-by-cookie"], "beta");
+    assert!(
+        a.get("nginx.ingress.kubernetes.io/proxy-body-size")
+            .is_none(),
+        "only the class annotation of the stable Ingress is copied: {a}"
+    );
+    let owner = &ing["metadata"]["ownerReferences"][0];
+    assert_eq!(
+        (&owner["kind"], &owner["name"]),
+        (&Value::from("Rollout"), &Value::from("web"))
+    );
+    assert_eq!(owner["controller"], true);
+    assert_eq!(ing["spec"]["ingressClassName"], "nginx");
+    let paths = &ing["spec"]["rules"][0]["http"]["paths"];
+    assert_eq!(paths[0]["backend"]["service"]["name"], "web-canary");
+    assert_eq!(paths[1]["backend"]["service"]["name"], "docs");
+    // The stable Ingress is never written.
+    let stable = env.get_json(&["ingress", "web"]);
+    assert_eq!(
+        stable["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-stable"
+    );
+    assert!(
+        stable["metadata"]["annotations"]
+            .get("nginx.ingress.kubernetes.io/canary")
+            .is_none()
+    );
+}
+
+/// The user labels the canary Ingress and adds a path to the stable Ingress: the label stays,
+/// the path is copied.
+fn nginx_user_edit(env: &Env) {
+    env.kubectl_ok(&["label", "ingress", "web-web-canary", "team=payments"]);
+    env.kubectl_ok(&[
+        "annotate",
+        "ingress",
+        "web-web-canary",
+        "example.com/owner=ops",
+    ]);
+    env.kubectl_ok(&[
+        "patch",
+        "ingress",
+        "web",
+        "--type=json",
+        "-p",
+        r#"[{"op":"add","path":"/spec/rules/0/http/paths/-","value":{"path":"/v2","pathType":"Prefix","backend":{"service":{"name":"web-stable","port":{"number":80}}}}}]"#,
+    ]);
+    env.wait_for("the canary Ingress follows the stable one", T, |env| {
+        let ing = canary_ingress(env)?;
+        (ing["spec"]["rules"][0]["http"]["paths"][2]["backend"]["service"]["name"] == "web-canary")
+            .then_some(())
+    });
+}
+
+fn nginx_user_edit_kept(env: &Env) {
+    let ing = canary_ingress(env).expect("the canary Ingress");
+    assert_eq!(ing["metadata"]["labels"]["team"], "payments");
+    assert_eq!(ing["metadata"]["annotations"]["example.com/owner"], "ops");
+    assert_eq!(ing["spec"]["rules"][0]["http"]["paths"][2]["path"], "/v2");
+}
+
+#[test]
+fn nginx_canary_ingress_walk() {
+    require_kubectl!();
+    let env = Env::start("routers_nginx");
+    env.apply(SERVICES);
+    env.apply(STABLE_INGRESS);
+    env.apply(&rollout_yaml_with_routing(
+        "nginx:1.26",
+        "",
+        NGINX_ROUTING,
+        STEPS,
+    ));
+    walk(
+        &env,
+        &RouterWalk {
+            weights: &nginx_weights,
+            at_pause: &nginx_at_pause,
+            user_edit: &nginx_user_edit,
+            user_edit_kept: &nginx_user_edit_kept,
+        },
+    );
+}
+
+#[test]
+fn nginx_missing_stable_ingress_is_degraded_naming_it_and_nothing_moves() {
+    require_kubectl!();
+    let env = Env::start("routers_nginx_missing");
+    env.apply(SERVICES);
+    env.apply(&rollout_yaml_with_routing(
+        "nginx:1.26",
+        "",
+        NGINX_ROUTING,
+        STEPS,
+    ));
+    let ro = env.wait_for("InvalidSpec", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Degraded).then_some(ro)
+    });
+    let message = ro["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with(
+            "InvalidSpec: spec.strategy.canary.trafficRouting.nginx.stableIngress: Ingress "
+        ) && message.ends_with("/web not found"),
+        "{message}"
+    );
+    let sets = env.get_json(&["replicasets"]);
+    assert_eq!(
+        sets["items"].as_array().unwrap().len(),
+        0,
+        "nothing is created"
+    );
+    assert!(canary_ingress(&env).is_none(), "no canary Ingress either");
+
+    // An Ingress without a path to the stable Service: refused naming it, nothing written.
+    env.apply(&STABLE_INGRESS.replace("name: web-stable", "name: elsewhere"));
+    let ro = env.wait_for("InvalidSpec naming spec.rules", T, |env| {
+        let ro = rollout(env);
+        check_argocd(&ro);
+        ro["status"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/web: spec.rules: no path has the stable Service"))
+            .then_some(ro)
+    });
+    assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
+    assert!(canary_ingress(&env).is_none());
+
+    // Fixed: the Rollout goes on.
+    env.apply(STABLE_INGRESS);
+    env.wait_for("Healthy once the Ingress routes to the stable", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    env.wait_for("the canary Ingress at 0", T, |env| {
+        (nginx_weights(env) == Some((0, 100))).then_some(())
+    });
+}
