@@ -96,6 +96,17 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
         "ingresses",
         &["get", "list", "watch", "create", "patch"],
     ),
+    // Istio: VirtualService weights and DestinationRule subset labels (watched, metadata only).
+    (
+        "networking.istio.io",
+        "virtualservices",
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "networking.istio.io",
+        "destinationrules",
+        &["get", "list", "watch", "patch"],
+    ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
     // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).

@@ -1,5 +1,5 @@
 //! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits,
-//! NGINX stable and canary Ingresses).
+//! NGINX stable and canary Ingresses, Istio VirtualServices and DestinationRules).
 //!
 //! One metadata-only watch per route kind wakes the Rollouts that name a route when it appears
 //! (a Rollout refused for naming a missing route goes on), when its spec changes (someone
@@ -132,6 +132,8 @@ impl RouteReferences {
             RouteKind::TcpRoute,
             RouteKind::TrafficSplit,
             RouteKind::Ingress,
+            RouteKind::VirtualService,
+            RouteKind::DestinationRule,
         ];
         let namespace = namespace.map(str::to_string);
         let streams = kinds.map(|kind| {

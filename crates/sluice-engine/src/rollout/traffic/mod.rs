@@ -9,7 +9,9 @@
 //!   north/south with a Gateway parent and east/west (GAMMA) with a Service parent alike;
 //! - [`smi`]: an SMI TrafficSplit the Rollout creates and owns (`trafficRouting.smi`);
 //! - [`nginx`]: a canary Ingress the Rollout creates and owns for each stable Ingress
-//!   (`trafficRouting.nginx`), read for ingress-nginx's canary annotations.
+//!   (`trafficRouting.nginx`), read for ingress-nginx's canary annotations;
+//! - [`istio`]: VirtualService weights (host or subset level) and the DestinationRule's
+//!   subset labels (`trafficRouting.istio`).
 //!
 //! Each router function is pure over the object as JSON: given the observed object it returns
 //! the JSON patch that makes it hold the plan (or nothing, when it already does: the weight is
@@ -18,6 +20,7 @@
 //! write instead of being overwritten. The planner stage that uses them is [`planner`].
 
 pub mod gateway;
+pub mod istio;
 pub mod nginx;
 mod planner;
 pub mod smi;
@@ -48,6 +51,8 @@ pub enum RouteKind {
     TcpRoute,
     TrafficSplit,
     Ingress,
+    VirtualService,
+    DestinationRule,
 }
 
 impl RouteKind {
@@ -58,6 +63,8 @@ impl RouteKind {
             RouteKind::TcpRoute => "TCPRoute",
             RouteKind::TrafficSplit => "TrafficSplit",
             RouteKind::Ingress => "Ingress",
+            RouteKind::VirtualService => "VirtualService",
+            RouteKind::DestinationRule => "DestinationRule",
         }
     }
 
@@ -65,6 +72,7 @@ impl RouteKind {
         match self {
             RouteKind::TrafficSplit => "split.smi-spec.io",
             RouteKind::Ingress => "networking.k8s.io",
+            RouteKind::VirtualService | RouteKind::DestinationRule => "networking.istio.io",
             _ => "gateway.networking.k8s.io",
         }
     }
@@ -77,6 +85,8 @@ impl RouteKind {
         match self {
             RouteKind::HttpRoute | RouteKind::GrpcRoute | RouteKind::Ingress => Some("v1"),
             RouteKind::TcpRoute => Some("v1alpha2"),
+            // The version upstream writes; every Istio release serves it.
+            RouteKind::VirtualService | RouteKind::DestinationRule => Some("v1alpha3"),
             RouteKind::TrafficSplit => None,
         }
     }
@@ -88,6 +98,8 @@ impl RouteKind {
             RouteKind::TcpRoute => "tcproutes",
             RouteKind::TrafficSplit => "trafficsplits",
             RouteKind::Ingress => "ingresses",
+            RouteKind::VirtualService => "virtualservices",
+            RouteKind::DestinationRule => "destinationrules",
         }
     }
 
@@ -130,6 +142,10 @@ pub enum RouteRole {
     NginxStable,
     /// Creates, owns and writes it: the NGINX canary Ingress copied from `stable`.
     NginxCanary { stable: RouteRef },
+    /// Sets the weights of its named routes: the `index`th Istio VirtualService of the spec.
+    IstioVirtualService { index: usize },
+    /// Sets its canary and stable subsets' pod-template-hash labels.
+    IstioDestinationRule,
 }
 
 /// A Rollout's traffic routing, read from its spec and checked.
@@ -146,6 +162,8 @@ pub struct Routing<'a> {
     pub smi_root: Option<&'a str>,
     /// The NGINX settings, with NGINX.
     pub nginx: Option<nginx::Config<'a>>,
+    /// The Istio settings, with Istio.
+    pub istio: Option<istio::Config<'a>>,
 }
 
 /// What every router must hold at a moment of the update: router-independent.
@@ -158,6 +176,10 @@ pub struct TrafficHold {
     pub header_routes: Vec<HeaderRoute>,
     /// Managed mirror routes (`setMirrorRoute`), in `managedRoutes` order.
     pub mirror_routes: Vec<MirrorRoute>,
+    /// The pod-template hashes of the canary and the stable ReplicaSet (for routers that
+    /// select pods themselves: Istio's DestinationRule subsets). Empty: not known.
+    pub canary_hash: String,
+    pub stable_hash: String,
 }
 
 impl TrafficHold {
@@ -198,7 +220,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec 
 /// The routers upstream has that Sluice does not run yet: `(field, name)`.
 fn unsupported_routers(tr: &RolloutTrafficRouting) -> Option<&'static str> {
     let present = [
-        ("istio", tr.istio.is_some()),
         ("alb", tr.alb.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
@@ -223,7 +244,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             format!("{F}.{name}"),
             format!(
-                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx)"
+                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx, istio)"
             ),
         ));
     }
@@ -289,11 +310,19 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         let name = rollout.metadata.name.as_deref().unwrap_or_default();
         routes.extend(nginx::routes(n, name, namespace)?);
     }
+    let istio = match &tr.istio {
+        Some(i) => {
+            let (config, objects) = istio::routes(i, namespace)?;
+            routes.extend(objects);
+            Some(config)
+        }
+        None => None,
+    };
     if routes.is_empty() {
         return Err(invalid(
             F.to_string(),
             format!(
-                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, or nginx"
+                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, nginx or istio"
             ),
         ));
     }
@@ -349,6 +378,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         managed_routes,
         smi_root,
         nginx,
+        istio,
     };
     for (i, step) in rollout.spec.steps().iter().enumerate() {
         routing.validate_step(i, step)?;
@@ -587,6 +617,28 @@ impl Routing<'_> {
                     owner,
                 };
                 return nginx::plan_canary(obj, route, &canary, cfg, hold);
+            }
+            RouteRole::IstioDestinationRule => {
+                let Some(dr) = self.istio.as_ref().and_then(|i| i.destination_rule) else {
+                    return Ok(None);
+                };
+                return istio::plan_destination_rule(obj, route, dr, hold);
+            }
+            RouteRole::IstioVirtualService { index } => {
+                let Some(cfg) = &self.istio else {
+                    return Ok(None);
+                };
+                let Some(vs) = cfg.virtual_services.get(*index) else {
+                    return Ok(None);
+                };
+                let split = istio::Split {
+                    namespace: backends.namespace,
+                    canary_service: self.canary_service,
+                    stable_service: self.stable_service,
+                    destination_rule: cfg.destination_rule,
+                    managed: &self.managed_routes,
+                };
+                return istio::plan_virtual_service(obj, route, vs, &split, hold);
             }
         }
         if route.route.kind == RouteKind::TrafficSplit {

@@ -212,6 +212,8 @@ impl<'a> Planner<'a> {
             max_weight: max,
             header_routes,
             mirror_routes,
+            canary_hash: self.rs[new].hash.to_string(),
+            stable_hash: stable_hash.to_string(),
         };
         let namespace = self
             .obs

@@ -172,6 +172,7 @@ fn header_hold() -> TrafficHold {
                 percentage: Some(35),
             },
         }],
+        ..Default::default()
     }
 }
 
