@@ -141,7 +141,8 @@ fn walk(env: &Env, w: &RouterWalk) {
     assert_eq!(selector(env, "web-stable"), v2);
     assert_eq!(replica_set(env, &v2).0, 4);
     assert_eq!((w.weights)(env), Some((0, 100)));
-    (w.at_pause)(env, 0, &v2, &v2);
+    // After an abort the canary's objects still name the aborted version, at 0 %.
+    (w.at_pause)(env, 0, &v2, &v3);
     (w.user_edit_kept)(env);
 }
 
@@ -338,4 +339,245 @@ fn nginx_missing_stable_ingress_is_degraded_naming_it_and_nothing_moves() {
     env.wait_for("the canary Ingress at 0", T, |env| {
         (nginx_weights(env) == Some((0, 100))).then_some(())
     });
+}
+
+// ---------------------------------------------------------------------------------------
+// Istio
+
+/// Install Istio's networking CRDs (the shared, unmodified file) and wait until served.
+fn install_istio(env: &Env) {
+    let file = crate::traffic::shared_crds("istio").join("istio-networking-crds.yaml");
+    env.kubectl_ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+    for crd in ["virtualservices", "destinationrules"] {
+        env.kubectl_ok(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=30s",
+            &format!("crd/{crd}.networking.istio.io"),
+        ]);
+    }
+}
+
+/// Host-level: `primary` splits the two Services, `admin` is the user's own route.
+const HOST_VS: &str = r#"apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: web
+spec:
+  hosts: [web]
+  http:
+    - name: admin
+      match:
+        - uri: {prefix: /admin}
+      route:
+        - destination: {host: web-stable}
+    - name: primary
+      route:
+        - destination: {host: web-stable}
+          weight: 100
+        - destination: {host: web-canary}
+          weight: 0
+"#;
+
+/// Subset-level: one host, two subsets.
+const SUBSET_VS: &str = r#"apiVersion: networking.istio.io/v1alpha3
+kind: VirtualService
+metadata:
+  name: web
+spec:
+  hosts: [web]
+  http:
+    - name: primary
+      route:
+        - destination: {host: web, subset: stable}
+          weight: 100
+        - destination: {host: web, subset: canary}
+          weight: 0
+"#;
+
+const DESTINATION_RULE: &str = r#"apiVersion: networking.istio.io/v1alpha3
+kind: DestinationRule
+metadata:
+  name: web
+spec:
+  host: web
+  subsets:
+    - name: canary
+      labels: {app: web}
+    - name: stable
+      labels: {app: web}
+"#;
+
+fn primary_weights(env: &Env) -> Option<(i64, i64)> {
+    let out = env.kubectl(&["get", "virtualservice", "web", "-o", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let vs: Value = serde_json::from_slice(&out.stdout).expect("kubectl printed JSON");
+    let primary = vs["spec"]["http"]
+        .as_array()?
+        .iter()
+        .find(|r| r["name"] == "primary")?
+        .clone();
+    let mut canary = None;
+    let mut stable = None;
+    for d in primary["route"].as_array()? {
+        let dest = &d["destination"];
+        let w = d["weight"].as_i64().unwrap_or(0);
+        if dest["host"] == "web-canary" || dest["subset"] == "canary" {
+            canary = Some(w);
+        } else if dest["host"] == "web-stable" || dest["subset"] == "stable" {
+            stable = Some(w);
+        }
+    }
+    Some((canary?, stable?))
+}
+
+fn vs_user_edit(env: &Env) {
+    env.kubectl_ok(&[
+        "patch",
+        "virtualservice",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"annotations":{"team":"payments"}},"spec":{"exportTo":["."]}}"#,
+    ]);
+}
+
+fn vs_user_edit_kept(env: &Env) {
+    let vs = env.get_json(&["virtualservice", "web"]);
+    assert_eq!(vs["metadata"]["annotations"]["team"], "payments");
+    assert_eq!(vs["spec"]["exportTo"][0], ".");
+}
+
+fn host_at_pause(env: &Env, _weight: i64, _stable: &str, _canary: &str) {
+    let vs = env.get_json(&["virtualservice", "web"]);
+    let admin = &vs["spec"]["http"][0];
+    assert_eq!(admin["name"], "admin", "the user's route stays first");
+    assert_eq!(admin["route"][0]["destination"]["host"], "web-stable");
+    assert!(admin["route"][0].get("weight").is_none());
+}
+
+#[test]
+fn istio_host_level_walk() {
+    require_kubectl!();
+    let env = Env::start("routers_istio_host");
+    install_istio(&env);
+    env.apply(SERVICES);
+    env.apply(HOST_VS);
+    let routing = "        istio:\n          virtualService:\n            name: web\n            routes: [primary]\n";
+    env.apply(&rollout_yaml_with_routing("nginx:1.26", "", routing, STEPS));
+    walk(
+        &env,
+        &RouterWalk {
+            weights: &primary_weights,
+            at_pause: &host_at_pause,
+            user_edit: &vs_user_edit,
+            user_edit_kept: &vs_user_edit_kept,
+        },
+    );
+}
+
+/// The subsets select the stable and the canary pods by hash at every pause.
+fn subset_at_pause(env: &Env, _weight: i64, stable: &str, canary: &str) {
+    let dr = env.get_json(&["destinationrule", "web"]);
+    let subset = |name: &str| {
+        dr["spec"]["subsets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["labels"]
+            .clone()
+    };
+    assert_eq!(subset("stable")["rollouts-pod-template-hash"], stable);
+    assert_eq!(subset("canary")["rollouts-pod-template-hash"], canary);
+    assert_eq!(subset("canary")["app"], "web", "the user's labels stay");
+    assert_eq!(
+        dr["spec"]["trafficPolicy"]["loadBalancer"]["simple"],
+        "LEAST_REQUEST"
+    );
+}
+
+#[test]
+fn istio_subset_level_walk() {
+    require_kubectl!();
+    let env = Env::start("routers_istio_subset");
+    install_istio(&env);
+    env.apply(SERVICES);
+    env.apply(SUBSET_VS);
+    env.apply(DESTINATION_RULE);
+    env.kubectl_ok(&[
+        "patch",
+        "destinationrule",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"trafficPolicy":{"loadBalancer":{"simple":"LEAST_REQUEST"}}}}"#,
+    ]);
+    let routing = "        istio:\n          virtualService:\n            name: web\n            routes: [primary]\n          destinationRule:\n            name: web\n            canarySubsetName: canary\n            stableSubsetName: stable\n";
+    env.apply(&rollout_yaml_with_routing("nginx:1.26", "", routing, STEPS));
+    walk(
+        &env,
+        &RouterWalk {
+            weights: &primary_weights,
+            at_pause: &subset_at_pause,
+            user_edit: &vs_user_edit,
+            user_edit_kept: &vs_user_edit_kept,
+        },
+    );
+}
+
+#[test]
+fn istio_bad_objects_are_degraded_naming_them_and_nothing_moves() {
+    require_kubectl!();
+    let env = Env::start("routers_istio_bad");
+    install_istio(&env);
+    env.apply(SERVICES);
+    let routing = "        istio:\n          virtualService:\n            name: web\n            routes: [primary]\n";
+    env.apply(&rollout_yaml_with_routing("nginx:1.26", "", routing, STEPS));
+    let degraded_with = |env: &Env, want: &str| {
+        env.wait_for(want, T, |env| {
+            let ro = rollout(env);
+            let m = ro["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            (check_argocd(&ro) == ArgoHealth::Degraded && m.contains(want)).then_some(m)
+        })
+    };
+    let m = degraded_with(&env, "/web not found");
+    assert!(
+        m.starts_with(
+            "InvalidSpec: spec.strategy.canary.trafficRouting.istio.virtualService: VirtualService "
+        ),
+        "{m}"
+    );
+    assert_eq!(
+        env.get_json(&["replicasets"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0,
+        "nothing is created"
+    );
+    // A VirtualService without the named route.
+    env.apply(&HOST_VS.replace("name: primary", "name: main"));
+    degraded_with(&env, "spec.http: no HTTP route named \"primary\"");
+    // The named route with a third destination.
+    env.apply(&HOST_VS.replace(
+        "        - destination: {host: web-canary}\n          weight: 0\n",
+        "        - destination: {host: web-canary}\n          weight: 0\n        - destination: {host: web}\n          weight: 0\n",
+    ));
+    degraded_with(
+        &env,
+        "spec.http[1].route: must have exactly two destinations",
+    );
+    // Fixed: the Rollout goes on, all on the stable.
+    env.apply(HOST_VS);
+    env.wait_for("Healthy once the VirtualService is right", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    assert_eq!(primary_weights(&env), Some((0, 100)));
 }
