@@ -581,3 +581,117 @@ fn istio_bad_objects_are_degraded_naming_them_and_nothing_moves() {
     });
     assert_eq!(primary_weights(&env), Some((0, 100)));
 }
+
+// ---------------------------------------------------------------------------------------
+// Traefik
+
+const TRAEFIK_SERVICE: &str = r#"apiVersion: traefik.io/v1alpha1
+kind: TraefikService
+metadata:
+  name: web
+spec:
+  weighted:
+    services:
+      - name: web-stable
+        port: 80
+        weight: 100
+      - name: web-canary
+        port: 80
+        weight: 0
+"#;
+
+fn install_traefik(env: &Env) {
+    let file = crate::traffic::shared_crds("traefik").join("traefik.io_traefikservices.yaml");
+    env.kubectl_ok(&["apply", "--server-side", "-f", file.to_str().unwrap()]);
+    env.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=30s",
+        "crd/traefikservices.traefik.io",
+    ]);
+}
+
+fn traefik_weights(env: &Env) -> Option<(i64, i64)> {
+    let out = env.kubectl(&["get", "traefikservice", "web", "-o", "json"]);
+    if !out.status.success() {
+        return None;
+    }
+    let ts: Value = serde_json::from_slice(&out.stdout).expect("kubectl printed JSON");
+    let services = ts["spec"]["weighted"]["services"].as_array()?;
+    let w = |name: &str| {
+        services
+            .iter()
+            .find(|s| s["name"] == name)
+            .and_then(|s| s["weight"].as_i64())
+    };
+    Some((w("web-canary")?, w("web-stable")?))
+}
+
+fn traefik_user_edit(env: &Env) {
+    env.kubectl_ok(&[
+        "patch",
+        "traefikservice",
+        "web",
+        "--type=merge",
+        "-p",
+        r#"{"spec":{"weighted":{"sticky":{"cookie":{"name":"lb"}}}}}"#,
+    ]);
+}
+
+fn traefik_user_edit_kept(env: &Env) {
+    let ts = env.get_json(&["traefikservice", "web"]);
+    assert_eq!(ts["spec"]["weighted"]["sticky"]["cookie"]["name"], "lb");
+    assert_eq!(ts["spec"]["weighted"]["services"][0]["port"], 80);
+}
+
+#[test]
+fn traefik_weighted_service_walk() {
+    require_kubectl!();
+    let env = Env::start("routers_traefik");
+    install_traefik(&env);
+    env.apply(SERVICES);
+    env.apply(TRAEFIK_SERVICE);
+    let routing = "        traefik:\n          weightedTraefikServiceName: web\n";
+    env.apply(&rollout_yaml_with_routing("nginx:1.26", "", routing, STEPS));
+    walk(
+        &env,
+        &RouterWalk {
+            weights: &traefik_weights,
+            at_pause: &|_, _, _, _| {},
+            user_edit: &traefik_user_edit,
+            user_edit_kept: &traefik_user_edit_kept,
+        },
+    );
+}
+
+#[test]
+fn traefik_missing_service_is_degraded_naming_it_and_nothing_moves() {
+    require_kubectl!();
+    let env = Env::start("routers_traefik_missing");
+    install_traefik(&env);
+    env.apply(SERVICES);
+    let routing = "        traefik:\n          weightedTraefikServiceName: web\n";
+    env.apply(&rollout_yaml_with_routing("nginx:1.26", "", routing, STEPS));
+    let ro = env.wait_for("InvalidSpec", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Degraded).then_some(ro)
+    });
+    let m = ro["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("InvalidSpec: spec.strategy.canary.trafficRouting.traefik.weightedTraefikServiceName: TraefikService ")
+            && m.ends_with("/web not found"),
+        "{m}"
+    );
+    assert_eq!(
+        env.get_json(&["replicasets"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    env.apply(TRAEFIK_SERVICE);
+    env.wait_for("Healthy once the TraefikService exists", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+}

@@ -107,6 +107,12 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
         "destinationrules",
         &["get", "list", "watch", "patch"],
     ),
+    // Traefik: the weights of a weighted TraefikService (watched, metadata only).
+    (
+        "traefik.io",
+        "traefikservices",
+        &["get", "list", "watch", "patch"],
+    ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
     // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).

@@ -1,5 +1,6 @@
 //! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits,
-//! NGINX stable and canary Ingresses, Istio VirtualServices and DestinationRules).
+//! NGINX stable and canary Ingresses, Istio VirtualServices and DestinationRules,
+//! TraefikServices).
 //!
 //! One metadata-only watch per route kind wakes the Rollouts that name a route when it appears
 //! (a Rollout refused for naming a missing route goes on), when its spec changes (someone
@@ -134,6 +135,7 @@ impl RouteReferences {
             RouteKind::Ingress,
             RouteKind::VirtualService,
             RouteKind::DestinationRule,
+            RouteKind::TraefikService,
         ];
         let namespace = namespace.map(str::to_string);
         let streams = kinds.map(|kind| {

@@ -11,7 +11,8 @@
 //! - [`nginx`]: a canary Ingress the Rollout creates and owns for each stable Ingress
 //!   (`trafficRouting.nginx`), read for ingress-nginx's canary annotations;
 //! - [`istio`]: VirtualService weights (host or subset level) and the DestinationRule's
-//!   subset labels (`trafficRouting.istio`).
+//!   subset labels (`trafficRouting.istio`);
+//! - [`traefik`]: the weights of a weighted TraefikService (`trafficRouting.traefik`).
 //!
 //! Each router function is pure over the object as JSON: given the observed object it returns
 //! the JSON patch that makes it hold the plan (or nothing, when it already does: the weight is
@@ -24,6 +25,7 @@ pub mod istio;
 pub mod nginx;
 mod planner;
 pub mod smi;
+pub mod traefik;
 
 pub(crate) use planner::RoutedState;
 
@@ -53,6 +55,7 @@ pub enum RouteKind {
     Ingress,
     VirtualService,
     DestinationRule,
+    TraefikService,
 }
 
 impl RouteKind {
@@ -65,6 +68,7 @@ impl RouteKind {
             RouteKind::Ingress => "Ingress",
             RouteKind::VirtualService => "VirtualService",
             RouteKind::DestinationRule => "DestinationRule",
+            RouteKind::TraefikService => "TraefikService",
         }
     }
 
@@ -73,6 +77,7 @@ impl RouteKind {
             RouteKind::TrafficSplit => "split.smi-spec.io",
             RouteKind::Ingress => "networking.k8s.io",
             RouteKind::VirtualService | RouteKind::DestinationRule => "networking.istio.io",
+            RouteKind::TraefikService => "traefik.io",
             _ => "gateway.networking.k8s.io",
         }
     }
@@ -87,6 +92,7 @@ impl RouteKind {
             RouteKind::TcpRoute => Some("v1alpha2"),
             // The version upstream writes; every Istio release serves it.
             RouteKind::VirtualService | RouteKind::DestinationRule => Some("v1alpha3"),
+            RouteKind::TraefikService => Some("v1alpha1"),
             RouteKind::TrafficSplit => None,
         }
     }
@@ -100,6 +106,7 @@ impl RouteKind {
             RouteKind::Ingress => "ingresses",
             RouteKind::VirtualService => "virtualservices",
             RouteKind::DestinationRule => "destinationrules",
+            RouteKind::TraefikService => "traefikservices",
         }
     }
 
@@ -223,7 +230,6 @@ fn unsupported_routers(tr: &RolloutTrafficRouting) -> Option<&'static str> {
         ("alb", tr.alb.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
-        ("traefik", tr.traefik.is_some()),
         ("apisix", tr.apisix.is_some()),
     ];
     present.into_iter().find(|(_, p)| *p).map(|(name, _)| name)
@@ -244,7 +250,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             format!("{F}.{name}"),
             format!(
-                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx, istio)"
+                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx, istio, traefik)"
             ),
         ));
     }
@@ -310,6 +316,25 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         let name = rollout.metadata.name.as_deref().unwrap_or_default();
         routes.extend(nginx::routes(n, name, namespace)?);
     }
+    if let Some(t) = &tr.traefik {
+        let field = format!("{F}.traefik.weightedTraefikServiceName");
+        if t.weighted_traefik_service_name.is_empty() {
+            return Err(invalid(
+                field,
+                "is required: name the weighted TraefikService that splits the canary and the stable Service",
+            ));
+        }
+        routes.push(RoutedObject {
+            route: RouteRef {
+                kind: RouteKind::TraefikService,
+                namespace: namespace.to_string(),
+                name: t.weighted_traefik_service_name.clone(),
+            },
+            header_routes: false,
+            field,
+            role: RouteRole::Route,
+        });
+    }
     let istio = match &tr.istio {
         Some(i) => {
             let (config, objects) = istio::routes(i, namespace)?;
@@ -322,7 +347,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             F.to_string(),
             format!(
-                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, nginx or istio"
+                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, nginx, istio or traefik"
             ),
         ));
     }
@@ -640,6 +665,15 @@ impl Routing<'_> {
                 };
                 return istio::plan_virtual_service(obj, route, vs, &split, hold);
             }
+        }
+        if route.route.kind == RouteKind::TraefikService {
+            return traefik::plan_service(
+                obj,
+                route,
+                self.canary_service,
+                self.stable_service,
+                hold,
+            );
         }
         if route.route.kind == RouteKind::TrafficSplit {
             let split = smi::Split {
