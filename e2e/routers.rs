@@ -695,3 +695,154 @@ fn traefik_missing_service_is_degraded_naming_it_and_nothing_moves() {
         (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// AWS ALB
+
+/// The Ingress the AWS Load Balancer Controller serves: `/` to the stable Service's action.
+const ALB_INGRESS: &str = r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  annotations:
+    alb.ingress.kubernetes.io/scheme: internet-facing
+spec:
+  ingressClassName: alb
+  rules:
+    - http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service: {name: web-stable, port: {name: use-annotation}}
+"#;
+
+const ALB_ACTION: &str = "alb.ingress.kubernetes.io/actions.web-stable";
+
+fn alb_weights(env: &Env) -> Option<(i64, i64)> {
+    let ing = env.get_json(&["ingress", "web"]);
+    let action = ing["metadata"]["annotations"][ALB_ACTION].as_str()?;
+    let (c, s) = alb_action_weights(action)?;
+    Some((c, s))
+}
+
+/// (canary, stable) weights of an action, checking its exact JSON on the way.
+fn alb_action_weights(action: &str) -> Option<(i64, i64)> {
+    let v: Value = serde_json::from_str(action).ok()?;
+    let groups = v["ForwardConfig"]["TargetGroups"].as_array()?;
+    let (c, s) = (groups[0]["Weight"].as_i64()?, groups[1]["Weight"].as_i64()?);
+    assert_eq!(
+        action,
+        format!(
+            r#"{{"Type":"forward","ForwardConfig":{{"TargetGroups":[{{"ServiceName":"web-canary","ServicePort":"80","Weight":{c}}},{{"ServiceName":"web-stable","ServicePort":"80","Weight":{s}}}],"TargetGroupStickinessConfig":{{"Enabled":true,"DurationSeconds":300}}}}}}"#
+        ),
+        "upstream's JSON, key for key"
+    );
+    Some((c, s))
+}
+
+fn alb_at_pause(env: &Env, _weight: i64, _stable: &str, _canary: &str) {
+    let ing = env.get_json(&["ingress", "web"]);
+    assert_eq!(
+        ing["metadata"]["annotations"]["rollouts.argoproj.io/managed-alb-actions"],
+        format!("web:{ALB_ACTION}")
+    );
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["name"],
+        "use-annotation",
+        "the spec is never written"
+    );
+    let ro = rollout(env);
+    assert!(
+        ro["status"]["canary"]["weights"].get("verified").is_none(),
+        "the weight is never reported as verified against AWS: {}",
+        ro["status"]["canary"]
+    );
+}
+
+fn alb_user_edit(env: &Env) {
+    env.kubectl_ok(&[
+        "annotate",
+        "ingress",
+        "web",
+        "alb.ingress.kubernetes.io/healthcheck-path=/healthz",
+    ]);
+}
+
+fn alb_user_edit_kept(env: &Env) {
+    let ing = env.get_json(&["ingress", "web"]);
+    let a = &ing["metadata"]["annotations"];
+    assert_eq!(a["alb.ingress.kubernetes.io/healthcheck-path"], "/healthz");
+    assert_eq!(a["alb.ingress.kubernetes.io/scheme"], "internet-facing");
+}
+
+const ALB_ROUTING: &str = "        alb:\n          ingress: web\n          servicePort: 80\n          stickinessConfig:\n            enabled: true\n            durationSeconds: 300\n";
+
+#[test]
+fn alb_forward_action_walk() {
+    require_kubectl!();
+    let env = Env::start("routers_alb");
+    env.apply(SERVICES);
+    env.apply(ALB_INGRESS);
+    env.apply(&rollout_yaml_with_routing(
+        "nginx:1.26",
+        "",
+        ALB_ROUTING,
+        STEPS,
+    ));
+    walk(
+        &env,
+        &RouterWalk {
+            weights: &alb_weights,
+            at_pause: &alb_at_pause,
+            user_edit: &alb_user_edit,
+            user_edit_kept: &alb_user_edit_kept,
+        },
+    );
+}
+
+#[test]
+fn alb_ingress_without_the_stable_backend_is_degraded_naming_it() {
+    require_kubectl!();
+    let env = Env::start("routers_alb_bad");
+    env.apply(SERVICES);
+    env.apply(&ALB_INGRESS.replace("name: web-stable", "name: elsewhere"));
+    env.apply(&rollout_yaml_with_routing(
+        "nginx:1.26",
+        "",
+        ALB_ROUTING,
+        STEPS,
+    ));
+    let ro = env.wait_for("InvalidSpec", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Degraded).then_some(ro)
+    });
+    let m = ro["status"]["message"].as_str().unwrap_or_default();
+    assert!(
+        m.starts_with("InvalidSpec: spec.strategy.canary.trafficRouting.alb.ingress: Ingress ")
+            && m.contains(
+                "/web: spec.rules: no path has the Service \"web-stable\" as its backend"
+            ),
+        "{m}"
+    );
+    assert_eq!(
+        env.get_json(&["replicasets"])["items"]
+            .as_array()
+            .unwrap()
+            .len(),
+        0
+    );
+    let ing = env.get_json(&["ingress", "web"]);
+    assert!(
+        ing["metadata"]["annotations"].get(ALB_ACTION).is_none(),
+        "nothing written"
+    );
+    env.apply(ALB_INGRESS);
+    env.wait_for("Healthy once the Ingress is right", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    env.wait_for("the action at 0/100", T, |env| {
+        (alb_weights(env) == Some((0, 100))).then_some(())
+    });
+}

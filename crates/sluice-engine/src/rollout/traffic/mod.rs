@@ -12,7 +12,9 @@
 //!   (`trafficRouting.nginx`), read for ingress-nginx's canary annotations;
 //! - [`istio`]: VirtualService weights (host or subset level) and the DestinationRule's
 //!   subset labels (`trafficRouting.istio`);
-//! - [`traefik`]: the weights of a weighted TraefikService (`trafficRouting.traefik`).
+//! - [`traefik`]: the weights of a weighted TraefikService (`trafficRouting.traefik`);
+//! - [`alb`]: the AWS Load Balancer Controller's forward action annotation on an Ingress
+//!   (`trafficRouting.alb`).
 //!
 //! Each router function is pure over the object as JSON: given the observed object it returns
 //! the JSON patch that makes it hold the plan (or nothing, when it already does: the weight is
@@ -20,6 +22,7 @@
 //! carries a `test` of the part it rewrites, so an edit someone made meanwhile fails the
 //! write instead of being overwritten. The planner stage that uses them is [`planner`].
 
+pub mod alb;
 pub mod gateway;
 pub mod istio;
 pub mod nginx;
@@ -153,6 +156,8 @@ pub enum RouteRole {
     IstioVirtualService { index: usize },
     /// Sets its canary and stable subsets' pod-template-hash labels.
     IstioDestinationRule,
+    /// Sets its ALB forward action annotation (an Ingress the user owns).
+    AlbIngress,
 }
 
 /// A Rollout's traffic routing, read from its spec and checked.
@@ -171,6 +176,8 @@ pub struct Routing<'a> {
     pub nginx: Option<nginx::Config<'a>>,
     /// The Istio settings, with Istio.
     pub istio: Option<istio::Config<'a>>,
+    /// The ALB settings, with ALB.
+    pub alb: Option<alb::Config<'a>>,
 }
 
 /// What every router must hold at a moment of the update: router-independent.
@@ -227,7 +234,6 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec 
 /// The routers upstream has that Sluice does not run yet: `(field, name)`.
 fn unsupported_routers(tr: &RolloutTrafficRouting) -> Option<&'static str> {
     let present = [
-        ("alb", tr.alb.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
         ("apisix", tr.apisix.is_some()),
@@ -250,7 +256,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             format!("{F}.{name}"),
             format!(
-                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx, istio, traefik)"
+                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx, istio, traefik, alb)"
             ),
         ));
     }
@@ -335,6 +341,14 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             role: RouteRole::Route,
         });
     }
+    let alb = match &tr.alb {
+        Some(a) => {
+            let (config, objects) = alb::routes(a, stable_service, namespace)?;
+            routes.extend(objects);
+            Some(config)
+        }
+        None => None,
+    };
     let istio = match &tr.istio {
         Some(i) => {
             let (config, objects) = istio::routes(i, namespace)?;
@@ -347,7 +361,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             F.to_string(),
             format!(
-                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, nginx, istio or traefik"
+                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, nginx, istio, traefik or alb"
             ),
         ));
     }
@@ -404,6 +418,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         smi_root,
         nginx,
         istio,
+        alb,
     };
     for (i, step) in rollout.spec.steps().iter().enumerate() {
         routing.validate_step(i, step)?;
@@ -466,6 +481,12 @@ impl Routing<'_> {
         if let Some(h) = &step.set_header_route {
             let name = h.name.as_deref().unwrap_or_default();
             self.check_managed(&format!("{field}.setHeaderRoute.name"), name)?;
+            if self.alb.is_some() {
+                return Err(invalid(
+                    format!("{field}.setHeaderRoute"),
+                    "header routes are not supported by Sluice's ALB router yet (upstream's conditions.<route> annotation)",
+                ));
+            }
             if !self.routes.iter().any(|r| r.header_routes) {
                 return Err(invalid(
                     format!("{field}.setHeaderRoute"),
@@ -642,6 +663,20 @@ impl Routing<'_> {
                     owner,
                 };
                 return nginx::plan_canary(obj, route, &canary, cfg, hold);
+            }
+            RouteRole::AlbIngress => {
+                let Some(cfg) = &self.alb else {
+                    return Ok(None);
+                };
+                return alb::plan_ingress(
+                    obj,
+                    route,
+                    cfg,
+                    backends.rollout,
+                    self.canary_service,
+                    self.stable_service,
+                    hold,
+                );
             }
             RouteRole::IstioDestinationRule => {
                 let Some(dr) = self.istio.as_ref().and_then(|i| i.destination_rule) else {
