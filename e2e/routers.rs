@@ -846,3 +846,116 @@ fn alb_ingress_without_the_stable_backend_is_degraded_naming_it() {
         (alb_weights(env) == Some((0, 100))).then_some(())
     });
 }
+
+// ---------------------------------------------------------------------------------------
+// The docs
+
+/// The canary weight a router's object of the docs' example holds in namespace `ns`.
+fn doc_weight(env: &Env, ns: &str, section: &str) -> Option<i64> {
+    let get = |what: &[&str]| -> Option<Value> {
+        let mut args = vec!["-n", ns, "get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["-o", "json"]);
+        let out = env.kubectl(&args);
+        out.status
+            .success()
+            .then(|| serde_json::from_slice(&out.stdout).expect("kubectl printed JSON"))
+    };
+    match section {
+        "## NGINX Ingress" => get(&["ingress", "shop-shop-canary"])?["metadata"]["annotations"]
+            ["nginx.ingress.kubernetes.io/canary-weight"]
+            .as_str()?
+            .parse()
+            .ok(),
+        "## Istio" => {
+            let vs = get(&["virtualservice", "shop"])?;
+            vs["spec"]["http"][0]["route"]
+                .as_array()?
+                .iter()
+                .find(|d| d["destination"]["subset"] == "canary")?["weight"]
+                .as_i64()
+        }
+        "## AWS Load Balancer Controller (ALB)" => {
+            let ing = get(&["ingress", "shop"])?;
+            let action = ing["metadata"]["annotations"]["alb.ingress.kubernetes.io/actions.shop-stable"]
+                .as_str()?
+                .to_string();
+            alb_canary_weight(&action, "shop-canary")
+        }
+        "## Traefik" => get(&["traefikservice", "shop"])?["spec"]["weighted"]["services"]
+            .as_array()?
+            .iter()
+            .find(|s| s["name"] == "shop-canary")?["weight"]
+            .as_i64(),
+        other => panic!("no router section {other}"),
+    }
+}
+
+fn alb_canary_weight(action: &str, canary: &str) -> Option<i64> {
+    let v: Value = serde_json::from_str(action).ok()?;
+    v["ForwardConfig"]["TargetGroups"]
+        .as_array()?
+        .iter()
+        .find(|g| g["ServiceName"] == canary)?["Weight"]
+        .as_i64()
+}
+
+/// Each router section of docs/traffic-routing.md: its manifest applies as is (in a namespace
+/// of its own), the Rollout becomes Healthy with the router at 0 % on the canary, and an
+/// update pauses at 20 %.
+#[test]
+fn the_router_manifests_of_the_docs_apply_as_is() {
+    require_kubectl!();
+    let env = Env::start("routers_docs");
+    install_istio(&env);
+    install_traefik(&env);
+    let doc = std::fs::read_to_string(crate::harness::repo_root().join("docs/traffic-routing.md"))
+        .unwrap();
+    let sections = [
+        "## NGINX Ingress",
+        "## Istio",
+        "## AWS Load Balancer Controller (ALB)",
+        "## Traefik",
+    ];
+    for (i, section) in sections.iter().enumerate() {
+        let blocks = crate::blue_green::code_blocks(&doc, section);
+        let (_, manifest) = blocks
+            .iter()
+            .find(|(lang, body)| lang == "yaml" && body.contains("kind: Rollout"))
+            .unwrap_or_else(|| panic!("{section} shows a manifest"));
+        let ns = format!("{}-doc{i}", env.namespace);
+        env.kubectl_ok(&["create", "namespace", &ns]);
+        let path = std::env::temp_dir().join(format!("{ns}.yaml"));
+        std::fs::write(&path, manifest).unwrap();
+        env.kubectl_ok(&["-n", &ns, "apply", "-f", path.to_str().unwrap()]);
+        let _ = std::fs::remove_file(&path);
+        let get_rollout = |env: &Env| {
+            serde_json::from_str::<Value>(
+                &env.kubectl_ok(&["-n", &ns, "get", "rollout", "shop", "-o", "json"]),
+            )
+            .unwrap()
+        };
+        env.wait_for(&format!("{section}: Healthy at 0 %"), T, |env| {
+            let ro = get_rollout(env);
+            (check_argocd(&ro) == ArgoHealth::Healthy && doc_weight(env, &ns, section) == Some(0))
+                .then_some(())
+        });
+        env.kubectl_ok(&[
+            "-n",
+            &ns,
+            "patch",
+            "rollout",
+            "shop",
+            "--type=merge",
+            "-p",
+            r#"{"spec":{"template":{"spec":{"containers":[{"name":"shop","image":"nginx:1.27"}]}}}}"#,
+        ]);
+        env.wait_for(&format!("{section}: paused at 20 %"), T, |env| {
+            let ro = get_rollout(env);
+            (check_argocd(&ro) == ArgoHealth::Suspended
+                && ro["status"]["currentStepIndex"] == 1
+                && doc_weight(env, &ns, section) == Some(20))
+            .then_some(())
+        });
+    }
+}
