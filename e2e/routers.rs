@@ -4,7 +4,7 @@
 //! step. A user's edit to a field Sluice does not manage is made mid-walk and checked at the
 //! end. Argo CD's verdict is checked at every observation (the helpers of `traffic.rs`).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -13,7 +13,7 @@ use crate::harness::Env;
 use crate::require_kubectl;
 use crate::traffic::{
     SERVICES, check_argocd, promote, replica_set, rollout, rollout_yaml_with_routing, selector,
-    set_image, wait_paused_at,
+    set_image, wait_paused_at, watch_leaving_after,
 };
 
 const T: Duration = Duration::from_secs(90);
@@ -42,38 +42,18 @@ fn watch_scale_down_after_traffic(
     leaving: &str,
     replicas: i64,
 ) -> Value {
-    let deadline = Instant::now() + T;
-    let mut saw_deadline = false;
-    loop {
-        let ro = rollout(env);
-        check_argocd(&ro);
-        // The ReplicaSet first: a deadline seen here was written after the router read back
-        // 0 %, and nothing moves it back, so the router read next holds it.
-        let (spec, _, has_deadline) = replica_set(env, leaving);
-        let held = (w.weights)(env);
-        if has_deadline || spec < replicas {
-            assert_eq!(
-                held,
-                Some((0, 100)),
-                "ReplicaSet {leaving} is on its way down (spec {spec}, deadline {has_deadline}) while the router still sends it traffic"
-            );
-        }
-        saw_deadline |= has_deadline;
-        if spec == 0 {
-            assert!(
-                saw_deadline,
-                "{leaving} went down without its scale-down-deadline"
-            );
-            return ro;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {leaving} to scale down: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (ro, saw_deadline) = watch_leaving_after(
+        env,
+        leaving,
+        replicas,
+        |env| (w.weights)(env),
+        Some((0, 100)),
+    );
+    assert!(
+        saw_deadline,
+        "{leaving} went down without its scale-down-deadline"
+    );
+    ro
 }
 
 /// The walk, once the router's objects and the Rollout are applied: first deploy, an update
