@@ -428,3 +428,44 @@ fn a_name_with_a_namespace_points_into_that_namespace() {
         }
     );
 }
+
+#[test]
+fn a_virtual_service_broken_mid_update_stops_everything_and_keeps_the_stable() {
+    let mut sim = sim_with(
+        vec![weight(20), pause(), weight(60), pause()],
+        host_istio(),
+        vec![(vs_ref(), host_vs())],
+    );
+    sim.set_image("app:v2");
+    sim.run_until_quiet(20);
+    assert_eq!(weights_of(named(vs(&sim), "primary")), (20, 80));
+    let stable_before = sim.specs()[&crate::rollout::testing::rs_name("app:v1")];
+    // Someone renames the split route: the Rollout is refused naming it, nothing is written.
+    let v = sim.obs.routes.get_mut(&vs_ref()).unwrap().as_mut().unwrap();
+    v["spec"]["http"][1]["name"] = json!("renamed");
+    promote(&mut sim);
+    let p = sim.reconcile();
+    assert!(
+        p.changes.iter().all(|c| matches!(c, Change::Event { .. })),
+        "{:?}",
+        p.changes
+    );
+    assert!(
+        p.status
+            .message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("spec.http: no HTTP route named \"primary\""),
+        "{:?}",
+        p.status.message
+    );
+    assert_eq!(
+        sim.specs()[&crate::rollout::testing::rs_name("app:v1")],
+        stable_before
+    );
+    assert_eq!(
+        weights_of(&vs(&sim)["spec"]["http"][1]),
+        (20, 80),
+        "the stable keeps its 80 %"
+    );
+}

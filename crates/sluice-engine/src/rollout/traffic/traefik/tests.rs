@@ -135,3 +135,24 @@ fn an_empty_traefik_service_name_is_invalid() {
         "spec.strategy.canary.trafficRouting.traefik.weightedTraefikServiceName"
     );
 }
+
+#[test]
+fn a_traefik_service_deleted_mid_update_stops_everything_and_keeps_the_stable() {
+    let mut sim = sim(Some(traefik_service()));
+    sim.run_until_quiet(20);
+    sim.set_image("app:v2");
+    sim.run_until_quiet(20);
+    let stable_before = sim.specs()[&crate::rollout::testing::rs_name("app:v1")];
+    sim.obs.routes.insert(ts_ref(), None);
+    sim.obs.rollout.status.as_mut().unwrap().pause_conditions = None;
+    let p = sim.reconcile();
+    assert!(
+        p.changes.iter().all(|c| matches!(c, Change::Event { .. })),
+        "{:?}",
+        p.changes
+    );
+    assert_eq!(
+        sim.specs()[&crate::rollout::testing::rs_name("app:v1")],
+        stable_before
+    );
+}
