@@ -724,8 +724,8 @@ fn alb_action_weights(action: &str) -> Option<(i64, i64)> {
 fn alb_at_pause(env: &Env, _weight: i64, _stable: &str, _canary: &str) {
     let ing = env.get_json(&["ingress", "web"]);
     assert_eq!(
-        ing["metadata"]["annotations"]["rollouts.argoproj.io/managed-alb-actions"],
-        format!("web:{ALB_ACTION}")
+        ing["metadata"]["annotations"]["rollouts.argoproj.io/managed-alb-annotations"],
+        format!(r#"{{"web":["{ALB_ACTION}"]}}"#)
     );
     assert_eq!(
         ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["port"]["name"],

@@ -7,8 +7,8 @@
 //! writes that annotation as upstream does — the same JSON, keys in the same order: the
 //! canary target group first, then the stable one, each with `ServicePort` as a string,
 //! and `TargetGroupStickinessConfig` when stickiness is enabled — and records which
-//! annotation it manages in `rollouts.argoproj.io/managed-alb-actions` (`<rollout>:<key>`,
-//! comma-separated beside other Rollouts' entries).
+//! annotations it manages in `rollouts.argoproj.io/managed-alb-annotations` (upstream's JSON
+//! map of Rollout name to annotation keys, beside other Rollouts' entries).
 //!
 //! Only those two annotations are written, key by key: the rest of the Ingress is the user's.
 //! AWS's target groups cannot be read from here, so Sluice verifies the weight on the
@@ -26,8 +26,9 @@ use sluice_api::rollout::AlbTrafficRouting;
 /// Default `alb.annotationPrefix`.
 pub const DEFAULT_ANNOTATION_PREFIX: &str = "alb.ingress.kubernetes.io";
 
-/// Which ALB actions each Rollout manages on an Ingress (upstream's annotation).
-pub const MANAGED_ACTIONS_ANNOTATION: &str = "rollouts.argoproj.io/managed-alb-actions";
+/// Which ALB annotations each Rollout manages on an Ingress (upstream's annotation, a JSON
+/// map of Rollout name to annotation keys; it replaced the deprecated `managed-alb-actions`).
+pub const MANAGED_ANNOTATIONS: &str = "rollouts.argoproj.io/managed-alb-annotations";
 
 /// AWS's bounds of a target group's stickiness duration (1 s to 7 days).
 const STICKINESS_SECONDS: std::ops::RangeInclusive<i64> = 1..=604_800;
@@ -209,16 +210,21 @@ pub fn observed_canary_weight(value: &str, canary: &str) -> Option<i64> {
         .as_i64()
 }
 
-/// `managed-alb-actions` with this Rollout's entry set to `key` (other Rollouts' kept).
-fn managed_actions(current: Option<&str>, rollout: &str, key: &str) -> String {
-    let mut entries: Vec<String> = current
-        .unwrap_or_default()
-        .split(',')
-        .filter(|e| !e.is_empty() && e.split_once(':').is_none_or(|(r, _)| r != rollout))
-        .map(str::to_string)
-        .collect();
-    entries.push(format!("{rollout}:{key}"));
-    entries.join(",")
+/// `managed-alb-annotations` with `key` among this Rollout's keys (other keys and other
+/// Rollouts' entries kept), as upstream serialises it (Rollout names sorted). `Err`: the
+/// annotation is not that JSON.
+fn managed_annotations(current: Option<&str>, rollout: &str, key: &str) -> Result<String, String> {
+    let mut map: std::collections::BTreeMap<String, Vec<String>> = match current {
+        None | Some("") => Default::default(),
+        Some(json) => serde_json::from_str(json).map_err(|e| {
+            format!("metadata.annotations[{MANAGED_ANNOTATIONS}]: is not a JSON map of Rollout names to annotation keys ({e}): fix or remove it")
+        })?,
+    };
+    let keys = map.entry(rollout.to_string()).or_default();
+    if !keys.iter().any(|k| k == key) {
+        keys.push(key.to_string());
+    }
+    Ok(serde_json::to_string(&map).unwrap_or_default())
 }
 
 /// Whether a rule of the Ingress sends a path to Service `service`.
@@ -263,8 +269,10 @@ pub fn plan_ingress(
     // Compared as JSON: someone re-serialising the same action is not a change.
     let action_held = get(&key).and_then(|v| serde_json::from_str::<Value>(v).ok())
         == serde_json::from_str::<Value>(&action).ok();
-    let managed = managed_actions(get(MANAGED_ACTIONS_ANNOTATION), rollout, &key);
-    let managed_held = get(MANAGED_ACTIONS_ANNOTATION) == Some(managed.as_str());
+    let managed = managed_annotations(get(MANAGED_ANNOTATIONS), rollout, &key)
+        .map_err(|e| format!("{what}: {e}"))?;
+    let managed_held = get(MANAGED_ANNOTATIONS).and_then(|v| serde_json::from_str::<Value>(v).ok())
+        == serde_json::from_str::<Value>(&managed).ok();
     if action_held && managed_held {
         return Ok(None);
     }
@@ -282,8 +290,7 @@ pub fn plan_ingress(
         patch.push(json!({"op": "add", "path": path(&key), "value": action}));
     }
     if !managed_held {
-        patch
-            .push(json!({"op": "add", "path": path(MANAGED_ACTIONS_ANNOTATION), "value": managed}));
+        patch.push(json!({"op": "add", "path": path(MANAGED_ANNOTATIONS), "value": managed}));
     }
     Ok(Some(Change::PatchRoute {
         route: what.clone(),

@@ -92,8 +92,8 @@ fn the_action_walks_the_steps_and_the_rest_of_the_ingress_stays() {
     let w = |sim: &Sim| observed_canary_weight(&annotation(sim, ACTION), CANARY);
     assert_eq!(w(&sim), Some(0));
     assert_eq!(
-        annotation(&sim, MANAGED_ACTIONS_ANNOTATION),
-        format!("demo:{ACTION}")
+        annotation(&sim, MANAGED_ANNOTATIONS),
+        format!(r#"{{"demo":["{ACTION}"]}}"#)
     );
     sim.set_image("app:v2");
     sim.run_until_quiet(20);
@@ -116,7 +116,8 @@ fn the_action_walks_the_steps_and_the_rest_of_the_ingress_stays() {
 fn root_service_prefix_and_other_rollouts_entries() {
     let mut ing = ingress();
     ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = json!("root");
-    ing["metadata"]["annotations"][MANAGED_ACTIONS_ANNOTATION] = json!("other:custom.io/actions.x");
+    ing["metadata"]["annotations"][MANAGED_ANNOTATIONS] =
+        json!(r#"{"zeta":["custom.io/actions.x"],"demo":["custom.io/conditions.beta"]}"#);
     let mut sim = sim(
         Some(ing),
         json!({"ingress": "web", "servicePort": 8080, "rootService": "root", "annotationPrefix": "custom.io"}),
@@ -125,8 +126,8 @@ fn root_service_prefix_and_other_rollouts_entries() {
     let action = annotation(&sim, "custom.io/actions.root");
     assert!(action.contains(r#""ServicePort":"8080""#), "{action}");
     assert_eq!(
-        annotation(&sim, MANAGED_ACTIONS_ANNOTATION),
-        "other:custom.io/actions.x,demo:custom.io/actions.root"
+        annotation(&sim, MANAGED_ANNOTATIONS),
+        r#"{"demo":["custom.io/conditions.beta","custom.io/actions.root"],"zeta":["custom.io/actions.x"]}"#
     );
 }
 
