@@ -939,3 +939,61 @@ fn the_router_manifests_of_the_docs_apply_as_is() {
         });
     }
 }
+
+/// An ALB header route: its action, condition and path while the steps hold it, none of them
+/// after the end; the user's Ingress as it was.
+#[test]
+fn alb_header_route_adds_its_action_condition_and_path_and_removes_them() {
+    require_kubectl!();
+    let env = Env::start("routers_alb_header");
+    env.apply(SERVICES);
+    env.apply(ALB_INGRESS);
+    let routing = format!("{ALB_ROUTING}        managedRoutes:\n          - name: testers\n");
+    let steps = "        - setWeight: 20\n        - setHeaderRoute:\n            name: testers\n            match:\n              - headerName: x-canary\n                headerValue: {exact: \"yes\"}\n        - pause: {}\n";
+    env.apply(&rollout_yaml_with_routing(
+        "nginx:1.26",
+        "",
+        &routing,
+        steps,
+    ));
+    env.wait_for("Healthy", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    let before = env.get_json(&["ingress", "web"])["spec"].clone();
+    set_image(&env, "nginx:1.27");
+    wait_paused_at(&env, 2);
+    let ing = env.get_json(&["ingress", "web"]);
+    let a = &ing["metadata"]["annotations"];
+    assert_eq!(
+        a["alb.ingress.kubernetes.io/conditions.testers"],
+        r#"[{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"x-canary","values":["yes"]}}]"#
+    );
+    assert_eq!(
+        a["alb.ingress.kubernetes.io/actions.testers"],
+        r#"{"Type":"forward","ForwardConfig":{"TargetGroups":[{"ServiceName":"web-canary","ServicePort":"80","Weight":100}],"TargetGroupStickinessConfig":{"Enabled":true,"DurationSeconds":300}}}"#
+    );
+    let paths = &ing["spec"]["rules"][0]["http"]["paths"];
+    assert_eq!(paths[0]["path"], "/*");
+    assert_eq!(paths[0]["backend"]["service"]["name"], "testers");
+    assert_eq!(
+        paths[0]["backend"]["service"]["port"]["name"],
+        "use-annotation"
+    );
+    assert_eq!(paths[1], before["rules"][0]["http"]["paths"][0]);
+    assert_eq!(alb_weights(&env), Some((20, 80)));
+
+    promote(&env);
+    env.wait_for("the header route gone at the end", T, |env| {
+        let ing = env.get_json(&["ingress", "web"]);
+        let a = &ing["metadata"]["annotations"];
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy
+            && a.get("alb.ingress.kubernetes.io/conditions.testers")
+                .is_none()
+            && a.get("alb.ingress.kubernetes.io/actions.testers").is_none()
+            && ing["spec"] == before
+            && alb_weights(env) == Some((0, 100)))
+        .then_some(())
+    });
+}

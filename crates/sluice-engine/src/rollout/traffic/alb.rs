@@ -10,7 +10,11 @@
 //! annotations it manages in `rollouts.argoproj.io/managed-alb-annotations` (upstream's JSON
 //! map of Rollout name to annotation keys, beside other Rollouts' entries).
 //!
-//! Only those two annotations are written, key by key: the rest of the Ingress is the user's.
+//! A `setHeaderRoute` step adds, as upstream does, the annotations `<prefix>/actions.<route>`
+//! (everything to the canary) and `<prefix>/conditions.<route>` (one `http-header` condition
+//! per match, exact values) and a path `/*` to the action `<route>` in front of every rule's
+//! paths; the end of the update and an abort remove them. Only these annotations and those
+//! paths are written: the rest of the Ingress is the user's.
 //! AWS's target groups cannot be read from here, so Sluice verifies the weight on the
 //! annotation it reads back, never against AWS (upstream's optional ALB weight verification
 //! is not performed).
@@ -129,7 +133,7 @@ pub fn routes<'a>(
         }
         out.push(RoutedObject {
             route,
-            header_routes: false,
+            header_routes: true,
             field,
             role: RouteRole::AlbIngress,
         });
@@ -210,23 +214,6 @@ pub fn observed_canary_weight(value: &str, canary: &str) -> Option<i64> {
         .as_i64()
 }
 
-/// `managed-alb-annotations` with `key` among this Rollout's keys (other keys and other
-/// Rollouts' entries kept), as upstream serialises it (Rollout names sorted). `Err`: the
-/// annotation is not that JSON.
-fn managed_annotations(current: Option<&str>, rollout: &str, key: &str) -> Result<String, String> {
-    let mut map: std::collections::BTreeMap<String, Vec<String>> = match current {
-        None | Some("") => Default::default(),
-        Some(json) => serde_json::from_str(json).map_err(|e| {
-            format!("metadata.annotations[{MANAGED_ANNOTATIONS}]: is not a JSON map of Rollout names to annotation keys ({e}): fix or remove it")
-        })?,
-    };
-    let keys = map.entry(rollout.to_string()).or_default();
-    if !keys.iter().any(|k| k == key) {
-        keys.push(key.to_string());
-    }
-    Ok(serde_json::to_string(&map).unwrap_or_default())
-}
-
 /// Whether a rule of the Ingress sends a path to Service `service`.
 fn has_backend(obj: &Value, service: &str) -> bool {
     obj.pointer("/spec/rules")
@@ -238,15 +225,76 @@ fn has_backend(obj: &Value, service: &str) -> bool {
         .any(|p| p.pointer("/backend/service/name").and_then(Value::as_str) == Some(service))
 }
 
-/// The JSON patch that sets the Ingress's action annotation (and the managed-actions one)
-/// for `hold`, or `None` when it holds them. `Err` names the object and the field.
+/// `<prefix>/<kind>.<name>` (`kind`: `actions` or `conditions`).
+fn key_of(cfg: &Config, kind: &str, name: &str) -> String {
+    format!("{}/{kind}.{name}", cfg.prefix)
+}
+
+/// A header route's forward action: everything to the canary (upstream's weight 100).
+fn canary_action(cfg: &Config, canary: &str) -> String {
+    let action = Action {
+        type_: "forward",
+        forward_config: ForwardConfig {
+            target_groups: vec![TargetGroup {
+                service_name: canary,
+                service_port: cfg.port.to_string(),
+                weight: 100,
+            }],
+            stickiness: cfg.stickiness.map(|duration_seconds| Stickiness {
+                enabled: true,
+                duration_seconds,
+            }),
+        },
+    };
+    serde_json::to_string(&action).unwrap_or_default()
+}
+
+/// A header route's conditions: one `http-header` condition per match (exact values;
+/// validation refuses the others), upstream's field names.
+fn header_conditions(h: &super::HeaderRoute) -> String {
+    let conditions: Vec<Value> = h
+        .matches
+        .iter()
+        .map(|m| {
+            json!({
+                "field": "http-header",
+                "httpHeaderConfig": {
+                    "httpHeaderName": m.header_name,
+                    "values": [m.header_value.exact.clone().unwrap_or_default()],
+                },
+            })
+        })
+        .collect();
+    serde_json::to_string(&conditions).unwrap_or_default()
+}
+
+/// The path a header route adds in front of every rule's paths (upstream's shape): its
+/// backend is the action of the route's name.
+fn header_path(name: &str) -> Value {
+    json!({
+        "path": "/*",
+        "pathType": "ImplementationSpecific",
+        "backend": {"service": {"name": name, "port": {"name": "use-annotation"}}},
+    })
+}
+
+/// Who and what the Ingress is written for.
+pub struct Target<'a> {
+    pub rollout: &'a str,
+    pub canary: &'a str,
+    pub stable: &'a str,
+    /// `managedRoutes` names, in order: paths to a Service of such a name are Sluice's.
+    pub managed: &'a [&'a str],
+}
+
+/// The JSON patch that makes the Ingress hold `hold`: the weighted action annotation, the
+/// actions, conditions and paths of the header routes, and the managed-annotations record;
+/// `None` when it holds them. `Err` names the object and the field.
 pub fn plan_ingress(
     obj: Option<&Value>,
     route: &RoutedObject,
     cfg: &Config,
-    rollout: &str,
-    canary: &str,
-    stable: &str,
+    t: &Target,
     hold: &TrafficHold,
 ) -> Result<Option<Change>, String> {
     let what = &route.route;
@@ -264,18 +312,47 @@ pub fn plan_ingress(
         .pointer("/metadata/annotations")
         .and_then(Value::as_object);
     let get = |k: &str| annotations.and_then(|a| a.get(k)).and_then(Value::as_str);
-    let key = cfg.action_key();
-    let action = forward_action(cfg, canary, stable, hold);
-    // Compared as JSON: someone re-serialising the same action is not a change.
-    let action_held = get(&key).and_then(|v| serde_json::from_str::<Value>(v).ok())
-        == serde_json::from_str::<Value>(&action).ok();
-    let managed = managed_annotations(get(MANAGED_ANNOTATIONS), rollout, &key)
-        .map_err(|e| format!("{what}: {e}"))?;
-    let managed_held = get(MANAGED_ANNOTATIONS).and_then(|v| serde_json::from_str::<Value>(v).ok())
-        == serde_json::from_str::<Value>(&managed).ok();
-    if action_held && managed_held {
-        return Ok(None);
+    // What the annotations must hold, and which of ours must go.
+    let mut desired: Vec<(String, String)> = vec![(
+        cfg.action_key(),
+        forward_action(cfg, t.canary, t.stable, hold),
+    )];
+    let mut gone = Vec::new();
+    for name in t.managed {
+        let keys = [
+            key_of(cfg, "actions", name),
+            key_of(cfg, "conditions", name),
+        ];
+        match hold.header_routes.iter().find(|h| h.name == *name) {
+            Some(h) => {
+                let [action, condition] = keys;
+                desired.push((action, canary_action(cfg, t.canary)));
+                desired.push((condition, header_conditions(h)));
+            }
+            None => gone.extend(keys),
+        }
     }
+    // Compared as JSON: someone re-serialising the same value is not a change.
+    let same = |have: Option<&str>, want: &str| {
+        have.and_then(|v| serde_json::from_str::<Value>(v).ok())
+            == serde_json::from_str::<Value>(want).ok()
+    };
+    let mut record: std::collections::BTreeMap<String, Vec<String>> =
+        match get(MANAGED_ANNOTATIONS) {
+            None | Some("") => Default::default(),
+            Some(json) => serde_json::from_str(json).map_err(|e| {
+                format!("{what}: metadata.annotations[{MANAGED_ANNOTATIONS}]: is not a JSON map of Rollout names to annotation keys ({e}): fix or remove it")
+            })?,
+        };
+    let mine = record.entry(t.rollout.to_string()).or_default();
+    mine.retain(|k| !gone.contains(k));
+    for (k, _) in &desired {
+        if !mine.contains(k) {
+            mine.push(k.clone());
+        }
+    }
+    let record = serde_json::to_string(&record).unwrap_or_default();
+
     let mut patch = Vec::new();
     if annotations.is_none() {
         patch.push(json!({"op": "add", "path": "/metadata/annotations", "value": {}}));
@@ -286,11 +363,52 @@ pub fn plan_ingress(
             k.replace('~', "~0").replace('/', "~1")
         )
     };
-    if !action_held {
-        patch.push(json!({"op": "add", "path": path(&key), "value": action}));
+    for (k, v) in &desired {
+        if !same(get(k), v) {
+            patch.push(json!({"op": "add", "path": path(k), "value": v}));
+        }
     }
-    if !managed_held {
-        patch.push(json!({"op": "add", "path": path(MANAGED_ANNOTATIONS), "value": managed}));
+    for k in &gone {
+        if let Some(v) = get(k) {
+            patch.push(json!({"op": "test", "path": path(k), "value": v}));
+            patch.push(json!({"op": "remove", "path": path(k)}));
+        }
+    }
+    if !same(get(MANAGED_ANNOTATIONS), &record) {
+        patch.push(json!({"op": "add", "path": path(MANAGED_ANNOTATIONS), "value": record}));
+    }
+
+    // The header routes' paths, in front of every rule's paths in managedRoutes order.
+    if !t.managed.is_empty() {
+        let rules_now = obj.pointer("/spec/rules").cloned().unwrap_or(json!([]));
+        let mut rules = rules_now.clone();
+        for rule in rules.as_array_mut().into_iter().flatten() {
+            let Some(paths) = rule
+                .pointer_mut("/http/paths")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            paths.retain(|p| {
+                p.pointer("/backend/service/name")
+                    .and_then(Value::as_str)
+                    .is_none_or(|n| !t.managed.contains(&n))
+            });
+            let ours: Vec<Value> = t
+                .managed
+                .iter()
+                .filter(|n| hold.header_routes.iter().any(|h| h.name == **n))
+                .map(|n| header_path(n))
+                .collect();
+            paths.splice(0..0, ours);
+        }
+        if rules != rules_now {
+            patch.push(json!({"op": "test", "path": "/spec/rules", "value": rules_now}));
+            patch.push(json!({"op": "replace", "path": "/spec/rules", "value": rules}));
+        }
+    }
+    if patch.is_empty() {
+        return Ok(None);
     }
     Ok(Some(Change::PatchRoute {
         route: what.clone(),

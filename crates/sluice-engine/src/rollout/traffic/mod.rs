@@ -481,10 +481,16 @@ impl Routing<'_> {
         if let Some(h) = &step.set_header_route {
             let name = h.name.as_deref().unwrap_or_default();
             self.check_managed(&format!("{field}.setHeaderRoute.name"), name)?;
-            if self.alb.is_some() {
+            if self.alb.is_some()
+                && let Some(j) = h
+                    .match_
+                    .iter()
+                    .flatten()
+                    .position(|m| m.header_value.exact.is_none())
+            {
                 return Err(invalid(
-                    format!("{field}.setHeaderRoute"),
-                    "header routes are not supported by Sluice's ALB router yet (upstream's conditions.<route> annotation)",
+                    format!("{field}.setHeaderRoute.match[{j}].headerValue"),
+                    "an ALB header condition matches values exactly: use exact",
                 ));
             }
             if !self.routes.iter().any(|r| r.header_routes) {
@@ -513,6 +519,12 @@ impl Routing<'_> {
                 return Err(invalid(
                     format!("{field}.setMirrorRoute"),
                     "ingress-nginx has no mirror routes for a canary Ingress",
+                ));
+            }
+            if self.alb.is_some() {
+                return Err(invalid(
+                    format!("{field}.setMirrorRoute"),
+                    "an ALB has no mirror routes",
                 ));
             }
             if !self.routes.iter().any(|r| r.header_routes) {
@@ -668,15 +680,13 @@ impl Routing<'_> {
                 let Some(cfg) = &self.alb else {
                     return Ok(None);
                 };
-                return alb::plan_ingress(
-                    obj,
-                    route,
-                    cfg,
-                    backends.rollout,
-                    self.canary_service,
-                    self.stable_service,
-                    hold,
-                );
+                let target = alb::Target {
+                    rollout: backends.rollout,
+                    canary: self.canary_service,
+                    stable: self.stable_service,
+                    managed: &self.managed_routes,
+                };
+                return alb::plan_ingress(obj, route, cfg, &target, hold);
             }
             RouteRole::IstioDestinationRule => {
                 let Some(dr) = self.istio.as_ref().and_then(|i| i.destination_rule) else {

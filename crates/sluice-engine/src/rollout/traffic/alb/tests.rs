@@ -3,7 +3,7 @@ use serde_json::{Value, json};
 use super::*;
 use crate::rollout::testing::{RolloutBuilder, Sim, pause, weight};
 use crate::rollout::traffic::routing;
-use sluice_api::rollout::{CanaryStep, SetHeaderRoute};
+use sluice_api::rollout::{CanaryStep, HeaderRoutingMatch, SetHeaderRoute, StringMatch};
 
 const CANARY: &str = "demo-canary";
 const STABLE: &str = "demo-stable";
@@ -117,7 +117,7 @@ fn root_service_prefix_and_other_rollouts_entries() {
     let mut ing = ingress();
     ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"] = json!("root");
     ing["metadata"]["annotations"][MANAGED_ANNOTATIONS] =
-        json!(r#"{"zeta":["custom.io/actions.x"],"demo":["custom.io/conditions.beta"]}"#);
+        json!(r#"{"zeta":["custom.io/actions.x"],"demo":["custom.io/actions.old"]}"#);
     let mut sim = sim(
         Some(ing),
         json!({"ingress": "web", "servicePort": 8080, "rootService": "root", "annotationPrefix": "custom.io"}),
@@ -127,7 +127,7 @@ fn root_service_prefix_and_other_rollouts_entries() {
     assert!(action.contains(r#""ServicePort":"8080""#), "{action}");
     assert_eq!(
         annotation(&sim, MANAGED_ANNOTATIONS),
-        r#"{"demo":["custom.io/conditions.beta","custom.io/actions.root"],"zeta":["custom.io/actions.x"]}"#
+        r#"{"demo":["custom.io/actions.old","custom.io/actions.root"],"zeta":["custom.io/actions.x"]}"#
     );
 }
 
@@ -163,13 +163,10 @@ fn bad_ingresses_and_settings_are_refused_naming_the_object_and_field() {
             .clone();
         assert!(m.starts_with(&want), "{m}");
     }
-    let header = CanaryStep {
-        set_header_route: Some(SetHeaderRoute {
-            name: Some("beta".into()),
-            match_: None,
-        }),
+    let header = header_step(Some(StringMatch {
+        prefix: Some("v1".into()),
         ..Default::default()
-    };
+    }));
     for (steps, alb, field) in [
         (
             vec![weight(1)],
@@ -194,10 +191,92 @@ fn bad_ingresses_and_settings_are_refused_naming_the_object_and_field() {
         (
             vec![header],
             json!({"ingress": "web", "servicePort": 80}),
-            "spec.strategy.canary.steps[0].setHeaderRoute".to_string(),
+            "spec.strategy.canary.steps[0].setHeaderRoute.match[0].headerValue".to_string(),
         ),
     ] {
         let ro = alb_rollout(steps, alb).build();
         assert_eq!(routing(&ro).unwrap_err().field, field);
     }
+}
+
+fn header_step(value: Option<StringMatch>) -> CanaryStep {
+    CanaryStep {
+        set_header_route: Some(SetHeaderRoute {
+            name: Some("beta".into()),
+            match_: value.map(|v| {
+                vec![HeaderRoutingMatch {
+                    header_name: "x-beta".into(),
+                    header_value: v,
+                }]
+            }),
+        }),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn header_routes_add_an_action_a_condition_and_a_path_first_and_go_at_the_end() {
+    let exact = StringMatch {
+        exact: Some("yes".into()),
+        ..Default::default()
+    };
+    let steps = vec![
+        weight(20),
+        header_step(Some(exact)),
+        pause(),
+        weight(40),
+        pause(),
+    ];
+    let mut sim =
+        Sim::new(alb_rollout(steps, json!({"ingress": "web", "servicePort": 80})).build());
+    sim.add_services(&[CANARY, STABLE]);
+    sim.obs.routes.insert(ingress_ref(), Some(ingress()));
+    sim.run_until_quiet(20);
+    sim.set_image("app:v2");
+    sim.run_until_quiet(20);
+    assert_eq!(
+        annotation(&sim, "alb.ingress.kubernetes.io/actions.beta"),
+        r#"{"Type":"forward","ForwardConfig":{"TargetGroups":[{"ServiceName":"demo-canary","ServicePort":"80","Weight":100}]}}"#
+    );
+    assert_eq!(
+        annotation(&sim, "alb.ingress.kubernetes.io/conditions.beta"),
+        r#"[{"field":"http-header","httpHeaderConfig":{"httpHeaderName":"x-beta","values":["yes"]}}]"#
+    );
+    let paths = |sim: &Sim| {
+        sim.obs.routes[&ingress_ref()].as_ref().unwrap()["spec"]["rules"][0]["http"]["paths"]
+            .clone()
+    };
+    assert_eq!(
+        paths(&sim)[0],
+        json!({"path": "/*", "pathType": "ImplementationSpecific", "backend": {"service": {"name": "beta", "port": {"name": "use-annotation"}}}})
+    );
+    assert_eq!(
+        paths(&sim)[1],
+        ingress()["spec"]["rules"][0]["http"]["paths"][0]
+    );
+    assert_eq!(
+        annotation(&sim, MANAGED_ANNOTATIONS),
+        r#"{"demo":["alb.ingress.kubernetes.io/actions.demo-stable","alb.ingress.kubernetes.io/actions.beta","alb.ingress.kubernetes.io/conditions.beta"]}"#
+    );
+    // The end: the header route's annotations and path are gone, the user's Ingress as it was.
+    sim.obs.rollout.status.as_mut().unwrap().pause_conditions = None;
+    sim.run_until_quiet(20);
+    sim.obs.rollout.status.as_mut().unwrap().pause_conditions = None;
+    sim.run_until_quiet(40);
+    let ing = sim.obs.routes[&ingress_ref()].as_ref().unwrap();
+    assert_eq!(ing["spec"], ingress()["spec"]);
+    assert!(
+        ing["metadata"]["annotations"]
+            .get("alb.ingress.kubernetes.io/actions.beta")
+            .is_none()
+    );
+    assert!(
+        ing["metadata"]["annotations"]
+            .get("alb.ingress.kubernetes.io/conditions.beta")
+            .is_none()
+    );
+    assert_eq!(
+        annotation(&sim, MANAGED_ANNOTATIONS),
+        r#"{"demo":["alb.ingress.kubernetes.io/actions.demo-stable"]}"#
+    );
 }
