@@ -997,3 +997,91 @@ fn alb_header_route_adds_its_action_condition_and_path_and_removes_them() {
         .then_some(())
     });
 }
+
+/// An NGINX header route: `canary-by-header` and `canary-by-header-value` on the canary
+/// Ingress while the steps hold it, gone after the end.
+#[test]
+fn nginx_header_route_sets_canary_by_header_and_removes_it() {
+    require_kubectl!();
+    let env = Env::start("routers_nginx_header");
+    env.apply(SERVICES);
+    env.apply(STABLE_INGRESS);
+    let routing = format!("{NGINX_ROUTING}        managedRoutes:\n          - name: testers\n");
+    let steps = "        - setWeight: 20\n        - setHeaderRoute:\n            name: testers\n            match:\n              - headerName: x-canary\n                headerValue: {exact: \"yes\"}\n        - pause: {}\n";
+    env.apply(&rollout_yaml_with_routing(
+        "nginx:1.26",
+        "",
+        &routing,
+        steps,
+    ));
+    env.wait_for("Healthy", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    set_image(&env, "nginx:1.27");
+    wait_paused_at(&env, 2);
+    let ing = canary_ingress(&env).expect("the canary Ingress");
+    let a = &ing["metadata"]["annotations"];
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/canary-by-header"],
+        "x-canary"
+    );
+    assert_eq!(
+        a["nginx.ingress.kubernetes.io/canary-by-header-value"],
+        "yes"
+    );
+    assert_eq!(nginx_weights(&env), Some((20, 80)));
+    promote(&env);
+    env.wait_for("the header annotations gone at the end", T, |env| {
+        let ing = canary_ingress(env)?;
+        let a = &ing["metadata"]["annotations"];
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy
+            && a.get("nginx.ingress.kubernetes.io/canary-by-header")
+                .is_none()
+            && a.get("nginx.ingress.kubernetes.io/canary-by-header-value")
+                .is_none()
+            && nginx_weights(env) == Some((0, 100)))
+        .then_some(())
+    });
+}
+
+/// Istio header and mirror routes: named after the managed routes, first in `spec.http`
+/// while the steps hold them, gone after an abort.
+#[test]
+fn istio_header_and_mirror_routes_come_first_and_go_on_abort() {
+    require_kubectl!();
+    let env = Env::start("routers_istio_managed");
+    install_istio(&env);
+    env.apply(SERVICES);
+    env.apply(HOST_VS);
+    let routing = "        managedRoutes:\n          - name: testers\n          - name: shadow\n        istio:\n          virtualService:\n            name: web\n            routes: [primary]\n";
+    let steps = "        - setWeight: 20\n        - setHeaderRoute:\n            name: testers\n            match:\n              - headerName: x-canary\n                headerValue: {exact: \"yes\"}\n        - setMirrorRoute:\n            name: shadow\n            percentage: 25\n            match:\n              - method: {exact: GET}\n        - pause: {}\n";
+    env.apply(&rollout_yaml_with_routing("nginx:1.26", "", routing, steps));
+    env.wait_for("Healthy", T, |env| {
+        let ro = rollout(env);
+        (check_argocd(&ro) == ArgoHealth::Healthy).then_some(())
+    });
+    set_image(&env, "nginx:1.27");
+    wait_paused_at(&env, 3);
+    let vs = env.get_json(&["virtualservice", "web"]);
+    let http = vs["spec"]["http"].as_array().unwrap();
+    let names: Vec<&str> = http.iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["testers", "shadow", "admin", "primary"]);
+    assert_eq!(http[0]["match"][0]["headers"]["x-canary"]["exact"], "yes");
+    assert_eq!(http[0]["route"][0]["destination"]["host"], "web-canary");
+    assert_eq!(http[1]["match"][0]["method"]["exact"], "GET");
+    assert_eq!(http[1]["mirror"]["host"], "web-canary");
+    assert_eq!(http[1]["mirrorPercentage"]["value"].as_f64(), Some(25.0));
+    assert_eq!(primary_weights(&env), Some((20, 80)));
+    env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
+    env.wait_for("the managed routes gone after the abort", T, |env| {
+        let vs = env.get_json(&["virtualservice", "web"]);
+        let names: Vec<String> = vs["spec"]["http"]
+            .as_array()?
+            .iter()
+            .map(|r| r["name"].as_str().unwrap_or("").to_string())
+            .collect();
+        (names == ["admin", "primary"] && primary_weights(env) == Some((0, 100))).then_some(())
+    });
+}
