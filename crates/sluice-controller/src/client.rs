@@ -10,15 +10,25 @@ pub async fn connect(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> anyhow::Result<(kube::Client, String)> {
-    connect_with(kubeconfig, context, None, None).await
+    connect_with(kubeconfig, context, None, None, None).await
 }
 
-/// Like [`connect`], counting every request in `metrics`
+/// The controller's User-Agent: `sluice-controller/<version> (<identity>)`, the identity being
+/// the one it holds the leader Lease with, so an API server's audit log tells replicas apart.
+pub fn user_agent(identity: &str) -> String {
+    format!(
+        "sluice-controller/{} ({identity})",
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// Like [`connect`], sending `user_agent`, counting every request in `metrics`
 /// (`controller_clientset_k8s_request_total`) and holding requests to `budget` (`--qps`,
 /// `--burst`). The budget applies before the count, so a request is counted when it is sent.
 pub async fn connect_with(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
+    user_agent: Option<&str>,
     metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
     budget: Option<std::sync::Arc<crate::throttle::Budget>>,
 ) -> anyhow::Result<(kube::Client, String)> {
@@ -38,6 +48,13 @@ pub async fn connect_with(
             .await
             .context("no usable kubeconfig or in-cluster configuration")?,
     };
+    let mut config = config;
+    if let Some(ua) = user_agent {
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(ua).context("the user agent is not a header value")?,
+        ));
+    }
     let namespace = config.default_namespace.clone();
     let builder =
         kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
