@@ -188,6 +188,16 @@ impl EmbeddedCluster {
             .collect()
     }
 
+    /// Replaces the injected faults (what `PUT /_sluice/faults` does).
+    pub fn set_faults(&self, faults: faults::Faults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// What was injected so far (what `GET /_sluice/faults` reports).
+    pub fn fault_stats(&self) -> faults::FaultStats {
+        self.shared.faults.stats()
+    }
+
     /// Stops serving, ends open watches, and flushes persistence.
     pub async fn shutdown(self) {
         self.shared.shutdown.cancel();
