@@ -479,7 +479,7 @@ fn spawn_checker(
                 .expect("config");
             let client = kube::Client::try_from(config).expect("client");
             enum Seen {
-                Rs(Event<ReplicaSet>),
+                Rs(Box<Event<ReplicaSet>>),
                 Ro(Event<DynamicObject>),
                 Run(Event<DynamicObject>),
                 Exp(Event<DynamicObject>),
@@ -487,7 +487,7 @@ fn spawn_checker(
             let cfg = watcher::Config::default;
             let rs = watcher::watcher(Api::<ReplicaSet>::namespaced(client.clone(), &ns), cfg())
                 .default_backoff()
-                .map(|e| e.map(Seen::Rs));
+                .map(|e| e.map(|ev| Seen::Rs(Box::new(ev))));
             let ro = watcher::watcher(api(&client, &ns, "Rollout", "rollouts"), cfg())
                 .default_backoff()
                 .map(|e| e.map(Seen::Ro));
@@ -504,7 +504,7 @@ fn spawn_checker(
                 let Ok(Some(Ok(seen))) = next else { continue };
                 let mut c = checker.lock().unwrap();
                 match seen {
-                    Seen::Rs(ev) => c.on_rs(ev),
+                    Seen::Rs(ev) => c.on_rs(*ev),
                     Seen::Ro(Event::Apply(o) | Event::InitApply(o)) => c.on_rollout(&o),
                     Seen::Run(Event::Apply(o) | Event::InitApply(o)) => {
                         c.on_child("AnalysisRun", &o)
@@ -1005,4 +1005,115 @@ fn chaos_long() {
             spread: Duration::from_secs(600),
         }),
     );
+}
+
+/// The checker itself: each invariant is reported when broken (a checker that cannot fail
+/// would make the suite worthless).
+#[cfg(test)]
+mod checker_tests {
+    use super::*;
+
+    fn rs(uid: &str, owner: &str, hash: &str, spec: i32, available: i32) -> ReplicaSet {
+        serde_json::from_value(json!({
+            "metadata": {"name": format!("{owner}-{hash}"), "uid": uid,
+                "labels": {"rollouts-pod-template-hash": hash},
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "name": owner, "uid": "ro-uid"}]},
+            "spec": {"replicas": spec, "selector": {}},
+            "status": {"replicas": spec, "availableReplicas": available}
+        }))
+        .unwrap()
+    }
+
+    fn rollout(name: &str, status: Value) -> DynamicObject {
+        serde_json::from_value(
+            json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name, "uid": "ro-uid"}, "status": status}),
+        )
+        .unwrap()
+    }
+
+    fn run(name: &str, uid: &str, step: &str) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "argoproj.io/v1alpha1", "kind": "AnalysisRun",
+            "metadata": {"name": name, "uid": uid,
+                "labels": {"rollouts-pod-template-hash": "new", "rollout-type": "Step", "step-index": step},
+                "ownerReferences": [{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+                    "name": "r", "uid": "ro-uid"}]}}))
+        .unwrap()
+    }
+
+    fn healthy_at_old() -> Checker {
+        let mut c = Checker::default();
+        c.on_rollout(&rollout(
+            "r",
+            json!({"phase": "Healthy", "stableRS": "old", "currentPodHash": "old"}),
+        ));
+        c.on_rs(Event::Apply(rs("1", "r", "old", 4, 4)));
+        c.on_rollout(&rollout(
+            "r",
+            json!({"phase": "Progressing", "stableRS": "old", "currentPodHash": "new"}),
+        ));
+        c
+    }
+
+    #[test]
+    fn availability_below_the_bound_is_a_violation() {
+        let mut c = healthy_at_old();
+        c.on_rs(Event::Apply(rs("2", "r", "new", 1, 0)));
+        c.on_rs(Event::Apply(rs("1", "r", "old", 3, 3)));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.on_rs(Event::Apply(rs("1", "r", "old", 2, 2)));
+        assert_eq!(c.violations.len(), 1, "{:?}", c.violations);
+        assert!(c.violations[0].starts_with("r: 2 pods available, below 3"));
+    }
+
+    #[test]
+    fn deleting_the_stable_replicaset_before_promotion_is_a_violation() {
+        let mut c = healthy_at_old();
+        c.on_rs(Event::Delete(rs("1", "r", "old", 4, 4)));
+        assert!(
+            c.violations
+                .iter()
+                .any(|v| v.contains("stable ReplicaSet r-old was deleted")),
+            "{:?}",
+            c.violations
+        );
+    }
+
+    #[test]
+    fn a_second_run_for_the_same_step_is_a_violation() {
+        let mut c = healthy_at_old();
+        c.on_child("AnalysisRun", &run("r-new-1", "a", "1"));
+        c.on_child("AnalysisRun", &run("r-new-1", "a", "1"));
+        c.on_child("AnalysisRun", &run("r-new-3", "b", "3"));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.on_child("AnalysisRun", &run("r-new-1.1", "c", "1"));
+        assert_eq!(c.violations.len(), 1, "{:?}", c.violations);
+    }
+
+    #[test]
+    fn a_lost_abort_or_an_undone_promote_is_a_violation() {
+        let mut c = healthy_at_old();
+        c.user.insert(
+            "r".into(),
+            vec![
+                UserWrite::Abort { hash: "new".into() },
+                UserWrite::Promote {
+                    step: 1,
+                    hash: "new".into(),
+                },
+            ],
+        );
+        c.on_rollout(&rollout(
+            "r",
+            json!({"abort": true, "currentPodHash": "new", "currentStepIndex": 2}),
+        ));
+        assert!(c.violations.is_empty(), "{:?}", c.violations);
+        c.on_rollout(&rollout(
+            "r",
+            json!({"currentPodHash": "new", "currentStepIndex": 1,
+            "pauseConditions": [{"reason": "CanaryPauseStep"}]}),
+        ));
+        assert_eq!(c.violations.len(), 2, "{:?}", c.violations);
+    }
 }
