@@ -46,9 +46,23 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding --metrics-addr {}", args.metrics_addr))?;
+    let lease_client = if args.leader_elect {
+        Some(
+            client::connect_lease(
+                args.kube.kubeconfig.as_deref(),
+                args.kube.context.as_deref(),
+                Some(&client::user_agent(&identity)),
+                Some(&metrics),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let leader_election = args
         .leader_elect
         .then(|| sluice_controller::LeaderElection {
+            client: lease_client,
             namespace: args
                 .leader_election_namespace
                 .clone()

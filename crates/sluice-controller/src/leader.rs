@@ -100,6 +100,16 @@ pub fn default_identity() -> String {
     format!("{host}_{}", std::process::id())
 }
 
+/// The configuration of the client the Lease is renewed with: `config` without kube-rs's
+/// retry of 429, 503 and 504. That retry backs off for up to 15 attempts, far longer than a Lease lasts, and a leader
+/// stuck in it still believes it leads after its Lease expired and a standby took over
+/// (argo-rollouts#2117's failure). Without it a refused renewal is an error at once, and the
+/// leader stops its controllers before anyone else can lead.
+pub fn lease_config(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
+}
+
 /// Whole seconds, rounded up (the Lease API counts in seconds).
 fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -537,6 +547,61 @@ mod tests {
             "the Lease was released while the work still ran"
         );
         assert_eq!(holder(&cluster).await, None, "released at the end");
+        cluster.shutdown().await;
+    }
+
+    /// A client of `cluster` sending `user_agent`, as the controller builds the Lease's client:
+    /// without kube-rs's retry of 429/503/504 (see [`lease_config`]).
+    fn lease_client_of(cluster: &EmbeddedCluster, user_agent: &str) -> kube::Client {
+        let mut config = kube::Config::new(format!("http://{}", cluster.addr()).parse().unwrap());
+        config.default_namespace = NS.into();
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(user_agent).unwrap(),
+        ));
+        Client::try_from(lease_config(config)).expect("client")
+    }
+
+    /// Regression (#2117's family, found while building the chaos suite): kube-rs retries a
+    /// 429 or 504 up to 15 times with growing delays, so a renewal the server keeps refusing
+    /// held the leader in a retry loop, still leading, while its Lease expired and the standby
+    /// took over. The Lease's client does not retry: the failed renewal stops the leader.
+    #[tokio::test]
+    async fn a_leader_whose_renewals_are_throttled_stops_before_the_standby_leads() {
+        let cluster = cluster().await;
+        let elector = LeaderElector::new(
+            lease_client_of(&cluster, "candidate-a"),
+            NS,
+            LEASE,
+            "a",
+            DURATION,
+        )
+        .await
+        .expect("elector starts");
+        let (tx, mut a_leading) = watch::channel(false);
+        let a_stop = CancellationToken::new();
+        let a_task = tokio::spawn(elector.run(tx, a_stop.clone()));
+        becomes(&mut a_leading, true, DURATION * 2).await;
+        let mut b = candidate(&cluster, "b").await;
+        // Every renewal by `a` is refused with 429 from now on.
+        cluster.set_faults(
+            sluice_cluster::faults::Faults::parse(
+                "errors: [{verbs: [write], resources: [leases], userAgents: [candidate-a], rate: 1, code: 429, retryAfterSeconds: 1}]",
+            )
+            .unwrap(),
+        );
+        becomes(&mut b.leading, true, DURATION * 4).await;
+        assert!(
+            !*a_leading.borrow(),
+            "the standby leads while the old leader still thinks it leads"
+        );
+        a_stop.cancel();
+        b.stop.cancel();
+        assert!(matches!(
+            a_task.await.expect("join"),
+            Err(LeaderError::LostWhileLeading { .. })
+        ));
+        let _ = b.task.await;
         cluster.shutdown().await;
     }
 
