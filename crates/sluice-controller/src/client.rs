@@ -22,7 +22,7 @@ pub fn user_agent(identity: &str) -> String {
     )
 }
 
-/// Like [`connect`], sending `user_agent`, counting every request in `metrics`
+/// Like [`connect`], without kube-rs's retries, sending `user_agent`, counting every request in `metrics`
 /// (`controller_clientset_k8s_request_total`) and holding requests to `budget` (`--qps`,
 /// `--burst`). The budget applies before the count, so a request is counted when it is sent.
 pub async fn connect_with(
@@ -32,8 +32,12 @@ pub async fn connect_with(
     metrics: Option<&std::sync::Arc<crate::metrics::Metrics>>,
     budget: Option<std::sync::Arc<crate::throttle::Budget>>,
 ) -> anyhow::Result<(kube::Client, String)> {
-    let config = load_config(kubeconfig, context).await?;
-    let config = with_user_agent(config, user_agent)?;
+    let mut config = with_user_agent(load_config(kubeconfig, context).await?, user_agent)?;
+    // No hidden retries: kube-rs would retry a 429, 503 or 504 up to 15 times with growing
+    // delays, so a write issued while this replica led could land long after its Lease expired
+    // and another replica took over (found by the chaos suite). A failed request fails the
+    // reconcile, which the controller's own per-object backoff retries on the current state.
+    config.default_retry = false;
     let namespace = config.default_namespace.clone();
     let builder =
         kube::client::ClientBuilder::try_from(config).context("building the Kubernetes client")?;
