@@ -962,9 +962,13 @@ fn run_chaos(test: &str, plan: Plan) {
                 logs.push('\n');
             }
         }
+        // Keep the logs, the data directory and the faults file for the post-mortem.
+        let dir = std::mem::replace(&mut env.dir, tempfile::tempdir().expect("tempdir"));
+        let kept = dir.keep();
         panic!(
-            "{} invariant violations:\n{}\n{logs}",
+            "{} invariant violations (logs and data kept in {}):\n{}\n{logs}",
             violations.len(),
+            kept.display(),
             violations.join("\n")
         );
     }
