@@ -16,6 +16,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -332,6 +333,8 @@ struct InjectorState {
 
 /// The server's fault injector: the configuration, its draw sequence and its counts.
 pub struct Injector {
+    /// Whether any fault is configured: when not, a request costs one atomic load.
+    active: AtomicBool,
     state: Mutex<InjectorState>,
 }
 
@@ -344,6 +347,7 @@ impl Default for Injector {
 impl Injector {
     pub fn new(faults: Faults) -> Injector {
         Injector {
+            active: AtomicBool::new(faults != Faults::default()),
             state: Mutex::new(InjectorState {
                 rng: Rng(faults.seed),
                 faults,
@@ -360,6 +364,8 @@ impl Injector {
     pub fn set(&self, faults: Faults) {
         let mut st = self.lock();
         st.rng = Rng(faults.seed);
+        self.active
+            .store(faults != Faults::default(), Ordering::Release);
         st.faults = faults;
     }
 
@@ -372,8 +378,11 @@ impl Injector {
     }
 
     /// Draws the fate of `r`. One draw per rule examined, so the sequence depends only on the
-    /// seed and the order in which requests arrive.
+    /// seed and the order in which requests arrive. Requests are counted while faults are on.
     pub fn decide(&self, r: &Request) -> Decision {
+        if !self.active.load(Ordering::Acquire) {
+            return Decision::default();
+        }
         let mut guard = self.lock();
         let st = &mut *guard;
         st.stats.requests += 1;
@@ -382,9 +391,6 @@ impl Injector {
             st.stats.writes += 1;
         }
         let mut d = Decision::default();
-        if st.faults == Faults::default() {
-            return d;
-        }
         for l in &st.faults.latency {
             if l.on.matches(r) && st.rng.unit() < l.rate {
                 d.latency = Some(Duration::from_millis(st.rng.between(l.min_ms, l.max_ms)));
@@ -502,6 +508,8 @@ pub const REQUEST_LOG_CAP: usize = 500_000;
 /// The request log.
 #[derive(Default)]
 pub struct RequestLog {
+    /// Mirrors `config.enabled`: when off, a request costs one atomic load.
+    on: AtomicBool,
     inner: Mutex<RequestLogState>,
 }
 
@@ -518,7 +526,9 @@ impl RequestLog {
     }
 
     pub fn configure(&self, config: RequestLogConfig) {
-        self.lock().config = config;
+        let mut st = self.lock();
+        self.on.store(config.enabled, Ordering::Release);
+        st.config = config;
     }
 
     pub fn config(&self) -> RequestLogConfig {
@@ -527,6 +537,9 @@ impl RequestLog {
 
     /// The tracked Lease as `(namespace, name)`, when the log is on and tracks one.
     pub fn tracked_lease(&self) -> Option<(String, String)> {
+        if !self.enabled() {
+            return None;
+        }
         let st = self.lock();
         if !st.config.enabled {
             return None;
@@ -536,7 +549,7 @@ impl RequestLog {
     }
 
     pub fn enabled(&self) -> bool {
-        self.lock().config.enabled
+        self.on.load(Ordering::Acquire)
     }
 
     /// Appends `entry`, numbering it.
@@ -598,7 +611,7 @@ mod tests {
     }
 
     #[test]
-    fn off_by_default_injects_nothing_and_counts_requests() {
+    fn off_by_default_injects_nothing_and_counts_only_while_on() {
         let inj = Injector::default();
         for _ in 0..100 {
             assert_eq!(
@@ -606,8 +619,19 @@ mod tests {
                 Decision::default()
             );
         }
+        assert_eq!(inj.stats().requests, 0);
+        inj.set(errors_at(0.0, 500));
+        for _ in 0..10 {
+            assert_eq!(
+                inj.decide(&req("patch", "replicasets")),
+                Decision::default()
+            );
+        }
         let s = inj.stats();
-        assert_eq!((s.requests, s.writes, s.faulted_writes), (100, 100, 0));
+        assert_eq!((s.requests, s.writes, s.faulted_writes), (10, 10, 0));
+        inj.set(Faults::default());
+        inj.decide(&req("patch", "replicasets"));
+        assert_eq!(inj.stats().requests, 10);
     }
 
     #[test]
