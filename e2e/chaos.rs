@@ -717,15 +717,28 @@ fn run_chaos(test: &str, plan: Plan) {
                 .collect(),
         )
     };
-    env.wait_for(
-        "every Rollout Healthy at its first revision",
-        Duration::from_secs(240),
-        |env| {
-            let now = all(env)?;
-            (now.len() == rollouts.len() && now.values().all(|r| r["status"]["phase"] == "Healthy"))
-                .then_some(())
-        },
-    );
+    // Every Rollout Healthy at its first revision (faults are on already; a controller that
+    // exits meanwhile is restarted, as its Deployment would).
+    let initial = Instant::now() + Duration::from_secs(240);
+    loop {
+        for (i, c) in controllers.iter_mut().enumerate() {
+            if c.try_wait().is_some() {
+                exits += 1;
+                *c = spawn(&env, i);
+            }
+        }
+        let ready = all(&env).is_some_and(|now| {
+            now.len() == rollouts.len() && now.values().all(|r| r["status"]["phase"] == "Healthy")
+        });
+        if ready {
+            break;
+        }
+        assert!(
+            Instant::now() < initial,
+            "timed out after 240s waiting for every Rollout Healthy at its first revision"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
 
     // The update, under chaos.
     let mut update = String::new();
