@@ -6,6 +6,7 @@ mod argocd;
 mod argocd_oracle;
 mod blue_green;
 mod canary;
+mod chaos;
 mod cli;
 mod cluster_fidelity;
 mod dashboard;

@@ -19,6 +19,7 @@
 mod discovery;
 pub mod error;
 mod events;
+pub mod faults;
 mod gc;
 mod hpa;
 mod names;
@@ -66,6 +67,9 @@ pub struct ClusterConfig {
     /// Run the simulated workload controllers (ReplicaSet, Deployment, Job, kubelet);
     /// `None` serves the API only.
     pub workloads: Option<workloads::Config>,
+    /// Faults to inject from the start (none by default; also settable at run time on
+    /// `/_sluice/faults`).
+    pub faults: faults::Faults,
 }
 
 /// Why the embedded cluster could not start.
@@ -122,6 +126,8 @@ impl EmbeddedCluster {
             addr,
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(1),
+            faults: faults::Injector::new(cfg.faults.clone()),
+            requests: faults::RequestLog::default(),
         });
         tasks.push(serve(listener, shared.clone()));
         tasks.push(tokio::spawn(gc_loop(shared.clone())));
@@ -180,6 +186,16 @@ impl EmbeddedCluster {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Replaces the injected faults (what `PUT /_sluice/faults` does).
+    pub fn set_faults(&self, faults: faults::Faults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// What was injected so far (what `GET /_sluice/faults` reports).
+    pub fn fault_stats(&self) -> faults::FaultStats {
+        self.shared.faults.stats()
     }
 
     /// Stops serving, ends open watches, and flushes persistence.

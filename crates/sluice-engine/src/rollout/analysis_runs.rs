@@ -453,6 +453,23 @@ pub fn free_name(base: &str, sep: char, taken: impl Fn(&str) -> bool) -> String 
         .unwrap_or_default()
 }
 
+/// The last of `base`, `base<sep>1`, `base<sep>2`, ... in the unbroken run of names `exists`
+/// holds — the newest object created under these names — or `None` when `base` is free.
+pub fn newest_name(base: &str, sep: char, exists: impl Fn(&str) -> bool) -> Option<String> {
+    if !exists(base) {
+        return None;
+    }
+    let mut newest = base.to_string();
+    for n in 1.. {
+        let next = format!("{base}{sep}{n}");
+        if !exists(&next) {
+            break;
+        }
+        newest = next;
+    }
+    Some(newest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,6 +565,16 @@ mod tests {
         );
         let err = resolve_templates(&obs, &refs(json!([{"templateName": "a"}])), "t").unwrap_err();
         assert!(err.message.contains("references itself"), "{err}");
+    }
+
+    #[test]
+    fn the_newest_name_is_the_end_of_the_unbroken_sequence() {
+        let taken = ["r", "r.1", "r.2", "r.4"];
+        assert_eq!(
+            newest_name("r", '.', |n| taken.contains(&n)).as_deref(),
+            Some("r.2")
+        );
+        assert_eq!(newest_name("s", '.', |n| taken.contains(&n)), None);
     }
 
     #[test]
