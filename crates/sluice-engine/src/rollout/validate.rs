@@ -140,6 +140,31 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
             "must be greater than or equal to 0",
         ));
     }
+    for (field, value) in [
+        ("spec.minReadySeconds", spec.min_ready_seconds),
+        ("spec.revisionHistoryLimit", spec.revision_history_limit),
+        (
+            "spec.progressDeadlineSeconds",
+            spec.progress_deadline_seconds,
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| *v < 0) {
+            return Err(invalid(
+                field,
+                format!("must be greater than or equal to 0, got {v}"),
+            ));
+        }
+    }
+    if spec.progress_deadline_seconds() <= spec.min_ready_seconds() {
+        return Err(invalid(
+            "spec.progressDeadlineSeconds",
+            format!(
+                "must be greater than minReadySeconds ({} <= {})",
+                spec.progress_deadline_seconds(),
+                spec.min_ready_seconds()
+            ),
+        ));
+    }
     if spec.template.is_some() && spec.workload_ref.is_some() {
         return Err(invalid(
             "spec.template",
@@ -208,6 +233,15 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
                 ));
             }
         }
+    }
+    if canary.traffic_routing.is_some()
+        && canary.scale_down_delay_seconds.is_some()
+        && canary.dynamic_stable_scale == Some(true)
+    {
+        return Err(invalid(
+            "spec.strategy.canary.dynamicStableScale",
+            "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds",
+        ));
     }
     let zero = |v: &Option<_>| {
         use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -558,6 +592,57 @@ fn validate_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollout::testing::RolloutBuilder;
+
+    /// Upstream's ValidateNonnegativeField and deadline rule, found missing by the bad-input
+    /// catalogue (e2e/catalogue/rollout-numbers.yaml).
+    #[test]
+    fn negative_timings_and_a_deadline_within_min_ready_are_invalid() {
+        let cases: Vec<(fn(&mut RolloutSpec), &str, &str)> = vec![
+            (
+                |s| s.min_ready_seconds = Some(-5),
+                "spec.minReadySeconds",
+                "got -5",
+            ),
+            (
+                |s| s.revision_history_limit = Some(-1),
+                "spec.revisionHistoryLimit",
+                "got -1",
+            ),
+            (
+                |s| s.progress_deadline_seconds = Some(-10),
+                "spec.progressDeadlineSeconds",
+                "got -10",
+            ),
+            (
+                |s| {
+                    s.min_ready_seconds = Some(600);
+                    s.progress_deadline_seconds = Some(600);
+                },
+                "spec.progressDeadlineSeconds",
+                "must be greater than minReadySeconds (600 <= 600)",
+            ),
+            (
+                |s| s.min_ready_seconds = Some(601),
+                "spec.progressDeadlineSeconds",
+                "must be greater than minReadySeconds (600 <= 601)",
+            ),
+        ];
+        for (edit, field, message) in cases {
+            let ro = RolloutBuilder::new("app:v1").spec(edit).build();
+            let err = validate_spec(&ro.spec).unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.message.contains(message), "{err}");
+        }
+        let fine = RolloutBuilder::new("app:v1")
+            .spec(|s| {
+                s.min_ready_seconds = Some(30);
+                s.progress_deadline_seconds = Some(31);
+                s.revision_history_limit = Some(0);
+            })
+            .build();
+        assert_eq!(validate_spec(&fine.spec), Ok(()));
+    }
 
     #[test]
     fn the_unsupported_lists_name_real_fields() {
