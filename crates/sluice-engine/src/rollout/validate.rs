@@ -254,6 +254,10 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
             "MaxSurge and MaxUnavailable both can not be zero",
         ));
     }
+    not_over_100_percent(
+        "spec.strategy.canary.maxUnavailable",
+        canary.max_unavailable.as_ref(),
+    )?;
     Limits::resolve(
         canary.max_surge.as_ref(),
         canary.max_unavailable.as_ref(),
@@ -297,6 +301,23 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
 }
 
 /// Upstream's message for a canary field that needs traffic routing, where it has one.
+/// Kubernetes' Deployment rule for maxUnavailable: a percentage above 100% is refused, not
+/// silently capped (upstream's Rollout validation caps it; Sluice refuses, like a Deployment).
+fn not_over_100_percent(
+    field: &str,
+    value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
+) -> Result<(), InvalidSpec> {
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+    let Some(v @ IntOrString::String(_)) = value else {
+        return Ok(());
+    };
+    // The percentage itself: the value resolved against a total of 100.
+    match sluice_api::k8s::intstr::resolve(field, v, 100, false) {
+        Ok(pct) if pct > 100 => Err(invalid(field, "must not be greater than 100%")),
+        _ => Ok(()),
+    }
+}
+
 fn traffic_routing_only_message(field: &str) -> String {
     let name = field.rsplit('.').next().unwrap_or(field);
     match name {
@@ -369,6 +390,7 @@ fn validate_blue_green(spec: &RolloutSpec, bg: &BlueGreenStrategy) -> Result<(),
             ),
         ));
     }
+    not_over_100_percent(&format!("{F}.maxUnavailable"), bg.max_unavailable.as_ref())?;
     Limits::blue_green(bg.max_unavailable.as_ref(), spec.replicas()).map_err(|e| {
         invalid(
             e.field.clone(),
@@ -642,6 +664,73 @@ mod tests {
             })
             .build();
         assert_eq!(validate_spec(&fine.spec), Ok(()));
+    }
+
+    /// Found by the bad-input catalogue: `maxUnavailable: "150%"` was silently capped.
+    #[test]
+    fn max_unavailable_above_100_percent_is_invalid() {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let with = |v: &str| {
+            let ro = RolloutBuilder::new("app:v1")
+                .canary(|c| c.max_unavailable = Some(IntOrString::String(v.into())))
+                .build();
+            validate_spec(&ro.spec)
+        };
+        let err = with("150%").unwrap_err();
+        assert_eq!(err.field, "spec.strategy.canary.maxUnavailable");
+        assert_eq!(err.message, "must not be greater than 100%");
+        assert_eq!(with("100%"), Ok(()));
+        assert_eq!(
+            with("101").unwrap_err().field,
+            "spec.strategy.canary.maxUnavailable"
+        );
+    }
+
+    /// Found by the bad-input catalogue: a template whose metric can never run (a condition
+    /// that does not parse, an unknown provider, a bad interval or count) let the Rollout
+    /// scale its canary and start a run that could only end in Error.
+    #[test]
+    fn a_template_metric_that_cannot_run_is_the_rollouts_invalid_spec() {
+        use crate::rollout::testing::{analysis_step, observed, rs, with_templates};
+        let cases: Vec<(serde_json::Value, &str)> = vec![
+            (
+                serde_json::json!({"successCondition": "result >= "}),
+                "successCondition",
+            ),
+            (
+                serde_json::json!({"provider": {"graphite": {"query": "x"}}}),
+                "metrics[0]",
+            ),
+            (
+                serde_json::json!({"interval": "every minute"}),
+                "invalid interval",
+            ),
+            (
+                serde_json::json!({"count": 5}),
+                "interval must be specified when count > 1",
+            ),
+            (
+                serde_json::json!({"count": -3, "interval": "10s"}),
+                "count must be >= 0",
+            ),
+        ];
+        for (patch, want) in cases {
+            let ro = RolloutBuilder::new("app:v2")
+                .steps(vec![analysis_step(&["t"])])
+                .updating("app:v1", "app:v2", 0)
+                .build();
+            let mut obs = with_templates(observed(ro, vec![rs("app:v1", 10, 10, 1)]), &["t"]);
+            let template = obs.analysis_templates.get_mut("t").unwrap();
+            let metrics = template.spec.metrics.as_mut().unwrap();
+            let mut metric = serde_json::to_value(&metrics[0]).unwrap();
+            for (k, v) in patch.as_object().unwrap() {
+                metric[k] = v.clone();
+            }
+            metrics[0] = serde_json::from_value(metric).unwrap();
+            let err = validate(&obs).unwrap_err();
+            assert_eq!(err.field, "spec.strategy.canary.steps[0].analysis", "{err}");
+            assert!(err.message.contains(want), "{want}: {err}");
+        }
     }
 
     #[test]
