@@ -43,6 +43,8 @@ struct Authorized {
 /// gets a 500 whose body echoes the path, as careless servers do.
 struct AuthServer {
     addr: std::net::SocketAddr,
+    /// A port nothing listens on (connection errors name the URL).
+    dead_port: u16,
     seen: Arc<Authorized>,
     _thread: std::thread::JoinHandle<()>,
 }
@@ -70,6 +72,7 @@ impl AuthServer {
         });
         AuthServer {
             addr,
+            dead_port: free_port(),
             seen,
             _thread: thread,
         }
@@ -167,7 +170,19 @@ fn metrics(server: &AuthServer) -> String {
       provider:
         web:
           url: "{base}/s/{{{{args.path}}}}?token={{{{args.web-token}}}}"
-          headers: [{{key: Authorization, value: "Token {{{{args.password}}}}"}}]"#,
+          headers: [{{key: Authorization, value: "Token {{{{args.password}}}}"}}]
+    - name: leaky-connect
+      consecutiveErrorLimit: 0
+      provider:
+        web:
+          url: "http://127.0.0.1:{dead}/s/{{{{args.path}}}}?token={{{{args.web-token}}}}"
+    - name: leaky-prometheus
+      consecutiveErrorLimit: 0
+      provider:
+        prometheus:
+          address: "http://127.0.0.1:{dead}/{{{{args.path}}}}"
+          query: "up{{token='{{{{args.prom-key}}}}'}}""#,
+        dead = server.dead_port,
         web = server.url("/web"),
         basic = server.url("/basic"),
         base = server.url(""),
@@ -176,14 +191,14 @@ fn metrics(server: &AuthServer) -> String {
 
 fn run_yaml(name: &str, server: &AuthServer) -> String {
     format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisRun\nmetadata:\n  name: {name}\nspec:\n  args:{SECRET_ARGS}\n  dryRun: [{{metricName: leaky-url}}]\n  metrics:{}\n",
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisRun\nmetadata:\n  name: {name}\nspec:\n  args:{SECRET_ARGS}\n  dryRun: [{{metricName: \"leaky-.*\"}}]\n  metrics:{}\n",
         metrics(server)
     )
 }
 
 fn template_yaml(server: &AuthServer) -> String {
     format!(
-        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: secret-checks\nspec:\n  args:{SECRET_ARGS}\n  dryRun: [{{metricName: leaky-url}}]\n  metrics:{}\n",
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata:\n  name: secret-checks\nspec:\n  args:{SECRET_ARGS}\n  dryRun: [{{metricName: \"leaky-.*\"}}]\n  metrics:{}\n",
         metrics(server)
     )
 }
@@ -291,8 +306,14 @@ fn secret_backed_auth_headers_reach_the_provider_and_appear_nowhere_else() {
     env.apply(&rollout_yaml("nginx:1.26"));
     let ro = wait_rollout(&env, "Healthy");
     assert_eq!(
-        ro["status"]["canary"]["currentStepAnalysisRunStatus"]["status"], "Successful",
-        "{ro:#}"
+        ro["metadata"]["annotations"]["rollout.argoproj.io/revision"],
+        "2"
+    );
+    let step_runs = env.get_json(&["analysisruns", "-l", "rollout-type=Step"]);
+    let step_runs = step_runs["items"].as_array().cloned().unwrap_or_default();
+    assert!(
+        step_runs.len() == 1 && step_runs[0]["status"]["phase"] == "Successful",
+        "the Rollout's step analysis ran with the secrets: {step_runs:#?}"
     );
     let metrics_text = env
         .http_get(env.metrics_port, "/metrics")
@@ -389,6 +410,25 @@ fn secret_backed_auth_headers_reach_the_provider_and_appear_nowhere_else() {
         .filter(|m| m["error"].as_i64().unwrap_or(0) + m["failed"].as_i64().unwrap_or(0) > 0)
         .count();
     assert!(leaky_errors >= 1, "{runs:#}");
+    // Its error message describes the request (so the secrets in it had to be redacted).
+    let leaky_messages: Vec<String> = runs["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| {
+            r["status"]["metricResults"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter(|m| m["name"].as_str().is_some_and(|n| n.starts_with("leaky-")))
+        .flat_map(|m| m["measurements"].as_array().cloned().unwrap_or_default())
+        .filter_map(|m| m["message"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        leaky_messages.iter().any(|m| m.contains("/s/")) && leaky_messages.len() >= 3,
+        "the failed request is described: {leaky_messages:#?}"
+    );
     assert!(
         found.is_empty(),
         "secret values leaked:\n{}",
