@@ -22,6 +22,11 @@
 //!     # or: schema: "<substring of the API server's refusal>"
 //! ```
 //!
+//! An entry with `edit` first creates its Rollout valid, waits until it is Healthy, then
+//! applies `edit` (a merge patch, as `kubectl patch --type=merge` would): the mistake made on
+//! a live Rollout. Its writes are counted from the edit on, and its stable ReplicaSet must
+//! still have every replica, all available, at the end.
+//!
 //! A Rollout subject must reach phase Degraded with an `InvalidSpec` condition whose message
 //! holds `message`; an AnalysisRun phase Error with a status message holding it; an Experiment
 //! phase Error with an `InvalidSpec` condition (or status message) holding it.
@@ -49,6 +54,10 @@ struct Entry {
     #[serde(default)]
     objects: Vec<Value>,
     rollout: Option<Value>,
+    /// A merge patch applied to the Rollout once it is Healthy: a user's mistake on a live
+    /// Rollout. The stable ReplicaSet must keep every replica, and nothing but status may be
+    /// written after the edit.
+    edit: Option<Value>,
     /// Steps put before the Rollout's own (huge step lists without a huge file).
     prepend_steps: Option<Repeat>,
     subject: Option<Subject>,
@@ -188,6 +197,9 @@ impl Entry {
     /// What the entry's subject counts as in the summary.
     fn kind_label(&self) -> String {
         let subject = self.subject().kind;
+        if self.edit.is_some() {
+            return format!("{subject} (edit of a live one)");
+        }
         // A template is judged through the Rollout or AnalysisRun that uses it.
         let template = self
             .objects
@@ -492,8 +504,42 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
         }
     }
 
-    // Wait until every other entry's subject settles (one bounded loop for all of them).
+    // The live-Rollout mistakes: wait until each is Healthy, then edit it.
+    let rollouts_api = |ns: &str| api_for(&admin, ns, "argoproj.io/v1alpha1", "Rollout");
+    let mut edited_at: BTreeMap<String, usize> = BTreeMap::new();
+    let mut stable_of: BTreeMap<String, String> = BTreeMap::new();
     let deadline = Instant::now() + SETTLE;
+    for entry in entries.iter().filter(|e| e.edit.is_some()) {
+        let api = rollouts_api(&entry.namespace());
+        let stable = loop {
+            let ro = serde_json::to_value(api.get("web").await.unwrap()).unwrap();
+            let observed = ro["status"]["observedGeneration"].as_str()
+                == Some(&ro["metadata"]["generation"].to_string());
+            if observed && ro["status"]["phase"] == "Healthy" {
+                break ro["status"]["stableRS"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: the Rollout never became Healthy before the edit: {ro:#}",
+                entry.name
+            );
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        };
+        edited_at.insert(entry.name.clone(), calls.lock().unwrap().len());
+        stable_of.insert(entry.name.clone(), stable);
+        api.patch(
+            "web",
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(entry.edit.as_ref().unwrap()),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{}: the edit: {e}", entry.name));
+    }
+
+    // Wait until every other entry's subject settles (one bounded loop for all of them).
     loop {
         for entry in entries.iter().filter(|e| e.expect.schema.is_none()) {
             if verdicts.get(&entry.name).is_some_and(Result::is_ok) {
@@ -523,6 +569,25 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 
+    // The stable ReplicaSet of every edited Rollout still runs every replica.
+    let mut stable_failures = Vec::new();
+    for (name, hash) in &stable_of {
+        let ns = format!("cat-{name}");
+        let sets: Api<k8s_openapi::api::apps::v1::ReplicaSet> = Api::namespaced(admin.clone(), &ns);
+        let rs = sets.get(&format!("web-{hash}")).await;
+        let counts = rs.as_ref().ok().map(|rs| {
+            (
+                rs.spec.as_ref().and_then(|s| s.replicas),
+                rs.status.as_ref().and_then(|s| s.available_replicas),
+            )
+        });
+        if counts != Some((Some(3), Some(3))) {
+            stable_failures.push(format!(
+                "{name}: the stable ReplicaSet web-{hash} lost replicas: (spec, available) = {counts:?}"
+            ));
+        }
+    }
+
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
     cluster.shutdown().await;
@@ -530,13 +595,21 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
     // Every write the controller made into a catalogue namespace.
     let calls = calls.lock().unwrap().clone();
     let mut writes: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for (method, path) in &calls {
+    let since: BTreeMap<String, usize> = edited_at
+        .iter()
+        .map(|(name, i)| (format!("cat-{name}"), *i))
+        .collect();
+    for (i, (method, path)) in calls.iter().enumerate() {
         if method == "GET" {
             continue;
         }
         let Some((ns, resource)) = namespaced_resource(path) else {
             continue;
         };
+        if since.get(&ns).is_some_and(|edit| i < *edit) {
+            // Before a live Rollout's edit: its ordinary rollout.
+            continue;
+        }
         if !allowed_write(method, &resource) {
             writes
                 .entry(ns)
@@ -545,7 +618,7 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
         }
     }
 
-    let mut failures = Vec::new();
+    let mut failures = stable_failures;
     let mut by_kind: BTreeMap<String, usize> = BTreeMap::new();
     for entry in &entries {
         let label = if entry.expect.schema.is_some() {
