@@ -126,7 +126,7 @@ const TOKENS: &[&str] = &[
 ];
 
 proptest! {
-    #![proptest_config(config(20_000))]
+    #![proptest_config(config(10_000))]
 
     /// Arbitrary text never panics the condition parser.
     #[test]
@@ -139,6 +139,11 @@ proptest! {
     fn fuzz_condition_parse_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         let _ = Condition::parse(&String::from_utf8_lossy(&bytes));
     }
+}
+
+proptest! {
+    #![proptest_config(config(15_000))]
+
 
     /// Token soup of the language evaluated against any JSON: an answer or an error value,
     /// never a panic.

@@ -121,6 +121,10 @@ proptest! {
     ) {
         let _ = parse_response(status, &body);
     }
+}
+
+proptest! {
+    #![proptest_config(config(15_000))]
 
     /// Any JSON, and Prometheus-shaped JSON with wrong types in every place.
     #[test]

@@ -427,7 +427,7 @@ fn check_world(w: &World) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(config(20_000))]
+    #![proptest_config(config(15_000))]
 
     /// No observed world panics the planner or makes it break an invariant.
     #[test]
