@@ -620,7 +620,8 @@ mod tests {
     /// catalogue (e2e/catalogue/rollout-numbers.yaml).
     #[test]
     fn negative_timings_and_a_deadline_within_min_ready_are_invalid() {
-        let cases: Vec<(fn(&mut RolloutSpec), &str, &str)> = vec![
+        type Edit = fn(&mut RolloutSpec);
+        let cases: Vec<(Edit, &str, &str)> = vec![
             (
                 |s| s.min_ready_seconds = Some(-5),
                 "spec.minReadySeconds",
