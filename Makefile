@@ -1,7 +1,7 @@
 # Sluice — the two commands that matter: `make demo` and `make test`.
 CARGO ?= cargo
 
-.PHONY: demo test tools build install lint fmt crds bench image install-yaml chaos
+.PHONY: demo test tools build install lint fmt crds bench image install-yaml chaos fuzz
 
 ## Run the canary tour on the embedded cluster (builds first).
 demo:
@@ -48,6 +48,12 @@ fmt:
 ## Regenerate crds/*.yaml from the API types (the CRD drift test fails until this is run).
 crds:
 	SLUICE_UPDATE_CRDS=1 $(CARGO) test -p sluice-api --lib crds
+
+## The fuzz targets at scale: FUZZ_CASES cases for each (`make test` runs ~100,000 in all, in
+## the debug build). Optimised, with overflow checks on (docs/reliability.md).
+FUZZ_CASES ?= 1000000
+fuzz:
+	SLUICE_FUZZ_CASES=$(FUZZ_CASES) $(CARGO) test --profile fuzz -p sluice-engine -p sluice-controller --lib fuzz_
 
 ## Benchmarks (release build; see docs/performance.md). Not tests: nothing here asserts a time.
 BENCH_OUT ?= target/bench

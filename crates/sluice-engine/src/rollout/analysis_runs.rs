@@ -266,6 +266,15 @@ fn run_spec(
         field: field.to_string(),
         message: e.to_string(),
     })
+    .and_then(|spec| {
+        // The metrics as the run would judge them: a bad condition, provider, interval or
+        // count is the Rollout's InvalidSpec, not a run that can only end in Error.
+        crate::analysis::run::check_spec(&spec).map_err(|message| InvalidSpec {
+            field: field.to_string(),
+            message,
+        })?;
+        Ok(spec)
+    })
 }
 
 /// The Rollout's arguments with `valueFrom` resolved against the Rollout and its hashes.
