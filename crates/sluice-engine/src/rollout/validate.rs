@@ -254,10 +254,6 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
             "MaxSurge and MaxUnavailable both can not be zero",
         ));
     }
-    not_over_100_percent(
-        "spec.strategy.canary.maxUnavailable",
-        canary.max_unavailable.as_ref(),
-    )?;
     Limits::resolve(
         canary.max_surge.as_ref(),
         canary.max_unavailable.as_ref(),
@@ -301,23 +297,6 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
 }
 
 /// Upstream's message for a canary field that needs traffic routing, where it has one.
-/// Kubernetes' Deployment rule for maxUnavailable: a percentage above 100% is refused, not
-/// silently capped (upstream's Rollout validation caps it; Sluice refuses, like a Deployment).
-fn not_over_100_percent(
-    field: &str,
-    value: Option<&k8s_openapi::apimachinery::pkg::util::intstr::IntOrString>,
-) -> Result<(), InvalidSpec> {
-    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-    let Some(v @ IntOrString::String(_)) = value else {
-        return Ok(());
-    };
-    // The percentage itself: the value resolved against a total of 100.
-    match sluice_api::k8s::intstr::resolve(field, v, 100, false) {
-        Ok(pct) if pct > 100 => Err(invalid(field, "must not be greater than 100%")),
-        _ => Ok(()),
-    }
-}
-
 fn traffic_routing_only_message(field: &str) -> String {
     let name = field.rsplit('.').next().unwrap_or(field);
     match name {
@@ -390,7 +369,6 @@ fn validate_blue_green(spec: &RolloutSpec, bg: &BlueGreenStrategy) -> Result<(),
             ),
         ));
     }
-    not_over_100_percent(&format!("{F}.maxUnavailable"), bg.max_unavailable.as_ref())?;
     Limits::blue_green(bg.max_unavailable.as_ref(), spec.replicas()).map_err(|e| {
         invalid(
             e.field.clone(),
@@ -667,9 +645,11 @@ mod tests {
         assert_eq!(validate_spec(&fine.spec), Ok(()));
     }
 
-    /// Found by the bad-input catalogue: `maxUnavailable: "150%"` was silently capped.
+    /// Upstream parity: a `maxUnavailable` percentage above 100 % is accepted (upstream's
+    /// Rollout validation has no such rule, unlike a Deployment's), and means the whole
+    /// Rollout; a string that is not a percentage is still refused naming the field.
     #[test]
-    fn max_unavailable_above_100_percent_is_invalid() {
+    fn max_unavailable_above_100_percent_is_accepted_as_upstream_does() {
         use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
         let with = |v: &str| {
             let ro = RolloutBuilder::new("app:v1")
@@ -677,12 +657,10 @@ mod tests {
                 .build();
             validate_spec(&ro.spec)
         };
-        let err = with("150%").unwrap_err();
-        assert_eq!(err.field, "spec.strategy.canary.maxUnavailable");
-        assert_eq!(err.message, "must not be greater than 100%");
+        assert_eq!(with("150%"), Ok(()));
         assert_eq!(with("100%"), Ok(()));
         assert_eq!(
-            with("101").unwrap_err().field,
+            with("lots").unwrap_err().field,
             "spec.strategy.canary.maxUnavailable"
         );
     }
