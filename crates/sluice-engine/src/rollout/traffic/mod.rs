@@ -280,6 +280,17 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             "This rollout uses the same service for the stable and canary services, but two different services are required.",
         ));
     }
+    // Upstream's rule: only NGINX and router plugins take a maxTrafficWeight; a manifest
+    // upstream refuses is refused here too.
+    if tr.max_traffic_weight.is_some()
+        && tr.nginx.is_none()
+        && tr.plugins.as_ref().is_none_or(|p| p.is_empty())
+    {
+        return Err(invalid(
+            format!("{F}.maxTrafficWeight"),
+            "Canary maxTrafficWeight in traffic routing only support in Nginx and Plugins",
+        ));
+    }
     let max_weight = tr.max_traffic_weight.unwrap_or(DEFAULT_MAX_TRAFFIC_WEIGHT);
     if max_weight <= 0 {
         return Err(invalid(
@@ -386,12 +397,6 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
                 format!("{name:?} is listed twice"),
             ));
         }
-    }
-    if smi.is_some() && max_weight != DEFAULT_MAX_TRAFFIC_WEIGHT {
-        return Err(invalid(
-            format!("{F}.maxTrafficWeight"),
-            "SMI splits traffic out of 100: leave maxTrafficWeight unset with smi",
-        ));
     }
     let smi_root = smi.map(|s| {
         s.root_service

@@ -440,6 +440,42 @@ fn bad_traffic_input_is_invalid_spec_naming_the_field() {
     }
 }
 
+/// Upstream's rule: `maxTrafficWeight` is for NGINX and router plugins only; with SMI (or
+/// any other router) the manifest is refused, as upstream refuses it.
+#[test]
+fn max_traffic_weight_is_refused_for_routers_other_than_nginx_and_plugins() {
+    let smi = |max: Option<i32>| {
+        RolloutBuilder::new("app:v1")
+            .steps(vec![weight(10)])
+            .canary(|c| {
+                c.canary_service = Some(CANARY.into());
+                c.stable_service = Some(STABLE.into());
+                let mut tr: sluice_api::rollout::RolloutTrafficRouting = serde_json::from_value(
+                    json!({"smi": {"rootService": "web", "trafficSplitName": "web"}}),
+                )
+                .unwrap();
+                tr.max_traffic_weight = max;
+                c.traffic_routing = Some(tr);
+            })
+            .build()
+    };
+    let err = routing(&smi(Some(100))).unwrap_err();
+    assert_eq!(
+        err.field,
+        "spec.strategy.canary.trafficRouting.maxTrafficWeight"
+    );
+    assert_eq!(
+        err.message,
+        "Canary maxTrafficWeight in traffic routing only support in Nginx and Plugins"
+    );
+    assert!(routing(&smi(None)).is_ok());
+    // The Gateway API plugin takes it.
+    let plugin = routed_rollout("app:v1", vec![weight(10)])
+        .canary(|c| c.traffic_routing.as_mut().unwrap().max_traffic_weight = Some(1000))
+        .build();
+    assert!(routing(&plugin).is_ok());
+}
+
 #[test]
 fn a_missing_route_stops_everything_and_names_it() {
     let mut sim = routed_sim(set_image_steps());
