@@ -136,12 +136,23 @@ impl Pki {
     }
 }
 
-/// The subject of a client certificate: CN the user name, each O a group.
+/// The subject of a client certificate: CN the user name, each O a group (at most two:
+/// rcgen keeps one value per attribute type, so the second goes in under O's OID spelt as a
+/// custom type).
 fn client_params(user: &str, groups: &[&str]) -> Result<CertificateParams, rcgen::Error> {
+    const ORGANIZATION: [u64; 4] = [2, 5, 4, 10];
     let mut p = CertificateParams::new(Vec::<String>::new())?;
     p.distinguished_name.push(DnType::CommonName, user);
-    for g in groups {
-        p.distinguished_name.push(DnType::OrganizationName, *g);
+    assert!(
+        groups.len() <= 2,
+        "at most two groups in a client certificate"
+    );
+    if let Some(a) = groups.first() {
+        p.distinguished_name.push(DnType::OrganizationName, *a);
+    }
+    if let Some(b) = groups.get(1) {
+        p.distinguished_name
+            .push(DnType::CustomDnType(ORGANIZATION.to_vec()), *b);
     }
     p.key_usages = vec![
         KeyUsagePurpose::DigitalSignature,
