@@ -123,12 +123,24 @@ pub fn spawn_program(name: &'static str, program: &str, args: &[&str], dir: &Pat
     Proc { child, name, log }
 }
 
+/// How an [`Env`] starts its cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvOptions {
+    /// `sluice cluster --tls`: HTTPS, its own CA, a client-certificate user in the kubeconfig.
+    pub tls: bool,
+}
+
 impl Env {
     /// Start a cluster (unless `SLUICE_E2E_KUBECONFIG` names one), install the
     /// CRDs, create a fresh namespace and start a controller (unless
     /// `SLUICE_E2E_CONTROLLER=external`).
     pub fn start(test: &str) -> Env {
-        let mut env = Env::cluster_only(test);
+        Env::start_with(test, EnvOptions::default())
+    }
+
+    /// [`Env::start`] with the cluster started as `opts` says.
+    pub fn start_with(test: &str, opts: EnvOptions) -> Env {
+        let mut env = Env::cluster_only_with(test, opts);
         env.install_crds();
         if std::env::var("SLUICE_E2E_CONTROLLER").as_deref() != Ok("external") {
             env.start_controller(&[]);
@@ -138,6 +150,11 @@ impl Env {
 
     /// Start only the cluster (and namespace); no CRDs, no controller.
     pub fn cluster_only(test: &str) -> Env {
+        Env::cluster_only_with(test, EnvOptions::default())
+    }
+
+    /// [`Env::cluster_only`] with the cluster started as `opts` says.
+    pub fn cluster_only_with(test: &str, opts: EnvOptions) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("sluice-e2e-")
             .tempdir()
@@ -146,19 +163,19 @@ impl Env {
             Ok(path) => (PathBuf::from(path), None),
             Err(_) => {
                 let kc = dir.path().join("kubeconfig");
-                let proc = spawn(
+                let mut args = vec![
                     "cluster",
-                    &[
-                        "cluster",
-                        "--port",
-                        "0",
-                        "--kubeconfig",
-                        kc.to_str().unwrap(),
-                        "--pod-ready-delay",
-                        "300ms",
-                    ],
-                    dir.path(),
-                );
+                    "--port",
+                    "0",
+                    "--kubeconfig",
+                    kc.to_str().unwrap(),
+                    "--pod-ready-delay",
+                    "300ms",
+                ];
+                if opts.tls {
+                    args.push("--tls");
+                }
+                let proc = spawn("cluster", &args, dir.path());
                 wait_until(
                     &format!("kubeconfig {} written", kc.display()),
                     Duration::from_secs(20),

@@ -19,4 +19,5 @@ mod prometheus;
 mod rbac_audit;
 mod rollout_experiment;
 mod scale;
+mod tls;
 mod webdriver;

@@ -246,7 +246,7 @@ fn serve_tls(listener: tls::TlsListener, shared: Arc<server::Shared>) -> JoinHan
 /// HTTPS server, its CA and the client-certificate user.
 fn kubeconfig_yaml(addr: SocketAddr, pki: Option<&tls::Pki>) -> String {
     let (scheme, ca, user) = match pki {
-        None => ("http", String::new(), "{}".to_string()),
+        None => ("http", String::new(), " {}".to_string()),
         Some(p) => (
             "https",
             format!(
@@ -261,7 +261,7 @@ fn kubeconfig_yaml(addr: SocketAddr, pki: Option<&tls::Pki>) -> String {
         ),
     };
     format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: sluice\n  cluster:\n    server: {scheme}://{addr}{ca}\nusers:\n- name: sluice\n  user: {user}\ncontexts:\n- name: sluice\n  context:\n    cluster: sluice\n    user: sluice\n    namespace: default\ncurrent-context: sluice\npreferences: {{}}\n"
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sluice\n  cluster:\n    server: {scheme}://{addr}{ca}\nusers:\n- name: sluice\n  user:{user}\ncontexts:\n- name: sluice\n  context:\n    cluster: sluice\n    user: sluice\n    namespace: default\ncurrent-context: sluice\npreferences: {{}}\n"
     )
 }
 
