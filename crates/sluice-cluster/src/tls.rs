@@ -49,6 +49,8 @@ pub enum TlsError {
     Rustls(#[from] rustls::Error),
     #[error("configuring client-certificate verification: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
+    #[error("reading the listener's address: {0}")]
+    Io(#[from] std::io::Error),
 }
 
 /// The cluster's CA and the certificates it issued, in PEM.
@@ -218,9 +220,7 @@ pub struct TlsListener {
 impl TlsListener {
     /// Serve TLS with `pki` on `tcp` until `shutdown`.
     pub fn new(tcp: TcpListener, pki: &Pki, shutdown: CancellationToken) -> Result<Self, TlsError> {
-        let local = tcp
-            .local_addr()
-            .map_err(|e| TlsError::Rustls(rustls::Error::General(e.to_string())))?;
+        let local = tcp.local_addr()?;
         let acceptor = TlsAcceptor::from(Arc::new(pki.server_config()?));
         let (tx, ready) = mpsc::channel(256);
         tokio::spawn(accept_loop(tcp, acceptor, tx, shutdown));
