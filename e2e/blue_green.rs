@@ -704,7 +704,7 @@ fn bad_input_is_reported_naming_the_field_and_touches_nothing() {
 
 /// Splits one shell command line into words: blanks separate, single quotes keep everything,
 /// double quotes keep all but `\"` and `\\`; quoted parts join the word around them.
-fn shell_words(line: &str) -> Vec<String> {
+pub(crate) fn shell_words(line: &str) -> Vec<String> {
     let (mut words, mut word, mut in_word) = (Vec::new(), String::new(), false);
     let mut chars = line.chars();
     while let Some(c) = chars.next() {
@@ -760,7 +760,7 @@ fn shell_words_split_like_a_shell() {
 }
 
 /// The fenced blocks of `text` after the heading `section`: (language, body).
-fn code_blocks(text: &str, section: &str) -> Vec<(String, String)> {
+pub(crate) fn code_blocks(text: &str, section: &str) -> Vec<(String, String)> {
     let start = text
         .find(section)
         .unwrap_or_else(|| panic!("no {section:?}"));

@@ -598,7 +598,7 @@ fn lint_checks_manifests_offline_naming_the_field() {
     fails(
         lint(&bad_weight),
         1,
-        "rollout 'web': spec.strategy.canary.steps[2].setWeight: must be between 0 and 100, got 150",
+        "rollout 'web': spec.strategy.canary.steps[2].setWeight: SetWeight needs to be between 0 and 100 (got 150)",
     );
     let unknown = write(
         dir.path(),

@@ -294,6 +294,37 @@ fn dashboard_shows_a_canary_live_and_steers_it_in_a_real_browser() {
         b.attribute(&button, "disabled").map(|_| ())
     });
 
+    // The stable keeps serving: back to full size.
+    let stable = stable_ro["status"]["stableRS"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.wait_for("the stable back at 4 available", T, |env| {
+        let rs = env.get_json(&["rs", &format!("checkout-{stable}")]);
+        (rs["status"]["availableReplicas"] == 4).then_some(())
+    });
+
+    // The controller has finished the abort (the canary scaled down, the Rollout's status
+    // counting only the stable) before the refusal below is checked, so the resourceVersion
+    // it compares can only move because of a write the dashboard sent.
+    let canary = r["status"]["currentPodHash"].as_str().unwrap().to_string();
+    env.wait_for(
+        "the abort finished: canary at 0, the status counts 4",
+        T,
+        |env| {
+            let rs = env.get_json(&["rs", &format!("checkout-{canary}")]);
+            let r = ro(env);
+            let st = &r["status"];
+            (rs["spec"]["replicas"] == 0
+                && rs["status"]["replicas"].as_i64().unwrap_or(0) == 0
+                && st["replicas"] == 4
+                && st["readyReplicas"] == 4
+                && st["availableReplicas"] == 4
+                && st["updatedReplicas"].as_i64().unwrap_or(0) == 0)
+                .then_some(())
+        },
+    );
+
     // A refused action (the page's own request, as if the button were stale) shows the
     // CLI's one-line reason inline and changes nothing.
     let before = ro(&env)["metadata"]["resourceVersion"].clone();
@@ -315,16 +346,6 @@ fn dashboard_shows_a_canary_live_and_steers_it_in_a_real_browser() {
         "nothing was written"
     );
     assert_eq!(load_id(&b), loaded, "still the same page load");
-
-    // The stable keeps serving: back to full size.
-    let stable = stable_ro["status"]["stableRS"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    env.wait_for("the stable back at 4 available", T, |env| {
-        let rs = env.get_json(&["rs", &format!("checkout-{stable}")]);
-        (rs["status"]["availableReplicas"] == 4).then_some(())
-    });
 
     // The overview, for the docs.
     b.goto(&format!("http://127.0.0.1:{port}/"));

@@ -74,17 +74,36 @@ fn condition<'a>(ro: &'a Value, type_: &str) -> Option<&'a Value> {
 }
 
 #[test]
-fn a_malformed_quantity_is_degraded_naming_the_field_and_creates_nothing_until_fixed() {
+fn a_malformed_quantity_is_refused_at_apply_and_a_refusable_template_is_degraded_until_fixed() {
     require_kubectl!();
     let env = Env::start("fidelity-quantity");
-    // The Rollout CRD types a quantity as int-or-string, so the server stores this Rollout;
-    // a ReplicaSet with it would be refused (400: quantities must match ...).
-    env.apply(&rollout_yaml("nginx:1.25", "invalid"));
+    // The CRD checks a quantity's form (issue 14), so a malformed one never gets stored: the
+    // apply fails naming the field, as for a Deployment.
+    let malformed = env.dir.path().join("malformed.yaml");
+    std::fs::write(&malformed, rollout_yaml("nginx:1.25", "invalid")).unwrap();
+    let out = env.kubectl(&["apply", "-f", malformed.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "spec.template.spec.containers[0].resources.requests.memory: Invalid value: \"invalid\""
+        ),
+        "{err}"
+    );
+    // A template the schema cannot judge (a request above its limit) is stored; a
+    // ReplicaSet with it would be refused, so the Rollout is InvalidSpec naming the field.
+    let over_limit = rollout_yaml("nginx:1.25", "128Mi").replace(
+        "requests: {memory: 128Mi}",
+        "requests: {memory: 128Mi}\n            limits: {memory: 64Mi}",
+    );
+    assert!(over_limit.contains("limits"), "{over_limit}");
+    env.apply(&over_limit);
     let ro = wait_phase(&env, "Degraded");
     let message = ro["status"]["message"].as_str().unwrap();
-    assert_eq!(
-        message,
-        "InvalidSpec: spec.template.spec.containers[0].resources.requests.memory: Invalid value: \"invalid\": quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+    assert!(
+        message.starts_with("InvalidSpec: spec.template.spec.containers[0].resources.requests")
+            && message.contains("must be less than or equal to memory limit of 64Mi"),
+        "{message}"
     );
     let verdict = argocd_rollout_health(&ro);
     assert_eq!(verdict.status, ArgoHealth::Degraded);

@@ -148,6 +148,17 @@ impl Env {
         env
     }
 
+    /// Like [`Env::start`], with extra flags for `sluice cluster` (ignored when
+    /// `SLUICE_E2E_KUBECONFIG` names a cluster: a real one is configured by its owner).
+    pub fn start_with_cluster_flags(test: &str, flags: &[&str]) -> Env {
+        let mut env = Env::cluster_inner(test, EnvOptions::default(), flags);
+        env.install_crds();
+        if std::env::var("SLUICE_E2E_CONTROLLER").as_deref() != Ok("external") {
+            env.start_controller(&[]);
+        }
+        env
+    }
+
     /// Start only the cluster (and namespace); no CRDs, no controller.
     pub fn cluster_only(test: &str) -> Env {
         Env::cluster_only_with(test, EnvOptions::default())
@@ -155,6 +166,11 @@ impl Env {
 
     /// [`Env::cluster_only`] with the cluster started as `opts` says.
     pub fn cluster_only_with(test: &str, opts: EnvOptions) -> Env {
+        Env::cluster_inner(test, opts, &[])
+    }
+
+    /// The cluster started as `opts` says, with extra `sluice cluster` flags.
+    fn cluster_inner(test: &str, opts: EnvOptions, flags: &[&str]) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("sluice-e2e-")
             .tempdir()
@@ -175,6 +191,7 @@ impl Env {
                 if opts.tls {
                     args.push("--tls");
                 }
+                args.extend_from_slice(flags);
                 let proc = spawn("cluster", &args, dir.path());
                 wait_until(
                     &format!("kubeconfig {} written", kc.display()),

@@ -368,7 +368,7 @@ spec:
         let cases = [
             (
                 VALID.replace("{setWeight: 20}", "{setWeight: 120}"),
-                "spec.strategy.canary.steps[0].setWeight: must be between 0 and 100, got 120",
+                "spec.strategy.canary.steps[0].setWeight: SetWeight needs to be between 0 and 100 (got 120)",
             ),
             (
                 VALID.replace("{setWeight: 20}", "{setWeigth: 20}"),
@@ -376,7 +376,7 @@ spec:
             ),
             (
                 VALID.replace("{pause: {}}", "{pause: {}, setWeight: 5}"),
-                "spec.strategy.canary.steps[1]: a step must set exactly one key, found setWeight and pause",
+                "spec.strategy.canary.steps[1]: Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause (found setWeight and pause)",
             ),
             (
                 VALID.replace("replicas: 4", "replicas: four"),

@@ -138,6 +138,10 @@ pub struct ClusterArgs {
     /// (--kubeconfig, required) carries the CA and a client-certificate user.
     #[arg(long)]
     pub tls: bool,
+    /// Simulated failures chosen by image or command, from a YAML file (see
+    /// docs/embedded-cluster.md, "Failures from the cluster's configuration").
+    #[arg(long, value_name = "FILE")]
+    pub simulate: Option<PathBuf>,
 }
 
 /// Flags of `sluice demo`.

@@ -79,12 +79,22 @@ pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
             "--tls needs --kubeconfig PATH: the client certificate that reaches the cluster is written only there"
         );
     }
+    let failures = match &args.simulate {
+        None => Vec::new(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --simulate {}", path.display()))?;
+            sluice_cluster::workloads::simulate::parse_rules(&text)
+                .map_err(|e| anyhow::anyhow!("--simulate {}: {e}", path.display()))?
+        }
+    };
     let cfg = sluice_cluster::ClusterConfig {
         port: args.port,
         data_dir: args.data_dir.clone(),
         kubeconfig: args.kubeconfig.clone(),
         workloads: Some(sluice_cluster::workloads::Config {
             pod_ready_delay: args.pod_ready_delay,
+            failures,
             ..Default::default()
         }),
         tls: args.tls,

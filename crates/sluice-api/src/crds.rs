@@ -28,6 +28,62 @@ pub fn all() -> Vec<CustomResourceDefinition> {
         without_subresources(AnalysisRun::crd()),
         without_subresources(Experiment::crd()),
     ]
+    .into_iter()
+    .map(quantities_as_the_apiserver_takes_them)
+    .collect()
+}
+
+/// The schema of every resource quantity (`resources.requests.cpu`, `emptyDir.sizeLimit`,
+/// ...): a non-negative quantity string, or a JSON number.
+///
+/// A Deployment takes `cpu: 0.001` (a YAML number): the apiserver decodes a Quantity from a
+/// number. A custom resource is checked against its schema instead, and the Quantity schema
+/// k8s-openapi renders (`x-kubernetes-int-or-string: true`) refuses a non-integer number
+/// ("must be of type integer,string"). Upstream's CRD drops the schema of `requests` and
+/// `limits` altogether (`x-kubernetes-preserve-unknown-fields`), which also lets `cpu: abc`
+/// through to the ReplicaSet. Here a quantity is left untyped, so a number passes, while a
+/// string must match the Quantity pattern of kube's OpenAPI (without a minus sign) and a
+/// number must not be negative, so `cpu: abc` and `cpu: -1` fail at apply time, naming the
+/// field.
+pub const QUANTITY_PATTERN: &str = r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$";
+
+fn quantities_as_the_apiserver_takes_them(
+    mut crd: CustomResourceDefinition,
+) -> CustomResourceDefinition {
+    fn walk(node: &mut serde_json::Value) {
+        let Some(obj) = node.as_object_mut() else {
+            return;
+        };
+        let is_quantity = obj.get("x-kubernetes-int-or-string") == Some(&true.into())
+            && obj
+                .get("description")
+                .and_then(serde_json::Value::as_str)
+                .is_some_and(|d| d.starts_with("Quantity is a fixed-point representation"));
+        if is_quantity {
+            obj.remove("x-kubernetes-int-or-string");
+            obj.insert("x-kubernetes-preserve-unknown-fields".into(), true.into());
+            obj.insert("pattern".into(), QUANTITY_PATTERN.into());
+            obj.insert("minimum".into(), 0.into());
+            return;
+        }
+        for v in obj.values_mut() {
+            walk(v);
+        }
+    }
+    for version in &mut crd.spec.versions {
+        if let Some(schema) = version
+            .schema
+            .as_mut()
+            .and_then(|s| s.open_api_v3_schema.as_mut())
+        {
+            let mut value = serde_json::to_value(&*schema).unwrap_or_default();
+            walk(&mut value);
+            if let Ok(updated) = serde_json::from_value(value) {
+                *schema = updated;
+            }
+        }
+    }
+    crd
 }
 
 fn without_subresources(mut crd: CustomResourceDefinition) -> CustomResourceDefinition {

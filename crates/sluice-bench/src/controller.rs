@@ -59,6 +59,9 @@ pub enum Strategy {
     Canary,
     /// Blue/green with an active and a preview Service each, promoted by hand.
     BlueGreen,
+    /// The 5-step canary routed through an HTTPRoute of its own (Gateway API), with a canary
+    /// and a stable Service each.
+    CanaryRouted,
 }
 
 impl Strategy {
@@ -66,6 +69,7 @@ impl Strategy {
         match self {
             Strategy::Canary => "canary",
             Strategy::BlueGreen => "blue-green",
+            Strategy::CanaryRouted => "canary-routed",
         }
     }
 }
@@ -87,7 +91,13 @@ pub struct Params {
     pub events: EventLevel,
     /// Canary or blue/green Rollouts.
     pub strategy: Strategy,
+    /// The Gateway API HTTPRoute CRD to install for `--strategy canary-routed` when the
+    /// cluster does not serve HTTPRoutes yet.
+    pub gateway_api_crd: PathBuf,
 }
+
+/// Seconds a routed bench Rollout's old ReplicaSets (and an aborted canary) stay up.
+const ROUTED_SCALE_DOWN_DELAY: i64 = 2;
 
 /// The Rollout every benchmark object is: a 5-step canary, or blue/green with its two
 /// Services and a manual promotion.
@@ -115,7 +125,7 @@ pub(super) fn rollout(i: usize, replicas: i32, strategy: Strategy) -> Value {
             }
         });
     }
-    json!({
+    let mut ro = json!({
         "apiVersion": "argoproj.io/v1alpha1",
         "kind": "Rollout",
         "metadata": {"name": name, "namespace": NAMESPACE},
@@ -139,7 +149,101 @@ pub(super) fn rollout(i: usize, replicas: i32, strategy: Strategy) -> Value {
                 ]
             }}
         }
+    });
+    if strategy == Strategy::CanaryRouted {
+        let canary = &mut ro["spec"]["strategy"]["canary"];
+        canary["canaryService"] = json!(format!("{name}-canary"));
+        canary["stableService"] = json!(format!("{name}-stable"));
+        canary["scaleDownDelaySeconds"] = json!(ROUTED_SCALE_DOWN_DELAY);
+        canary["abortScaleDownDelaySeconds"] = json!(ROUTED_SCALE_DOWN_DELAY);
+        canary["trafficRouting"] =
+            json!({"plugins": {"argoproj-labs/gatewayAPI": {"httpRoute": name}}});
+    }
+    ro
+}
+
+/// The HTTPRoute of routed bench Rollout `i`: one rule splitting its two Services.
+fn http_route(i: usize) -> Value {
+    let name = format!("ro-{i}");
+    json!({
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "HTTPRoute",
+        "metadata": {"name": name, "namespace": NAMESPACE},
+        "spec": {
+            "parentRefs": [{"name": "bench"}],
+            "rules": [{"backendRefs": [
+                {"name": format!("{name}-stable"), "port": 80},
+                {"name": format!("{name}-canary"), "port": 80}
+            ]}]
+        }
     })
+}
+
+/// The API of HTTPRoutes in the bench namespace.
+fn http_routes(client: &kube::Client) -> Api<DynamicObject> {
+    let ar = kube::api::ApiResource {
+        group: "gateway.networking.k8s.io".into(),
+        version: "v1".into(),
+        api_version: "gateway.networking.k8s.io/v1".into(),
+        kind: "HTTPRoute".into(),
+        plural: "httproutes".into(),
+    };
+    Api::namespaced_with(client.clone(), NAMESPACE, &ar)
+}
+
+/// Install the HTTPRoute CRD from `path` unless the cluster serves HTTPRoutes already, and
+/// wait until it does.
+async fn install_gateway_api(client: &kube::Client, path: &Path) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let routes = http_routes(client);
+    if routes.list(&ListParams::default().limit(1)).await.is_ok() {
+        return Ok(());
+    }
+    let text = std::fs::read_to_string(path).with_context(|| {
+        format!(
+            "reading the HTTPRoute CRD {} (pass --gateway-api-crd PATH: the Gateway API's standard httproutes.yaml)",
+            path.display()
+        )
+    })?;
+    let crd: CustomResourceDefinition = serde_yaml::from_str(&text)
+        .with_context(|| format!("{} is not a CustomResourceDefinition", path.display()))?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    match crds.create(&PostParams::default(), &crd).await {
+        Ok(_) => {}
+        Err(kube::Error::Api(e)) if e.code == 409 => {}
+        Err(e) => return Err(e.into()),
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while routes.list(&ListParams::default().limit(1)).await.is_err() {
+        if Instant::now() > deadline {
+            bail!("HTTPRoutes are not served 30 s after installing their CRD");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+/// The HTTPRoute of each of the `n` routed Rollouts (`CONCURRENCY` at a time).
+async fn create_routes(client: &kube::Client, n: usize) -> anyhow::Result<()> {
+    eprintln!("bench: creating {n} HTTPRoutes");
+    let api = http_routes(client);
+    let failed = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                let obj: DynamicObject =
+                    serde_json::from_value(http_route(i)).expect("a valid HTTPRoute");
+                api.create(&PostParams::default(), &obj).await.err()
+            }
+        })
+        .buffer_unordered(CONCURRENCY)
+        .filter_map(futures::future::ready)
+        .collect::<Vec<_>>()
+        .await;
+    if let Some(e) = failed.first() {
+        bail!("{} HTTPRoute creates failed; first: {e}", failed.len());
+    }
+    Ok(())
 }
 
 pub(super) fn sluice_exe() -> anyhow::Result<PathBuf> {
@@ -404,13 +508,6 @@ pub(super) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 
-/// The kind of user patch whose reaction is timed.
-#[derive(Clone, Copy)]
-enum Poke {
-    Promote,
-    Abort,
-}
-
 /// Run the benchmark.
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     let n = p.rollouts;
@@ -528,8 +625,14 @@ async fn measure(
     stop(&mut ctl).await;
 
     // Cold start with N Rollouts present and never reconciled.
-    if p.strategy == Strategy::BlueGreen {
-        create_services(&client, n).await?;
+    match p.strategy {
+        Strategy::BlueGreen => create_services(&client, n, ["active", "preview"]).await?,
+        Strategy::CanaryRouted => {
+            install_gateway_api(&client, &p.gateway_api_crd).await?;
+            create_services(&client, n, ["canary", "stable"]).await?;
+            create_routes(&client, n).await?;
+        }
+        Strategy::Canary => {}
     }
     eprintln!("bench: creating {n} Rollouts");
     let t = Instant::now();
@@ -649,10 +752,11 @@ async fn measure(
     let (took, count) = wait_all(&rollouts, n, start, p.phase_timeout, at_first_pause).await?;
     let first_step = match p.strategy {
         Strategy::Canary => "create RS + setWeight 20 + pause",
+        Strategy::CanaryRouted => "create RS + scale canary + route 80/20 + pause",
         Strategy::BlueGreen => "create RS + preview switch + scale up + BlueGreenPause",
     };
     let mass_target = match p.strategy {
-        Strategy::Canary => Target::AtMost(6.0),
+        Strategy::Canary | Strategy::CanaryRouted => Target::AtMost(6.0),
         Strategy::BlueGreen => Target::None,
     };
     report.add(
@@ -722,7 +826,7 @@ async fn measure(
 
     // Reaction latency to promote and abort, and a whole update of every Rollout.
     match p.strategy {
-        Strategy::Canary => {
+        Strategy::Canary | Strategy::CanaryRouted => {
             latency(&mut report, &client, &rollouts, &p).await?;
             full_walk(&mut report, &rollouts, &proxy, &p).await?;
         }
@@ -775,12 +879,16 @@ async fn measure(
 
 /// The active and preview Service of each of the `n` blue/green Rollouts (`CONCURRENCY` at a
 /// time); they select the Rollout's pods by `app`.
-async fn create_services(client: &kube::Client, n: usize) -> anyhow::Result<()> {
+async fn create_services(
+    client: &kube::Client,
+    n: usize,
+    roles: [&'static str; 2],
+) -> anyhow::Result<()> {
     eprintln!("bench: creating {} Services", 2 * n);
     let api: Api<Service> = Api::namespaced(client.clone(), NAMESPACE);
-    let failed = futures::stream::iter((0..n).flat_map(|i| {
-        ["active", "preview"].map(move |role| (format!("ro-{i}-{role}"), format!("ro-{i}")))
-    }))
+    let failed = futures::stream::iter(
+        (0..n).flat_map(|i| roles.map(move |role| (format!("ro-{i}-{role}"), format!("ro-{i}")))),
+    )
     .map(|(name, app)| {
         let api = api.clone();
         async move {
@@ -931,48 +1039,16 @@ async fn blue_green_latency(
             }
         }
     });
-    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut timeouts = 0;
-    for (i, name) in paused.iter().take(samples).enumerate() {
-        let poke = if i % 2 == 0 {
-            Poke::Promote
-        } else {
-            Poke::Abort
-        };
-        while rx.try_recv().is_ok() {}
-        let body = match poke {
-            Poke::Promote => json!({"status": {"pauseConditions": null}}),
-            Poke::Abort => json!({"status": {"abort": true}}),
-        };
-        let sent = Instant::now();
-        rollouts
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .with_context(|| format!("patching {name}"))?;
-        let accepted = Instant::now();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let seen = loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((owner, at))) if &owner == name => break Some(at),
-                Ok(Some(_)) => continue,
-                _ => break None,
-            }
-        };
-        match seen {
-            Some(at) => {
-                let key = match poke {
-                    Poke::Promote => "promote → active Service switch",
-                    Poke::Abort => "abort → preview ReplicaSet scale-down deadline",
-                };
-                let from = if at < accepted { sent } else { accepted };
-                results
-                    .entry(key)
-                    .or_default()
-                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
-            }
-            None => timeouts += 1,
-        }
-    }
+    let (results, timeouts) = sample_reactions(
+        rollouts,
+        &paused[..samples],
+        &mut rx,
+        (
+            "promote → active Service switch",
+            "abort → preview ReplicaSet scale-down deadline",
+        ),
+    )
+    .await?;
     svc_watcher.abort();
     rs_watcher.abort();
     for (key, mut v) in results {
@@ -1014,6 +1090,54 @@ async fn blue_green_latency(
         took.as_secs_f64()
     );
     Ok(())
+}
+
+/// Promote the even-numbered and abort the odd-numbered of `rollouts_at_pause`, one at a
+/// time, and time each from the patch's acceptance (its response; a reaction seen earlier
+/// counts from the send) to the first reaction `rx` reports for that Rollout (its name and
+/// when it was seen), waiting at most 10 s. Returns the milliseconds under `labels`
+/// (promote, abort) and how many timed out.
+async fn sample_reactions(
+    rollouts: &Api<DynamicObject>,
+    rollouts_at_pause: &[String],
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Instant)>,
+    labels: (&'static str, &'static str),
+) -> anyhow::Result<(BTreeMap<&'static str, Vec<f64>>, usize)> {
+    let mut results: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
+    let mut timeouts = 0;
+    for (i, name) in rollouts_at_pause.iter().enumerate() {
+        let (key, body) = if i % 2 == 0 {
+            (labels.0, json!({"status": {"pauseConditions": null}}))
+        } else {
+            (labels.1, json!({"status": {"abort": true}}))
+        };
+        while rx.try_recv().is_ok() {}
+        let sent = Instant::now();
+        rollouts
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
+            .await
+            .with_context(|| format!("patching {name}"))?;
+        let accepted = Instant::now();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        let seen = loop {
+            match tokio::time::timeout_at(deadline, rx.recv()).await {
+                Ok(Some((owner, at))) if &owner == name => break Some(at),
+                Ok(Some(_)) => continue,
+                _ => break None,
+            }
+        };
+        match seen {
+            Some(at) => {
+                let from = if at < accepted { sent } else { accepted };
+                results
+                    .entry(key)
+                    .or_default()
+                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
+            }
+            None => timeouts += 1,
+        }
+    }
+    Ok((results, timeouts))
 }
 
 fn has_deadline(rs: &ReplicaSet) -> bool {
@@ -1169,6 +1293,7 @@ async fn latency(
         .collect();
     let rv = list.metadata.resource_version.unwrap_or_default();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(String, Instant)>();
+    let route_tx = tx.clone();
     let stream = rs_api
         .watch(&WatchParams::default().timeout(290), &rv)
         .await?;
@@ -1201,51 +1326,50 @@ async fn latency(
             }
         }
     });
-    let mut results: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-    let mut timeouts = 0;
-    for (i, name) in paused.iter().take(samples).enumerate() {
-        let poke = if i % 2 == 0 {
-            Poke::Promote
-        } else {
-            Poke::Abort
-        };
-        while rx.try_recv().is_ok() {}
-        let body = match poke {
-            Poke::Promote => json!({"status": {"pauseConditions": null}}),
-            Poke::Abort => json!({"status": {"abort": true}}),
-        };
-        let sent = Instant::now();
-        rollouts
-            .patch_status(name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .with_context(|| format!("patching {name}"))?;
-        let accepted = Instant::now();
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-        let seen = loop {
-            match tokio::time::timeout_at(deadline, rx.recv()).await {
-                Ok(Some((owner, at))) if &owner == name => break Some(at),
-                Ok(Some(_)) => continue,
-                _ => break None,
-            }
-        };
-        match seen {
-            Some(at) => {
-                let key = match poke {
-                    Poke::Promote => "promote",
-                    Poke::Abort => "abort",
+    // A routed Rollout reacts to an abort on its route first (the canary keeps its pods
+    // until the route reads back the stable): route spec writes count as reactions too.
+    let route_watcher = if p.strategy == Strategy::CanaryRouted {
+        let routes = http_routes(client);
+        let list = routes.list(&ListParams::default()).await?;
+        let mut generations: HashMap<String, i64> = list
+            .items
+            .iter()
+            .filter_map(|r| Some((r.metadata.name.clone()?, r.metadata.generation.unwrap_or(0))))
+            .collect();
+        let rv = list.metadata.resource_version.unwrap_or_default();
+        let stream = routes
+            .watch(&WatchParams::default().timeout(290), &rv)
+            .await?;
+        let tx = route_tx;
+        Some(tokio::spawn(async move {
+            let mut stream = stream.boxed();
+            while let Some(Ok(ev)) = stream.next().await {
+                let at = Instant::now();
+                let route = match ev {
+                    WatchEvent::Added(r) | WatchEvent::Modified(r) => r,
+                    _ => continue,
                 };
-                // From the patch's acceptance (its response); a write seen earlier than
-                // that counts from the send.
-                let from = if at < accepted { sent } else { accepted };
-                results
-                    .entry(key)
-                    .or_default()
-                    .push(at.duration_since(from).as_secs_f64() * 1000.0);
+                let name = route.metadata.name.clone().unwrap_or_default();
+                let generation = route.metadata.generation.unwrap_or(0);
+                let prev = generations.insert(name.clone(), generation);
+                if prev.is_some_and(|g| g >= generation) {
+                    continue;
+                }
+                // Each bench HTTPRoute is named after its Rollout.
+                if tx.send((name, at)).is_err() {
+                    return;
+                }
             }
-            None => timeouts += 1,
-        }
-    }
+        }))
+    } else {
+        None
+    };
+    let (results, timeouts) =
+        sample_reactions(rollouts, &paused[..samples], &mut rx, ("promote", "abort")).await?;
     watcher.abort();
+    if let Some(w) = route_watcher {
+        w.abort();
+    }
     let mut all: Vec<f64> = results.values().flatten().copied().collect();
     for (key, mut v) in results {
         if let Some((mean, p50, p99)) = summary(&mut v) {

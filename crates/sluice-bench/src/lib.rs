@@ -91,6 +91,13 @@ pub enum BenchKind {
         /// promoted by hand).
         #[arg(long, value_enum, default_value_t = controller::Strategy::Canary)]
         strategy: controller::Strategy,
+        /// The Gateway API HTTPRoute CRD `--strategy canary-routed` installs when the
+        /// cluster does not serve HTTPRoutes (the standard channel's `httproutes.yaml`).
+        #[arg(
+            long,
+            default_value = "../shared/crds/gateway-api-v1.6.1/httproutes.yaml"
+        )]
+        gateway_api_crd: PathBuf,
     },
     /// How many concurrent AnalysisRuns (one web metric every 1 s against a local server) one
     /// controller measures within 100 ms of their due time.
@@ -164,6 +171,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
             kubeconfig,
             events,
             strategy,
+            gateway_api_crd,
         } => {
             controller::run(controller::Params {
                 rollouts: (*rollouts).clamp(1, 100_000),
@@ -175,6 +183,7 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
                 kubeconfig: kubeconfig.clone(),
                 events: *events,
                 strategy: *strategy,
+                gateway_api_crd: gateway_api_crd.clone(),
             })
             .await?
         }

@@ -82,6 +82,12 @@ pub fn resource_list(reg: &Registry, group: &str, version: &str) -> Option<Value
                 "kind": t.kind, "verbs": ["get", "patch", "update"],
             }));
         }
+        if t.group.is_empty() && t.plural == "pods" {
+            resources.push(json!({
+                "name": "pods/eviction", "singularName": "", "namespaced": true,
+                "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"],
+            }));
+        }
         if vi.scale.is_some() {
             resources.push(json!({
                 "name": format!("{}/scale", t.plural), "singularName": "", "namespaced": t.namespaced,
@@ -125,6 +131,9 @@ pub fn aggregated(reg: &Registry, core: bool) -> Value {
                         let mut subs = Vec::new();
                         if vi.status {
                             subs.push(json!({"subresource": "status", "responseKind": kind, "verbs": ["get", "patch", "update"]}));
+                        }
+                        if g.is_empty() && t.plural == "pods" {
+                            subs.push(json!({"subresource": "eviction", "responseKind": {"group": "policy", "version": "v1", "kind": "Eviction"}, "verbs": ["create"]}));
                         }
                         if vi.scale.is_some() {
                             subs.push(json!({"subresource": "scale", "responseKind": {"group": "autoscaling", "version": "v1", "kind": "Scale"}, "verbs": ["get", "patch", "update"]}));

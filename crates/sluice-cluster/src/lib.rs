@@ -3,9 +3,11 @@
 //! against it.
 //!
 //! What it serves: discovery (legacy and aggregated v2), OpenAPI v3 (built-ins from k8s-openapi,
-//! custom resources from their CRD), CRUD/LIST/WATCH/PATCH on the built-in kinds and on any
-//! CustomResourceDefinition, `/status` and `/scale`, Tables for `kubectl get`, owner-reference
-//! garbage collection, namespace termination, optional persistence (`data_dir`), and an audit log.
+//! custom resources from their CRD) and v2 (the same schemas, protobuf or JSON),
+//! CRUD/LIST/WATCH/PATCH on the built-in kinds and on any CustomResourceDefinition, `/status`
+//! and `/scale`, `pods/eviction` honouring PodDisruptionBudgets, Tables for `kubectl get`,
+//! owner-reference garbage collection, namespace termination, optional persistence
+//! (`data_dir`), and an audit log.
 //!
 //! Deliberate simplifications (each differs from a real apiserver only where Sluice and kubectl
 //! do not look): one global lock instead of MVCC (paged lists continue over the current state);
@@ -22,6 +24,7 @@ mod gc;
 mod hpa;
 mod names;
 mod openapi;
+mod openapi_v2;
 mod ops;
 pub mod patch;
 mod persist;

@@ -66,7 +66,9 @@ fn schema_name(t: &ResourceType, version: &str) -> String {
                     t.kind
                 );
             }
-            other => other.trim_end_matches(".k8s.io").to_string(),
+            // k8s.io/api's package: `rbac.authorization.k8s.io` is `rbac`, `networking.k8s.io`
+            // is `networking`.
+            other => other.split('.').next().unwrap_or(other).to_string(),
         };
         format!("io.k8s.api.{g}.{version}.{}", t.kind)
     }
@@ -93,6 +95,7 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::core::v1::Event>(&mut g);
             add::<a::core::v1::ServiceAccount>(&mut g);
             add::<a::core::v1::ResourceQuota>(&mut g);
+            add::<a::policy::v1::Eviction>(&mut g);
         }
         ("apps", "v1") => {
             add::<a::apps::v1::Deployment>(&mut g);
@@ -107,6 +110,14 @@ fn builtin_defs(group: &str, version: &str) -> Map<String, Value> {
             add::<a::autoscaling::v1::Scale>(&mut g);
         }
         ("events.k8s.io", "v1") => add::<a::events::v1::Event>(&mut g),
+        ("networking.k8s.io", "v1") => {
+            add::<a::networking::v1::Ingress>(&mut g);
+            add::<a::networking::v1::IngressClass>(&mut g);
+        }
+        ("policy", "v1") => {
+            add::<a::policy::v1::PodDisruptionBudget>(&mut g);
+            add::<a::policy::v1::Eviction>(&mut g);
+        }
         ("rbac.authorization.k8s.io", "v1") => {
             add::<a::rbac::v1::Role>(&mut g);
             add::<a::rbac::v1::RoleBinding>(&mut g);
@@ -187,6 +198,11 @@ const PATCH_MERGE: &[(&str, &str, &str)] = &[
     ("io.k8s.api.core.v1.NamespaceStatus", "conditions", "type"),
     ("io.k8s.api.apps.v1.DeploymentStatus", "conditions", "type"),
     ("io.k8s.api.apps.v1.ReplicaSetStatus", "conditions", "type"),
+    (
+        "io.k8s.api.policy.v1.PodDisruptionBudgetStatus",
+        "conditions",
+        "type",
+    ),
 ];
 
 /// Adds `x-kubernetes-patch-strategy`/`x-kubernetes-patch-merge-key` where the apiserver's
@@ -313,6 +329,18 @@ fn resource_paths(
                 "patch": op("patch", &patch_params, Some(body(patch_types)), gvk(t, version)),
             }),
         );
+    }
+    if t.group.is_empty() && t.plural == "pods" {
+        let eviction = json!({"group": "policy", "version": "v1", "kind": "Eviction"});
+        let mut post = op(
+            "post",
+            &write_params,
+            Some(body(&["application/json"])),
+            eviction,
+        );
+        post["operationId"] = json!("createNamespacedPodEviction");
+        post["responses"] = json!({"201": {"description": "Created", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/io.k8s.api.policy.v1.Eviction"}}}}});
+        paths.insert(format!("{item}/eviction"), json!({ "post": post }));
     }
     if vi.scale.is_some() {
         let scale_gvk = json!({"group": "autoscaling", "version": "v1", "kind": "Scale"});

@@ -7,7 +7,8 @@
 //! commands send (Kubernetes 1.33 wire numbers). Kinds: `s` string, `i` integer, `b` bool,
 //! `y` bytes, `d`/`f` double/float, `m` message, `t` Time, `q` Quantity, `x` IntOrString,
 //! `r` raw JSON (RawExtension, FieldsV1), `u` Duration; `R` prefix = repeated; `Ms`/`My`/`Mm`
-//! maps of strings, bytes or messages.
+//! maps of strings, bytes or messages. A field name starting with `~` is a struct Go embeds
+//! inline (`IngressRule.ingressRuleValue`): its fields are written into the parent.
 
 use std::collections::HashMap;
 use std::sync::OnceLock;
@@ -358,6 +359,8 @@ fn message(buf: &[u8], name: &str) -> Result<Map<String, Value>, String> {
                     });
                 }
             }
+            // A struct embedded inline in Go (`json:",inline"`): its fields are the parent's.
+            Kind::Msg(m) if f.name.starts_with('~') => out.extend(message(&payload, m)?),
             kind => {
                 let v = scalar(kind, wire, &payload, n)?;
                 if is_zero(&v) && !(KEEP_ZERO.contains(&f.name.as_str()) && v.is_number()) {
@@ -379,6 +382,8 @@ fn message_for(api_version: &str, kind: &str) -> Option<String> {
         "rbac.authorization.k8s.io/v1" => "rbac",
         "autoscaling/v1" => "autoscalingv1",
         "autoscaling/v2" => "autoscalingv2",
+        "policy/v1" => "policy",
+        "networking.k8s.io/v1" => "networking",
         _ => return None,
     };
     let name = format!("{pkg}.{kind}");

@@ -3,7 +3,7 @@
 
 Usage: protobuf_table.py DIR  where DIR holds meta.proto runtime.proto intstr.proto resource.proto
 (k8s.io/apimachinery) and core.proto apps.proto batch.proto rbac.proto autoscalingv1.proto
-autoscalingv2.proto (k8s.io/api),
+autoscalingv2.proto policy.proto networking.proto (k8s.io/api),
 taken from the same release tag (v0.33.x). Writes the table to stdout.
 """
 import re
@@ -13,6 +13,7 @@ ALIAS = {
     "k8s.io.api.core.v1": "core", "k8s.io.api.apps.v1": "apps", "k8s.io.api.batch.v1": "batch",
     "k8s.io.api.rbac.v1": "rbac", "k8s.io.apimachinery.pkg.apis.meta.v1": "meta",
     "k8s.io.api.autoscaling.v1": "autoscalingv1", "k8s.io.api.autoscaling.v2": "autoscalingv2",
+    "k8s.io.api.policy.v1": "policy", "k8s.io.api.networking.v1": "networking",
     "k8s.io.apimachinery.pkg.runtime": "runtime", "k8s.io.apimachinery.pkg.util.intstr": "intstr",
     "k8s.io.apimachinery.pkg.api.resource": "resource",
 }
@@ -24,7 +25,12 @@ ROOTS = ["core.Namespace", "core.ConfigMap", "core.Secret", "core.ServiceAccount
          "core.ResourceQuota",
          "apps.Deployment", "batch.Job", "rbac.Role", "rbac.ClusterRole", "rbac.RoleBinding",
          "rbac.ClusterRoleBinding", "autoscalingv1.HorizontalPodAutoscaler",
-         "autoscalingv2.HorizontalPodAutoscaler"]
+         "autoscalingv2.HorizontalPodAutoscaler", "policy.PodDisruptionBudget", "policy.Eviction",
+         "networking.Ingress"]
+# Go structs embedded inline (`json:",inline"`), written `~name` so the decoder merges them.
+# (core.Probe.handler and core.EphemeralContainer.ephemeralContainerCommon are inline too; the
+# table predates this marker and kubectl's create subcommands do not send them.)
+INLINE = {("networking.IngressRule", "ingressRuleValue")}
 
 
 def parse(files):
@@ -53,7 +59,7 @@ def parse(files):
 def main():
     d = sys.argv[1]
     names = ["meta", "runtime", "intstr", "resource", "core", "apps", "batch", "rbac", "autoscalingv1",
-             "autoscalingv2"]
+             "autoscalingv2", "policy", "networking"]
     msgs = parse([f"{d}/{n}.proto" for n in names])
     full = {k.rsplit(".", 1)[0]: k for k in msgs}
     short = lambda f: ALIAS.get(f.rsplit(".", 1)[0], f.rsplit(".", 1)[0]) + "." + f.rsplit(".", 1)[1]
@@ -78,6 +84,10 @@ def main():
                 vt = mm.group(1)
                 if vt in SCALAR:
                     fields.append(f"{num}:{name}:M{SCALAR[vt]}")
+                elif short(resolve(vt, pkg)) in SPECIAL:
+                    # A map of Times (PodDisruptionBudgetStatus.disruptedPods): status only,
+                    # never sent by kubectl; left out.
+                    pass
                 else:
                     r = resolve(vt, pkg)
                     fields.append(f"{num}:{name}:Mm:{short(r)}")
@@ -90,7 +100,8 @@ def main():
             if short(r) in SPECIAL:
                 fields.append(f"{num}:{name}:{rep}{SPECIAL[short(r)]}")
             else:
-                fields.append(f"{num}:{name}:{rep}m:{short(r)}")
+                shown = "~" + name if (s, name) in INLINE else name
+                fields.append(f"{num}:{shown}:{rep}m:{short(r)}")
                 todo.append(r)
         out[s] = fields
     for k in sorted(out):

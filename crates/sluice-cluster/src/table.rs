@@ -183,6 +183,27 @@ fn builtin_columns(plural: &str) -> Vec<Col> {
             c("Holder", "string", 0),
             c("Age", "string", 0),
         ],
+        "ingresses" => vec![
+            c("Name", "string", 0),
+            c("Class", "string", 0),
+            c("Hosts", "string", 0),
+            c("Address", "string", 0),
+            c("Ports", "string", 0),
+            c("Age", "string", 0),
+        ],
+        "ingressclasses" => vec![
+            c("Name", "string", 0),
+            c("Controller", "string", 0),
+            c("Parameters", "string", 0),
+            c("Age", "string", 0),
+        ],
+        "poddisruptionbudgets" => vec![
+            c("Name", "string", 0),
+            c("Min Available", "string", 0),
+            c("Max Unavailable", "string", 0),
+            c("Allowed Disruptions", "integer", 0),
+            c("Age", "string", 0),
+        ],
         _ => vec![c("Name", "string", 0), c("Age", "string", 0)],
     }
 }
@@ -447,6 +468,61 @@ fn builtin_cells(plural: &str, obj: &Value, now: DateTime<Utc>) -> Vec<Value> {
             ]
         }
         "leases" => vec![name, json!(s(&spec["holderIdentity"])), json!(created)],
+        "ingresses" => {
+            let rules = spec["rules"].as_array().cloned().unwrap_or_default();
+            let hosts: Vec<String> = rules
+                .iter()
+                .map(|r| r["host"].as_str().unwrap_or("*").to_string())
+                .collect();
+            let addresses: Vec<String> = st["loadBalancer"]["ingress"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|i| i["ip"].as_str().or_else(|| i["hostname"].as_str()))
+                .map(str::to_string)
+                .collect();
+            let tls = spec["tls"].as_array().is_some_and(|t| !t.is_empty());
+            vec![
+                name,
+                json!(spec["ingressClassName"].as_str().unwrap_or("<none>")),
+                json!(if hosts.is_empty() {
+                    "*".to_string()
+                } else {
+                    hosts.join(",")
+                }),
+                json!(addresses.join(",")),
+                json!(if tls { "80, 443" } else { "80" }),
+                json!(created),
+            ]
+        }
+        "ingressclasses" => {
+            let p = &spec["parameters"];
+            let params = if p.is_object() {
+                let kind = match p["apiGroup"].as_str() {
+                    Some(g) if !g.is_empty() => format!("{}.{g}", s(&p["kind"])),
+                    _ => s(&p["kind"]),
+                };
+                format!("{kind}/{}", s(&p["name"]))
+            } else {
+                "<none>".into()
+            };
+            vec![
+                name,
+                json!(s(&spec["controller"])),
+                json!(params),
+                json!(created),
+            ]
+        }
+        "poddisruptionbudgets" => {
+            let or_na = |v: &Value| if v.is_null() { "N/A".to_string() } else { s(v) };
+            vec![
+                name,
+                json!(or_na(&spec["minAvailable"])),
+                json!(or_na(&spec["maxUnavailable"])),
+                json!(n(&st["disruptionsAllowed"])),
+                json!(created),
+            ]
+        }
         _ => vec![name, json!(created)],
     }
 }

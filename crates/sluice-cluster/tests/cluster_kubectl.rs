@@ -509,3 +509,405 @@ async fn kubectl_create_subcommands_send_protobuf_that_the_server_reads() {
     assert!(!ok && err.contains("NotFound"), "{err}");
     k.cluster.shutdown().await;
 }
+
+/// networking.k8s.io/v1 Ingress and IngressClass are built-in kinds (the NGINX and ALB
+/// routers write them): apply, explain, merge and JSON patches, status, and a second
+/// client-side apply that leaves a field another writer set alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn kubectl_manages_ingresses_and_ingress_classes() {
+    let k = Kubectl::start().await;
+    let manifest = r#"apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata:
+  name: nginx
+spec:
+  controller: k8s.io/ingress-nginx
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: web
+  namespace: default
+  annotations:
+    nginx.ingress.kubernetes.io/rewrite-target: /
+spec:
+  ingressClassName: nginx
+  rules:
+    - host: web.example.com
+      http:
+        paths:
+          - path: /
+            pathType: Prefix
+            backend:
+              service:
+                name: web-stable
+                port:
+                  number: 80
+"#;
+    k.ok(&["apply", "-f", "-"], Some(manifest)).await;
+    let out = k.ok(&["get", "ingress", "web", "-o", "json"], None).await;
+    let ing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-stable"
+    );
+    assert_eq!(
+        k.ok(
+            &[
+                "get",
+                "ingressclass",
+                "nginx",
+                "-o",
+                "jsonpath={.spec.controller}"
+            ],
+            None
+        )
+        .await,
+        "k8s.io/ingress-nginx"
+    );
+    let explained = k.ok(&["explain", "ingress.spec.rules"], None).await;
+    assert!(explained.contains("host"), "{explained}");
+    // Another writer's annotation survives a re-apply; a JSON patch edits one field.
+    k.ok(
+        &[
+            "annotate",
+            "ingress",
+            "web",
+            "nginx.ingress.kubernetes.io/canary=true",
+        ],
+        None,
+    )
+    .await;
+    k.ok(&["apply", "-f", "-"], Some(manifest)).await;
+    k.ok(
+        &[
+            "patch",
+            "ingress",
+            "web",
+            "--type=json",
+            "-p",
+            r#"[{"op":"replace","path":"/spec/rules/0/http/paths/0/backend/service/name","value":"web-canary"}]"#,
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "patch",
+            "ingress",
+            "web",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            r#"{"status":{"loadBalancer":{"ingress":[{"ip":"10.0.0.1"}]}}}"#,
+        ],
+        None,
+    )
+    .await;
+    let out = k.ok(&["get", "ing", "web", "-o", "json"], None).await;
+    let ing: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        ing["metadata"]["annotations"]["nginx.ingress.kubernetes.io/canary"],
+        "true"
+    );
+    assert_eq!(
+        ing["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]["name"],
+        "web-canary"
+    );
+    assert_eq!(
+        ing["status"]["loadBalancer"]["ingress"][0]["ip"],
+        "10.0.0.1"
+    );
+    assert_eq!(
+        ing["metadata"]["generation"], 2,
+        "the status write bumps no generation"
+    );
+}
+/// A `v1` List as people keep them in Git: a Service, a Rollout and an AnalysisTemplate.
+const LIST: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: Service
+  metadata: {name: shop}
+  spec:
+    selector: {app: shop}
+    ports: [{port: 80, targetPort: 8080}]
+- apiVersion: argoproj.io/v1alpha1
+  kind: Rollout
+  metadata: {name: shop}
+  spec:
+    replicas: 2
+    selector: {matchLabels: {app: shop}}
+    template:
+      metadata: {labels: {app: shop}}
+      spec:
+        containers:
+        - name: shop
+          image: nginx:1.27
+          resources: {requests: {cpu: 10m, memory: 16Mi}}
+    strategy:
+      canary:
+        steps: [{setWeight: 20}, {pause: {duration: 10}}]
+- apiVersion: argoproj.io/v1alpha1
+  kind: AnalysisTemplate
+  metadata: {name: shop-ok}
+  spec:
+    metrics:
+    - name: ok
+      provider: {web: {url: "http://127.0.0.1:1/ok"}}
+"#;
+
+/// Sluice's own CRDs, as `make crds` wrote them.
+fn sluice_crds() -> String {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../crds");
+    ["rollouts.yaml", "analysistemplates.yaml"]
+        .iter()
+        .map(|f| std::fs::read_to_string(dir.join(f)).unwrap())
+        .collect::<Vec<_>>()
+        .join("\n---\n")
+}
+
+#[tokio::test]
+async fn kubectl_applies_a_v1_list_and_a_get_yaml_round_trip_with_default_validation() {
+    let k = Kubectl::start().await;
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(&sluice_crds()))
+        .await;
+    k.ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.argoproj.io",
+            "crd/analysistemplates.argoproj.io",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    // Default validation: for a List kubectl validates each item against /openapi/v2.
+    let out = k.ok(&["apply", "-f", "-"], Some(LIST)).await;
+    for line in [
+        "service/shop created",
+        "rollout.argoproj.io/shop created",
+        "analysistemplate.argoproj.io/shop-ok created",
+    ] {
+        assert!(out.contains(line), "{out}");
+    }
+    // What `kubectl get -o yaml` writes applies again as it is.
+    let listed = k.ok(&["get", "svc,ro,at", "-o", "yaml"], None).await;
+    assert!(listed.contains("kind: List"), "{listed}");
+    let again = k.ok(&["apply", "-f", "-"], Some(&listed)).await;
+    assert!(again.contains("rollout.argoproj.io/shop"), "{again}");
+    assert!(!again.contains("error"), "{again}");
+    // Client-side validation still judges: a misspelt field of a List item is refused by
+    // kubectl itself, naming the field, and nothing is created.
+    let bad = LIST
+        .replace(
+            "name: shop}\n  spec:\n    selector",
+            "name: shop2}\n  spec:\n    selectorr",
+        )
+        .replace(
+            "metadata: {name: shop}\n  spec:\n    replicas",
+            "metadata: {name: shop2}\n  spec:\n    replicas",
+        );
+    let (ok, _, err) = k.run(&["apply", "-f", "-"], Some(&bad)).await;
+    assert!(!ok);
+    assert!(err.contains("selectorr"), "{err}");
+    assert!(
+        k.ok(&["get", "svc", "-o", "name"], None)
+            .await
+            .lines()
+            .all(|l| !l.ends_with("/shop2"))
+    );
+}
+
+#[tokio::test]
+async fn openapi_v2_is_served_as_protobuf_or_json_by_accept() {
+    let k = Kubectl::start().await;
+    let base = format!("http://{}", k.cluster.addr());
+    let client = reqwest::Client::new();
+    let get = |accept: &'static str| {
+        client
+            .get(format!("{base}/openapi/v2"))
+            .header("Accept", accept)
+            .send()
+    };
+    let pb = get("application/com.github.proto-openapi.spec.v2@v1.0+protobuf")
+        .await
+        .unwrap();
+    assert_eq!(pb.status(), 200);
+    assert_eq!(
+        pb.headers()["content-type"],
+        "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
+    );
+    // Field 1 (swagger), a length-delimited "2.0".
+    assert!(pb.bytes().await.unwrap().starts_with(b"\x0a\x032.0"));
+    let json: serde_json::Value = get("application/json").await.unwrap().json().await.unwrap();
+    assert_eq!(json["swagger"], "2.0");
+    assert!(json["definitions"]["io.k8s.api.apps.v1.Deployment"].is_object());
+    assert_eq!(get("text/html").await.unwrap().status(), 406);
+    // kubectl's own reader of the document: `kubectl explain` falls back to it when asked.
+    k.ok(
+        &[
+            "explain",
+            "deployment.spec.replicas",
+            "--output=plaintext-openapiv2",
+        ],
+        None,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn kubectl_creates_and_lists_ingresses_classes_and_disruption_budgets() {
+    let k = Kubectl::start().await;
+    let resources = k.ok(&["api-resources"], None).await;
+    for line in [
+        ("ingresses", "ing", "networking.k8s.io/v1", "Ingress"),
+        ("ingressclasses", "", "networking.k8s.io/v1", "IngressClass"),
+        (
+            "poddisruptionbudgets",
+            "pdb",
+            "policy/v1",
+            "PodDisruptionBudget",
+        ),
+    ] {
+        let found = resources.lines().any(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            cols.first() == Some(&line.0)
+                && cols.contains(&line.2)
+                && cols.contains(&line.3)
+                && (line.1.is_empty() || cols.contains(&line.1))
+        });
+        assert!(found, "{line:?} missing from:\n{resources}");
+    }
+    // kubectl's typed create subcommands send protobuf.
+    k.ok(
+        &[
+            "create",
+            "pdb",
+            "web",
+            "--selector=app=web",
+            "--min-available=2",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &[
+            "create",
+            "ingress",
+            "shop",
+            "--class=nginx",
+            "--rule=shop.example.com/*=shop:80",
+        ],
+        None,
+    )
+    .await;
+    k.ok(
+        &["apply", "-f", "-"],
+        Some("apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: k8s.io/ingress-nginx}\n"),
+    )
+    .await;
+    let ing = k.ok(&["get", "ingress", "shop", "-o", "json"], None).await;
+    let ing: serde_json::Value = serde_json::from_str(&ing).unwrap();
+    let rule = &ing["spec"]["rules"][0];
+    assert_eq!(rule["host"], "shop.example.com");
+    assert_eq!(
+        rule["http"]["paths"][0]["backend"]["service"]["name"],
+        "shop"
+    );
+    assert_eq!(rule["http"]["paths"][0]["pathType"], "Prefix");
+    let header = |out: String| {
+        out.lines()
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    assert_eq!(
+        header(k.ok(&["get", "ing"], None).await),
+        "NAME CLASS HOSTS ADDRESS PORTS AGE"
+    );
+    assert_eq!(
+        header(k.ok(&["get", "ingressclass"], None).await),
+        "NAME CONTROLLER PARAMETERS AGE"
+    );
+    let pdbs = k.ok(&["get", "pdb"], None).await;
+    assert_eq!(
+        header(pdbs.clone()),
+        "NAME MIN AVAILABLE MAX UNAVAILABLE ALLOWED DISRUPTIONS AGE"
+    );
+    let row: Vec<&str> = pdbs.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(&row[..3], ["web", "2", "N/A"]);
+    k.ok(&["explain", "pdb.spec.unhealthyPodEvictionPolicy"], None)
+        .await;
+    // Bad input is refused by the server, naming the field.
+    let (ok, _, err) = k
+        .run(
+            &["apply", "-f", "-"],
+            Some("apiVersion: policy/v1\nkind: PodDisruptionBudget\nmetadata: {name: bad}\nspec: {minAvailable: 1, selectorr: {}}\n"),
+        )
+        .await;
+    assert!(!ok);
+    assert!(err.contains("selectorr"), "{err}");
+}
+
+#[tokio::test]
+async fn rollout_quantities_take_numbers_as_a_deployment_does_and_refuse_bad_ones() {
+    let k = Kubectl::start().await;
+    k.ok(&["apply", "--server-side", "-f", "-"], Some(&sluice_crds()))
+        .await;
+    k.ok(
+        &[
+            "wait",
+            "--for=condition=Established",
+            "crd/rollouts.argoproj.io",
+            "--timeout=10s",
+        ],
+        None,
+    )
+    .await;
+    let rollout = |name: &str, requests: &str| {
+        format!(
+            "apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nmetadata: {{name: {name}}}\nspec:\n  selector: {{matchLabels: {{app: q}}}}\n  template:\n    metadata: {{labels: {{app: q}}}}\n    spec:\n      containers:\n      - name: app\n        image: nginx\n        resources: {{requests: {requests}}}\n  strategy: {{canary: {{}}}}\n"
+        )
+    };
+    // What a Deployment takes: YAML numbers, quoted numbers, suffixed strings.
+    for (name, requests) in [
+        ("numbers", "{cpu: 0.001, memory: 16Mi}"),
+        ("integer", "{cpu: 1, memory: 1e6}"),
+        ("quoted", "{cpu: '0.001', memory: 16Mi}"),
+    ] {
+        k.ok(&["apply", "-f", "-"], Some(&rollout(name, requests)))
+            .await;
+    }
+    let stored = k
+        .ok(
+            &[
+                "get",
+                "ro",
+                "numbers",
+                "-o",
+                "jsonpath={.spec.template.spec.containers[0].resources.requests.cpu}",
+            ],
+            None,
+        )
+        .await;
+    assert_eq!(stored, "0.001");
+    // What it refuses, refused at apply time and naming the field.
+    for requests in ["{cpu: abc}", "{cpu: -1}", "{cpu: '-1'}", "{memory: 16Mb}"] {
+        let (ok, _, err) = k
+            .run(&["apply", "-f", "-"], Some(&rollout("bad", requests)))
+            .await;
+        assert!(!ok, "{requests} was accepted");
+        assert!(
+            err.contains("spec.template.spec.containers[0].resources.requests."),
+            "{requests}: {err}"
+        );
+        assert!(err.contains("is invalid"), "{requests}: {err}");
+    }
+}

@@ -8,7 +8,9 @@
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DeleteParams, EvictParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, EvictParams, ListParams, Patch, PatchParams, PostParams,
+};
 use kube::runtime::events::{Event, EventType as KubeEventType};
 use kube::{Resource, ResourceExt};
 use serde_json::{Map, Value, json};
@@ -26,6 +28,8 @@ use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::plan::{Change, EventType, MetadataPatch, Plan};
 use sluice_engine::rollout::refusal::Write;
+use sluice_engine::rollout::status::NEW_REPLICA_SET_REASON;
+use sluice_engine::rollout::traffic::RouteRef;
 
 /// Annotation marking a Service whose selector Sluice manages.
 pub const MANAGED_BY_ANNOTATION: &str = "argo-rollouts.argoproj.io/managed-by-rollouts";
@@ -380,6 +384,8 @@ impl<'a> Actuator<'a> {
             Change::ScaleDeployment { name, replicas, .. } => {
                 go_on(self.scale_deployment(name, *replicas).await)
             }
+            Change::PatchRoute { route, patch } => go_on(self.patch_route(route, patch).await),
+            Change::CreateRoute { route, object } => go_on(self.create_route(route, object).await),
             // Published with the status, see `write_status`.
             Change::Event { .. } => Ok(ControlFlow::Continue(())),
         }
@@ -585,6 +591,67 @@ impl<'a> Actuator<'a> {
         }
     }
 
+    /// A JSON patch of a route object (its `test` guards against an edit made since it was
+    /// read: the API server then refuses the whole patch, and the next reconcile plans from
+    /// the object as it is).
+    async fn patch_route(&self, route: &RouteRef, patch: &[Value]) -> Result<(), ApiCallError> {
+        let target = route.to_string();
+        let ops: json_patch::Patch = serde_json::from_value(Value::Array(patch.to_vec()))
+            .map_err(|e| ApiCallError::on("patch", target.clone())(kube::Error::SerdeError(e)))?;
+        let api = self.route_api(route);
+        api.patch(
+            &route.name,
+            &PatchParams::default(),
+            &Patch::Json::<()>(ops),
+        )
+        .await
+        .map_err(ApiCallError::on("patch", target))?;
+        Ok(())
+    }
+
+    /// Create a route object the Rollout owns, in the version the API server serves.
+    async fn create_route(&self, route: &RouteRef, object: &Value) -> Result<(), ApiCallError> {
+        let target = route.to_string();
+        let mut obj: DynamicObject = serde_json::from_value(object.clone())
+            .map_err(|e| ApiCallError::on("create", target.clone())(kube::Error::SerdeError(e)))?;
+        obj.types = Some(kube::api::TypeMeta {
+            api_version: format!("{}/{}", route.kind.group(), self.route_version(route)),
+            kind: route.kind.kind().to_string(),
+        });
+        let api = self.route_api(route);
+        create_owned(
+            &api,
+            &obj,
+            &route.kind.kind().to_lowercase(),
+            &route.namespace,
+        )
+        .await
+    }
+
+    /// The version a route's kind is written in: its fixed one, or the one the observer
+    /// discovered for a TrafficSplit.
+    fn route_version(&self, route: &RouteRef) -> String {
+        match route.kind.version() {
+            Some(v) => v.to_string(),
+            None => self
+                .ctx
+                .smi_version
+                .read()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone()
+                .unwrap_or_else(|| "v1alpha2".to_string()),
+        }
+    }
+
+    /// The API of a route's kind in its namespace.
+    fn route_api(&self, route: &RouteRef) -> Api<DynamicObject> {
+        Api::namespaced_with(
+            self.ctx.client.clone(),
+            &route.namespace,
+            &super::rollout::route_resource(route.kind, &self.route_version(route)),
+        )
+    }
+
     /// A merge patch of the replica count alone (RBAC: deployments patch).
     async fn scale_deployment(&self, deployment: &str, replicas: i32) -> Result<(), ApiCallError> {
         let body = json!({"spec": {"replicas": replicas}});
@@ -672,8 +739,9 @@ struct PlannedEvent<'a> {
 }
 
 /// The plan's Events in order. The planner records the Event of a cluster change
-/// (`NewReplicaSetCreated`, `ScalingReplicaSet`, `RolloutUpdated`, ...) right after that
-/// change; any other Event tells of a status transition.
+/// (`ScalingReplicaSet`, `RolloutUpdated`, ...) right after that change; any other Event
+/// tells of a status transition. `NewReplicaSetCreated` always tells of the ReplicaSet's
+/// creation, although it comes after the revision's `RolloutUpdated` (upstream's order).
 fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
     let mut events = Vec::new();
     let mut after_change = false;
@@ -688,7 +756,7 @@ fn tagged_events(plan: &Plan) -> Vec<PlannedEvent<'_>> {
                     type_: *type_,
                     reason,
                     message,
-                    of_change: after_change,
+                    of_change: after_change || reason == NEW_REPLICA_SET_REASON,
                 });
                 after_change = false;
             }

@@ -20,6 +20,7 @@ use crate::error::DecodeError;
 use crate::undecoded::Undecoded;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::observed::Observed;
+use sluice_engine::rollout::traffic::{self, RouteRef};
 
 /// kubectl's copy of the whole applied object: no decision reads it, and it is often the
 /// largest part of a Rollout.
@@ -37,6 +38,8 @@ pub struct CachedRollout {
     workload_ref: Option<(String, String)>,
     /// The Services the strategy names (canary/stable or active/preview).
     services: Vec<String>,
+    /// The route objects its traffic routing names.
+    routes: Vec<RouteRef>,
 }
 
 impl CachedRollout {
@@ -55,7 +58,7 @@ impl CachedRollout {
         {
             annotations.remove(LAST_APPLIED_ANNOTATION);
         }
-        let (uses_templates, workload_ref, services) = match Rollout::deserialize(&obj) {
+        let (uses_templates, workload_ref, services, routes) = match Rollout::deserialize(&obj) {
             Ok(ro) => {
                 let (namespaced, cluster) = Observed::referenced_templates(&ro);
                 let workload_ref = ro.spec.workload_ref.as_ref().map(|r| {
@@ -69,16 +72,18 @@ impl CachedRollout {
                     !namespaced.is_empty() || !cluster.is_empty(),
                     workload_ref,
                     services,
+                    traffic::route_refs(&ro),
                 )
             }
             // The reconcile reports it; nothing routes to a Rollout that does not decode.
-            Err(_) => (false, None, Vec::new()),
+            Err(_) => (false, None, Vec::new(), Vec::new()),
         };
         Ok(Self {
             body: Undecoded::from_json(obj)?,
             uses_templates,
             workload_ref,
             services,
+            routes,
         })
     }
 
@@ -105,6 +110,11 @@ impl CachedRollout {
     /// The Services the strategy names.
     pub fn services(&self) -> &[String] {
         &self.services
+    }
+
+    /// The route objects its traffic routing names.
+    pub fn routes(&self) -> &[RouteRef] {
+        &self.routes
     }
 
     /// Whether `spec.workloadRef` names the object of `kind` called `name`.

@@ -23,6 +23,7 @@ pub mod providers;
 pub mod rbac;
 pub mod refusals;
 pub mod rollout;
+pub mod routes;
 pub mod services;
 pub mod status_patch;
 pub mod telemetry;

@@ -66,6 +66,29 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
     ),
     // workloadRef to a PodTemplate.
     ("", "podtemplates", &["get", "list", "watch"]),
+    // Traffic routing: the Gateway API routes a Rollout names are watched (metadata only),
+    // read and JSON-patched (weights on their backendRefs, managed header and mirror rules).
+    (
+        "gateway.networking.k8s.io",
+        "httproutes",
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "grpcroutes",
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "gateway.networking.k8s.io",
+        "tcproutes",
+        &["get", "list", "watch", "patch"],
+    ),
+    // SMI: the TrafficSplit a Rollout creates and owns (watched, metadata only, like routes).
+    (
+        "split.smi-spec.io",
+        "trafficsplits",
+        &["get", "list", "watch", "create", "patch"],
+    ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
     // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).

@@ -12,7 +12,7 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{Pod, PodTemplate, Service};
-use kube::api::{Api, ListParams};
+use kube::api::{Api, ApiResource, DynamicObject, ListParams};
 use kube::runtime::controller::{self, Action, Controller};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
@@ -30,6 +30,7 @@ use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
 use super::refusals::Refusals;
+use super::routes::RouteReferences;
 use super::services::{ManagedServices, ServiceReferences, managed_by};
 use super::undecoded::Undecoded;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
@@ -40,6 +41,7 @@ use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
 use sluice_engine::rollout::observed::Observed;
 use sluice_engine::rollout::refusal;
+use sluice_engine::rollout::traffic::{self, ObservedRoutes, RouteKind};
 use sluice_engine::rollout::workload::{DeploymentScale, Workload};
 
 /// Label every ReplicaSet the controller owns carries; the ReplicaSet watch is
@@ -98,6 +100,52 @@ pub struct Context {
     pub count_writes: CountWrites,
     pub events: Publisher,
     pub metrics: Option<Arc<Metrics>>,
+    /// The version `split.smi-spec.io` is served in, once discovered.
+    pub smi_version: std::sync::RwLock<Option<String>>,
+    /// UIDs of the Rollouts this controller has announced (`RolloutAddedToInformer`).
+    pub informed: std::sync::Mutex<BTreeSet<String>>,
+}
+
+/// Upstream's reason and message when its informer learns of a Rollout: on creation, and for
+/// every existing Rollout each time a controller starts.
+pub const ADDED_TO_INFORMER_REASON: &str = "RolloutAddedToInformer";
+
+/// Announces a Rollout the first time this controller reconciles it, before anything it plans,
+/// as upstream's informer does when it first lists or sees the Rollout.
+async fn announce_added(ctx: &Context, ro: &Rollout) {
+    let uid = ro.uid().unwrap_or_default();
+    let first = ctx
+        .informed
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(uid);
+    if !first {
+        return;
+    }
+    let note = format!(
+        "Rollout resource added to informer: {}/{}",
+        ro.namespace().unwrap_or_default(),
+        ro.name_any()
+    );
+    let event = kube::runtime::events::Event {
+        type_: kube::runtime::events::EventType::Normal,
+        reason: ADDED_TO_INFORMER_REASON.into(),
+        action: ADDED_TO_INFORMER_REASON.into(),
+        note: Some(note),
+        secondary: None,
+    };
+    if let Some(metrics) = &ctx.metrics {
+        metrics.event(
+            &ro.namespace().unwrap_or_default(),
+            &ro.name_any(),
+            "Normal",
+            ADDED_TO_INFORMER_REASON,
+        );
+    }
+    // Best effort, like every Event.
+    if let Err(e) = ctx.events.publish(&event, &ro.object_ref(&())).await {
+        warn!(reason = ADDED_TO_INFORMER_REASON, error = %e, "recording event failed");
+    }
 }
 
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
@@ -143,6 +191,7 @@ async fn observe(
     let (analysis_templates, cluster_analysis_templates) =
         read_templates(ro, &ctx.client, &ns).await?;
     let workload = read_workload(ro, &ctx.client, &ns).await?;
+    let routes = read_routes(ro, ctx).await?;
     Ok(Observed {
         rollout: ro.clone(),
         replica_sets,
@@ -154,8 +203,78 @@ async fn observe(
         cluster_analysis_templates,
         workload,
         outside_pods: 0,
+        routes,
         refused: None,
     })
+}
+
+/// The API resource of a route kind the traffic routing writes, in `version`.
+pub(crate) fn route_resource(kind: RouteKind, version: &str) -> ApiResource {
+    ApiResource {
+        group: kind.group().to_string(),
+        version: version.to_string(),
+        api_version: format!("{}/{version}", kind.group()),
+        kind: kind.kind().to_string(),
+        plural: kind.plural().to_string(),
+    }
+}
+
+/// The version a route kind is read and written in: its fixed one, or for a TrafficSplit the
+/// one the API server prefers for `split.smi-spec.io` (remembered once found; `None` while
+/// the group is not served).
+pub(crate) async fn route_version(ctx: &Context, kind: RouteKind) -> Result<Option<String>, Error> {
+    if let Some(v) = kind.version() {
+        return Ok(Some(v.to_string()));
+    }
+    if let Some(v) = ctx
+        .smi_version
+        .read()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+    {
+        return Ok(Some(v));
+    }
+    let groups = ctx
+        .client
+        .list_api_groups()
+        .await
+        .map_err(ApiCallError::on("discover", "api groups"))?;
+    let found = groups
+        .groups
+        .into_iter()
+        .find(|g| g.name == kind.group())
+        .and_then(|g| g.preferred_version.map(|v| v.version));
+    if let Some(v) = &found {
+        *ctx.smi_version.write().unwrap_or_else(|p| p.into_inner()) = Some(v.clone());
+    }
+    Ok(found)
+}
+
+/// GET the route objects the traffic routing names (`None`: it does not exist, or its kind
+/// is not served). GETs, not a cache: a step is verified on what the object says now.
+async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Error> {
+    let mut routes = ObservedRoutes::new();
+    for r in traffic::route_refs(ro) {
+        let Some(version) = route_version(ctx, r.kind).await? else {
+            routes.insert(r, None);
+            continue;
+        };
+        let api: Api<DynamicObject> = Api::namespaced_with(
+            ctx.client.clone(),
+            &r.namespace,
+            &route_resource(r.kind, &version),
+        );
+        let obj = api
+            .get_opt(&r.name)
+            .await
+            .map_err(ApiCallError::on("read", r.to_string()))?;
+        let value = obj
+            .map(|o| serde_json::to_value(&o))
+            .transpose()
+            .map_err(DecodeError::of(r.to_string()))?;
+        routes.insert(r, value);
+    }
+    Ok(routes)
 }
 
 /// GET the Services the strategy names (canary/stable or active/preview; `None`: it does not
@@ -431,6 +550,12 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         ctx.freshness.forget(&key);
         ctx.refusals.take(&key);
         ctx.count_writes.written(&key);
+        if let Some(uid) = cached.meta().uid.as_ref() {
+            ctx.informed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(uid);
+        }
         return Ok(Action::await_change());
     }
     let rv = cached.resource_version().unwrap_or_default();
@@ -447,6 +572,7 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ro = super::events::decode_or_warn(&ctx.events, cached.undecoded()).await?;
+    announce_added(&ctx, &ro).await;
     let now = chrono::Utc::now();
     let mut observed = observe(&ro, &ctx, now).await?;
     observed.refused = ctx.refusals.take(&key);
@@ -591,9 +717,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
     let refs = ServiceReferences::default();
-    let (controller, owned) = watch_owned(watch_rollouts(rollouts, &cfg, &refs), &client, ns);
+    let routes = RouteReferences::default();
+    let (controller, owned) =
+        watch_owned(watch_rollouts(rollouts, &cfg, &refs, &routes), &client, ns);
     let services = ManagedServices::default();
     let controller = watch_referenced(controller, &client, ns, &services, refs)
+        .reconcile_on(routes.watch(&client, ns))
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -607,6 +736,8 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         count_writes: CountWrites::default(),
         events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
+        smi_version: Default::default(),
+        informed: Default::default(),
     });
     let task = cfg
         .health
@@ -631,15 +762,18 @@ fn watch_rollouts(
     rollouts: Api<CachedRollout>,
     cfg: &Config,
     refs: &ServiceReferences,
+    routes: &RouteReferences,
 ) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     let (ro_store, ro_writer) = reflector::store();
     let refs = refs.clone();
+    let routes = routes.clone();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
         .map_ok(move |event| {
             refs.apply(&event);
+            routes.apply(&event);
             event
         })
         .reflect(ro_writer)

@@ -15,7 +15,7 @@
 use k8s_openapi::api::apps::v1::{DeploymentCondition, ReplicaSetCondition};
 use k8s_openapi::api::batch::v1::JobCondition;
 use k8s_openapi::api::core::v1::PodCondition;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition as MetaCondition, Time};
 
 use crate::experiment::{ExperimentCondition, ExperimentConditionType};
 use crate::rollout::{RolloutCondition, RolloutConditionType};
@@ -130,6 +130,7 @@ macro_rules! condition_with_optional_fields {
 
 condition_with_required_fields!(RolloutCondition, RolloutConditionType);
 condition_with_required_fields!(ExperimentCondition, ExperimentConditionType);
+condition_with_required_fields!(MetaCondition, String);
 condition_with_optional_fields!(DeploymentCondition);
 condition_with_optional_fields!(ReplicaSetCondition);
 condition_with_optional_fields!(JobCondition);

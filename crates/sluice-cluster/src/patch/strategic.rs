@@ -110,7 +110,9 @@ pub(super) fn root_type(kind: &str) -> &'static str {
         "CronJob" => "CronJob",
         "Service" => "Service",
         "ServiceAccount" => "ServiceAccount",
-        "Namespace" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" | "Node" => "WithStatus",
+        "Namespace" | "HorizontalPodAutoscaler" | "PodDisruptionBudget" | "Node" | "Ingress" => {
+            "WithStatus"
+        }
         _ => "Object",
     }
 }

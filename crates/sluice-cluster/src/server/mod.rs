@@ -10,6 +10,7 @@
 mod audit;
 mod convert;
 mod delete;
+mod eviction;
 mod options;
 mod reads;
 mod resource;

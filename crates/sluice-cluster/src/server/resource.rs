@@ -9,7 +9,7 @@ use axum::response::Response;
 
 use super::options::Query;
 use super::routing::ResPath;
-use super::{Shared, audit, delete, reads, watch, writes};
+use super::{Shared, audit, delete, eviction, reads, watch, writes};
 use crate::error::ApiError;
 use crate::types::ResourceType;
 
@@ -65,6 +65,10 @@ pub(super) fn serve(
             audit::record(sh, "get", t, rp);
             reads::get(sh, &tg, name, &q)
         }
+        (&Method::POST, Some(name)) if rp.sub.as_deref() == Some("eviction") => {
+            audit::record(sh, "create", t, rp);
+            eviction::evict(sh, &tg, name, &q, &p)
+        }
         (&Method::POST, None) => {
             audit::record(sh, "create", t, rp);
             writes::create(sh, &tg, &q, &p)
@@ -107,6 +111,7 @@ fn resolve(sh: &Shared, rp: ResPath, accept: &str) -> Result<Target, ApiError> {
         Some("status") if vi.status => {}
         Some("scale") if vi.scale.is_some() => {}
         Some("finalize") if t.plural == "namespaces" => {}
+        Some("eviction") if t.group.is_empty() && t.plural == "pods" => {}
         Some(_) => return Err(ApiError::no_resource()),
     }
     let (st_t, st_version) = if t.group == "events.k8s.io" {

@@ -12,7 +12,7 @@ use super::resource::{self, Payload};
 use super::{Shared, ok};
 use crate::discovery;
 use crate::error::ApiError;
-use crate::openapi;
+use crate::{openapi, openapi_v2};
 
 /// A request for objects: `/api/v1/...` or `/apis/{group}/{version}/...`.
 #[derive(Debug, Clone, PartialEq)]
@@ -34,6 +34,7 @@ enum Route {
     Groups,
     Group(String),
     ResourceList(String, String),
+    OpenApiV2,
     OpenApiV3Index,
     OpenApiV3(String),
     Res(ResPath),
@@ -83,6 +84,7 @@ fn route(path: &str) -> Route {
         ["apis", g] => Route::Group(g.to_string()),
         ["apis", g, v] => Route::ResourceList(g.to_string(), v.to_string()),
         ["apis", g, v, rest @ ..] => parse_res(g, v, rest),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
         _ => Route::NotFound,
@@ -161,6 +163,30 @@ fn serve(
         Route::ResourceList(g, v) => discovery::resource_list(&sh.lock().registry, &g, &v)
             .map(|v| ok(&v))
             .ok_or_else(ApiError::no_resource),
+        Route::OpenApiV2 => {
+            let format = openapi_v2::negotiate(accept).ok_or_else(|| {
+                ApiError::not_acceptable(format!(
+                    "only the following media types are accepted: application/json, {}",
+                    openapi_v2::PROTOBUF
+                ))
+            })?;
+            let reg = sh.lock().registry.clone();
+            let doc = openapi_v2::rendered(&reg);
+            Ok(match format {
+                openapi_v2::Format::Json => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, "application/json")],
+                    doc.json.clone(),
+                )
+                    .into_response(),
+                openapi_v2::Format::Protobuf => (
+                    StatusCode::OK,
+                    [(header::CONTENT_TYPE, openapi_v2::PROTOBUF_CONTENT_TYPE)],
+                    doc.protobuf.clone(),
+                )
+                    .into_response(),
+            })
+        }
         Route::OpenApiV3Index => Ok(ok(&openapi::index(&sh.lock().registry))),
         Route::OpenApiV3(gv) => {
             let reg = sh.lock().registry.clone();
@@ -233,6 +259,7 @@ mod tests {
             panic!()
         };
         assert_eq!((p.namespace, p.name), (None, None));
+        assert_eq!(r("/openapi/v2"), Route::OpenApiV2);
         assert_eq!(r("/nope"), Route::NotFound);
     }
 }

@@ -163,7 +163,8 @@ impl<K: Resource> Cache<K> {
         Some(old)
     }
 
-    fn keys(&self) -> Vec<ObjectKey> {
+    /// The keys of every cached object.
+    pub fn keys(&self) -> Vec<ObjectKey> {
         self.read().objects.keys().cloned().collect()
     }
 

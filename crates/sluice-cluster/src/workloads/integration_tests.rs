@@ -28,6 +28,10 @@ struct Harness {
 
 impl Harness {
     async fn start() -> Self {
+        Self::start_with(Vec::new()).await
+    }
+
+    async fn start_with(failures: Vec<super::simulate::Rule>) -> Self {
         let cluster = EmbeddedCluster::start(ClusterConfig::default())
             .await
             .expect("embedded cluster starts");
@@ -37,6 +41,7 @@ impl Harness {
             pod_ready_delay: Duration::from_millis(150),
             pod_start_delay: Duration::from_millis(50),
             namespace: None,
+            failures,
         };
         let controllers = tokio::spawn(run(client.clone(), cfg, shutdown.clone()));
         Self {
@@ -549,5 +554,198 @@ async fn a_replicaset_adopts_a_matching_orphan_pod() {
         .filter(super::pod_state::is_active)
         .count();
     assert_eq!(matching, 1, "no extra Pod was created");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn evictions_honour_the_pod_disruption_budget() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use kube::api::EvictParams;
+    let h = Harness::start().await;
+    let rs_api: Api<ReplicaSet> = h.api();
+    rs_api
+        .create(
+            &PostParams::default(),
+            &rs_manifest("guarded", 3, 0, json!({})),
+        )
+        .await
+        .expect("create rs");
+    wait_until(&rs_api, "guarded", "3 available", |rs| {
+        rs_counts(rs) == (3, 3, 3)
+    })
+    .await;
+    let pdbs: Api<PodDisruptionBudget> = h.api();
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "apiVersion": "policy/v1", "kind": "PodDisruptionBudget",
+        "metadata": {"name": "guarded"},
+        "spec": {"maxUnavailable": 1, "selector": {"matchLabels": {"app": "guarded"}}},
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let counts = |p: &PodDisruptionBudget| {
+        let s = p.status.clone().unwrap_or_default();
+        (
+            s.expected_pods,
+            s.desired_healthy,
+            s.current_healthy,
+            s.disruptions_allowed,
+        )
+    };
+    let settled = wait_until(&pdbs, "guarded", "one disruption allowed", |p| {
+        counts(p) == (3, 2, 3, 1)
+            && p.status.as_ref().unwrap().observed_generation == p.metadata.generation
+    })
+    .await;
+    let condition = &settled.status.unwrap().conditions.unwrap()[0];
+    assert_eq!(
+        (
+            condition.type_.as_str(),
+            condition.status.as_str(),
+            condition.reason.as_str()
+        ),
+        ("DisruptionAllowed", "True", "SufficientPods")
+    );
+
+    let pods: Api<Pod> = h.api();
+    let names: Vec<String> = h
+        .active_pods("guarded-")
+        .await
+        .into_iter()
+        .map(|p| p.metadata.name.unwrap())
+        .collect();
+    pods.evict(&names[0], &EvictParams::default())
+        .await
+        .expect("the first eviction fits the budget");
+    // The budget is spent until the replacement is Ready: the second one is refused. (Over
+    // plain HTTP: kube-rs retries a 429 by itself until the budget allows it.)
+    let refused = reqwest::Client::new()
+        .post(format!(
+            "http://{}/api/v1/namespaces/default/pods/{}/eviction",
+            h.cluster.addr(),
+            names[1]
+        ))
+        .json(
+            &json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": names[1]}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 429);
+    let status: serde_json::Value = refused.json().await.unwrap();
+    assert_eq!(status["reason"], "TooManyRequests");
+    assert_eq!(
+        status["message"],
+        "Cannot evict pod as it would violate the pod's disruption budget."
+    );
+    // The count is the budget's stored status.currentHealthy, as kube-apiserver reports it:
+    // 2 once the disruption controller has counted the evicted pod, still 3 before that.
+    let cause = &status["details"]["causes"][0];
+    assert_eq!(cause["reason"], "DisruptionBudget");
+    let message = cause["message"].as_str().unwrap_or_default();
+    assert!(
+        [2, 3].iter().any(|n| message
+            == format!("The disruption budget guarded needs 2 healthy pods and has {n} currently")),
+        "{message}"
+    );
+    assert!(pods.get(&names[1]).await.is_ok(), "the refused pod is kept");
+    // Once the ReplicaSet has replaced the evicted pod, the budget allows one again.
+    wait_until(&pdbs, "guarded", "healthy again", |p| {
+        counts(p) == (3, 2, 3, 1)
+    })
+    .await;
+    pods.evict(&names[1], &EvictParams::default())
+        .await
+        .expect("evicted once the budget allows it");
+    // A pod no budget selects is simply deleted.
+    rs_api
+        .create(
+            &PostParams::default(),
+            &rs_manifest("free", 1, 0, json!({})),
+        )
+        .await
+        .unwrap();
+    wait_until(&rs_api, "free", "available", |rs| {
+        rs_counts(rs) == (1, 1, 1)
+    })
+    .await;
+    let free = h.active_pods("free-").await.pop().unwrap();
+    pods.evict(
+        free.metadata.name.as_deref().unwrap(),
+        &EvictParams::default(),
+    )
+    .await
+    .expect("no budget, no refusal");
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn failures_from_the_simulation_config_map_apply_and_lift_while_the_cluster_runs() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    let h = Harness::start().await;
+    let cms: Api<ConfigMap> = Api::namespaced(h.client.clone(), "kube-system");
+    let cm = |rules: &str| -> ConfigMap {
+        serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "ConfigMap",
+            "metadata": {"name": "sluice-simulation", "namespace": "kube-system"},
+            "data": {"failures.yaml": rules},
+        }))
+        .unwrap()
+    };
+    cms.create(
+        &PostParams::default(),
+        &cm("failures:\n- {image: '*:missing', simulate: image-pull-error}\n"),
+    )
+    .await
+    .unwrap();
+    let rs_api: Api<ReplicaSet> = h.api();
+    let mut rs = rs_manifest("pull", 1, 0, json!({}));
+    rs.spec
+        .as_mut()
+        .unwrap()
+        .template
+        .as_mut()
+        .unwrap()
+        .spec
+        .as_mut()
+        .unwrap()
+        .containers[0]
+        .image = Some("nginx:missing".into());
+    rs_api.create(&PostParams::default(), &rs).await.unwrap();
+    let pods: Api<Pod> = h.api();
+    let waiting_reason = |p: &Pod| {
+        p.status
+            .as_ref()
+            .and_then(|s| s.container_statuses.as_ref())
+            .and_then(|c| c.first())
+            .and_then(|c| c.state.as_ref())
+            .and_then(|s| s.waiting.as_ref())
+            .and_then(|w| w.reason.clone())
+    };
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    let name = loop {
+        let found = h.active_pods("pull-").await.into_iter().find(|p| {
+            matches!(
+                waiting_reason(p).as_deref(),
+                Some("ErrImagePull" | "ImagePullBackOff")
+            )
+        });
+        if let Some(p) = found {
+            break p.metadata.name.unwrap();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "no pull error");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // The image "appears": the rule is lifted and the same Pod starts.
+    cms.replace(
+        "sluice-simulation",
+        &PostParams::default(),
+        &cm("failures: []\n"),
+    )
+    .await
+    .unwrap();
+    wait_until(&pods, &name, "Ready once the rule is lifted", |p| {
+        super::pod_state::is_ready(p)
+    })
+    .await;
     h.stop().await;
 }

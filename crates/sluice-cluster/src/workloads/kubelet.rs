@@ -46,8 +46,10 @@ use kube::{Api, ResourceExt};
 use serde_json::Value;
 
 use super::informer::{Cache, ObjectKey};
+use super::probes::{self, Start};
 use super::reflects::WriteMemo;
 use super::script::{Script, interpret};
+use super::simulate::{self, Behaviour, Rule};
 use super::status::{StatusBody, StatusWrite, changed_status, write_status};
 use super::{WorkloadsError, is_not_found};
 use sluice_api::k8s::conditions;
@@ -65,7 +67,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 
 /// How long the simulated lifecycle steps take.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Timing {
     pub start_delay: Duration,
     pub ready_delay: Duration,
@@ -90,7 +92,10 @@ pub struct KubeletPlan {
 
 #[derive(Clone, Debug, PartialEq)]
 enum Mode {
-    Serve,
+    /// A long-running container whose application is up `app_up` after it starts.
+    Serve {
+        app_up: Duration,
+    },
     NeverReady,
     /// Runs for `run` then exits with `exit_code`; `restart` says whether it is restarted.
     Run {
@@ -98,34 +103,31 @@ enum Mode {
         exit_code: i32,
         restart: bool,
     },
+    /// The image cannot be pulled: never runs.
+    PullError,
+    /// The runtime cannot start the command: never runs, restarted with back-off.
+    StartError,
 }
 
-fn image_tag(image: &str) -> &str {
-    let last = image.rsplit('/').next().unwrap_or(image);
-    let last = last.split('@').next().unwrap_or(last);
-    last.split_once(':').map(|(_, tag)| tag).unwrap_or("")
-}
-
-fn mode_of(pod: &Pod, c: &Container, restart_policy: &str, timing: &Timing) -> Mode {
-    let annotation = pod
-        .annotations()
-        .get(SIMULATE_ANNOTATION)
-        .map(String::as_str);
-    let tag = image_tag(c.image.as_deref().unwrap_or(""));
-    let simulate = annotation.unwrap_or(tag);
-    match simulate {
-        "never-ready" => return Mode::NeverReady,
-        "crash-loop" => {
-            return Mode::Run {
-                run: Some(Duration::ZERO),
-                exit_code: 1,
-                restart: restart_policy != "Never",
-            };
-        }
-        _ => {}
+fn mode_of(pod: &Pod, c: &Container, restart_policy: &str, node: &Node) -> Mode {
+    let timing = &node.timing;
+    let crash = |run: Duration| Mode::Run {
+        run: Some(run),
+        exit_code: 1,
+        restart: restart_policy != "Never",
+    };
+    let mut app_up = timing.ready_delay;
+    match simulate::behaviour_of(pod, c, SIMULATE_ANNOTATION, &node.failures) {
+        Some(Behaviour::NeverReady) => return Mode::NeverReady,
+        Some(Behaviour::CrashLoop) => return crash(Duration::ZERO),
+        Some(Behaviour::CrashAfter(after)) => return crash(after),
+        Some(Behaviour::ImagePullError) => return Mode::PullError,
+        Some(Behaviour::CommandNotFound) => return Mode::StartError,
+        Some(Behaviour::SlowStart(extra)) => app_up += extra,
+        None => {}
     }
     if restart_policy == "Always" {
-        return Mode::Serve;
+        return Mode::Serve { app_up };
     }
     let words = c.command.iter().flatten().chain(c.args.iter().flatten());
     let Script {
@@ -205,23 +207,128 @@ fn set_running(status: &mut ContainerStatus, since: DateTime<Utc>) {
     });
 }
 
-/// A container running since `since`: ready `ready_delay` later, and until then woken at
-/// that moment (or at `until`, should it end first).
+/// A container running since `since` (until `until`, should its run end first), whose
+/// application is up `app_up` after it started: shown `ContainerCreating` while its postStart
+/// hook runs, `started` once its startup probe passed, ready when its readiness probe says so
+/// (see [`probes`]). Woken at the next of those moments.
 fn running_view(
     mut status: ContainerStatus,
+    c: &Container,
     since: DateTime<Utc>,
     until: Option<DateTime<Utc>>,
     now: DateTime<Utc>,
-    ready_delay: Duration,
+    app_up: Duration,
 ) -> ContainerView {
-    set_running(&mut status, since);
-    let ready_at = add(since, ready_delay);
-    if now >= ready_at {
-        status.ready = true;
-        return ContainerView::new(status, Some(ready_at), None, until);
+    let (visible, started, ready) = match probes::start(c, since, app_up) {
+        Start::Up {
+            visible,
+            started,
+            ready,
+        } => (visible, Some(started), Some(ready)),
+        // Killed by its startup probe at `until` (the run's end): never started.
+        Start::Killed { visible, .. } => (visible, None, None),
+    };
+    let soonest = |t: Option<DateTime<Utc>>| match (t, until) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if now < visible {
+        status.state = Some(waiting("ContainerCreating", None));
+        return ContainerView::new(status, None, None, soonest(Some(visible)));
     }
-    let wake = until.map_or(ready_at, |u| ready_at.min(u));
-    ContainerView::new(status, None, None, Some(wake))
+    set_running(&mut status, since);
+    status.started = Some(started.is_some_and(|s| now >= s));
+    if let Some(r) = ready.filter(|r| now >= *r) {
+        status.ready = true;
+        return ContainerView::new(status, Some(r), None, until);
+    }
+    let next = [started, ready]
+        .into_iter()
+        .flatten()
+        .filter(|t| *t > now)
+        .min();
+    ContainerView::new(status, None, None, soonest(next))
+}
+
+fn waiting(reason: &str, message: Option<String>) -> ContainerState {
+    ContainerState {
+        waiting: Some(ContainerStateWaiting {
+            reason: Some(reason.into()),
+            message,
+        }),
+        ..Default::default()
+    }
+}
+
+/// An image reference as the runtime resolves it (`nginx` is `docker.io/library/nginx:latest`).
+fn qualified_image(image: &str) -> String {
+    let (first, _) = image.split_once('/').unwrap_or(("", image));
+    let registry = first.contains('.') || first.contains(':') || first == "localhost";
+    let mut name = match (registry, image.contains('/')) {
+        (true, _) => image.to_string(),
+        (false, true) => format!("docker.io/{image}"),
+        (false, false) => format!("docker.io/library/{image}"),
+    };
+    let last = name.rsplit('/').next().unwrap_or_default();
+    if !last.contains(':') && !last.contains('@') {
+        name.push_str(":latest");
+    }
+    name
+}
+
+/// A container that never runs: each attempt (pulling the image, or starting the command)
+/// fails and shows `failed` for the ready delay, then the kubelet backs off (`backoff`
+/// reason) before the next attempt, doubling up to 5 minutes.
+struct Attempts {
+    failed: &'static str,
+    message: String,
+    backoff: &'static str,
+    backoff_message: String,
+    /// A start that failed leaves a terminated container behind and counts as a restart; a
+    /// pull that failed does not.
+    start_error: bool,
+}
+
+impl Attempts {
+    fn view(
+        &self,
+        mut status: ContainerStatus,
+        start_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+        timing: &Timing,
+    ) -> ContainerView {
+        let show = timing.ready_delay.max(MIN_BACKOFF);
+        let mut attempt = start_at;
+        let mut n: u32 = 0;
+        loop {
+            status.restart_count = if self.start_error { n as i32 } else { 0 };
+            if self.start_error {
+                status.last_state = Some(ContainerState {
+                    terminated: Some(ContainerStateTerminated {
+                        exit_code: 128,
+                        reason: Some("StartError".into()),
+                        message: Some(self.message.clone()),
+                        started_at: Some(to_time(DateTime::<Utc>::UNIX_EPOCH)),
+                        finished_at: Some(to_time(attempt)),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                });
+            }
+            let failed_until = add(attempt, show);
+            if now < failed_until {
+                status.state = Some(waiting(self.failed, Some(self.message.clone())));
+                return ContainerView::new(status, None, None, Some(failed_until));
+            }
+            let next = add(failed_until, backoff(timing.ready_delay, n));
+            if now < next {
+                status.state = Some(waiting(self.backoff, Some(self.backoff_message.clone())));
+                return ContainerView::new(status, None, None, Some(next));
+            }
+            attempt = next;
+            n += 1;
+        }
+    }
 }
 
 fn view_container(
@@ -242,14 +349,26 @@ fn view_container(
         ..Default::default()
     };
     if now < start_at {
-        status.state = Some(ContainerState {
-            waiting: Some(ContainerStateWaiting {
-                reason: Some("ContainerCreating".into()),
-                message: None,
-            }),
-            ..Default::default()
-        });
+        status.state = Some(waiting("ContainerCreating", None));
         return ContainerView::new(status, None, None, Some(start_at));
+    }
+    let who = format!("container={} pod={}", c.name, pod.name_any());
+    if *mode == Mode::PullError {
+        let image = qualified_image(c.image.as_deref().unwrap_or_default());
+        let attempts = Attempts {
+            failed: "ErrImagePull",
+            message: format!(
+                "rpc error: code = NotFound desc = failed to pull and unpack image \"{image}\": \
+                 failed to resolve reference \"{image}\": {image}: not found"
+            ),
+            backoff: "ImagePullBackOff",
+            backoff_message: format!(
+                "Back-off pulling image \"{}\"",
+                c.image.as_deref().unwrap_or_default()
+            ),
+            start_error: false,
+        };
+        return attempts.view(status, start_at, now, timing);
     }
     status.container_id = Some(format!(
         "sluice://{}-{}",
@@ -257,14 +376,50 @@ fn view_container(
         c.name
     ));
     match mode {
-        Mode::Serve => running_view(status, start_at, None, now, timing.ready_delay),
+        Mode::PullError => unreachable!("handled above"),
+        Mode::StartError => {
+            let executable = c
+                .command
+                .iter()
+                .flatten()
+                .chain(c.args.iter().flatten())
+                .next()
+                .cloned()
+                .unwrap_or_default();
+            let attempts = Attempts {
+                failed: "RunContainerError",
+                message: format!(
+                    "failed to create containerd task: failed to create shim task: OCI runtime \
+                     create failed: runc create failed: unable to start container process: \
+                     exec: \"{executable}\": executable file not found in $PATH: unknown"
+                ),
+                backoff: "CrashLoopBackOff",
+                backoff_message: format!("back-off restarting failed {who}"),
+                start_error: true,
+            };
+            attempts.view(status, start_at, now, timing)
+        }
+        Mode::Serve { app_up } => {
+            // A startup probe that gives up kills the container: it then restarts like a
+            // crashing one (exit code 137), each run killed at the same moment.
+            if let Start::Killed { killed, .. } = probes::start(c, start_at, *app_up) {
+                let cycle = Cycle {
+                    run: (killed - start_at).to_std().unwrap_or_default(),
+                    exit_code: 137,
+                    restart: true,
+                    app_up: *app_up,
+                };
+                return cycle.view(status, c, start_at, now, timing, &who);
+            }
+            running_view(status, c, start_at, None, now, *app_up)
+        }
         Mode::NeverReady => {
             set_running(&mut status, start_at);
             ContainerView::new(status, None, None, None)
         }
         // A script that never ends (`sleep infinity`) serves like a long-running container.
         Mode::Run { run: None, .. } => {
-            running_view(status, start_at, None, now, timing.ready_delay)
+            running_view(status, c, start_at, None, now, timing.ready_delay)
         }
         Mode::Run {
             run: Some(run),
@@ -275,9 +430,9 @@ fn view_container(
                 run: *run,
                 exit_code: *exit_code,
                 restart: *restart,
+                app_up: timing.ready_delay,
             };
-            let who = format!("container={} pod={}", c.name, pod.name_any());
-            cycle.view(status, start_at, now, timing, &who)
+            cycle.view(status, c, start_at, now, timing, &who)
         }
     }
 }
@@ -288,6 +443,7 @@ struct Cycle {
     run: Duration,
     exit_code: i32,
     restart: bool,
+    app_up: Duration,
 }
 
 impl Cycle {
@@ -296,6 +452,7 @@ impl Cycle {
     fn view(
         &self,
         mut status: ContainerStatus,
+        c: &Container,
         start_at: DateTime<Utc>,
         now: DateTime<Utc>,
         timing: &Timing,
@@ -309,7 +466,7 @@ impl Cycle {
             status.restart_count = restarts as i32;
             if now < run_end {
                 status.last_state = last;
-                return running_view(status, run_start, Some(run_end), now, timing.ready_delay);
+                return running_view(status, c, run_start, Some(run_end), now, self.app_up);
             }
             let exited = terminated(self.exit_code, run_start, run_end);
             if !self.restart {
@@ -321,16 +478,13 @@ impl Cycle {
             let next_start = add(run_end, delay);
             if now < next_start {
                 status.last_state = Some(exited);
-                status.state = Some(ContainerState {
-                    waiting: Some(ContainerStateWaiting {
-                        reason: Some("CrashLoopBackOff".into()),
-                        message: Some(format!(
-                            "back-off {}s restarting failed {who}",
-                            delay.as_secs()
-                        )),
-                    }),
-                    ..Default::default()
-                });
+                status.state = Some(waiting(
+                    "CrashLoopBackOff",
+                    Some(format!(
+                        "back-off {}s restarting failed {who}",
+                        delay.as_secs()
+                    )),
+                ));
                 return ContainerView::new(status, None, None, Some(next_start));
             }
             last = Some(exited);
@@ -393,13 +547,40 @@ pub fn first_seen(pod: &Pod, timing: &Timing, seen_now: DateTime<Utc>) -> DateTi
         .unwrap_or(seen_now)
 }
 
+/// The simulated node: its timing and the failures its configuration chooses.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Node {
+    pub timing: Timing,
+    pub failures: Vec<Rule>,
+}
+
+/// The node as configured when the cluster started, and the rules of the simulation
+/// ConfigMap as last seen (they come first).
+#[derive(Debug, Default)]
+pub struct NodeConfig {
+    pub node: Node,
+    pub from_config_map: std::sync::RwLock<Vec<Rule>>,
+}
+
+impl NodeConfig {
+    /// The node as it is configured now.
+    pub fn current(&self) -> Node {
+        let mut failures = self
+            .from_config_map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        failures.extend(self.node.failures.iter().cloned());
+        Node {
+            timing: self.node.timing,
+            failures,
+        }
+    }
+}
+
 /// Decides what the kubelet does about `pod` at `now`, given when it first saw it.
-pub fn plan(
-    pod: &Pod,
-    first_seen: DateTime<Utc>,
-    now: DateTime<Utc>,
-    timing: &Timing,
-) -> KubeletPlan {
+pub fn plan(pod: &Pod, first_seen: DateTime<Utc>, now: DateTime<Utc>, node: &Node) -> KubeletPlan {
+    let timing = &node.timing;
     let idle = KubeletPlan {
         change: None,
         wake_at: None,
@@ -424,7 +605,7 @@ pub fn plan(
         .containers
         .iter()
         .map(|c| {
-            let mode = mode_of(pod, c, restart_policy, timing);
+            let mode = mode_of(pod, c, restart_policy, node);
             view_container(pod, c, &mode, start_at, now, timing)
         })
         .collect();
@@ -466,9 +647,19 @@ fn phase_of(started: bool, views: &[ContainerView]) -> &'static str {
         } else {
             "Failed"
         }
+    } else if views.iter().any(never_ran) {
+        // A container that has not run yet (its image is being pulled, its postStart hook
+        // runs) keeps the Pod Pending, as the kubelet's phase rule says.
+        "Pending"
     } else {
         "Running"
     }
+}
+
+fn never_ran(v: &ContainerView) -> bool {
+    let s = &v.status;
+    s.state.as_ref().is_some_and(|st| st.waiting.is_some())
+        && s.last_state.as_ref().is_none_or(|l| l.terminated.is_none())
 }
 
 /// The Pod conditions a kubelet reports, from its containers' views.
@@ -561,8 +752,9 @@ pub async fn reconcile(
     client: kube::Client,
     pods: Arc<Cache<Pod>>,
     memory: Arc<Memory>,
-    timing: Timing,
+    config: Arc<NodeConfig>,
 ) -> Result<Option<Duration>, WorkloadsError> {
+    let node = config.current();
     let pod = pods.get(&key);
     let now = Utc::now();
     let seen = {
@@ -573,7 +765,7 @@ pub async fn reconcile(
                 match memory.get(&key) {
                     Some((known, at)) if *known == uid => *at,
                     _ => {
-                        let at = first_seen(pod, &timing, now);
+                        let at = first_seen(pod, &node.timing, now);
                         memory.insert(key.clone(), (uid, at));
                         at
                     }
@@ -592,7 +784,7 @@ pub async fn reconcile(
     memory
         .writes
         .seen(&key, pod.metadata.resource_version.as_deref());
-    let decision = plan(&pod, seen, now, &timing);
+    let decision = plan(&pod, seen, now, &node);
     let api: Api<Pod> = Api::namespaced(client, &key.namespace);
     match decision.change {
         None => {}
@@ -632,6 +824,13 @@ mod tests {
         ready_delay: Duration::from_secs(2),
     };
 
+    fn node() -> Node {
+        Node {
+            timing: TIMING,
+            failures: Vec::new(),
+        }
+    }
+
     fn pod(image: &str, restart: &str, command: &[&str], annotation: Option<&str>) -> Pod {
         Pod {
             metadata: ObjectMeta {
@@ -661,7 +860,7 @@ mod tests {
     type Seen = (String, bool, i32, String, Option<i64>);
 
     fn observe(pod: &Pod, now: i64) -> Seen {
-        let plan = plan(pod, t(0), t(now), &TIMING);
+        let plan = plan(pod, t(0), t(now), &node());
         let Some(KubeletChange::SetStatus(status)) = plan.change else {
             panic!("expected a status at {now}, got {:?}", plan.change);
         };
@@ -815,10 +1014,252 @@ mod tests {
         }
     }
 
+    fn node_with(rules: &str) -> Node {
+        Node {
+            timing: TIMING,
+            failures: simulate::parse_rules(rules).unwrap(),
+        }
+    }
+
+    /// (phase, Ready, restartCount, container state, wake second) under `node`.
+    fn observe_on(pod: &Pod, now: i64, node: &Node) -> Seen {
+        let plan = plan(pod, t(0), t(now), node);
+        let Some(KubeletChange::SetStatus(status)) = plan.change else {
+            panic!("expected a status at {now}, got {:?}", plan.change);
+        };
+        let ready = status
+            .conditions
+            .iter()
+            .flatten()
+            .any(|c| c.type_ == "Ready" && c.status == "True");
+        let c = &status.container_statuses.as_ref().unwrap()[0];
+        let state = c.state.as_ref().unwrap();
+        let state = if let Some(w) = &state.waiting {
+            format!("waiting {}", w.reason.clone().unwrap_or_default())
+        } else if let Some(term) = &state.terminated {
+            format!("exited {}", term.exit_code)
+        } else {
+            "running".to_string()
+        };
+        let wake = plan.wake_at.map(|w| (w - t(0)).num_seconds());
+        (status.phase.unwrap(), ready, c.restart_count, state, wake)
+    }
+
+    #[test]
+    fn golden_failures_from_the_clusters_configuration() {
+        let node = node_with(
+            "failures:\n\
+             - {image: '*:does-not-exist', simulate: image-pull-error}\n\
+             - {command: 'migrate*', simulate: command-not-found}\n\
+             - {image: 'slow:*', simulate: slow-start, after: 10s}\n\
+             - {image: 'flaky:*', simulate: crash-after, after: 5s}\n",
+        );
+        let missing = pod("nginx:does-not-exist", "Always", &[], None);
+        let no_command = pod("busybox", "Always", &["migrate", "--all"], None);
+        let slow = pod("slow:v1", "Always", &[], None);
+        let flaky = pod("flaky:v1", "Always", &[], None);
+        let cases: Vec<(&str, &Pod, i64, Seen)> = vec![
+            (
+                "pull fails",
+                &missing,
+                1,
+                seen("Pending", false, 0, "waiting ErrImagePull", Some(3)),
+            ),
+            (
+                "then backs off",
+                &missing,
+                3,
+                seen("Pending", false, 0, "waiting ImagePullBackOff", Some(5)),
+            ),
+            (
+                "and pulls again",
+                &missing,
+                5,
+                seen("Pending", false, 0, "waiting ErrImagePull", Some(7)),
+            ),
+            (
+                "for ever",
+                &missing,
+                600,
+                seen("Pending", false, 0, "waiting ImagePullBackOff", Some(829)),
+            ),
+            (
+                "start fails",
+                &no_command,
+                1,
+                seen("Running", false, 0, "waiting RunContainerError", Some(3)),
+            ),
+            (
+                "then crash-loops",
+                &no_command,
+                3,
+                seen("Running", false, 0, "waiting CrashLoopBackOff", Some(5)),
+            ),
+            (
+                "with restarts counted",
+                &no_command,
+                5,
+                seen("Running", false, 1, "waiting RunContainerError", Some(7)),
+            ),
+            (
+                "slow start: not ready at the usual time",
+                &slow,
+                3,
+                seen("Running", false, 0, "running", Some(13)),
+            ),
+            (
+                "slow start: ready 10 s later",
+                &slow,
+                13,
+                seen("Running", true, 0, "running", None),
+            ),
+            (
+                "crash after: ready while it runs",
+                &flaky,
+                4,
+                seen("Running", true, 0, "running", Some(6)),
+            ),
+            (
+                "crash after 5 s",
+                &flaky,
+                6,
+                seen("Running", false, 0, "waiting CrashLoopBackOff", Some(8)),
+            ),
+            (
+                "and runs again",
+                &flaky,
+                8,
+                seen("Running", false, 1, "running", Some(10)),
+            ),
+        ];
+        for (name, pod, now, want) in cases {
+            assert_eq!(observe_on(pod, now, &node), want, "{name}");
+        }
+    }
+
+    #[test]
+    fn failure_messages_read_like_the_runtimes() {
+        let node = node_with(
+            "failures:\n- {image: '*:nope', simulate: image-pull-error}\n- {command: 'missing*', simulate: command-not-found}\n",
+        );
+        let waiting = |p: &Pod, now: i64| {
+            let Some(KubeletChange::SetStatus(s)) = plan(p, t(0), t(now), &node).change else {
+                panic!("expected a status")
+            };
+            let c = s.container_statuses.unwrap()[0].clone();
+            (
+                c.state.unwrap().waiting.unwrap().message.unwrap(),
+                c.last_state,
+            )
+        };
+        let (message, last) = waiting(&pod("shop:nope", "Always", &[], None), 1);
+        assert!(
+            message.contains("failed to pull and unpack image \"docker.io/library/shop:nope\""),
+            "{message}"
+        );
+        assert!(
+            message.ends_with("docker.io/library/shop:nope: not found"),
+            "{message}"
+        );
+        assert_eq!(last, None);
+        let (message, _) = waiting(&pod("shop:nope", "Always", &[], None), 3);
+        assert_eq!(message, "Back-off pulling image \"shop:nope\"");
+        let (message, last) = waiting(&pod("busybox", "Always", &["missing-binary"], None), 1);
+        assert!(
+            message.contains("exec: \"missing-binary\": executable file not found in $PATH"),
+            "{message}"
+        );
+        let last = last.unwrap().terminated.unwrap();
+        assert_eq!(
+            (last.exit_code, last.reason.as_deref()),
+            (128, Some("StartError"))
+        );
+        assert_eq!(
+            qualified_image("registry:5000/team/app"),
+            "registry:5000/team/app:latest"
+        );
+        assert_eq!(qualified_image("team/app:v1"), "docker.io/team/app:v1");
+    }
+
+    fn with_probes(mut p: Pod, f: impl FnOnce(&mut Container)) -> Pod {
+        f(&mut p.spec.as_mut().unwrap().containers[0]);
+        p
+    }
+
+    #[test]
+    fn probes_and_post_start_decide_when_a_pod_is_ready() {
+        use k8s_openapi::api::core::v1::{ExecAction, Lifecycle, LifecycleHandler, Probe};
+        let probe = |initial: i32, period: i32, failure: i32| Probe {
+            initial_delay_seconds: Some(initial),
+            period_seconds: Some(period),
+            failure_threshold: Some(failure),
+            ..Default::default()
+        };
+        // Running at 1 s; the app is up at 3 s (ready delay 2 s).
+        let readiness = with_probes(pod("nginx", "Always", &[], None), |c| {
+            c.readiness_probe = Some(probe(10, 5, 3));
+        });
+        let startup_gives_up = with_probes(pod("nginx", "Always", &[], None), |c| {
+            c.startup_probe = Some(probe(1, 1, 1));
+        });
+        let hook = with_probes(pod("nginx", "Always", &[], None), |c| {
+            c.lifecycle = Some(Lifecycle {
+                post_start: Some(LifecycleHandler {
+                    exec: Some(ExecAction {
+                        command: Some(vec!["sh".into(), "-c".into(), "sleep 4".into()]),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            });
+        });
+        let cases: Vec<(&str, &Pod, i64, Seen)> = vec![
+            (
+                "readiness waits for initialDelaySeconds",
+                &readiness,
+                3,
+                seen("Running", false, 0, "running", Some(11)),
+            ),
+            (
+                "ready at the first probe after it",
+                &readiness,
+                11,
+                seen("Running", true, 0, "running", None),
+            ),
+            (
+                "startup probe fails once: killed",
+                &startup_gives_up,
+                2,
+                seen("Running", false, 0, "waiting CrashLoopBackOff", Some(4)),
+            ),
+            (
+                "and restarted",
+                &startup_gives_up,
+                4,
+                seen("Running", false, 1, "running", Some(5)),
+            ),
+            (
+                "postStart: ContainerCreating while it runs",
+                &hook,
+                3,
+                seen("Pending", false, 0, "waiting ContainerCreating", Some(5)),
+            ),
+            (
+                "then running and ready",
+                &hook,
+                5,
+                seen("Running", true, 0, "running", None),
+            ),
+        ];
+        for (name, pod, now, want) in cases {
+            assert_eq!(observe_on(pod, now, &node()), want, "{name}");
+        }
+    }
+
     #[test]
     fn running_pods_get_an_ip_and_start_time() {
         let p = pod("nginx", "Always", &[], None);
-        let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(1), &TIMING).change else {
+        let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(1), &node()).change else {
             panic!("expected a status");
         };
         assert!(status.pod_ip.as_deref().unwrap().starts_with("10."));
@@ -829,25 +1270,25 @@ mod tests {
     fn a_written_status_is_not_written_again() {
         let mut p = pod("nginx", "Always", &[], None);
         for now in [0, 1, 3] {
-            let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(now), &TIMING).change
+            let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(now), &node()).change
             else {
                 panic!("expected a status at {now}");
             };
             p.status = Some(*status);
-            assert_eq!(plan(&p, t(0), t(now), &TIMING).change, None, "at {now}");
+            assert_eq!(plan(&p, t(0), t(now), &node()).change, None, "at {now}");
         }
     }
 
     #[test]
     fn a_restarted_kubelet_rewrites_nothing() {
         let mut p = pod("nginx", "Always", &[], None);
-        let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(3), &TIMING).change else {
+        let Some(KubeletChange::SetStatus(status)) = plan(&p, t(0), t(3), &node()).change else {
             panic!("expected a status");
         };
         p.status = Some(*status);
         // A kubelet restarted later recovers when it first saw the Pod from startTime.
         let recovered = first_seen(&p, &TIMING, t(50));
-        let later = plan(&p, recovered, t(60), &TIMING);
+        let later = plan(&p, recovered, t(60), &node());
         assert_eq!(later.change, None);
     }
 
@@ -856,7 +1297,7 @@ mod tests {
         let mut deleting = pod("nginx", "Always", &[], None);
         deleting.metadata.deletion_timestamp = Some(to_time(t(0)));
         assert_eq!(
-            plan(&deleting, t(0), t(1), &TIMING).change,
+            plan(&deleting, t(0), t(1), &node()).change,
             Some(KubeletChange::ConfirmDeletion)
         );
 
@@ -865,11 +1306,11 @@ mod tests {
             phase: Some("Succeeded".into()),
             ..Default::default()
         });
-        assert_eq!(plan(&done, t(0), t(9), &TIMING).change, None);
+        assert_eq!(plan(&done, t(0), t(9), &node()).change, None);
 
         let mut foreign = pod("nginx", "Always", &[], None);
         foreign.spec.as_mut().unwrap().node_name = Some("real-node-1".into());
-        assert_eq!(plan(&foreign, t(0), t(9), &TIMING).change, None);
+        assert_eq!(plan(&foreign, t(0), t(9), &node()).change, None);
     }
 
     #[test]
@@ -884,12 +1325,5 @@ mod tests {
             first_seen(&pod("x", "Always", &[], None), &TIMING, t(99)),
             t(99)
         );
-    }
-
-    #[test]
-    fn image_tags_are_read_past_registry_ports_and_digests() {
-        assert_eq!(image_tag("registry:5000/app:crash-loop"), "crash-loop");
-        assert_eq!(image_tag("registry:5000/app"), "");
-        assert_eq!(image_tag("app:v1@sha256:abc"), "v1");
     }
 }

@@ -16,15 +16,18 @@
 //! commands) are documented in [`kubelet`] and in `docs/embedded-cluster.md`.
 
 pub mod deployment;
+pub mod disruption;
 pub mod informer;
 pub mod job;
 pub mod kubelet;
 pub mod pod_state;
 pub mod pod_writer;
+pub mod probes;
 pub mod queue;
 pub mod reflects;
 pub mod replicaset;
 pub mod script;
+pub mod simulate;
 pub mod status;
 
 use std::time::Duration;
@@ -40,6 +43,8 @@ pub struct Config {
     pub pod_start_delay: Duration,
     /// Only objects in this namespace; `None` watches all namespaces.
     pub namespace: Option<String>,
+    /// Failures chosen by image or command (`sluice cluster --simulate FILE`).
+    pub failures: Vec<simulate::Rule>,
 }
 
 impl Default for Config {
@@ -48,6 +53,7 @@ impl Default for Config {
             pod_ready_delay: Duration::from_millis(500),
             pod_start_delay: Duration::from_millis(200),
             namespace: None,
+            failures: Vec::new(),
         }
     }
 }
@@ -93,6 +99,20 @@ fn owner_handler<K: kube::Resource>(
     })
 }
 
+/// Any change to a Pod or a ReplicaSet wakes the PodDisruptionBudgets of its namespace (they
+/// are few; the disruption controller decides which Pods each one selects).
+fn budgets_handler<K: kube::Resource>(
+    budgets: std::sync::Arc<informer::Cache<k8s_openapi::api::policy::v1::PodDisruptionBudget>>,
+    queue: queue::Queue,
+) -> informer::Handler<K> {
+    Box::new(move |obj: &K| {
+        let ns = obj.meta().namespace.clone().unwrap_or_default();
+        for pdb in budgets.in_namespace(&ns) {
+            queue.add(informer::ObjectKey::of(pdb.as_ref()));
+        }
+    })
+}
+
 /// An orphan Pod wakes the ReplicaSets of its namespace whose selector matches it, so they
 /// can adopt it. Orphans are rare, so scanning the namespace's ReplicaSets is fine.
 fn orphan_handler(
@@ -133,7 +153,8 @@ pub async fn run(
 ) -> Result<(), WorkloadsError> {
     use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
     use k8s_openapi::api::batch::v1::Job;
-    use k8s_openapi::api::core::v1::Pod;
+    use k8s_openapi::api::core::v1::{ConfigMap, Pod};
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
     use kube::runtime::watcher;
     use std::sync::Arc;
 
@@ -142,6 +163,8 @@ pub async fn run(
     let replicasets = Arc::new(informer::Cache::<ReplicaSet>::new());
     let deployments = Arc::new(informer::Cache::<Deployment>::new());
     let jobs = Arc::new(informer::Cache::<Job>::new());
+    let budgets = Arc::new(informer::Cache::<PodDisruptionBudget>::new());
+    let (pdb_q, pdb_rx) = queue::Queue::new();
     let (kubelet_q, kubelet_rx) = queue::Queue::new();
     let (rs_q, rs_rx) = queue::Queue::new();
     let (deploy_q, deploy_rx) = queue::Queue::new();
@@ -154,10 +177,11 @@ pub async fn run(
         watcher::Config::default(),
         pods.clone(),
         vec![
-            self_handler(kubelet_q),
+            self_handler(kubelet_q.clone()),
             owner_handler("ReplicaSet", rs_q.clone()),
             owner_handler("Job", job_q.clone()),
             orphan_handler(replicasets.clone(), rs_q.clone()),
+            budgets_handler(budgets.clone(), pdb_q.clone()),
         ],
         stop.clone(),
     ));
@@ -168,6 +192,7 @@ pub async fn run(
         vec![
             self_handler(rs_q),
             owner_handler("Deployment", deploy_q.clone()),
+            budgets_handler(budgets.clone(), pdb_q.clone()),
         ],
         stop.clone(),
     ));
@@ -175,7 +200,17 @@ pub async fn run(
         api_for::<Deployment>(&client, ns),
         watcher::Config::default(),
         deployments.clone(),
-        vec![self_handler(deploy_q)],
+        vec![
+            self_handler(deploy_q),
+            budgets_handler(budgets.clone(), pdb_q.clone()),
+        ],
+        stop.clone(),
+    ));
+    tasks.spawn(informer::run(
+        api_for::<PodDisruptionBudget>(&client, ns),
+        watcher::Config::default(),
+        budgets.clone(),
+        vec![self_handler(pdb_q)],
         stop.clone(),
     ));
     tasks.spawn(informer::run(
@@ -186,20 +221,75 @@ pub async fn run(
         stop.clone(),
     ));
 
-    let timing = kubelet::Timing {
-        start_delay: cfg.pod_start_delay,
-        ready_delay: cfg.pod_ready_delay,
-    };
+    let node = Arc::new(kubelet::NodeConfig {
+        node: kubelet::Node {
+            timing: kubelet::Timing {
+                start_delay: cfg.pod_start_delay,
+                ready_delay: cfg.pod_ready_delay,
+            },
+            failures: cfg.failures.clone(),
+        },
+        from_config_map: Default::default(),
+    });
+    // The simulation ConfigMap: its rules replace the previous ones, and every Pod is
+    // looked at again.
+    let simulation = Arc::new(informer::Cache::<ConfigMap>::new());
+    {
+        let (node, pods, cms, queue) = (
+            node.clone(),
+            pods.clone(),
+            simulation.clone(),
+            kubelet_q.clone(),
+        );
+        let handler: informer::Handler<ConfigMap> = Box::new(move |cm: &ConfigMap| {
+            let current = cms.get(&informer::ObjectKey::of(cm));
+            let rules = match current.as_deref().map(simulate::rules_of_config_map) {
+                None => Vec::new(),
+                Some(Ok(rules)) => rules,
+                Some(Err(e)) => {
+                    tracing::warn!(
+                        configmap = %format!("{}/{}", simulate::CONFIG_MAP_NAMESPACE, simulate::CONFIG_MAP_NAME),
+                        error = %e,
+                        "simulated failures not applied"
+                    );
+                    Vec::new()
+                }
+            };
+            *node
+                .from_config_map
+                .write()
+                .unwrap_or_else(|e| e.into_inner()) = rules;
+            for key in pods.keys() {
+                queue.add(key);
+            }
+        });
+        tasks.spawn(informer::run(
+            kube::Api::namespaced(client.clone(), simulate::CONFIG_MAP_NAMESPACE),
+            watcher::Config::default()
+                .fields(&format!("metadata.name={}", simulate::CONFIG_MAP_NAME)),
+            simulation.clone(),
+            vec![handler],
+            stop.clone(),
+        ));
+    }
     {
         let (client, pods, stop) = (client.clone(), pods.clone(), stop.clone());
         let memory = Arc::new(kubelet::Memory::default());
+        let simulation = simulation.clone();
         tasks.spawn(async move {
+            // The failure rules are known before any Pod is started.
             tokio::select! {
                 _ = stop.cancelled() => return,
-                _ = pods.wait_synced() => {}
+                _ = async { pods.wait_synced().await; simulation.wait_synced().await } => {}
             }
             queue::run_worker("kubelet", kubelet_rx, 32, stop, move |key| {
-                kubelet::reconcile(key, client.clone(), pods.clone(), memory.clone(), timing)
+                kubelet::reconcile(
+                    key,
+                    client.clone(),
+                    pods.clone(),
+                    memory.clone(),
+                    node.clone(),
+                )
             })
             .await;
         });
@@ -260,6 +350,33 @@ pub async fn run(
             }
             queue::run_worker("job", job_rx, 8, stop, move |key| {
                 job::reconcile(key, ctx.clone())
+            })
+            .await;
+        });
+    }
+
+    {
+        let ctx = Arc::new(disruption::Context {
+            client: client.clone(),
+            budgets: budgets.clone(),
+            pods: pods.clone(),
+            replicasets: replicasets.clone(),
+            deployments: deployments.clone(),
+            writes: Default::default(),
+        });
+        let stop = stop.clone();
+        tasks.spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = async {
+                    ctx.budgets.wait_synced().await;
+                    ctx.pods.wait_synced().await;
+                    ctx.replicasets.wait_synced().await;
+                    ctx.deployments.wait_synced().await;
+                } => {}
+            }
+            queue::run_worker("disruption", pdb_rx, 4, stop, move |key| {
+                disruption::reconcile(key, ctx.clone())
             })
             .await;
         });

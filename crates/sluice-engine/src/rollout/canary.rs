@@ -43,7 +43,7 @@ use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use sluice_api::common::{AnalysisPhase, POD_TEMPLATE_HASH_LABEL, REVISION_ANNOTATION};
-use sluice_api::k8s::time::to_time;
+use sluice_api::k8s::time::{from_time, to_time};
 use sluice_api::rollout::{
     CanaryStep, PauseReason, Rollout, RolloutConditionType as Cond, RolloutSpec, RolloutStatus,
 };
@@ -83,11 +83,13 @@ pub fn plan_step(observed: &Observed, now: DateTime<Utc>) -> Plan {
             .any(|c| c.type_ == Cond::InvalidSpec);
         workload::finish(observed, resolved.as_ref().filter(|_| valid), &mut plan);
         let mut plan = refusal::apply(observed, plan, &now);
+        super::duration::track(observed, &mut plan.status, from_time(&now));
         st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
         return plan;
     }
     let plan = plan_resolved(observed, prev, now.clone());
     let mut plan = refusal::apply(observed, plan, &now);
+    super::duration::track(observed, &mut plan.status, from_time(&now));
     st::set_summary_conditions(&mut plan.status, generation(rollout), &now);
     plan
 }
@@ -234,6 +236,10 @@ pub(crate) struct Planner<'a> {
     /// Runs and Experiments this plan already terminates or deletes (each is ended once).
     pub(crate) terminated_runs: BTreeSet<String>,
     pub(crate) terminated_experiments: BTreeSet<String>,
+    /// The Rollout's traffic routing (validated), when it has one.
+    pub(crate) routing: Option<super::traffic::Routing<'a>>,
+    /// What the routed stage found this reconcile (routed canaries only).
+    pub(crate) routed: Option<super::traffic::RoutedState>,
 }
 
 impl<'a> Planner<'a> {
@@ -263,6 +269,8 @@ impl<'a> Planner<'a> {
             experiment_phase: None,
             terminated_runs: BTreeSet::new(),
             terminated_experiments: BTreeSet::new(),
+            routing: super::traffic::routing(&obs.rollout).ok().flatten(),
+            routed: None,
         }
     }
 
@@ -332,7 +340,11 @@ impl<'a> Planner<'a> {
         let halted = self.spec.is_paused()
             || !self.pause.add_reasons.is_empty()
             || self.has_pause(&PauseReason::InconclusiveAnalysisRun);
-        let scaled = !halted && self.reconcile_replica_sets(new);
+        let scaled = if self.routing.is_some() {
+            self.reconcile_routed(&mut status, new, halted)
+        } else {
+            !halted && self.reconcile_replica_sets(new)
+        };
         if !scaled && self.pause.add_reasons.is_empty() {
             self.reconcile_pause_step();
         }

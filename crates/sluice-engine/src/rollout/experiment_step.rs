@@ -20,7 +20,7 @@ use sluice_api::rollout::{
     RolloutExperimentStep, RolloutExperimentTemplate, SPEC_REF_CANARY, SPEC_REF_STABLE,
 };
 
-/// Upstream's message for `weight` on a Rollout without traffic routing (Sluice has none yet).
+/// Upstream's message for `weight` on a Rollout without traffic routing.
 pub const WEIGHT_WITHOUT_TRAFFIC_ROUTING: &str =
     "Experiment template weight cannot be set unless TrafficRouting is enabled";
 
@@ -186,9 +186,21 @@ pub fn validate_step(
             return Err(bad_spec_ref(field, j));
         }
         if t.weight.is_some() {
+            let routed = observed
+                .rollout
+                .spec
+                .canary()
+                .is_some_and(|c| c.traffic_routing.is_some());
+            // Routing a share of the traffic to an experiment's templates (upstream's
+            // additional weight destinations) is not built yet: refused, never ignored.
+            let message = if routed {
+                "traffic to experiment templates is not supported by Sluice yet: remove weight (the templates then run without traffic)"
+            } else {
+                WEIGHT_WITHOUT_TRAFFIC_ROUTING
+            };
             return Err(InvalidSpec {
                 field: format!("{field}.templates[{j}].weight"),
-                message: WEIGHT_WITHOUT_TRAFFIC_ROUTING.to_string(),
+                message: message.to_string(),
             });
         }
     }

@@ -18,20 +18,27 @@
 //! - [`analysis_runs`], [`experiment_step`]: the Rollout's side of the AnalysisRuns and
 //!   Experiments that analysis/experiment steps and background analysis create.
 //! - [`status`]: condition strings, phase and message.
+//! - [`duration`]: `status.duration`, one rule for every strategy.
 //! - [`refusal`]: writes the API server refused, reported as upstream's conditions.
 //! - [`workload`]: `spec.workloadRef` (template from a Deployment, its scale-down).
+//! - [`traffic`]: traffic routing — what each router (Gateway API routes, ...) must hold.
+//! - `scale_down`: delayed scale-down (`scale-down-deadline`) shared by blue/green and the
+//!   routed canary.
 pub mod analysis_runs;
 pub mod blue_green;
 pub mod canary;
+pub mod duration;
 pub mod experiment_step;
 pub mod hash;
 pub mod observed;
 pub mod plan;
 pub mod refusal;
 pub mod replicas;
+mod scale_down;
 pub mod settle;
 pub mod status;
 pub mod template;
+pub mod traffic;
 pub mod validate;
 pub mod workload;
 

@@ -48,6 +48,9 @@ pub struct Observed {
     /// being scaled down `progressively`. Set by [`super::workload::resolve`], never by the
     /// observer.
     pub outside_pods: i32,
+    /// The route objects the traffic routing names ([`super::traffic::route_refs`]), as
+    /// JSON; `None` means the object does not exist.
+    pub routes: super::traffic::ObservedRoutes,
     /// The write the API server refused the last time the controller tried it (a 4xx other
     /// than a conflict), if it has not been tried again since: the plan reports it on the
     /// Rollout instead of repeating it at once (see [`super::refusal`]).

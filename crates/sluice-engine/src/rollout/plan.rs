@@ -144,6 +144,20 @@ pub enum Change {
     TerminateExperiment { name: String },
     /// Delete a finished Experiment of an old revision.
     DeleteExperiment { name: String },
+    /// Apply this JSON patch (RFC 6902) to a route object of the traffic routing. It begins
+    /// with a `test` of what it rewrites, so an edit made since the object was read fails
+    /// the write instead of being lost.
+    PatchRoute {
+        route: crate::rollout::traffic::RouteRef,
+        patch: Vec<serde_json::Value>,
+    },
+    /// Create a route object the Rollout owns (an SMI TrafficSplit): metadata and spec; the
+    /// actuator adds `apiVersion` and `kind` for the version the API server serves.
+    /// AlreadyExists means an earlier, unobserved create succeeded.
+    CreateRoute {
+        route: crate::rollout::traffic::RouteRef,
+        object: serde_json::Value,
+    },
     /// Record a Kubernetes Event on the Rollout.
     Event {
         type_: EventType,

@@ -485,10 +485,27 @@ impl Sim {
                         }
                     }
                 }
+                Change::PatchRoute { route, patch } => {
+                    let obj = self
+                        .obs
+                        .routes
+                        .get_mut(route)
+                        .and_then(Option::as_mut)
+                        .unwrap_or_else(|| panic!("no route {route}"));
+                    apply_json_patch(obj, patch);
+                }
+                Change::CreateRoute { route, object } => {
+                    self.obs.routes.insert(route.clone(), Some(object.clone()));
+                }
                 Change::PatchPods { .. } | Change::Event { .. } | Change::EvictPod { .. } => {}
             }
         }
         self.obs.rollout.status = Some(p.status.clone());
+    }
+
+    /// Add a route object the traffic routing names.
+    pub fn add_route(&mut self, route: crate::rollout::traffic::RouteRef, obj: serde_json::Value) {
+        self.obs.routes.insert(route, Some(obj));
     }
 
     fn rs_mut(&mut self, name: &str) -> &mut ReplicaSet {
@@ -711,4 +728,18 @@ pub fn run_changes(plan: &Plan) -> (Vec<String>, Vec<String>, Vec<String>) {
         }
     }
     (created, terminated, deleted)
+}
+
+/// The `test` and `replace` operations of RFC 6902, as the route patches use them; a failed
+/// `test` panics (the API server would refuse the whole patch).
+pub fn apply_json_patch(obj: &mut serde_json::Value, patch: &[serde_json::Value]) {
+    for op in patch {
+        let path = op["path"].as_str().expect("patch path");
+        let value = op["value"].clone();
+        match op["op"].as_str() {
+            Some("test") => assert_eq!(obj.pointer(path), Some(&value), "test of {path} failed"),
+            Some("replace") => *obj.pointer_mut(path).expect("replaced path exists") = value,
+            other => panic!("unexpected patch op {other:?}"),
+        }
+    }
 }

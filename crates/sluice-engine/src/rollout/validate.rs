@@ -39,19 +39,19 @@ pub struct Unsupported {
     pub present: fn(&RolloutSpec) -> bool,
 }
 
-/// Spec features that make a Rollout InvalidSpec until Sluice implements them.
+/// Spec features that make a Rollout InvalidSpec until Sluice implements them (traffic
+/// routers Sluice does not run are refused by [`super::traffic::routing`], naming the router).
 pub const UNSUPPORTED_FEATURES: &[Unsupported] = &[Unsupported {
-    field: "spec.strategy.canary.trafficRouting",
-    present: |s| s.canary().is_some_and(|c| c.traffic_routing.is_some()),
+    field: "spec.strategy.canary.pingPong",
+    present: |s| s.canary().is_some_and(|c| c.ping_pong.is_some()),
 }];
 
 /// Canary step kinds Sluice does not run yet.
-pub const UNSUPPORTED_STEP_KINDS: &[&str] = &[
-    "setCanaryScale",
-    "setHeaderRoute",
-    "setMirrorRoute",
-    "plugin",
-];
+pub const UNSUPPORTED_STEP_KINDS: &[&str] = &["plugin"];
+
+/// Canary step kinds that only mean something with traffic routing (upstream refuses them
+/// without it too).
+const TRAFFIC_ROUTING_STEP_KINDS: &[&str] = &["setCanaryScale", "setHeaderRoute", "setMirrorRoute"];
 
 /// Canary fields that only mean something with traffic routing (upstream rejects them too).
 const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
@@ -90,16 +90,13 @@ const TRAFFIC_ROUTING_ONLY: &[Unsupported] = &[
                 .is_some_and(|c| c.min_pods_per_replica_set.is_some())
         },
     },
-    Unsupported {
-        field: "spec.strategy.canary.pingPong",
-        present: |s| s.canary().is_some_and(|c| c.ping_pong.is_some()),
-    },
 ];
 
 /// Checks the Rollout in `observed`, including that referenced Services and analysis
 /// templates exist and that its analyses can be turned into runs.
 pub fn validate(observed: &Observed) -> Result<(), InvalidSpec> {
     validate_spec(&observed.rollout.spec)?;
+    super::traffic::validate_routes(observed)?;
     validate_services(observed)?;
     super::analysis_runs::validate_analyses(observed)
 }
@@ -116,7 +113,7 @@ pub fn validate_spec(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     };
     validate_canary(spec, canary)?;
     for (i, step) in spec.steps().iter().enumerate() {
-        validate_step(i, step)?;
+        validate_step(i, step, canary.traffic_routing.is_some())?;
     }
     Ok(())
 }
@@ -128,13 +125,13 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     if strategy.is_none_or(|s| s.canary.is_none() && s.blue_green.is_none()) {
         return Err(invalid(
             "spec.strategy",
-            "Rollout has missing field 'spec.strategy.canary' or 'spec.strategy.blueGreen'",
+            "Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'",
         ));
     }
     if spec.canary().is_some() && spec.blue_green().is_some() {
         return Err(invalid(
             "spec.strategy",
-            "only one of canary or blueGreen may be set",
+            "Multiple Strategies can not be listed",
         ));
     }
     if spec.replicas.is_some_and(|r| r < 0) {
@@ -146,7 +143,7 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     if spec.template.is_some() && spec.workload_ref.is_some() {
         return Err(invalid(
             "spec.template",
-            "must be empty when spec.workloadRef is set",
+            "template must be empty for workload reference rollout",
         ));
     }
     for feature in UNSUPPORTED_FEATURES {
@@ -163,13 +160,13 @@ fn validate_selector(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
     let Some(template) = spec.template.as_ref() else {
         return Err(invalid(
             "spec.template",
-            "Rollout has missing field 'spec.template'",
+            "Rollout has missing field '.spec.template'",
         ));
     };
     let Some(selector) = spec.selector.as_ref() else {
         return Err(invalid(
             "spec.selector",
-            "Rollout has missing field 'spec.selector'",
+            "Rollout has missing field '.spec.selector'",
         ));
     };
     if selects_everything(selector) {
@@ -207,7 +204,7 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
             if (feature.present)(spec) {
                 return Err(invalid(
                     feature.field,
-                    "can only be used with trafficRouting",
+                    traffic_routing_only_message(feature.field),
                 ));
             }
         }
@@ -263,6 +260,17 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
         ));
     }
     Ok(())
+}
+
+/// Upstream's message for a canary field that needs traffic routing, where it has one.
+fn traffic_routing_only_message(field: &str) -> String {
+    let name = field.rsplit('.').next().unwrap_or(field);
+    match name {
+        "scaleDownDelaySeconds" | "dynamicStableScale" => {
+            format!("Canary {name} can only be used with traffic routing")
+        }
+        _ => "can only be used with trafficRouting".to_string(),
+    }
 }
 
 /// Upstream's message for a preview Service that is the active one.
@@ -396,14 +404,14 @@ fn validate_anti_affinity(field: &str, anti: Option<&AntiAffinity>) -> Result<()
 }
 
 /// `steps[i]`: exactly one supported kind, with a valid weight or pause duration.
-fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
+fn validate_step(i: usize, step: &CanaryStep, routed: bool) -> Result<(), InvalidSpec> {
     let field = format!("spec.strategy.canary.steps[{i}]");
     let keys = step.keys();
     match keys.as_slice() {
         [] => {
             return Err(invalid(
                 field,
-                "a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
+                "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
             ));
         }
         [key] => {
@@ -413,12 +421,19 @@ fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
                     "is not supported by Sluice yet",
                 ));
             }
+            if !routed && TRAFFIC_ROUTING_STEP_KINDS.contains(key) {
+                return Err(invalid(
+                    format!("{field}.{key}"),
+                    "can only be used with trafficRouting",
+                ));
+            }
         }
         _ => {
+            // Upstream's message for a step with several kinds; the kinds found follow it.
             return Err(invalid(
                 field,
                 format!(
-                    "a step must set exactly one key, found {}",
+                    "Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause (found {})",
                     keys.join(" and ")
                 ),
             ));
@@ -429,7 +444,7 @@ fn validate_step(i: usize, step: &CanaryStep) -> Result<(), InvalidSpec> {
     {
         return Err(invalid(
             format!("{field}.setWeight"),
-            format!("must be between 0 and 100, got {w}"),
+            format!("SetWeight needs to be between 0 and 100 (got {w})"),
         ));
     }
     if let Some(pause) = &step.pause

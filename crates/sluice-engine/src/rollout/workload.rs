@@ -79,7 +79,7 @@ pub fn resolve(observed: &Observed) -> Result<Observed, InvalidSpec> {
     if spec.template.is_some() {
         return Err(invalid(
             "spec.template",
-            "must be empty when spec.workloadRef is set",
+            "template must be empty for workload reference rollout",
         ));
     }
     let (kind, name) = check_reference(reference)?;

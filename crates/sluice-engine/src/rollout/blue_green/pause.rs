@@ -8,9 +8,9 @@ use std::time::Duration;
 use sluice_api::common::AnalysisPhase;
 use sluice_api::rollout::PauseReason;
 
-use super::scaling::Deadline;
 use crate::rollout::analysis_runs::phase_of;
 use crate::rollout::canary::Planner;
+use crate::rollout::scale_down::Deadline;
 
 impl<'a> Planner<'a> {
     /// Upstream's `haltProgress`: the user paused the Rollout, or an Inconclusive analysis

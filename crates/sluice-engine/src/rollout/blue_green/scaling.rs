@@ -3,29 +3,11 @@
 //! promotion), every other ReplicaSet scaled down once its `scale-down-deadline` passed; the
 //! new one after an abort once `abortScaleDownDelaySeconds` passed.
 
-use std::time::Duration;
-
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use k8s_openapi::jiff::Timestamp;
 use sluice_api::common::{DESIRED_REPLICAS_ANNOTATION, SCALE_DOWN_DEADLINE_ANNOTATION};
 use sluice_api::rollout::PauseReason;
 
 use crate::rollout::canary::{Planner, annotation};
-use crate::rollout::plan::{Change, MetadataPatch};
-use crate::rollout::status as st;
-
-/// A ReplicaSet's `scale-down-deadline` annotation, read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Deadline {
-    /// No annotation.
-    None,
-    /// Not passed yet: this much is left.
-    Ahead(Duration),
-    /// Passed (or exactly now).
-    Passed,
-    /// Present but not an RFC 3339 time.
-    Unreadable,
-}
+use crate::rollout::plan::MetadataPatch;
 
 impl<'a> Planner<'a> {
     /// Upstream's `NewRSNewReplicas` for blue/green: `previewReplicaCount` while the new
@@ -71,31 +53,6 @@ impl<'a> Planner<'a> {
             && annotation(v.rs, DESIRED_REPLICAS_ANNOTATION) == Some(desired.as_str())
     }
 
-    /// ReplicaSet `i`'s scale-down deadline as of `now`.
-    pub(super) fn deadline(&self, i: usize) -> Deadline {
-        let Some(text) =
-            annotation(self.rs[i].rs, SCALE_DOWN_DEADLINE_ANNOTATION).filter(|t| !t.is_empty())
-        else {
-            return Deadline::None;
-        };
-        let Ok(at) = text.parse::<Timestamp>() else {
-            return Deadline::Unreadable;
-        };
-        let left = at.as_millisecond() - self.now.0.as_millisecond();
-        match u64::try_from(left) {
-            Ok(ms) if ms > 0 => Deadline::Ahead(Duration::from_millis(ms)),
-            _ => Deadline::Passed,
-        }
-    }
-
-    /// The deadline `seconds` from now, as the annotation holds it.
-    fn deadline_in(&self, seconds: i32) -> String {
-        let at = self.now.0.as_second() + i64::from(seconds);
-        Time(Timestamp::from_second(at).unwrap_or(self.now.0))
-            .0
-            .to_string()
-    }
-
     /// Upstream's `shouldDelayScaleDownOnAbort`: aborted with a stable to fall back on and an
     /// `abortScaleDownDelaySeconds` that is not 0 (0 leaves the new ReplicaSet up).
     pub(super) fn delays_scale_down_on_abort(&self) -> bool {
@@ -121,32 +78,14 @@ impl<'a> Planner<'a> {
         self.scale_down_others(new);
     }
 
-    /// After an abort the new ReplicaSet stays up `abortScaleDownDelaySeconds` (counted once
-    /// the stable can take all the traffic), then goes to zero.
+    /// After an abort the new ReplicaSet stays up `abortScaleDownDelaySeconds`, counted once
+    /// the stable can take all the traffic, then goes to zero.
     fn hold_new_after_abort(&mut self, new: usize) {
-        let spec = self.rs[new].spec;
-        match self.deadline(new) {
-            Deadline::Ahead(left) => {
-                self.requeue_in(left);
-                self.resize(new, spec, MetadataPatch::default(), true);
-            }
-            Deadline::Passed => self.resize(new, 0, MetadataPatch::default(), true),
-            Deadline::None | Deadline::Unreadable => {
-                let ready = self
-                    .stable
-                    .is_some_and(|s| self.rs[s].available >= self.replicas);
-                let delay = self.spec.abort_scale_down_delay_seconds().unwrap_or(0);
-                let mut annotations = MetadataPatch::default();
-                if ready {
-                    annotations.set.insert(
-                        SCALE_DOWN_DEADLINE_ANNOTATION.to_string(),
-                        self.deadline_in(delay),
-                    );
-                    self.requeue_in(Duration::from_secs(u64::try_from(delay).unwrap_or(0)));
-                }
-                self.resize(new, spec, annotations, true);
-            }
-        }
+        let ready = self
+            .stable
+            .is_some_and(|s| self.rs[s].available >= self.replicas);
+        let delay = self.spec.abort_scale_down_delay_seconds().unwrap_or(0);
+        self.hold_then_scale_down(new, ready, delay);
     }
 
     /// Upstream's `scaleDownOldReplicaSetsForBlueGreen`: every ReplicaSet that is neither new
@@ -175,53 +114,8 @@ impl<'a> Planner<'a> {
         let mut others: Vec<usize> = (0..self.rs.len())
             .filter(|&i| i != new && Some(i) != self.stable && !self.rs[i].deleting)
             .collect();
-        others.sort_by(|&a, &b| {
-            (self.rs[b].revision, self.rs[b].created())
-                .cmp(&(self.rs[a].revision, self.rs[a].created()))
-        });
-        let mut delayed = 0;
-        for i in others {
-            if self.referenced(i) || self.rs[i].spec == 0 {
-                continue;
-            }
-            let spec = self.rs[i].spec;
-            let mut annotations = MetadataPatch::default();
-            let target = match self.deadline(i) {
-                Deadline::None if delayed < limit && delay > 0 => {
-                    delayed += 1;
-                    annotations.set.insert(
-                        SCALE_DOWN_DEADLINE_ANNOTATION.to_string(),
-                        self.deadline_in(delay),
-                    );
-                    self.requeue_in(Duration::from_secs(u64::try_from(delay).unwrap_or(0)));
-                    spec
-                }
-                // Upstream keeps such a ReplicaSet up forever with a delay of 0; 0 means now.
-                Deadline::None => 0,
-                Deadline::Ahead(left) => {
-                    delayed += 1;
-                    if delayed > limit {
-                        0
-                    } else {
-                        self.requeue_in(left);
-                        // It follows a scale-down of the Rollout, never up (upstream would
-                        // grow a superseded preview to full size meanwhile).
-                        spec.min(self.replicas)
-                    }
-                }
-                Deadline::Passed | Deadline::Unreadable => {
-                    delayed += 1;
-                    0
-                }
-            };
-            if target == 0 {
-                annotations
-                    .remove
-                    .insert(SCALE_DOWN_DEADLINE_ANNOTATION.to_string());
-            }
-            let sync = target != spec;
-            self.resize(i, target, annotations, sync);
-        }
+        others.retain(|&i| !self.referenced(i));
+        self.scale_down_after_delay(&others, delay, limit);
     }
 
     /// Upstream's `isReplicaSetReferenced`: the status or a Service still names this
@@ -246,47 +140,6 @@ impl<'a> Planner<'a> {
                 .into_iter()
                 .flatten()
                 .any(|s| self.observed_selector(s) == Some(hash))
-    }
-
-    /// Scales ReplicaSet `i` to `target` with `annotations`, plus the desired-replicas
-    /// annotation when `sync_desired`, in one write, and only when something changes.
-    fn resize(
-        &mut self,
-        i: usize,
-        target: i32,
-        mut annotations: MetadataPatch,
-        sync_desired: bool,
-    ) {
-        let view = &self.rs[i];
-        if sync_desired {
-            annotations.set.insert(
-                DESIRED_REPLICAS_ANNOTATION.to_string(),
-                self.replicas.to_string(),
-            );
-        }
-        annotations
-            .set
-            .retain(|k, v| annotation(view.rs, k) != Some(v.as_str()));
-        annotations
-            .remove
-            .retain(|k| annotation(view.rs, k).is_some());
-        if view.spec == target && annotations.is_empty() {
-            return;
-        }
-        let (name, from, revision) = (view.name.to_string(), view.spec, view.revision);
-        self.changes.push(Change::ScaleReplicaSet {
-            name: name.clone(),
-            from,
-            replicas: target,
-            annotations,
-        });
-        if target != from {
-            let direction = if target > from { "up" } else { "down" };
-            self.changes.push(Change::normal(
-                st::SCALING_REPLICA_SET_REASON,
-                format!("Scaled {direction} ReplicaSet {name} (revision {revision}) from {from} to {target}"),
-            ));
-        }
     }
 }
 

@@ -712,7 +712,11 @@ fn anti_affinity_keeps_the_new_set_off_the_stables_nodes() {
     });
     sim.set_image(V2);
     let p = sim.reconcile();
-    let Some(Change::CreateReplicaSet(rs)) = p.changes.first() else {
+    // The update is announced first (RolloutNotCompleted), then the ReplicaSet created.
+    let Some(rs) = p.changes.iter().find_map(|c| match c {
+        Change::CreateReplicaSet(rs) => Some(rs),
+        _ => None,
+    }) else {
         panic!("{:?}", p.changes);
     };
     let terms = rs
@@ -1235,4 +1239,52 @@ fn a_long_promotion_analysis_is_no_lack_of_progress() {
         assert!(!s.is_aborted(), "post: {post}: {:?}", s.message);
         assert_eq!(s.phase, Some(RolloutPhase::Progressing), "post: {post}");
     }
+}
+
+/// `status.duration` is the one rule of `rollout::duration`, fed by the blue/green planner's
+/// status: a pause without auto-promotion is a manual pause, promotion finishes the attempt.
+#[test]
+fn the_duration_of_a_blue_green_update_counts_its_manual_pause_and_ends_promoted() {
+    let mut sim = healthy_v1(|b| b.auto_promotion_enabled = Some(false));
+    sim.set_image(V2);
+    let start = sim.now;
+    walk(&mut sim);
+    let d = sim.status().duration.clone().unwrap();
+    let started = d.rollout_started_at.clone().unwrap();
+    assert_eq!(started.0.as_second(), start);
+    assert!(d.manual_pause_started_at.is_some(), "{d:?}");
+    assert_eq!(d.finished_at, None);
+    after(&mut sim, 600);
+    promote(&mut sim);
+    walk(&mut sim);
+    let d = sim.status().duration.clone().unwrap();
+    assert_eq!(d.rollout_started_at, Some(started));
+    assert_eq!(d.manual_pause_started_at, None);
+    assert!(
+        d.total_manual_pause_duration_seconds
+            .is_some_and(|t| (600..620).contains(&t)),
+        "{d:?}"
+    );
+    assert_eq!(d.completion_status.as_deref(), Some("Promoted"));
+    assert!(d.finished_at.is_some());
+}
+
+#[test]
+fn an_auto_promoted_blue_green_update_has_no_manual_pause_and_an_abort_finishes_it() {
+    let mut sim = healthy_v1(|_| {});
+    sim.set_image(V2);
+    walk(&mut sim);
+    let d = sim.status().duration.clone().unwrap();
+    assert_eq!(d.total_manual_pause_duration_seconds, None);
+    assert_eq!(d.completion_status.as_deref(), Some("Promoted"));
+
+    let mut sim = healthy_v1(|b| b.auto_promotion_enabled = Some(false));
+    sim.set_image(V2);
+    walk(&mut sim);
+    sim.obs.rollout.status.as_mut().unwrap().abort = Some(true);
+    walk(&mut sim);
+    let d = sim.status().duration.clone().unwrap();
+    assert_eq!(d.completion_status.as_deref(), Some("Aborted"));
+    assert_eq!(d.manual_pause_started_at, None);
+    assert!(d.finished_at.is_some());
 }

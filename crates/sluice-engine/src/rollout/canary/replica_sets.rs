@@ -62,7 +62,8 @@ impl<'a> Planner<'a> {
             .unwrap_or(0)
     }
 
-    fn rollout_revision(&self) -> Option<&str> {
+    /// The Rollout's `rollout.argoproj.io/revision` annotation as observed.
+    pub(super) fn rollout_revision(&self) -> Option<&str> {
         self.obs
             .rollout
             .metadata
@@ -139,11 +140,13 @@ impl<'a> Planner<'a> {
         };
         let rs = self.build_replica_set(&name, &hash, revision, ephemeral);
         self.changes.push(Change::CreateReplicaSet(Box::new(rs)));
+        // Upstream sets the Rollout's revision (RolloutUpdated) right after the create, then
+        // tells of the new ReplicaSet.
+        self.annotate_rollout_revision(revision);
         self.changes.push(Change::normal(
             st::NEW_REPLICA_SET_REASON,
             format!("Created ReplicaSet {name} (revision {revision})"),
         ));
-        self.annotate_rollout_revision(revision);
         self.creating = true;
 
         status.current_pod_hash = Some(hash);

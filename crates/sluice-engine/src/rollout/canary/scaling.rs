@@ -141,8 +141,12 @@ impl<'a> Planner<'a> {
     }
 
     /// setWeight is done when the canary has exactly its target available, the stable
-    /// exactly its target created, and nothing else serves.
+    /// exactly its target created, and nothing else serves; with traffic routing, when the
+    /// counts are at target and the routers read back the step's weight.
     pub(super) fn at_desired_counts(&self, new: usize) -> bool {
+        if self.routing.is_some() {
+            return self.routed.is_some_and(|r| r.step_done());
+        }
         let Some(stable) = self.distinct_stable(new) else {
             return false;
         };
@@ -156,7 +160,7 @@ impl<'a> Planner<'a> {
 
     /// Whether the canary has enough available pods for `desired`: all of them, or what
     /// `replicaProgressThreshold` accepts (`Percent` of desired, or a number of `Pods`).
-    pub(super) fn progress_threshold_met(&self, canary: &RsView, desired: i32) -> bool {
+    pub(crate) fn progress_threshold_met(&self, canary: &RsView, desired: i32) -> bool {
         let threshold = self
             .spec
             .canary()

@@ -59,7 +59,7 @@ impl<'a> Planner<'a> {
         self.set_progressing(&mut conditions, &baseline, &outcome, revision);
         self.set_available(&mut conditions, &status);
         self.replica_failure(&mut conditions);
-        self.set_completed(&mut conditions, &status, completed, revision);
+        self.set_completed(&mut conditions, &status, completed);
         status.conditions = Some(conditions);
         self.pause_events(&status, aborted);
 
@@ -262,7 +262,6 @@ impl<'a> Planner<'a> {
         conditions: &mut Vec<RolloutCondition>,
         status: &RolloutStatus,
         completed: bool,
-        revision: i64,
     ) {
         let value = if completed { TRUE } else { FALSE };
         let changed = set_condition(
@@ -274,11 +273,24 @@ impl<'a> Planner<'a> {
             &self.now,
         );
         if changed && !completed {
+            // Upstream notices the new template one reconcile before it creates the new
+            // ReplicaSet: the message names the revision the Rollout had then, and the Event
+            // comes before the creation's.
+            let previous: i64 = self
+                .rollout_revision()
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
             let hash = status.current_pod_hash.as_deref().unwrap_or_default();
-            self.changes.push(Change::normal(
+            let event = Change::normal(
                 st::ROLLOUT_NOT_COMPLETED_REASON,
-                format!("Rollout not completed, started update to revision {revision} ({hash})"),
-            ));
+                format!("Rollout not completed, started update to revision {previous} ({hash})"),
+            );
+            let at = self
+                .changes
+                .iter()
+                .position(|c| matches!(c, Change::CreateReplicaSet(_)))
+                .unwrap_or(self.changes.len());
+            self.changes.insert(at, event);
         }
     }
 

@@ -12,7 +12,7 @@ use crate::rollout::plan::Change;
 use crate::rollout::status::{self as st, TRUE, condition, set_condition};
 
 impl<'a> Planner<'a> {
-    pub(super) fn current_index(&self) -> i32 {
+    pub(crate) fn current_index(&self) -> i32 {
         self.prev.current_step_index.unwrap_or(0).max(0)
     }
 
@@ -150,7 +150,11 @@ impl<'a> Planner<'a> {
                 _ => false,
             };
         }
-        if step.set_weight.is_some() {
+        if step.set_weight.is_some()
+            || step.set_canary_scale.is_some()
+            || step.set_header_route.is_some()
+            || step.set_mirror_route.is_some()
+        {
             return self.at_desired_counts(new);
         }
         if step.analysis.is_some() {
@@ -174,8 +178,11 @@ impl<'a> Planner<'a> {
         if canary.available < self.replicas && !self.progress_threshold_met(canary, self.replicas) {
             return None;
         }
+        // A routed canary becomes the stable only once the routers read back all of the
+        // traffic on it.
+        let routed_ready = self.routed.is_none_or(|r| r.verified && r.at_weight);
         if self.prev.promote_full.unwrap_or(false) {
-            return Some("Full promotion requested".to_string());
+            return routed_ready.then(|| "Full promotion requested".to_string());
         }
         if self.rollback_within_window() {
             return Some("Rollback within window".to_string());
@@ -185,7 +192,7 @@ impl<'a> Planner<'a> {
         }
         let count = self.step_count();
         if count == 0 || self.prev.current_step_index == Some(count) {
-            return Some(format!("Completed all {count} canary steps"));
+            return routed_ready.then(|| format!("Completed all {count} canary steps"));
         }
         None
     }

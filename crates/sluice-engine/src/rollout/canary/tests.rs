@@ -43,8 +43,16 @@ fn mid_update(index: i32, canary: (i32, i32), stable: (i32, i32)) -> Observed {
 fn first_revision_creates_its_replica_set_at_zero_replicas() {
     let ro = RolloutBuilder::new("app:v1").steps(v1_v2_steps()).build();
     let p = plan_step(&observed(ro, vec![]), at(50));
-    let Change::CreateReplicaSet(created) = &p.changes[0] else {
-        panic!("expected a create first: {:#?}", p.changes);
+    // Upstream's order: the update is announced, then the ReplicaSet created.
+    assert_eq!(
+        p.changes[0],
+        Change::normal(
+            "RolloutNotCompleted",
+            "Rollout not completed, started update to revision 0 (59579796bf)"
+        )
+    );
+    let Change::CreateReplicaSet(created) = &p.changes[1] else {
+        panic!("expected a create next: {:#?}", p.changes);
     };
     let mut expected = rs("app:v1", 0, 0, 1);
     expected.metadata.creation_timestamp = None;
@@ -65,19 +73,19 @@ fn first_revision_creates_its_replica_set_at_zero_replicas() {
         events(&p),
         vec![
             (
-                "NewReplicaSetCreated".to_string(),
-                format!("Created ReplicaSet {} (revision 1)", rs_name("app:v1"))
+                "RolloutNotCompleted".to_string(),
+                format!(
+                    "Rollout not completed, started update to revision 0 ({})",
+                    hash("app:v1")
+                )
             ),
             (
                 "RolloutUpdated".into(),
                 "Rollout updated to revision 1".into()
             ),
             (
-                "RolloutNotCompleted".into(),
-                format!(
-                    "Rollout not completed, started update to revision 1 ({})",
-                    hash("app:v1")
-                )
+                "NewReplicaSetCreated".into(),
+                format!("Created ReplicaSet {} (revision 1)", rs_name("app:v1"))
             ),
         ]
     );
@@ -583,8 +591,18 @@ fn invalid_specs_touch_nothing_but_the_status() {
     let base = || RolloutBuilder::new("app:v2").steps(v1_v2_steps());
     let cases: Vec<(Rollout, &str)> = vec![
         (
+            base().spec(|s| s.strategy = None).build(),
+            "spec.strategy: Rollout has missing field '.spec.strategy.canary or .spec.strategy.blueGreen'",
+        ),
+        (
+            base()
+                .spec(|s| s.strategy.as_mut().unwrap().blue_green = Some(Default::default()))
+                .build(),
+            "spec.strategy: Multiple Strategies can not be listed",
+        ),
+        (
             base().spec(|s| s.selector = None).build(),
-            "spec.selector: Rollout has missing field 'spec.selector'",
+            "spec.selector: Rollout has missing field '.spec.selector'",
         ),
         (
             base()
@@ -601,7 +619,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     s.workload_ref = Some(Default::default());
                 })
                 .build(),
-            "spec.template: must be empty when spec.workloadRef is set",
+            "spec.template: template must be empty for workload reference rollout",
         ),
         (
             base()
@@ -622,7 +640,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
             base()
                 .steps(vec![weight(10), pause(), weight(20), CanaryStep::default()])
                 .build(),
-            "spec.strategy.canary.steps[3]: a step must set exactly one of setWeight, pause, analysis, experiment, setCanaryScale, setHeaderRoute, setMirrorRoute, plugin",
+            "spec.strategy.canary.steps[3]: Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause",
         ),
         (
             base()
@@ -632,11 +650,11 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     ..Default::default()
                 }])
                 .build(),
-            "spec.strategy.canary.steps[0]: a step must set exactly one key, found setWeight and pause",
+            "spec.strategy.canary.steps[0]: Step must have one of the following set: experiment, setWeight, setCanaryScale, plugin or pause (found setWeight and pause)",
         ),
         (
             base().steps(vec![weight(101)]).build(),
-            "spec.strategy.canary.steps[0].setWeight: must be between 0 and 100, got 101",
+            "spec.strategy.canary.steps[0].setWeight: SetWeight needs to be between 0 and 100 (got 101)",
         ),
         (
             base().steps(vec![pause_for("-5s")]).build(),
@@ -644,9 +662,14 @@ fn invalid_specs_touch_nothing_but_the_status() {
         ),
         (
             base()
-                .canary(|c| c.traffic_routing = Some(Default::default()))
+                .canary(|c| {
+                    c.traffic_routing = Some(sluice_api::rollout::RolloutTrafficRouting {
+                        istio: Some(Default::default()),
+                        ..Default::default()
+                    })
+                })
                 .build(),
-            "spec.strategy.canary.trafficRouting: is not supported by Sluice yet",
+            "spec.strategy.canary.trafficRouting.istio: the istio traffic router is not supported by Sluice yet (supported: plugins[\"argoproj-labs/gatewayAPI\"], smi)",
         ),
         (
             base()
@@ -664,7 +687,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
                     ..Default::default()
                 }])
                 .build(),
-            "spec.strategy.canary.steps[0].setCanaryScale: is not supported by Sluice yet",
+            "spec.strategy.canary.steps[0].setCanaryScale: can only be used with trafficRouting",
         ),
         (
             base()
@@ -682,7 +705,7 @@ fn invalid_specs_touch_nothing_but_the_status() {
             base()
                 .canary(|c| c.scale_down_delay_seconds = Some(30))
                 .build(),
-            "spec.strategy.canary.scaleDownDelaySeconds: can only be used with trafficRouting",
+            "spec.strategy.canary.scaleDownDelaySeconds: Canary scaleDownDelaySeconds can only be used with traffic routing",
         ),
         (
             base()
@@ -1249,7 +1272,10 @@ fn anti_affinity_keeps_new_canary_pods_off_stable_nodes() {
         .settled_on("app:v1")
         .build();
     let p = plan_step(&observed(ro.clone(), vec![rs("app:v1", 10, 10, 1)]), at(50));
-    let Some(Change::CreateReplicaSet(created)) = p.changes.first() else {
+    let Some(created) = p.changes.iter().find_map(|c| match c {
+        Change::CreateReplicaSet(rs) => Some(rs),
+        _ => None,
+    }) else {
         panic!("{:?}", p.changes);
     };
     let template = created.spec.as_ref().unwrap().template.as_ref().unwrap();
@@ -1360,4 +1386,114 @@ fn a_restart_requested_in_the_current_second_is_due_now() {
     assert!(Observed::needs_pods(&obs.rollout, at(200)));
     let p = plan_step(&obs, at(200));
     assert_eq!(evictions(&p), vec![format!("{}-0", rs_name("app:v1"))]);
+}
+
+/// Upstream's own e2e walk (`TestRolloutAbortRetryPromote`): create, update, the first
+/// step, the pause, abort, retry, the timed pause ending, completion. The planner's Events,
+/// in order, are upstream's (less `RolloutAddedToInformer`, which the controller records
+/// before the first plan).
+#[test]
+fn a_canary_walk_plans_upstreams_events_in_upstreams_order() {
+    let mut sim = Sim::new(
+        RolloutBuilder::new("app:v1")
+            .spec(|s| s.replicas = Some(1))
+            .steps(vec![weight(50), pause_for("3s")])
+            .build(),
+    );
+    let mut seen: Vec<(String, String)> = Vec::new();
+    let run = |sim: &mut Sim, seen: &mut Vec<(String, String)>| {
+        for p in sim.run_until_quiet(30) {
+            seen.extend(events(&p));
+        }
+    };
+    run(&mut sim, &mut seen);
+    sim.set_image("app:v2");
+    run(&mut sim, &mut seen);
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Paused));
+    sim.obs.rollout.status.as_mut().unwrap().abort = Some(true);
+    run(&mut sim, &mut seen);
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Degraded));
+    sim.obs.rollout.status.as_mut().unwrap().abort = Some(false);
+    run(&mut sim, &mut seen);
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Paused));
+    sim.now += 3;
+    run(&mut sim, &mut seen);
+    assert_eq!(sim.status().phase, Some(RolloutPhase::Healthy));
+    let (v1, v2) = (rs_name("app:v1"), rs_name("app:v2"));
+    let (h1, h2) = (hash("app:v1"), hash("app:v2"));
+    let want: Vec<(&str, String)> = vec![
+        (
+            "RolloutNotCompleted",
+            format!("Rollout not completed, started update to revision 0 ({h1})"),
+        ),
+        ("RolloutUpdated", "Rollout updated to revision 1".into()),
+        (
+            "NewReplicaSetCreated",
+            format!("Created ReplicaSet {v1} (revision 1)"),
+        ),
+        (
+            "ScalingReplicaSet",
+            format!("Scaled up ReplicaSet {v1} (revision 1) from 0 to 1"),
+        ),
+        (
+            "RolloutCompleted",
+            format!("Rollout completed update to revision 1 ({h1}): Initial deploy"),
+        ),
+        (
+            "RolloutNotCompleted",
+            format!("Rollout not completed, started update to revision 1 ({h2})"),
+        ),
+        ("RolloutUpdated", "Rollout updated to revision 2".into()),
+        (
+            "NewReplicaSetCreated",
+            format!("Created ReplicaSet {v2} (revision 2)"),
+        ),
+        (
+            "ScalingReplicaSet",
+            format!("Scaled up ReplicaSet {v2} (revision 2) from 0 to 1"),
+        ),
+        (
+            "RolloutStepCompleted",
+            "Rollout step 1/2 completed (setWeight: 50)".into(),
+        ),
+        (
+            "RolloutPaused",
+            "Rollout is paused (CanaryPauseStep)".into(),
+        ),
+        (
+            "ScalingReplicaSet",
+            format!("Scaled down ReplicaSet {v2} (revision 2) from 1 to 0"),
+        ),
+        (
+            "RolloutAborted",
+            "Rollout aborted update to revision 2".into(),
+        ),
+        (
+            "ScalingReplicaSet",
+            format!("Scaled up ReplicaSet {v2} (revision 2) from 0 to 1"),
+        ),
+        (
+            "RolloutStepCompleted",
+            "Rollout step 1/2 completed (setWeight: 50)".into(),
+        ),
+        (
+            "RolloutPaused",
+            "Rollout is paused (CanaryPauseStep)".into(),
+        ),
+        (
+            "RolloutStepCompleted",
+            "Rollout step 2/2 completed (pause: 3s)".into(),
+        ),
+        ("RolloutResumed", "Rollout is resumed".into()),
+        (
+            "ScalingReplicaSet",
+            format!("Scaled down ReplicaSet {v1} (revision 1) from 1 to 0"),
+        ),
+        (
+            "RolloutCompleted",
+            format!("Rollout completed update to revision 2 ({h2}): Completed all 2 canary steps"),
+        ),
+    ];
+    let got: Vec<(&str, String)> = seen.iter().map(|(r, m)| (r.as_str(), m.clone())).collect();
+    assert_eq!(got, want);
 }

@@ -113,7 +113,7 @@ fn bad_references_are_invalid_spec_naming_the_field_and_scale_nothing() {
             "template and workloadRef",
             both,
             Some(deployment("nginx:1", 4, 1)),
-            "spec.template: must be empty when spec.workloadRef is set",
+            "spec.template: template must be empty for workload reference rollout",
         ),
         (
             "selector not matching the template",
