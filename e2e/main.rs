@@ -19,6 +19,7 @@ mod migrate;
 mod operations;
 mod prometheus;
 mod rbac_audit;
+mod request_counts;
 mod rollout_experiment;
 mod scale;
 mod tls;
