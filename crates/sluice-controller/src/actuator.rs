@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use std::ops::ControlFlow;
 
-use super::coalesce::counts_only;
+use super::coalesce::progress_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::error::ApiCallError;
@@ -202,6 +202,16 @@ pub struct Failed {
 /// failure or conflict, then the status and the Events.
 pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, Failed> {
     let mut actuator = Actuator::new(ctx, ro);
+    if plan
+        .changes
+        .iter()
+        .any(|c| !matches!(c, Change::Event { .. }))
+    {
+        ctx.count_writes.renew(
+            &format!("{}/{}", actuator.ns, actuator.name),
+            std::time::Instant::now(),
+        );
+    }
     for change in &plan.changes {
         match actuator.change(change).await {
             Ok(ControlFlow::Break(outcome)) => return Ok(outcome),
@@ -728,7 +738,7 @@ impl<'a> Actuator<'a> {
             publish_events(ctx, ro, events.iter()).await;
             return Ok(outcome);
         };
-        let held = counts_only(&diff)
+        let held = progress_only(&old, &new, &diff)
             .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
             .flatten();
         if held.is_some() {
