@@ -6,7 +6,7 @@
 //! observation.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -253,21 +253,11 @@ fn check_argocd(ro: &Value) -> ArgoHealth {
 /// Observe until the Rollout pauses at step `index` (Argo CD: Suspended), checking Argo CD's
 /// verdict at every observation.
 fn wait_paused_at(env: &Env, index: i64) -> Value {
-    let deadline = Instant::now() + T;
-    loop {
+    env.wait_for(&format!("the pause at step {index}"), T, |env| {
         let ro = rollout(env);
-        let health = check_argocd(&ro);
-        if health == ArgoHealth::Suspended && ro["status"]["currentStepIndex"] == index {
-            return ro;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for the pause at step {index}: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        let paused = check_argocd(&ro) == ArgoHealth::Suspended;
+        (paused && ro["status"]["currentStepIndex"] == index).then_some(ro)
+    })
 }
 
 fn promote(env: &Env) {
@@ -285,39 +275,50 @@ fn set_image(env: &Env, image: &str) {
 /// it is given its scale-down deadline, or loses a pod, only while the route already holds
 /// 100 % on the stable with no managed rule left. Returns the last Rollout seen.
 fn watch_scale_down_after_traffic(env: &Env, kind: &str, leaving: &str, replicas: i64) -> Value {
-    let deadline = Instant::now() + T;
+    let (ro, saw_deadline) = watch_leaving_after(
+        env,
+        leaving,
+        replicas,
+        |env| holds(&route(env, kind)),
+        ((100, 0), Vec::new()),
+    );
+    assert!(
+        saw_deadline,
+        "{leaving} went down without waiting out its scale-down-deadline"
+    );
+    ro
+}
+
+/// Observe until ReplicaSet `leaving` (of `replicas` pods) is scaled to zero, asserting at
+/// every observation that it is given its scale-down deadline, or loses a pod, only while
+/// `held` (what the router holds) already reads `back_on_stable`. Returns the last Rollout
+/// seen and whether the ReplicaSet was seen with its deadline.
+fn watch_leaving_after<H: PartialEq + std::fmt::Debug>(
+    env: &Env,
+    leaving: &str,
+    replicas: i64,
+    held: impl Fn(&Env) -> H,
+    back_on_stable: H,
+) -> (Value, bool) {
     let mut saw_deadline = false;
-    loop {
+    let ro = env.wait_for(&format!("{leaving} to scale down"), T, |env| {
         let ro = rollout(env);
         check_argocd(&ro);
-        // The ReplicaSet is read before the route: a deadline seen here was written after the
-        // route was read back holding the stable, and nothing moves the route back, so the
-        // route read next must hold it (reading in the other order races the controller).
+        // The ReplicaSet is read before the router: a deadline seen here was written after
+        // the router was read back holding the stable, and nothing moves the router back, so
+        // the read next must hold it (reading in the other order races the controller).
         let (spec, _, has_deadline) = replica_set(env, leaving);
-        let held = holds(&route(env, kind));
+        let now = held(env);
         if has_deadline || spec < replicas {
             assert_eq!(
-                held,
-                ((100, 0), Vec::new()),
-                "ReplicaSet {leaving} is on its way down (spec {spec}, deadline {has_deadline}) while the route still sends it traffic"
+                now, back_on_stable,
+                "ReplicaSet {leaving} is on its way down (spec {spec}, deadline {has_deadline}) while the router still sends it traffic"
             );
         }
         saw_deadline |= has_deadline;
-        if spec == 0 {
-            assert!(
-                saw_deadline,
-                "{leaving} went down without waiting out its scale-down-deadline"
-            );
-            return ro;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {leaving} to scale down: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        (spec == 0).then_some(ro)
+    });
+    (ro, saw_deadline)
 }
 
 /// One route kind's walk: the route (kind for kubectl, manifest), the plugin line naming it,
@@ -551,27 +552,31 @@ fn a_missing_route_is_degraded_naming_it_and_nothing_moves() {
 /// stable its pods only shrink, so the ReplicaSet is read first: the route read after it can
 /// only hold less.
 fn wait_paused_checking_stable_capacity(env: &Env, index: i64, stable: &str) -> Value {
-    let deadline = Instant::now() + T;
-    loop {
+    env.wait_for(&format!("the pause at step {index}"), T, |env| {
         let ro = rollout(env);
         let health = check_argocd(&ro);
-        let (_, available, _) = replica_set(env, stable);
-        let ((stable_weight, _), _) = holds(&route(env, "httproute"));
-        assert!(
-            stable_weight <= available * 100 / 4,
-            "the stable holds {stable_weight} % with {available} of 4 pods available"
-        );
-        if health == ArgoHealth::Suspended && ro["status"]["currentStepIndex"] == index {
-            return ro;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+        assert_stable_serves_its_weight(env, stable, false);
+        (health == ArgoHealth::Suspended && ro["status"]["currentStepIndex"] == index).then_some(ro)
+    })
+}
+
+/// Asserts the stable holds no more traffic than its available pods (of 4) serve; reads the
+/// ReplicaSet before the route unless `route_first` (whichever of the two can only move
+/// towards the truth of the assertion must be read second).
+fn assert_stable_serves_its_weight(env: &Env, stable: &str, route_first: bool) -> i64 {
+    let (stable_weight, available) = if route_first {
+        let ((w, _), _) = holds(&route(env, "httproute"));
+        (w, replica_set(env, stable).1)
+    } else {
+        let available = replica_set(env, stable).1;
+        let ((w, _), _) = holds(&route(env, "httproute"));
+        (w, available)
+    };
+    assert!(
+        stable_weight <= available * 100 / 4,
+        "the stable holds {stable_weight} % with {available} of 4 pods available"
+    );
+    stable_weight
 }
 
 #[test]
@@ -661,27 +666,11 @@ fn dynamic_stable_scale_shrinks_the_stable_with_its_traffic_and_grows_it_back_fi
     env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
     // Traffic comes back to the stable only as its pods do, and those only grow now: the
     // route is read first, so the pods read after it can only be more.
-    let deadline = Instant::now() + T;
-    loop {
-        let ro = rollout(&env);
-        check_argocd(&ro);
-        let ((stable_weight, _), _) = holds(&route(&env, "httproute"));
-        let (_, available, _) = replica_set(&env, &stable);
-        assert!(
-            stable_weight <= available * 100 / 4,
-            "the stable holds {stable_weight} % with {available} of 4 pods available"
-        );
-        if stable_weight == 100 && replica_set(&env, &canary).0 == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    env.wait_for("the stable back at 100 % and the canary gone", T, |env| {
+        check_argocd(&rollout(env));
+        let stable_weight = assert_stable_serves_its_weight(env, &stable, true);
+        (stable_weight == 100 && replica_set(env, &canary).0 == 0).then_some(())
+    });
 }
 
 /// A GRPCRoute `web` under a Gateway: one rule splitting the two Services for the Cart
@@ -799,30 +788,8 @@ fn smi_traffic_split_walk() {
     assert_eq!(replica_set(&env, &v2).0, 2);
     promote(&env);
     // The old version goes only once the split is back on the stable Service (now v2).
-    let deadline = Instant::now() + T;
-    loop {
-        let ro = rollout(&env);
-        check_argocd(&ro);
-        let (spec, _, has_deadline) = replica_set(&env, &v1);
-        let held = split(&env);
-        if has_deadline || spec < 4 {
-            assert_eq!(
-                held,
-                Some(("web".into(), 0, 100)),
-                "v1 leaves before the split moved"
-            );
-        }
-        if spec == 0 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (_, saw_deadline) = watch_leaving_after(&env, &v1, 4, split, Some(("web".into(), 0, 100)));
+    assert!(saw_deadline, "v1 went down without its scale-down-deadline");
     assert_eq!(selector(&env, "web-stable"), v2);
 
     // An abort at 10 %: back to the stable first.
@@ -831,31 +798,8 @@ fn smi_traffic_split_walk() {
     let v3 = ro["status"]["currentPodHash"].as_str().unwrap().to_string();
     assert_eq!(split(&env), Some(("web".into(), 10, 90)));
     env.patch_rollout_status("web", r#"{"status":{"abort":true}}"#);
-    let deadline = Instant::now() + T;
-    loop {
-        let ro = rollout(&env);
-        check_argocd(&ro);
-        let (spec, _, has_deadline) = replica_set(&env, &v3);
-        let held = split(&env);
-        if has_deadline || spec < 1 {
-            assert_eq!(
-                held,
-                Some(("web".into(), 0, 100)),
-                "the canary leaves before the split moved"
-            );
-        }
-        if spec == 0 {
-            assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out: {}\n{}",
-            ro["status"],
-            env.logs()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let (ro, _) = watch_leaving_after(&env, &v3, 1, split, Some(("web".into(), 0, 100)));
+    assert_eq!(check_argocd(&ro), ArgoHealth::Degraded);
 }
 
 /// docs/traffic-routing.md's worked example, command by command as a reader would run it,

@@ -422,28 +422,7 @@ fn mirror_rule(split: &Value, route_ns: &str, b: &Backends, m: &MirrorRoute) -> 
             .cloned()
             .unwrap_or_default();
     }
-    let mut mirror = Map::new();
-    mirror.insert(
-        "backendRef".into(),
-        backend_like(split, b.canary, route_ns, b),
-    );
-    if let Some(p) = m.step.percentage.filter(|p| *p != 100) {
-        mirror.insert("percent".into(), json!(p));
-    }
-    let mut filters: Vec<Value> = split
-        .get("filters")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default();
-    filters.push(json!({"type": "RequestMirror", "requestMirror": Value::Object(mirror)}));
-    let mut stable = backend_like(split, b.stable, route_ns, b);
-    stable["weight"] = json!(1);
-    json!({
-        "name": managed_rule_name(b.rollout, &m.name),
-        "matches": matches,
-        "filters": filters,
-        "backendRefs": [stable],
-    })
+    mirroring_rule(split, route_ns, b, m, matches)
 }
 
 /// A GRPCRoute's mirror rule: its matches are the split rule's (gRPC methods), narrowed to
@@ -458,10 +437,27 @@ fn grpc_mirror_rule(split: &Value, route_ns: &str, b: &Backends, m: &MirrorRoute
         .map(|(name, v)| header_match(name, v))
         .collect();
     let matches = if headers.is_empty() {
-        split.get("matches").cloned().unwrap_or_else(|| json!([]))
+        split
+            .get("matches")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     } else {
-        Value::Array(narrowed_matches(split, &headers))
+        narrowed_matches(split, &headers)
     };
+    mirroring_rule(split, route_ns, b, m, matches)
+}
+
+/// The managed rule of a mirror step (HTTP or gRPC): the given matches, the split rule's own
+/// filters plus a RequestMirror to the canary (with the step's percentage unless it is 100),
+/// and all of the mirrored requests answered by the stable.
+fn mirroring_rule(
+    split: &Value,
+    route_ns: &str,
+    b: &Backends,
+    m: &MirrorRoute,
+    matches: Vec<Value>,
+) -> Value {
     let mut mirror = Map::new();
     mirror.insert(
         "backendRef".into(),
