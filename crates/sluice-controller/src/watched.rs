@@ -146,11 +146,21 @@ impl<K: Hash + Eq + Clone, V> WatchedObjects<K, V> {
         };
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         match event {
+            // An expectation the event meets is dropped here too, so one for an object that
+            // is never read again (its Rollout deleted) does not stay behind.
             watcher::Event::Apply(o) => {
-                inner.live.insert(key_of(o), entry(o));
+                let (key, entry) = (key_of(o), entry(o));
+                if inner.expect.get(&key) == Some(&Expect::Version(entry.rv.clone())) {
+                    inner.expect.remove(&key);
+                }
+                inner.live.insert(key, entry);
             }
             watcher::Event::Delete(o) => {
-                inner.live.remove(&key_of(o));
+                let key = key_of(o);
+                if inner.expect.get(&key) == Some(&Expect::Absent) {
+                    inner.expect.remove(&key);
+                }
+                inner.live.remove(&key);
             }
             watcher::Event::Init => inner.relist = Some(HashMap::new()),
             watcher::Event::InitApply(o) => {
@@ -269,6 +279,17 @@ mod tests {
         c.verified(&"a".into(), Some("3"));
         assert_eq!(cached(c.get(&"a".into())), Some(3));
         assert_eq!(c.pending(), 0, "the GET matched the cache: nothing pending");
+    }
+
+    #[test]
+    fn the_watch_event_of_our_write_clears_its_expectation_without_a_read() {
+        let c = listed(&[("a", "1", 1)]);
+        c.wrote("a".into(), Some("2".into()));
+        apply(&c, watcher::Event::Apply(("a", "2", 2)));
+        assert_eq!(c.pending(), 0);
+        c.wrote("a".into(), None);
+        apply(&c, watcher::Event::Delete(("a", "2", 2)));
+        assert_eq!(c.pending(), 0);
     }
 
     #[test]
