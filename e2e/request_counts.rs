@@ -216,7 +216,12 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         state(rollouts.clone()).await.0 == "Healthy"
     })
     .await;
-    assert_eq!(weights(routes.clone()).await, (Some(100), Some(0)));
+    // Healthy comes with all traffic on the new version through the canary Service; once
+    // the stable Service points at it too, the route goes back to 100/0.
+    wait_for("the route back on the stable Service", async || {
+        weights(routes.clone()).await == (Some(100), Some(0))
+    })
+    .await;
 
     shutdown.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
