@@ -21,6 +21,7 @@ mod prometheus;
 mod rbac_audit;
 mod request_counts;
 mod rollout_experiment;
+mod routers;
 mod scale;
 mod tls;
 mod traffic;

@@ -17,7 +17,7 @@ use crate::require_kubectl;
 const T: Duration = Duration::from_secs(90);
 
 /// The third-party CRDs the scenarios install (never copied into the project).
-fn shared_crds(dir: &str) -> PathBuf {
+pub(crate) fn shared_crds(dir: &str) -> PathBuf {
     let path = repo_root().join("../shared/crds").join(dir);
     assert!(
         path.is_dir(),
@@ -42,7 +42,7 @@ fn install_gateway_api(env: &Env) {
 }
 
 /// The canary and stable Services of `web`, and the root Service a mesh route hangs off.
-const SERVICES: &str = r#"apiVersion: v1
+pub(crate) const SERVICES: &str = r#"apiVersion: v1
 kind: Service
 metadata:
   name: web-canary
@@ -114,6 +114,27 @@ const WALK_STEPS: &str = r#"        - setWeight: 10
 /// The Rollout `web`: 4 replicas of `image`, routed through the route `route` (`httpRoute:
 /// web` or another plugin line), with `extra` lines under `canary:` and `steps`.
 fn routed_rollout_yaml(image: &str, route: &str, extra: &str, steps: &str) -> String {
+    let routing = format!(
+        r#"        managedRoutes:
+          - name: beta-users
+          - name: shadow
+        plugins:
+          argoproj-labs/gatewayAPI:
+            {route}
+"#
+    );
+    rollout_yaml_with_routing(image, extra, &routing, steps)
+}
+
+/// The Rollout `web`: 4 replicas of `image` between the Services `web-canary` and
+/// `web-stable`, with `extra` lines under `canary:`, the lines under `trafficRouting:`
+/// (indented by 8) and `steps`.
+pub(crate) fn rollout_yaml_with_routing(
+    image: &str,
+    extra: &str,
+    routing: &str,
+    steps: &str,
+) -> String {
     format!(
         r#"apiVersion: argoproj.io/v1alpha1
 kind: Rollout
@@ -138,13 +159,7 @@ spec:
       scaleDownDelaySeconds: 3
       abortScaleDownDelaySeconds: 3
 {extra}      trafficRouting:
-        managedRoutes:
-          - name: beta-users
-          - name: shadow
-        plugins:
-          argoproj-labs/gatewayAPI:
-            {route}
-      steps:
+{routing}      steps:
 {steps}"#
     )
 }
@@ -154,7 +169,7 @@ fn rollout_yaml(image: &str) -> String {
     routed_rollout_yaml(image, "httpRoute: web", "", WALK_STEPS)
 }
 
-fn rollout(env: &Env) -> Value {
+pub(crate) fn rollout(env: &Env) -> Value {
     env.get_json(&["rollout", "web"])
 }
 
@@ -186,7 +201,7 @@ fn holds(route: &Value) -> ((i64, i64), Vec<String>) {
 }
 
 /// The Rollout's ReplicaSets by hash: (spec.replicas, available, has a scale-down-deadline).
-fn replica_set(env: &Env, hash: &str) -> (i64, i64, bool) {
+pub(crate) fn replica_set(env: &Env, hash: &str) -> (i64, i64, bool) {
     let list = env.get_json(&[
         "replicasets",
         "-l",
@@ -205,7 +220,7 @@ fn replica_set(env: &Env, hash: &str) -> (i64, i64, bool) {
         .unwrap_or((0, 0, false))
 }
 
-fn selector(env: &Env, service: &str) -> String {
+pub(crate) fn selector(env: &Env, service: &str) -> String {
     let svc = env.get_json(&["service", service]);
     svc["spec"]["selector"]["rollouts-pod-template-hash"]
         .as_str()
@@ -214,7 +229,7 @@ fn selector(env: &Env, service: &str) -> String {
 }
 
 /// Argo CD's verdict on one observation, checked against what the Rollout says.
-fn check_argocd(ro: &Value) -> ArgoHealth {
+pub(crate) fn check_argocd(ro: &Value) -> ArgoHealth {
     let verdict = argocd_rollout_health(ro);
     let s = &ro["status"];
     let observed =
@@ -252,7 +267,7 @@ fn check_argocd(ro: &Value) -> ArgoHealth {
 
 /// Observe until the Rollout pauses at step `index` (Argo CD: Suspended), checking Argo CD's
 /// verdict at every observation.
-fn wait_paused_at(env: &Env, index: i64) -> Value {
+pub(crate) fn wait_paused_at(env: &Env, index: i64) -> Value {
     env.wait_for(&format!("the pause at step {index}"), T, |env| {
         let ro = rollout(env);
         let paused = check_argocd(&ro) == ArgoHealth::Suspended;
@@ -260,11 +275,11 @@ fn wait_paused_at(env: &Env, index: i64) -> Value {
     })
 }
 
-fn promote(env: &Env) {
+pub(crate) fn promote(env: &Env) {
     env.patch_rollout_status("web", r#"{"status":{"pauseConditions":null}}"#);
 }
 
-fn set_image(env: &Env, image: &str) {
+pub(crate) fn set_image(env: &Env, image: &str) {
     let patch = format!(
         r#"{{"spec":{{"template":{{"spec":{{"containers":[{{"name":"web","image":"{image}"}}]}}}}}}}}"#
     );
@@ -293,7 +308,7 @@ fn watch_scale_down_after_traffic(env: &Env, kind: &str, leaving: &str, replicas
 /// every observation that it is given its scale-down deadline, or loses a pod, only while
 /// `held` (what the router holds) already reads `back_on_stable`. Returns the last Rollout
 /// seen and whether the ReplicaSet was seen with its deadline.
-fn watch_leaving_after<H: PartialEq + std::fmt::Debug>(
+pub(crate) fn watch_leaving_after<H: PartialEq + std::fmt::Debug>(
     env: &Env,
     leaving: &str,
     replicas: i64,

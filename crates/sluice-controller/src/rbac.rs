@@ -89,6 +89,30 @@ pub const REQUIRED_RBAC: &[(&str, &str, &[&str])] = &[
         "trafficsplits",
         &["get", "list", "watch", "create", "patch"],
     ),
+    // NGINX: the stable Ingresses are read, the canary Ingress a Rollout creates and owns is
+    // patched (both watched, metadata only, like routes).
+    (
+        "networking.k8s.io",
+        "ingresses",
+        &["get", "list", "watch", "create", "patch"],
+    ),
+    // Istio: VirtualService weights and DestinationRule subset labels (watched, metadata only).
+    (
+        "networking.istio.io",
+        "virtualservices",
+        &["get", "list", "watch", "patch"],
+    ),
+    (
+        "networking.istio.io",
+        "destinationrules",
+        &["get", "list", "watch", "patch"],
+    ),
+    // Traefik: the weights of a weighted TraefikService (watched, metadata only).
+    (
+        "traefik.io",
+        "traefikservices",
+        &["get", "list", "watch", "patch"],
+    ),
     // Ephemeral canary/stable metadata is patched onto running pods; restarts delete pods.
     ("", "pods", &["list", "patch", "delete"]),
     // restartAt evicts pods one at a time (honouring PodDisruptionBudgets).

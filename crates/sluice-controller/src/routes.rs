@@ -1,4 +1,6 @@
-//! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits).
+//! The route objects Rollouts route traffic through (Gateway API routes, SMI TrafficSplits,
+//! NGINX stable and canary Ingresses, Istio VirtualServices and DestinationRules,
+//! TraefikServices).
 //!
 //! One watch per route kind keeps the routes ([`RouteObjects`], managedFields dropped) and
 //! wakes the Rollouts that name a route when it appears (a Rollout refused for naming a
@@ -29,11 +31,15 @@ use super::cached_rollout::CachedRollout;
 use super::watched::{Lookup, WatchedObjects};
 
 /// Every route kind a Rollout can route through.
-const KINDS: [RouteKind; 4] = [
+const KINDS: [RouteKind; 8] = [
     RouteKind::HttpRoute,
     RouteKind::GrpcRoute,
     RouteKind::TcpRoute,
     RouteKind::TrafficSplit,
+    RouteKind::Ingress,
+    RouteKind::VirtualService,
+    RouteKind::DestinationRule,
+    RouteKind::TraefikService,
 ];
 
 /// The watched routes of every kind, as JSON (what the planner reads), by kind and
@@ -61,28 +67,37 @@ fn route_key(route: &RouteRef) -> Key {
 }
 
 impl RouteObjects {
-    fn of(&self, kind: RouteKind) -> &WatchedObjects<Key, Value> {
-        // Every kind is in the map (built from `KINDS`, which lists every RouteKind).
-        &self.kinds[&kind]
+    /// The cache of `kind` (`None` for a kind missing from `KINDS`, which is then never
+    /// watched and always read from the API server).
+    fn of(&self, kind: RouteKind) -> Option<&WatchedObjects<Key, Value>> {
+        self.kinds.get(&kind)
     }
 
     /// The route as cached, or [`Lookup::Verify`] (see [`WatchedObjects::get`]).
     pub fn get(&self, route: &RouteRef) -> Lookup<Value> {
-        self.of(route.kind).get(&route_key(route))
+        self.of(route.kind)
+            .map_or(Lookup::Verify, |c| c.get(&route_key(route)))
     }
 
     /// Our write left `route` at resourceVersion `rv`.
     pub fn wrote(&self, route: &RouteRef, rv: Option<String>) {
-        self.of(route.kind).wrote(route_key(route), rv);
+        if let Some(c) = self.of(route.kind) {
+            c.wrote(route_key(route), rv);
+        }
     }
 
     /// A GET of `route` found it at `rv` (`None`: not found).
     pub fn verified(&self, route: &RouteRef, rv: Option<&str>) {
-        self.of(route.kind).verified(&route_key(route), rv);
+        if let Some(c) = self.of(route.kind) {
+            c.verified(&route_key(route), rv);
+        }
     }
 
     fn apply(&self, kind: RouteKind, event: &watcher::Event<DynamicObject>) {
-        self.of(kind).apply(
+        let Some(cache) = self.of(kind) else {
+            return;
+        };
+        cache.apply(
             event,
             |o| {
                 (
@@ -232,7 +247,7 @@ impl RouteReferences {
                     }
                 })
                 .touched_objects()
-                .predicate_filter(predicates::generation, Default::default())
+                .predicate_filter(spec_or_annotations(kind), Default::default())
                 .flat_map(move |r| {
                     let wake = match r {
                         Ok(obj) => refs.wake(kind, &obj),
@@ -246,6 +261,22 @@ impl RouteReferences {
                 .boxed()
         });
         futures::stream::select_all(streams)
+    }
+}
+
+/// What a change of a route object of `kind` that matters shows in: its generation (the spec),
+/// and for an Ingress also its annotations (an NGINX canary Ingress holds its weight in one,
+/// and a stable Ingress's class annotation is copied to the canary one).
+fn spec_or_annotations(kind: RouteKind) -> impl Fn(&DynamicObject) -> Option<u64> + Send + 'static {
+    move |obj| {
+        let generation = predicates::generation(obj);
+        if kind != RouteKind::Ingress {
+            return generation;
+        }
+        let annotations = predicates::annotations(obj);
+        let mut h = std::hash::DefaultHasher::new();
+        std::hash::Hash::hash(&(generation, annotations), &mut h);
+        Some(std::hash::Hasher::finish(&h))
     }
 }
 

@@ -730,15 +730,35 @@ pub fn run_changes(plan: &Plan) -> (Vec<String>, Vec<String>, Vec<String>) {
     (created, terminated, deleted)
 }
 
-/// The `test` and `replace` operations of RFC 6902, as the route patches use them; a failed
-/// `test` panics (the API server would refuse the whole patch).
+/// The `test`, `replace`, `add` and `remove` operations of RFC 6902 (`add` and `remove` of
+/// an object member), as the route patches use them; a failed `test` panics (the API server
+/// would refuse the whole patch), as does removing a member that is not there.
 pub fn apply_json_patch(obj: &mut serde_json::Value, patch: &[serde_json::Value]) {
     for op in patch {
         let path = op["path"].as_str().expect("patch path");
         let value = op["value"].clone();
+        let (parent, key) = path.rsplit_once('/').expect("a JSON pointer");
+        let key = key.replace("~1", "/").replace("~0", "~");
         match op["op"].as_str() {
             Some("test") => assert_eq!(obj.pointer(path), Some(&value), "test of {path} failed"),
             Some("replace") => *obj.pointer_mut(path).expect("replaced path exists") = value,
+            Some("add") => {
+                let parent = obj.pointer_mut(parent).expect("added path's parent exists");
+                parent
+                    .as_object_mut()
+                    .expect("added to an object")
+                    .insert(key, value);
+            }
+            Some("remove") => {
+                let parent = obj
+                    .pointer_mut(parent)
+                    .expect("removed path's parent exists");
+                parent
+                    .as_object_mut()
+                    .expect("removed from an object")
+                    .remove(&key)
+                    .unwrap_or_else(|| panic!("{path} is not there to remove"));
+            }
             other => panic!("unexpected patch op {other:?}"),
         }
     }

@@ -664,12 +664,12 @@ fn invalid_specs_touch_nothing_but_the_status() {
             base()
                 .canary(|c| {
                     c.traffic_routing = Some(sluice_api::rollout::RolloutTrafficRouting {
-                        istio: Some(Default::default()),
+                        ambassador: Some(Default::default()),
                         ..Default::default()
                     })
                 })
                 .build(),
-            "spec.strategy.canary.trafficRouting.istio: the istio traffic router is not supported by Sluice yet (supported: plugins[\"argoproj-labs/gatewayAPI\"], smi)",
+            "spec.strategy.canary.trafficRouting.ambassador: the ambassador traffic router is not supported by Sluice yet (supported: plugins[\"argoproj-labs/gatewayAPI\"], smi, nginx, istio, traefik, alb)",
         ),
         (
             base()

@@ -97,6 +97,7 @@ pub fn routes(config: &Value, rollout_namespace: &str) -> Result<Vec<RoutedObjec
                 // Upstream adds header routes to the one named route.
                 header_routes: kind.has_http_rules(),
                 field: plugin_field(single),
+                role: super::RouteRole::Route,
             });
         }
         let Some(v) = map.get(list).filter(|v| !v.is_null()) else {
@@ -141,6 +142,7 @@ pub fn routes(config: &Value, rollout_namespace: &str) -> Result<Vec<RoutedObjec
                 },
                 header_routes,
                 field,
+                role: super::RouteRole::Route,
             });
         }
     }

@@ -7,7 +7,14 @@
 //! hold it:
 //! - [`gateway`]: HTTPRoute, GRPCRoute and TCPRoute (`plugins["argoproj-labs/gatewayAPI"]`),
 //!   north/south with a Gateway parent and east/west (GAMMA) with a Service parent alike;
-//! - [`smi`]: an SMI TrafficSplit the Rollout creates and owns (`trafficRouting.smi`).
+//! - [`smi`]: an SMI TrafficSplit the Rollout creates and owns (`trafficRouting.smi`);
+//! - [`nginx`]: a canary Ingress the Rollout creates and owns for each stable Ingress
+//!   (`trafficRouting.nginx`), read for ingress-nginx's canary annotations;
+//! - [`istio`]: VirtualService weights (host or subset level) and the DestinationRule's
+//!   subset labels (`trafficRouting.istio`);
+//! - [`traefik`]: the weights of a weighted TraefikService (`trafficRouting.traefik`);
+//! - [`alb`]: the AWS Load Balancer Controller's forward action annotation on an Ingress
+//!   (`trafficRouting.alb`).
 //!
 //! Each router function is pure over the object as JSON: given the observed object it returns
 //! the JSON patch that makes it hold the plan (or nothing, when it already does: the weight is
@@ -15,9 +22,13 @@
 //! carries a `test` of the part it rewrites, so an edit someone made meanwhile fails the
 //! write instead of being overwritten. The planner stage that uses them is [`planner`].
 
+pub mod alb;
 pub mod gateway;
+pub mod istio;
+pub mod nginx;
 mod planner;
 pub mod smi;
+pub mod traefik;
 
 pub(crate) use planner::RoutedState;
 
@@ -44,6 +55,10 @@ pub enum RouteKind {
     GrpcRoute,
     TcpRoute,
     TrafficSplit,
+    Ingress,
+    VirtualService,
+    DestinationRule,
+    TraefikService,
 }
 
 impl RouteKind {
@@ -53,12 +68,19 @@ impl RouteKind {
             RouteKind::GrpcRoute => "GRPCRoute",
             RouteKind::TcpRoute => "TCPRoute",
             RouteKind::TrafficSplit => "TrafficSplit",
+            RouteKind::Ingress => "Ingress",
+            RouteKind::VirtualService => "VirtualService",
+            RouteKind::DestinationRule => "DestinationRule",
+            RouteKind::TraefikService => "TraefikService",
         }
     }
 
     pub fn group(self) -> &'static str {
         match self {
             RouteKind::TrafficSplit => "split.smi-spec.io",
+            RouteKind::Ingress => "networking.k8s.io",
+            RouteKind::VirtualService | RouteKind::DestinationRule => "networking.istio.io",
+            RouteKind::TraefikService => "traefik.io",
             _ => "gateway.networking.k8s.io",
         }
     }
@@ -69,8 +91,11 @@ impl RouteKind {
     /// the API server.
     pub fn version(self) -> Option<&'static str> {
         match self {
-            RouteKind::HttpRoute | RouteKind::GrpcRoute => Some("v1"),
+            RouteKind::HttpRoute | RouteKind::GrpcRoute | RouteKind::Ingress => Some("v1"),
             RouteKind::TcpRoute => Some("v1alpha2"),
+            // The version upstream writes; every Istio release serves it.
+            RouteKind::VirtualService | RouteKind::DestinationRule => Some("v1alpha3"),
+            RouteKind::TraefikService => Some("v1alpha1"),
             RouteKind::TrafficSplit => None,
         }
     }
@@ -81,6 +106,10 @@ impl RouteKind {
             RouteKind::GrpcRoute => "grpcroutes",
             RouteKind::TcpRoute => "tcproutes",
             RouteKind::TrafficSplit => "trafficsplits",
+            RouteKind::Ingress => "ingresses",
+            RouteKind::VirtualService => "virtualservices",
+            RouteKind::DestinationRule => "destinationrules",
+            RouteKind::TraefikService => "traefikservices",
         }
     }
 
@@ -111,6 +140,24 @@ pub struct RoutedObject {
     pub route: RouteRef,
     pub header_routes: bool,
     pub field: String,
+    pub role: RouteRole,
+}
+
+/// What Sluice does with a route object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RouteRole {
+    /// Sets the weights it holds (a Gateway API route, an SMI TrafficSplit), by its kind.
+    Route,
+    /// Reads it, never writes it: an NGINX stable Ingress the canary Ingress copies.
+    NginxStable,
+    /// Creates, owns and writes it: the NGINX canary Ingress copied from `stable`.
+    NginxCanary { stable: RouteRef },
+    /// Sets the weights of its named routes: the `index`th Istio VirtualService of the spec.
+    IstioVirtualService { index: usize },
+    /// Sets its canary and stable subsets' pod-template-hash labels.
+    IstioDestinationRule,
+    /// Sets its ALB forward action annotation (an Ingress the user owns).
+    AlbIngress,
 }
 
 /// A Rollout's traffic routing, read from its spec and checked.
@@ -125,6 +172,12 @@ pub struct Routing<'a> {
     pub managed_routes: Vec<&'a str>,
     /// The SMI root Service (`smi.rootService`, default the stable Service), with SMI.
     pub smi_root: Option<&'a str>,
+    /// The NGINX settings, with NGINX.
+    pub nginx: Option<nginx::Config<'a>>,
+    /// The Istio settings, with Istio.
+    pub istio: Option<istio::Config<'a>>,
+    /// The ALB settings, with ALB.
+    pub alb: Option<alb::Config<'a>>,
 }
 
 /// What every router must hold at a moment of the update: router-independent.
@@ -137,6 +190,10 @@ pub struct TrafficHold {
     pub header_routes: Vec<HeaderRoute>,
     /// Managed mirror routes (`setMirrorRoute`), in `managedRoutes` order.
     pub mirror_routes: Vec<MirrorRoute>,
+    /// The pod-template hashes of the canary and the stable ReplicaSet (for routers that
+    /// select pods themselves: Istio's DestinationRule subsets). Empty: not known.
+    pub canary_hash: String,
+    pub stable_hash: String,
 }
 
 impl TrafficHold {
@@ -177,12 +234,8 @@ fn invalid(field: impl Into<String>, message: impl Into<String>) -> InvalidSpec 
 /// The routers upstream has that Sluice does not run yet: `(field, name)`.
 fn unsupported_routers(tr: &RolloutTrafficRouting) -> Option<&'static str> {
     let present = [
-        ("istio", tr.istio.is_some()),
-        ("nginx", tr.nginx.is_some()),
-        ("alb", tr.alb.is_some()),
         ("ambassador", tr.ambassador.is_some()),
         ("appMesh", tr.app_mesh.is_some()),
-        ("traefik", tr.traefik.is_some()),
         ("apisix", tr.apisix.is_some()),
     ];
     present.into_iter().find(|(_, p)| *p).map(|(name, _)| name)
@@ -203,7 +256,7 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         return Err(invalid(
             format!("{F}.{name}"),
             format!(
-                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi)"
+                "the {name} traffic router is not supported by Sluice yet (supported: plugins[\"{GATEWAY_API_PLUGIN}\"], smi, nginx, istio, traefik, alb)"
             ),
         ));
     }
@@ -262,13 +315,53 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             },
             header_routes: false,
             field: format!("{F}.smi"),
+            role: RouteRole::Route,
         });
     }
+    if let Some(n) = &tr.nginx {
+        let name = rollout.metadata.name.as_deref().unwrap_or_default();
+        routes.extend(nginx::routes(n, name, namespace)?);
+    }
+    if let Some(t) = &tr.traefik {
+        let field = format!("{F}.traefik.weightedTraefikServiceName");
+        if t.weighted_traefik_service_name.is_empty() {
+            return Err(invalid(
+                field,
+                "is required: name the weighted TraefikService that splits the canary and the stable Service",
+            ));
+        }
+        routes.push(RoutedObject {
+            route: RouteRef {
+                kind: RouteKind::TraefikService,
+                namespace: namespace.to_string(),
+                name: t.weighted_traefik_service_name.clone(),
+            },
+            header_routes: false,
+            field,
+            role: RouteRole::Route,
+        });
+    }
+    let alb = match &tr.alb {
+        Some(a) => {
+            let (config, objects) = alb::routes(a, stable_service, namespace)?;
+            routes.extend(objects);
+            Some(config)
+        }
+        None => None,
+    };
+    let istio = match &tr.istio {
+        Some(i) => {
+            let (config, objects) = istio::routes(i, namespace)?;
+            routes.extend(objects);
+            Some(config)
+        }
+        None => None,
+    };
     if routes.is_empty() {
         return Err(invalid(
             F.to_string(),
             format!(
-                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), or smi"
+                "names no router: set plugins[\"{GATEWAY_API_PLUGIN}\"] with httpRoute, httpRoutes, grpcRoute(s) or tcpRoute(s), smi, nginx, istio, traefik or alb"
             ),
         ));
     }
@@ -306,6 +399,16 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
             .filter(|r| !r.is_empty())
             .unwrap_or(stable_service)
     });
+    let nginx = tr
+        .nginx
+        .as_ref()
+        .map(|n| nginx::Config::new(n, tr.max_traffic_weight));
+    if nginx.is_some() && managed_routes.len() > 1 {
+        return Err(invalid(
+            format!("{F}.managedRoutes"),
+            "an NGINX canary Ingress holds one header route: list at most one managed route with nginx",
+        ));
+    }
     let routing = Routing {
         canary_service,
         stable_service,
@@ -313,6 +416,9 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
         routes,
         managed_routes,
         smi_root,
+        nginx,
+        istio,
+        alb,
     };
     for (i, step) in rollout.spec.steps().iter().enumerate() {
         routing.validate_step(i, step)?;
@@ -375,10 +481,28 @@ impl Routing<'_> {
         if let Some(h) = &step.set_header_route {
             let name = h.name.as_deref().unwrap_or_default();
             self.check_managed(&format!("{field}.setHeaderRoute.name"), name)?;
+            if self.alb.is_some()
+                && let Some(j) = h
+                    .match_
+                    .iter()
+                    .flatten()
+                    .position(|m| m.header_value.exact.is_none())
+            {
+                return Err(invalid(
+                    format!("{field}.setHeaderRoute.match[{j}].headerValue"),
+                    "an ALB header condition matches values exactly: use exact",
+                ));
+            }
             if !self.routes.iter().any(|r| r.header_routes) {
                 return Err(invalid(
                     format!("{field}.setHeaderRoute"),
                     "no route takes header routes: name one with httpRoute or grpcRoute, or set useHeaderRoutes: true on an httpRoutes or grpcRoutes entry",
+                ));
+            }
+            if self.nginx.is_some() && h.match_.as_ref().is_some_and(|m| m.len() > 1) {
+                return Err(invalid(
+                    format!("{field}.setHeaderRoute.match"),
+                    "an NGINX canary Ingress matches one header (canary-by-header): give one match",
                 ));
             }
             for (j, m) in h.match_.iter().flatten().enumerate() {
@@ -391,6 +515,18 @@ impl Routing<'_> {
         }
         if let Some(m) = &step.set_mirror_route {
             self.check_managed(&format!("{field}.setMirrorRoute.name"), &m.name)?;
+            if self.nginx.is_some() {
+                return Err(invalid(
+                    format!("{field}.setMirrorRoute"),
+                    "ingress-nginx has no mirror routes for a canary Ingress",
+                ));
+            }
+            if self.alb.is_some() {
+                return Err(invalid(
+                    format!("{field}.setMirrorRoute"),
+                    "an ALB has no mirror routes",
+                ));
+            }
             if !self.routes.iter().any(|r| r.header_routes) {
                 return Err(invalid(
                     format!("{field}.setMirrorRoute"),
@@ -498,8 +634,8 @@ pub fn validate_routes(observed: &super::Observed) -> Result<(), InvalidSpec> {
     };
     let owner = super::analysis_runs::owner_reference(rollout);
     for route in &routing.routes {
-        let obj = observed.routes.get(&route.route).and_then(Option::as_ref);
-        if let Err(message) = routing.plan_object(obj, route, &backends, &hold, &owner) {
+        if let Err(message) = routing.plan_object(&observed.routes, route, &backends, &hold, &owner)
+        {
             return Err(invalid(route.field.clone(), message));
         }
     }
@@ -511,12 +647,79 @@ impl Routing<'_> {
     /// what is wrong with the object.
     pub(crate) fn plan_object(
         &self,
-        obj: Option<&Value>,
+        observed: &ObservedRoutes,
         route: &RoutedObject,
         backends: &gateway::Backends,
         hold: &TrafficHold,
         owner: &k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference,
     ) -> Result<Option<super::plan::Change>, String> {
+        let get = |r: &RouteRef| observed.get(r).and_then(Option::as_ref);
+        let obj = get(&route.route);
+        match &route.role {
+            RouteRole::Route => {}
+            RouteRole::NginxStable => {
+                return match obj {
+                    Some(_) => Ok(None),
+                    None => Err(format!("{} not found", route.route)),
+                };
+            }
+            RouteRole::NginxCanary { stable } => {
+                let Some(cfg) = &self.nginx else {
+                    return Ok(None);
+                };
+                let canary = nginx::Canary {
+                    stable: get(stable),
+                    stable_ref: stable,
+                    stable_service: self.stable_service,
+                    canary_service: self.canary_service,
+                    owner,
+                };
+                return nginx::plan_canary(obj, route, &canary, cfg, hold);
+            }
+            RouteRole::AlbIngress => {
+                let Some(cfg) = &self.alb else {
+                    return Ok(None);
+                };
+                let target = alb::Target {
+                    rollout: backends.rollout,
+                    canary: self.canary_service,
+                    stable: self.stable_service,
+                    managed: &self.managed_routes,
+                };
+                return alb::plan_ingress(obj, route, cfg, &target, hold);
+            }
+            RouteRole::IstioDestinationRule => {
+                let Some(dr) = self.istio.as_ref().and_then(|i| i.destination_rule) else {
+                    return Ok(None);
+                };
+                return istio::plan_destination_rule(obj, route, dr, hold);
+            }
+            RouteRole::IstioVirtualService { index } => {
+                let Some(cfg) = &self.istio else {
+                    return Ok(None);
+                };
+                let Some(vs) = cfg.virtual_services.get(*index) else {
+                    return Ok(None);
+                };
+                let split = istio::Split {
+                    namespace: backends.namespace,
+                    canary_service: self.canary_service,
+                    stable_service: self.stable_service,
+                    destination_rule: cfg.destination_rule,
+                    managed: &self.managed_routes,
+                };
+                return istio::plan_virtual_service(obj, route, vs, &split, hold);
+            }
+        }
+        if route.route.kind == RouteKind::TraefikService {
+            return traefik::plan_service(
+                obj,
+                route,
+                self.canary_service,
+                self.stable_service,
+                hold,
+            );
+        }
         if route.route.kind == RouteKind::TrafficSplit {
             let split = smi::Split {
                 root: self.smi_root.unwrap_or(self.stable_service),

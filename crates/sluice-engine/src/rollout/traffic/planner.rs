@@ -212,6 +212,8 @@ impl<'a> Planner<'a> {
             max_weight: max,
             header_routes,
             mirror_routes,
+            canary_hash: self.rs[new].hash.to_string(),
+            stable_hash: stable_hash.to_string(),
         };
         let namespace = self
             .obs
@@ -230,8 +232,7 @@ impl<'a> Planner<'a> {
         let mut patches = Vec::new();
         let owner = crate::rollout::analysis_runs::owner_reference(&self.obs.rollout);
         for route in &routing.routes {
-            let obj = self.obs.routes.get(&route.route).and_then(Option::as_ref);
-            match routing.plan_object(obj, route, &backends, &hold, &owner) {
+            match routing.plan_object(&self.obs.routes, route, &backends, &hold, &owner) {
                 Ok(None) => {}
                 Ok(Some(change)) => {
                     verified = false;

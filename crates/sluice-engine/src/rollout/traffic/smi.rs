@@ -32,7 +32,7 @@ pub struct Split<'a> {
 }
 
 /// Whether `obj` is controlled by the owner.
-fn owned(obj: &Value, owner: &OwnerReference) -> bool {
+pub(super) fn owned(obj: &Value, owner: &OwnerReference) -> bool {
     obj.pointer("/metadata/ownerReferences")
         .and_then(Value::as_array)
         .is_some_and(|refs| {

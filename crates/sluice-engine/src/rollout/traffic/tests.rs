@@ -37,6 +37,7 @@ fn routed(header_routes: bool) -> RoutedObject {
         route: http_route(),
         header_routes,
         field: "f".into(),
+        role: RouteRole::Route,
     }
 }
 
@@ -171,6 +172,7 @@ fn header_hold() -> TrafficHold {
                 percentage: Some(35),
             },
         }],
+        ..Default::default()
     }
 }
 
@@ -394,11 +396,11 @@ fn header_routes_hold_while_the_steps_say_and_go_at_the_end() {
 fn routers_sluice_does_not_run_are_refused_naming_them() {
     let ro = routed_rollout("app:v1", vec![weight(10)])
         .canary(|c| {
-            c.traffic_routing.as_mut().unwrap().nginx = Some(Default::default());
+            c.traffic_routing.as_mut().unwrap().ambassador = Some(Default::default());
         })
         .build();
     let err = routing(&ro).unwrap_err();
-    assert_eq!(err.field, "spec.strategy.canary.trafficRouting.nginx");
+    assert_eq!(err.field, "spec.strategy.canary.trafficRouting.ambassador");
     let ro = routed_rollout("app:v1", vec![weight(10)])
         .canary(|c| {
             c.traffic_routing.as_mut().unwrap().plugins =
@@ -652,6 +654,7 @@ fn grpc_and_tcp_routes_split_the_same_way() {
         },
         header_routes: true,
         field: "f".into(),
+        role: RouteRole::Route,
     };
     let mut h = header_hold();
     h.mirror_routes[0].step.match_ = Some(vec![sluice_api::rollout::RouteMatch {
@@ -701,6 +704,7 @@ fn grpc_and_tcp_routes_split_the_same_way() {
         },
         header_routes: false,
         field: "f".into(),
+        role: RouteRole::Route,
     };
     let mut out = tcp.clone();
     apply_json_patch(
