@@ -1,18 +1,15 @@
-//! Coalescing status writes that only report progress within a step.
+//! Coalescing status writes that only move replica counts.
 //!
 //! While a canary step scales, every pod the ReplicaSet controller counts as created, ready
-//! and available changes the Rollout's summed counts by one, and the progress messages that
-//! follow them ("more replicas need to be updated", "old replicas are pending termination",
-//! the Progressing condition's `NewReplicaSetCreated` becoming `ReplicaSetUpdated`) change
-//! with them. Each change would be one status PATCH that nothing decides on: phase, step
-//! index, observedGeneration, weights and every condition's status are written at once, with
-//! the current counts and messages. So a status change that touches only the counts and
-//! those messages ([`progress_only`]) waits up to [`WINDOW`] for company; if none comes, it
-//! is written when the window ends. A reconcile that writes to the cluster for the Rollout
-//! (scales a ReplicaSet, sets a route's weights) starts the window again
-//! ([`CountWrites::renew`]): the status write that completes the step follows it, and takes
-//! the held change along (a routed step otherwise paid one more status write whenever the
-//! route's verification came more than a window after the canary's first pod).
+//! and available changes the Rollout's summed counts by one, and each change would be one
+//! status PATCH (about three per Rollout per step) that nothing decides on: phase, message,
+//! conditions, step index and observedGeneration are derived from the ReplicaSets, not from
+//! these sums, and a change of any of them is written at once with the current counts. So
+//! a status change that touches only the counts waits up to [`WINDOW`] for company; if
+//! none comes, it is written when the window ends. A reconcile that writes to the cluster
+//! for the Rollout (scales a ReplicaSet, sets a route's weights) starts the window again
+//! ([`CountWrites::renew`]): the status write that completes the step follows it and takes
+//! the held counts along.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -36,52 +33,6 @@ pub const WINDOW: Duration = Duration::from_secs(1);
 pub fn counts_only(diff: &Value) -> bool {
     diff.as_object()
         .is_some_and(|m| !m.is_empty() && m.keys().all(|k| COUNT_FIELDS.contains(&k.as_str())))
-}
-
-/// Upstream's Progressing reasons of a new ReplicaSet: just created, then scaling.
-const NEW_REPLICA_SET_CREATED: &str = "NewReplicaSetCreated";
-const REPLICA_SET_UPDATED: &str = "ReplicaSetUpdated";
-
-/// Whether the status change from `old` to `new` (whose merge patch is `diff`) only reports
-/// progress: replica counts, the top-level message, and conditions whose messages changed
-/// while their types and statuses did not, and whose reasons did not either, except the
-/// Progressing condition's `NewReplicaSetCreated` → `ReplicaSetUpdated`.
-pub fn progress_only(old: &Value, new: &Value, diff: &Value) -> bool {
-    let Some(fields) = diff.as_object().filter(|m| !m.is_empty()) else {
-        return false;
-    };
-    let holdable = |k: &str| COUNT_FIELDS.contains(&k) || k == "message" || k == "conditions";
-    if !fields.keys().all(|k| holdable(k)) {
-        return false;
-    }
-    if !fields.contains_key("conditions") {
-        return true;
-    }
-    let (before, after) = (conditions(old), conditions(new));
-    before.len() == after.len()
-        && before.iter().all(|(&type_, &(status, reason))| {
-            after.get(type_).is_some_and(|&(s, r)| {
-                s == status
-                    && (r == reason
-                        || (type_ == "Progressing"
-                            && reason == NEW_REPLICA_SET_CREATED
-                            && r == REPLICA_SET_UPDATED))
-            })
-        })
-}
-
-/// A status's conditions: type → (status, reason).
-fn conditions(status: &Value) -> HashMap<&str, (&str, &str)> {
-    fn s<'a>(c: &'a Value, k: &str) -> &'a str {
-        c.get(k).and_then(Value::as_str).unwrap_or_default()
-    }
-    status
-        .get("conditions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .map(|c| (s(c, "type"), (s(c, "status"), s(c, "reason"))))
-        .collect()
 }
 
 /// Per-object time since which a counts-only status change has been held back.
@@ -160,87 +111,6 @@ mod tests {
             w.hold("ns/a", t0 + WINDOW),
             Some(WINDOW),
             "the next change starts a new window"
-        );
-    }
-
-    fn status(message: &str, progressing: (&str, &str), ready: &str) -> Value {
-        json!({
-            "message": message,
-            "replicas": 3,
-            "conditions": [
-                {"type": "Progressing", "status": progressing.0, "reason": progressing.1, "message": message},
-                {"type": "Ready", "status": ready, "reason": "Progressing", "message": message},
-            ]
-        })
-    }
-
-    #[test]
-    fn progress_messages_and_counts_are_held_but_a_status_or_reason_change_is_not() {
-        let created = status(
-            "more replicas need to be updated",
-            ("True", NEW_REPLICA_SET_CREATED),
-            "False",
-        );
-        let scaling = status(
-            "old replicas are pending termination",
-            ("True", REPLICA_SET_UPDATED),
-            "False",
-        );
-        let diff = |a: &Value, b: &Value| crate::status_patch::merge_diff(a, b).unwrap();
-        let cases = [
-            ("created → scaling", &created, &scaling, true),
-            (
-                "a Ready status change",
-                &scaling,
-                &status(
-                    "old replicas are pending termination",
-                    ("True", REPLICA_SET_UPDATED),
-                    "True",
-                ),
-                false,
-            ),
-            (
-                "paused: Progressing Unknown",
-                &scaling,
-                &status("CanaryPauseStep", ("Unknown", "RolloutPaused"), "False"),
-                false,
-            ),
-            (
-                "a reason change other than created → updated",
-                &scaling,
-                &status("x", ("True", "NewReplicaSetAvailable"), "False"),
-                false,
-            ),
-            (
-                "scaling → created is not progress",
-                &scaling,
-                &created,
-                false,
-            ),
-        ];
-        for (what, old, new, want) in cases {
-            assert_eq!(progress_only(old, new, &diff(old, new)), want, "{what}");
-        }
-        let mut more = scaling.clone();
-        more["phase"] = json!("Paused");
-        assert!(
-            !progress_only(&scaling, &more, &diff(&scaling, &more)),
-            "phase"
-        );
-        let mut counted = scaling.clone();
-        counted["availableReplicas"] = json!(2);
-        assert!(
-            progress_only(&scaling, &counted, &diff(&scaling, &counted)),
-            "counts"
-        );
-        let mut extra = scaling.clone();
-        extra["conditions"]
-            .as_array_mut()
-            .unwrap()
-            .push(json!({"type": "InvalidSpec", "status": "True", "reason": "InvalidSpec"}));
-        assert!(
-            !progress_only(&scaling, &extra, &diff(&scaling, &extra)),
-            "a new condition"
         );
     }
 
