@@ -249,6 +249,22 @@ impl Env {
     /// Start a controller process with its /metrics endpoint on `port` (the
     /// caller keeps the handle: used for leader-election scenarios).
     pub fn spawn_controller(&self, name: &'static str, port: u16, extra: &[&str]) -> Proc {
+        self.spawn_controller_logging(
+            name,
+            port,
+            "info,sluice_controller=debug,sluice_cluster=debug",
+            extra,
+        )
+    }
+
+    /// Like [`Env::spawn_controller`], logging at `level` (a `--log-level` filter).
+    pub fn spawn_controller_logging(
+        &self,
+        name: &'static str,
+        port: u16,
+        level: &str,
+        extra: &[&str],
+    ) -> Proc {
         let kc = self.kubeconfig.to_str().unwrap().to_string();
         let addr = format!("127.0.0.1:{port}");
         let mut args = vec![
@@ -258,7 +274,7 @@ impl Env {
             "--metrics-addr",
             &addr,
             "--log-level",
-            "info,sluice_controller=debug,sluice_cluster=debug",
+            level,
         ];
         args.extend_from_slice(extra);
         spawn(name, &args, self.dir.path())

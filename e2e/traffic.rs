@@ -657,12 +657,17 @@ fn dynamic_stable_scale_shrinks_the_stable_with_its_traffic_and_grows_it_back_fi
     env.apply(SERVICES);
     env.apply(&http_route("{name: public}"));
     let steps = "        - setWeight: 50\n        - pause: {}\n";
-    env.apply(&routed_rollout_yaml(
-        "nginx:1.26",
-        "httpRoute: web",
-        "      dynamicStableScale: true\n",
-        steps,
-    ));
+    // Without scaleDownDelaySeconds: upstream refuses it beside dynamicStableScale
+    // (InvalidCanaryDynamicStableScaleWithScaleDownDelay), and so does Sluice.
+    env.apply(
+        &routed_rollout_yaml(
+            "nginx:1.26",
+            "httpRoute: web",
+            "      dynamicStableScale: true\n",
+            steps,
+        )
+        .replace("      scaleDownDelaySeconds: 3\n", ""),
+    );
     env.wait_for("Healthy", T, |env| {
         (check_argocd(&rollout(env)) == ArgoHealth::Healthy).then_some(())
     });

@@ -208,6 +208,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
             ..Default::default()
         }),
         tls: false,
+        faults: Default::default(),
     };
     let cluster = match sluice_cluster::EmbeddedCluster::start(cfg.clone()).await {
         Ok(c) => c,

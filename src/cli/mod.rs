@@ -142,6 +142,10 @@ pub struct ClusterArgs {
     /// docs/embedded-cluster.md, "Failures from the cluster's configuration").
     #[arg(long, value_name = "FILE")]
     pub simulate: Option<PathBuf>,
+    /// Inject API faults (errors, latency, cut watches, expired resourceVersions) from a YAML
+    /// file; also settable at run time on `/_sluice/faults` (see docs/reliability.md).
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
 }
 
 /// Flags of `sluice demo`.

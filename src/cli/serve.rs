@@ -30,9 +30,11 @@ pub fn shutdown_on_signals() -> CancellationToken {
 /// /metrics, /healthz, /readyz endpoint.
 pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
     let metrics = Arc::new(sluice_controller::metrics::Metrics::new());
+    let identity = sluice_controller::leader::default_identity();
     let (client, _) = client::connect_with(
         args.kube.kubeconfig.as_deref(),
         args.kube.context.as_deref(),
+        Some(&client::user_agent(&identity)),
         Some(&metrics),
         sluice_controller::throttle::Budget::new(
             args.qps,
@@ -44,15 +46,29 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(args.metrics_addr)
         .await
         .with_context(|| format!("binding --metrics-addr {}", args.metrics_addr))?;
+    let lease_client = if args.leader_elect {
+        Some(
+            client::connect_lease(
+                args.kube.kubeconfig.as_deref(),
+                args.kube.context.as_deref(),
+                Some(&client::user_agent(&identity)),
+                Some(&metrics),
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let leader_election = args
         .leader_elect
         .then(|| sluice_controller::LeaderElection {
+            client: lease_client,
             namespace: args
                 .leader_election_namespace
                 .clone()
                 .unwrap_or_else(|| "default".into()),
             lease_name: sluice_controller::leader::DEFAULT_LEASE_NAME.into(),
-            identity: sluice_controller::leader::default_identity(),
+            identity: identity.clone(),
             lease_duration: std::time::Duration::from_secs(args.lease_duration),
         });
     let options = sluice_controller::Options {
@@ -88,7 +104,17 @@ pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
                 .map_err(|e| anyhow::anyhow!("--simulate {}: {e}", path.display()))?
         }
     };
+    let faults = match &args.faults {
+        None => sluice_cluster::faults::Faults::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading --faults {}", path.display()))?;
+            sluice_cluster::faults::Faults::parse(&text)
+                .map_err(|e| anyhow::anyhow!("--faults {}: {e}", path.display()))?
+        }
+    };
     let cfg = sluice_cluster::ClusterConfig {
+        faults,
         port: args.port,
         data_dir: args.data_dir.clone(),
         kubeconfig: args.kubeconfig.clone(),

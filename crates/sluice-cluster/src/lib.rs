@@ -20,6 +20,7 @@
 mod discovery;
 pub mod error;
 mod events;
+pub mod faults;
 mod gc;
 mod hpa;
 mod names;
@@ -71,6 +72,9 @@ pub struct ClusterConfig {
     /// Serve HTTPS with a CA made at start and require a client certificate (the kubeconfig
     /// carries the CA and the client pair); plain HTTP when `false`.
     pub tls: bool,
+    /// Faults to inject from the start (none by default; also settable at run time on
+    /// `/_sluice/faults`).
+    pub faults: faults::Faults,
 }
 
 /// Why the embedded cluster could not start.
@@ -131,6 +135,8 @@ impl EmbeddedCluster {
             addr,
             shutdown: shutdown.clone(),
             bookmark_interval: Duration::from_secs(1),
+            faults: faults::Injector::new(cfg.faults.clone()),
+            requests: faults::RequestLog::default(),
         });
         let pki = match cfg.tls {
             true => Some(Arc::new(tls::Pki::generate()?)),
@@ -203,6 +209,16 @@ impl EmbeddedCluster {
             .iter()
             .cloned()
             .collect()
+    }
+
+    /// Replaces the injected faults (what `PUT /_sluice/faults` does).
+    pub fn set_faults(&self, faults: faults::Faults) {
+        self.shared.faults.set(faults);
+    }
+
+    /// What was injected so far (what `GET /_sluice/faults` reports).
+    pub fn fault_stats(&self) -> faults::FaultStats {
+        self.shared.faults.stats()
     }
 
     /// Stops serving, ends open watches, and flushes persistence.

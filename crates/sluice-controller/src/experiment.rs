@@ -459,7 +459,8 @@ async fn reconcile(cached: Arc<Undecoded<Experiment>>, ctx: Arc<Context>) -> Res
     }
     ctx.backoff.success(&key);
     if outcome.conflict {
-        return Ok(Action::await_change());
+        // As for Rollouts: the watch normally brings the newer version first.
+        return Ok(Action::requeue(crate::rollout::CONFLICT_RECHECK));
     }
     Ok(match plan.requeue_after {
         Some(after) => Action::requeue(after.max(Duration::from_millis(100))),

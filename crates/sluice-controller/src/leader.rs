@@ -100,6 +100,16 @@ pub fn default_identity() -> String {
     format!("{host}_{}", std::process::id())
 }
 
+/// The configuration of the client the Lease is renewed with: `config` without kube-rs's
+/// retry of 429, 503 and 504. That retry backs off for up to 15 attempts, far longer than a Lease lasts, and a leader
+/// stuck in it still believes it leads after its Lease expired and a standby took over
+/// (argo-rollouts#2117's failure). Without it a refused renewal is an error at once, and the
+/// leader stops its controllers before anyone else can lead.
+pub fn lease_config(mut config: kube::Config) -> kube::Config {
+    config.default_retry = false;
+    config
+}
+
 /// Whole seconds, rounded up (the Lease API counts in seconds).
 fn whole_seconds(d: Duration) -> u64 {
     d.as_secs() + u64::from(d.subsec_nanos() > 0)
@@ -169,7 +179,9 @@ impl LeaderElector {
 
     /// Campaigns until `shutdown` is cancelled or every receiver of `on_change` is dropped,
     /// publishing `true` while this replica leads and `false` otherwise. On the way out it
-    /// releases the Lease (clears `holderIdentity`) if it holds it and publishes `false`.
+    /// publishes `false` and releases the Lease (clears `holderIdentity`) if it holds it —
+    /// after a Lease API failure while leading, only once `shutdown` is cancelled (the caller's
+    /// signal that its work has stopped writing) or every receiver is gone.
     ///
     /// Returns an error when the Lease API fails while leading, or keeps failing for longer
     /// than twice the lease duration as a standby; the caller should then exit the process.
@@ -200,6 +212,15 @@ impl LeaderElector {
         }
         on_change.send_replace(false);
         self.set_leader(false);
+        if matches!(result, Err(LeaderError::LostWhileLeading { .. })) {
+            // The work is still finishing what it started: releasing now would let a standby
+            // take over while this replica writes. Release once the caller says the work has
+            // stopped (it cancels `shutdown`), or when nobody listens any more.
+            tokio::select! {
+                _ = shutdown.cancelled() => {}
+                _ = on_change.closed() => {}
+            }
+        }
         self.release().await;
         result
     }
@@ -392,6 +413,11 @@ where
         lease_stop.cancel();
         match lease.await {
             Ok(Ok(())) => {}
+            // The lease API failed while leading: the lease task stopped the work by
+            // publishing `false` and released only now, after the work finished.
+            Ok(Err(e)) if matches!(outcome, Err(LeadError::Lost)) => {
+                return Err(LeadError::Lease(e));
+            }
             other if outcome.is_ok() => return Err(lease_ended(other)),
             _ => {}
         }
@@ -457,6 +483,126 @@ mod tests {
             .expect("lease exists")
             .spec
             .and_then(|s| s.holder_identity)
+    }
+
+    /// Regression (found by the chaos suite, upstream's argo-rollouts#2117 in another guise): a
+    /// renewal that failed while leading released the Lease at once, while the controllers were
+    /// still finishing their reconciles, so a standby could lead while the old leader wrote.
+    #[tokio::test]
+    async fn a_lease_error_while_leading_releases_only_after_the_work_stopped() {
+        let cluster = cluster().await;
+        let elector = LeaderElector::new(cluster.client(), NS, LEASE, "solo", DURATION)
+            .await
+            .expect("elector starts");
+        let leases: Api<Lease> = Api::namespaced(cluster.client(), NS);
+        let started = std::sync::Arc::new(tokio::sync::Notify::new());
+        let foreign = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (s, f) = (started.clone(), foreign.clone());
+        let lead = tokio::spawn(run_as_leader(
+            elector,
+            CancellationToken::new(),
+            move |token| async move {
+                s.notify_one();
+                token.cancelled().await;
+                // In-flight reconciles finish after the stop, still writing: the Lease must
+                // still be this replica's all that time.
+                for _ in 0..20 {
+                    let holder = leases
+                        .get(LEASE)
+                        .await
+                        .ok()
+                        .and_then(|l| l.spec)
+                        .and_then(|s| s.holder_identity);
+                    if holder.as_deref() != Some("solo") {
+                        f.store(true, std::sync::atomic::Ordering::SeqCst);
+                    }
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok::<(), String>(())
+            },
+        ));
+        tokio::time::timeout(DURATION * 2, started.notified())
+            .await
+            .expect("became the leader");
+        // Every Lease write from now on is stored, but its answer is a 500 (kube-rs does not retry it).
+        cluster.set_faults(
+            sluice_cluster::faults::Faults::parse(
+                "errors: [{verbs: [write], resources: [leases], rate: 1, code: 500, applied: true}]",
+            )
+            .unwrap(),
+        );
+        let outcome = tokio::time::timeout(DURATION * 4, lead).await;
+        let outcome = outcome
+            .unwrap_or_else(|_| panic!("run_as_leader ends; faults: {:?}", cluster.fault_stats()))
+            .expect("join");
+        assert!(
+            matches!(
+                outcome,
+                Err(LeadError::Lease(LeaderError::LostWhileLeading { .. }))
+            ),
+            "{outcome:?}"
+        );
+        assert!(
+            !foreign.load(std::sync::atomic::Ordering::SeqCst),
+            "the Lease was released while the work still ran"
+        );
+        assert_eq!(holder(&cluster).await, None, "released at the end");
+        cluster.shutdown().await;
+    }
+
+    /// A client of `cluster` sending `user_agent`, as the controller builds the Lease's client:
+    /// without kube-rs's retry of 429/503/504 (see [`lease_config`]).
+    fn lease_client_of(cluster: &EmbeddedCluster, user_agent: &str) -> kube::Client {
+        let mut config = kube::Config::new(format!("http://{}", cluster.addr()).parse().unwrap());
+        config.default_namespace = NS.into();
+        config.headers.push((
+            http::header::USER_AGENT,
+            http::HeaderValue::from_str(user_agent).unwrap(),
+        ));
+        Client::try_from(lease_config(config)).expect("client")
+    }
+
+    /// Regression (#2117's family, found while building the chaos suite): kube-rs retries a
+    /// 429 or 504 up to 15 times with growing delays, so a renewal the server keeps refusing
+    /// held the leader in a retry loop, still leading, while its Lease expired and the standby
+    /// took over. The Lease's client does not retry: the failed renewal stops the leader.
+    #[tokio::test]
+    async fn a_leader_whose_renewals_are_throttled_stops_before_the_standby_leads() {
+        let cluster = cluster().await;
+        let elector = LeaderElector::new(
+            lease_client_of(&cluster, "candidate-a"),
+            NS,
+            LEASE,
+            "a",
+            DURATION,
+        )
+        .await
+        .expect("elector starts");
+        let (tx, mut a_leading) = watch::channel(false);
+        let a_stop = CancellationToken::new();
+        let a_task = tokio::spawn(elector.run(tx, a_stop.clone()));
+        becomes(&mut a_leading, true, DURATION * 2).await;
+        let mut b = candidate(&cluster, "b").await;
+        // Every renewal by `a` is refused with 429 from now on.
+        cluster.set_faults(
+            sluice_cluster::faults::Faults::parse(
+                "errors: [{verbs: [write], resources: [leases], userAgents: [candidate-a], rate: 1, code: 429, retryAfterSeconds: 1}]",
+            )
+            .unwrap(),
+        );
+        becomes(&mut b.leading, true, DURATION * 4).await;
+        assert!(
+            !*a_leading.borrow(),
+            "the standby leads while the old leader still thinks it leads"
+        );
+        a_stop.cancel();
+        b.stop.cancel();
+        assert!(matches!(
+            a_task.await.expect("join"),
+            Err(LeaderError::LostWhileLeading { .. })
+        ));
+        let _ = b.task.await;
+        cluster.shutdown().await;
     }
 
     #[tokio::test]

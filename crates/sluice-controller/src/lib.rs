@@ -61,12 +61,27 @@ pub struct Options {
 }
 
 /// The Lease a replica campaigns for (see [`leader`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct LeaderElection {
     pub namespace: String,
     pub lease_name: String,
     pub identity: String,
     pub lease_duration: Duration,
+    /// The client the Lease is renewed with, configured by [`leader::lease_config`] (no retry of
+    /// refused renewals); `None`: the controllers' client.
+    pub client: Option<Client>,
+}
+
+impl std::fmt::Debug for LeaderElection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LeaderElection")
+            .field("namespace", &self.namespace)
+            .field("lease_name", &self.lease_name)
+            .field("identity", &self.identity)
+            .field("lease_duration", &self.lease_duration)
+            .field("own_client", &self.client.is_some())
+            .finish()
+    }
 }
 
 /// Run the Rollout, AnalysisRun and Experiment controllers (under leader election, and with
@@ -142,7 +157,7 @@ async fn run_elected(
         return run_controllers(client, cfg, shutdown).await;
     };
     let mut elector = leader::LeaderElector::new(
-        client.clone(),
+        election.client.clone().unwrap_or_else(|| client.clone()),
         &election.namespace,
         &election.lease_name,
         &election.identity,

@@ -640,9 +640,12 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     }
     if outcome.conflict {
         // Someone (usually a user promote/abort) changed the Rollout since we
-        // read it: the watch event for that change triggers a fresh reconcile.
+        // read it: the watch event for that change triggers a fresh reconcile. The requeue
+        // covers a conflict with no newer version to deliver (a refusal the server made up,
+        // or a watch that was cut): without it the Rollout stalled until something else
+        // changed (found by the chaos suite: Rollouts left Progressing at full scale).
         ctx.backoff.success(&key);
-        return Ok(Action::await_change());
+        return Ok(Action::requeue(CONFLICT_RECHECK));
     }
     if observed.refused.is_some() && refusal::is_reported(&plan.status) {
         // This plan reported a refused write instead of repeating it: the write is tried
@@ -652,6 +655,10 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     ctx.backoff.success(&key);
     Ok(next_look(&ro, plan.requeue_after, outcome.counts_held))
 }
+
+/// How long after a status write refused with 409 the Rollout is looked at again, if no
+/// watch event brought the newer version first.
+pub(crate) const CONFLICT_RECHECK: Duration = Duration::from_secs(5);
 
 /// When to reconcile again: at the earliest of the plan's next step, the count-only status
 /// change held back, and the re-read of a ReplicaSet workloadRef.

@@ -10,3 +10,6 @@
 pub mod analysis;
 pub mod experiment;
 pub mod rollout;
+
+#[cfg(test)]
+mod fuzz;

@@ -8,6 +8,7 @@
 //! of multi-version types; [`options`] parses what the query string asks for.
 
 mod audit;
+mod control;
 mod convert;
 mod delete;
 mod eviction;
@@ -42,6 +43,10 @@ pub struct Shared {
     pub shutdown: CancellationToken,
     /// How often watches that asked for bookmarks get one.
     pub bookmark_interval: Duration,
+    /// Injected faults (none unless configured).
+    pub faults: crate::faults::Injector,
+    /// Who asked for what (off unless switched on at `/_sluice/requests`).
+    pub requests: crate::faults::RequestLog,
 }
 
 impl Shared {

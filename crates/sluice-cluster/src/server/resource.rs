@@ -19,6 +19,24 @@ pub(super) struct Payload {
     pub content_type: String,
     pub user_agent: String,
     pub body: Bytes,
+    /// Injected watch faults (a cut, an expired resourceVersion) for this request.
+    pub watch_faults: crate::faults::Decision,
+}
+
+/// The Kubernetes verb of a resource request, as audit logs and RBAC name it.
+pub(super) fn verb(method: &Method, rp: &ResPath, q: &Query) -> &'static str {
+    match (method, rp.name.is_some()) {
+        (&Method::GET, false) if rp.watch || q.flag("watch") => "watch",
+        (&Method::GET, false) => "list",
+        (&Method::GET, true) if rp.watch => "watch",
+        (&Method::GET, true) => "get",
+        (&Method::POST, _) => "create",
+        (&Method::PUT, true) => "update",
+        (&Method::PATCH, true) => "patch",
+        (&Method::DELETE, true) => "delete",
+        (&Method::DELETE, false) => "deletecollection",
+        _ => "unknown",
+    }
 }
 
 /// A resource request resolved against the registry.
@@ -52,14 +70,14 @@ pub(super) fn serve(
             let watch = rp.watch || q.flag("watch");
             audit::record(sh, if watch { "watch" } else { "list" }, t, rp);
             if watch {
-                watch::watch(sh, &tg, None, &q)
+                watch::watch(sh, &tg, None, &q, &p.watch_faults)
             } else {
                 reads::list(sh, &tg, &q)
             }
         }
         (&Method::GET, Some(name)) if rp.watch => {
             audit::record(sh, "watch", t, rp);
-            watch::watch(sh, &tg, Some(name.to_string()), &q)
+            watch::watch(sh, &tg, Some(name.to_string()), &q, &p.watch_faults)
         }
         (&Method::GET, Some(name)) => {
             audit::record(sh, "get", t, rp);

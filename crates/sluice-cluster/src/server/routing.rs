@@ -7,11 +7,13 @@ use axum::extract::{Request, State as AxState};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use super::control::{self, Control};
 use super::options::Query;
 use super::resource::{self, Payload};
 use super::{Shared, ok};
 use crate::discovery;
 use crate::error::ApiError;
+use crate::faults::{self, Decision};
 use crate::{openapi, openapi_v2};
 
 /// A request for objects: `/api/v1/...` or `/apis/{group}/{version}/...`.
@@ -38,6 +40,7 @@ enum Route {
     OpenApiV3Index,
     OpenApiV3(String),
     Res(ResPath),
+    Control(Control),
     NotFound,
 }
 
@@ -84,6 +87,8 @@ fn route(path: &str) -> Route {
         ["apis", g] => Route::Group(g.to_string()),
         ["apis", g, v] => Route::ResourceList(g.to_string(), v.to_string()),
         ["apis", g, v, rest @ ..] => parse_res(g, v, rest),
+        ["_sluice", "faults"] => Route::Control(Control::Faults),
+        ["_sluice", "requests"] => Route::Control(Control::Requests),
         ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiV3Index,
         ["openapi", "v3", rest @ ..] => Route::OpenApiV3(rest.join("/")),
@@ -123,14 +128,97 @@ pub(super) async fn handle(AxState(sh): AxState<Arc<Shared>>, req: Request) -> R
             return ApiError::bad_request(format!("reading the request body: {e}")).into_response();
         }
     };
-    let payload = Payload {
+    let mut payload = Payload {
         accept,
         content_type,
         user_agent,
         body,
+        watch_faults: Decision::default(),
     };
-    serve(&sh, parts.method.clone(), route(&path), query, payload)
-        .unwrap_or_else(IntoResponse::into_response)
+    let r = route(&path);
+    let Route::Res(rp) = &r else {
+        return serve(&sh, parts.method.clone(), r, query, payload)
+            .unwrap_or_else(IntoResponse::into_response);
+    };
+    let verb = resource::verb(&parts.method, rp, &query);
+    let at_ms = chrono::Utc::now().timestamp_millis();
+    let decision = sh.faults.decide(&faults::Request {
+        verb,
+        group: &rp.group,
+        resource: &rp.resource,
+        subresource: rp.sub.as_deref(),
+        user_agent: &payload.user_agent,
+    });
+    // Built only while the request log is on: otherwise a request costs two atomic loads.
+    let logged = sh.requests.enabled().then(|| faults::LoggedRequest {
+        seq: 0,
+        at_ms,
+        user_agent: payload.user_agent.clone(),
+        verb: verb.to_string(),
+        group: rp.group.clone(),
+        resource: rp.resource.clone(),
+        subresource: rp.sub.clone(),
+        namespace: rp.namespace.clone(),
+        name: rp.name.clone(),
+        code: 0,
+        injected: false,
+        lease_holder: if faults::is_write(verb) {
+            lease_holder(&sh)
+        } else {
+            None
+        },
+    });
+    let rp = rp.clone();
+    if let Some(latency) = decision.latency {
+        tokio::time::sleep(latency).await;
+    }
+    let (response, injected) = match &decision.error {
+        None => {
+            payload.watch_faults = decision.clone();
+            let res = serve(&sh, parts.method.clone(), r, query, payload)
+                .unwrap_or_else(IntoResponse::into_response);
+            (res, false)
+        }
+        Some(fault) => {
+            if fault.applied {
+                let _ = serve(&sh, parts.method.clone(), r, query, payload);
+            }
+            tokio::time::sleep(fault.delay).await;
+            let err = faults::error_for(
+                fault,
+                &rp.group,
+                &rp.resource,
+                rp.name.as_deref().unwrap_or_default(),
+            );
+            let mut res = err.into_response();
+            if fault.code == 429
+                && let Ok(v) = header::HeaderValue::from_str(&fault.retry_after_seconds.to_string())
+            {
+                res.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            (res, true)
+        }
+    };
+    if let Some(logged) = logged {
+        sh.requests.push(faults::LoggedRequest {
+            code: response.status().as_u16(),
+            injected,
+            ..logged
+        });
+    }
+    response
+}
+
+/// The `holderIdentity` of the Lease the request log tracks, now.
+fn lease_holder(sh: &Shared) -> Option<String> {
+    let (ns, name) = sh.requests.tracked_lease()?;
+    let gr = ("coordination.k8s.io".to_string(), "leases".to_string());
+    let st = sh.lock();
+    let lease = st.get(&gr, &ns, &name)?;
+    lease["spec"]["holderIdentity"]
+        .as_str()
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
 }
 
 fn serve(
@@ -195,6 +283,7 @@ fn serve(
                 .ok_or_else(ApiError::no_resource)
         }
         Route::NotFound => Err(ApiError::no_resource()),
+        Route::Control(c) => control::serve(sh, &method, c, &query, &payload.body),
         Route::Res(rp) => {
             if accept.contains("protobuf") && !accept.contains("json") && !accept.contains("*/*") {
                 Err(ApiError::not_acceptable(

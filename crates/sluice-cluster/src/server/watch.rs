@@ -189,6 +189,7 @@ pub(super) fn watch(
     tg: &Target,
     name: Option<String>,
     q: &Query,
+    faults: &crate::faults::Decision,
 ) -> Result<Response, ApiError> {
     let t = &tg.t;
     let (label, field) = q.selectors(t)?;
@@ -208,10 +209,22 @@ pub(super) fn watch(
         include: q.include(),
     };
     let params = Params::of(q);
+    let resuming =
+        !params.send_initial && !matches!(params.resource_version.as_deref(), None | Some("0"));
+    if faults.expire && resuming {
+        sh.faults.count_watch(false, true);
+        let rv = params.resource_version.as_deref().unwrap_or_default();
+        return Ok(expired_response(&ApiError::expired(format!(
+            "too old resource version: {rv} (injected fault)"
+        ))));
+    }
     let start = match start(sh, &filter, &params)? {
         Opening::Start(start) => start,
         Opening::Expired(err) => return Ok(expired_response(&err)),
     };
+    if faults.cut_after.is_some() {
+        sh.faults.count_watch(true, false);
+    }
     let mut initial: Vec<Bytes> = start
         .objs
         .iter()
@@ -231,6 +244,7 @@ pub(super) fn watch(
         timeout: params.timeout,
         interval: sh.bookmark_interval,
         shutdown: sh.shutdown.clone(),
+        cut_after: faults.cut_after,
     };
     Ok(stream_response(live.stream(initial, start.rx, start.rv)))
 }
@@ -303,6 +317,8 @@ struct Live {
     timeout: Duration,
     interval: Duration,
     shutdown: CancellationToken,
+    /// An injected cut: the connection drops this long after the watch opened.
+    cut_after: Option<Duration>,
 }
 
 impl Live {
@@ -321,6 +337,9 @@ impl Live {
             let mut last_flush = tokio::time::Instant::now() - FLUSH_GAP;
             let deadline = tokio::time::sleep(self.timeout);
             tokio::pin!(deadline);
+            // Far beyond any watch's timeout when no cut was injected.
+            let cut = tokio::time::sleep(self.cut_after.unwrap_or(Duration::from_secs(86_400 * 365)));
+            tokio::pin!(cut);
             let mut tick = tokio::time::interval(self.interval);
             tick.tick().await;
             loop {
@@ -355,6 +374,12 @@ impl Live {
                         yield Ok(self.renderer.bookmark(last_rv, false));
                     }
                     _ = &mut deadline => break,
+                    // An error ends the body without its last chunk: the client sees the
+                    // connection drop mid-stream, as when an apiserver or a proxy dies.
+                    _ = &mut cut, if self.cut_after.is_some() => {
+                        yield Err(std::io::Error::other("injected fault: watch stream cut"));
+                        break;
+                    }
                     _ = self.shutdown.cancelled() => break,
                 }
             }

@@ -5,6 +5,9 @@
 pub mod prometheus;
 pub mod web;
 
+#[cfg(test)]
+mod fuzz;
+
 use chrono::{DateTime, Utc};
 use sluice_engine::analysis::provider::{
     MeasuredValue, MetricProvider, ProviderError, ProviderErrorKind,

@@ -220,6 +220,9 @@ pub fn effective_count(count: Option<i32>, has_interval: bool) -> Option<i32> {
 /// measurement. Returns the message upstream uses.
 pub fn validate_policy(policy: &MetricPolicy, count: i32) -> Result<(), String> {
     let p = policy;
+    if count < 0 {
+        return Err(format!("count must be >= 0, got {count}"));
+    }
     if p.consecutive_success_limit < 0 {
         return Err("consecutiveSuccessLimit must be >= 0".to_string());
     }

@@ -25,6 +25,7 @@
 mod assess;
 mod measurements;
 mod prepare;
+pub use prepare::check_spec;
 mod schedule;
 #[cfg(test)]
 mod tests;

@@ -266,6 +266,15 @@ fn run_spec(
         field: field.to_string(),
         message: e.to_string(),
     })
+    .and_then(|spec| {
+        // The metrics as the run would judge them: a bad condition, provider, interval or
+        // count is the Rollout's InvalidSpec, not a run that can only end in Error.
+        crate::analysis::run::check_spec(&spec).map_err(|message| InvalidSpec {
+            field: field.to_string(),
+            message,
+        })?;
+        Ok(spec)
+    })
 }
 
 /// The Rollout's arguments with `valueFrom` resolved against the Rollout and its hashes.
@@ -453,6 +462,23 @@ pub fn free_name(base: &str, sep: char, taken: impl Fn(&str) -> bool) -> String 
         .unwrap_or_default()
 }
 
+/// The last of `base`, `base<sep>1`, `base<sep>2`, ... in the unbroken run of names `exists`
+/// holds — the newest object created under these names — or `None` when `base` is free.
+pub fn newest_name(base: &str, sep: char, exists: impl Fn(&str) -> bool) -> Option<String> {
+    if !exists(base) {
+        return None;
+    }
+    let mut newest = base.to_string();
+    for n in 1.. {
+        let next = format!("{base}{sep}{n}");
+        if !exists(&next) {
+            break;
+        }
+        newest = next;
+    }
+    Some(newest)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -548,6 +574,16 @@ mod tests {
         );
         let err = resolve_templates(&obs, &refs(json!([{"templateName": "a"}])), "t").unwrap_err();
         assert!(err.message.contains("references itself"), "{err}");
+    }
+
+    #[test]
+    fn the_newest_name_is_the_end_of_the_unbroken_sequence() {
+        let taken = ["r", "r.1", "r.2", "r.4"];
+        assert_eq!(
+            newest_name("r", '.', |n| taken.contains(&n)).as_deref(),
+            Some("r.2")
+        );
+        assert_eq!(newest_name("s", '.', |n| taken.contains(&n)), None);
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub mod workload;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
+#[cfg(test)]
+mod fuzz;
+
 pub use canary::plan_step;
 pub use observed::Observed;
 pub use plan::{Change, EventType, MetadataPatch, Plan};

@@ -140,6 +140,31 @@ fn validate_strategy(spec: &RolloutSpec) -> Result<(), InvalidSpec> {
             "must be greater than or equal to 0",
         ));
     }
+    for (field, value) in [
+        ("spec.minReadySeconds", spec.min_ready_seconds),
+        ("spec.revisionHistoryLimit", spec.revision_history_limit),
+        (
+            "spec.progressDeadlineSeconds",
+            spec.progress_deadline_seconds,
+        ),
+    ] {
+        if let Some(v) = value.filter(|v| *v < 0) {
+            return Err(invalid(
+                field,
+                format!("must be greater than or equal to 0, got {v}"),
+            ));
+        }
+    }
+    if spec.progress_deadline_seconds() <= spec.min_ready_seconds() {
+        return Err(invalid(
+            "spec.progressDeadlineSeconds",
+            format!(
+                "must be greater than minReadySeconds ({} <= {})",
+                spec.progress_deadline_seconds(),
+                spec.min_ready_seconds()
+            ),
+        ));
+    }
     if spec.template.is_some() && spec.workload_ref.is_some() {
         return Err(invalid(
             "spec.template",
@@ -208,6 +233,15 @@ fn validate_canary(spec: &RolloutSpec, canary: &CanaryStrategy) -> Result<(), In
                 ));
             }
         }
+    }
+    if canary.traffic_routing.is_some()
+        && canary.scale_down_delay_seconds.is_some()
+        && canary.dynamic_stable_scale == Some(true)
+    {
+        return Err(invalid(
+            "spec.strategy.canary.dynamicStableScale",
+            "Canary dynamicStableScale cannot be used with scaleDownDelaySeconds",
+        ));
     }
     let zero = |v: &Option<_>| {
         use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -558,6 +592,125 @@ fn validate_service(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rollout::testing::RolloutBuilder;
+
+    /// Upstream's ValidateNonnegativeField and deadline rule, found missing by the bad-input
+    /// catalogue (e2e/catalogue/rollout-numbers.yaml).
+    #[test]
+    fn negative_timings_and_a_deadline_within_min_ready_are_invalid() {
+        type Edit = fn(&mut RolloutSpec);
+        let cases: Vec<(Edit, &str, &str)> = vec![
+            (
+                |s| s.min_ready_seconds = Some(-5),
+                "spec.minReadySeconds",
+                "got -5",
+            ),
+            (
+                |s| s.revision_history_limit = Some(-1),
+                "spec.revisionHistoryLimit",
+                "got -1",
+            ),
+            (
+                |s| s.progress_deadline_seconds = Some(-10),
+                "spec.progressDeadlineSeconds",
+                "got -10",
+            ),
+            (
+                |s| {
+                    s.min_ready_seconds = Some(600);
+                    s.progress_deadline_seconds = Some(600);
+                },
+                "spec.progressDeadlineSeconds",
+                "must be greater than minReadySeconds (600 <= 600)",
+            ),
+            (
+                |s| s.min_ready_seconds = Some(601),
+                "spec.progressDeadlineSeconds",
+                "must be greater than minReadySeconds (600 <= 601)",
+            ),
+        ];
+        for (edit, field, message) in cases {
+            let ro = RolloutBuilder::new("app:v1").spec(edit).build();
+            let err = validate_spec(&ro.spec).unwrap_err();
+            assert_eq!(err.field, field);
+            assert!(err.message.contains(message), "{err}");
+        }
+        let fine = RolloutBuilder::new("app:v1")
+            .spec(|s| {
+                s.min_ready_seconds = Some(30);
+                s.progress_deadline_seconds = Some(31);
+                s.revision_history_limit = Some(0);
+            })
+            .build();
+        assert_eq!(validate_spec(&fine.spec), Ok(()));
+    }
+
+    /// Upstream parity: a `maxUnavailable` percentage above 100 % is accepted (upstream's
+    /// Rollout validation has no such rule, unlike a Deployment's), and means the whole
+    /// Rollout; a string that is not a percentage is still refused naming the field.
+    #[test]
+    fn max_unavailable_above_100_percent_is_accepted_as_upstream_does() {
+        use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+        let with = |v: &str| {
+            let ro = RolloutBuilder::new("app:v1")
+                .canary(|c| c.max_unavailable = Some(IntOrString::String(v.into())))
+                .build();
+            validate_spec(&ro.spec)
+        };
+        assert_eq!(with("150%"), Ok(()));
+        assert_eq!(with("100%"), Ok(()));
+        assert_eq!(
+            with("lots").unwrap_err().field,
+            "spec.strategy.canary.maxUnavailable"
+        );
+    }
+
+    /// Found by the bad-input catalogue: a template whose metric can never run (a condition
+    /// that does not parse, an unknown provider, a bad interval or count) let the Rollout
+    /// scale its canary and start a run that could only end in Error.
+    #[test]
+    fn a_template_metric_that_cannot_run_is_the_rollouts_invalid_spec() {
+        use crate::rollout::testing::{analysis_step, observed, rs, with_templates};
+        let cases: Vec<(serde_json::Value, &str)> = vec![
+            (
+                serde_json::json!({"successCondition": "result >= "}),
+                "successCondition",
+            ),
+            (
+                serde_json::json!({"provider": {"graphite": {"query": "x"}}}),
+                "metrics[0]",
+            ),
+            (
+                serde_json::json!({"interval": "every minute"}),
+                "invalid interval",
+            ),
+            (
+                serde_json::json!({"count": 5}),
+                "interval must be specified when count > 1",
+            ),
+            (
+                serde_json::json!({"count": -3, "interval": "10s"}),
+                "count must be >= 0",
+            ),
+        ];
+        for (patch, want) in cases {
+            let ro = RolloutBuilder::new("app:v2")
+                .steps(vec![analysis_step(&["t"])])
+                .updating("app:v1", "app:v2", 0)
+                .build();
+            let mut obs = with_templates(observed(ro, vec![rs("app:v1", 10, 10, 1)]), &["t"]);
+            let template = obs.analysis_templates.get_mut("t").unwrap();
+            let metrics = template.spec.metrics.as_mut().unwrap();
+            let mut metric = serde_json::to_value(&metrics[0]).unwrap();
+            for (k, v) in patch.as_object().unwrap() {
+                metric[k] = v.clone();
+            }
+            metrics[0] = serde_json::from_value(metric).unwrap();
+            let err = validate(&obs).unwrap_err();
+            assert_eq!(err.field, "spec.strategy.canary.steps[0].analysis", "{err}");
+            assert!(err.message.contains(want), "{want}: {err}");
+        }
+    }
 
     #[test]
     fn the_unsupported_lists_name_real_fields() {

@@ -11,6 +11,7 @@ use super::prepare::{Prepared, PreparedMetric};
 use super::{
     FinishTime, FinishTimes, MeasurementOutcome, TakenMeasurement, counts_of, nz, to_time,
 };
+use crate::analysis::args::ResolvedArgs;
 use crate::analysis::evaluate::{
     METRIC_TERMINATED_MESSAGE, MetricCounts, Phase, assess_measurement, retain_measurements,
 };
@@ -28,7 +29,7 @@ pub(super) fn record_taken(
     let Some(pm) = prepared.metrics.iter().find(|m| m.name == taken.metric) else {
         return;
     };
-    let result = result_of(results, pm);
+    let result = result_of(results, pm, &prepared.args);
     if Phase::from_api(&result.phase).is_completed() {
         return;
     }
@@ -47,7 +48,11 @@ pub(super) fn record_taken(
     };
     let (phase, message) = apply_outcome(&mut m, &taken.outcome, pm, terminating);
     m.phase = phase.into();
+    // Nothing a provider echoes back (its error, the value, the resolved query) may show a
+    // secret argument in the status.
     m.message = message.map(|msg| prepared.args.redact(&msg));
+    m.value = m.value.take().map(|v| prepared.args.redact(&v));
+    redact_values(m.metadata.as_mut(), &prepared.args);
     if phase.is_completed() {
         m.resume_at = None;
         counts.record(phase);
@@ -67,11 +72,16 @@ pub(super) fn record_taken(
 }
 
 /// The metric's result, added (Running) on its first measurement.
-fn result_of<'r>(results: &'r mut Vec<MetricResult>, pm: &PreparedMetric) -> &'r mut MetricResult {
+fn result_of<'r>(
+    results: &'r mut Vec<MetricResult>,
+    pm: &PreparedMetric,
+    args: &ResolvedArgs,
+) -> &'r mut MetricResult {
     let idx = match results.iter().position(|r| r.name == pm.name) {
         Some(i) => i,
         None => {
-            let metadata = pm.provider.metric_metadata();
+            let mut metadata = pm.provider.metric_metadata();
+            redact_values(Some(&mut metadata), args);
             results.push(MetricResult {
                 name: pm.name.clone(),
                 phase: AnalysisPhase::Running,
@@ -83,6 +93,13 @@ fn result_of<'r>(results: &'r mut Vec<MetricResult>, pm: &PreparedMetric) -> &'r
         }
     };
     &mut results[idx]
+}
+
+/// Secret argument values replaced in every value of `metadata`.
+fn redact_values(metadata: Option<&mut BTreeMap<String, String>>, args: &ResolvedArgs) {
+    for value in metadata.into_iter().flat_map(|m| m.values_mut()) {
+        *value = args.redact(value);
+    }
 }
 
 /// Writes the value, metadata or resume time `outcome` carries into `m`; returns the

@@ -2,7 +2,7 @@
 //! and provider parsed, dryRun and measurementRetention rules applied. Anything malformed is
 //! a [`SpecError`] that ends the run in Error before a measurement is taken.
 
-use sluice_api::analysis::{AnalysisRun, Metric};
+use sluice_api::analysis::{AnalysisRun, AnalysisRunSpec, Metric};
 use sluice_api::k8s::duration::parse_duration;
 
 use super::SecretValues;
@@ -48,21 +48,39 @@ pub(super) fn prepare(run: &AnalysisRun, secrets: &SecretValues) -> Result<Prepa
             .unwrap_or_else(|| Err(format!("secret '{name}' was not read")))
     })
     .map_err(unresolved)?;
+    prepare_resolved(&run.spec, args)
+}
 
-    if run.spec.metrics.is_empty() {
+/// Checks a run spec as [`prepare`] would, before any Secret is read: what a Rollout checks
+/// of the runs it would create (an invalid one makes the Rollout InvalidSpec instead of
+/// starting a run that can only end in Error). Arguments without a literal value (from a
+/// Secret or the Rollout) get a placeholder; a missing one was refused earlier.
+pub fn check_spec(spec: &AnalysisRunSpec) -> Result<(), String> {
+    let mut args = ResolvedArgs::new();
+    for arg in spec.args.iter().flatten() {
+        args.insert_plain(
+            arg.name.clone(),
+            arg.value.clone().unwrap_or_else(|| "0".into()),
+        );
+    }
+    prepare_resolved(spec, args).map(|_| ()).map_err(|e| e.0)
+}
+
+fn prepare_resolved(spec: &AnalysisRunSpec, args: ResolvedArgs) -> Result<Prepared, SpecError> {
+    if spec.metrics.is_empty() {
         return Err(invalid("no metrics specified".to_string()));
     }
-    let mut metrics: Vec<PreparedMetric> = Vec::with_capacity(run.spec.metrics.len());
-    for (i, raw) in run.spec.metrics.iter().enumerate() {
+    let mut metrics: Vec<PreparedMetric> = Vec::with_capacity(spec.metrics.len());
+    for (i, raw) in spec.metrics.iter().enumerate() {
         let metric = prepare_metric(i, raw, &args, &metrics)?;
         metrics.push(metric);
     }
-    for (i, rule) in run.spec.dry_run.iter().flatten().enumerate() {
+    for (i, rule) in spec.dry_run.iter().flatten().enumerate() {
         for j in rule_matches("dryRun", i, &rule.metric_name, &metrics)? {
             metrics[j].dry_run = true;
         }
     }
-    for (i, rule) in run.spec.measurement_retention.iter().flatten().enumerate() {
+    for (i, rule) in spec.measurement_retention.iter().flatten().enumerate() {
         for j in rule_matches("measurementRetention", i, &rule.metric_name, &metrics)? {
             metrics[j].retention = Some(rule.limit);
         }

@@ -339,6 +339,42 @@ fn secret_args_are_substituted_but_redacted_from_messages() {
     assert!(missing.status.message.unwrap().contains("secret \"creds\""));
 }
 
+/// Found by the secrets e2e (e2e/secrets.rs): a Prometheus query with a secret argument
+/// showed it in the metric's `ResolvedPrometheusQuery` metadata; a value or measurement
+/// metadata echoing it would too.
+#[test]
+fn secret_args_are_redacted_from_metadata_and_values() {
+    let metric = json!({
+        "name": "prom",
+        "provider": {"prometheus": {"address": "http://prom", "query": "up{token='{{args.token}}'}"}}
+    });
+    let run = run_from(json!({
+        "metrics": [metric],
+        "args": [{"name": "token", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "t"}}}]
+    }));
+    let mut secrets = SecretValues::new();
+    secrets.insert(
+        ("creds".into(), "t".into()),
+        Ok(SecretString::new("hunter2")),
+    );
+    let echoed = MeasurementOutcome::Value(MeasuredValue {
+        value: Value::String("hunter2".into()),
+        display: "[hunter2]".into(),
+        metadata: BTreeMap::from([("echo".to_string(), "token=hunter2".to_string())]),
+    });
+    let plan = plan_run(&run, &secrets, &[taken("prom", 0, echoed)], at(0));
+    let status = serde_json::to_string(&plan.status).unwrap();
+    assert!(!status.contains("hunter2"), "{status}");
+    let result = &plan.status.metric_results.unwrap()[0];
+    assert_eq!(
+        result.metadata.as_ref().unwrap()["ResolvedPrometheusQuery"],
+        "up{token='*****'}"
+    );
+    let m = &result.measurements.as_ref().unwrap()[0];
+    assert_eq!(m.value.as_deref(), Some("[*****]"));
+    assert_eq!(m.metadata.as_ref().unwrap()["echo"], "token=*****");
+}
+
 #[test]
 fn initial_delay_postpones_the_first_measurement() {
     let run = run_from(

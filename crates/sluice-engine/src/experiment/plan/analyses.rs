@@ -106,8 +106,15 @@ impl<'a> Planner<'a> {
         terminating: bool,
     ) {
         let Some(run) = self.observed_run(&rs.analysis_run) else {
-            rs.phase = AnalysisPhase::Error;
-            rs.message = Some(format!("AnalysisRun {:?} not found", rs.analysis_run));
+            // Not in this observation: the cache has not caught up with the create yet (a
+            // watch cut or re-listing), or someone deleted the run. Creating it again is safe
+            // either way — an existing run we own is AlreadyExists, adopted — where failing the
+            // experiment turned a lagging cache into an aborted Rollout (found by the chaos
+            // suite).
+            if !terminating {
+                let name = rs.analysis_run.clone();
+                self.create_analysis_run(a, rs, name);
+            }
             return;
         };
         let st = run.status.clone().unwrap_or_default();

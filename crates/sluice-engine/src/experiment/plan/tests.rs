@@ -911,3 +911,21 @@ fn terminating_before_the_templates_are_available_ends_successful_even_with_requ
     assert_eq!(phase(&p), "Successful");
     assert!(created_names(&p).is_empty(), "{:?}", p.changes);
 }
+
+/// Regression (found by the chaos suite): a run the status names but this observation lacks
+/// (the cache lagging behind the create) made the analysis Error and failed the experiment.
+#[test]
+fn a_run_missing_from_the_observation_is_created_again_not_an_error() {
+    let mut obs =
+        running_with_runs(json!([{"name": "a", "templateName": "check", "args": args()}]));
+    obs.analysis_runs.clear();
+    let p = plan(&obs, at(3));
+    assert_ne!(phase(&p), "Error");
+    assert_ne!(phase(&p), "Failed");
+    assert_eq!(created_names(&p), BTreeSet::from(["exp-a".to_string()]));
+    let status = p.status.analysis_runs.as_ref().unwrap();
+    assert_eq!(
+        (status[0].analysis_run.as_str(), &status[0].phase),
+        ("exp-a", &AnalysisPhase::Pending)
+    );
+}

@@ -124,7 +124,7 @@ impl<'a> Planner<'a> {
         let result = if self.has_pause(&PauseReason::InconclusiveAnalysisRun) {
             current.map(run_status)
         } else if self.needs_new(current.map(phase_of)) {
-            return self.create_promotion_run(post, analysis, new, revision);
+            return self.create_promotion_run(post, analysis, new, revision, current.is_none());
         } else {
             current.map(run_status)
         };
@@ -153,6 +153,7 @@ impl<'a> Planner<'a> {
         analysis: &RolloutAnalysis,
         new: usize,
         revision: i64,
+        untracked: bool,
     ) -> Option<RolloutAnalysisRunStatus> {
         let (rollout_type, field) = if post {
             (
@@ -170,7 +171,7 @@ impl<'a> Planner<'a> {
             step_index: None,
             field,
         };
-        self.create_run(analysis, &kind, new, revision)
+        self.create_run(analysis, &kind, new, revision, untracked)
     }
 
     /// Upstream's `skipPrePromotionAnalysisRun` / `skipPostPromotionAnalysisRun`: no

@@ -15,7 +15,8 @@ use sluice_api::rollout::{PauseReason, RolloutStatus};
 use super::Planner;
 use crate::rollout::analysis_runs::{
     HistoryItem, ROLLOUT_TYPE_BACKGROUND, ROLLOUT_TYPE_STEP, RunContext, RunKind, STEP_INDEX_LABEL,
-    base_run_name, beyond_history, build_run, free_name, is_running, phase_of, run_status,
+    base_run_name, beyond_history, build_run, free_name, is_running, newest_name, phase_of,
+    run_status,
 };
 use crate::rollout::experiment_step::{base_experiment_name, belongs_to_step, build_experiment};
 use crate::rollout::plan::Change;
@@ -96,6 +97,14 @@ impl<'a> Planner<'a> {
     /// Upstream's `needsNewAnalysisRun`, also used for Experiments: none yet; or, after the
     /// user resumed a controller pause, the previous one was Inconclusive (a plain resume
     /// re-runs it); or the previous one belongs to an aborted attempt (retry).
+    /// No abort has ever been written (`status.abort` absent, not `false`): a run or Experiment
+    /// under this step's names can only be this attempt's. After an abort and a retry the old
+    /// attempt's runs keep their names, so a lost one is not told apart from them and a fresh
+    /// run is started, as upstream does.
+    fn never_aborted(&self) -> bool {
+        self.prev.abort.is_none() && self.prev.aborted_at.is_none()
+    }
+
     pub(crate) fn needs_new(&self, current: Option<AnalysisPhase>) -> bool {
         let Some(phase) = current else {
             return true;
@@ -198,7 +207,7 @@ impl<'a> Planner<'a> {
                 step_index: Some(index),
                 field: &field,
             };
-            return self.create_run(analysis, &kind, new, revision);
+            return self.create_run(analysis, &kind, new, revision, current.is_none());
         }
         let run = current?;
         let phase = phase_of(run);
@@ -256,7 +265,13 @@ impl<'a> Planner<'a> {
                 step_index: None,
                 field: "spec.strategy.canary.analysis",
             };
-            return self.create_run(&background.analysis(), &kind, new, revision);
+            return self.create_run(
+                &background.analysis(),
+                &kind,
+                new,
+                revision,
+                current.is_none(),
+            );
         }
         let run = current?;
         match phase_of(run) {
@@ -281,15 +296,29 @@ impl<'a> Planner<'a> {
     /// Creates the run for `analysis` under the first free name (`<base>`, `<base>.1`, ...).
     /// A running run already holding that name is ours from an earlier reconcile whose status
     /// write was lost: it is adopted instead.
+    ///
+    /// `untracked`: the status names no run here. On a Rollout never aborted, a run under these
+    /// names then exists only because the status write that
+    /// recorded it was lost — the controller crashed, or the server refused or timed out on the
+    /// write after the create — and it may have finished meanwhile: the newest is adopted,
+    /// whatever its phase, instead of starting a second run for the same step (found by the
+    /// chaos suite).
     pub(crate) fn create_run(
         &mut self,
         analysis: &RolloutAnalysis,
         kind: &RunKind,
         new: usize,
         revision: i64,
+        untracked: bool,
     ) -> Option<RolloutAnalysisRunStatus> {
         let suffix = kind.name_suffix();
         let base = base_run_name(self.name(), self.rs[new].hash, revision, suffix.as_deref());
+        if untracked
+            && self.never_aborted()
+            && let Some(lost) = newest_name(&base, '.', |n| self.run_named(n).is_some())
+        {
+            return self.run_named(&lost).map(run_status);
+        }
         let name = free_name(&base, '.', |n| {
             self.run_named(n).is_some_and(|r| !is_running(r))
         });
@@ -436,6 +465,14 @@ impl<'a> Planner<'a> {
             }
             self.experiment_phase = Some(phase);
             return exp.metadata.name.clone();
+        }
+        // As for runs (`create_run`): an Experiment of this step that the status lost is
+        // adopted, not duplicated.
+        if current.is_none()
+            && self.never_aborted()
+            && let Some(lost) = newest_name(&base, '-', |n| self.experiment_named(n).is_some())
+        {
+            return Some(lost);
         }
         // The baseline is the stable ReplicaSet: nothing to compare against before one exists.
         let stable = self.distinct_stable(new)?;

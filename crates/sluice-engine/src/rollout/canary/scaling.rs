@@ -12,8 +12,15 @@ use crate::rollout::replicas::{
 use crate::rollout::status as st;
 
 impl<'a> Planner<'a> {
-    /// COMPAT §6 desired weight, from the status as observed.
+    /// COMPAT §6 desired weight, from the status as observed — and an abort this reconcile
+    /// decided (a failed analysis or experiment) holds already: the plan that aborts never
+    /// scales the canary up (upstream computes it from the old status and does, once).
     fn desired_weight(&self) -> i32 {
+        if self.pause.add_abort.is_some() && !self.prev.is_aborted() {
+            let mut aborted = self.prev.clone();
+            aborted.abort = Some(true);
+            return desired_weight(self.steps, &aborted);
+        }
         desired_weight(self.steps, &self.prev)
     }
 

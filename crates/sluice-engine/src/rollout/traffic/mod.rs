@@ -262,17 +262,17 @@ pub fn routing(rollout: &Rollout) -> Result<Option<Routing<'_>>, InvalidSpec> {
     }
     let canary_service = canary.canary_service.as_deref().unwrap_or_default();
     let stable_service = canary.stable_service.as_deref().unwrap_or_default();
-    if canary_service.is_empty() {
-        return Err(invalid(
-            "spec.strategy.canary.canaryService",
-            "is required with trafficRouting: the router splits traffic between the canary and the stable Service",
-        ));
-    }
-    if stable_service.is_empty() {
-        return Err(invalid(
-            "spec.strategy.canary.stableService",
-            "is required with trafficRouting: the router splits traffic between the canary and the stable Service",
-        ));
+    // Upstream's InvalidTrafficRoutingMessage, stableService first as upstream lists it.
+    for (field, name) in [
+        ("spec.strategy.canary.stableService", stable_service),
+        ("spec.strategy.canary.canaryService", canary_service),
+    ] {
+        if name.is_empty() {
+            return Err(invalid(
+                field,
+                "Canary service and Stable service must to be set to use Traffic Routing",
+            ));
+        }
     }
     if canary_service == stable_service {
         return Err(invalid(

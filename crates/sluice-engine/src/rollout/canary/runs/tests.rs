@@ -1051,3 +1051,57 @@ fn experiment_analysis_args_that_cannot_be_resolved_make_the_rollout_invalid() {
         )]
     );
 }
+
+/// Forgets the runs the status names, as when the status write that recorded them was lost
+/// (the controller crashed, or the server refused or timed out on it, after the create).
+fn lose_run_status(sim: &mut Sim) {
+    let status = sim.obs.rollout.status.as_mut().unwrap();
+    if let Some(c) = status.canary.as_mut() {
+        c.current_step_analysis_run_status = None;
+        c.current_background_analysis_run_status = None;
+    }
+}
+
+/// Regression (found by the chaos suite): a run whose name the status lost, and which had
+/// finished by the next reconcile, was not adopted: a second run (`<name>.1`) measured the
+/// same step again.
+#[test]
+fn a_finished_step_run_the_status_lost_is_adopted_not_duplicated() {
+    let mut s = sim(at_analysis_step());
+    step(&mut s);
+    lose_run_status(&mut s);
+    set_run_phase(&mut s.obs, &step_run(), AnalysisPhase::Successful, None);
+    let p = step(&mut s);
+    assert_eq!(run_changes(&p).0, Vec::<String>::new(), "no second run");
+    assert_eq!(
+        step_status(&p),
+        Some(&run_status(&step_run(), AnalysisPhase::Successful))
+    );
+    let p = step(&mut s);
+    assert_eq!(run_changes(&p).0, Vec::<String>::new());
+    assert_eq!(s.status().current_step_index, Some(2), "{p:?}");
+}
+
+#[test]
+fn a_failed_background_run_the_status_lost_is_adopted_and_aborts() {
+    let mut s = sim(with_background(
+        rolling(vec![weight(20), pause(), weight(50)], 0, 2),
+        None,
+    ));
+    step(&mut s);
+    lose_run_status(&mut s);
+    set_run_phase(
+        &mut s.obs,
+        &background_run(),
+        AnalysisPhase::Failed,
+        Some(FAILED_MESSAGE),
+    );
+    for _ in 0..3 {
+        assert_eq!(
+            run_changes(&step(&mut s)).0,
+            Vec::<String>::new(),
+            "no second run"
+        );
+    }
+    assert_eq!(s.status().abort, Some(true));
+}
