@@ -123,12 +123,24 @@ pub fn spawn_program(name: &'static str, program: &str, args: &[&str], dir: &Pat
     Proc { child, name, log }
 }
 
+/// How an [`Env`] starts its cluster.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EnvOptions {
+    /// `sluice cluster --tls`: HTTPS, its own CA, a client-certificate user in the kubeconfig.
+    pub tls: bool,
+}
+
 impl Env {
     /// Start a cluster (unless `SLUICE_E2E_KUBECONFIG` names one), install the
     /// CRDs, create a fresh namespace and start a controller (unless
     /// `SLUICE_E2E_CONTROLLER=external`).
     pub fn start(test: &str) -> Env {
-        let mut env = Env::cluster_only(test);
+        Env::start_with(test, EnvOptions::default())
+    }
+
+    /// [`Env::start`] with the cluster started as `opts` says.
+    pub fn start_with(test: &str, opts: EnvOptions) -> Env {
+        let mut env = Env::cluster_only_with(test, opts);
         env.install_crds();
         if std::env::var("SLUICE_E2E_CONTROLLER").as_deref() != Ok("external") {
             env.start_controller(&[]);
@@ -139,7 +151,7 @@ impl Env {
     /// Like [`Env::start`], with extra flags for `sluice cluster` (ignored when
     /// `SLUICE_E2E_KUBECONFIG` names a cluster: a real one is configured by its owner).
     pub fn start_with_cluster_flags(test: &str, flags: &[&str]) -> Env {
-        let mut env = Env::cluster_only_with(test, flags);
+        let mut env = Env::cluster_inner(test, EnvOptions::default(), flags);
         env.install_crds();
         if std::env::var("SLUICE_E2E_CONTROLLER").as_deref() != Ok("external") {
             env.start_controller(&[]);
@@ -149,10 +161,16 @@ impl Env {
 
     /// Start only the cluster (and namespace); no CRDs, no controller.
     pub fn cluster_only(test: &str) -> Env {
-        Env::cluster_only_with(test, &[])
+        Env::cluster_only_with(test, EnvOptions::default())
     }
 
-    fn cluster_only_with(test: &str, flags: &[&str]) -> Env {
+    /// [`Env::cluster_only`] with the cluster started as `opts` says.
+    pub fn cluster_only_with(test: &str, opts: EnvOptions) -> Env {
+        Env::cluster_inner(test, opts, &[])
+    }
+
+    /// The cluster started as `opts` says, with extra `sluice cluster` flags.
+    fn cluster_inner(test: &str, opts: EnvOptions, flags: &[&str]) -> Env {
         let dir = tempfile::Builder::new()
             .prefix("sluice-e2e-")
             .tempdir()
@@ -170,6 +188,9 @@ impl Env {
                     "--pod-ready-delay",
                     "300ms",
                 ];
+                if opts.tls {
+                    args.push("--tls");
+                }
                 args.extend_from_slice(flags);
                 let proc = spawn("cluster", &args, dir.path());
                 wait_until(

@@ -246,11 +246,15 @@ pub(crate) fn check_argocd(ro: &Value) -> ArgoHealth {
             s["stableRS"], s["currentPodHash"],
             "Healthy mid-update: {s}"
         ),
+        // Right after a promote (`pauseConditions: null`, the CLI's patch) the controller has
+        // not yet answered it: the phase it wrote is still Paused and its own
+        // `controllerPause` still says why, as upstream's status does in that instant.
         ArgoHealth::Suspended => assert!(
             s["pauseConditions"]
                 .as_array()
                 .is_some_and(|p| !p.is_empty())
-                || ro["spec"]["paused"] == true,
+                || ro["spec"]["paused"] == true
+                || s["controllerPause"] == true,
             "Suspended without a pause: {s}"
         ),
         ArgoHealth::Degraded => {

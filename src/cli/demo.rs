@@ -207,6 +207,7 @@ pub async fn run(args: &DemoArgs) -> anyhow::Result<()> {
             pod_ready_delay: args.pod_ready_delay,
             ..Default::default()
         }),
+        tls: false,
         faults: Default::default(),
     };
     let cluster = match sluice_cluster::EmbeddedCluster::start(cfg.clone()).await {

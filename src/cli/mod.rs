@@ -134,6 +134,10 @@ pub struct ClusterArgs {
     /// How long a simulated pod takes from Running to Ready (for example `500ms`, `2s`).
     #[arg(long, default_value = "500ms", value_parser = parse_seconds_or_duration)]
     pub pod_ready_delay: std::time::Duration,
+    /// Serve HTTPS with a CA made at start, and require a client certificate: the kubeconfig
+    /// (--kubeconfig, required) carries the CA and a client-certificate user.
+    #[arg(long)]
+    pub tls: bool,
     /// Simulated failures chosen by image or command, from a YAML file (see
     /// docs/embedded-cluster.md, "Failures from the cluster's configuration").
     #[arg(long, value_name = "FILE")]

@@ -90,6 +90,11 @@ pub async fn controller(args: &ControllerArgs) -> anyhow::Result<()> {
 
 /// `sluice cluster`.
 pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
+    if args.tls && args.kubeconfig.is_none() {
+        anyhow::bail!(
+            "--tls needs --kubeconfig PATH: the client certificate that reaches the cluster is written only there"
+        );
+    }
     let failures = match &args.simulate {
         None => Vec::new(),
         Some(path) => {
@@ -118,18 +123,20 @@ pub async fn cluster(args: &ClusterArgs) -> anyhow::Result<()> {
             failures,
             ..Default::default()
         }),
+        tls: args.tls,
     };
     let cluster = sluice_cluster::EmbeddedCluster::start(cfg)
         .await
         .context("starting the embedded cluster")?;
     let addr = cluster.addr();
+    let scheme = if args.tls { "https" } else { "http" };
     match &args.kubeconfig {
         Some(path) => eprintln!(
-            "sluice cluster serving on http://{addr}; kubeconfig written to {}",
+            "sluice cluster serving on {scheme}://{addr}; kubeconfig written to {}",
             path.display()
         ),
         None => eprintln!(
-            "sluice cluster serving on http://{addr} (pass --kubeconfig PATH to write a kubeconfig)"
+            "sluice cluster serving on {scheme}://{addr} (pass --kubeconfig PATH to write a kubeconfig)"
         ),
     }
     shutdown_on_signals().cancelled().await;

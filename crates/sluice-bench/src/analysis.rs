@@ -286,8 +286,12 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             path
         }
     };
-    let (client, _) = sluice_controller::client::connect(Some(&cluster_kubeconfig), None).await?;
-    install_crds(&client).await?;
+    let (client, url) = super::target::connect(&cluster_kubeconfig).await?;
+    if cluster.is_some() {
+        install_crds(&client).await?;
+    } else {
+        super::target::check_foreign(&client, &url).await?;
+    }
     let server = MetricServer::start().await?;
     let proxy = Proxy::start(client.clone()).await?;
     let controller_kubeconfig = if p.direct {

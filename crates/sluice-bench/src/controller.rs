@@ -37,6 +37,7 @@ use tokio::process::{Child, Command};
 use super::procfs;
 use super::proxy::Proxy;
 use super::report::{Report, Target, summary};
+use super::target;
 use sluice_api::rollout::rollout_resource;
 use sluice_controller::events::EventLevel;
 
@@ -339,18 +340,24 @@ pub(super) fn pid(child: &Child) -> anyhow::Result<String> {
 /// Install every Sluice CRD and wait until all are Established (as the demo does).
 pub(super) use sluice_controller::crds::install as install_crds;
 
-/// Create the namespace unless it exists.
-pub(super) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<()> {
+/// Create the namespace unless it exists; whether it was created.
+pub(super) async fn ensure_namespace(client: &kube::Client, name: &str) -> anyhow::Result<bool> {
     let ns: Api<Namespace> = Api::all(client.clone());
-    if ns.get_opt(name).await?.is_none() {
-        ns.create(
-            &PostParams::default(),
-            &serde_json::from_value(json!({"metadata": {"name": name}}))?,
-        )
+    if ns
+        .get_opt(name)
         .await
-        .with_context(|| format!("creating namespace {name}"))?;
+        .with_context(|| format!("reading namespace {name}"))?
+        .is_some()
+    {
+        return Ok(false);
     }
-    Ok(())
+    ns.create(
+        &PostParams::default(),
+        &serde_json::from_value(json!({"metadata": {"name": name}}))?,
+    )
+    .await
+    .with_context(|| format!("creating namespace {name}"))?;
+    Ok(true)
 }
 
 /// Every object `api` lists (paged, so 10,000 stay cheap to read).
@@ -504,7 +511,7 @@ pub(super) fn mib(kib: u64) -> f64 {
 /// Run the benchmark.
 pub async fn run(p: Params) -> anyhow::Result<Report> {
     let n = p.rollouts;
-    let mut report = Report::new(
+    let report = Report::new(
         "controller",
         json!({
             "rollouts": n, "replicas": p.replicas, "steps": 5, "samples": p.samples,
@@ -528,9 +535,42 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
             path
         }
     };
-    let (client, _) = sluice_controller::client::connect(Some(&cluster_kubeconfig), None).await?;
-    install_crds(&client).await?;
-    ensure_namespace(&client, NAMESPACE).await?;
+    let (client, url) = target::connect(&cluster_kubeconfig).await?;
+    if cluster.is_some() {
+        install_crds(&client).await?;
+    } else {
+        target::check_foreign(&client, &url).await?;
+    }
+    let created = ensure_namespace(&client, NAMESPACE).await?;
+    let result = measure(p, report, dir.clone(), client.clone()).await;
+    // A cluster the bench did not start keeps nothing of the run.
+    if created && cluster.is_none() {
+        target::delete_namespace(&client, NAMESPACE).await;
+    }
+    let mut report = result?;
+    if let Some(mut c) = cluster {
+        if let Some(m) = c.id().and_then(|id| procfs::memory(&id.to_string())) {
+            report.add(
+                "embedded cluster process: peak RSS",
+                mib(m.hwm_kib),
+                "MiB",
+                Target::None,
+                "for reference; all objects and pods",
+            );
+        }
+        stop(&mut c).await;
+    }
+    Ok(report)
+}
+
+/// The phases of the run, in the namespace `NAMESPACE` of the cluster `client` reaches.
+async fn measure(
+    p: Params,
+    mut report: Report,
+    dir: PathBuf,
+    client: kube::Client,
+) -> anyhow::Result<Report> {
+    let n = p.rollouts;
     let proxy = Proxy::start(client.clone()).await?;
     let controller_kubeconfig = dir.join("controller.kubeconfig");
     std::fs::write(&controller_kubeconfig, proxy.kubeconfig_yaml())?;
@@ -559,10 +599,17 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         < 2
     {
         if Instant::now() > deadline {
-            bail!(
-                "the controller opened no watches within 30 s (see {})",
-                dir.display()
-            );
+            let log = dir.join("controller-idle.log");
+            match target::last_log_line(&log) {
+                Some(cause) => bail!(
+                    "the controller opened no watches within 30 s; its last log line: {cause} (see {})",
+                    log.display()
+                ),
+                None => bail!(
+                    "the controller opened no watches within 30 s (see {})",
+                    log.display()
+                ),
+            }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -827,18 +874,6 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         "",
     );
     stop(&mut ctl).await;
-    if let Some(mut c) = cluster {
-        if let Some(m) = c.id().and_then(|id| procfs::memory(&id.to_string())) {
-            report.add(
-                "embedded cluster process: peak RSS",
-                mib(m.hwm_kib),
-                "MiB",
-                Target::None,
-                "for reference; all objects and pods",
-            );
-        }
-        stop(&mut c).await;
-    }
     Ok(report)
 }
 

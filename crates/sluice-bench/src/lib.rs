@@ -18,6 +18,7 @@ pub mod planner;
 pub mod procfs;
 pub mod proxy;
 pub mod report;
+pub mod target;
 
 use std::path::PathBuf;
 use std::time::Duration;

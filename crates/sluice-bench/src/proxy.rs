@@ -173,7 +173,10 @@ async fn forward(State(state): State<Arc<ProxyState>>, req: Request) -> Response
         .method(parts.method)
         .uri(path);
     for (name, value) in &parts.headers {
-        if name != axum::http::header::HOST && name != axum::http::header::CONTENT_LENGTH {
+        if name != axum::http::header::HOST
+            && name != axum::http::header::CONTENT_LENGTH
+            && !hop_by_hop(&parts.headers, name)
+        {
             out = out.header(name, value);
         }
     }
@@ -185,7 +188,8 @@ async fn forward(State(state): State<Arc<ProxyState>>, req: Request) -> Response
         // A watch holds its connection for minutes: streamed, and outside the bound.
         return match state.client.send(out).await {
             Ok(resp) => {
-                let (parts, body) = resp.into_parts();
+                let (mut parts, body) = resp.into_parts();
+                end_to_end_only(&mut parts.headers);
                 Response::from_parts(parts, Body::new(body))
             }
             Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
@@ -198,13 +202,51 @@ async fn forward(State(state): State<Arc<ProxyState>>, req: Request) -> Response
     };
     match state.client.send(out).await {
         Ok(resp) => {
-            let (parts, body) = resp.into_parts();
+            let (mut parts, body) = resp.into_parts();
+            // Read whole: the length is this body's, set by the server from it.
+            end_to_end_only(&mut parts.headers);
+            parts.headers.remove(axum::http::header::CONTENT_LENGTH);
             match axum::body::to_bytes(Body::new(body), usize::MAX).await {
                 Ok(bytes) => Response::from_parts(parts, Body::from(bytes)),
                 Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
             }
         }
         Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
+    }
+}
+
+/// Whether `name` belongs to one connection only (RFC 9110 §7.6.1): a proxy never forwards
+/// these, nor any header the `Connection` header lists. Forwarding them let one hop's framing
+/// (`Transfer-Encoding`) or lifetime (`Connection: close`) leak into the other.
+fn hop_by_hop(headers: &axum::http::HeaderMap, name: &axum::http::HeaderName) -> bool {
+    const HOP: [&str; 8] = [
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    ];
+    HOP.contains(&name.as_str())
+        || headers
+            .get_all(axum::http::header::CONNECTION)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .any(|listed| listed.trim().eq_ignore_ascii_case(name.as_str()))
+}
+
+/// Removes the hop-by-hop headers of an upstream response.
+fn end_to_end_only(headers: &mut axum::http::HeaderMap) {
+    let hop: Vec<_> = headers
+        .keys()
+        .filter(|n| hop_by_hop(headers, n))
+        .cloned()
+        .collect();
+    for name in hop {
+        headers.remove(name);
     }
 }
 
@@ -258,6 +300,29 @@ mod tests {
         for (m, p, q, want) in cases {
             assert_eq!(classify(&m, p, q), want, "{m} {p}");
         }
+    }
+
+    #[test]
+    fn connection_headers_stay_on_their_hop() {
+        use axum::http::{HeaderMap, HeaderValue};
+        let mut h = HeaderMap::new();
+        for (k, v) in [
+            ("connection", "close, x-hop"),
+            ("x-hop", "1"),
+            ("transfer-encoding", "chunked"),
+            ("keep-alive", "timeout=5"),
+            ("content-type", "application/json"),
+            ("audit-id", "abc"),
+        ] {
+            h.insert(
+                axum::http::HeaderName::from_static(k),
+                HeaderValue::from_static(v),
+            );
+        }
+        end_to_end_only(&mut h);
+        let mut left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        left.sort();
+        assert_eq!(left, ["audit-id", "content-type"]);
     }
 
     #[test]

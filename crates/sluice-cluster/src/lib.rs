@@ -13,8 +13,9 @@
 //! do not look): one global lock instead of MVCC (paged lists continue over the current state);
 //! Pods are deleted at once instead of gracefully; multi-version custom resources use the `None`
 //! conversion; autoscaling/v1 sees only the CPU metric of an HPA; protobuf is read for the kinds
-//! `kubectl create` sends and never written; no authentication, authorization or admission
-//! webhooks; no logs/exec/port-forward.
+//! `kubectl create` sends and never written; no authorization or admission webhooks; no
+//! logs/exec/port-forward. Authentication exists only with [`ClusterConfig::tls`] (client
+//! certificates, [`tls`]); over plain HTTP every request is served.
 
 mod discovery;
 pub mod error;
@@ -34,6 +35,7 @@ mod selector;
 mod server;
 mod store;
 mod table;
+pub mod tls;
 mod types;
 pub mod workloads;
 
@@ -67,6 +69,9 @@ pub struct ClusterConfig {
     /// Run the simulated workload controllers (ReplicaSet, Deployment, Job, kubelet);
     /// `None` serves the API only.
     pub workloads: Option<workloads::Config>,
+    /// Serve HTTPS with a CA made at start and require a client certificate (the kubeconfig
+    /// carries the CA and the client pair); plain HTTP when `false`.
+    pub tls: bool,
     /// Faults to inject from the start (none by default; also settable at run time on
     /// `/_sluice/faults`).
     pub faults: faults::Faults,
@@ -89,6 +94,8 @@ pub enum ClusterError {
     },
     #[error("building the kube client: {0}")]
     Client(String),
+    #[error("setting up TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// A running embedded cluster. Dropping it without [`EmbeddedCluster::shutdown`] leaves the
@@ -97,6 +104,8 @@ pub struct EmbeddedCluster {
     shared: Arc<server::Shared>,
     client: kube::Client,
     tasks: Vec<JoinHandle<()>>,
+    /// The CA and certificates when serving TLS.
+    pki: Option<Arc<tls::Pki>>,
 }
 
 impl EmbeddedCluster {
@@ -129,13 +138,24 @@ impl EmbeddedCluster {
             faults: faults::Injector::new(cfg.faults.clone()),
             requests: faults::RequestLog::default(),
         });
-        tasks.push(serve(listener, shared.clone()));
+        let pki = match cfg.tls {
+            true => Some(Arc::new(tls::Pki::generate()?)),
+            false => None,
+        };
+        match &pki {
+            Some(pki) => {
+                let listener = tls::TlsListener::new(listener, pki, shutdown.clone())?;
+                tasks.push(serve_tls(listener, shared.clone()));
+            }
+            None => tasks.push(serve(listener, shared.clone())),
+        }
         tasks.push(tokio::spawn(gc_loop(shared.clone())));
-        let client = client_for(addr)?;
+        let client = client_for(&kubeconfig_yaml(addr, pki.as_deref())).await?;
         let mut cluster = EmbeddedCluster {
             shared,
             client,
             tasks,
+            pki,
         };
         if let Some(workloads_cfg) = cfg.workloads.clone() {
             let client = cluster.client();
@@ -163,12 +183,15 @@ impl EmbeddedCluster {
         self.shared.addr
     }
 
-    /// A kubeconfig whose cluster, user and context are all named `sluice`.
+    /// A kubeconfig whose cluster, user and context are all named `sluice`; with TLS it
+    /// carries the CA and the client-certificate user.
     pub fn kubeconfig_yaml(&self) -> String {
-        format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: sluice\n  cluster:\n    server: http://{addr}\nusers:\n- name: sluice\n  user: {{}}\ncontexts:\n- name: sluice\n  context:\n    cluster: sluice\n    user: sluice\n    namespace: default\ncurrent-context: sluice\npreferences: {{}}\n",
-            addr = self.addr()
-        )
+        kubeconfig_yaml(self.addr(), self.pki.as_deref())
+    }
+
+    /// The CA and certificates when the cluster serves TLS.
+    pub fn pki(&self) -> Option<&tls::Pki> {
+        self.pki.as_deref()
     }
 
     /// A kube client pointed at this cluster (default namespace `default`).
@@ -224,14 +247,50 @@ fn serve(listener: tokio::net::TcpListener, shared: Arc<server::Shared>) -> Join
     })
 }
 
-/// A kube client for the cluster at `addr`, in the namespace `default`.
-fn client_for(addr: SocketAddr) -> Result<kube::Client, ClusterError> {
-    let mut config = kube::Config::new(
-        format!("http://{addr}")
-            .parse()
-            .map_err(|e: axum::http::uri::InvalidUri| ClusterError::Client(e.to_string()))?,
-    );
-    config.default_namespace = "default".into();
+/// Serves the API over TLS, every request authenticated by its client certificate.
+fn serve_tls(listener: tls::TlsListener, shared: Arc<server::Shared>) -> JoinHandle<()> {
+    let app = server::router(shared.clone())
+        .layer(axum::middleware::from_fn(tls::authenticate))
+        .into_make_service_with_connect_info::<tls::Peer>();
+    let token = shared.shutdown.clone();
+    tokio::spawn(async move {
+        let serve = axum::serve(listener, app).with_graceful_shutdown(token.cancelled_owned());
+        if let Err(e) = serve.await {
+            tracing::error!(error = %e, "embedded cluster server stopped");
+        }
+    })
+}
+
+/// The kubeconfig of the cluster at `addr`: plain HTTP and no credentials, or with `pki` the
+/// HTTPS server, its CA and the client-certificate user.
+fn kubeconfig_yaml(addr: SocketAddr, pki: Option<&tls::Pki>) -> String {
+    let (scheme, ca, user) = match pki {
+        None => ("http", String::new(), " {}".to_string()),
+        Some(p) => (
+            "https",
+            format!(
+                "\n    certificate-authority-data: {}",
+                tls::kubeconfig_data(&p.ca_pem)
+            ),
+            format!(
+                "\n    client-certificate-data: {}\n    client-key-data: {}",
+                tls::kubeconfig_data(&p.client_pem),
+                tls::kubeconfig_data(&p.client_key_pem)
+            ),
+        ),
+    };
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: sluice\n  cluster:\n    server: {scheme}://{addr}{ca}\nusers:\n- name: sluice\n  user:{user}\ncontexts:\n- name: sluice\n  context:\n    cluster: sluice\n    user: sluice\n    namespace: default\ncurrent-context: sluice\npreferences: {{}}\n"
+    )
+}
+
+/// A kube client for the cluster `kubeconfig` describes, in the namespace `default`.
+async fn client_for(kubeconfig: &str) -> Result<kube::Client, ClusterError> {
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig)
+        .map_err(|e| ClusterError::Client(e.to_string()))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &Default::default())
+        .await
+        .map_err(|e| ClusterError::Client(e.to_string()))?;
     kube::Client::try_from(config).map_err(|e| ClusterError::Client(e.to_string()))
 }
 

@@ -74,16 +74,22 @@ fn metadata_map(patch: &MetadataPatch) -> Value {
 }
 
 /// Creates an object the plan built; AlreadyExists means an earlier create whose watch
-/// event has not arrived yet, and the object's own controller takes it from there.
-async fn create_owned<K>(api: &Api<K>, obj: &K, kind: &str, ns: &str) -> Result<(), ApiCallError>
+/// event has not arrived yet, and the object's own controller takes it from there. The
+/// object as created (`None`: it already existed).
+async fn create_owned<K>(
+    api: &Api<K>,
+    obj: &K,
+    kind: &str,
+    ns: &str,
+) -> Result<Option<K>, ApiCallError>
 where
     K: kube::Resource + Clone + serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug,
 {
     let obj_name = obj.meta().name.clone().unwrap_or_default();
     debug!(kind, name = %obj_name, "creating");
     match api.create(&PostParams::default(), obj).await {
-        Ok(_) => Ok(()),
-        Err(e) if is_conflict(&e) => Ok(()),
+        Ok(created) => Ok(Some(created)),
+        Err(e) if is_conflict(&e) => Ok(None),
         Err(e) => Err(ApiCallError::on(
             "create",
             format!("{kind} {ns}/{obj_name}"),
@@ -196,6 +202,16 @@ pub struct Failed {
 /// failure or conflict, then the status and the Events.
 pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, Failed> {
     let mut actuator = Actuator::new(ctx, ro);
+    if plan
+        .changes
+        .iter()
+        .any(|c| !matches!(c, Change::Event { .. }))
+    {
+        ctx.count_writes.renew(
+            &format!("{}/{}", actuator.ns, actuator.name),
+            std::time::Instant::now(),
+        );
+    }
     for change in &plan.changes {
         match actuator.change(change).await {
             Ok(ControlFlow::Break(outcome)) => return Ok(outcome),
@@ -261,6 +277,7 @@ impl<'a> Actuator<'a> {
             &self.ns,
         )
         .await
+        .map(drop)
     }
 
     /// [`terminate`] in the Rollout's namespace.
@@ -475,11 +492,22 @@ impl<'a> Actuator<'a> {
         if add_managed_by {
             body["metadata"] = json!({"annotations": {MANAGED_BY_ANNOTATION: self.name}});
         }
-        self.api::<Service>()
+        let patched = self
+            .api::<Service>()
             .patch(service, &PatchParams::default(), &Patch::Merge(&body))
             .await
             .map_err(ApiCallError::on("patch", self.target("service", service)))?;
+        self.wrote_service(service, Some(&patched));
         Ok(())
+    }
+
+    /// Tell the Service cache what our write left (`None`: nothing, the Service is gone), so
+    /// the next read does not take a copy from before it.
+    fn wrote_service(&self, service: &str, now: Option<&Service>) {
+        self.ctx.services.objects().wrote(
+            (self.ns.clone(), service.to_string()),
+            now.map(|s| s.resource_version().unwrap_or_default()),
+        );
     }
 
     /// Drop the hash from a Service's selector and the managed-by annotation (merge-patch
@@ -494,8 +522,14 @@ impl<'a> Actuator<'a> {
             .patch(service, &PatchParams::default(), &Patch::Merge(&body))
             .await
         {
-            Ok(_) => Ok(()),
-            Err(e) if is_not_found(&e) => Ok(()),
+            Ok(released) => {
+                self.wrote_service(service, Some(&released));
+                Ok(())
+            }
+            Err(e) if is_not_found(&e) => {
+                self.wrote_service(service, None);
+                Ok(())
+            }
             Err(e) => Err(ApiCallError::on("patch", self.target("service", service))(
                 e,
             )),
@@ -599,13 +633,17 @@ impl<'a> Actuator<'a> {
         let ops: json_patch::Patch = serde_json::from_value(Value::Array(patch.to_vec()))
             .map_err(|e| ApiCallError::on("patch", target.clone())(kube::Error::SerdeError(e)))?;
         let api = self.route_api(route);
-        api.patch(
-            &route.name,
-            &PatchParams::default(),
-            &Patch::Json::<()>(ops),
-        )
-        .await
-        .map_err(ApiCallError::on("patch", target))?;
+        let patched = api
+            .patch(
+                &route.name,
+                &PatchParams::default(),
+                &Patch::Json::<()>(ops),
+            )
+            .await
+            .map_err(ApiCallError::on("patch", target))?;
+        self.ctx
+            .route_objects
+            .wrote(route, patched.resource_version());
         Ok(())
     }
 
@@ -619,13 +657,19 @@ impl<'a> Actuator<'a> {
             kind: route.kind.kind().to_string(),
         });
         let api = self.route_api(route);
-        create_owned(
+        let created = create_owned(
             &api,
             &obj,
             &route.kind.kind().to_lowercase(),
             &route.namespace,
         )
-        .await
+        .await?;
+        if let Some(created) = created {
+            self.ctx
+                .route_objects
+                .wrote(route, created.resource_version());
+        }
+        Ok(())
     }
 
     /// The version a route's kind is written in: its fixed one, or the one the observer

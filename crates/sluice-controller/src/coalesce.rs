@@ -6,7 +6,10 @@
 //! conditions, step index and observedGeneration are derived from the ReplicaSets, not from
 //! these sums, and a change of any of them is written at once with the current counts. So
 //! a status change that touches only the counts waits up to [`WINDOW`] for company; if
-//! none comes, it is written when the window ends.
+//! none comes, it is written when the window ends. A reconcile that writes to the cluster
+//! for the Rollout (scales a ReplicaSet, sets a route's weights) starts the window again
+//! ([`CountWrites::renew`]): the status write that completes the step follows it and takes
+//! the held counts along.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,6 +53,15 @@ impl CountWrites {
             None
         } else {
             Some(WINDOW - waited)
+        }
+    }
+
+    /// A reconcile of `key` wrote to the cluster at `now`: a change held back waits for the
+    /// status write that follows, up to one window from now.
+    pub fn renew(&self, key: &str, now: Instant) {
+        let mut map = self.held_since.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(since) = map.get_mut(key) {
+            *since = now;
         }
     }
 
@@ -100,6 +112,22 @@ mod tests {
             Some(WINDOW),
             "the next change starts a new window"
         );
+    }
+
+    #[test]
+    fn a_cluster_write_restarts_the_window_of_a_held_change() {
+        let w = CountWrites::default();
+        let t0 = Instant::now();
+        w.renew("ns/a", t0);
+        assert_eq!(
+            w.hold("ns/a", t0 + WINDOW / 2),
+            Some(WINDOW),
+            "nothing held: no-op"
+        );
+        let t1 = t0 + WINDOW;
+        w.renew("ns/a", t1);
+        assert_eq!(w.hold("ns/a", t1 + WINDOW / 2), Some(WINDOW / 2));
+        assert_eq!(w.hold("ns/a", t1 + WINDOW), None);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub mod status_patch;
 pub mod telemetry;
 pub mod throttle;
 pub mod undecoded;
+pub mod watched;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -30,9 +30,10 @@ use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
 use super::refusals::Refusals;
-use super::routes::RouteReferences;
+use super::routes::{RouteObjects, RouteReferences};
 use super::services::{ManagedServices, ServiceReferences, managed_by};
 use super::undecoded::Undecoded;
+use super::watched::Lookup;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, CacheGauges, Metrics, Outcome as RolloutOutcome};
@@ -90,8 +91,11 @@ pub struct Context {
     pub analysis_runs: OwnedStore<AnalysisRun>,
     /// Experiments created for Rollouts (label-selected on the hash label), by owner.
     pub experiments: OwnedStore<Experiment>,
-    /// Which Services each Rollout's `managed-by-rollouts` annotation claims.
+    /// Which Services each Rollout's `managed-by-rollouts` annotation claims, and the
+    /// watched Services.
     pub services: ManagedServices,
+    /// The watched route objects.
+    pub route_objects: RouteObjects,
     pub backoff: Backoff,
     pub freshness: Freshness,
     /// Writes the API server refused, for the next plan of their Rollout to report.
@@ -173,7 +177,7 @@ async fn observe(
         .owned_by(&ns, &uid)
         .map_err(cached("replicasets"))?;
     let managed = ctx.services.managed_by(&ns, &ro.name_any());
-    let services = read_services(ro, &ctx.client, &ns, managed).await?;
+    let services = read_services(ro, ctx, &ns, managed).await?;
     // Pods are read only while a restart (`spec.restartAt`) is due.
     let pods = if Observed::needs_pods(ro, now) {
         read_pods(&replica_sets, &ctx.client, &ns).await?
@@ -250,11 +254,17 @@ pub(crate) async fn route_version(ctx: &Context, kind: RouteKind) -> Result<Opti
     Ok(found)
 }
 
-/// GET the route objects the traffic routing names (`None`: it does not exist, or its kind
-/// is not served). GETs, not a cache: a step is verified on what the object says now.
+/// The route objects the traffic routing names (`None`: it does not exist, or its kind is not
+/// served): from the watch cache, or a GET where the cache does not show our last write to
+/// the route yet (or has not listed its kind), so a step is verified on the route as it is
+/// after the write.
 async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Error> {
     let mut routes = ObservedRoutes::new();
     for r in traffic::route_refs(ro) {
+        if let Lookup::Cached(obj) = ctx.route_objects.get(&r) {
+            routes.insert(r, obj.map(|o| Value::clone(&o)));
+            continue;
+        }
         let Some(version) = route_version(ctx, r.kind).await? else {
             routes.insert(r, None);
             continue;
@@ -268,6 +278,11 @@ async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Erro
             .get_opt(&r.name)
             .await
             .map_err(ApiCallError::on("read", r.to_string()))?;
+        ctx.route_objects.verified(
+            &r,
+            obj.as_ref()
+                .and_then(|o| o.metadata.resource_version.as_deref()),
+        );
         let value = obj
             .map(|o| serde_json::to_value(&o))
             .transpose()
@@ -277,33 +292,51 @@ async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Erro
     Ok(routes)
 }
 
-/// GET the Services the strategy names (canary/stable or active/preview; `None`: it does not
+/// The Services the strategy names (canary/stable or active/preview; `None`: it does not
 /// exist) and those the index says this Rollout manages (`managed`), so one it no longer
-/// names can be given back. GETs, not the watch: the plan switches selectors on what they
-/// are now. The GETs are concurrent (a blue/green Rollout names two Services).
+/// names can be given back: from the Service watch's cache, or a GET where the cache does
+/// not show our last write to that Service yet (or has not listed), so a selector is switched
+/// on what it is after our write. The GETs are concurrent (a blue/green Rollout names two
+/// Services).
 async fn read_services(
     ro: &Rollout,
-    client: &Client,
+    ctx: &Context,
     ns: &str,
     managed: Vec<String>,
 ) -> Result<BTreeMap<String, Option<Service>>, Error> {
-    let svc_api: Api<Service> = Api::namespaced(client.clone(), ns);
+    let svc_api: Api<Service> = Api::namespaced(ctx.client.clone(), ns);
     let names: BTreeSet<String> = Observed::referenced_services(ro)
         .into_iter()
         .chain(managed)
         .collect();
-    let reads = names.into_iter().map(|name| {
+    let cache = ctx.services.objects();
+    let mut services = BTreeMap::new();
+    let mut verify = Vec::new();
+    for name in names {
+        match cache.get(&(ns.to_string(), name.clone())) {
+            Lookup::Cached(svc) => {
+                services.insert(name, svc.map(|s| Service::clone(&s)));
+            }
+            Lookup::Verify => verify.push(name),
+        }
+    }
+    let reads = verify.into_iter().map(|name| {
         let svc_api = &svc_api;
         async move {
             let svc = svc_api
                 .get_opt(&name)
                 .await
                 .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
+            cache.verified(
+                &(ns.to_string(), name.clone()),
+                svc.as_ref()
+                    .and_then(|s| s.metadata.resource_version.as_deref()),
+            );
             Ok::<_, Error>((name, svc))
         }
     });
-    let services = futures::future::try_join_all(reads).await?;
-    Ok(services.into_iter().collect())
+    services.extend(futures::future::try_join_all(reads).await?);
+    Ok(services)
 }
 
 /// LIST the pods of the Rollout's ReplicaSets (by the hash label, then by owner).
@@ -725,11 +758,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let ns = cfg.namespace.as_deref();
     let refs = ServiceReferences::default();
     let routes = RouteReferences::default();
+    let route_objects = RouteObjects::default();
     let (controller, owned) =
         watch_owned(watch_rollouts(rollouts, &cfg, &refs, &routes), &client, ns);
     let services = ManagedServices::default();
     let controller = watch_referenced(controller, &client, ns, &services, refs)
-        .reconcile_on(routes.watch(&client, ns))
+        .reconcile_on(routes.watch(&client, ns, &route_objects))
         .graceful_shutdown_on(async move { shutdown.cancelled().await });
     let ctx = Arc::new(Context {
         client: client.clone(),
@@ -737,6 +771,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         analysis_runs: owned.analysis_runs,
         experiments: owned.experiments,
         services,
+        route_objects,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         refusals: Refusals::default(),

@@ -2,29 +2,114 @@
 //! NGINX stable and canary Ingresses, Istio VirtualServices and DestinationRules,
 //! TraefikServices).
 //!
-//! One metadata-only watch per route kind wakes the Rollouts that name a route when it appears
-//! (a Rollout refused for naming a missing route goes on), when its spec changes (someone
-//! else's edit is checked against what the Rollout holds; Sluice's own write is verified
-//! from it), and caches nothing: the reconcile GETs the routes it routes through, so a step is
-//! verified on what the object says now. A route kind the API server does not serve (its CRD
-//! is not installed) is not watched: discovery is asked again every 10 s, so installing the
-//! Gateway API later needs no restart, and a cluster without it costs one discovery request
-//! per kind every 10 s instead of a failing watch retried with backoff. (Discovery, not a
-//! watch of CRDs: a namespaced install cannot be granted cluster-scoped CRD reads.)
+//! One watch per route kind keeps the routes ([`RouteObjects`], managedFields dropped) and
+//! wakes the Rollouts that name a route when it appears (a Rollout refused for naming a
+//! missing route goes on) or its spec changes (someone else's edit is checked against what the
+//! Rollout holds; Sluice's own write is verified from it). A reconcile reads its routes from
+//! that cache, except a route whose last write by Sluice the cache does not show yet: that one
+//! is read from the API server (see [`super::watched`]), so a step is still only complete on
+//! what the route holds as observed after the write. A route kind the API server does not
+//! serve (its CRD is not installed) is not watched: discovery is asked again every 10 s, so
+//! installing the Gateway API later needs no restart, and a cluster without it costs one
+//! discovery request per kind every 10 s instead of a failing watch retried with backoff.
+//! (Discovery, not a watch of CRDs: a namespaced install cannot be granted cluster-scoped CRD
+//! reads.)
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
-use futures::{Stream, StreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use kube::api::{Api, DynamicObject};
-use kube::core::PartialObjectMeta;
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::{WatchStreamExt, predicates, watcher};
-use kube::{Client, Resource};
+use kube::{Client, Resource, ResourceExt};
+use serde_json::Value;
 
 use sluice_engine::rollout::traffic::{RouteKind, RouteRef};
 
 use super::cached_rollout::CachedRollout;
+use super::watched::{Lookup, WatchedObjects};
+
+/// Every route kind a Rollout can route through.
+const KINDS: [RouteKind; 8] = [
+    RouteKind::HttpRoute,
+    RouteKind::GrpcRoute,
+    RouteKind::TcpRoute,
+    RouteKind::TrafficSplit,
+    RouteKind::Ingress,
+    RouteKind::VirtualService,
+    RouteKind::DestinationRule,
+    RouteKind::TraefikService,
+];
+
+/// The watched routes of every kind, as JSON (what the planner reads), by kind and
+/// (namespace, name). A kind is answered from its cache once its watch has listed it.
+#[derive(Clone)]
+pub struct RouteObjects {
+    kinds: Arc<HashMap<RouteKind, WatchedObjects<Key, Value>>>,
+}
+
+impl Default for RouteObjects {
+    fn default() -> Self {
+        RouteObjects {
+            kinds: Arc::new(
+                KINDS
+                    .iter()
+                    .map(|k| (*k, WatchedObjects::default()))
+                    .collect(),
+            ),
+        }
+    }
+}
+
+fn route_key(route: &RouteRef) -> Key {
+    (route.namespace.clone(), route.name.clone())
+}
+
+impl RouteObjects {
+    /// The cache of `kind` (`None` for a kind missing from `KINDS`, which is then never
+    /// watched and always read from the API server).
+    fn of(&self, kind: RouteKind) -> Option<&WatchedObjects<Key, Value>> {
+        self.kinds.get(&kind)
+    }
+
+    /// The route as cached, or [`Lookup::Verify`] (see [`WatchedObjects::get`]).
+    pub fn get(&self, route: &RouteRef) -> Lookup<Value> {
+        self.of(route.kind)
+            .map_or(Lookup::Verify, |c| c.get(&route_key(route)))
+    }
+
+    /// Our write left `route` at resourceVersion `rv`.
+    pub fn wrote(&self, route: &RouteRef, rv: Option<String>) {
+        if let Some(c) = self.of(route.kind) {
+            c.wrote(route_key(route), rv);
+        }
+    }
+
+    /// A GET of `route` found it at `rv` (`None`: not found).
+    pub fn verified(&self, route: &RouteRef, rv: Option<&str>) {
+        if let Some(c) = self.of(route.kind) {
+            c.verified(&route_key(route), rv);
+        }
+    }
+
+    fn apply(&self, kind: RouteKind, event: &watcher::Event<DynamicObject>) {
+        let Some(cache) = self.of(kind) else {
+            return;
+        };
+        cache.apply(
+            event,
+            |o| {
+                (
+                    o.metadata.namespace.clone().unwrap_or_default(),
+                    o.metadata.name.clone().unwrap_or_default(),
+                )
+            },
+            |o| o.resource_version().unwrap_or_default(),
+            |o| serde_json::to_value(o).unwrap_or(Value::Null),
+        );
+    }
+}
 
 /// (namespace, Rollout).
 type Key = (String, String);
@@ -121,37 +206,46 @@ impl RouteReferences {
     }
 
     /// One trigger stream over every route kind: the Rollouts to reconcile when a route's
-    /// spec changes or it appears (status writes of a Gateway controller wake nothing).
+    /// spec changes or it appears (status writes of a Gateway controller wake nothing). The
+    /// routes are kept in `objects` on the way.
     pub fn watch(
         &self,
         client: &Client,
         namespace: Option<&str>,
+        objects: &RouteObjects,
     ) -> impl Stream<Item = ObjectRef<CachedRollout>> + Send + 'static {
-        let kinds = [
-            RouteKind::HttpRoute,
-            RouteKind::GrpcRoute,
-            RouteKind::TcpRoute,
-            RouteKind::TrafficSplit,
-            RouteKind::Ingress,
-            RouteKind::VirtualService,
-            RouteKind::DestinationRule,
-            RouteKind::TraefikService,
-        ];
         let namespace = namespace.map(str::to_string);
-        let streams = kinds.map(|kind| {
+        let streams = KINDS.map(|kind| {
             let refs = self.clone();
+            let objects = objects.clone();
             let client = client.clone();
             let namespace = namespace.clone();
             futures::stream::once(wait_until_served(client.clone(), kind))
                 .flat_map(move |version| {
                     let ar = super::rollout::route_resource(kind, &version);
-                    let api: Api<PartialObjectMeta<DynamicObject>> = match &namespace {
+                    let api: Api<DynamicObject> = match &namespace {
                         Some(ns) => Api::namespaced_with(client.clone(), ns, &ar),
                         None => Api::all_with(client.clone(), &ar),
                     };
-                    watcher(api, watcher::Config::default())
+                    let types = kube::api::TypeMeta {
+                        api_version: ar.api_version.clone(),
+                        kind: ar.kind.clone(),
+                    };
+                    watcher(api, watcher::Config::default()).modify(move |o: &mut DynamicObject| {
+                        o.metadata.managed_fields = None;
+                        // List items may come without their kind; the planner reads the object
+                        // as a GET returns it.
+                        o.types.get_or_insert_with(|| types.clone());
+                    })
                 })
                 .default_backoff()
+                .map_ok({
+                    let objects = objects.clone();
+                    move |event| {
+                        objects.apply(kind, &event);
+                        event
+                    }
+                })
                 .touched_objects()
                 .predicate_filter(spec_or_annotations(kind), Default::default())
                 .flat_map(move |r| {
@@ -173,9 +267,7 @@ impl RouteReferences {
 /// What a change of a route object of `kind` that matters shows in: its generation (the spec),
 /// and for an Ingress also its annotations (an NGINX canary Ingress holds its weight in one,
 /// and a stable Ingress's class annotation is copied to the canary one).
-fn spec_or_annotations(
-    kind: RouteKind,
-) -> impl Fn(&PartialObjectMeta<DynamicObject>) -> Option<u64> + Send + 'static {
+fn spec_or_annotations(kind: RouteKind) -> impl Fn(&DynamicObject) -> Option<u64> + Send + 'static {
     move |obj| {
         let generation = predicates::generation(obj);
         if kind != RouteKind::Ingress {

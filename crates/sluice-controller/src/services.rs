@@ -1,6 +1,9 @@
 //! The Services Rollouts switch.
 //!
-//! One watch of Services does two things, and caches no Service:
+//! One watch of Services does three things:
+//! - it keeps the Services a reconcile reads ([`ManagedServices::objects`]; the actuator
+//!   records each selector write so a read waits until the cache shows it, see
+//!   [`super::watched`]);
 //! - it wakes the Rollouts a Service matters to when it appears, changes or goes: those that
 //!   name it (a Service created after its Rollout clears the InvalidSpec; a selector someone
 //!   else rewrote is switched back), found in [`ServiceReferences`] (kept by the Rollout
@@ -15,12 +18,13 @@ use std::sync::{Arc, RwLock};
 
 use futures::{Stream, TryStreamExt};
 use k8s_openapi::api::core::v1::Service;
-use kube::Resource;
 use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
 
 use sluice_engine::rollout::canary::MANAGED_BY_ROLLOUTS_ANNOTATION;
 
 use super::cached_rollout::CachedRollout;
+use super::watched::WatchedObjects;
 
 /// (namespace, name).
 type Key = (String, String);
@@ -78,15 +82,25 @@ pub fn managed_by(svc: &Service) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-/// Which Services each Rollout manages, kept by the Service watch (see the module docs).
+/// The watched Services, by (namespace, name).
+pub type ServiceObjects = WatchedObjects<Key, Service>;
+
+/// Which Services each Rollout manages, and the Services themselves, kept by the Service
+/// watch (see the module docs).
 #[derive(Clone, Default)]
 pub struct ManagedServices {
     live: Arc<RwLock<Index>>,
     /// Filled between a relist's `Init` and `InitDone`, then swapped in whole.
     relist: Arc<RwLock<Option<Index>>>,
+    objects: ServiceObjects,
 }
 
 impl ManagedServices {
+    /// The Services as watched (managedFields dropped).
+    pub fn objects(&self) -> &ServiceObjects {
+        &self.objects
+    }
+
     /// The Services in `namespace` whose annotation names the Rollout `rollout`.
     pub fn managed_by(&self, namespace: &str, rollout: &str) -> Vec<String> {
         let index = self.live.read().unwrap_or_else(|p| p.into_inner());
@@ -99,6 +113,12 @@ impl ManagedServices {
 
     /// Apply one watch event.
     pub fn apply(&self, event: &watcher::Event<Service>) {
+        self.objects.apply(
+            event,
+            key_of,
+            |s| s.resource_version().unwrap_or_default(),
+            Service::clone,
+        );
         match event {
             watcher::Event::Apply(svc) => {
                 self.live
