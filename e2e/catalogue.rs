@@ -32,7 +32,6 @@
 //! phase Error with an `InvalidSpec` condition (or status message) holding it.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, PostParams};
@@ -390,8 +389,6 @@ fn request_paths_name_namespace_and_resource() {
     assert!(!allowed_write("DELETE", "deployments"));
 }
 
-type Calls = Arc<Mutex<Vec<(String, String)>>>;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() {
     let entries = load();
@@ -421,23 +418,7 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
     }
 
     // The controller's client records (method, path) of every request it sends.
-    let calls: Calls = Arc::default();
-    let record = calls.clone();
-    let config = kube::Config::new(format!("http://{}", cluster.addr()).parse().unwrap());
-    let client = kube::client::ClientBuilder::try_from(config)
-        .unwrap()
-        .with_layer(&tower::util::MapRequestLayer::new(
-            move |req: http::Request<kube::client::Body>| {
-                let pq = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
-                record.lock().unwrap().push((req.method().to_string(), pq));
-                req
-            },
-        ))
-        .build();
+    let (client, calls) = crate::harness::recording_client(cluster.addr());
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(sluice_controller::run(
         client,

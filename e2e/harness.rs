@@ -435,3 +435,29 @@ macro_rules! require_kubectl {
         );
     };
 }
+
+/// The (method, path and query) of every request a recording client sent, in order.
+pub type Calls = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A client of the plain-HTTP cluster at `addr` that records each request it sends, for tests
+/// that count what the controller asks of the API server.
+pub fn recording_client(addr: std::net::SocketAddr) -> (kube::Client, Calls) {
+    let calls: Calls = Calls::default();
+    let record = calls.clone();
+    let config = kube::Config::new(format!("http://{addr}").parse().unwrap());
+    let client = kube::client::ClientBuilder::try_from(config)
+        .unwrap()
+        .with_layer(&tower::util::MapRequestLayer::new(
+            move |req: http::Request<kube::client::Body>| {
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.to_string())
+                    .unwrap_or_default();
+                record.lock().unwrap().push((req.method().to_string(), pq));
+                req
+            },
+        ))
+        .build();
+    (client, calls)
+}

@@ -5,7 +5,6 @@
 //! that records each request; a canary is driven through update, promote, abort,
 //! retry, promote-full and restart, plus a standalone Experiment with a Service.
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
@@ -13,8 +12,6 @@ use serde_json::{Value, json};
 use sluice_api::rollout::rollout_resource;
 use sluice_cluster::{ClusterConfig, EmbeddedCluster, workloads};
 use tokio_util::sync::CancellationToken;
-
-type Calls = Arc<Mutex<Vec<(String, String)>>>;
 
 /// A discovery request (`/api`, `/apis`, `/apis/{group}[/{version}]`): a non-resource URL
 /// every authenticated user may GET (the default `system:discovery` ClusterRole), so no rule
@@ -139,23 +136,7 @@ async fn every_controller_call_is_granted_by_the_cluster_role() {
         .expect("CRDs");
 
     // The controller's client records (method, path) of every request.
-    let calls: Calls = Arc::default();
-    let record = calls.clone();
-    let config = kube::Config::new(format!("http://{}", cluster.addr()).parse().unwrap());
-    let client = kube::client::ClientBuilder::try_from(config)
-        .unwrap()
-        .with_layer(&tower::util::MapRequestLayer::new(
-            move |req: http::Request<kube::client::Body>| {
-                let pq = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
-                record.lock().unwrap().push((req.method().to_string(), pq));
-                req
-            },
-        ))
-        .build();
+    let (client, calls) = crate::harness::recording_client(cluster.addr());
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(sluice_controller::run(
         client,

@@ -10,7 +10,6 @@
 //! caches, every reconcile GET both Services and the route: ~15 Service GETs per Rollout over
 //! one mass update in `sluice bench`).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
@@ -19,8 +18,6 @@ use serde_json::json;
 use sluice_api::rollout::rollout_resource;
 use sluice_cluster::{ClusterConfig, EmbeddedCluster, workloads};
 use tokio_util::sync::CancellationToken;
-
-type Calls = Arc<Mutex<Vec<(String, String)>>>;
 
 async fn wait_for(what: &str, mut probe: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -109,23 +106,7 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         .unwrap();
 
     // The controller's client records (method, path) of every request.
-    let calls: Calls = Arc::default();
-    let record = calls.clone();
-    let config = kube::Config::new(format!("http://{}", cluster.addr()).parse().unwrap());
-    let client = kube::client::ClientBuilder::try_from(config)
-        .unwrap()
-        .with_layer(&tower::util::MapRequestLayer::new(
-            move |req: http::Request<kube::client::Body>| {
-                let pq = req
-                    .uri()
-                    .path_and_query()
-                    .map(|p| p.to_string())
-                    .unwrap_or_default();
-                record.lock().unwrap().push((req.method().to_string(), pq));
-                req
-            },
-        ))
-        .build();
+    let (client, calls) = crate::harness::recording_client(cluster.addr());
     let shutdown = CancellationToken::new();
     let controller = tokio::spawn(sluice_controller::run(
         client,
