@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use std::ops::ControlFlow;
 
-use super::coalesce::counts_only;
+use super::coalesce::progress_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::error::ApiCallError;
@@ -738,7 +738,7 @@ impl<'a> Actuator<'a> {
             publish_events(ctx, ro, events.iter()).await;
             return Ok(outcome);
         };
-        let held = counts_only(&diff)
+        let held = progress_only(&old, &new, &diff)
             .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
             .flatten();
         if held.is_some() {
