@@ -37,7 +37,8 @@ const NEW_REPLICA_SET_CREATED: &str = "NewReplicaSetCreated";
 const REPLICA_SET_UPDATED: &str = "ReplicaSetUpdated";
 
 /// Whether the status change from `old` to `new` (whose merge patch is `diff`) only reports
-/// progress: replica counts, the top-level message, and conditions whose messages changed
+/// progress: replica counts, the top-level message, the routers' weights as last read back,
+/// and conditions whose messages changed
 /// while their types and statuses did not, and whose reasons did not either, except the
 /// Progressing condition's `NewReplicaSetCreated` → `ReplicaSetUpdated`.
 pub fn progress_only(old: &Value, new: &Value, diff: &Value) -> bool {
@@ -45,7 +46,17 @@ pub fn progress_only(old: &Value, new: &Value, diff: &Value) -> bool {
         return false;
     };
     let holdable = |k: &str| COUNT_FIELDS.contains(&k) || k == "message" || k == "conditions";
-    if !fields.keys().all(|k| holdable(k)) {
+    // `status.canary.weights` is what the routers were last read back holding: a step
+    // completes, pauses or promotes on the routes themselves and writes the weights with
+    // that decision, so a change of the record alone is progress too.
+    let weights_only = |v: &Value| {
+        v.as_object()
+            .is_some_and(|m| !m.is_empty() && m.keys().all(|k| k == "weights"))
+    };
+    if !fields
+        .iter()
+        .all(|(k, v)| holdable(k) || (k == "canary" && weights_only(v)))
+    {
         return false;
     }
     if !fields.contains_key("conditions") {
@@ -137,7 +148,11 @@ mod tests {
             (json!({"availableReplicas": 2, "phase": "Paused"}), false),
             (json!({"availableReplicas": 2, "message": "x"}), true),
             (json!({"observedGeneration": "2"}), false),
-            (json!({"canary": {"weights": null}}), false),
+            (json!({"canary": {"weights": null}}), true),
+            (
+                json!({"canary": {"weights": {"canary": {"weight": 0}}, "currentBackgroundAnalysisRunStatus": null}}),
+                false,
+            ),
             (json!({}), false),
             (json!(null), false),
         ];

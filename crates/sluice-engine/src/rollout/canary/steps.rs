@@ -168,9 +168,9 @@ impl<'a> Planner<'a> {
 
     /// Upstream's `shouldFullPromote`: why the canary should become the stable now.
     /// `reached` is the step index this reconcile has just advanced to, if any: reaching the
-    /// end of the steps with the canary already complete promotes in the same status write
-    /// (upstream waits for the next sync to see its own index; the outcome is the same, one
-    /// status write fewer).
+    /// end of the steps with an unrouted canary already complete promotes in the same status
+    /// write (upstream waits for the next sync to see its own index; the outcome is the same,
+    /// one status write fewer). A routed canary first gives the canary all of the traffic.
     fn full_promotion_reason(&self, new: usize, reached: Option<i32>) -> Option<String> {
         let Some(stable) = self.stable else {
             return Some("Initial deploy".to_string());
@@ -183,8 +183,10 @@ impl<'a> Planner<'a> {
             return None;
         }
         // A routed canary becomes the stable only once the routers read back all of the
-        // traffic on it.
-        let routed_ready = self.routed.is_none_or(|r| r.verified && r.at_weight);
+        // traffic on it: never in the reconcile that reaches the end, whose routes still
+        // hold the previous step's weight.
+        let routed_ready = self.routed.is_none_or(|r| r.verified && r.at_weight)
+            && (reached.is_none() || self.routing.is_none());
         if self.prev.promote_full.unwrap_or(false) {
             return routed_ready.then(|| "Full promotion requested".to_string());
         }
