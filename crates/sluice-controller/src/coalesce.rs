@@ -102,6 +102,16 @@ pub struct CountWrites {
 }
 
 impl CountWrites {
+    /// The keys anything is remembered for.
+    pub fn keys(&self) -> Vec<String> {
+        self.held
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// For a progress-only change of `key` at `now`: `None` to write it now, or how much
     /// longer it may wait (the caller requeues for then).
     pub fn hold(&self, key: &str, now: Instant) -> Option<Duration> {
