@@ -240,9 +240,6 @@ pub(crate) struct Planner<'a> {
     pub(crate) routing: Option<super::traffic::Routing<'a>>,
     /// What the routed stage found this reconcile (routed canaries only).
     pub(crate) routed: Option<super::traffic::RoutedState>,
-    /// `RolloutCompleted` of a canary promoted by the very step that reached the end: it
-    /// comes after the plan's pause Events, as upstream's next sync would write it.
-    pub(crate) completion_event: Option<Change>,
 }
 
 impl<'a> Planner<'a> {
@@ -274,7 +271,6 @@ impl<'a> Planner<'a> {
             terminated_experiments: BTreeSet::new(),
             routing: super::traffic::routing(&obs.rollout).ok().flatten(),
             routed: None,
-            completion_event: None,
         }
     }
 

@@ -62,7 +62,6 @@ impl<'a> Planner<'a> {
         self.set_completed(&mut conditions, &status, completed);
         status.conditions = Some(conditions);
         self.pause_events(&status, aborted);
-        self.changes.extend(self.completion_event.take());
 
         let (phase, message) = st::phase(self.spec, &status);
         status.phase = Some(phase);

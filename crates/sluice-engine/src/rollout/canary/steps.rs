@@ -167,11 +167,7 @@ impl<'a> Planner<'a> {
     }
 
     /// Upstream's `shouldFullPromote`: why the canary should become the stable now.
-    /// `reached` is the step index this reconcile has just advanced to, if any: reaching the
-    /// end of the steps with an unrouted canary already complete promotes in the same status
-    /// write (upstream waits for the next sync to see its own index; the outcome is the same,
-    /// one status write fewer). A routed canary first gives the canary all of the traffic.
-    fn full_promotion_reason(&self, new: usize, reached: Option<i32>) -> Option<String> {
+    fn full_promotion_reason(&self, new: usize) -> Option<String> {
         let Some(stable) = self.stable else {
             return Some("Initial deploy".to_string());
         };
@@ -183,10 +179,8 @@ impl<'a> Planner<'a> {
             return None;
         }
         // A routed canary becomes the stable only once the routers read back all of the
-        // traffic on it: never in the reconcile that reaches the end, whose routes still
-        // hold the previous step's weight.
-        let routed_ready = self.routed.is_none_or(|r| r.verified && r.at_weight)
-            && (reached.is_none() || self.routing.is_none());
+        // traffic on it.
+        let routed_ready = self.routed.is_none_or(|r| r.verified && r.at_weight);
         if self.prev.promote_full.unwrap_or(false) {
             return routed_ready.then(|| "Full promotion requested".to_string());
         }
@@ -197,7 +191,7 @@ impl<'a> Planner<'a> {
             return Some("Fast rollback".to_string());
         }
         let count = self.step_count();
-        if count == 0 || self.prev.current_step_index == Some(count) || reached == Some(count) {
+        if count == 0 || self.prev.current_step_index == Some(count) {
             return routed_ready.then(|| format!("Completed all {count} canary steps"));
         }
         None
@@ -218,8 +212,19 @@ impl<'a> Planner<'a> {
                 status.current_step_index = Some(count);
             }
         }
-        if let Some(reason) = self.full_promotion_reason(new, None) {
-            self.promote_fully(status, new, revision, &reason);
+        if let Some(reason) = self.full_promotion_reason(new) {
+            self.pause.clear = true;
+            self.pause.remove_abort = true;
+            status.promote_full = keep_bool(status.promote_full, false);
+            status.current_step_index = (count > 0).then_some(count);
+            let hash = self.rs[new].hash.to_string();
+            if self.prev.stable_rs.as_deref() != Some(hash.as_str()) {
+                self.changes.push(Change::normal(
+                    st::ROLLOUT_COMPLETED_REASON,
+                    format!("Rollout completed update to revision {revision} ({hash}): {reason}"),
+                ));
+                status.stable_rs = Some(hash);
+            }
             return;
         }
         if self.aborting() {
@@ -241,35 +246,6 @@ impl<'a> Planner<'a> {
                 st::ROLLOUT_STEP_COMPLETED_REASON,
                 format!("Rollout step {}/{count} completed ({step})", index + 1),
             ));
-            if let Some(reason) = self.full_promotion_reason(new, Some(index + 1)) {
-                let before = self.changes.len();
-                self.promote_fully(status, new, revision, &reason);
-                self.completion_event = self.changes.drain(before..).next();
-            }
-        }
-    }
-
-    /// The canary becomes the stable: pauses and abort cleared, the index at the end, and
-    /// `status.stableRS` set (with upstream's `RolloutCompleted` Event) unless it already is.
-    fn promote_fully(
-        &mut self,
-        status: &mut RolloutStatus,
-        new: usize,
-        revision: i64,
-        reason: &str,
-    ) {
-        let count = self.step_count();
-        self.pause.clear = true;
-        self.pause.remove_abort = true;
-        status.promote_full = keep_bool(status.promote_full, false);
-        status.current_step_index = (count > 0).then_some(count);
-        let hash = self.rs[new].hash.to_string();
-        if self.prev.stable_rs.as_deref() != Some(hash.as_str()) {
-            self.changes.push(Change::normal(
-                st::ROLLOUT_COMPLETED_REASON,
-                format!("Rollout completed update to revision {revision} ({hash}): {reason}"),
-            ));
-            status.stable_rs = Some(hash);
         }
     }
 

@@ -252,51 +252,6 @@ fn promote_clears_the_pause_and_moves_to_the_next_step() {
     )));
 }
 
-/// The promote of a last pause step, with the canary already at every replica: the step
-/// index reaches the end and the canary becomes the stable in the same plan (one status write
-/// where upstream takes two syncs); with the canary still short, only the index moves.
-#[test]
-fn a_promote_reaching_the_end_with_the_canary_complete_promotes_in_the_same_plan() {
-    let at_end = |canary: (i32, i32)| {
-        let mut ro = RolloutBuilder::new("app:v2")
-            .steps(vec![weight(20), pause()])
-            .updating("app:v1", "app:v2", 1)
-            .build();
-        ro.metadata.annotations = Some([(REVISION_ANNOTATION.to_string(), "2".to_string())].into());
-        ro.status.as_mut().unwrap().controller_pause = Some(true);
-        let obs = observed(
-            ro,
-            vec![rs("app:v1", 10, 10, 1), rs("app:v2", canary.0, canary.1, 2)],
-        );
-        plan_step(&obs, at(60))
-    };
-    let complete = at_end((10, 10));
-    assert_eq!(complete.status.current_step_index, Some(2));
-    assert_eq!(complete.status.stable_rs, Some(hash("app:v2")));
-    let got = events(&complete);
-    let step = got
-        .iter()
-        .position(|e| e.0 == "RolloutStepCompleted")
-        .expect("the step's Event");
-    let done = got
-        .iter()
-        .position(|e| e.0 == "RolloutCompleted")
-        .expect("the completion's Event");
-    assert!(step < done, "{got:?}");
-    assert_eq!(
-        got[done].1,
-        format!(
-            "Rollout completed update to revision 2 ({}): Completed all 2 canary steps",
-            hash("app:v2")
-        )
-    );
-
-    let short = at_end((2, 2));
-    assert_eq!(short.status.current_step_index, Some(2));
-    assert_eq!(short.status.stable_rs, Some(hash("app:v1")), "not yet");
-    assert!(!events(&short).iter().any(|e| e.0 == "RolloutCompleted"));
-}
-
 #[test]
 fn timed_pause_requeues_until_its_duration_has_passed() {
     let started = |obs: &mut Observed| {
@@ -1530,16 +1485,13 @@ fn a_canary_walk_plans_upstreams_events_in_upstreams_order() {
             "Rollout step 2/2 completed (pause: 3s)".into(),
         ),
         ("RolloutResumed", "Rollout is resumed".into()),
-        // The step that reaches the end with the canary complete promotes in the same plan
-        // (one status write fewer than upstream's next sync), so the completion comes before
-        // the old ReplicaSet's scale-down, which follows in the next reconcile.
-        (
-            "RolloutCompleted",
-            format!("Rollout completed update to revision 2 ({h2}): Completed all 2 canary steps"),
-        ),
         (
             "ScalingReplicaSet",
             format!("Scaled down ReplicaSet {v1} (revision 1) from 1 to 0"),
+        ),
+        (
+            "RolloutCompleted",
+            format!("Rollout completed update to revision 2 ({h2}): Completed all 2 canary steps"),
         ),
     ];
     let got: Vec<(&str, String)> = seen.iter().map(|(r, m)| (r.as_str(), m.clone())).collect();
