@@ -32,6 +32,14 @@ pub const COUNT_FIELDS: [&str; 5] = [
 /// How long a counts-only status change may wait to be written with the next one.
 pub const WINDOW: Duration = Duration::from_secs(1);
 
+/// Upstream's Rollout messages while replicas are being created, made available or removed
+/// (the engine's `phase`): they follow the counts.
+const REPLICA_PROGRESS_MESSAGES: [&str; 3] = [
+    "more replicas need to be updated",
+    "updated replicas are still becoming available",
+    "old replicas are pending termination",
+];
+
 /// Upstream's Progressing reasons of a new ReplicaSet: just created, then scaling.
 const NEW_REPLICA_SET_CREATED: &str = "NewReplicaSetCreated";
 const REPLICA_SET_UPDATED: &str = "ReplicaSetUpdated";
@@ -56,6 +64,17 @@ pub fn progress_only(old: &Value, new: &Value, diff: &Value) -> bool {
     if !fields
         .iter()
         .all(|(k, v)| holdable(k) || (k == "canary" && weights_only(v)))
+    {
+        return false;
+    }
+    // Messages are held only while they tell of replicas moving; a state a tool or a person
+    // waits to see ("active service cutover pending", "waiting for analysis to complete",
+    // "rollout is restarting") is written at once, however briefly it lasts.
+    if (fields.contains_key("message") || fields.contains_key("conditions"))
+        && !new
+            .get("message")
+            .and_then(Value::as_str)
+            .is_some_and(|m| REPLICA_PROGRESS_MESSAGES.contains(&m))
     {
         return false;
     }
@@ -156,7 +175,14 @@ mod tests {
                 true,
             ),
             (json!({"availableReplicas": 2, "phase": "Paused"}), false),
-            (json!({"availableReplicas": 2, "message": "x"}), true),
+            (
+                json!({"availableReplicas": 2, "message": "old replicas are pending termination"}),
+                true,
+            ),
+            (
+                json!({"availableReplicas": 2, "message": "active service cutover pending"}),
+                false,
+            ),
             (json!({"observedGeneration": "2"}), false),
             (json!({"canary": {"weights": null}}), true),
             (
@@ -167,7 +193,7 @@ mod tests {
             (json!(null), false),
         ];
         for (diff, want) in cases {
-            assert_eq!(progress_only(&json!({}), &json!({}), &diff), want, "{diff}");
+            assert_eq!(progress_only(&json!({}), &diff, &diff), want, "{diff}");
         }
     }
 
