@@ -52,7 +52,7 @@ impl EventType {
 #[derive(Debug)]
 pub struct WatchEvent {
     pub rv: u64,
-    pub gr: GroupResource,
+    pub gr: Arc<GroupResource>,
     pub type_: EventType,
     /// The object, encoded once and shared by every watcher (and, for ADDED and MODIFIED, by
     /// every LIST and GET of this version).
@@ -694,9 +694,10 @@ impl State {
         }
         self.index(gr, &stored);
         self.persist(gr, &key, Some(stored.clone()));
+        let shared = self.shared_gr(gr);
         self.emit(WatchEvent {
             rv: self.rv,
-            gr: gr.clone(),
+            gr: shared,
             type_: if prev.is_some() {
                 EventType::Modified
             } else {
@@ -730,9 +731,10 @@ impl State {
         }
         self.persist(gr, &key, None);
         let gone_stored = self.encode(gr, &gone);
+        let shared = self.shared_gr(gr);
         self.emit(WatchEvent {
             rv: self.rv,
-            gr: gr.clone(),
+            gr: shared,
             type_: EventType::Deleted,
             obj: gone_stored,
             prev: Some(old),
@@ -1049,6 +1051,131 @@ mod tests {
                 .collect();
             proptest::prop_assert_eq!(got, want, "selector {:?}", sel_text);
         }
+    }
+
+    #[test]
+    fn a_stored_version_is_served_byte_for_byte_as_written_with_its_facts() {
+        let mut st = State::new(10);
+        let mut o = labelled("a", "x", json!({"app": "web", "tier": "front"}));
+        o["apiVersion"] = json!("v1");
+        o["kind"] = json!("ConfigMap");
+        o["metadata"]["ownerReferences"] = json!([{"uid": "owner-1"}, {"uid": "owner-2"}]);
+        o["data"] = json!({"k": "v \"quoted\" \u{e9}"});
+        let written = st.put(&gr(), o);
+        let got = st.get_stored(&gr(), "a", "x").unwrap();
+        assert_eq!(got.json(), serde_json::to_vec(&*written).unwrap());
+        assert_eq!(got.value(), *written);
+        assert_eq!(*st.get(&gr(), "a", "x").unwrap(), *written);
+        assert_eq!((got.namespace(), got.name()), ("a", "x"));
+        assert_eq!((got.api_version(), got.kind()), ("v1", "ConfigMap"));
+        assert_eq!(got.uid(), Some("uid-a-x"));
+        assert_eq!((got.label("app"), got.label("nope")), (Some("web"), None));
+        assert!(!got.deleting());
+        assert_eq!(st.dependents_of("owner-2").len(), 1);
+        assert_eq!(st.by_uid("uid-a-x").unwrap().1, key("a", "x"));
+    }
+
+    #[test]
+    fn labels_keys_and_namespaces_are_shared_between_objects() {
+        let mut st = State::new(10);
+        st.put(&gr(), labelled("a", "x", json!({"app": "web"})));
+        st.put(&gr(), labelled("a", "y", json!({"app": "web"})));
+        let x = st.get_stored(&gr(), "a", "x").unwrap().clone();
+        let y = st.get_stored(&gr(), "a", "y").unwrap().clone();
+        assert!(Arc::ptr_eq(&x.0.key.0, &y.0.key.0), "one namespace string");
+        assert!(
+            Arc::ptr_eq(&x.0.labels[0].0, &y.0.labels[0].0),
+            "one label key"
+        );
+        assert!(
+            Arc::ptr_eq(&x.0.labels[0].1, &y.0.labels[0].1),
+            "one label value"
+        );
+        // A new version of x shares its name with the version it replaces.
+        st.put(&gr(), labelled("a", "x", json!({"app": "web", "v": "2"})));
+        let x2 = st.get_stored(&gr(), "a", "x").unwrap();
+        assert!(Arc::ptr_eq(&x.0.key.1, &x2.0.key.1));
+    }
+
+    #[test]
+    fn field_selectors_read_the_name_without_decoding_and_other_fields_from_the_object() {
+        let mut st = State::new(10);
+        let mut o = labelled("a", "x", json!({}));
+        o["type"] = json!("Opaque");
+        st.put(&("".into(), "secrets".into()), o);
+        let s = st
+            .get_stored(&("".into(), "secrets".into()), "a", "x")
+            .unwrap();
+        let cases = [
+            ("metadata.name=x", true),
+            ("metadata.name!=x", false),
+            ("metadata.namespace=a,type=Opaque", true),
+            ("type=kubernetes.io/tls", false),
+        ];
+        for (sel, want) in cases {
+            let sel = Selector::parse_fields(sel).unwrap();
+            assert_eq!(s.matches_fields("secrets", &sel), want, "{sel:?}");
+        }
+    }
+
+    #[test]
+    fn a_label_set_grows_into_a_tree_and_keeps_its_order() {
+        let mut st = State::new(1000);
+        for i in (0..(FEW * 3)).rev() {
+            st.put(
+                &gr(),
+                labelled("a", &format!("o{i:03}"), json!({"app": "web"})),
+            );
+        }
+        let all = listed(&st, None, None, "app=web");
+        let mut sorted = all.clone();
+        sorted.sort();
+        assert_eq!(all.len(), FEW * 3);
+        assert_eq!(all, sorted);
+        for i in 0..(FEW * 3) {
+            st.remove(&gr(), "a", &format!("o{i:03}"));
+        }
+        assert!(st.objects[&gr()].by_label.is_empty());
+    }
+
+    #[test]
+    fn history_is_bounded_by_the_bytes_of_its_objects_too() {
+        let mut st = State::new(1000);
+        st.history_bytes_cap = 4096;
+        let start = st.rv;
+        for i in 0..50 {
+            let mut o = cm(&format!("o{i}"));
+            o["data"] = json!({"blob": "x".repeat(500)});
+            st.put(&gr(), o);
+        }
+        let held: usize = st.history.iter().map(|e| e.obj.json().len()).sum();
+        assert_eq!(held, st.history_bytes);
+        assert!(held <= 4096, "{held} bytes held");
+        assert!(st.history.len() < 50 && !st.history.is_empty());
+        // Versions before the oldest retained event are expired, the rest resume.
+        assert!(st.events_since(start).is_err());
+        assert_eq!(
+            st.events_since(st.rv - 2).unwrap().len(),
+            2,
+            "the newest events are kept"
+        );
+    }
+
+    #[test]
+    fn a_deleted_event_carries_the_deletion_version_and_the_last_state() {
+        let mut st = State::new(10);
+        st.put(&gr(), labelled("a", "x", json!({"app": "web"})));
+        let gone = st.remove(&gr(), "a", "x").unwrap();
+        let ev = st.events_since(st.rv - 1).unwrap().pop().unwrap();
+        assert_eq!(ev.type_, EventType::Deleted);
+        assert_eq!(ev.obj.value(), *gone);
+        assert_eq!(
+            gone["metadata"]["resourceVersion"],
+            json!(st.rv.to_string())
+        );
+        assert_eq!(ev.prev.as_ref().unwrap().label("app"), Some("web"));
+        assert!(st.get_stored(&gr(), "a", "x").is_none());
+        assert!(!st.exists_uid("uid-a-x"));
     }
 
     #[test]

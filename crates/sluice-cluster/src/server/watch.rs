@@ -50,7 +50,7 @@ impl WatchFilter {
 
     /// The event type this watcher sees, accounting for objects moving in and out of the filter.
     fn classify(&self, ev: &WatchEvent) -> Option<EventType> {
-        if ev.gr != self.gr {
+        if *ev.gr != self.gr {
             return None;
         }
         let now = self.matches(&ev.obj);
