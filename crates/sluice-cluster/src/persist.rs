@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -23,13 +24,12 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
     let mut rv = st.rv;
     let mut snapshot_rv = 0;
     if snap.exists() {
-        let v: Value =
-            serde_json::from_slice(&std::fs::read(&snap)?).map_err(std::io::Error::other)?;
-        snapshot_rv = v["rv"].as_u64().unwrap_or(0);
+        let reader = std::io::BufReader::new(std::fs::File::open(&snap)?);
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        snapshot_rv = SnapshotSeed(st)
+            .deserialize(&mut de)
+            .map_err(std::io::Error::other)?;
         rv = rv.max(snapshot_rv);
-        for o in v["objects"].as_array().into_iter().flatten() {
-            st.load((s(&o["g"]), s(&o["r"])), o["o"].clone());
-        }
     }
     if log.exists() {
         let f = std::io::BufReader::new(std::fs::File::open(&log)?);
@@ -85,6 +85,74 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
     write_snapshot(st.all().into_iter(), st.rv, dir)?;
     std::fs::write(&log, b"")?;
     Ok(())
+}
+
+/// Reads a snapshot into the store one object at a time (a whole snapshot decoded into one
+/// tree would cost about ten times the file), answering its resourceVersion.
+struct SnapshotSeed<'a>(&'a mut State);
+
+/// One object of a snapshot.
+#[derive(serde::Deserialize)]
+struct SnapshotObject {
+    g: String,
+    r: String,
+    o: Value,
+}
+
+impl<'de> DeserializeSeed<'de> for SnapshotSeed<'_> {
+    type Value = u64;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SnapshotSeed<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a snapshot object with rv and objects")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let mut rv = 0;
+        while let Some(k) = map.next_key::<String>()? {
+            match k.as_str() {
+                "rv" => rv = map.next_value()?,
+                "objects" => map.next_value_seed(ObjectsSeed(&mut *self.0))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(rv)
+    }
+}
+
+/// The snapshot's `objects` array, each loaded as soon as it is read.
+struct ObjectsSeed<'a>(&'a mut State);
+
+impl<'de> DeserializeSeed<'de> for ObjectsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of stored objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(o) = seq.next_element::<SnapshotObject>()? {
+            self.0.load((o.g, o.r), o.o);
+        }
+        Ok(())
+    }
 }
 
 fn s(v: &Value) -> String {
