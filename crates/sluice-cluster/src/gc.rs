@@ -39,6 +39,10 @@ pub fn run(st: &mut State, now: &str, budget: usize) -> bool {
 fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
     match st.by_uid(uid) {
         Some((gr, (ns, name))) => {
+            // Only an owner being deleted is decoded (this runs after every dependent's delete).
+            if !st.get_stored(&gr, &ns, &name).is_some_and(|o| o.deleting()) {
+                return;
+            }
             let Some(o) = st.get(&gr, &ns, &name) else {
                 return;
             };

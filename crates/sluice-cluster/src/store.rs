@@ -159,7 +159,6 @@ impl Stored {
     }
 
     /// True when both are the very same stored version.
-    #[cfg(test)]
     pub fn ptr_eq(&self, other: &Stored) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
@@ -388,6 +387,8 @@ pub struct State {
     /// One shared copy of each group-resource the indexes name.
     grs: HashMap<GroupResource, Arc<GroupResource>>,
     strings: Interner,
+    /// The version [`State::get`] decoded last, with its tree.
+    last_decoded: std::cell::RefCell<Option<(Stored, Arc<Value>)>>,
     pub gc_queue: VecDeque<GcWork>,
     pub persist: Option<mpsc::UnboundedSender<PersistRecord>>,
     seq: u64,
@@ -430,6 +431,7 @@ impl State {
             dependents: HashMap::new(),
             grs: HashMap::new(),
             strings: Interner::default(),
+            last_decoded: std::cell::RefCell::new(None),
             gc_queue: VecDeque::new(),
             persist: None,
             seq: 0,
@@ -514,9 +516,20 @@ impl State {
         }))
     }
 
-    /// The object `ns`/`name` of `gr`, decoded.
+    /// The object `ns`/`name` of `gr`, decoded. The last version decoded is kept, so a write
+    /// that reads the current object more than once (field ownership, then the update
+    /// itself) decodes it once.
     pub fn get(&self, gr: &GroupResource, ns: &str, name: &str) -> Option<Arc<Value>> {
-        self.get_stored(gr, ns, name).map(|s| Arc::new(s.value()))
+        let s = self.get_stored(gr, ns, name)?;
+        let mut last = self.last_decoded.borrow_mut();
+        if let Some((stored, tree)) = last.as_ref()
+            && stored.ptr_eq(s)
+        {
+            return Some(tree.clone());
+        }
+        let tree = Arc::new(s.value());
+        *last = Some((s.clone(), tree.clone()));
+        Some(tree)
     }
 
     /// Whether `ns`/`name` of `gr` exists.
@@ -1062,10 +1075,19 @@ mod tests {
         o["metadata"]["ownerReferences"] = json!([{"uid": "owner-1"}, {"uid": "owner-2"}]);
         o["data"] = json!({"k": "v \"quoted\" \u{e9}"});
         let written = st.put(&gr(), o);
-        let got = st.get_stored(&gr(), "a", "x").unwrap();
+        let got = st.get_stored(&gr(), "a", "x").unwrap().clone();
         assert_eq!(got.json(), serde_json::to_vec(&*written).unwrap());
         assert_eq!(got.value(), *written);
         assert_eq!(*st.get(&gr(), "a", "x").unwrap(), *written);
+        // A second read of the same version reuses the tree; a new version is decoded anew.
+        assert!(Arc::ptr_eq(
+            &st.get(&gr(), "a", "x").unwrap(),
+            &st.get(&gr(), "a", "x").unwrap()
+        ));
+        let mut v2 = (*written).clone();
+        v2["data"] = json!({"k": "2"});
+        st.put(&gr(), v2);
+        assert_eq!(st.get(&gr(), "a", "x").unwrap()["data"]["k"], "2");
         assert_eq!((got.namespace(), got.name()), ("a", "x"));
         assert_eq!((got.api_version(), got.kind()), ("v1", "ConfigMap"));
         assert_eq!(got.uid(), Some("uid-a-x"));
