@@ -304,7 +304,9 @@ impl Objects {
                 .entry(k.clone())
                 .or_default()
                 .entry(v.clone())
-                .or_insert_with(|| LabelSet::Few(Vec::new()))
+                // Most label values are one object's: room for one (a vector's first growth
+                // makes room for four).
+                .or_insert_with(|| LabelSet::Few(Vec::with_capacity(1)))
                 .insert(key.clone(), obj.clone());
         }
         prev
@@ -656,7 +658,11 @@ impl State {
                 // A dependent of an owner that does not exist: let the collector look at it.
                 self.gc_queue.push_back(GcWork::Owner(o.to_string()));
             }
-            let deps = self.dependents.entry(o.clone()).or_default();
+            // Most owners have one dependent (a Rollout's ReplicaSet, a Job's Pod).
+            let deps = self
+                .dependents
+                .entry(o.clone())
+                .or_insert_with(|| Vec::with_capacity(1));
             if !deps.iter().any(|(g, k)| **g == *gr && k == obj.key()) {
                 deps.push((shared.clone(), obj.key().clone()));
             }
