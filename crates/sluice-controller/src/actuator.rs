@@ -18,7 +18,7 @@ use tracing::{debug, warn};
 
 use std::ops::ControlFlow;
 
-use super::coalesce::counts_only;
+use super::coalesce::progress_only;
 use super::rollout::{Context, HASH_LABEL};
 use super::status_patch::merge_diff;
 use crate::error::ApiCallError;
@@ -207,7 +207,7 @@ pub async fn apply(ctx: &Context, ro: &Rollout, plan: &Plan) -> Result<Outcome, 
         .iter()
         .any(|c| !matches!(c, Change::Event { .. }))
     {
-        ctx.count_writes.renew(
+        ctx.memory.count_writes.renew(
             &format!("{}/{}", actuator.ns, actuator.name),
             std::time::Instant::now(),
         );
@@ -734,12 +734,16 @@ impl<'a> Actuator<'a> {
             ..Default::default()
         };
         let Some(diff) = merge_diff(&old, &new) else {
-            ctx.count_writes.written(&key);
+            ctx.memory.count_writes.written(&key);
             publish_events(ctx, ro, events.iter()).await;
             return Ok(outcome);
         };
-        let held = counts_only(&diff)
-            .then(|| ctx.count_writes.hold(&key, std::time::Instant::now()))
+        let held = progress_only(&old, &new, &diff)
+            .then(|| {
+                ctx.memory
+                    .count_writes
+                    .hold(&key, std::time::Instant::now())
+            })
             .flatten();
         if held.is_some() {
             outcome.counts_held = held;
@@ -754,7 +758,7 @@ impl<'a> Actuator<'a> {
             .await
         {
             Ok(_) => {
-                ctx.count_writes.written(&key);
+                ctx.memory.count_writes.written(&key);
                 outcome.superseded.push(rollout_rv);
                 outcome.status_written = true;
                 publish_events(ctx, ro, events.iter()).await;

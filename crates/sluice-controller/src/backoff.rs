@@ -16,6 +16,16 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The keys anything is remembered for.
+    pub fn keys(&self) -> Vec<String> {
+        self.attempts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// A backoff starting at `base` and never waiting longer than `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
         Self {

@@ -18,6 +18,16 @@ pub struct Freshness {
 }
 
 impl Freshness {
+    /// The keys anything is remembered for.
+    pub fn keys(&self) -> Vec<String> {
+        self.superseded
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Record that our write replaced version `old_rv` of `key`.
     pub fn wrote(&self, key: &str, old_rv: &str) {
         self.wrote_all(key, [old_rv]);

@@ -21,6 +21,16 @@ pub struct Refusals {
 }
 
 impl Refusals {
+    /// The keys anything is remembered for.
+    pub fn keys(&self) -> Vec<String> {
+        self.last
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .keys()
+            .cloned()
+            .collect()
+    }
+
     /// Remember that the server refused `write` for the Rollout `key`, if `error` is a
     /// refusal: a 4xx that is not a conflict (409), a missing object (404), a throttle (429),
     /// a timeout (408) or an authentication failure (401). Returns whether it was one.

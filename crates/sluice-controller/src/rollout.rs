@@ -96,18 +96,70 @@ pub struct Context {
     pub services: ManagedServices,
     /// The watched route objects.
     pub route_objects: RouteObjects,
-    pub backoff: Backoff,
-    pub freshness: Freshness,
-    /// Writes the API server refused, for the next plan of their Rollout to report.
-    pub refusals: Refusals,
-    /// Counts-only status changes held back to be written with the next change.
-    pub count_writes: CountWrites,
     pub events: Publisher,
     pub metrics: Option<Arc<Metrics>>,
     /// The version `split.smi-spec.io` is served in, once discovered.
     pub smi_version: std::sync::RwLock<Option<String>>,
+    /// What is remembered per Rollout between its reconciles.
+    pub memory: Arc<PerRollout>,
+}
+
+/// What the controller remembers of each Rollout between reconciles, keyed by
+/// `namespace/name` (and UID for the announcement). All of it is forgotten when the Rollout
+/// goes: on the watch's delete event, or on the reconcile that finds it being deleted.
+#[derive(Debug)]
+pub struct PerRollout {
+    pub backoff: Backoff,
+    pub freshness: Freshness,
+    /// Writes the API server refused, for the next plan of their Rollout to report.
+    pub refusals: Refusals,
+    /// Progress-only status changes held back to be written with the next change.
+    pub count_writes: CountWrites,
     /// UIDs of the Rollouts this controller has announced (`RolloutAddedToInformer`).
     pub informed: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Default for PerRollout {
+    fn default() -> Self {
+        PerRollout {
+            backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
+            freshness: Freshness::default(),
+            refusals: Refusals::default(),
+            count_writes: CountWrites::default(),
+            informed: Default::default(),
+        }
+    }
+}
+
+impl PerRollout {
+    /// Forget everything about the Rollout `key` (UID `uid`).
+    pub fn forget(&self, key: &str, uid: Option<&str>) {
+        self.backoff.success(key);
+        self.freshness.forget(key);
+        self.refusals.take(key);
+        self.count_writes.written(key);
+        if let Some(uid) = uid {
+            self.informed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(uid);
+        }
+    }
+
+    /// How many Rollouts something is remembered of (for tests).
+    pub fn remembered(&self) -> usize {
+        let mut keys = BTreeSet::new();
+        keys.extend(self.backoff.keys());
+        keys.extend(self.freshness.keys());
+        keys.extend(self.refusals.keys());
+        keys.extend(self.count_writes.keys());
+        keys.len()
+            + self
+                .informed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .len()
+    }
 }
 
 /// Upstream's reason and message when its informer learns of a Rollout: on creation, and for
@@ -119,6 +171,7 @@ pub const ADDED_TO_INFORMER_REASON: &str = "RolloutAddedToInformer";
 async fn announce_added(ctx: &Context, ro: &Rollout) {
     let uid = ro.uid().unwrap_or_default();
     let first = ctx
+        .memory
         .informed
         .lock()
         .unwrap_or_else(|p| p.into_inner())
@@ -580,19 +633,11 @@ where
 async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = object_key(&*cached);
     if cached.meta().deletion_timestamp.is_some() {
-        ctx.freshness.forget(&key);
-        ctx.refusals.take(&key);
-        ctx.count_writes.written(&key);
-        if let Some(uid) = cached.meta().uid.as_ref() {
-            ctx.informed
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .remove(uid);
-        }
+        ctx.memory.forget(&key, cached.meta().uid.as_deref());
         return Ok(Action::await_change());
     }
     let rv = cached.resource_version().unwrap_or_default();
-    if ctx.freshness.is_stale(&key, &rv) {
+    if ctx.memory.freshness.is_stale(&key, &rv) {
         // Our own write superseded this copy; the watch will bring the new one.
         return Ok(Action::await_change());
     }
@@ -608,7 +653,7 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
     announce_added(&ctx, &ro).await;
     let now = chrono::Utc::now();
     let mut observed = observe(&ro, &ctx, now).await?;
-    observed.refused = ctx.refusals.take(&key);
+    observed.refused = ctx.memory.refusals.take(&key);
     let plan = sluice_engine::rollout::plan(&observed, now);
     tracing::debug!(
         changes = plan.changes.len(),
@@ -622,7 +667,9 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         Err(failed) => {
             // A refused write is reported by the next plan (the observation carries it); the
             // failure still goes through the error policy: counted, logged, backed off.
-            ctx.refusals.record(&key, failed.write, &failed.error);
+            ctx.memory
+                .refusals
+                .record(&key, failed.write, &failed.error);
             return Err(failed.error.into());
         }
     };
@@ -631,7 +678,8 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         conflict = outcome.conflict,
         "applied"
     );
-    ctx.freshness
+    ctx.memory
+        .freshness
         .wrote_all(&key, outcome.superseded.iter().map(String::as_str));
     if outcome.status_written
         && let Some(metrics) = &ctx.metrics
@@ -644,15 +692,15 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         // covers a conflict with no newer version to deliver (a refusal the server made up,
         // or a watch that was cut): without it the Rollout stalled until something else
         // changed (found by the chaos suite: Rollouts left Progressing at full scale).
-        ctx.backoff.success(&key);
+        ctx.memory.backoff.success(&key);
         return Ok(Action::requeue(CONFLICT_RECHECK));
     }
     if observed.refused.is_some() && refusal::is_reported(&plan.status) {
         // This plan reported a refused write instead of repeating it: the write is tried
         // again after the backoff its failure earned, not at once.
-        return Ok(Action::requeue(ctx.backoff.current(&key)));
+        return Ok(Action::requeue(ctx.memory.backoff.current(&key)));
     }
-    ctx.backoff.success(&key);
+    ctx.memory.backoff.success(&key);
     Ok(next_look(&ro, plan.requeue_after, outcome.counts_held))
 }
 
@@ -725,7 +773,7 @@ fn record_outcome(
 }
 
 fn error_policy(ro: Arc<CachedRollout>, err: &Error, ctx: Arc<Context>) -> Action {
-    let delay = ctx.backoff.failure(&object_key(&*ro));
+    let delay = ctx.memory.backoff.failure(&object_key(&*ro));
     if let Some(metrics) = &ctx.metrics {
         metrics.reconcile_failed(CONTROLLER, err.metric_label());
     }
@@ -759,8 +807,12 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let refs = ServiceReferences::default();
     let routes = RouteReferences::default();
     let route_objects = RouteObjects::default();
-    let (controller, owned) =
-        watch_owned(watch_rollouts(rollouts, &cfg, &refs, &routes), &client, ns);
+    let memory = Arc::new(PerRollout::default());
+    let (controller, owned) = watch_owned(
+        watch_rollouts(rollouts, &cfg, &refs, &routes, &memory),
+        &client,
+        ns,
+    );
     let services = ManagedServices::default();
     let controller = watch_referenced(controller, &client, ns, &services, refs)
         .reconcile_on(routes.watch(&client, ns, &route_objects))
@@ -772,14 +824,10 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         experiments: owned.experiments,
         services,
         route_objects,
-        backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
-        freshness: Freshness::default(),
-        refusals: Refusals::default(),
-        count_writes: CountWrites::default(),
         events: Publisher::new(client.clone(), super::events::reporter(), cfg.events),
         metrics: cfg.metrics.clone(),
         smi_version: Default::default(),
-        informed: Default::default(),
+        memory: memory.clone(),
     });
     let task = cfg
         .health
@@ -805,17 +853,23 @@ fn watch_rollouts(
     cfg: &Config,
     refs: &ServiceReferences,
     routes: &RouteReferences,
+    memory: &Arc<PerRollout>,
 ) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
     let (ro_store, ro_writer) = reflector::store();
     let refs = refs.clone();
     let routes = routes.clone();
+    let memory = memory.clone();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
         .map_ok(move |event| {
             refs.apply(&event);
             routes.apply(&event);
+            // A Rollout deleted outright (no finalizer) is never reconciled again.
+            if let watcher::Event::Delete(ro) = &event {
+                memory.forget(&object_key(ro), ro.meta().uid.as_deref());
+            }
             event
         })
         .reflect(ro_writer)
@@ -976,4 +1030,43 @@ fn reconcile_measured(
         result
     }
     .instrument(span)
+}
+
+#[cfg(test)]
+mod memory_tests {
+    use super::*;
+    use sluice_engine::rollout::refusal::Write;
+
+    #[test]
+    fn forgetting_a_rollout_drops_everything_remembered_of_it_and_nothing_else() {
+        let m = PerRollout::default();
+        for key in ["ns/gone", "ns/kept"] {
+            m.backoff.failure(key);
+            m.freshness.wrote(key, "7");
+            m.count_writes.hold(key, std::time::Instant::now());
+            let refused = ApiCallError::on("create", "replicaset ns/web-1")(kube::Error::Api(
+                Box::new(kube::core::Status::failure("forbidden", "Forbidden").with_code(403)),
+            ));
+            m.refusals.record(
+                key,
+                Some(Write::CreateReplicaSet {
+                    name: "web-1".into(),
+                }),
+                &refused,
+            );
+        }
+        m.informed
+            .lock()
+            .unwrap()
+            .extend(["uid-gone".to_string(), "uid-kept".to_string()]);
+        assert_eq!(m.remembered(), 2 + 2);
+        m.forget("ns/gone", Some("uid-gone"));
+        assert_eq!(m.backoff.keys(), vec!["ns/kept".to_string()]);
+        assert_eq!(m.freshness.keys(), vec!["ns/kept".to_string()]);
+        assert_eq!(m.refusals.keys(), vec!["ns/kept".to_string()]);
+        assert_eq!(m.count_writes.keys(), vec!["ns/kept".to_string()]);
+        assert_eq!(m.remembered(), 1 + 1);
+        m.forget("ns/kept", Some("uid-kept"));
+        assert_eq!(m.remembered(), 0);
+    }
 }
