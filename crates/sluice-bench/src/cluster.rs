@@ -15,11 +15,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use futures::StreamExt;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{Api, ListParams, Patch, PatchParams, PostParams, WatchParams};
 use kube::core::{Request, WatchEvent};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::procfs;
 use super::report::{Report, Target};
@@ -32,6 +33,8 @@ const GROUPS: usize = 100;
 #[derive(Debug, Clone)]
 pub struct Params {
     pub objects: usize,
+    /// Rollout-sized objects (ReplicaSets) stored after the ConfigMaps.
+    pub replica_sets: usize,
     pub clients: usize,
     pub watches: usize,
     pub duration: Duration,
@@ -48,6 +51,87 @@ fn config_map(name: &str, group: usize) -> ConfigMap {
         }
     }))
     .expect("a valid ConfigMap")
+}
+
+/// A ReplicaSet as the Rollout controller makes one for `bench controller`'s Rollouts (owner
+/// reference, pod-template-hash labels, revision annotations, a one-container template); the
+/// server adds the pod defaults and managedFields, as it does for the controller's. Its owner
+/// is the ConfigMap `owner` (an owner that exists, so the collector keeps it; the server
+/// runs no Rollout kind here).
+fn replica_set(i: usize, owner: &ConfigMap) -> Value {
+    let name = format!("ro-{i}");
+    let hash = format!("{:x}", 0x5d4c_3b2a_u64 + i as u64);
+    json!({
+        "metadata": {
+            "name": format!("{name}-{hash}"),
+            "labels": {"app": name, "rollouts-pod-template-hash": hash},
+            "annotations": {
+                "rollout.argoproj.io/revision": "1",
+                "rollout.argoproj.io/desired-replicas": "0",
+            },
+            "ownerReferences": [{
+                "apiVersion": "v1", "kind": "ConfigMap", "name": owner.metadata.name,
+                "uid": owner.metadata.uid,
+                "controller": true, "blockOwnerDeletion": true,
+            }],
+        },
+        "spec": {
+            "replicas": 0,
+            "minReadySeconds": 0,
+            "selector": {"matchLabels": {"app": name, "rollouts-pod-template-hash": hash}},
+            "template": {
+                "metadata": {"labels": {"app": name, "rollouts-pod-template-hash": hash}},
+                "spec": {"containers": [{"name": "app", "image": "registry.example/bench:1.0"}]},
+            },
+        },
+    })
+}
+
+/// Creates `n` objects made by `make` through `api`, `clients` at a time; the summed size of
+/// the created objects' JSON as the server returned them (the size GET serves), or the number
+/// of failures.
+async fn fill<K, F, Fut>(api: &Api<K>, n: usize, make: F, clients: usize) -> Result<usize, usize>
+where
+    K: Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    F: Fn(usize) -> Fut,
+    Fut: Future<Output = Option<K>>,
+{
+    let sizes: Vec<Option<usize>> = futures::stream::iter(0..n)
+        .map(|i| {
+            let api = api.clone();
+            let o = make(i);
+            async move {
+                let o = o.await?;
+                let made = api.create(&PostParams::default(), &o).await.ok()?;
+                serde_json::to_vec(&made).ok().map(|v| v.len())
+            }
+        })
+        .buffer_unordered(clients.max(1))
+        .collect()
+        .await;
+    match sizes.iter().filter(|s| s.is_none()).count() {
+        0 => Ok(sizes.into_iter().flatten().sum()),
+        failed => Err(failed),
+    }
+}
+
+/// Adds the memory figure of one fill: the RSS growth it caused, per object, and its
+/// ratio to the objects' own JSON.
+fn report_fill(report: &mut Report, what: &str, n: usize, json_bytes: usize, grown_kib: u64) {
+    let n = n.max(1) as f64;
+    let per = grown_kib as f64 * 1024.0 / n;
+    report.add(
+        &format!("server bytes per stored {what}"),
+        per,
+        "bytes",
+        Target::None,
+        &format!(
+            "RSS growth over the fill / objects; the object's JSON as served is {:.0} bytes \
+             ({:.1}x)",
+            json_bytes as f64 / n,
+            per * n / json_bytes.max(1) as f64
+        ),
+    );
 }
 
 #[derive(Default)]
@@ -215,32 +299,23 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
 
     // Fill the store.
     let t = Instant::now();
-    let failures = futures::stream::iter(0..p.objects)
-        .map(|i| {
-            let api = api.clone();
-            async move {
-                api.create(
-                    &PostParams::default(),
-                    &config_map(&format!("cm-{i}"), i % GROUPS),
-                )
-                .await
-                .is_err()
-            }
-        })
-        .buffer_unordered(p.clients.max(1))
-        .filter(|failed| futures::future::ready(*failed))
-        .count()
-        .await;
-    let fill = t.elapsed().as_secs_f64();
-    if failures > 0 {
-        anyhow::bail!(
+    let json_bytes = fill(
+        &api,
+        p.objects,
+        |i| futures::future::ready(Some(config_map(&format!("cm-{i}"), i % GROUPS))),
+        p.clients,
+    )
+    .await
+    .map_err(|failures| {
+        anyhow::anyhow!(
             "{failures} of {} creates failed while filling the store",
             p.objects
-        );
-    }
+        )
+    })?;
+    let fill_secs = t.elapsed().as_secs_f64();
     report.add(
         "creates/s while filling the store",
-        p.objects as f64 / fill,
+        p.objects as f64 / fill_secs,
         "writes/s",
         Target::None,
         &format!(
@@ -256,6 +331,43 @@ pub async fn run(p: Params) -> anyhow::Result<Report> {
         Target::None,
         "VmRSS minus baseline; includes the watch history (last 50,000 events)",
     );
+    report_fill(
+        &mut report,
+        "ConfigMap",
+        p.objects,
+        json_bytes,
+        filled.rss_kib.saturating_sub(idle.rss_kib),
+    );
+    if p.replica_sets > 0 {
+        let rs_api: Api<ReplicaSet> = Api::namespaced(client.clone(), NAMESPACE);
+        // Each ReplicaSet is owned by a ConfigMap, looked up as it is made (ConfigMaps are
+        // reused when there are more ReplicaSets).
+        let owners = &api;
+        let n_owners = p.objects;
+        if n_owners == 0 {
+            anyhow::bail!("--replica-sets needs --objects above 0: ConfigMaps own the ReplicaSets");
+        }
+        let shaped = |i: usize| async move {
+            let owner = owners.get(&format!("cm-{}", i % n_owners)).await.ok()?;
+            serde_json::from_value(replica_set(i, &owner)).ok()
+        };
+        let rs_json = fill(&rs_api, p.replica_sets, shaped, p.clients)
+            .await
+            .map_err(|failures| {
+                anyhow::anyhow!(
+                    "{failures} of {} ReplicaSet creates failed while filling the store",
+                    p.replica_sets
+                )
+            })?;
+        let after = procfs::memory("self").unwrap_or_default();
+        report_fill(
+            &mut report,
+            "ReplicaSet (Rollout-sized)",
+            p.replica_sets,
+            rs_json,
+            after.rss_kib.saturating_sub(filled.rss_kib),
+        );
+    }
 
     // Open the watches from the current resourceVersion.
     let rv = api

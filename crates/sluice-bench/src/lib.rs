@@ -50,6 +50,11 @@ pub enum BenchKind {
         /// ConfigMaps stored before the mixed workload starts.
         #[arg(long, default_value_t = 10_000)]
         objects: usize,
+        /// ReplicaSets (shaped like the ones the Rollout controller makes, ~2 KB of JSON
+        /// each) stored after the ConfigMaps, to measure the bytes per Rollout-sized object;
+        /// the same number as `--objects` unless given.
+        #[arg(long)]
+        replica_sets: Option<usize>,
         /// Concurrent clients.
         #[arg(long, default_value_t = 8)]
         clients: usize,
@@ -149,12 +154,14 @@ pub async fn run(args: &BenchArgs) -> anyhow::Result<()> {
         BenchKind::Planner { iterations } => planner::run(*iterations),
         BenchKind::Cluster {
             objects,
+            replica_sets,
             clients,
             watches,
             seconds,
         } => {
             cluster::run(cluster::Params {
                 objects: (*objects).min(200_000),
+                replica_sets: replica_sets.unwrap_or(*objects).min(200_000),
                 clients: (*clients).clamp(1, 256),
                 watches: (*watches).min(1000),
                 duration: Duration::from_secs((*seconds).clamp(1, 300)),

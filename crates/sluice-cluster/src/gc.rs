@@ -39,7 +39,11 @@ pub fn run(st: &mut State, now: &str, budget: usize) -> bool {
 fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
     match st.by_uid(uid) {
         Some((gr, (ns, name))) => {
-            let Some(o) = st.get(&gr, &ns, &name).cloned() else {
+            // Only an owner being deleted is decoded (this runs after every dependent's delete).
+            if !st.get_stored(&gr, &ns, &name).is_some_and(|o| o.deleting()) {
+                return;
+            }
+            let Some(o) = st.get(&gr, &ns, &name) else {
                 return;
             };
             let foreground = deleting(&o)
@@ -51,7 +55,7 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
             }
             let deps = st.dependents_of(uid);
             for (dgr, (dns, dname)) in &deps {
-                let Some(d) = st.get(dgr, dns, dname).cloned() else {
+                let Some(d) = st.get(dgr, dns, dname) else {
                     continue;
                 };
                 if deleting(&d) {
@@ -98,7 +102,7 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
         }
         None => {
             for (dgr, (dns, dname)) in st.dependents_of(uid) {
-                let Some(d) = st.get(&dgr, &dns, &dname).cloned() else {
+                let Some(d) = st.get(&dgr, &dns, &dname) else {
                     continue;
                 };
                 let refs = d["metadata"]["ownerReferences"]
@@ -132,7 +136,7 @@ fn owner(st: &mut State, uid: &str, w: &WriteOpts) {
 
 fn namespace(st: &mut State, ns: &str, w: &WriteOpts) {
     let ns_gr = ("".to_string(), "namespaces".to_string());
-    let Some(n) = st.get(&ns_gr, "", ns).cloned() else {
+    let Some(n) = st.get(&ns_gr, "", ns) else {
         return;
     };
     if !deleting(&n) {
@@ -148,7 +152,7 @@ fn namespace(st: &mut State, ns: &str, w: &WriteOpts) {
         }
         let items: Vec<(String, bool)> = st
             .list(&gr, Some(ns))
-            .map(|((_, name), o)| (name.clone(), deleting(o)))
+            .map(|((_, name), o)| (name.to_string(), o.deleting()))
             .collect();
         for (name, already) in items {
             remaining += 1;
@@ -219,7 +223,7 @@ mod tests {
 
     fn names(st: &State) -> Vec<String> {
         st.list(&("".into(), "configmaps".into()), Some("default"))
-            .map(|(k, _)| k.1.clone())
+            .map(|(k, _)| k.1.to_string())
             .collect()
     }
 

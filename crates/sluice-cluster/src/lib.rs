@@ -321,7 +321,7 @@ fn create_initial_namespaces(st: &mut store::State) {
         .lookup("", "v1", "namespaces")
         .expect("namespaces are built in");
     for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-        if st.get(&ns_t.gr(), "", ns).is_none() {
+        if !st.contains(&ns_t.gr(), "", ns) {
             ops::create(st, &ns_t, "v1", "", json!({"metadata": {"name": ns}}), &o)
                 .expect("the initial namespaces are valid");
         }

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use super::store::{ObjKey, PersistRecord, State};
+use super::store::{self, ObjKey, PersistRecord, State, Stored};
 use super::types;
 use super::types::GroupResource;
 
@@ -24,13 +24,12 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
     let mut rv = st.rv;
     let mut snapshot_rv = 0;
     if snap.exists() {
-        let v: Value =
-            serde_json::from_slice(&std::fs::read(&snap)?).map_err(std::io::Error::other)?;
-        snapshot_rv = v["rv"].as_u64().unwrap_or(0);
+        let reader = std::io::BufReader::new(std::fs::File::open(&snap)?);
+        let mut de = serde_json::Deserializer::from_reader(reader);
+        snapshot_rv = SnapshotSeed(st)
+            .deserialize(&mut de)
+            .map_err(std::io::Error::other)?;
         rv = rv.max(snapshot_rv);
-        for o in v["objects"].as_array().into_iter().flatten() {
-            st.load((s(&o["g"]), s(&o["r"])), o["o"].clone());
-        }
     }
     if log.exists() {
         let f = std::io::BufReader::new(std::fs::File::open(&log)?);
@@ -48,7 +47,7 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
             rv = rv.max(rec_rv);
             let gr = (s(&rec["g"]), s(&rec["r"]));
             if rec["o"].is_null() {
-                st.unload(&gr, &(s(&rec["ns"]), s(&rec["n"])));
+                st.unload(&gr, &store::key(&s(&rec["ns"]), &s(&rec["n"])));
             } else {
                 st.load(gr, rec["o"].clone());
             }
@@ -60,7 +59,7 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
         "apiextensions.k8s.io".to_string(),
         "customresourcedefinitions".to_string(),
     );
-    let crds: Vec<Value> = st.list(&crd_gr, None).map(|(_, o)| (**o).clone()).collect();
+    let crds: Vec<Value> = st.list(&crd_gr, None).map(|(_, o)| o.value()).collect();
     for crd in crds {
         if let Ok(t) = types::from_crd(&crd) {
             st.registry.types.insert(t.gr(), std::sync::Arc::new(t));
@@ -68,6 +67,7 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
     }
     // Deletions in flight when the cluster stopped carry on after the restart.
     for (gr, o) in st.all() {
+        let o = o.value();
         if o["metadata"]["deletionTimestamp"].is_null() {
             continue;
         }
@@ -87,12 +87,80 @@ pub fn load(st: &mut State, dir: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Reads a snapshot into the store one object at a time (a whole snapshot decoded into one
+/// tree would cost about ten times the file), answering its resourceVersion.
+struct SnapshotSeed<'a>(&'a mut State);
+
+/// One object of a snapshot.
+#[derive(serde::Deserialize)]
+struct SnapshotObject {
+    g: String,
+    r: String,
+    o: Value,
+}
+
+impl<'de> DeserializeSeed<'de> for SnapshotSeed<'_> {
+    type Value = u64;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<u64, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for SnapshotSeed<'_> {
+    type Value = u64;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a snapshot object with rv and objects")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<u64, A::Error> {
+        let mut rv = 0;
+        while let Some(k) = map.next_key::<String>()? {
+            match k.as_str() {
+                "rv" => rv = map.next_value()?,
+                "objects" => map.next_value_seed(ObjectsSeed(&mut *self.0))?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(rv)
+    }
+}
+
+/// The snapshot's `objects` array, each loaded as soon as it is read.
+struct ObjectsSeed<'a>(&'a mut State);
+
+impl<'de> DeserializeSeed<'de> for ObjectsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for ObjectsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("an array of stored objects")
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while let Some(o) = seq.next_element::<SnapshotObject>()? {
+            self.0.load((o.g, o.r), o.o);
+        }
+        Ok(())
+    }
+}
+
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()
 }
 
 fn write_snapshot(
-    objs: impl Iterator<Item = (GroupResource, Arc<Value>)>,
+    objs: impl Iterator<Item = (GroupResource, Stored)>,
     rv: u64,
     dir: &Path,
 ) -> std::io::Result<()> {
@@ -108,7 +176,7 @@ fn write_snapshot(
         bytes.pop();
         bytes.extend_from_slice(b",\"o\":");
         w.write_all(&bytes)?;
-        serde_json::to_writer(&mut w, &*o)?;
+        w.write_all(&o.json())?;
         w.write_all(b"}")?;
     }
     w.write_all(b"]}")?;
@@ -119,25 +187,13 @@ fn write_snapshot(
 
 /// Appends every change to the log, flushing whenever the queue drains.
 /// Objects the writer has seen, so it can compact the log into a snapshot without the store lock.
-pub type Known = HashMap<(GroupResource, ObjKey), Arc<Value>>;
+pub type Known = HashMap<(GroupResource, ObjKey), Stored>;
 
 /// The store's objects as the writer's starting point.
 pub fn known(st: &State) -> Known {
     st.all()
         .into_iter()
-        .map(|(gr, o)| {
-            let key = (
-                o["metadata"]["namespace"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-                o["metadata"]["name"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string(),
-            );
-            ((gr, key), o)
-        })
+        .map(|(gr, o)| ((gr, o.key().clone()), o))
         .collect()
 }
 
@@ -182,12 +238,12 @@ fn write_loop(
         let mut next = Some(first);
         while let Some(rec) = next {
             rv = rv.max(rec.rv);
-            let head = json!({"rv": rec.rv, "g": rec.gr.0, "r": rec.gr.1, "ns": rec.key.0, "n": rec.key.1});
+            let head = json!({"rv": rec.rv, "g": rec.gr.0, "r": rec.gr.1, "ns": &*rec.key.0, "n": &*rec.key.1});
             let mut line = serde_json::to_vec(&head).unwrap_or_default();
             line.pop(); // reopen the object to append "o" without cloning the stored object
             line.extend_from_slice(b",\"o\":");
             match &rec.obj {
-                Some(o) => line.extend_from_slice(&serde_json::to_vec(&**o).unwrap_or_default()),
+                Some(o) => line.extend_from_slice(&o.json()),
                 None => line.extend_from_slice(b"null"),
             }
             line.extend_from_slice(b"}\n");
@@ -231,8 +287,8 @@ mod tests {
         PersistRecord {
             rv,
             gr: ("".into(), "configmaps".into()),
-            key: ("default".into(), name.into()),
-            obj: obj.map(Arc::new),
+            key: store::key("default", name),
+            obj: obj.map(|o| Stored::alone(&("".into(), "configmaps".into()), &o)),
         }
     }
 
@@ -267,7 +323,10 @@ mod tests {
         let mut again = State::new(10);
         load(&mut again, dir.path()).unwrap();
         let gr = ("".to_string(), "configmaps".to_string());
-        let names: Vec<String> = again.list(&gr, None).map(|(k, _)| k.1.clone()).collect();
+        let names: Vec<String> = again
+            .list(&gr, None)
+            .map(|(k, _)| k.1.to_string())
+            .collect();
         assert_eq!(names, vec!["a", "c", "d"]);
         assert_eq!(again.rv, 20);
     }
@@ -277,7 +336,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let objs = vec![(
             ("".to_string(), "configmaps".to_string()),
-            Arc::new(cm("a", 9)),
+            Stored::alone(&("".into(), "configmaps".into()), &cm("a", 9)),
         )];
         write_snapshot(objs.into_iter(), 9, dir.path()).unwrap();
         // A stale delete from before the snapshot, as a crash mid-compaction would leave.

@@ -37,7 +37,7 @@ pub fn create(
     obj["metadata"]["name"] = json!(name);
     check_metadata(t, &obj)?;
     ensure_namespace(st, t, ns, &name)?;
-    if st.get(&t.gr(), ns, &name).is_some() {
+    if st.contains(&t.gr(), ns, &name) {
         return Err(ApiError::already_exists(&t.group, &t.plural, &name));
     }
     let uid = st.new_uid();
@@ -122,7 +122,7 @@ fn choose_name(
         for _ in 0..8 {
             let r = st.random();
             name = format!("{base}{}", names::random_suffix(r));
-            if st.get(&t.gr(), ns, &name).is_none() {
+            if !st.contains(&t.gr(), ns, &name) {
                 break;
             }
         }

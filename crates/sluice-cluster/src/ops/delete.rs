@@ -47,7 +47,7 @@ pub fn delete(
     o: &WriteOpts,
 ) -> Result<Deleted, ApiError> {
     let gr = t.gr();
-    let Some(current) = st.get(&gr, ns, name).cloned() else {
+    let Some(current) = st.get(&gr, ns, name) else {
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     check_preconditions(t, name, &current, opts)?;
@@ -150,7 +150,7 @@ pub(super) fn remove_final(
 /// Strips `uid` from the ownerReferences of every dependent (Orphan propagation).
 fn orphan_dependents(st: &mut State, uid: &str) {
     for (dgr, (dns, dname)) in st.dependents_of(uid) {
-        let Some(d) = st.get(&dgr, &dns, &dname).cloned() else {
+        let Some(d) = st.get(&dgr, &dns, &dname) else {
             continue;
         };
         let mut d = (*d).clone();

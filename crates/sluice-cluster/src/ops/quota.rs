@@ -65,7 +65,11 @@ fn usage(st: &State, gr: &GroupResource, ns: &str) -> i64 {
     let pods = gr.0.is_empty() && gr.1 == "pods";
     st.list(gr, Some(ns))
         .filter(|(_, o)| {
-            !pods || !matches!(o["status"]["phase"].as_str(), Some("Succeeded" | "Failed"))
+            !pods
+                || !matches!(
+                    o.value()["status"]["phase"].as_str(),
+                    Some("Succeeded" | "Failed")
+                )
         })
         .count() as i64
 }
@@ -95,7 +99,8 @@ pub(super) fn admit(st: &State, t: &ResourceType, ns: &str, name: &str) -> Resul
     let gr = t.gr();
     let keys = keys_for(&gr);
     for (_, quota) in st.list(&quota_gr(), Some(ns)) {
-        for (key, hard) in hard_of(quota) {
+        let quota = quota.value();
+        for (key, hard) in hard_of(&quota) {
             if !keys.contains(&key) {
                 continue;
             }
@@ -152,8 +157,8 @@ pub(super) fn refresh(st: &mut State, gr: &GroupResource, ns: &str) {
     let keys = keys_for(gr);
     let quotas: Vec<Value> = st
         .list(&quota_gr(), Some(ns))
-        .filter(|(_, q)| hard_of(q).iter().any(|(k, _)| keys.contains(k)))
-        .map(|(_, q)| (**q).clone())
+        .map(|(_, q)| q.value())
+        .filter(|q| hard_of(q).iter().any(|(k, _)| keys.contains(k)))
         .collect();
     for mut quota in quotas {
         let before = quota["status"].clone();

@@ -93,7 +93,7 @@ pub fn update_scale(
     let Some(spec) = t.version(version).and_then(|v| v.scale.clone()) else {
         return Err(ApiError::no_resource());
     };
-    let Some(current) = st.get(&t.gr(), ns, name).cloned() else {
+    let Some(current) = st.get(&t.gr(), ns, name) else {
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     let rv = rv_of(scale);

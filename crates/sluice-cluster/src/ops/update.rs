@@ -35,7 +35,7 @@ pub fn update(
     check_type_meta(t, version, &mut obj)?;
     check_addressed(t, ns, name, &obj)?;
     let gr = t.gr();
-    let Some(current) = st.get(&gr, ns, name).cloned() else {
+    let Some(current) = st.get(&gr, ns, name) else {
         return Err(ApiError::not_found(&t.group, &t.plural, name));
     };
     check_resource_version(t, name, &obj, &current)?;

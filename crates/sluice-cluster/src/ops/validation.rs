@@ -279,9 +279,9 @@ pub(super) fn ensure_namespace(
         return Ok(());
     }
     let ns_gr = (NS_GR.0.to_string(), NS_GR.1.to_string());
-    match st.get(&ns_gr, "", ns) {
+    match st.get_stored(&ns_gr, "", ns) {
         None => Err(ApiError::not_found("", "namespaces", ns)),
-        Some(n) if !n["metadata"]["deletionTimestamp"].is_null() => Err(ApiError {
+        Some(n) if n.deleting() => Err(ApiError {
             code: 403,
             reason: "Forbidden",
             message: format!(

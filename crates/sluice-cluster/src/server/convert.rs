@@ -16,13 +16,12 @@ use crate::types::ResourceType;
 /// The object as served at `version`, borrowed when the stored copy already is exactly that
 /// (the common case), so responses encode it without a deep copy.
 pub(super) fn presented<'a>(t: &ResourceType, version: &str, obj: &'a Value) -> Cow<'a, Value> {
-    let reshaped = t.group == "events.k8s.io" || (t.group == "autoscaling" && version == "v1");
-    if !reshaped
-        && obj["kind"].as_str() == Some(t.kind.as_str())
-        && obj["apiVersion"]
-            .as_str()
-            .is_some_and(|av| t.is_api_version(av, version))
-    {
+    if served_as_stored(
+        t,
+        version,
+        obj["apiVersion"].as_str().unwrap_or_default(),
+        obj["kind"].as_str().unwrap_or_default(),
+    ) {
         Cow::Borrowed(obj)
     } else {
         Cow::Owned(present(t, version, obj))
@@ -32,10 +31,22 @@ pub(super) fn presented<'a>(t: &ResourceType, version: &str, obj: &'a Value) -> 
 /// The object as served at `version`, encoded: the stored object's shared encoding when it is
 /// served as stored.
 pub(super) fn presented_json(t: &ResourceType, version: &str, obj: &Stored) -> Bytes {
-    match presented(t, version, obj) {
-        Cow::Borrowed(_) => obj.json(),
-        Cow::Owned(o) => Bytes::from(serde_json::to_vec(&o).unwrap_or_default()),
+    if served_as_stored(t, version, obj.api_version(), obj.kind()) {
+        obj.json()
+    } else {
+        Bytes::from(serde_json::to_vec(&present(t, version, &obj.value())).unwrap_or_default())
     }
+}
+
+/// Whether an object stored with `api_version` and `kind` is served at `version` as stored.
+pub(super) fn served_as_stored(
+    t: &ResourceType,
+    version: &str,
+    api_version: &str,
+    kind: &str,
+) -> bool {
+    let reshaped = t.group == "events.k8s.io" || (t.group == "autoscaling" && version == "v1");
+    !reshaped && kind == t.kind && t.is_api_version(api_version, version)
 }
 
 /// The object as served at `version` (multi-version types share one stored copy).

@@ -10,7 +10,7 @@ use super::resource::Target;
 use super::{Shared, ok};
 use crate::error::ApiError;
 use crate::ops::{self, DeleteOpts, Deleted, Propagation, WriteOpts};
-use crate::selector::field_value;
+use crate::store::ObjKey;
 
 /// DELETE of one object: a Status when it is gone, the object when it is only marked.
 pub(super) fn delete(
@@ -54,12 +54,9 @@ pub(super) fn delete_collection(
     let mut items = Vec::new();
     {
         let mut st = sh.lock();
-        let names: Vec<(String, String)> = st
+        let names: Vec<ObjKey> = st
             .select(&tg.st_t.gr(), tg.path.namespace.as_deref(), None, &label)
-            .filter(|(_, o)| {
-                label.matches_labels(o)
-                    && field.matches(|k| field_value(&t.plural, o, k).ok().flatten())
-            })
+            .filter(|(_, o)| o.matches_fields(&t.plural, &field))
             .map(|(k, _)| k.clone())
             .collect();
         for (ons, oname) in names {

@@ -47,13 +47,13 @@ fn is_ready(pod: &Value) -> bool {
 fn budgets_of(st: &State, ns: &str, pod: &Value) -> Vec<Value> {
     let gr = ("policy".to_string(), "poddisruptionbudgets".to_string());
     st.list(&gr, Some(ns))
-        .filter(|(_, pdb)| {
+        .map(|(_, pdb)| pdb.value())
+        .filter(|pdb| {
             let sel = &pdb["spec"]["selector"];
             sel.is_object()
                 && Selector::parse_labels(&label_selector_string(sel))
                     .is_ok_and(|s| s.matches_labels(pod))
         })
-        .map(|(_, pdb)| (**pdb).clone())
         .collect()
 }
 
@@ -176,7 +176,6 @@ pub(super) fn evict(
         let mut st = sh.lock();
         let pod = st
             .get(&tg.st_t.gr(), &tg.ns, name)
-            .cloned()
             .ok_or_else(|| ApiError::not_found("", "pods", name))?;
         let admitted = admit(&st, &tg.ns, &pod, &o.now)?;
         if let Admitted::Spend(pdb) = admitted

@@ -14,8 +14,8 @@ use super::resource::Target;
 use super::{Shared, ok};
 use crate::error::ApiError;
 use crate::ops;
-use crate::selector::{Selector, field_value};
-use crate::store::{State, Stored};
+use crate::selector::Selector;
+use crate::store::{self, ObjKey, State, Stored};
 use crate::table;
 
 /// GET of one object.
@@ -30,10 +30,10 @@ pub(super) fn get(sh: &Shared, tg: &Target, name: &str, q: &Query) -> Result<Res
         .cloned()
         .ok_or_else(|| ApiError::not_found(&t.group, &t.plural, name))?;
     if tg.path.sub.as_deref() == Some("scale") {
-        return Ok(ok(&ops::scale_of(&tg.st_t, &tg.st_version, &obj)?));
+        return Ok(ok(&ops::scale_of(&tg.st_t, &tg.st_version, &obj.value())?));
     }
     if tg.table {
-        let obj = present(t, version, &obj);
+        let obj = present(t, version, &obj.value());
         let meta = json!({"resourceVersion": obj["metadata"]["resourceVersion"]});
         return Ok(ok(&table::render(
             t,
@@ -79,7 +79,11 @@ pub(super) fn list(sh: &Shared, tg: &Target, q: &Query) -> Result<Response, ApiE
         meta["remainingItemCount"] = json!(r);
     }
     if tg.table {
-        let items: Vec<Value> = page.items.iter().map(|o| present(t, version, o)).collect();
+        let items: Vec<Value> = page
+            .items
+            .iter()
+            .map(|o| present(t, version, &o.value()))
+            .collect();
         return Ok(ok(&table::render(
             t,
             version,
@@ -109,7 +113,7 @@ fn page(
     label: &Selector,
     field: &Selector,
     limit: Option<usize>,
-    cont: Option<(u64, (String, String))>,
+    cont: Option<(u64, ObjKey)>,
 ) -> Page {
     // Every page reports the first page's resourceVersion (it travels in the token).
     let rv = cont.as_ref().map_or(st.rv, |(rv, _)| *rv);
@@ -121,7 +125,7 @@ fn page(
             cont.as_ref().map(|(_, k)| k),
             label,
         )
-        .filter(|(_, o)| field.matches(|f| field_value(plural, o, f).ok().flatten()))
+        .filter(|(_, o)| o.matches_fields(plural, field))
         .map(|(_, o)| o);
     // Cheap Arc clones under the lock; the copies and the encoding are made after it.
     let items: Vec<Stored> = match limit {
@@ -166,26 +170,20 @@ fn list_json(api_version: &str, kind: &str, meta: &Value, items: &[Bytes]) -> Ve
     out
 }
 
-fn items_last_key<V: std::ops::Deref<Target = Value>>(items: &[V]) -> (String, String) {
-    let last = items.last().map(|o| &(**o)["metadata"]);
-    (
-        last.and_then(|m| m["namespace"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-        last.and_then(|m| m["name"].as_str())
-            .unwrap_or_default()
-            .to_string(),
-    )
+fn items_last_key(items: &[Stored]) -> ObjKey {
+    items
+        .last()
+        .map_or_else(|| store::key("", ""), |o| o.key().clone())
 }
 
 /// A continue token: the list's resourceVersion (every page reports the first page's, as the
 /// apiserver does, so a watch started from it misses nothing) and the last key served.
-fn encode_continue(rv: u64, key: &(String, String)) -> String {
+fn encode_continue(rv: u64, key: &ObjKey) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD
         .encode(format!("{rv}\u{0}{}\u{0}{}", key.0, key.1))
 }
 
-fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
+fn decode_continue(tok: &str) -> Result<(u64, ObjKey), ApiError> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(tok)
         .ok()
@@ -197,7 +195,7 @@ fn decode_continue(tok: &str) -> Result<(u64, (String, String)), ApiError> {
         parts.next(),
         parts.next(),
     ) {
-        (Some(rv), Some(a), Some(b)) => Ok((rv, (a.into(), b.into()))),
+        (Some(rv), Some(a), Some(b)) => Ok((rv, store::key(a, b))),
         _ => Err(ApiError::bad_request("continue key is not valid")),
     }
 }
@@ -228,7 +226,7 @@ mod tests {
 
     #[test]
     fn continue_tokens_round_trip() {
-        let k = ("ns".to_string(), "name".to_string());
+        let k = store::key("ns", "name");
         assert_eq!(decode_continue(&encode_continue(7, &k)).unwrap(), (7, k));
         assert!(decode_continue("!!").is_err());
     }

@@ -9,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::Utc;
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
@@ -18,7 +18,7 @@ use super::convert::{present, presented};
 use super::options::Query;
 use super::resource::Target;
 use crate::error::ApiError;
-use crate::selector::{Selector, field_value};
+use crate::selector::Selector;
 use crate::store::{EventType, Stored, WatchEvent};
 use crate::table::{self, Include};
 use crate::types::ResourceType;
@@ -34,27 +34,23 @@ struct WatchFilter {
 }
 
 impl WatchFilter {
-    fn matches(&self, o: &Value) -> bool {
-        let m = &o["metadata"];
+    fn matches(&self, o: &Stored) -> bool {
         if let Some(ns) = &self.ns
-            && m["namespace"].as_str() != Some(ns)
+            && o.namespace() != ns
         {
             return false;
         }
         if let Some(n) = &self.name
-            && m["name"].as_str() != Some(n)
+            && o.name() != n
         {
             return false;
         }
-        self.label.matches_labels(o)
-            && self
-                .field
-                .matches(|f| field_value(&self.plural, o, f).ok().flatten())
+        o.matches_labels(&self.label) && o.matches_fields(&self.plural, &self.field)
     }
 
     /// The event type this watcher sees, accounting for objects moving in and out of the filter.
     fn classify(&self, ev: &WatchEvent) -> Option<EventType> {
-        if ev.gr != self.gr {
+        if *ev.gr != self.gr {
             return None;
         }
         let now = self.matches(&ev.obj);
@@ -62,11 +58,11 @@ impl WatchFilter {
             EventType::Added => now.then_some(EventType::Added),
             EventType::Deleted => ev
                 .prev
-                .as_deref()
+                .as_ref()
                 .is_some_and(|p| self.matches(p))
                 .then_some(EventType::Deleted),
             EventType::Modified => {
-                let before = ev.prev.as_deref().is_some_and(|p| self.matches(p));
+                let before = ev.prev.as_ref().is_some_and(|p| self.matches(p));
                 match (before, now) {
                     (true, true) => Some(EventType::Modified),
                     (false, true) => Some(EventType::Added),
@@ -88,18 +84,20 @@ struct Renderer {
 }
 
 impl Renderer {
-    fn line(&self, type_: &str, obj: &Value, cached: Option<Bytes>) -> Bytes {
+    fn line(&self, type_: &str, obj: &Stored) -> Bytes {
         let mut out = Vec::new();
-        self.write_line(&mut out, type_, obj, cached);
+        self.write_line(&mut out, type_, obj);
         Bytes::from(out)
     }
 
-    /// Appends one event line to `out`; `cached` is the event's object encoded once for every
-    /// watcher, used when this watcher sees the object as stored.
-    fn write_line(&self, out: &mut Vec<u8>, type_: &str, obj: &Value, cached: Option<Bytes>) {
+    /// Appends one event line to `out`: the object's shared encoding when this watcher sees
+    /// the object as stored, else the object decoded and reshaped.
+    fn write_line(&self, out: &mut Vec<u8>, type_: &str, obj: &Stored) {
         let encoded;
+        let cached;
         let body: &[u8] = if self.table {
-            let o = present(&self.t, &self.version, obj);
+            let obj = obj.value();
+            let o = present(&self.t, &self.version, &obj);
             let tab = table::render(
                 &self.t,
                 &self.version,
@@ -110,14 +108,12 @@ impl Renderer {
             );
             encoded = serde_json::to_vec(&tab).unwrap_or_default();
             &encoded
-        } else if let Some(c) = cached.as_ref().filter(|_| {
-            obj["apiVersion"].as_str() == Some(self.api_version.as_str())
-                && obj["kind"].as_str() == Some(self.t.kind.as_str())
-        }) {
-            c
+        } else if obj.api_version() == self.api_version && obj.kind() == self.t.kind {
+            cached = obj.json();
+            &cached
         } else {
-            encoded =
-                serde_json::to_vec(&presented(&self.t, &self.version, obj)).unwrap_or_default();
+            encoded = serde_json::to_vec(&presented(&self.t, &self.version, &obj.value()))
+                .unwrap_or_default();
             &encoded
         };
         out.reserve(body.len() + 32);
@@ -228,12 +224,12 @@ pub(super) fn watch(
     let mut initial: Vec<Bytes> = start
         .objs
         .iter()
-        .map(|o| renderer.line("ADDED", o, Some(o.json())))
+        .map(|o| renderer.line("ADDED", o))
         .chain(
             start
                 .events
                 .iter()
-                .map(|(ty, ev)| renderer.line(ty.as_str(), &ev.obj, Some(ev.obj_json()))),
+                .map(|(ty, ev)| renderer.line(ty.as_str(), &ev.obj)),
         )
         .collect();
     initial.extend(start.initial_end.map(|rv| renderer.bookmark(rv, true)));
@@ -400,8 +396,7 @@ impl Live {
             if ev.rv > *last_rv {
                 *last_rv = ev.rv;
                 if let Some(ty) = self.filter.classify(&ev) {
-                    self.renderer
-                        .write_line(&mut chunk, ty.as_str(), &ev.obj, Some(ev.obj_json()));
+                    self.renderer.write_line(&mut chunk, ty.as_str(), &ev.obj);
                 }
             }
             if i == MAX_CHUNK_EVENTS - 1 {

@@ -82,7 +82,7 @@ pub(super) fn update(
     let res = {
         let mut st = sh.lock();
         if sub.is_none() && obj.is_object() {
-            let current = st.get(&tg.st_t.gr(), &tg.ns, name).cloned();
+            let current = st.get(&tg.st_t.gr(), &tg.ns, name);
             patch::record_update(current.as_deref(), &mut obj, &ctx, &o.now);
         }
         let (st_t, st_version, ns) = (&tg.st_t, tg.st_version.as_str(), tg.ns.as_str());
@@ -174,7 +174,7 @@ fn patch_object(
 ) -> Result<Patched, ApiError> {
     let (t, version, sub) = (&tg.t, tg.version.as_str(), tg.path.sub.as_deref());
     let (st_t, st_version, ns) = (&tg.st_t, tg.st_version.as_str(), tg.ns.as_str());
-    let current = st.get(&st_t.gr(), ns, name).cloned();
+    let current = st.get(&st_t.gr(), ns, name);
     let Some(current) = current else {
         if req.kind == PatchType::Apply && sub.is_none() {
             return apply_create(st, tg, name, req, o);
