@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams};
-use serde_json::json;
+use serde_json::{Value, json};
 use sluice_api::rollout::rollout_resource;
 use sluice_cluster::{ClusterConfig, EmbeddedCluster, workloads};
 use tokio_util::sync::CancellationToken;
@@ -52,8 +52,8 @@ fn object_calls<'a>(
     })
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
+/// The embedded cluster with pods Ready 100 ms after they start, and Sluice's CRDs.
+async fn start_cluster() -> EmbeddedCluster {
     let cluster = EmbeddedCluster::start(ClusterConfig {
         port: 0,
         workloads: Some(workloads::Config {
@@ -64,10 +64,52 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
     })
     .await
     .expect("embedded cluster");
-    let admin = cluster.client();
-    sluice_controller::crds::install(&admin)
+    sluice_controller::crds::install(&cluster.client())
         .await
         .expect("CRDs");
+    cluster
+}
+
+/// Rollout `web`: its phase once the controller has observed its generation (empty before),
+/// its step index, and the whole object.
+async fn observed_state(rollouts: &Api<DynamicObject>) -> (String, Option<i64>, Value) {
+    let v = serde_json::to_value(rollouts.get("web").await.unwrap()).unwrap();
+    let observed = v["status"]["observedGeneration"].as_str()
+        == Some(&v["metadata"]["generation"].to_string());
+    let phase = if observed {
+        v["status"]["phase"].as_str().unwrap_or("").to_string()
+    } else {
+        String::new()
+    };
+    (phase, v["status"]["currentStepIndex"].as_i64(), v)
+}
+
+/// What `kubectl argo rollouts promote` sends at a pause.
+async fn promote(rollouts: &Api<DynamicObject>) {
+    rollouts
+        .patch_status(
+            "web",
+            &PatchParams::default(),
+            &Patch::Merge(&json!({"status": {"pauseConditions": null}})),
+        )
+        .await
+        .unwrap();
+}
+
+/// A new image for Rollout `web`: an update.
+async fn set_image(rollouts: &Api<DynamicObject>, image: &str) {
+    let patch =
+        json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": image}]}}}});
+    rollouts
+        .patch("web", &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
+    let cluster = start_cluster().await;
+    let admin = cluster.client();
     let crd_path =
         crate::harness::repo_root().join("../shared/crds/gateway-api-v1.6.1/httproutes.yaml");
     let text = std::fs::read_to_string(&crd_path)
@@ -129,15 +171,8 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         .await
         .unwrap();
     let state = |rollouts: Api<DynamicObject>| async move {
-        let v = serde_json::to_value(rollouts.get("web").await.unwrap()).unwrap();
-        let observed = v["status"]["observedGeneration"].as_str()
-            == Some(&v["metadata"]["generation"].to_string());
-        let phase = if observed {
-            v["status"]["phase"].as_str().unwrap_or("").to_string()
-        } else {
-            String::new()
-        };
-        (phase, v["status"]["currentStepIndex"].as_i64())
+        let (phase, index, _) = observed_state(&rollouts).await;
+        (phase, index)
     };
     let weights = |routes: Api<DynamicObject>| async move {
         let v = serde_json::to_value(routes.get("web").await.unwrap()).unwrap();
@@ -150,33 +185,13 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         };
         (weight("web-stable"), weight("web-canary"))
     };
-    let promote = || {
-        let rollouts = rollouts.clone();
-        async move {
-            rollouts
-                .patch_status(
-                    "web",
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": {"pauseConditions": null}})),
-                )
-                .await
-                .unwrap();
-        }
-    };
 
     wait_for("Healthy", async || {
         state(rollouts.clone()).await.0 == "Healthy"
     })
     .await;
     let before_update = calls.lock().unwrap().len();
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "v2"}]}}}})),
-        )
-        .await
-        .unwrap();
+    set_image(&rollouts, "v2").await;
     wait_for("the pause after setWeight 20", async || {
         state(rollouts.clone()).await == ("Paused".into(), Some(1))
     })
@@ -186,13 +201,13 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         (Some(80), Some(20)),
         "paused at setWeight 20: the route holds 80/20"
     );
-    promote().await;
+    promote(&rollouts).await;
     wait_for("the pause after setWeight 60", async || {
         state(rollouts.clone()).await == ("Paused".into(), Some(3))
     })
     .await;
     assert_eq!(weights(routes.clone()).await, (Some(40), Some(60)));
-    promote().await;
+    promote(&rollouts).await;
     wait_for("Healthy after the update", async || {
         state(rollouts.clone()).await.0 == "Healthy"
     })
@@ -252,20 +267,8 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
 /// controller's writes other than Events, in order.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unrouted_update_costs_the_fewest_writes_each_step_needs() {
-    let cluster = EmbeddedCluster::start(ClusterConfig {
-        port: 0,
-        workloads: Some(workloads::Config {
-            pod_ready_delay: Duration::from_millis(100),
-            ..Default::default()
-        }),
-        ..Default::default()
-    })
-    .await
-    .expect("embedded cluster");
+    let cluster = start_cluster().await;
     let admin = cluster.client();
-    sluice_controller::crds::install(&admin)
-        .await
-        .expect("CRDs");
     let ns = "default";
     let (client, calls) = crate::harness::recording_client(cluster.addr());
     let shutdown = CancellationToken::new();
@@ -286,50 +289,20 @@ async fn an_unrouted_update_costs_the_fewest_writes_each_step_needs() {
         .patch("web", &PatchParams::apply("test"), &Patch::Apply(&rollout))
         .await
         .unwrap();
-    let state = |rollouts: Api<DynamicObject>| async move {
-        let v = serde_json::to_value(rollouts.get("web").await.unwrap()).unwrap();
-        let observed = v["status"]["observedGeneration"].as_str()
-            == Some(&v["metadata"]["generation"].to_string());
-        let phase = if observed {
-            v["status"]["phase"].as_str().unwrap_or("").to_string()
-        } else {
-            String::new()
-        };
-        (phase, v["status"]["currentStepIndex"].as_i64(), v)
-    };
-    let promote = || {
-        let rollouts = rollouts.clone();
-        async move {
-            rollouts
-                .patch_status(
-                    "web",
-                    &PatchParams::default(),
-                    &Patch::Merge(&json!({"status": {"pauseConditions": null}})),
-                )
-                .await
-                .unwrap();
-        }
-    };
+    let state = |rollouts: Api<DynamicObject>| async move { observed_state(&rollouts).await };
     wait_for("Healthy", async || {
         state(rollouts.clone()).await.0 == "Healthy"
     })
     .await;
     let before_update = calls.lock().unwrap().len();
-    rollouts
-        .patch(
-            "web",
-            &PatchParams::default(),
-            &Patch::Merge(&json!({"spec": {"template": {"spec": {"containers": [{"name": "web", "image": "v2"}]}}}})),
-        )
-        .await
-        .unwrap();
+    set_image(&rollouts, "v2").await;
     for step in [1, 3] {
         wait_for("a pause", async || {
             let (phase, index, _) = state(rollouts.clone()).await;
             phase == "Paused" && index == Some(step)
         })
         .await;
-        promote().await;
+        promote(&rollouts).await;
     }
     wait_for(
         "completed: Healthy, the old ReplicaSet scaled to 0",
