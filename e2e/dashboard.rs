@@ -117,22 +117,20 @@ fn load_id(b: &Browser) -> String {
 }
 
 fn step_state(b: &Browser, index: usize) -> String {
-    b.find(&format!("[data-testid=step-{index}]"))
-        .and_then(|e| b.attribute(&e, "data-state"))
+    b.attribute_of(&format!("[data-testid=step-{index}]"), "data-state")
         .unwrap_or_default()
 }
 
 /// Click the action's button, check the confirmation names it, confirm.
 fn act(b: &Browser, action: &str, label: &str) {
-    let button = b
-        .find(&format!("[data-testid=action-{action}]"))
-        .unwrap_or_else(|| panic!("no {action} button"));
+    let button = format!("[data-testid=action-{action}]");
+    assert!(b.find(&button).is_some(), "no {action} button");
     assert_eq!(
-        b.attribute(&button, "disabled"),
+        b.attribute_of(&button, "disabled"),
         None,
         "{action} is enabled"
     );
-    b.click(&button);
+    b.click_on(&button);
     let title = b.wait_for("the confirmation", T, |b| {
         let t = b.text_of("#modal-title");
         (!t.is_empty()
@@ -141,8 +139,7 @@ fn act(b: &Browser, action: &str, label: &str) {
         .then_some(t)
     });
     assert_eq!(title, format!("{label} rollout checkout?"));
-    let yes = b.find("[data-testid=confirm-yes]").expect("confirm button");
-    b.click(&yes);
+    b.click_on("[data-testid=confirm-yes]");
 }
 
 fn ro(env: &Env) -> Value {
@@ -209,10 +206,7 @@ fn dashboard_shows_a_canary_live_and_steers_it_in_a_real_browser() {
     let loaded = load_id(&b);
 
     // Open the Rollout's page (in the page: no reload), then start an update from outside.
-    let link = b
-        .find("[data-testid=rollout-row][data-name=checkout] a")
-        .expect("a link to the Rollout");
-    b.click(&link);
+    b.click_on("[data-testid=rollout-row][data-name=checkout] a");
     b.wait_for("the Rollout's page", T, |b| {
         (b.text_of("[data-testid=rollout-name]") == "checkout").then_some(())
     });
@@ -249,14 +243,11 @@ fn dashboard_shows_a_canary_live_and_steers_it_in_a_real_browser() {
 
     // Promote through the button; the page follows to the next pause.
     act(&b, "promote", "Promote");
-    b.wait_for("the promote's result", T, |b| {
+    let result = b.wait_for("the promote's result", T, |b| {
         let t = b.text_of("[data-testid=action-result]");
         (!t.is_empty()).then_some(t)
     });
-    assert_eq!(
-        b.text_of("[data-testid=action-result]"),
-        "rollout 'checkout' promoted"
-    );
+    assert_eq!(result, "rollout 'checkout' promoted");
     b.wait_for("the canary at its second pause, 50%", T, |b| {
         (step_state(b, 3) == "current" && b.text_of("[data-testid=actual-weight]") == "50%")
             .then_some(())
@@ -290,8 +281,8 @@ fn dashboard_shows_a_canary_live_and_steers_it_in_a_real_browser() {
         "the page says aborted"
     );
     b.wait_for("promote disabled on an aborted Rollout", T, |b| {
-        let button = b.find("[data-testid=action-promote]")?;
-        b.attribute(&button, "disabled").map(|_| ())
+        b.attribute_of("[data-testid=action-promote]", "disabled")
+            .map(|_| ())
     });
 
     // The stable keeps serving: back to full size.

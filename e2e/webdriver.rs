@@ -151,29 +151,48 @@ impl Browser {
         v[ELEMENT_KEY].as_str().map(|id| Element(id.to_string()))
     }
 
-    /// An element's visible text.
-    pub fn text(&self, el: &Element) -> String {
-        self.call("GET", &format!("/element/{}/text", el.0), None)
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
-    }
-
-    /// An element's attribute or property.
-    pub fn attribute(&self, el: &Element, name: &str) -> Option<String> {
-        let v = self.call("GET", &format!("/element/{}/attribute/{name}", el.0), None);
-        v.as_str().map(str::to_string)
-    }
-
-    /// Click an element.
-    pub fn click(&self, el: &Element) {
-        let v = self.call("POST", &format!("/element/{}/click", el.0), None);
-        assert!(v.is_null(), "click failed: {v}");
-    }
-
-    /// The text of the first element matching `css` (empty when there is none).
+    /// The visible text of the first element matching `css` (empty when there is none).
+    /// Found and read in one script: the dashboard re-renders on every live update, so
+    /// an element found by one WebDriver call may be gone by the next.
     pub fn text_of(&self, css: &str) -> String {
-        self.find(css).map(|e| self.text(&e)).unwrap_or_default()
+        self.execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.innerText : null;",
+            json!([css]),
+        )
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+    }
+
+    /// The attribute `name` of the first element matching `css`; `None` when there is no
+    /// such element or it lacks the attribute. Found and read in one script, as `text_of`.
+    pub fn attribute_of(&self, css: &str, name: &str) -> Option<String> {
+        self.execute(
+            "const e = document.querySelector(arguments[0]); \
+             return e ? e.getAttribute(arguments[1]) : null;",
+            json!([css, name]),
+        )
+        .as_str()
+        .map(str::to_string)
+    }
+
+    /// Click the first element matching `css` as a user would (WebDriver's click). When
+    /// a re-render replaces the element between finding and clicking it, find it again
+    /// (at most 20 times); any other failure, or no such element, panics.
+    pub fn click_on(&self, css: &str) {
+        for _ in 0..20 {
+            let el = self
+                .find(css)
+                .unwrap_or_else(|| panic!("nothing to click matches {css}"));
+            let v = self.call("POST", &format!("/element/{}/click", el.0), None);
+            if v.is_null() {
+                return;
+            }
+            if v["error"] != "stale element reference" {
+                panic!("click on {css} failed: {v}");
+            }
+        }
+        panic!("{css} was re-rendered under every one of 20 clicks");
     }
 
     /// Wait until `probe` yields `Some` (checked every 100 ms), or panic naming `what`
