@@ -49,6 +49,15 @@ impl<K: Serialize + DeserializeOwned> Packed<K> {
         })
     }
 
+    /// Encode `obj`, a value of another type that encodes as a `K` (a `DynamicObject` kept
+    /// as the JSON the planner reads, say).
+    pub fn pack_from<T: Serialize>(obj: &T) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            bytes: serde_json::to_vec(obj)?.into(),
+            kind: PhantomData,
+        })
+    }
+
     /// Encode an object that is still JSON, whatever it decodes to (see
     /// [`crate::undecoded`]).
     pub fn from_json(obj: &serde_json::Value) -> Result<Self, serde_json::Error> {

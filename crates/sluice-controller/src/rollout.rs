@@ -315,7 +315,11 @@ async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Erro
     let mut routes = ObservedRoutes::new();
     for r in traffic::route_refs(ro) {
         if let Lookup::Cached(obj) = ctx.route_objects.get(&r) {
-            routes.insert(r, obj.map(|o| Value::clone(&o)));
+            let value = obj
+                .map(|o| o.get())
+                .transpose()
+                .map_err(DecodeError::of(r.to_string()))?;
+            routes.insert(r, value);
             continue;
         }
         let Some(version) = route_version(ctx, r.kind).await? else {
@@ -368,7 +372,11 @@ async fn read_services(
     for name in names {
         match cache.get(&(ns.to_string(), name.clone())) {
             Lookup::Cached(svc) => {
-                services.insert(name, svc.map(|s| Service::clone(&s)));
+                let svc = svc
+                    .map(|s| s.get())
+                    .transpose()
+                    .map_err(DecodeError::of(format!("service {ns}/{name}")))?;
+                services.insert(name, svc);
             }
             Lookup::Verify => verify.push(name),
         }

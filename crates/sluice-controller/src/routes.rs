@@ -28,6 +28,7 @@ use serde_json::Value;
 use sluice_engine::rollout::traffic::{RouteKind, RouteRef};
 
 use super::cached_rollout::CachedRollout;
+use super::packed::{Cached, Packed};
 use super::watched::{Lookup, WatchedObjects};
 
 /// Every route kind a Rollout can route through.
@@ -43,10 +44,12 @@ const KINDS: [RouteKind; 8] = [
 ];
 
 /// The watched routes of every kind, as JSON (what the planner reads), by kind and
-/// (namespace, name). A kind is answered from its cache once its watch has listed it.
+/// (namespace, name). A kind is answered from its cache once its watch has listed it. Each
+/// is kept encoded (see [`super::packed`]): a route as a `serde_json::Value` tree took
+/// several times its JSON size, and a routed Rollout keeps at least one.
 #[derive(Clone)]
 pub struct RouteObjects {
-    kinds: Arc<HashMap<RouteKind, WatchedObjects<Key, Value>>>,
+    kinds: Arc<HashMap<RouteKind, WatchedObjects<Key, Cached<Value>>>>,
 }
 
 impl Default for RouteObjects {
@@ -69,12 +72,12 @@ fn route_key(route: &RouteRef) -> Key {
 impl RouteObjects {
     /// The cache of `kind` (`None` for a kind missing from `KINDS`, which is then never
     /// watched and always read from the API server).
-    fn of(&self, kind: RouteKind) -> Option<&WatchedObjects<Key, Value>> {
+    fn of(&self, kind: RouteKind) -> Option<&WatchedObjects<Key, Cached<Value>>> {
         self.kinds.get(&kind)
     }
 
     /// The route as cached, or [`Lookup::Verify`] (see [`WatchedObjects::get`]).
-    pub fn get(&self, route: &RouteRef) -> Lookup<Value> {
+    pub fn get(&self, route: &RouteRef) -> Lookup<Cached<Value>> {
         self.of(route.kind)
             .map_or(Lookup::Verify, |c| c.get(&route_key(route)))
     }
@@ -106,7 +109,10 @@ impl RouteObjects {
                 )
             },
             |o| o.resource_version().unwrap_or_default(),
-            |o| serde_json::to_value(o).unwrap_or(Value::Null),
+            |o| match Packed::pack_from(o) {
+                Ok(p) => Cached::Packed(p),
+                Err(_) => Cached::Whole(Arc::new(Value::Null)),
+            },
         );
     }
 }
@@ -320,4 +326,65 @@ async fn served_version(client: &Client, kind: RouteKind) -> Result<Option<Strin
         .iter()
         .any(|r| r.name == kind.plural())
         .then_some(version))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn http_route(rv: &str, canary_weight: u32) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": {"name": "web", "namespace": "shop", "resourceVersion": rv},
+            "spec": {
+                "parentRefs": [{"name": "edge"}],
+                "rules": [{"backendRefs": [
+                    {"name": "web-stable", "port": 80, "weight": 100 - canary_weight},
+                    {"name": "web-canary", "port": 80, "weight": canary_weight}
+                ]}]
+            }
+        }))
+        .expect("a valid route")
+    }
+
+    fn route_ref() -> RouteRef {
+        RouteRef {
+            kind: RouteKind::HttpRoute,
+            namespace: "shop".into(),
+            name: "web".into(),
+        }
+    }
+
+    fn cached(objects: &RouteObjects) -> Option<Value> {
+        match objects.get(&route_ref()) {
+            Lookup::Cached(route) => route.map(|r| {
+                assert!(matches!(*r, Cached::Packed(_)), "kept as its encoding");
+                r.get().expect("decodes")
+            }),
+            Lookup::Verify => panic!("expected a cached answer, got Verify"),
+        }
+    }
+
+    #[test]
+    fn a_watched_route_is_kept_encoded_and_read_back_as_the_json_a_get_returns() {
+        let objects = RouteObjects::default();
+        let kind = RouteKind::HttpRoute;
+        objects.apply(kind, &watcher::Event::Init);
+        objects.apply(kind, &watcher::Event::InitApply(http_route("1", 0)));
+        objects.apply(kind, &watcher::Event::InitDone);
+        assert_eq!(
+            cached(&objects),
+            Some(serde_json::to_value(http_route("1", 0)).expect("encodes"))
+        );
+        // Our write to 10 % is read from the API server until the watch shows it.
+        objects.wrote(&route_ref(), Some("2".into()));
+        assert!(matches!(objects.get(&route_ref()), Lookup::Verify));
+        objects.apply(kind, &watcher::Event::Apply(http_route("2", 10)));
+        let route = cached(&objects).expect("still there");
+        assert_eq!(route["spec"]["rules"][0]["backendRefs"][1]["weight"], 10);
+        objects.apply(kind, &watcher::Event::Delete(http_route("2", 10)));
+        assert_eq!(cached(&objects), None);
+    }
 }

@@ -24,6 +24,7 @@ use kube::{Resource, ResourceExt};
 use sluice_engine::rollout::canary::MANAGED_BY_ROLLOUTS_ANNOTATION;
 
 use super::cached_rollout::CachedRollout;
+use super::packed::Cached;
 use super::watched::WatchedObjects;
 
 /// (namespace, name).
@@ -82,8 +83,10 @@ pub fn managed_by(svc: &Service) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
-/// The watched Services, by (namespace, name).
-pub type ServiceObjects = WatchedObjects<Key, Service>;
+/// The watched Services, by (namespace, name), kept encoded (see [`super::packed`]): a
+/// `Service` struct is about 2 KiB of heap, its JSON a few hundred bytes, and a routed
+/// Rollout names two.
+pub type ServiceObjects = WatchedObjects<Key, Cached<Service>>;
 
 /// Which Services each Rollout manages, and the Services themselves, kept by the Service
 /// watch (see the module docs).
@@ -117,7 +120,7 @@ impl ManagedServices {
             event,
             key_of,
             |s| s.resource_version().unwrap_or_default(),
-            Service::clone,
+            |s| Cached::new(s.clone()),
         );
         match event {
             watcher::Event::Apply(svc) => {
@@ -270,6 +273,7 @@ fn relevant_hash(svc: &Service) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::watched::Lookup;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn svc(ns: &str, name: &str, owner: Option<&str>) -> Service {
@@ -315,6 +319,26 @@ mod tests {
         )));
         assert!(m.managed_by("shop", "web").is_empty());
         assert_eq!(m.managed_by("blog", "web"), ["web-active"]);
+    }
+
+    #[test]
+    fn a_watched_service_is_kept_encoded_and_read_back_equal() {
+        let m = ManagedServices::default();
+        let mut web = svc("shop", "web-canary", Some("web"));
+        web.metadata.resource_version = Some("7".into());
+        web.spec = Some(k8s_openapi::api::core::v1::ServiceSpec {
+            selector: Some([("app".to_string(), "web".to_string())].into()),
+            ..Default::default()
+        });
+        m.apply(&watcher::Event::Init);
+        m.apply(&watcher::Event::InitApply(web.clone()));
+        m.apply(&watcher::Event::InitDone);
+        let key = ("shop".to_string(), "web-canary".to_string());
+        let Lookup::Cached(Some(kept)) = m.objects().get(&key) else {
+            panic!("a listed Service is answered from the cache");
+        };
+        assert!(matches!(*kept, Cached::Packed(_)), "kept as its encoding");
+        assert_eq!(kept.get().expect("decodes"), web);
     }
 
     #[test]
