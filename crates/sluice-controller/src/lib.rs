@@ -21,6 +21,7 @@ pub mod owned;
 pub mod packed;
 pub mod providers;
 pub mod rbac;
+pub mod referrers;
 pub mod refusals;
 pub mod rollout;
 pub mod routes;

@@ -15,7 +15,7 @@
 //! (Discovery, not a watch of CRDs: a namespaced install cannot be granted cluster-scoped CRD
 //! reads.)
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, StreamExt, TryStreamExt};
@@ -29,6 +29,7 @@ use sluice_engine::rollout::traffic::{RouteKind, RouteRef};
 
 use super::cached_rollout::CachedRollout;
 use super::packed::{Cached, Packed};
+use super::referrers::WatchedReferrers;
 use super::watched::{Lookup, WatchedObjects};
 
 /// Every route kind a Rollout can route through.
@@ -124,77 +125,29 @@ type Key = (String, String);
 /// [`super::services::ServiceReferences`] is for Services).
 #[derive(Clone, Default)]
 pub struct RouteReferences {
-    inner: Arc<RwLock<References>>,
-}
-
-#[derive(Default)]
-struct References {
-    rollouts: HashMap<RouteRef, BTreeSet<Key>>,
-    named: HashMap<Key, Vec<RouteRef>>,
-    relist: Option<Box<References>>,
-}
-
-impl References {
-    fn forget(&mut self, rollout: &Key) {
-        for route in self.named.remove(rollout).into_iter().flatten() {
-            if let Some(set) = self.rollouts.get_mut(&route) {
-                set.remove(rollout);
-                if set.is_empty() {
-                    self.rollouts.remove(&route);
-                }
-            }
-        }
-    }
-
-    fn put(&mut self, ro: &CachedRollout) {
-        let m = ro.meta();
-        let key = (
-            m.namespace.clone().unwrap_or_default(),
-            m.name.clone().unwrap_or_default(),
-        );
-        self.forget(&key);
-        if ro.routes().is_empty() {
-            return;
-        }
-        for route in ro.routes() {
-            self.rollouts
-                .entry(route.clone())
-                .or_default()
-                .insert(key.clone());
-        }
-        self.named.insert(key, ro.routes().to_vec());
-    }
+    inner: Arc<RwLock<WatchedReferrers<RouteRef, Key>>>,
 }
 
 impl RouteReferences {
     /// The Rollouts (namespace, name) that route through `route`.
     pub fn rollouts_naming(&self, route: &RouteRef) -> Vec<Key> {
         let refs = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        refs.rollouts
-            .get(route)
-            .map(|set| set.iter().cloned().collect())
-            .unwrap_or_default()
+        refs.live().referrers(route).to_vec()
     }
 
     /// Apply one event of the Rollout watch.
     pub fn apply(&self, event: &watcher::Event<CachedRollout>) {
-        let mut refs = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        match event {
-            watcher::Event::Apply(ro) => refs.put(ro),
-            watcher::Event::Delete(ro) => {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).apply(
+            event,
+            |ro| {
                 let m = ro.meta();
-                refs.forget(&(
+                (
                     m.namespace.clone().unwrap_or_default(),
                     m.name.clone().unwrap_or_default(),
-                ));
-            }
-            watcher::Event::Init => refs.relist = Some(Box::default()),
-            watcher::Event::InitApply(ro) => refs.relist.get_or_insert_with(Box::default).put(ro),
-            watcher::Event::InitDone => {
-                let fresh = refs.relist.take().unwrap_or_default();
-                *refs = *fresh;
-            }
-        }
+                )
+            },
+            |ro| ro.routes().to_vec(),
+        );
     }
 
     /// The Rollouts to wake for a changed route of `kind`.

@@ -13,7 +13,6 @@
 //!   names) gives it back: the observer reads it and the planner releases it (upstream's
 //!   Service controller does the same).
 
-use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, TryStreamExt};
@@ -25,45 +24,11 @@ use sluice_engine::rollout::canary::MANAGED_BY_ROLLOUTS_ANNOTATION;
 
 use super::cached_rollout::CachedRollout;
 use super::packed::Cached;
+use super::referrers::WatchedReferrers;
 use super::watched::WatchedObjects;
 
 /// (namespace, name).
 type Key = (String, String);
-
-#[derive(Default)]
-struct Index {
-    /// (namespace, Rollout) → the Services annotated as managed by it.
-    by_rollout: HashMap<Key, BTreeSet<String>>,
-    /// (namespace, Service) → the Rollout its annotation names.
-    owner: HashMap<Key, String>,
-}
-
-impl Index {
-    fn remove(&mut self, svc: &Key) {
-        let Some(rollout) = self.owner.remove(svc) else {
-            return;
-        };
-        let key = (svc.0.clone(), rollout);
-        if let Some(names) = self.by_rollout.get_mut(&key) {
-            names.remove(&svc.1);
-            if names.is_empty() {
-                self.by_rollout.remove(&key);
-            }
-        }
-    }
-
-    fn put(&mut self, svc: &Service) {
-        let key = key_of(svc);
-        self.remove(&key);
-        if let Some(rollout) = managed_by(svc) {
-            self.owner.insert(key.clone(), rollout.to_string());
-            self.by_rollout
-                .entry((key.0, rollout.to_string()))
-                .or_default()
-                .insert(key.1);
-        }
-    }
-}
 
 fn key_of(svc: &Service) -> Key {
     let m = svc.meta();
@@ -92,9 +57,8 @@ pub type ServiceObjects = WatchedObjects<Key, Cached<Service>>;
 /// watch (see the module docs).
 #[derive(Clone, Default)]
 pub struct ManagedServices {
-    live: Arc<RwLock<Index>>,
-    /// Filled between a relist's `Init` and `InitDone`, then swapped in whole.
-    relist: Arc<RwLock<Option<Index>>>,
+    /// (namespace, Service) → the (namespace, Rollout) its annotation names.
+    managed: Arc<RwLock<WatchedReferrers<Key, Key>>>,
     objects: ServiceObjects,
 }
 
@@ -106,12 +70,13 @@ impl ManagedServices {
 
     /// The Services in `namespace` whose annotation names the Rollout `rollout`.
     pub fn managed_by(&self, namespace: &str, rollout: &str) -> Vec<String> {
-        let index = self.live.read().unwrap_or_else(|p| p.into_inner());
-        index
-            .by_rollout
-            .get(&(namespace.to_string(), rollout.to_string()))
-            .map(|names| names.iter().cloned().collect())
-            .unwrap_or_default()
+        let managed = self.managed.read().unwrap_or_else(|p| p.into_inner());
+        managed
+            .live()
+            .referrers(&(namespace.to_string(), rollout.to_string()))
+            .iter()
+            .map(|(_, svc)| svc.clone())
+            .collect()
     }
 
     /// Apply one watch event.
@@ -122,39 +87,12 @@ impl ManagedServices {
             |s| s.resource_version().unwrap_or_default(),
             |s| Cached::new(s.clone()),
         );
-        match event {
-            watcher::Event::Apply(svc) => {
-                self.live
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .put(svc);
-            }
-            watcher::Event::Delete(svc) => {
-                self.live
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .remove(&key_of(svc));
-            }
-            watcher::Event::Init => {
-                *self.relist.write().unwrap_or_else(|p| p.into_inner()) = Some(Index::default());
-            }
-            watcher::Event::InitApply(svc) => {
-                self.relist
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .get_or_insert_with(Index::default)
-                    .put(svc);
-            }
-            watcher::Event::InitDone => {
-                let fresh = self
-                    .relist
-                    .write()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .take()
-                    .unwrap_or_default();
-                *self.live.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-            }
-        }
+        self.managed
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(event, key_of, |svc| {
+                managed_by(svc).map(|rollout| (key_of(svc).0, rollout.to_string()))
+            });
     }
 
     /// The Services of `api`, as touched objects for a controller trigger, keeping this index
@@ -182,79 +120,43 @@ impl ManagedServices {
 /// and 20,000 Services a scan per event would be 2·10⁸ comparisons per relist).
 #[derive(Clone, Default)]
 pub struct ServiceReferences {
-    inner: Arc<RwLock<References>>,
-}
-
-#[derive(Default)]
-struct References {
-    /// (namespace, Service) → the Rollouts naming it.
-    rollouts: HashMap<Key, BTreeSet<String>>,
-    /// (namespace, Rollout) → the Services it names.
-    named: HashMap<Key, Vec<String>>,
-    /// Filled between a relist's `Init` and `InitDone`.
-    relist: Option<Box<References>>,
-}
-
-impl References {
-    fn forget(&mut self, rollout: &Key) {
-        for svc in self.named.remove(rollout).into_iter().flatten() {
-            let key = (rollout.0.clone(), svc);
-            if let Some(set) = self.rollouts.get_mut(&key) {
-                set.remove(&rollout.1);
-                if set.is_empty() {
-                    self.rollouts.remove(&key);
-                }
-            }
-        }
-    }
-
-    fn put(&mut self, ro: &CachedRollout) {
-        let m = ro.meta();
-        let key = (
-            m.namespace.clone().unwrap_or_default(),
-            m.name.clone().unwrap_or_default(),
-        );
-        self.forget(&key);
-        for svc in ro.services() {
-            self.rollouts
-                .entry((key.0.clone(), svc.clone()))
-                .or_default()
-                .insert(key.1.clone());
-        }
-        self.named.insert(key, ro.services().to_vec());
-    }
+    /// (namespace, Service) → the (namespace, Rollout)s naming it.
+    inner: Arc<RwLock<WatchedReferrers<Key, Key>>>,
 }
 
 impl ServiceReferences {
     /// The Rollouts in `namespace` whose strategy names the Service `service`.
     pub fn rollouts_naming(&self, namespace: &str, service: &str) -> Vec<String> {
         let refs = self.inner.read().unwrap_or_else(|p| p.into_inner());
-        refs.rollouts
-            .get(&(namespace.to_string(), service.to_string()))
-            .map(|set| set.iter().cloned().collect())
-            .unwrap_or_default()
+        refs.live()
+            .referrers(&(namespace.to_string(), service.to_string()))
+            .iter()
+            .map(|(_, rollout)| rollout.clone())
+            .collect()
     }
 
     /// Apply one event of the Rollout watch.
     pub fn apply(&self, event: &watcher::Event<CachedRollout>) {
-        let mut refs = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        match event {
-            watcher::Event::Apply(ro) => refs.put(ro),
-            watcher::Event::Delete(ro) => {
-                let m = ro.meta();
-                refs.forget(&(
-                    m.namespace.clone().unwrap_or_default(),
-                    m.name.clone().unwrap_or_default(),
-                ));
-            }
-            watcher::Event::Init => refs.relist = Some(Box::default()),
-            watcher::Event::InitApply(ro) => refs.relist.get_or_insert_with(Box::default).put(ro),
-            watcher::Event::InitDone => {
-                let fresh = refs.relist.take().unwrap_or_default();
-                *refs = *fresh;
-            }
-        }
+        self.inner
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .apply(event, rollout_key, |ro| {
+                let ns = ro.meta().namespace.clone().unwrap_or_default();
+                ro.services()
+                    .iter()
+                    .map(move |svc| (ns.clone(), svc.clone()))
+                    .collect::<Vec<_>>()
+            });
     }
+}
+
+/// (namespace, name) of a Rollout.
+fn rollout_key(ro: &CachedRollout) -> Key {
+    let m = ro.meta();
+    (
+        m.namespace.clone().unwrap_or_default(),
+        m.name.clone().unwrap_or_default(),
+    )
 }
 
 /// What of a Service a Rollout reacts to.
