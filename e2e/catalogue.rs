@@ -39,7 +39,6 @@ use kube::core::{ApiResource, GroupVersionKind};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sluice_cluster::{ClusterConfig, EmbeddedCluster, workloads};
-use tokio_util::sync::CancellationToken;
 
 /// Every entry together must settle within this (all run at once).
 const SETTLE: Duration = Duration::from_secs(180);
@@ -418,13 +417,7 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
     }
 
     // The controller's client records (method, path) of every request it sends.
-    let (client, calls) = crate::harness::recording_client(cluster.addr());
-    let shutdown = CancellationToken::new();
-    let controller = tokio::spawn(sluice_controller::run(
-        client,
-        sluice_controller::Options::default(),
-        shutdown.clone(),
-    ));
+    let controller = crate::harness::RecordedController::start(cluster.addr());
 
     // Create every entry's objects; the schema refusals are judged here.
     let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(admin.clone());
@@ -509,7 +502,7 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
             );
             tokio::time::sleep(Duration::from_millis(250)).await;
         };
-        edited_at.insert(entry.name.clone(), calls.lock().unwrap().len());
+        edited_at.insert(entry.name.clone(), controller.sent());
         stable_of.insert(entry.name.clone(), stable);
         api.patch(
             "web",
@@ -569,12 +562,10 @@ async fn every_catalogue_entry_is_refused_naming_the_field_and_writes_nothing() 
         }
     }
 
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+    let calls = controller.stop().await;
     cluster.shutdown().await;
 
     // Every write the controller made into a catalogue namespace.
-    let calls = calls.lock().unwrap().clone();
     let mut writes: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let since: BTreeMap<String, usize> = edited_at
         .iter()

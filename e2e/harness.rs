@@ -461,3 +461,41 @@ pub fn recording_client(addr: std::net::SocketAddr) -> (kube::Client, Calls) {
         .build();
     (client, calls)
 }
+
+/// An in-process controller on a [`recording_client`]: what it asked of the API server is in
+/// `calls`.
+pub struct RecordedController {
+    pub calls: Calls,
+    shutdown: tokio_util::sync::CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), sluice_controller::RunError>>,
+}
+
+impl RecordedController {
+    /// Start `sluice_controller::run` with default options against the cluster at `addr`.
+    pub fn start(addr: std::net::SocketAddr) -> RecordedController {
+        let (client, calls) = recording_client(addr);
+        let shutdown = tokio_util::sync::CancellationToken::new();
+        let task = tokio::spawn(sluice_controller::run(
+            client,
+            sluice_controller::Options::default(),
+            shutdown.clone(),
+        ));
+        RecordedController {
+            calls,
+            shutdown,
+            task,
+        }
+    }
+
+    /// How many requests it has sent so far.
+    pub fn sent(&self) -> usize {
+        self.calls.lock().unwrap().len()
+    }
+
+    /// Stop it (waiting up to 10 s) and return every request it sent, in order.
+    pub async fn stop(self) -> Vec<(String, String)> {
+        self.shutdown.cancel();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.task).await;
+        self.calls.lock().unwrap().clone()
+    }
+}

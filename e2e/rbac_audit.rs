@@ -11,7 +11,6 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 use sluice_api::rollout::rollout_resource;
 use sluice_cluster::{ClusterConfig, EmbeddedCluster, workloads};
-use tokio_util::sync::CancellationToken;
 
 /// A discovery request (`/api`, `/apis`, `/apis/{group}[/{version}]`): a non-resource URL
 /// every authenticated user may GET (the default `system:discovery` ClusterRole), so no rule
@@ -136,13 +135,7 @@ async fn every_controller_call_is_granted_by_the_cluster_role() {
         .expect("CRDs");
 
     // The controller's client records (method, path) of every request.
-    let (client, calls) = crate::harness::recording_client(cluster.addr());
-    let shutdown = CancellationToken::new();
-    let controller = tokio::spawn(sluice_controller::run(
-        client,
-        sluice_controller::Options::default(),
-        shutdown.clone(),
-    ));
+    let controller = crate::harness::RecordedController::start(cluster.addr());
 
     let ns = "default";
     let services: Api<k8s_openapi::api::core::v1::Service> = Api::namespaced(admin.clone(), ns);
@@ -266,11 +259,9 @@ async fn every_controller_call_is_granted_by_the_cluster_role() {
     })
     .await;
 
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+    let calls = controller.stop().await;
     cluster.shutdown().await;
 
-    let calls = calls.lock().unwrap().clone();
     assert!(calls.len() > 20, "the controller made calls: {calls:?}");
     let mut denied = std::collections::BTreeSet::new();
     let mut used = std::collections::BTreeSet::new();

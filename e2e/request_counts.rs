@@ -17,7 +17,6 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams, PostParams}
 use serde_json::{Value, json};
 use sluice_api::rollout::rollout_resource;
 use sluice_cluster::{ClusterConfig, EmbeddedCluster, workloads};
-use tokio_util::sync::CancellationToken;
 
 async fn wait_for(what: &str, mut probe: impl AsyncFnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(90);
@@ -148,13 +147,7 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         .unwrap();
 
     // The controller's client records (method, path) of every request.
-    let (client, calls) = crate::harness::recording_client(cluster.addr());
-    let shutdown = CancellationToken::new();
-    let controller = tokio::spawn(sluice_controller::run(
-        client,
-        sluice_controller::Options::default(),
-        shutdown.clone(),
-    ));
+    let controller = crate::harness::RecordedController::start(cluster.addr());
 
     let rollouts: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &rollout_resource());
     let rollout = json!({
@@ -190,7 +183,7 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
         state(rollouts.clone()).await.0 == "Healthy"
     })
     .await;
-    let before_update = calls.lock().unwrap().len();
+    let before_update = controller.sent();
     set_image(&rollouts, "v2").await;
     wait_for("the pause after setWeight 20", async || {
         state(rollouts.clone()).await == ("Paused".into(), Some(1))
@@ -219,11 +212,10 @@ async fn a_routed_canary_reads_its_services_and_route_from_the_watch_caches() {
     })
     .await;
 
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+    let calls = controller.stop().await;
     cluster.shutdown().await;
 
-    let calls = calls.lock().unwrap()[before_update..].to_vec();
+    let calls = calls[before_update..].to_vec();
     let reconciles_wrote_status = calls
         .iter()
         .filter(|(m, p)| m == "PATCH" && p.contains("/rollouts/web/status"))
@@ -270,13 +262,7 @@ async fn an_unrouted_update_costs_the_fewest_writes_each_step_needs() {
     let cluster = start_cluster().await;
     let admin = cluster.client();
     let ns = "default";
-    let (client, calls) = crate::harness::recording_client(cluster.addr());
-    let shutdown = CancellationToken::new();
-    let controller = tokio::spawn(sluice_controller::run(
-        client,
-        sluice_controller::Options::default(),
-        shutdown.clone(),
-    ));
+    let controller = crate::harness::RecordedController::start(cluster.addr());
     let rollouts: Api<DynamicObject> = Api::namespaced_with(admin.clone(), ns, &rollout_resource());
     let rollout = json!({
         "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout", "metadata": {"name": "web"},
@@ -294,7 +280,7 @@ async fn an_unrouted_update_costs_the_fewest_writes_each_step_needs() {
         state(rollouts.clone()).await.0 == "Healthy"
     })
     .await;
-    let before_update = calls.lock().unwrap().len();
+    let before_update = controller.sent();
     set_image(&rollouts, "v2").await;
     for step in [1, 3] {
         wait_for("a pause", async || {
@@ -315,10 +301,9 @@ async fn an_unrouted_update_costs_the_fewest_writes_each_step_needs() {
         },
     )
     .await;
-    shutdown.cancel();
-    let _ = tokio::time::timeout(Duration::from_secs(10), controller).await;
+    let calls = controller.stop().await;
     cluster.shutdown().await;
-    let calls = calls.lock().unwrap()[before_update..].to_vec();
+    let calls = calls[before_update..].to_vec();
     let writes: Vec<(&str, &str)> = calls
         .iter()
         .filter(|(m, p)| m != "GET" && !p.contains("/events"))

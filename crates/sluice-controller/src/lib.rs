@@ -219,6 +219,14 @@ pub(crate) fn api_code(err: &kube::Error) -> Option<u16> {
     }
 }
 
+/// (namespace, name) of an object: the key of the watch caches and reverse indexes.
+pub(crate) fn namespaced_name(meta: &kube::api::ObjectMeta) -> (String, String) {
+    (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+    )
+}
+
 /// `namespace/name`: the key of an object in the controllers' per-object maps (backoff,
 /// freshness, written copies).
 pub(crate) fn object_key<K: kube::Resource>(obj: &K) -> String {

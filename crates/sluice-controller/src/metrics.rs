@@ -400,13 +400,6 @@ fn update_duration_histogram() -> Histogram {
     Histogram::new(UPDATE_DURATION_BUCKETS)
 }
 
-fn object_key(meta: &kube::api::ObjectMeta) -> (String, String) {
-    (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
-    )
-}
-
 fn ns_name(ns: &str, name: &str) -> NsName {
     NsName {
         namespace: ns.to_string(),
@@ -773,7 +766,7 @@ impl Metrics {
         let mut present = std::collections::HashSet::new();
         for ro in rollouts {
             self.observe_rollout(ro);
-            present.insert(object_key(&ro.metadata));
+            present.insert(crate::namespaced_name(&ro.metadata));
         }
         for (ns, name) in self.rollout_info.keys() {
             if !present.contains(&(ns.clone(), name.clone())) {
@@ -787,7 +780,7 @@ impl Metrics {
         let mut present = std::collections::HashSet::new();
         for run in runs {
             self.observe_analysis_run(run);
-            present.insert(object_key(&run.metadata));
+            present.insert(crate::namespaced_name(&run.metadata));
         }
         for (ns, name) in self.analysis_run_info.keys() {
             if !present.contains(&(ns.clone(), name.clone())) {
@@ -801,7 +794,7 @@ impl Metrics {
         let mut present = std::collections::HashSet::new();
         for exp in experiments {
             self.observe_experiment(exp);
-            present.insert(object_key(&exp.metadata));
+            present.insert(crate::namespaced_name(&exp.metadata));
         }
         for (ns, name) in self.experiment_info.keys() {
             if !present.contains(&(ns.clone(), name.clone())) {

@@ -103,12 +103,7 @@ impl RouteObjects {
         };
         cache.apply(
             event,
-            |o| {
-                (
-                    o.metadata.namespace.clone().unwrap_or_default(),
-                    o.metadata.name.clone().unwrap_or_default(),
-                )
-            },
+            |o| crate::namespaced_name(&o.metadata),
             |o| o.resource_version().unwrap_or_default(),
             |o| match Packed::pack_from(o) {
                 Ok(p) => Cached::Packed(p),
@@ -139,13 +134,7 @@ impl RouteReferences {
     pub fn apply(&self, event: &watcher::Event<CachedRollout>) {
         self.inner.write().unwrap_or_else(|p| p.into_inner()).apply(
             event,
-            |ro| {
-                let m = ro.meta();
-                (
-                    m.namespace.clone().unwrap_or_default(),
-                    m.name.clone().unwrap_or_default(),
-                )
-            },
+            |ro| crate::namespaced_name(ro.meta()),
             |ro| ro.routes().to_vec(),
         );
     }

@@ -31,11 +31,7 @@ use super::watched::WatchedObjects;
 type Key = (String, String);
 
 fn key_of(svc: &Service) -> Key {
-    let m = svc.meta();
-    (
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-    )
+    crate::namespaced_name(svc.meta())
 }
 
 /// The Rollout a Service's `managed-by-rollouts` annotation names.
@@ -137,26 +133,18 @@ impl ServiceReferences {
 
     /// Apply one event of the Rollout watch.
     pub fn apply(&self, event: &watcher::Event<CachedRollout>) {
-        self.inner
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .apply(event, rollout_key, |ro| {
+        self.inner.write().unwrap_or_else(|p| p.into_inner()).apply(
+            event,
+            |ro| crate::namespaced_name(ro.meta()),
+            |ro| {
                 let ns = ro.meta().namespace.clone().unwrap_or_default();
                 ro.services()
                     .iter()
                     .map(move |svc| (ns.clone(), svc.clone()))
                     .collect::<Vec<_>>()
-            });
+            },
+        );
     }
-}
-
-/// (namespace, name) of a Rollout.
-fn rollout_key(ro: &CachedRollout) -> Key {
-    let m = ro.meta();
-    (
-        m.namespace.clone().unwrap_or_default(),
-        m.name.clone().unwrap_or_default(),
-    )
 }
 
 /// What of a Service a Rollout reacts to.
