@@ -17,10 +17,10 @@
 mod cache;
 mod k8s;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, text::encode};
 use prometheus_client::metrics::counter::Counter;
@@ -57,82 +57,110 @@ const METRIC_PHASES: [AnalysisPhase; 6] = [
     AnalysisPhase::Inconclusive,
 ];
 
+/// A label value. Series share their values through [`Interner`]: a Rollout's name is one
+/// allocation whatever the number of its series, and a reason, verb or phase one for the process.
+type Value = Arc<str>;
+
+/// The label values in use. A value is kept while some series holds it; values no series holds
+/// any more (a deleted object's name) are dropped when the set has doubled since the last sweep,
+/// so a sweep costs O(1) per value interned.
+#[derive(Debug, Default)]
+struct Interner {
+    values: HashSet<Value>,
+    swept_at: usize,
+}
+
+impl Interner {
+    fn get(&mut self, s: &str) -> Value {
+        if let Some(v) = self.values.get(s) {
+            return v.clone();
+        }
+        if self.values.len() >= 2 * self.swept_at.max(1024) {
+            self.values.retain(|v| Arc::strong_count(v) > 1);
+            self.swept_at = self.values.len();
+        }
+        let v: Value = Arc::from(s);
+        self.values.insert(v.clone());
+        v
+    }
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct NsName {
-    namespace: String,
-    name: String,
+    namespace: Value,
+    name: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RolloutInfoLabels {
-    namespace: String,
-    name: String,
-    strategy: String,
-    traffic_router: String,
-    phase: String,
+    namespace: Value,
+    name: Value,
+    strategy: Value,
+    traffic_router: Value,
+    phase: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PhaseLabels {
-    namespace: String,
-    name: String,
-    phase: String,
+    namespace: Value,
+    name: Value,
+    phase: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EventLabels {
-    namespace: String,
-    name: String,
-    r#type: String,
-    reason: String,
+    namespace: Value,
+    name: Value,
+    r#type: Value,
+    reason: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MetricTypeLabels {
-    namespace: String,
-    name: String,
-    metric: String,
-    r#type: String,
+    namespace: Value,
+    name: Value,
+    metric: Value,
+    r#type: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct MetricPhaseLabels {
-    namespace: String,
-    name: String,
-    metric: String,
-    r#type: String,
-    dry_run: String,
-    phase: String,
+    namespace: Value,
+    name: Value,
+    metric: Value,
+    r#type: Value,
+    dry_run: Value,
+    phase: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct K8sRequestLabels {
-    kind: String,
-    namespace: String,
-    name: String,
-    verb: String,
-    status_code: String,
+    kind: Value,
+    namespace: Value,
+    name: Value,
+    verb: Value,
+    status_code: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct OutcomeLabels {
-    namespace: String,
-    name: String,
-    outcome: String,
-    cause: String,
+    namespace: Value,
+    name: Value,
+    outcome: Value,
+    cause: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileErrorLabels {
-    controller: String,
-    reason: String,
+    controller: Value,
+    reason: Value,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct DurationLabels {
-    namespace: String,
-    name: String,
-    outcome: String,
+    namespace: Value,
+    name: Value,
+    outcome: Value,
 }
 
 /// A counter exposed with OpenMetrics type `unknown`, so its sample name carries no `_total`
@@ -158,7 +186,7 @@ impl EncodeMetric for UnsuffixedCounter {
 /// has (a phase change is a new label set, so the old one must go).
 struct OwnedGauges<L: Clone + Hash + Eq> {
     family: Family<L, Gauge>,
-    owned: Mutex<HashMap<(String, String), Vec<L>>>,
+    owned: Mutex<HashMap<(Value, Value), Vec<L>>>,
 }
 
 impl<L> OwnedGauges<L>
@@ -172,9 +200,8 @@ where
         }
     }
 
-    fn replace(&self, ns: &str, name: &str, series: Vec<(L, i64)>) {
+    fn replace(&self, key: (Value, Value), series: Vec<(L, i64)>) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-        let key = (ns.to_string(), name.to_string());
         let previous = owned.remove(&key).unwrap_or_default();
         for old in &previous {
             if !series.iter().any(|(l, _)| l == old) {
@@ -187,17 +214,14 @@ where
         owned.insert(key, series.into_iter().map(|(l, _)| l).collect());
     }
 
-    fn keys(&self) -> Vec<(String, String)> {
+    fn keys(&self) -> Vec<(Value, Value)> {
         let owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
         owned.keys().cloned().collect()
     }
 
-    fn forget(&self, ns: &str, name: &str) {
+    fn forget(&self, key: &(Value, Value)) {
         let mut owned = self.owned.lock().unwrap_or_else(|p| p.into_inner());
-        for old in owned
-            .remove(&(ns.to_string(), name.to_string()))
-            .unwrap_or_default()
-        {
+        for old in owned.remove(key).unwrap_or_default() {
             self.family.remove(&old);
         }
     }
@@ -375,6 +399,7 @@ pub struct Metrics {
     outcomes: Family<OutcomeLabels, Counter>,
     update_duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     scrape_hooks: Mutex<Vec<(&'static str, ScrapeHook)>>,
+    interner: Mutex<Interner>,
 }
 
 /// A function run before every scrape (see [`Metrics::on_scrape`]).
@@ -400,14 +425,27 @@ fn update_duration_histogram() -> Histogram {
     Histogram::new(UPDATE_DURATION_BUCKETS)
 }
 
-fn ns_name(ns: &str, name: &str) -> NsName {
-    NsName {
-        namespace: ns.to_string(),
-        name: name.to_string(),
-    }
-}
-
 impl Metrics {
+    /// The shared copy of a label value.
+    fn v(&self, s: &str) -> Value {
+        self.interner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(s)
+    }
+
+    fn ns_name(&self, ns: &str, name: &str) -> NsName {
+        NsName {
+            namespace: self.v(ns),
+            name: self.v(name),
+        }
+    }
+
+    /// The key of an object's gauges.
+    fn key(&self, ns: &str, name: &str) -> (Value, Value) {
+        (self.v(ns), self.v(name))
+    }
+
     /// A registry holding every Sluice metric, all empty.
     pub fn new() -> Self {
         let mut m = Metrics {
@@ -429,6 +467,7 @@ impl Metrics {
             outcomes: Family::default(),
             update_duration: Family::new_with_constructor(update_duration_histogram),
             scrape_hooks: Mutex::new(Vec::new()),
+            interner: Mutex::new(Interner::default()),
         };
         let r = &mut m.registry;
         r.register(
@@ -520,49 +559,51 @@ impl Metrics {
         let name = ro.metadata.name.as_deref().unwrap_or_default();
         let (strategy, traffic_router) = strategy_and_traffic_router(ro);
         let info = RolloutInfoLabels {
-            namespace: ns.to_string(),
-            name: name.to_string(),
-            strategy: strategy.to_string(),
-            traffic_router: traffic_router.to_string(),
-            phase: rollout_info_phase(ro).to_string(),
+            namespace: self.v(ns),
+            name: self.v(name),
+            strategy: self.v(strategy),
+            traffic_router: self.v(traffic_router),
+            phase: self.v(rollout_info_phase(ro)),
         };
-        self.rollout_info.replace(ns, name, vec![(info, 1)]);
+        self.rollout_info
+            .replace(self.key(ns, name), vec![(info, 1)]);
         let status = ro.status.clone().unwrap_or_default();
         let replicas = i64::from(status.replicas.unwrap_or(0));
         let available = i64::from(status.available_replicas.unwrap_or(0));
-        let one = |v: i64| vec![(ns_name(ns, name), v)];
-        self.replicas_available.replace(ns, name, one(available));
+        let one = |v: i64| vec![(self.ns_name(ns, name), v)];
+        self.replicas_available
+            .replace(self.key(ns, name), one(available));
         self.replicas_unavailable
-            .replace(ns, name, one((replicas - available).max(0)));
+            .replace(self.key(ns, name), one((replicas - available).max(0)));
         self.replicas_desired
-            .replace(ns, name, one(i64::from(ro.spec.replicas())));
+            .replace(self.key(ns, name), one(i64::from(ro.spec.replicas())));
         self.replicas_updated.replace(
-            ns,
-            name,
+            self.key(ns, name),
             one(i64::from(status.updated_replicas.unwrap_or(0))),
         );
     }
 
     /// Removes a deleted Rollout's info and replica gauges.
     pub fn forget_rollout(&self, ns: &str, name: &str) {
-        self.rollout_info.forget(ns, name);
-        self.replicas_available.forget(ns, name);
-        self.replicas_unavailable.forget(ns, name);
-        self.replicas_desired.forget(ns, name);
-        self.replicas_updated.forget(ns, name);
+        let key = self.key(ns, name);
+        self.rollout_info.forget(&key);
+        self.replicas_available.forget(&key);
+        self.replicas_unavailable.forget(&key);
+        self.replicas_desired.forget(&key);
+        self.replicas_updated.forget(&key);
     }
 
     /// Records how long one reconcile of a Rollout took.
     pub fn reconcile_duration(&self, ns: &str, name: &str, seconds: f64) {
         self.reconcile
-            .get_or_create(&ns_name(ns, name))
+            .get_or_create(&self.ns_name(ns, name))
             .observe(seconds);
     }
 
     /// Counts a reconcile of a Rollout that ended in an error.
     pub fn reconcile_error(&self, ns: &str, name: &str) {
         self.reconcile_error
-            .get_or_create(&ns_name(ns, name))
+            .get_or_create(&self.ns_name(ns, name))
             .0
             .inc();
     }
@@ -574,8 +615,8 @@ impl Metrics {
     pub fn reconcile_failed(&self, controller: &str, reason: &str) {
         self.reconcile_errors
             .get_or_create(&ReconcileErrorLabels {
-                controller: controller.to_string(),
-                reason: reason.to_string(),
+                controller: self.v(controller),
+                reason: self.v(reason),
             })
             .inc();
     }
@@ -584,10 +625,10 @@ impl Metrics {
     pub fn event(&self, ns: &str, name: &str, type_: &str, reason: &str) {
         self.events
             .get_or_create(&EventLabels {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                r#type: type_.to_string(),
-                reason: reason.to_string(),
+                namespace: self.v(ns),
+                name: self.v(name),
+                r#type: self.v(type_),
+                reason: self.v(reason),
             })
             .inc();
     }
@@ -600,13 +641,12 @@ impl Metrics {
         let phase = status.map(|s| s.phase.as_str()).unwrap_or_default();
         let phase = if phase.is_empty() { "Pending" } else { phase };
         self.analysis_run_info.replace(
-            ns,
-            name,
+            self.key(ns, name),
             vec![(
                 PhaseLabels {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    phase: phase.to_string(),
+                    namespace: self.v(ns),
+                    name: self.v(name),
+                    phase: self.v(phase),
                 },
                 1,
             )],
@@ -620,10 +660,10 @@ impl Metrics {
             let type_ = metric_provider_type(metric);
             types.push((
                 MetricTypeLabels {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    metric: metric.name.clone(),
-                    r#type: type_.to_string(),
+                    namespace: self.v(ns),
+                    name: self.v(name),
+                    metric: self.v(&metric.name),
+                    r#type: self.v(type_),
                 },
                 1,
             ));
@@ -638,26 +678,29 @@ impl Metrics {
                 };
                 phases.push((
                     MetricPhaseLabels {
-                        namespace: ns.to_string(),
-                        name: name.to_string(),
-                        metric: metric.name.clone(),
-                        r#type: type_.to_string(),
-                        dry_run: dry_run.to_string(),
-                        phase: candidate.as_str().to_string(),
+                        namespace: self.v(ns),
+                        name: self.v(name),
+                        metric: self.v(&metric.name),
+                        r#type: self.v(type_),
+                        dry_run: self.v(if dry_run { "true" } else { "false" }),
+                        phase: self.v(candidate.as_str()),
                     },
                     i64::from(on),
                 ));
             }
         }
-        self.analysis_run_metric_type.replace(ns, name, types);
-        self.analysis_run_metric_phase.replace(ns, name, phases);
+        self.analysis_run_metric_type
+            .replace(self.key(ns, name), types);
+        self.analysis_run_metric_phase
+            .replace(self.key(ns, name), phases);
     }
 
     /// Removes a deleted AnalysisRun's gauges.
     pub fn forget_analysis_run(&self, ns: &str, name: &str) {
-        self.analysis_run_info.forget(ns, name);
-        self.analysis_run_metric_type.forget(ns, name);
-        self.analysis_run_metric_phase.forget(ns, name);
+        let key = self.key(ns, name);
+        self.analysis_run_info.forget(&key);
+        self.analysis_run_metric_type.forget(&key);
+        self.analysis_run_metric_phase.forget(&key);
     }
 
     /// Sets the info gauge of an Experiment (phase Pending until the controller sets one).
@@ -668,17 +711,16 @@ impl Metrics {
             .status
             .as_ref()
             .and_then(|s| s.phase.as_ref())
-            .map(|p| p.as_str().to_string())
+            .map(|p| p.as_str())
             .filter(|p| !p.is_empty())
-            .unwrap_or_else(|| "Pending".to_string());
+            .unwrap_or("Pending");
         self.experiment_info.replace(
-            ns,
-            name,
+            self.key(ns, name),
             vec![(
                 PhaseLabels {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    phase,
+                    namespace: self.v(ns),
+                    name: self.v(name),
+                    phase: self.v(phase),
                 },
                 1,
             )],
@@ -687,7 +729,8 @@ impl Metrics {
 
     /// Removes a deleted Experiment's gauge.
     pub fn forget_experiment(&self, ns: &str, name: &str) {
-        self.experiment_info.forget(ns, name);
+        let key = self.key(ns, name);
+        self.experiment_info.forget(&key);
     }
 
     /// Counts one request to the Kubernetes API. `kind` is the resource (plural), `verb` one
@@ -709,11 +752,11 @@ impl Metrics {
         };
         self.k8s_requests
             .get_or_create(&K8sRequestLabels {
-                kind: kind.to_string(),
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                verb: verb.to_string(),
-                status_code: status_code.to_string(),
+                kind: self.v(kind),
+                namespace: self.v(ns),
+                name: self.v(name),
+                verb: self.v(verb),
+                status_code: self.v(&status_code.to_string()),
             })
             .inc();
     }
@@ -735,18 +778,18 @@ impl Metrics {
         };
         self.outcomes
             .get_or_create(&OutcomeLabels {
-                namespace: ns.to_string(),
-                name: name.to_string(),
-                outcome: outcome.as_str().to_string(),
-                cause: cause.as_str().to_string(),
+                namespace: self.v(ns),
+                name: self.v(name),
+                outcome: self.v(outcome.as_str()),
+                cause: self.v(cause.as_str()),
             })
             .inc();
         if let Some(seconds) = update_seconds {
             self.update_duration
                 .get_or_create(&DurationLabels {
-                    namespace: ns.to_string(),
-                    name: name.to_string(),
-                    outcome: outcome.as_str().to_string(),
+                    namespace: self.v(ns),
+                    name: self.v(name),
+                    outcome: self.v(outcome.as_str()),
                 })
                 .observe(seconds.max(0.0));
         }
@@ -769,7 +812,7 @@ impl Metrics {
             present.insert(crate::namespaced_name(&ro.metadata));
         }
         for (ns, name) in self.rollout_info.keys() {
-            if !present.contains(&(ns.clone(), name.clone())) {
+            if !present.contains(&(ns.to_string(), name.to_string())) {
                 self.forget_rollout(&ns, &name);
             }
         }
@@ -783,7 +826,7 @@ impl Metrics {
             present.insert(crate::namespaced_name(&run.metadata));
         }
         for (ns, name) in self.analysis_run_info.keys() {
-            if !present.contains(&(ns.clone(), name.clone())) {
+            if !present.contains(&(ns.to_string(), name.to_string())) {
                 self.forget_analysis_run(&ns, &name);
             }
         }
@@ -797,7 +840,7 @@ impl Metrics {
             present.insert(crate::namespaced_name(&exp.metadata));
         }
         for (ns, name) in self.experiment_info.keys() {
-            if !present.contains(&(ns.clone(), name.clone())) {
+            if !present.contains(&(ns.to_string(), name.to_string())) {
                 self.forget_experiment(&ns, &name);
             }
         }

@@ -620,3 +620,23 @@ fn syncing_analysis_runs_and_experiments_drops_deleted_ones() {
     m.sync_experiments(std::iter::empty());
     assert!(samples(&m.encode(), "experiment_info").is_empty());
 }
+
+#[test]
+fn label_values_are_shared_between_series_and_dropped_once_no_series_holds_them() {
+    let mut interner = Interner::default();
+    let first = interner.get("ro-1");
+    let again = interner.get("ro-1");
+    assert!(Arc::ptr_eq(&first, &again), "one copy per value");
+    let held = interner.get("held");
+    drop((first, again));
+    for n in 0..5_000 {
+        interner.get(&format!("gone-{n}"));
+    }
+    assert!(interner.values.contains("held"), "a value in use is kept");
+    assert!(
+        interner.values.len() <= 2_048,
+        "values no series holds are swept: {} kept",
+        interner.values.len()
+    );
+    assert_eq!(&*held, "held");
+}
