@@ -11,7 +11,7 @@
 //! for the reconcile that asks for them; fed from a watch of [`Undecoded`] objects, one that
 //! does not decode is kept too, and fails only the reconcile of its owner.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use futures::{Stream, TryStreamExt};
@@ -19,6 +19,7 @@ use kube::Resource;
 use kube::runtime::{WatchStreamExt, watcher};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use smallvec::SmallVec;
 use tokio::sync::watch;
 
 use super::packed::Cached;
@@ -45,13 +46,21 @@ where
     }
 }
 
-/// Namespace and name of a cached object.
-type Key = (String, String);
+/// `namespace/name` of a cached object (a namespace has no `/`): one allocation, shared by
+/// both maps of [`Objects`].
+type Key = Arc<str>;
+
+/// The UID of an owner: one allocation per owner, shared by its objects' entries.
+type OwnerUid = Arc<str>;
+
+/// An owner's objects, sorted by key. Most owners have one or two (a Rollout's stable and
+/// canary ReplicaSets), held inline: a `BTreeMap` allocated a node with room for eleven.
+type Owned<K> = SmallVec<[(Key, Cached<K>); 2]>;
 
 /// One generation of cached objects (the live one, or the one a relist is filling).
 struct Objects<K> {
-    by_owner: HashMap<String, BTreeMap<Key, Cached<K>>>,
-    owner_of: HashMap<Key, String>,
+    by_owner: HashMap<OwnerUid, Owned<K>>,
+    owner_of: HashMap<Key, OwnerUid>,
 }
 
 impl<K> Default for Objects<K> {
@@ -64,25 +73,41 @@ impl<K> Default for Objects<K> {
 }
 
 impl<K: Serialize + DeserializeOwned + Clone> Objects<K> {
-    fn remove(&mut self, key: &Key) {
+    fn remove(&mut self, key: &str) {
         if let Some(owner) = self.owner_of.remove(key)
             && let Some(owned) = self.by_owner.get_mut(&owner)
         {
-            owned.remove(key);
+            owned.retain(|(k, _)| &**k != key);
             if owned.is_empty() {
                 self.by_owner.remove(&owner);
             }
         }
     }
 
-    fn put(&mut self, key: Key, owner: Option<String>, obj: Cached<K>) {
+    fn put(&mut self, key: String, owner: Option<&str>, obj: Cached<K>) {
         // An object whose controller changed (adoption, orphaning) moves or leaves.
-        if self.owner_of.get(&key) != owner.as_ref() {
+        if self.owner_of.get(key.as_str()).map(|o| &**o) != owner {
             self.remove(&key);
         }
-        if let Some(owner) = owner {
-            self.owner_of.insert(key.clone(), owner.clone());
-            self.by_owner.entry(owner).or_default().insert(key, obj);
+        let Some(owner) = owner else {
+            return;
+        };
+        let (key, owner) = match self.owner_of.get_key_value(key.as_str()) {
+            Some((key, owner)) => (key.clone(), owner.clone()),
+            None => {
+                let owner: OwnerUid = match self.by_owner.get_key_value(owner) {
+                    Some((shared, _)) => shared.clone(),
+                    None => Arc::from(owner),
+                };
+                let key: Key = Arc::from(key);
+                self.owner_of.insert(key.clone(), owner.clone());
+                (key, owner)
+            }
+        };
+        let owned = self.by_owner.entry(owner).or_default();
+        match owned.binary_search_by(|(k, _)| (**k).cmp(&*key)) {
+            Ok(i) => owned[i].1 = obj,
+            Err(i) => owned.insert(i, (key, obj)),
         }
     }
 }
@@ -106,11 +131,12 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
         }
     }
 
-    fn key_and_owner<E: Resource>(&self, obj: &E) -> (Key, Option<String>) {
+    fn key_and_owner<E: Resource>(&self, obj: &E) -> (String, Option<String>) {
         let meta = obj.meta();
-        let key = (
-            meta.namespace.clone().unwrap_or_default(),
-            meta.name.clone().unwrap_or_default(),
+        let key = format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or_default(),
+            meta.name.as_deref().unwrap_or_default()
         );
         let owner = meta
             .owner_references
@@ -132,7 +158,7 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
         match event {
             watcher::Event::Apply(obj) => {
                 let (key, owner) = self.key_and_owner(&obj);
-                self.live.put(key, owner, obj.into_cached());
+                self.live.put(key, owner.as_deref(), obj.into_cached());
             }
             watcher::Event::Delete(obj) => {
                 let (key, _) = self.key_and_owner(&obj);
@@ -141,9 +167,11 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
             watcher::Event::Init => self.relist = Some(Objects::default()),
             watcher::Event::InitApply(obj) => {
                 let (key, owner) = self.key_and_owner(&obj);
-                self.relist
-                    .get_or_insert_with(Objects::default)
-                    .put(key, owner, obj.into_cached());
+                self.relist.get_or_insert_with(Objects::default).put(
+                    key,
+                    owner.as_deref(),
+                    obj.into_cached(),
+                );
             }
             watcher::Event::InitDone => {
                 self.live = self.relist.take().unwrap_or_default();
@@ -170,7 +198,10 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
             .get(owner_uid)
             .into_iter()
             .flatten()
-            .filter(|((ns, _), _)| ns == namespace)
+            .filter(|(key, _)| {
+                key.strip_prefix(namespace)
+                    .is_some_and(|name| name.starts_with('/'))
+            })
             .map(|(_, obj)| obj.clone())
             .collect()
     }
@@ -489,5 +520,57 @@ mod tests {
         );
         let _: Vec<_> = futures::StreamExt::collect(stream).await;
         assert!(store.wait_ready().await.is_err());
+    }
+
+    proptest::proptest! {
+        /// Any sequence of applies (with owner changes) and deletes leaves every lookup equal to
+        /// a scan of the live objects: those in the namespace whose controller is that owner,
+        /// by name. Namespaces `a` and `a-b` share a prefix; owners are shared by objects.
+        #[test]
+        fn lookups_answer_as_a_scan_of_the_live_objects_would(
+            ops in proptest::collection::vec((0usize..2, 0usize..4, proptest::option::of(0usize..4)), 0..80)
+        ) {
+            const NAMESPACES: [&str; 2] = ["a", "a-b"];
+            const OWNERS: [Option<(&str, &str)>; 4] = [
+                Some(("Rollout", "u1")),
+                Some(("Rollout", "u2")),
+                Some(("Experiment", "u1")),
+                None,
+            ];
+            let mut idx = listed(vec![]);
+            let mut model: std::collections::BTreeMap<(usize, usize), usize> = Default::default();
+            for (ns, name, owner) in ops {
+                let name_s = format!("rs-{name}");
+                match owner {
+                    Some(owner) => {
+                        idx.apply(Event::Apply(rs(NAMESPACES[ns], &name_s, OWNERS[owner], true)));
+                        model.insert((ns, name), owner);
+                    }
+                    None => {
+                        idx.apply(Event::Delete(rs(NAMESPACES[ns], &name_s, None, true)));
+                        model.remove(&(ns, name));
+                    }
+                }
+            }
+            for (ns, namespace) in NAMESPACES.iter().enumerate() {
+                for uid in ["u1", "u2", "u3"] {
+                    let want: Vec<String> = model
+                        .iter()
+                        .filter(|((n, _), owner)| {
+                            *n == ns && OWNERS[**owner] == Some(("Rollout", uid))
+                        })
+                        .map(|((_, name), _)| format!("rs-{name}"))
+                        .collect();
+                    proptest::prop_assert_eq!(names(&idx.owned_by(namespace, uid)), want);
+                }
+            }
+            let kept = model.values().filter(|o| matches!(OWNERS[**o], Some(("Rollout", _)))).count();
+            proptest::prop_assert_eq!(idx.len(), kept);
+            proptest::prop_assert_eq!(
+                idx.live.by_owner.values().map(|o| o.len()).sum::<usize>(),
+                kept,
+                "no entry left behind"
+            );
+        }
     }
 }
