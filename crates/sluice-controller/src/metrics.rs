@@ -20,9 +20,11 @@ mod k8s;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
-use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, text::encode};
+use prometheus_client::encoding::{
+    EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode,
+};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -179,6 +181,76 @@ impl EncodeMetric for UnsuffixedCounter {
 
     fn metric_type(&self) -> MetricType {
         MetricType::Unknown
+    }
+}
+
+/// `rollout_events_total`, with upstream's labels (namespace, name, type, reason). A Rollout
+/// has a series for each Event type and reason it ever had, about eight over an update. As a
+/// `Family` each series was a hash-table slot of four labels and a counter behind its own
+/// `Arc`: 1.2 KB a Rollout at 10,000 (heaptrack). Here a Rollout is one slot, and each of its
+/// series 12 bytes in its list: the index of its (type, reason) and the count.
+#[derive(Debug, Default, Clone)]
+struct EventCounts(Arc<RwLock<EventCountsInner>>);
+
+#[derive(Debug, Default)]
+struct EventCountsInner {
+    /// Every (type, reason) counted so far; a series names one by its index.
+    kinds: Vec<(Value, Value)>,
+    by_rollout: HashMap<(Value, Value), Box<[(u32, u64)]>>,
+}
+
+impl EventCounts {
+    fn inc(&self, rollout: (Value, Value), type_: Value, reason: Value) {
+        let mut inner = self.0.write().unwrap_or_else(|p| p.into_inner());
+        let kind = match inner
+            .kinds
+            .iter()
+            .position(|(t, r)| *t == type_ && *r == reason)
+        {
+            Some(i) => i,
+            None => {
+                inner.kinds.push((type_, reason));
+                inner.kinds.len() - 1
+            }
+        };
+        // More kinds than a u32 counts would be a bug upstream of here (reasons are constants).
+        let kind = u32::try_from(kind).unwrap_or(u32::MAX);
+        let series = inner.by_rollout.entry(rollout).or_default();
+        match series.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, count)) => *count += 1,
+            None => {
+                let mut grown = std::mem::take(series).into_vec();
+                grown.push((kind, 1));
+                *series = grown.into_boxed_slice();
+            }
+        }
+    }
+}
+
+impl EncodeMetric for EventCounts {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let inner = self.0.read().unwrap_or_else(|p| p.into_inner());
+        for ((namespace, name), series) in &inner.by_rollout {
+            for (kind, count) in series.iter() {
+                let Some((type_, reason)) = inner.kinds.get(*kind as usize) else {
+                    continue;
+                };
+                let labels = EventLabels {
+                    namespace: namespace.clone(),
+                    name: name.clone(),
+                    r#type: type_.clone(),
+                    reason: reason.clone(),
+                };
+                encoder
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(count, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Counter
     }
 }
 
@@ -390,7 +462,7 @@ pub struct Metrics {
     reconcile: Family<NsName, Histogram, fn() -> Histogram>,
     reconcile_error: Family<NsName, UnsuffixedCounter>,
     reconcile_errors: Family<ReconcileErrorLabels, Counter>,
-    events: Family<EventLabels, Counter>,
+    events: EventCounts,
     analysis_run_info: OwnedGauges<PhaseLabels>,
     analysis_run_metric_phase: OwnedGauges<MetricPhaseLabels>,
     analysis_run_metric_type: OwnedGauges<MetricTypeLabels>,
@@ -458,7 +530,7 @@ impl Metrics {
             reconcile: Family::new_with_constructor(reconcile_histogram),
             reconcile_error: Family::default(),
             reconcile_errors: Family::default(),
-            events: Family::default(),
+            events: EventCounts::default(),
             analysis_run_info: OwnedGauges::new(),
             analysis_run_metric_phase: OwnedGauges::new(),
             analysis_run_metric_type: OwnedGauges::new(),
@@ -624,13 +696,7 @@ impl Metrics {
     /// Counts a Kubernetes Event emitted for a Rollout (`type` is Normal or Warning).
     pub fn event(&self, ns: &str, name: &str, type_: &str, reason: &str) {
         self.events
-            .get_or_create(&EventLabels {
-                namespace: self.v(ns),
-                name: self.v(name),
-                r#type: self.v(type_),
-                reason: self.v(reason),
-            })
-            .inc();
+            .inc(self.key(ns, name), self.v(type_), self.v(reason));
     }
 
     /// Sets the info, metric type and metric phase gauges of an AnalysisRun.

@@ -230,13 +230,23 @@ fn events_are_counted_per_type_and_reason() {
     m.event("ns", "ro", "Normal", "RolloutCompleted");
     m.event("ns", "ro", "Warning", "RolloutAborted");
     m.event("ns", "ro", "Warning", "RolloutAborted");
-    let mut got = samples(&m.encode(), "rollout_events_total");
+    m.event("other", "ro", "Warning", "RolloutAborted");
+    m.event("ns", "ro-2", "Normal", "RolloutCompleted");
+    let text = m.encode();
+    assert!(text.contains("# TYPE rollout_events counter"), "{text}");
+    assert!(
+        text.contains("# HELP rollout_events Count of rollout events"),
+        "{text}"
+    );
+    let mut got = samples(&text, "rollout_events_total");
     got.sort();
     assert_eq!(
         got,
         vec![
             r#"rollout_events_total{namespace="ns",name="ro",type="Normal",reason="RolloutCompleted"} 1"#,
             r#"rollout_events_total{namespace="ns",name="ro",type="Warning",reason="RolloutAborted"} 2"#,
+            r#"rollout_events_total{namespace="ns",name="ro-2",type="Normal",reason="RolloutCompleted"} 1"#,
+            r#"rollout_events_total{namespace="other",name="ro",type="Warning",reason="RolloutAborted"} 1"#,
         ]
     );
 }
