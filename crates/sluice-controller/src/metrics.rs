@@ -192,11 +192,14 @@ impl EncodeMetric for UnsuffixedCounter {
 #[derive(Debug, Default, Clone)]
 struct EventCounts(Arc<RwLock<EventCountsInner>>);
 
+/// The index of a (type, reason) in [`EventCountsInner::kinds`], and its count.
+type KindCount = (u32, u64);
+
 #[derive(Debug, Default)]
 struct EventCountsInner {
     /// Every (type, reason) counted so far; a series names one by its index.
     kinds: Vec<(Value, Value)>,
-    by_rollout: HashMap<(Value, Value), Box<[(u32, u64)]>>,
+    by_rollout: HashMap<(Value, Value), Box<[KindCount]>>,
 }
 
 impl EventCounts {
