@@ -191,6 +191,41 @@ fn reconcile_histogram_uses_upstream_buckets() {
 }
 
 #[test]
+fn reconcile_histogram_counts_each_observation_in_its_bucket_cumulatively() {
+    let m = Metrics::new();
+    for seconds in [0.001, 0.2, 0.25, 2.0] {
+        m.reconcile_duration("ns", "ro", seconds);
+    }
+    m.reconcile_duration("ns", "other", 0.5);
+    let text = m.encode();
+    let of_ro = |suffix: &str| {
+        samples(&text, &format!("rollout_reconcile_{suffix}"))
+            .into_iter()
+            .filter(|s| s.contains(r#"name="ro""#))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        of_ro("bucket"),
+        vec![
+            r#"rollout_reconcile_bucket{le="0.01",namespace="ns",name="ro"} 1"#,
+            r#"rollout_reconcile_bucket{le="0.15",namespace="ns",name="ro"} 1"#,
+            r#"rollout_reconcile_bucket{le="0.25",namespace="ns",name="ro"} 3"#,
+            r#"rollout_reconcile_bucket{le="0.5",namespace="ns",name="ro"} 3"#,
+            r#"rollout_reconcile_bucket{le="1.0",namespace="ns",name="ro"} 3"#,
+            r#"rollout_reconcile_bucket{le="+Inf",namespace="ns",name="ro"} 4"#,
+        ]
+    );
+    assert_eq!(
+        of_ro("count"),
+        vec![r#"rollout_reconcile_count{namespace="ns",name="ro"} 4"#]
+    );
+    assert_eq!(
+        of_ro("sum"),
+        vec![r#"rollout_reconcile_sum{namespace="ns",name="ro"} 2.451"#]
+    );
+}
+
+#[test]
 fn reconcile_errors_keep_the_upstream_sample_name_without_total() {
     let m = Metrics::new();
     m.reconcile_error("shop", "guestbook");
