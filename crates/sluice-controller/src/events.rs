@@ -73,21 +73,29 @@ pub const REPEAT_WINDOW: SignedDuration = SignedDuration::from_secs(6 * 60);
 /// minutes has one (about 900,000 in a mass update of 100,000 Rollouts), so it holds no string:
 /// the object a repeat regards is the one the first occurrence regarded (it is part of the key),
 /// so the name is rebuilt when the repeat is patched.
+/// Nanoseconds since the Unix epoch: 8 bytes where a `Timestamp` takes 16.
+type Nanos = i64;
+
+fn nanos(t: Timestamp) -> Nanos {
+    // i64 nanoseconds reach the year 2262.
+    Nanos::try_from(t.as_nanosecond()).unwrap_or(Nanos::MAX)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Seen {
-    created: Timestamp,
+    created: Nanos,
     count: i32,
-    last: Timestamp,
+    last: Nanos,
 }
 
 /// The name of the Event about `regarding` first published at `created`: the object's name
 /// (the reporting controller's for an object without one) and the time in nanoseconds, in hex,
 /// as client-go's recorder names them.
-fn event_name(regarding: &ObjectReference, controller: &str, created: Timestamp) -> String {
+fn event_name(regarding: &ObjectReference, controller: &str, created: Nanos) -> String {
     format!(
         "{}.{:x}",
         regarding.name.as_deref().unwrap_or(controller),
-        created.as_nanosecond()
+        created
     )
 }
 
@@ -100,15 +108,16 @@ fn event_namespace(regarding: &ObjectReference) -> &str {
 #[derive(Debug, Default)]
 struct Recent {
     by_key: HashMap<u64, Seen>,
-    order: VecDeque<(Timestamp, u64)>,
+    order: VecDeque<(Nanos, u64)>,
 }
 
 impl Recent {
     /// Forget Events last seen more than [`REPEAT_WINDOW`] before `now`. Amortised O(1):
     /// each publish adds one entry to `order` and each is popped once.
-    fn prune(&mut self, now: Timestamp) {
+    fn prune(&mut self, now: Nanos) {
+        let window = REPEAT_WINDOW.as_nanos() as Nanos;
         while let Some(&(at, key)) = self.order.front() {
-            if at + REPEAT_WINDOW > now {
+            if at.saturating_add(window) > now {
                 break;
             }
             self.order.pop_front();
@@ -125,7 +134,7 @@ impl Recent {
     }
 
     /// The Event to patch for a repeat of `key` at `now`, and its new count.
-    fn repeat_of(&mut self, key: u64, now: Timestamp) -> Option<Seen> {
+    fn repeat_of(&mut self, key: u64, now: Nanos) -> Option<Seen> {
         self.prune(now);
         self.by_key.get(&key).map(|s| Seen {
             count: s.count + 1,
@@ -191,7 +200,7 @@ impl Publisher {
             note: ev.note.clone(),
             metadata: ObjectMeta {
                 namespace: regarding.namespace.clone(),
-                name: Some(event_name(regarding, &controller, now)),
+                name: Some(event_name(regarding, &controller, nanos(now))),
                 ..Default::default()
             },
             reporting_controller: Some(controller.clone()),
@@ -220,7 +229,7 @@ impl Publisher {
         }
         let now = Timestamp::now();
         let key = event_key(ev, regarding);
-        let repeat = self.recent().repeat_of(key, now);
+        let repeat = self.recent().repeat_of(key, nanos(now));
         if let Some(seen) = repeat {
             let api: Api<K8sEvent> =
                 Api::namespaced(self.client.clone(), event_namespace(regarding));
@@ -245,9 +254,9 @@ impl Publisher {
         self.recent().record(
             key,
             Seen {
-                created: now,
+                created: nanos(now),
                 count: 1,
-                last: now,
+                last: nanos(now),
             },
         );
         Ok(())
@@ -290,11 +299,11 @@ where
 mod tests {
     use super::*;
 
-    fn at(secs: i64) -> Timestamp {
-        Timestamp::from_second(1_800_000_000 + secs).unwrap()
+    fn at(secs: i64) -> Nanos {
+        nanos(Timestamp::from_second(1_800_000_000 + secs).unwrap())
     }
 
-    fn seen(created: Timestamp, count: i32, last: Timestamp) -> Seen {
+    fn seen(created: Nanos, count: i32, last: Nanos) -> Seen {
         Seen {
             created,
             count,
@@ -304,7 +313,7 @@ mod tests {
 
     #[test]
     fn an_event_is_named_after_its_object_and_creation_time_in_hex_nanoseconds() {
-        let created = Timestamp::from_nanosecond(1_800_000_000_123_456_789).unwrap();
+        let created = nanos(Timestamp::from_nanosecond(1_800_000_000_123_456_789).unwrap());
         let name = event_name(&obj("u1", "1"), "sluice", created);
         assert_eq!(name, format!("web.{:x}", 1_800_000_000_123_456_789_i128));
         assert_eq!(name, "web.18fae2769b0fcd15");
