@@ -821,6 +821,14 @@ async fn publish_events<'a>(
 ) {
     let ns = ro.namespace().unwrap_or_default();
     let name = ro.name_any();
+    let events: Vec<&PlannedEvent<'_>> = events.collect();
+    if !events.is_empty() {
+        // Upstream's order: the Rollout's announcement comes before its other Events.
+        ctx.memory
+            .announcer
+            .before_events(&ro.uid().unwrap_or_default(), &ctx.events)
+            .await;
+    }
     for planned in events {
         let event = Event {
             type_: match planned.type_ {

@@ -5,6 +5,7 @@
 
 pub mod actuator;
 pub mod analysis_run;
+pub mod announce;
 pub mod backoff;
 pub mod cached_rollout;
 pub mod client;

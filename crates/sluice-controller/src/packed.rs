@@ -13,12 +13,14 @@
 //! stream already stripped), so decoding gives back an equal object: nothing the planner
 //! reads is lost or summarised.
 //!
-//! The JSON is kept LZ4-compressed against a dictionary: the first object of the same type
-//! packed in this process. Objects of one kind share most of their text (every key, the
-//! defaulted fields, the owner's spec copied into its ReplicaSets), so a bench ReplicaSet's
-//! 1,247 bytes of JSON take 193 and a Rollout's 2,426 take 272, at about 1 µs to compress
-//! and 0.3 µs to decompress (next to 6–12 µs to parse the JSON). A kind whose objects
-//! differ more compresses less, never below plain LZ4; the dictionary costs one object.
+//! The JSON is kept LZ4-compressed against a dictionary: an earlier object of the same type.
+//! Objects of one kind share most of their text (every key, the defaulted fields, the owner's
+//! spec copied into its ReplicaSets), so a bench ReplicaSet's 1,247 bytes of JSON take 193
+//! and a Rollout's 2,426 take 272, at about 1 µs to compress and 0.3 µs to decompress (next
+//! to 6–12 µs to parse the JSON). The first object of a type is its dictionary; an object
+//! that compresses to more than half its size becomes the dictionary for the objects after
+//! it, so the dictionary follows the shapes the cluster holds. An object keeps the dictionary
+//! it was compressed with; a dictionary costs one object's JSON.
 
 use std::collections::HashMap;
 use std::marker::PhantomData;
@@ -34,20 +36,32 @@ const DICTIONARY_MAX: usize = 64 * 1024;
 #[derive(Debug)]
 struct Dictionary(Box<[u8]>);
 
-/// The dictionary of `K`'s encodings: the first encoding of a `K` packed in this process
-/// (`json`, when there is none yet).
-fn dictionary<K>(json: &[u8]) -> Arc<Dictionary> {
+/// Every type's current dictionary.
+fn dictionaries() -> std::sync::MutexGuard<'static, HashMap<&'static str, Arc<Dictionary>>> {
     static DICTIONARIES: OnceLock<Mutex<HashMap<&'static str, Arc<Dictionary>>>> = OnceLock::new();
-    let mut all = DICTIONARIES
+    DICTIONARIES
         .get_or_init(Default::default)
         .lock()
-        .unwrap_or_else(|p| p.into_inner());
-    all.entry(std::any::type_name::<K>())
-        .or_insert_with(|| {
-            let tail = &json[json.len().saturating_sub(DICTIONARY_MAX)..];
-            Arc::new(Dictionary(tail.into()))
-        })
+        .unwrap_or_else(|p| p.into_inner())
+}
+
+fn dictionary_of(json: &[u8]) -> Arc<Dictionary> {
+    let tail = &json[json.len().saturating_sub(DICTIONARY_MAX)..];
+    Arc::new(Dictionary(tail.into()))
+}
+
+/// The dictionary to compress an encoding of a `K` against (`json` itself, for the first).
+fn dictionary<K>(json: &[u8]) -> Arc<Dictionary> {
+    dictionaries()
+        .entry(std::any::type_name::<K>())
+        .or_insert_with(|| dictionary_of(json))
         .clone()
+}
+
+/// Make `json` the dictionary of the `K`s packed from now on. Objects packed before keep
+/// the dictionary they were compressed with.
+fn replace_dictionary<K>(json: &[u8]) {
+    dictionaries().insert(std::any::type_name::<K>(), dictionary_of(json));
 }
 
 /// One object of type `K`, JSON-encoded and compressed (see the module docs). Cloning shares
@@ -79,6 +93,12 @@ impl<K> Packed<K> {
     fn compress(json: Vec<u8>) -> Self {
         let dictionary = dictionary::<K>(&json);
         let bytes = lz4_flex::block::compress_prepend_size_with_dict(&json, &dictionary.0);
+        if bytes.len() * 2 > json.len() {
+            // Less than half the text was found in the dictionary: this object is unlike the
+            // one the dictionary was made of (the first of a new shape, or the first object
+            // was an odd one). It becomes the dictionary, so the next ones like it compress.
+            replace_dictionary::<K>(&json);
+        }
         Self {
             bytes: bytes.into(),
             dictionary,
@@ -278,15 +298,26 @@ mod tests {
         assert!(Arc::ptr_eq(&packed.bytes, &copy.bytes));
     }
 
+    /// A ReplicaSet under a type of its own, so other tests' ReplicaSets do not change its
+    /// dictionary while this test runs.
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    #[serde(transparent)]
+    struct OwnReplicaSet(ReplicaSet);
+
     #[test]
     fn objects_of_one_kind_are_kept_compressed_against_each_other() {
-        let first = replica_set();
-        let mut second = replica_set();
-        second.metadata.name = Some("api-7f9c".into());
-        second.metadata.uid = Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into());
-        second.metadata.resource_version = Some("98765".into());
+        let odd = OwnReplicaSet(ReplicaSet::default());
+        let first = OwnReplicaSet(replica_set());
+        let mut second = OwnReplicaSet(replica_set());
+        let second_rs = &mut second.0;
+        second_rs.metadata.name = Some("api-7f9c".into());
+        second_rs.metadata.uid = Some("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0".into());
+        second_rs.metadata.resource_version = Some("98765".into());
         let json = serde_json::to_vec(&second).expect("encodes").len();
-        let _ = Packed::pack(&first).expect("encodes");
+        // The first object packed is an odd one: the next, unlike it, replaces it as the
+        // dictionary, and the one after compresses against that.
+        let packed_odd = Packed::pack(&odd).expect("encodes");
+        let packed_first = Packed::pack(&first).expect("encodes");
         let packed = Packed::pack(&second).expect("encodes");
         assert!(
             packed.len() * 3 < json,
@@ -294,6 +325,12 @@ mod tests {
             packed.len()
         );
         assert_eq!(packed.unpack().expect("decodes"), second);
+        assert_eq!(packed_first.unpack().expect("decodes"), first);
+        assert_eq!(
+            packed_odd.unpack().expect("decodes"),
+            odd,
+            "keeps its dictionary"
+        );
     }
 
     /// A type of its own, so this test decides its dictionary.

@@ -22,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::actuator;
+use super::announce::Announcer;
 use super::backoff::Backoff;
 use super::cached_rollout::CachedRollout;
 use super::coalesce::CountWrites;
@@ -117,6 +118,8 @@ pub struct PerRollout {
     pub count_writes: CountWrites,
     /// UIDs of the Rollouts this controller has announced (`RolloutAddedToInformer`).
     pub informed: std::sync::Mutex<BTreeSet<String>>,
+    /// The announcements not written yet.
+    pub announcer: Announcer,
 }
 
 impl Default for PerRollout {
@@ -127,6 +130,7 @@ impl Default for PerRollout {
             refusals: Refusals::default(),
             count_writes: CountWrites::default(),
             informed: Default::default(),
+            announcer: Announcer::default(),
         }
     }
 }
@@ -143,6 +147,7 @@ impl PerRollout {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .remove(uid);
+            self.announcer.forget(uid);
         }
     }
 
@@ -162,13 +167,13 @@ impl PerRollout {
     }
 }
 
-/// Upstream's reason and message when its informer learns of a Rollout: on creation, and for
-/// every existing Rollout each time a controller starts.
-pub const ADDED_TO_INFORMER_REASON: &str = "RolloutAddedToInformer";
+pub use crate::announce::ADDED_TO_INFORMER_REASON;
 
 /// Announces a Rollout the first time this controller reconciles it, before anything it plans,
-/// as upstream's informer does when it first lists or sees the Rollout.
-async fn announce_added(ctx: &Context, ro: &Rollout) {
+/// as upstream's informer does when it first lists or sees the Rollout (on creation, and for
+/// every existing Rollout each time a controller starts). The Event is queued and written
+/// beside the reconciles (see [`crate::announce`]).
+fn announce_added(ctx: &Context, ro: &Rollout) {
     let uid = ro.uid().unwrap_or_default();
     let first = ctx
         .memory
@@ -179,18 +184,6 @@ async fn announce_added(ctx: &Context, ro: &Rollout) {
     if !first {
         return;
     }
-    let note = format!(
-        "Rollout resource added to informer: {}/{}",
-        ro.namespace().unwrap_or_default(),
-        ro.name_any()
-    );
-    let event = kube::runtime::events::Event {
-        type_: kube::runtime::events::EventType::Normal,
-        reason: ADDED_TO_INFORMER_REASON.into(),
-        action: ADDED_TO_INFORMER_REASON.into(),
-        note: Some(note),
-        secondary: None,
-    };
     if let Some(metrics) = &ctx.metrics {
         metrics.event(
             &ro.namespace().unwrap_or_default(),
@@ -199,10 +192,7 @@ async fn announce_added(ctx: &Context, ro: &Rollout) {
             ADDED_TO_INFORMER_REASON,
         );
     }
-    // Best effort, like every Event.
-    if let Err(e) = ctx.events.publish(&event, &ro.object_ref(&())).await {
-        warn!(reason = ADDED_TO_INFORMER_REASON, error = %e, "recording event failed");
-    }
+    ctx.memory.announcer.announce(ro.object_ref(&()));
 }
 
 /// The `controller` label of this controller's failures in `sluice_reconcile_errors_total`.
@@ -658,7 +648,7 @@ async fn reconcile(cached: Arc<CachedRollout>, ctx: Arc<Context>) -> Result<Acti
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let ro = super::events::decode_or_warn(&ctx.events, cached.undecoded()).await?;
-    announce_added(&ctx, &ro).await;
+    announce_added(&ctx, &ro);
     let now = chrono::Utc::now();
     let mut observed = observe(&ro, &ctx, now).await?;
     observed.refused = ctx.memory.refusals.take(&key);
@@ -842,10 +832,16 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         .as_ref()
         .map(|h| h.register("rollout-controller"));
     report_caches_and_gauges(&cfg, &controller, &ctx);
-    controller
+    let announcements = ctx.clone();
+    let reconciles = controller
         .run(reconcile_measured, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    // The announcer runs as long as the controller; what it has not written by then is
+    // dropped with it.
+    tokio::select! {
+        () = reconciles => {}
+        () = announcements.memory.announcer.run(&announcements.events) => {}
+    }
     if let Some(task) = task {
         task.finish();
     }
