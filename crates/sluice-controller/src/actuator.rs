@@ -505,7 +505,7 @@ impl<'a> Actuator<'a> {
     /// the next read does not take a copy from before it.
     fn wrote_service(&self, service: &str, now: Option<&Service>) {
         self.ctx.services.objects().wrote(
-            (self.ns.clone(), service.to_string()),
+            (self.ns.as_str().into(), service.into()),
             now.map(|s| s.resource_version().unwrap_or_default()),
         );
     }

@@ -220,11 +220,16 @@ pub(crate) fn api_code(err: &kube::Error) -> Option<u16> {
     }
 }
 
-/// (namespace, name) of an object: the key of the watch caches and reverse indexes.
-pub(crate) fn namespaced_name(meta: &kube::api::ObjectMeta) -> (String, String) {
+/// (namespace, name) of an object: the key of the watch caches and reverse indexes. The
+/// strings are shared: an index keeps a key in several places, and a clone only counts a
+/// reference.
+pub(crate) type NamespacedName = (std::sync::Arc<str>, std::sync::Arc<str>);
+
+/// The [`NamespacedName`] of the object `meta` describes.
+pub(crate) fn namespaced_name(meta: &kube::api::ObjectMeta) -> NamespacedName {
     (
-        meta.namespace.clone().unwrap_or_default(),
-        meta.name.clone().unwrap_or_default(),
+        meta.namespace.as_deref().unwrap_or_default().into(),
+        meta.name.as_deref().unwrap_or_default().into(),
     )
 }
 

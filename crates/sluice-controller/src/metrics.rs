@@ -944,7 +944,7 @@ impl Metrics {
             present.insert(crate::namespaced_name(&ro.metadata));
         }
         for (ns, name) in self.rollout_info.keys() {
-            if !present.contains(&(ns.to_string(), name.to_string())) {
+            if !present.contains(&(ns.clone(), name.clone())) {
                 self.forget_rollout(&ns, &name);
             }
         }
@@ -958,7 +958,7 @@ impl Metrics {
             present.insert(crate::namespaced_name(&run.metadata));
         }
         for (ns, name) in self.analysis_run_info.keys() {
-            if !present.contains(&(ns.to_string(), name.to_string())) {
+            if !present.contains(&(ns.clone(), name.clone())) {
                 self.forget_analysis_run(&ns, &name);
             }
         }
@@ -972,7 +972,7 @@ impl Metrics {
             present.insert(crate::namespaced_name(&exp.metadata));
         }
         for (ns, name) in self.experiment_info.keys() {
-            if !present.contains(&(ns.to_string(), name.to_string())) {
+            if !present.contains(&(ns.clone(), name.clone())) {
                 self.forget_experiment(&ns, &name);
             }
         }

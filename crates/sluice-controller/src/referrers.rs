@@ -37,6 +37,12 @@ impl<T: Hash + Eq + Clone, R: Hash + Ord + Clone> Referrers<T, R> {
         let mut named: Vec<T> = Vec::new();
         for t in targets {
             if !named.contains(&t) {
+                // A target already indexed keeps one copy of its key (one allocation, where
+                // keys share their strings).
+                let t = self
+                    .of
+                    .get_key_value(&t)
+                    .map_or(t, |(kept, _)| kept.clone());
                 named.push(t);
             }
         }

@@ -360,7 +360,7 @@ async fn read_services(
     let mut services = BTreeMap::new();
     let mut verify = Vec::new();
     for name in names {
-        match cache.get(&(ns.to_string(), name.clone())) {
+        match cache.get(&(ns.into(), name.as_str().into())) {
             Lookup::Cached(svc) => {
                 let svc = svc
                     .map(|s| s.get())
@@ -379,7 +379,7 @@ async fn read_services(
                 .await
                 .map_err(ApiCallError::on("read", format!("service {ns}/{name}")))?;
             cache.verified(
-                &(ns.to_string(), name.clone()),
+                &(ns.into(), name.as_str().into()),
                 svc.as_ref()
                     .and_then(|s| s.metadata.resource_version.as_deref()),
             );

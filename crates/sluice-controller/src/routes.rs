@@ -67,7 +67,7 @@ impl Default for RouteObjects {
 }
 
 fn route_key(route: &RouteRef) -> Key {
-    (route.namespace.clone(), route.name.clone())
+    (route.namespace.as_str().into(), route.name.as_str().into())
 }
 
 impl RouteObjects {
@@ -113,8 +113,8 @@ impl RouteObjects {
     }
 }
 
-/// (namespace, Rollout).
-type Key = (String, String);
+/// (namespace, name).
+type Key = crate::NamespacedName;
 
 /// Which Rollouts name each route, kept from the Rollout watch (as
 /// [`super::services::ServiceReferences`] is for Services).

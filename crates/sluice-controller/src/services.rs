@@ -28,7 +28,7 @@ use super::referrers::WatchedReferrers;
 use super::watched::WatchedObjects;
 
 /// (namespace, name).
-type Key = (String, String);
+type Key = crate::NamespacedName;
 
 fn key_of(svc: &Service) -> Key {
     crate::namespaced_name(svc.meta())
@@ -69,9 +69,9 @@ impl ManagedServices {
         let managed = self.managed.read().unwrap_or_else(|p| p.into_inner());
         managed
             .live()
-            .referrers(&(namespace.to_string(), rollout.to_string()))
+            .referrers(&(namespace.into(), rollout.into()))
             .iter()
-            .map(|(_, svc)| svc.clone())
+            .map(|(_, svc)| svc.to_string())
             .collect()
     }
 
@@ -87,7 +87,7 @@ impl ManagedServices {
             .write()
             .unwrap_or_else(|p| p.into_inner())
             .apply(event, key_of, |svc| {
-                managed_by(svc).map(|rollout| (key_of(svc).0, rollout.to_string()))
+                managed_by(svc).map(|rollout| (key_of(svc).0, rollout.into()))
             });
     }
 
@@ -125,9 +125,9 @@ impl ServiceReferences {
     pub fn rollouts_naming(&self, namespace: &str, service: &str) -> Vec<String> {
         let refs = self.inner.read().unwrap_or_else(|p| p.into_inner());
         refs.live()
-            .referrers(&(namespace.to_string(), service.to_string()))
+            .referrers(&(namespace.into(), service.into()))
             .iter()
-            .map(|(_, rollout)| rollout.clone())
+            .map(|(_, rollout)| rollout.to_string())
             .collect()
     }
 
@@ -137,10 +137,11 @@ impl ServiceReferences {
             event,
             |ro| crate::namespaced_name(ro.meta()),
             |ro| {
-                let ns = ro.meta().namespace.clone().unwrap_or_default();
+                let ns: std::sync::Arc<str> =
+                    ro.meta().namespace.as_deref().unwrap_or_default().into();
                 ro.services()
                     .iter()
-                    .map(move |svc| (ns.clone(), svc.clone()))
+                    .map(move |svc| (ns.clone(), svc.as_str().into()))
                     .collect::<Vec<_>>()
             },
         );
@@ -223,7 +224,7 @@ mod tests {
         m.apply(&watcher::Event::Init);
         m.apply(&watcher::Event::InitApply(web.clone()));
         m.apply(&watcher::Event::InitDone);
-        let key = ("shop".to_string(), "web-canary".to_string());
+        let key: Key = ("shop".into(), "web-canary".into());
         let Lookup::Cached(Some(kept)) = m.objects().get(&key) else {
             panic!("a listed Service is answered from the cache");
         };
