@@ -725,15 +725,26 @@ impl<'a> Actuator<'a> {
             superseded,
         } = self;
         let events = tagged_events(plan);
-        let old =
-            serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
-        let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
         let key = format!("{ns}/{name}");
         let mut outcome = Outcome {
             superseded,
             ..Default::default()
         };
-        let Some(diff) = merge_diff(&old, &new) else {
+        // Most reconciles (every one of a warm start) plan the status the Rollout has: equal
+        // structs encode equally, so the JSON diff below is skipped.
+        let unchanged = match &ro.status {
+            Some(status) => *status == plan.status,
+            None => plan.status == Default::default(),
+        };
+        let diff = if unchanged {
+            None
+        } else {
+            let old =
+                serde_json::to_value(ro.status.clone().unwrap_or_default()).unwrap_or(Value::Null);
+            let new = serde_json::to_value(&plan.status).unwrap_or(Value::Null);
+            merge_diff(&old, &new).map(|diff| (old, new, diff))
+        };
+        let Some((old, new, diff)) = diff else {
             ctx.memory.count_writes.written(&key);
             publish_events(ctx, ro, events.iter()).await;
             return Ok(outcome);
