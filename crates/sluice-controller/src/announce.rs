@@ -186,11 +186,11 @@ mod tests {
     use super::*;
     use k8s_openapi::api::events::v1::Event as K8sEvent;
     use kube::Client;
-    use kube::api::{Api, PostParams};
+    use kube::api::Api;
     use kube::runtime::events::Reporter;
-    use serde_json::json;
 
     use crate::events::EventLevel;
+    use crate::events::tests::cluster;
 
     fn rollout(name: &str) -> ObjectReference {
         ObjectReference {
@@ -215,25 +215,6 @@ mod tests {
         assert_eq!(batch, ["uid-a", "uid-c"], "b was forgotten");
         assert_eq!(a.pending(), 2, "being written until the batch is done");
         assert!(a.take_batch().is_empty());
-    }
-
-    async fn cluster() -> (sluice_cluster::EmbeddedCluster, Client) {
-        let cluster = sluice_cluster::EmbeddedCluster::start(sluice_cluster::ClusterConfig {
-            port: 0,
-            ..Default::default()
-        })
-        .await
-        .expect("embedded cluster starts");
-        let client = cluster.client();
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
-        namespaces
-            .create(
-                &PostParams::default(),
-                &serde_json::from_value(json!({"metadata": {"name": "ns"}})).unwrap(),
-            )
-            .await
-            .expect("namespace created");
-        (cluster, client)
     }
 
     async fn reasons(client: Client) -> Vec<(String, String)> {

@@ -296,7 +296,7 @@ where
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn at(secs: i64) -> Nanos {
@@ -420,8 +420,9 @@ mod tests {
         }
     }
 
-    /// An embedded cluster with the namespace `ns`, and a client of it.
-    async fn cluster() -> (sluice_cluster::EmbeddedCluster, Client) {
+    /// An embedded cluster with the namespace `ns`, and a client of it (shared with the
+    /// announcer's tests).
+    pub(crate) async fn cluster() -> (sluice_cluster::EmbeddedCluster, Client) {
         let cluster = sluice_cluster::EmbeddedCluster::start(sluice_cluster::ClusterConfig {
             port: 0,
             ..Default::default()
