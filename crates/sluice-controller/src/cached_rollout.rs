@@ -15,10 +15,12 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
 use crate::undecoded::Undecoded;
-use sluice_api::rollout::Rollout;
+use sluice_api::common::ObjectRef;
+use sluice_api::rollout::{Rollout, RolloutSpec, RolloutStrategy};
 use sluice_engine::rollout::observed::Observed;
 use sluice_engine::rollout::traffic::{self, RouteRef};
 
@@ -51,35 +53,53 @@ impl CachedRollout {
 
     /// Cache a Rollout that is still JSON. Only invalid metadata is an error (the API server
     /// never serves that); a body that does not decode is kept and fails its reconcile.
-    pub fn from_json(mut obj: Value) -> Result<Self, serde_json::Error> {
-        if let Some(annotations) = obj
-            .pointer_mut("/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
-            annotations.remove(LAST_APPLIED_ANNOTATION);
-        }
-        let (uses_templates, workload_ref, services, routes) = match Rollout::deserialize(&obj) {
-            Ok(ro) => {
-                let (namespaced, cluster) = Observed::referenced_templates(&ro);
-                let workload_ref = ro.spec.workload_ref.as_ref().map(|r| {
+    pub fn from_json(obj: Value) -> Result<Self, serde_json::Error> {
+        Self::from_text(&obj.to_string())
+    }
+
+    /// [`CachedRollout::from_json`] from the Rollout's text as the API server sent it. The
+    /// references are read from `spec.strategy` and `spec.workloadRef` alone (the pod
+    /// template, most of a Rollout, is skipped over, not decoded).
+    pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        let body = Undecoded::from_text(text, &[LAST_APPLIED_ANNOTATION])?;
+        let (uses_templates, workload_ref, services, routes) =
+            match serde_json::from_str::<Referencing>(text) {
+                Ok(r) => {
+                    // The rules read the strategy, the workload reference and the Rollout's
+                    // name and namespace.
+                    let ro = Rollout {
+                        metadata: ObjectMeta {
+                            name: body.meta().name.clone(),
+                            namespace: body.meta().namespace.clone(),
+                            ..ObjectMeta::default()
+                        },
+                        spec: RolloutSpec {
+                            strategy: r.spec.strategy,
+                            workload_ref: r.spec.workload_ref,
+                            ..RolloutSpec::default()
+                        },
+                        status: None,
+                    };
+                    let (namespaced, cluster) = Observed::referenced_templates(&ro);
+                    let workload_ref = ro.spec.workload_ref.as_ref().map(|r| {
+                        (
+                            r.kind.clone().unwrap_or_default(),
+                            r.name.clone().unwrap_or_default(),
+                        )
+                    });
+                    let services = Observed::referenced_services(&ro).into_iter().collect();
                     (
-                        r.kind.clone().unwrap_or_default(),
-                        r.name.clone().unwrap_or_default(),
+                        !namespaced.is_empty() || !cluster.is_empty(),
+                        workload_ref,
+                        services,
+                        traffic::route_refs(&ro),
                     )
-                });
-                let services = Observed::referenced_services(&ro).into_iter().collect();
-                (
-                    !namespaced.is_empty() || !cluster.is_empty(),
-                    workload_ref,
-                    services,
-                    traffic::route_refs(&ro),
-                )
-            }
-            // The reconcile reports it; nothing routes to a Rollout that does not decode.
-            Err(_) => (false, None, Vec::new(), Vec::new()),
-        };
+                }
+                // The reconcile reports it; nothing routes to a Rollout that does not decode.
+                Err(_) => (false, None, Vec::new(), Vec::new()),
+            };
         Ok(Self {
-            body: Undecoded::from_json(obj)?,
+            body,
             uses_templates,
             workload_ref,
             services,
@@ -157,8 +177,22 @@ impl Resource for CachedRollout {
 /// What the watch decodes: any Rollout with valid metadata.
 impl<'de> Deserialize<'de> for CachedRollout {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Self::from_json(Value::deserialize(d)?).map_err(serde::de::Error::custom)
+        let text = Box::<RawValue>::deserialize(d)?;
+        Self::from_text(text.get()).map_err(serde::de::Error::custom)
     }
+}
+
+/// The part of a Rollout its references are read from.
+#[derive(Deserialize)]
+struct Referencing {
+    spec: ReferencingSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ReferencingSpec {
+    strategy: Option<RolloutStrategy>,
+    workload_ref: Option<ObjectRef>,
 }
 
 #[cfg(test)]
@@ -190,6 +224,37 @@ mod tests {
         assert!(!cached.uses_templates());
         assert!(!cached.references("Deployment", "web"));
         assert!(!cached.names_service("web"));
+    }
+
+    #[test]
+    fn a_watch_line_and_a_list_decode_to_the_rollout_minus_what_the_cache_drops() {
+        let mut ro = rollout("web", "7");
+        ro.metadata.annotations = Some(
+            [
+                (LAST_APPLIED_ANNOTATION.to_string(), "{}".to_string()),
+                ("team".to_string(), "checkout".to_string()),
+            ]
+            .into(),
+        );
+        ro.metadata.managed_fields = Some(vec![Default::default()]);
+        let object = serde_json::to_string(&ro).unwrap();
+        let mut want = ro.clone();
+        want.metadata.managed_fields = None;
+        want.metadata.annotations = Some([("team".to_string(), "checkout".to_string())].into());
+        // As an API server writes a watch event: `type` first.
+        let line = format!(r#"{{"type":"MODIFIED","object":{object}}}"#);
+        let event: kube::core::WatchEvent<CachedRollout> =
+            serde_json::from_str(&line).expect("decodes");
+        let kube::core::WatchEvent::Modified(cached) = event else {
+            panic!("a MODIFIED event");
+        };
+        assert_eq!(cached.rollout().expect("decodes"), want);
+        assert_eq!(cached.meta().resource_version.as_deref(), Some("7"));
+        let list =
+            format!(r#"{{"apiVersion":"v1","kind":"List","metadata":{{}},"items":[{object}]}}"#);
+        let listed: kube::core::ObjectList<CachedRollout> =
+            serde_json::from_str(&list).expect("lists");
+        assert_eq!(listed.items[0].rollout().expect("decodes"), want);
     }
 
     #[test]

@@ -30,6 +30,7 @@ pub mod services;
 pub mod status_patch;
 pub mod telemetry;
 pub mod throttle;
+pub mod trimmed;
 pub mod undecoded;
 pub mod watched;
 

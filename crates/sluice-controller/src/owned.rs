@@ -27,13 +27,14 @@ use super::undecoded::Undecoded;
 
 /// What a watch event carries into the index: a whole object, or an [`Undecoded`] one.
 pub trait IntoCached<K>: Resource {
-    /// The cache entry of this object.
-    fn into_cached(self) -> Cached<K>;
+    /// The cache entry of this object (the event that carries it goes on down the stream,
+    /// so it is read, not taken: no copy of a whole object is made to cache it).
+    fn to_cached(&self) -> Cached<K>;
 }
 
 impl<K: Resource + Serialize + DeserializeOwned + Clone> IntoCached<K> for K {
-    fn into_cached(self) -> Cached<K> {
-        Cached::new(self)
+    fn to_cached(&self) -> Cached<K> {
+        Cached::of(self)
     }
 }
 
@@ -41,8 +42,8 @@ impl<K> IntoCached<K> for Undecoded<K>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
 {
-    fn into_cached(self) -> Cached<K> {
-        Cached::Packed(self.into_packed())
+    fn to_cached(&self) -> Cached<K> {
+        Cached::Packed(self.packed().clone())
     }
 }
 
@@ -150,27 +151,27 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
 
     /// Apply one watch event. Returns true when a relist completed (the cache is whole).
     pub fn apply(&mut self, event: watcher::Event<K>) -> bool {
-        self.apply_as(event)
+        self.apply_as(&event)
     }
 
     /// [`OwnerIndex::apply`] for a watch of whole or [`Undecoded`] objects.
-    pub fn apply_as<E: IntoCached<K>>(&mut self, event: watcher::Event<E>) -> bool {
+    pub fn apply_as<E: IntoCached<K>>(&mut self, event: &watcher::Event<E>) -> bool {
         match event {
             watcher::Event::Apply(obj) => {
-                let (key, owner) = self.key_and_owner(&obj);
-                self.live.put(key, owner.as_deref(), obj.into_cached());
+                let (key, owner) = self.key_and_owner(obj);
+                self.live.put(key, owner.as_deref(), obj.to_cached());
             }
             watcher::Event::Delete(obj) => {
-                let (key, _) = self.key_and_owner(&obj);
+                let (key, _) = self.key_and_owner(obj);
                 self.live.remove(&key);
             }
             watcher::Event::Init => self.relist = Some(Objects::default()),
             watcher::Event::InitApply(obj) => {
-                let (key, owner) = self.key_and_owner(&obj);
+                let (key, owner) = self.key_and_owner(obj);
                 self.relist.get_or_insert_with(Objects::default).put(
                     key,
                     owner.as_deref(),
-                    obj.into_cached(),
+                    obj.to_cached(),
                 );
             }
             watcher::Event::InitDone => {
@@ -297,7 +298,7 @@ where
         let writer = index.clone();
         let stream = stream.inspect_ok(move |event| {
             let mut index = writer.write().unwrap_or_else(|p| p.into_inner());
-            if index.apply_as(event.clone()) {
+            if index.apply_as(event) {
                 ready_tx.send_replace(true);
             }
         });
@@ -502,10 +503,10 @@ mod tests {
             .expect("kept undecoded")
         };
         let mut idx = OwnerIndex::<AnalysisRun>::new("Rollout");
-        idx.apply_as(Event::<Undecoded<AnalysisRun>>::Init);
-        idx.apply_as(Event::InitApply(run("bad", "u1", 3_000_000_000)));
-        idx.apply_as(Event::InitApply(run("good", "u2", 60)));
-        assert!(idx.apply_as(Event::<Undecoded<AnalysisRun>>::InitDone));
+        idx.apply_as(&Event::<Undecoded<AnalysisRun>>::Init);
+        idx.apply_as(&Event::InitApply(run("bad", "u1", 3_000_000_000)));
+        idx.apply_as(&Event::InitApply(run("good", "u2", 60)));
+        assert!(idx.apply_as(&Event::<Undecoded<AnalysisRun>>::InitDone));
         assert_eq!(idx.len(), 2, "both are cached");
         assert!(idx.owned_by("a", "u1").is_err());
         let good = idx.owned_by("a", "u2").expect("the other owner decodes");

@@ -891,14 +891,17 @@ struct Owned {
 
 /// Watch the ReplicaSets, AnalysisRuns and Experiments Rollouts create (all carry the hash
 /// label) into owner-indexed caches; a change wakes the owning Rollout. For runs and
-/// Experiments only a change of outcome does ([`outcome_hash`]). Runs and Experiments are
-/// watched [`Undecoded`]: one that does not decode fails the reconcile of its Rollout only.
+/// Experiments only a change of outcome does ([`outcome_hash`]). All three are watched
+/// [`Undecoded`]: one that does not decode fails the reconcile of its Rollout only, and a
+/// list is cached without decoding each object first.
 fn watch_owned(
     controller: Controller<CachedRollout>,
     client: &Client,
     ns: Option<&str>,
 ) -> (Controller<CachedRollout>, Owned) {
-    let rs_api: Api<ReplicaSet> = super::scoped_api(client, ns);
+    // Undecoded: a list is trimmed and packed without decoding each ReplicaSet into a typed
+    // object first (see `trimmed`); the reconcile decodes the ones it reads.
+    let rs_api: Api<Undecoded<ReplicaSet>> = super::scoped_api(client, ns);
     let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
     let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(client, ns);
     let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);

@@ -81,7 +81,7 @@ impl ManagedServices {
             event,
             key_of,
             |s| s.resource_version().unwrap_or_default(),
-            |s| Cached::new(s.clone()),
+            Cached::of,
         );
         self.managed
             .write()

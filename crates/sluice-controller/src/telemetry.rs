@@ -32,6 +32,10 @@ pub fn init(format: LogFormat, level: &str) {
                     .json()
                     .flatten_event(true)
                     .with_current_span(true)
+                    // The innermost span names the object (a reconcile's Rollout and
+                    // namespace); the list of every enclosing span repeated it on each line
+                    // and re-encoded each span's fields per line.
+                    .with_span_list(false)
                     .with_writer(std::io::stderr),
             )
             .try_init(),

@@ -15,9 +15,11 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
 use crate::packed::Packed;
+use crate::trimmed::trim;
 
 /// An object of kind `K` as the API server sent it, decoded on demand.
 pub struct Undecoded<K> {
@@ -52,24 +54,18 @@ where
 {
     /// Keep `obj` (a whole object as JSON) without decoding its spec and status. Its
     /// managedFields are dropped: nothing reads them, and they are often most of the object.
-    pub fn from_json(mut obj: Value) -> Result<Self, serde_json::Error> {
-        if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
-            meta.remove("managedFields");
-        }
-        let full = ObjectMeta::deserialize(obj.get("metadata").unwrap_or(&Value::Null))?;
-        let meta = ObjectMeta {
-            name: full.name,
-            namespace: full.namespace,
-            uid: full.uid,
-            resource_version: full.resource_version,
-            generation: full.generation,
-            deletion_timestamp: full.deletion_timestamp,
-            owner_references: full.owner_references,
-            ..ObjectMeta::default()
-        };
+    pub fn from_json(obj: Value) -> Result<Self, serde_json::Error> {
+        Self::from_text(&obj.to_string(), &[])
+    }
+
+    /// [`Undecoded::from_json`] from the object's text as the API server sent it (what a
+    /// watch reads), also dropping the annotations named in `drop_annotations` (see
+    /// [`crate::trimmed`]: no tree of the object is built).
+    pub fn from_text(text: &str, drop_annotations: &[&str]) -> Result<Self, serde_json::Error> {
+        let trimmed = trim(text, drop_annotations)?;
         Ok(Self {
-            meta,
-            body: Packed::from_json(&obj)?,
+            meta: trimmed.meta,
+            body: Packed::from_json_text(trimmed.json),
         })
     }
 
@@ -91,9 +87,9 @@ where
         self.body.unpack_as()
     }
 
-    /// The encoding, for a cache that decodes it later.
-    pub fn into_packed(self) -> Packed<K> {
-        self.body
+    /// The encoding, for a cache that decodes it later (a clone shares the bytes).
+    pub fn packed(&self) -> &Packed<K> {
+        &self.body
     }
 
     /// `kind namespace/name`, as errors and logs name the object.
@@ -137,14 +133,17 @@ impl<K: Resource<DynamicType = ()>> Resource for Undecoded<K> {
 }
 
 /// What the watch decodes: any JSON object with valid metadata (the API server validates
-/// metadata itself, so every object it serves has that).
+/// metadata itself, so every object it serves has that). The object is taken as its text
+/// (`RawValue`), which serde_json's readers and its `Value` give; kube reads list bodies and
+/// watch lines with serde_json, and a watch event's `type` comes before its `object` (so
+/// serde reads the object from the line itself, not from a buffered copy).
 impl<'de, K> Deserialize<'de> for Undecoded<K>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let obj = Value::deserialize(d)?;
-        Self::from_json(obj).map_err(serde::de::Error::custom)
+        let text = Box::<RawValue>::deserialize(d)?;
+        Self::from_text(text.get(), &[]).map_err(serde::de::Error::custom)
     }
 }
 
