@@ -484,7 +484,9 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let experiments: Api<Undecoded<Experiment>> =
         super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&experiments, "experiments.argoproj.io").await?;
-    let rs_api: Api<ReplicaSet> = super::scoped_api(&client, cfg.namespace.as_deref());
+    // Undecoded, like the Rollout controller's: most ReplicaSets this watch sees are
+    // Rollouts', and are neither decoded nor kept here.
+    let rs_api: Api<Undecoded<ReplicaSet>> = super::scoped_api(&client, cfg.namespace.as_deref());
     let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(&client, cfg.namespace.as_deref());
     // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones; each
     // controller keeps only those whose controller ownerReference is one of its objects.

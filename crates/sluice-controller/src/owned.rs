@@ -85,7 +85,9 @@ impl<K: Serialize + DeserializeOwned + Clone> Objects<K> {
         }
     }
 
-    fn put(&mut self, key: String, owner: Option<&str>, obj: Cached<K>) {
+    /// Keep `obj()` under `owner`; an object with no owner of the kind is not kept (nor
+    /// made: `obj` is not called).
+    fn put(&mut self, key: String, owner: Option<&str>, obj: impl FnOnce() -> Cached<K>) {
         // An object whose controller changed (adoption, orphaning) moves or leaves.
         if self.owner_of.get(key.as_str()).map(|o| &**o) != owner {
             self.remove(&key);
@@ -93,6 +95,7 @@ impl<K: Serialize + DeserializeOwned + Clone> Objects<K> {
         let Some(owner) = owner else {
             return;
         };
+        let obj = obj();
         let (key, owner) = match self.owner_of.get_key_value(key.as_str()) {
             Some((key, owner)) => (key.clone(), owner.clone()),
             None => {
@@ -159,7 +162,7 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
         match event {
             watcher::Event::Apply(obj) => {
                 let (key, owner) = self.key_and_owner(obj);
-                self.live.put(key, owner.as_deref(), obj.to_cached());
+                self.live.put(key, owner.as_deref(), || obj.to_cached());
             }
             watcher::Event::Delete(obj) => {
                 let (key, _) = self.key_and_owner(obj);
@@ -168,11 +171,9 @@ impl<K: Resource + Serialize + DeserializeOwned + Clone> OwnerIndex<K> {
             watcher::Event::Init => self.relist = Some(Objects::default()),
             watcher::Event::InitApply(obj) => {
                 let (key, owner) = self.key_and_owner(obj);
-                self.relist.get_or_insert_with(Objects::default).put(
-                    key,
-                    owner.as_deref(),
-                    obj.to_cached(),
-                );
+                self.relist
+                    .get_or_insert_with(Objects::default)
+                    .put(key, owner.as_deref(), || obj.to_cached());
             }
             watcher::Event::InitDone => {
                 self.live = self.relist.take().unwrap_or_default();
