@@ -756,6 +756,9 @@ impl<'a> Actuator<'a> {
                     .hold(&key, std::time::Instant::now())
             })
             .flatten();
+        // Both statuses as JSON trees are many small allocations; a reconcile must not hold
+        // them across the writes below (32 reconciles may be waiting on theirs at once).
+        drop((old, new));
         if held.is_some() {
             outcome.counts_held = held;
             publish_events(ctx, ro, events.iter()).await;
@@ -764,10 +767,13 @@ impl<'a> Actuator<'a> {
         debug!(status = %diff, "writing status");
         let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
         let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-        match ro_api
+        let written = ro_api
             .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
             .await
-        {
+            // The Rollout the server returns is not read: dropped before the Event writes.
+            .map(drop);
+        drop(body);
+        match written {
             Ok(_) => {
                 ctx.memory.count_writes.written(&key);
                 outcome.superseded.push(rollout_rv);
