@@ -30,7 +30,7 @@ use sluice_engine::rollout::traffic::{RouteKind, RouteRef};
 use super::cached_rollout::CachedRollout;
 use super::packed::{Cached, Packed};
 use super::referrers::WatchedReferrers;
-use super::watched::{Lookup, WatchedObjects};
+use super::watched::{Lookup, WatchedObjects, touched};
 
 /// Every route kind a Rollout can route through.
 const KINDS: [RouteKind; 8] = [
@@ -97,19 +97,22 @@ impl RouteObjects {
         }
     }
 
-    fn apply(&self, kind: RouteKind, event: &watcher::Event<DynamicObject>) {
+    /// Apply one watch event of a route of `kind`. Returns whether it must wake the Rollouts
+    /// that route through it ([`spec_or_annotations`] changed, or the route is new or gone).
+    fn apply(&self, kind: RouteKind, event: &watcher::Event<DynamicObject>) -> bool {
         let Some(cache) = self.of(kind) else {
-            return;
+            return true;
         };
         cache.apply(
             event,
             |o| crate::namespaced_name(&o.metadata),
             |o| o.resource_version().unwrap_or_default(),
+            spec_or_annotations(kind),
             |o| match Packed::pack_from(o) {
                 Ok(p) => Cached::Packed(p),
                 Err(_) => Cached::Whole(Arc::new(Value::Null)),
             },
-        );
+        )
     }
 }
 
@@ -187,15 +190,13 @@ impl RouteReferences {
                     })
                 })
                 .default_backoff()
-                .map_ok({
+                .try_filter_map({
                     let objects = objects.clone();
                     move |event| {
-                        objects.apply(kind, &event);
-                        event
+                        let wake = objects.apply(kind, &event);
+                        futures::future::ready(Ok(wake.then(|| touched(event)).flatten()))
                     }
                 })
-                .touched_objects()
-                .predicate_filter(spec_or_annotations(kind), Default::default())
                 .flat_map(move |r| {
                     let wake = match r {
                         Ok(obj) => refs.wake(kind, &obj),

@@ -25,7 +25,7 @@ use sluice_engine::rollout::canary::MANAGED_BY_ROLLOUTS_ANNOTATION;
 use super::cached_rollout::CachedRollout;
 use super::packed::Cached;
 use super::referrers::WatchedReferrers;
-use super::watched::WatchedObjects;
+use super::watched::{WatchedObjects, touched};
 
 /// (namespace, name).
 type Key = crate::NamespacedName;
@@ -75,12 +75,14 @@ impl ManagedServices {
             .collect()
     }
 
-    /// Apply one watch event.
-    pub fn apply(&self, event: &watcher::Event<Service>) {
-        self.objects.apply(
+    /// Apply one watch event. Returns whether it must wake the Rollouts the Service matters
+    /// to (see [`WatchedObjects::apply`] and [`relevant_hash`]).
+    pub fn apply(&self, event: &watcher::Event<Service>) -> bool {
+        let wake = self.objects.apply(
             event,
             key_of,
             |s| s.resource_version().unwrap_or_default(),
+            relevant_hash,
             Cached::of,
         );
         self.managed
@@ -89,11 +91,12 @@ impl ManagedServices {
             .apply(event, key_of, |svc| {
                 managed_by(svc).map(|rollout| (key_of(svc).0, rollout.into()))
             });
+        wake
     }
 
-    /// The Services of `api`, as touched objects for a controller trigger, keeping this index
-    /// on the way. Only what a Rollout reacts to counts as a change: the selector, the
-    /// managed-by annotation and existence (status and other fields do not wake anything).
+    /// The Services of `api` whose change a Rollout reacts to, for a controller trigger,
+    /// keeping this index on the way: the selector, the managed-by annotation and existence
+    /// (status and other fields do not wake anything).
     pub fn watch(
         &self,
         api: kube::Api<Service>,
@@ -102,12 +105,10 @@ impl ManagedServices {
         watcher(api, watcher::Config::default())
             .default_backoff()
             .modify(|s: &mut Service| s.meta_mut().managed_fields = None)
-            .map_ok(move |event| {
-                index.apply(&event);
-                event
+            .try_filter_map(move |event| {
+                let wake = index.apply(&event);
+                futures::future::ready(Ok(wake.then(|| touched(event)).flatten()))
             })
-            .touched_objects()
-            .predicate_filter(relevant_hash, Default::default())
     }
 }
 

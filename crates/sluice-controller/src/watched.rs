@@ -17,9 +17,11 @@ use std::sync::{Arc, RwLock};
 
 use kube::runtime::watcher;
 
-/// A cached copy and the resourceVersion it was stored at.
+/// A cached copy, the resourceVersion it was stored at and what of it matters to the
+/// objects that refer to it (see [`WatchedObjects::apply`]).
 struct Entry<V> {
     rv: String,
+    relevance: Option<u64>,
     value: Arc<V>,
 }
 
@@ -131,19 +133,28 @@ impl<K: Hash + Eq + Clone, V> WatchedObjects<K, V> {
         }
     }
 
-    /// Apply one watch event; `key_of` names an object, `rv_of` gives its resourceVersion and
-    /// `keep` turns it into what is cached.
+    /// Apply one watch event; `key_of` names an object, `rv_of` gives its resourceVersion,
+    /// `relevance` hashes what of it matters to the objects that refer to it (`None`: treat
+    /// every change as mattering) and `keep` turns it into what is cached.
+    ///
+    /// Returns whether the event must wake those objects: an object seen for the first time,
+    /// deleted, or whose relevance changed since it was last cached. This is kube-runtime's
+    /// `predicate_filter` kept in the cache's own entries, so the watch holds no second map
+    /// of every object (and a deletion always wakes).
     pub fn apply<O>(
         &self,
         event: &watcher::Event<O>,
         key_of: impl Fn(&O) -> K,
         rv_of: impl Fn(&O) -> String,
+        relevance: impl Fn(&O) -> Option<u64>,
         keep: impl Fn(&O) -> V,
-    ) {
+    ) -> bool {
         let entry = |o: &O| Entry {
             rv: rv_of(o),
+            relevance: relevance(o),
             value: Arc::new(keep(o)),
         };
+        let changed = |before: Option<&Entry<V>>, now: &Entry<V>| !matches!((before.map(|e| e.relevance), now.relevance), (Some(Some(b)), Some(n)) if b == n);
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         match event {
             // An expectation the event meets is dropped here too, so one for an object that
@@ -153,7 +164,9 @@ impl<K: Hash + Eq + Clone, V> WatchedObjects<K, V> {
                 if inner.expect.get(&key) == Some(&Expect::Version(entry.rv.clone())) {
                     inner.expect.remove(&key);
                 }
+                let wake = changed(inner.live.get(&key), &entry);
                 inner.live.insert(key, entry);
+                wake
             }
             watcher::Event::Delete(o) => {
                 let key = key_of(o);
@@ -161,18 +174,28 @@ impl<K: Hash + Eq + Clone, V> WatchedObjects<K, V> {
                     inner.expect.remove(&key);
                 }
                 inner.live.remove(&key);
+                true
             }
-            watcher::Event::Init => inner.relist = Some(HashMap::new()),
+            watcher::Event::Init => {
+                inner.relist = Some(HashMap::new());
+                false
+            }
             watcher::Event::InitApply(o) => {
+                let (key, entry) = (key_of(o), entry(o));
+                // Compared with the copy of the list before (still live until this one is
+                // complete).
+                let wake = changed(inner.live.get(&key), &entry);
                 inner
                     .relist
                     .get_or_insert_with(HashMap::new)
-                    .insert(key_of(o), entry(o));
+                    .insert(key, entry);
+                wake
             }
             watcher::Event::InitDone => {
                 let fresh = inner.relist.take().unwrap_or_default();
                 inner.live = fresh;
                 inner.listed = true;
+                false
             }
         }
     }
@@ -204,6 +227,16 @@ fn shows(want: &Expect, cached: Option<&str>) -> bool {
     }
 }
 
+/// The object a watch event is about (none for the markers of a list).
+pub fn touched<O>(event: watcher::Event<O>) -> Option<O> {
+    match event {
+        watcher::Event::Apply(o) | watcher::Event::InitApply(o) | watcher::Event::Delete(o) => {
+            Some(o)
+        }
+        watcher::Event::Init | watcher::Event::InitDone => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,8 +244,14 @@ mod tests {
     type Obj = (&'static str, &'static str, u32);
     type Cache = WatchedObjects<String, u32>;
 
-    fn apply(c: &Cache, e: watcher::Event<Obj>) {
-        c.apply(&e, |o| o.0.to_string(), |o| o.1.to_string(), |o| o.2);
+    fn apply(c: &Cache, e: watcher::Event<Obj>) -> bool {
+        c.apply(
+            &e,
+            |o| o.0.to_string(),
+            |o| o.1.to_string(),
+            |o| Some(u64::from(o.2)),
+            |o| o.2,
+        )
     }
 
     fn listed(objs: &[Obj]) -> Cache {
@@ -325,5 +364,54 @@ mod tests {
         assert_eq!(cached(c.get(&"gone".into())), None);
         assert_eq!(cached(c.get(&"kept".into())), Some(5));
         assert_eq!(c.len(), 1);
+    }
+
+    #[test]
+    fn an_event_wakes_referrers_when_the_object_is_new_gone_or_its_relevance_changed() {
+        let c = Cache::default();
+        assert!(!apply(&c, watcher::Event::Init));
+        assert!(
+            apply(&c, watcher::Event::InitApply(("a", "1", 1))),
+            "first seen"
+        );
+        assert!(!apply(&c, watcher::Event::InitDone));
+        assert!(
+            !apply(&c, watcher::Event::Apply(("a", "2", 1))),
+            "same relevance"
+        );
+        assert!(
+            apply(&c, watcher::Event::Apply(("a", "3", 2))),
+            "relevance changed"
+        );
+        // A relist compares with what was listed before it.
+        apply(&c, watcher::Event::Init);
+        assert!(!apply(&c, watcher::Event::InitApply(("a", "3", 2))));
+        assert!(apply(&c, watcher::Event::InitApply(("b", "4", 2))), "new");
+        apply(&c, watcher::Event::InitDone);
+        assert!(apply(&c, watcher::Event::Delete(("a", "3", 2))), "deleted");
+        let none = Cache::default();
+        let always = |e: watcher::Event<Obj>| {
+            none.apply(
+                &e,
+                |o| o.0.to_string(),
+                |o| o.1.to_string(),
+                |_| None,
+                |o| o.2,
+            )
+        };
+        assert!(always(watcher::Event::Apply(("a", "1", 1))));
+        assert!(
+            always(watcher::Event::Apply(("a", "2", 1))),
+            "no relevance: every change wakes"
+        );
+    }
+
+    #[test]
+    fn touched_gives_the_object_of_an_object_event_only() {
+        assert_eq!(touched(watcher::Event::Apply(1)), Some(1));
+        assert_eq!(touched(watcher::Event::InitApply(2)), Some(2));
+        assert_eq!(touched(watcher::Event::Delete(3)), Some(3));
+        assert_eq!(touched::<u8>(watcher::Event::Init), None);
+        assert_eq!(touched::<u8>(watcher::Event::InitDone), None);
     }
 }
