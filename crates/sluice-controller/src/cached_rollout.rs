@@ -95,7 +95,9 @@ impl CachedRollout {
                         traffic::route_refs(&ro),
                     )
                 }
-                // The reconcile reports it; nothing routes to a Rollout that does not decode.
+                // The reconcile reports it; nothing routes to a Rollout whose strategy does
+                // not decode. (One whose template alone does not decode is still woken by the
+                // Services and routes it names.)
                 Err(_) => (false, None, Vec::new(), Vec::new()),
             };
         Ok(Self {
