@@ -538,6 +538,12 @@ impl Server {
                     .filter(|(c, _)| *c == 200)
             },
         );
+        // The cluster writes its kubeconfig once it listens, so /healthz can answer first:
+        // kubectl must not run before the file is there (seen on a loaded machine).
+        let kubeconfig = self.dir.join("kubeconfig");
+        wait_until("the kubeconfig is written", Duration::from_secs(30), || {
+            kubeconfig.exists().then_some(())
+        });
         p
     }
 
