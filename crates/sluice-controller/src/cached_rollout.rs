@@ -18,6 +18,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
+use crate::trimmed::trim_visiting;
 use crate::undecoded::Undecoded;
 use sluice_api::common::ObjectRef;
 use sluice_api::rollout::{Rollout, RolloutSpec, RolloutStrategy};
@@ -61,10 +62,18 @@ impl CachedRollout {
     /// references are read from `spec.strategy` and `spec.workloadRef` alone (the pod
     /// template, most of a Rollout, is skipped over, not decoded).
     pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
-        let body = Undecoded::from_text(text, &[LAST_APPLIED_ANNOTATION])?;
+        // The references are decoded from `spec` as trimming passes it, not from a second
+        // scan of the whole text.
+        let mut referencing = None;
+        let trimmed = trim_visiting(text, &[LAST_APPLIED_ANNOTATION], |key, value| {
+            if key == "spec" {
+                referencing = Some(serde_json::from_str::<ReferencingSpec>(value.get()));
+            }
+        })?;
+        let body = Undecoded::from_trimmed(trimmed);
         let (uses_templates, workload_ref, services, routes) =
-            match serde_json::from_str::<Referencing>(text) {
-                Ok(r) => {
+            match referencing.unwrap_or_else(|| Err(serde::de::Error::missing_field("spec"))) {
+                Ok(spec) => {
                     // The rules read the strategy, the workload reference and the Rollout's
                     // name and namespace.
                     let ro = Rollout {
@@ -74,8 +83,8 @@ impl CachedRollout {
                             ..ObjectMeta::default()
                         },
                         spec: RolloutSpec {
-                            strategy: r.spec.strategy,
-                            workload_ref: r.spec.workload_ref,
+                            strategy: spec.strategy,
+                            workload_ref: spec.workload_ref,
                             ..RolloutSpec::default()
                         },
                         status: None,
@@ -184,12 +193,7 @@ impl<'de> Deserialize<'de> for CachedRollout {
     }
 }
 
-/// The part of a Rollout its references are read from.
-#[derive(Deserialize)]
-struct Referencing {
-    spec: ReferencingSpec,
-}
-
+/// The part of a Rollout's spec its references are read from.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ReferencingSpec {
@@ -283,6 +287,26 @@ mod tests {
         assert!(cached.references("Deployment", "web-deploy"));
         assert!(!cached.references("PodTemplate", "web-deploy"));
         assert!(!cached.references("Deployment", "other"));
+    }
+
+    #[test]
+    fn references_are_read_from_a_strategy_that_decodes_even_when_the_rest_does_not() {
+        let ro = RolloutBuilder::new("v1")
+            .blue_green(|b| b.preview_service = Some("web-preview".into()))
+            .build();
+        let mut obj = serde_json::to_value(ro).unwrap();
+        obj["spec"]["replicas"] = serde_json::json!(3_000_000_000_i64);
+        let cached = CachedRollout::from_json(obj.clone()).expect("cached");
+        assert!(cached.names_service("web-preview"));
+        assert!(cached.rollout().is_err());
+
+        // A strategy that does not decode, or no spec at all: the Rollout names nothing.
+        obj["spec"]["strategy"]["blueGreen"]["previewService"] = serde_json::json!(7);
+        let cached = CachedRollout::from_json(obj.clone()).expect("cached");
+        assert!(!cached.names_service("web-preview"));
+        obj.as_object_mut().unwrap().remove("spec");
+        let cached = CachedRollout::from_json(obj).expect("cached");
+        assert!(!cached.names_service(sluice_engine::rollout::testing::ACTIVE));
     }
 
     #[test]

@@ -33,24 +33,36 @@ pub struct Trimmed {
 /// Trim `text`, one JSON object, dropping `metadata.managedFields` and the annotations named
 /// in `drop_annotations`. Fails when `text` is not an object or its metadata is not valid.
 pub fn trim(text: &str, drop_annotations: &[&str]) -> Result<Trimmed, serde_json::Error> {
-    let top: Members = serde_json::from_str(text)?;
+    trim_visiting(text, drop_annotations, |_, _| {})
+}
+
+/// [`trim`], also handing `visit` each top-level member as it is written (its name as
+/// decoded, its value as sent), so a caller can read a part of the object, such as `spec`,
+/// without scanning the whole text again.
+pub fn trim_visiting<'a>(
+    text: &'a str,
+    drop_annotations: &[&str],
+    mut visit: impl FnMut(&str, &'a RawValue),
+) -> Result<Trimmed, serde_json::Error> {
+    let top: Members<'a> = serde_json::from_str(text)?;
     let mut json = Vec::with_capacity(text.len());
     let mut meta = None;
-    json.push(b'{');
-    for (i, (key, value)) in top.0.iter().enumerate() {
-        if i > 0 {
-            json.push(b',');
-        }
-        write_key(&mut json, key)?;
-        if key == "metadata" {
-            let start = json.len();
-            write_metadata(&mut json, value.get(), drop_annotations)?;
-            meta = Some(kept_meta(&json[start..])?);
-        } else {
-            json.extend_from_slice(value.get().as_bytes());
-        }
-    }
-    json.push(b'}');
+    write_object(
+        &mut json,
+        &top,
+        |_| true,
+        |out, key, value| {
+            visit(key, value);
+            if key == "metadata" {
+                let start = out.len();
+                write_metadata(out, value.get(), drop_annotations)?;
+                meta = Some(kept_meta(&out[start..])?);
+            } else {
+                out.extend_from_slice(value.get().as_bytes());
+            }
+            Ok(())
+        },
+    )?;
     let meta = match meta {
         Some(meta) => meta,
         // As `ObjectMeta` would read a missing `metadata`: an error, not an empty one.
@@ -66,39 +78,49 @@ fn write_metadata(
     drop_annotations: &[&str],
 ) -> Result<(), serde_json::Error> {
     let members: Members = serde_json::from_str(text)?;
+    write_object(
+        out,
+        &members,
+        |key| key != "managedFields",
+        |out, key, value| {
+            if key == "annotations" && !drop_annotations.is_empty() && value.get() != "null" {
+                let annotations: Members = serde_json::from_str(value.get())?;
+                write_object(
+                    out,
+                    &annotations,
+                    |name| !drop_annotations.contains(&name),
+                    copy,
+                )
+            } else {
+                copy(out, key, value)
+            }
+        },
+    )
+}
+
+/// Write `members` as a JSON object: those `keep` accepts, in order, each value written by
+/// `value` after its key.
+fn write_object<'a>(
+    out: &mut Vec<u8>,
+    members: &Members<'a>,
+    keep: impl Fn(&str) -> bool,
+    mut value: impl FnMut(&mut Vec<u8>, &str, &'a RawValue) -> Result<(), serde_json::Error>,
+) -> Result<(), serde_json::Error> {
     out.push(b'{');
-    let mut first = true;
-    for (key, value) in &members.0 {
-        if key == "managedFields" {
-            continue;
-        }
-        if !first {
+    for (i, (key, v)) in members.0.iter().filter(|(key, _)| keep(key)).enumerate() {
+        if i > 0 {
             out.push(b',');
         }
-        first = false;
         write_key(out, key)?;
-        if key == "annotations" && !drop_annotations.is_empty() && value.get() != "null" {
-            let annotations: Members = serde_json::from_str(value.get())?;
-            out.push(b'{');
-            let mut first = true;
-            for (name, v) in annotations
-                .0
-                .iter()
-                .filter(|(name, _)| !drop_annotations.contains(&name.as_ref()))
-            {
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                write_key(out, name)?;
-                out.extend_from_slice(v.get().as_bytes());
-            }
-            out.push(b'}');
-        } else {
-            out.extend_from_slice(value.get().as_bytes());
-        }
+        value(out, key, v)?;
     }
     out.push(b'}');
+    Ok(())
+}
+
+/// A member's value as it was sent.
+fn copy(out: &mut Vec<u8>, _key: &str, value: &RawValue) -> Result<(), serde_json::Error> {
+    out.extend_from_slice(value.get().as_bytes());
     Ok(())
 }
 
@@ -256,6 +278,27 @@ mod tests {
             got,
             json!({"metadata": {"name": "a", "annotations": null}, "spec": {}})
         );
+    }
+
+    #[test]
+    fn visiting_hands_over_each_top_level_member_as_sent_and_trims_the_same() {
+        let text = r#"{"kind":"Rollout","metadata":{"name":"a","managedFields":[]},"sp\u0065c":{"x": [1, 2]},"status":null}"#;
+        let mut seen = Vec::new();
+        let visited = trim_visiting(text, &[], |key, value| {
+            seen.push((key.to_string(), value.get().to_string()))
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                ("kind", r#""Rollout""#),
+                ("metadata", r#"{"name":"a","managedFields":[]}"#),
+                ("spec", r#"{"x": [1, 2]}"#),
+                ("status", "null"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+        );
+        assert_eq!(visited.json, trim(text, &[]).unwrap().json);
     }
 
     #[test]

@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
 use crate::packed::Packed;
-use crate::trimmed::trim;
+use crate::trimmed::{Trimmed, trim};
 
 /// An object of kind `K` as the API server sent it, decoded on demand.
 pub struct Undecoded<K> {
@@ -62,11 +62,15 @@ where
     /// watch reads), also dropping the annotations named in `drop_annotations` (see
     /// [`crate::trimmed`]: no tree of the object is built).
     pub fn from_text(text: &str, drop_annotations: &[&str]) -> Result<Self, serde_json::Error> {
-        let trimmed = trim(text, drop_annotations)?;
-        Ok(Self {
+        Ok(Self::from_trimmed(trim(text, drop_annotations)?))
+    }
+
+    /// Keep an object [`crate::trimmed`] has already trimmed.
+    pub fn from_trimmed(trimmed: Trimmed) -> Self {
+        Self {
             meta: trimmed.meta,
             body: Packed::from_json_text(trimmed.json),
-        })
+        }
     }
 
     /// Decode the whole object; a failure names the object and the field where it stopped.
