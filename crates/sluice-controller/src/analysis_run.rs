@@ -616,7 +616,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         .run(
             |run, ctx| {
                 let span = info_span!("reconcile", analysisrun = %run.name_any(), namespace = %run.namespace().unwrap_or_default());
-                reconcile(run, ctx).instrument(span)
+                crate::own_task::on_own_task(reconcile(run, ctx).instrument(span))
             },
             error_policy,
             ctx,

@@ -517,7 +517,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         .run(
             |ex, ctx| {
                 let span = info_span!("reconcile", experiment = %ex.name_any(), namespace = %ex.namespace().unwrap_or_default());
-                reconcile(ex, ctx).instrument(span)
+                crate::own_task::on_own_task(reconcile(ex, ctx).instrument(span))
             },
             error_policy,
             ctx,

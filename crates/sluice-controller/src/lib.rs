@@ -18,6 +18,7 @@ pub mod freshness;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod own_task;
 pub mod owned;
 pub mod packed;
 pub mod providers;

@@ -1025,18 +1025,20 @@ fn reconcile_measured(
     let name = ro.name_any();
     let span = info_span!("reconcile", rollout = %name, namespace = %ns);
     let metrics = ctx.metrics.clone();
-    async move {
-        let started = std::time::Instant::now();
-        let result = reconcile(ro, ctx).await;
-        if let Some(m) = &metrics {
-            m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
-            if result.is_err() {
-                m.reconcile_error(&ns, &name);
+    crate::own_task::on_own_task(
+        async move {
+            let started = std::time::Instant::now();
+            let result = reconcile(ro, ctx).await;
+            if let Some(m) = &metrics {
+                m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
+                if result.is_err() {
+                    m.reconcile_error(&ns, &name);
+                }
             }
+            result
         }
-        result
-    }
-    .instrument(span)
+        .instrument(span),
+    )
 }
 
 #[cfg(test)]
