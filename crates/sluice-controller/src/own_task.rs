@@ -1,4 +1,4 @@
-//! Reconciles on tasks of their own.
+//! Reconciles, and the watches that list the most, on tasks of their own.
 //!
 //! kube-runtime's `Controller` polls every reconcile in flight from the one task that drives
 //! it, so however many are in flight their CPU work (decoding the object and what it owns,
@@ -6,9 +6,15 @@
 //! 100,000 reconciles that plan nothing and are all CPU (docs/performance.md): spawned, they
 //! use every core the runtime has. The controller still runs one reconcile per object at a
 //! time: it awaits the task as it awaited the reconcile.
+//!
+//! The same holds for the watches it merges: each page of a list is decoded (and its
+//! objects trimmed and packed) inside the stream's poll, on the controller's task. The
+//! Rollout and ReplicaSet watches are driven by tasks of their own ([`stream_on_own_task`]),
+//! so at a restart the two lists are decoded side by side.
 
 use std::future::Future;
 
+use futures::{Stream, StreamExt};
 use tokio::task::JoinHandle;
 
 /// Run `work` on a task of its own and wait for it. Dropping the returned future (the
@@ -28,6 +34,34 @@ where
         // the task. Nothing is left to report to.
         Err(_) => std::future::pending().await,
     }
+}
+
+/// Drive `stream` on a task of its own, handing its items over through a channel of
+/// `capacity` items (the task waits while the channel is full, as the stream waited to be
+/// polled). The task ends when `stream` does, or when the returned stream is dropped.
+pub fn stream_on_own_task<S>(
+    stream: S,
+    capacity: usize,
+) -> impl Stream<Item = S::Item> + Send + 'static
+where
+    S: Stream + Send + 'static,
+    S::Item: Send + 'static,
+{
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let task = tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Some(item) = stream.next().await {
+            if tx.send(item).await.is_err() {
+                break;
+            }
+        }
+    });
+    // The task is aborted with the receiving end: a watch waiting for its next event would
+    // otherwise notice only when that event came.
+    futures::stream::unfold((rx, AbortOnDrop(task)), |(mut rx, task)| async move {
+        let item = rx.recv().await?;
+        Some((item, (rx, task)))
+    })
 }
 
 struct AbortOnDrop<T>(JoinHandle<T>);
@@ -79,6 +113,43 @@ mod tests {
         let _ = caller.await;
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert!(!finished.load(Ordering::SeqCst), "the aborted work went on");
+    }
+
+    #[tokio::test]
+    async fn a_stream_on_its_own_task_yields_every_item_in_order_then_ends() {
+        let items: Vec<u32> = stream_on_own_task(futures::stream::iter(0..1000), 8)
+            .collect()
+            .await;
+        assert_eq!(items, (0..1000).collect::<Vec<_>>());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_receiving_stream_stops_a_task_waiting_on_its_stream() {
+        // A watch between events: one item, then nothing for ever. The flag is set when the
+        // stream (and so the task holding it) is dropped.
+        struct SetOnDrop(Arc<AtomicBool>);
+        impl Drop for SetOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::SeqCst);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let guard = SetOnDrop(dropped.clone());
+        let quiet = futures::stream::once(async {})
+            .chain(futures::stream::pending())
+            .map(move |item| {
+                let _ = &guard;
+                item
+            });
+        let mut received = Box::pin(stream_on_own_task(quiet, 1));
+        received.next().await.expect("the first item");
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(received);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the task still holds the stream"
+        );
     }
 
     #[tokio::test]

@@ -38,6 +38,7 @@ use super::watched::Lookup;
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::health::HealthState;
 use crate::metrics::{AbortCause, CacheGauges, Metrics, Outcome as RolloutOutcome};
+use crate::own_task::stream_on_own_task;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::experiment::Experiment;
 use sluice_api::rollout::Rollout;
@@ -58,6 +59,10 @@ const ROLLOUT_KIND: &str = "Rollout";
 /// snapshots, plans and API connections at once for no gain on a few cores; upstream runs
 /// 10 workers by default.
 const CONCURRENCY: u16 = 32;
+/// Objects the Rollout and ReplicaSet watches may get ahead of the controller by: about two
+/// list pages.
+const WATCH_BUFFER: usize = 1024;
+
 /// Settings of the Rollout controller.
 #[derive(Clone, Default)]
 pub struct Config {
@@ -878,6 +883,8 @@ fn watch_rollouts(
         })
         .reflect(ro_writer)
         .applied_objects();
+    // Listed and decoded beside the ReplicaSets (see `own_task`).
+    let ro_stream = stream_on_own_task(ro_stream, WATCH_BUFFER);
     Controller::for_stream(ro_stream, ro_store)
         .with_config(controller::Config::default().concurrency(CONCURRENCY))
 }
@@ -914,7 +921,10 @@ fn watch_owned(
         .touched_objects()
         .predicate_filter(outcome_hash, PredicateConfig::default());
     let controller = controller
-        .owns_stream(rs_stream.touched_objects())
+        .owns_stream(stream_on_own_task(
+            rs_stream.touched_objects(),
+            WATCH_BUFFER,
+        ))
         .owns_stream(ar_stream)
         .owns_stream(exp_stream);
     let owned = Owned {
