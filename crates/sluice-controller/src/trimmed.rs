@@ -57,10 +57,10 @@ pub fn trim_visiting<'a>(
                 let start = out.len();
                 write_metadata(out, value.get(), drop_annotations)?;
                 meta = Some(kept_meta(&out[start..])?);
+                Ok(())
             } else {
-                out.extend_from_slice(value.get().as_bytes());
+                copy(out, key, value)
             }
-            Ok(())
         },
     )?;
     let meta = match meta {
