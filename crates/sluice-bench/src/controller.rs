@@ -19,7 +19,7 @@
 //! update is new image → pause → promote → switched, stable, and the old ReplicaSet scaled
 //! down after its delay, counted per Rollout per update.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
@@ -40,6 +40,7 @@ use super::report::{Report, Target, summary};
 use super::target;
 use sluice_api::rollout::rollout_resource;
 use sluice_controller::events::EventLevel;
+use sluice_controller::first_pass::FIRST_PASS_DONE;
 
 pub(super) const NAMESPACE: &str = "sluice-bench";
 const FIRST_IMAGE: &str = "registry.local/bench:1";
@@ -293,18 +294,14 @@ pub(super) fn start_controller(
     dir: &Path,
     kubeconfig: &Path,
     log_name: &str,
-    debug: bool,
+    info_json: bool,
     events: EventLevel,
 ) -> anyhow::Result<Child> {
     let log = std::fs::File::create(dir.join(log_name))?;
     let mut cmd = Command::new(sluice_exe()?);
-    if debug {
-        cmd.args([
-            "--log-format",
-            "json",
-            "--log-level",
-            "info,sluice_controller::rollout=debug",
-        ]);
+    if info_json {
+        // The level a production controller logs at: no line per reconcile.
+        cmd.args(["--log-format", "json", "--log-level", "info"]);
     } else {
         cmd.args(["--log-level", "warn"]);
     }
@@ -849,21 +846,36 @@ async fn measure(
     )?;
     let log = dir.join("controller-restart.log");
     let deadline = Instant::now() + p.phase_timeout;
-    let mut reader = PlannedLog::new(&log);
-    let mut seen = 0;
-    while Instant::now() < deadline {
-        seen = reader.read_new();
-        if seen >= n {
-            break;
+    let mut reader = FirstPassLog::new(&log);
+    let pass = loop {
+        if let Some(pass) = reader.read_new() {
+            break pass;
+        }
+        if Instant::now() >= deadline {
+            bail!(
+                "warm start: the restarted controller did not log \"{FIRST_PASS_DONE}\" within {:?} (its log: {})",
+                p.phase_timeout,
+                log.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let took = start.elapsed().as_secs_f64();
+    if pass.rollouts < n {
+        bail!(
+            "warm start: the restarted controller's first pass covered {} Rollouts, fewer than the {n} created",
+            pass.rollouts
+        );
     }
     report.add(
         &format!("warm start: all {n} Rollouts reconciled once after restart"),
-        start.elapsed().as_secs_f64(),
+        took,
         "s",
         Target::AtMost(5.0),
-        &format!("{seen}/{n} seen in the controller's debug log (\"planned\" per reconcile); from process spawn"),
+        &format!(
+            "from process spawn to the controller's info line \"{FIRST_PASS_DONE}\" ({} Rollouts, {} first reconciles failed)",
+            pass.rollouts, pass.failed
+        ),
     );
     let m = procfs::memory(&pid(&ctl)?).unwrap_or_default();
     report.add(
@@ -1200,57 +1212,55 @@ async fn full_walk(
     Ok(())
 }
 
-/// Names of the Rollouts the controller logged a plan for (its JSON debug log), read as
-/// the log grows. Only the new part of the file is read at each poll: re-reading and
-/// parsing the whole log (20,000 lines at 10,000 Rollouts) every 50 ms took CPU from the
-/// controller being timed on the same two cores.
-struct PlannedLog {
+/// The end of the controller's first pass, as its info line reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct FirstPassLine {
+    rollouts: usize,
+    failed: usize,
+}
+
+/// A JSON log followed as it grows, until the first-pass line appears in it.
+struct FirstPassLog {
     path: PathBuf,
     offset: u64,
     /// The end of the file read so far that is not a whole line yet.
     partial: Vec<u8>,
-    names: BTreeSet<String>,
 }
 
-impl PlannedLog {
+impl FirstPassLog {
     fn new(path: &Path) -> Self {
         Self {
             path: path.to_path_buf(),
             offset: 0,
             partial: Vec::new(),
-            names: BTreeSet::new(),
         }
     }
 
-    /// Read what was appended since the last call; how many Rollouts have been planned.
-    fn read_new(&mut self) -> usize {
+    /// Read what was appended since the last call; the first-pass line, once it is there.
+    fn read_new(&mut self) -> Option<FirstPassLine> {
         use std::io::{Read, Seek, SeekFrom};
-        let Ok(mut file) = std::fs::File::open(&self.path) else {
-            return self.names.len();
-        };
+        let mut file = std::fs::File::open(&self.path).ok()?;
         let mut fresh = Vec::new();
-        if file.seek(SeekFrom::Start(self.offset)).is_err() || file.read_to_end(&mut fresh).is_err()
-        {
-            return self.names.len();
-        }
+        file.seek(SeekFrom::Start(self.offset)).ok()?;
+        file.read_to_end(&mut fresh).ok()?;
         self.offset += fresh.len() as u64;
         self.partial.extend_from_slice(&fresh);
-        let whole = match self.partial.iter().rposition(|b| *b == b'\n') {
-            Some(end) => self.partial.drain(..=end).collect::<Vec<u8>>(),
-            None => return self.names.len(),
-        };
-        self.names
-            .extend(planned_names(&String::from_utf8_lossy(&whole)));
-        self.names.len()
+        let end = self.partial.iter().rposition(|b| *b == b'\n')?;
+        let whole: Vec<u8> = self.partial.drain(..=end).collect();
+        first_pass_line(&String::from_utf8_lossy(&whole))
     }
 }
 
-/// The Rollout of every "planned" line of a JSON debug log.
-fn planned_names(text: &str) -> impl Iterator<Item = String> + '_ {
+/// The first-pass line among `text`'s JSON log lines.
+fn first_pass_line(text: &str) -> Option<FirstPassLine> {
     text.lines()
-        .filter(|l| l.contains("\"planned\""))
+        .filter(|l| l.contains(FIRST_PASS_DONE))
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-        .filter_map(|v| v["span"]["rollout"].as_str().map(str::to_string))
+        .find(|v| v["message"] == FIRST_PASS_DONE)
+        .map(|v| FirstPassLine {
+            rollouts: v["rollouts"].as_u64().unwrap_or(0) as usize,
+            failed: v["failed"].as_u64().unwrap_or(0) as usize,
+        })
 }
 
 /// Time from a promote/abort status patch to the controller's next ReplicaSet spec write
@@ -1419,31 +1429,37 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    fn planned(name: &str) -> String {
+    fn line(message: &str, rollouts: usize) -> String {
         format!(
-            "{{\"message\":\"planned\",\"span\":{{\"rollout\":\"{name}\",\"name\":\"reconcile\"}}}}\n"
+            "{{\"level\":\"INFO\",\"message\":\"{message}\",\"rollouts\":{rollouts},\"failed\":1,\"seconds\":2.5}}\n"
         )
     }
 
     #[test]
-    fn the_planned_log_is_read_as_it_grows_including_a_line_cut_in_two() {
-        let dir = std::env::temp_dir().join(format!("sluice-planned-log-{}", std::process::id()));
+    fn the_first_pass_line_is_found_as_the_log_grows_even_when_cut_in_two() {
+        let dir =
+            std::env::temp_dir().join(format!("sluice-first-pass-log-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("controller.log");
+        let mut reader = FirstPassLog::new(&path);
+        assert_eq!(reader.read_new(), None, "no log yet");
         let mut file = std::fs::File::create(&path).expect("log file");
-        let mut reader = PlannedLog::new(&path);
-        assert_eq!(reader.read_new(), 0);
-        let second = planned("ro-2");
-        let (head, tail) = second.split_at(20);
-        write!(
-            file,
-            "{}{{\"message\":\"applied\"}}\n{head}",
-            planned("ro-1")
-        )
-        .expect("write");
-        assert_eq!(reader.read_new(), 1, "the cut line is not counted yet");
-        write!(file, "{tail}{}", planned("ro-1")).expect("write");
-        assert_eq!(reader.read_new(), 2, "ro-2 completed; ro-1 counted once");
+        let done = line(FIRST_PASS_DONE, 7);
+        let (head, tail) = done.split_at(30);
+        write!(file, "{}{head}", line("caches synced", 3)).expect("write");
+        assert_eq!(
+            reader.read_new(),
+            None,
+            "another line, and the cut line, are not it"
+        );
+        write!(file, "{tail}").expect("write");
+        assert_eq!(
+            reader.read_new(),
+            Some(FirstPassLine {
+                rollouts: 7,
+                failed: 1
+            })
+        );
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -14,6 +14,7 @@ pub mod crds;
 pub mod error;
 pub mod events;
 pub mod experiment;
+pub mod first_pass;
 pub mod freshness;
 pub mod health;
 pub mod leader;

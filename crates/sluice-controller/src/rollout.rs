@@ -27,6 +27,7 @@ use super::backoff::Backoff;
 use super::cached_rollout::CachedRollout;
 use super::coalesce::CountWrites;
 use super::events::{EventLevel, Publisher};
+use super::first_pass::{FIRST_PASS_DONE, Finished, FirstPass};
 use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
@@ -108,6 +109,8 @@ pub struct Context {
     pub smi_version: std::sync::RwLock<Option<String>>,
     /// What is remembered per Rollout between its reconciles.
     pub memory: Arc<PerRollout>,
+    /// Whether every Rollout listed at start has been reconciled once.
+    pub first_pass: Arc<FirstPass>,
 }
 
 /// What the controller remembers of each Rollout between reconciles, keyed by
@@ -811,8 +814,9 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let routes = RouteReferences::default();
     let route_objects = RouteObjects::default();
     let memory = Arc::new(PerRollout::default());
+    let first_pass = Arc::new(FirstPass::new());
     let (controller, owned) = watch_owned(
-        watch_rollouts(rollouts, &cfg, &refs, &routes, &memory),
+        watch_rollouts(rollouts, &cfg, &refs, &routes, &memory, &first_pass),
         &client,
         ns,
     );
@@ -831,12 +835,14 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         metrics: cfg.metrics.clone(),
         smi_version: Default::default(),
         memory: memory.clone(),
+        first_pass: first_pass.clone(),
     });
     let task = cfg
         .health
         .as_ref()
         .map(|h| h.register("rollout-controller"));
     report_caches_and_gauges(&cfg, &controller, &ctx);
+    watch_first_pass(&controller, &first_pass);
     let announcements = ctx.clone();
     let reconciles = controller
         .run(reconcile_measured, error_policy, ctx)
@@ -863,6 +869,7 @@ fn watch_rollouts(
     refs: &ServiceReferences,
     routes: &RouteReferences,
     memory: &Arc<PerRollout>,
+    first_pass: &Arc<FirstPass>,
 ) -> Controller<CachedRollout> {
     let selector = cfg.instance_selector();
     info!(namespace = ?cfg.namespace, selector = %selector, "rollout controller starting");
@@ -870,6 +877,7 @@ fn watch_rollouts(
     let refs = refs.clone();
     let routes = routes.clone();
     let memory = memory.clone();
+    let first_pass = first_pass.clone();
     let ro_stream = watcher(rollouts, watcher::Config::default().labels(&selector))
         .default_backoff()
         .map_ok(move |event| {
@@ -877,7 +885,9 @@ fn watch_rollouts(
             routes.apply(&event);
             // A Rollout deleted outright (no finalizer) is never reconciled again.
             if let watcher::Event::Delete(ro) = &event {
-                memory.forget(&object_key(ro), ro.meta().uid.as_deref());
+                let key = object_key(ro);
+                memory.forget(&key, ro.meta().uid.as_deref());
+                first_pass_step(first_pass.gone(&key));
             }
             event
         })
@@ -1025,6 +1035,34 @@ fn report_caches_and_gauges(cfg: &Config, controller: &Controller<CachedRollout>
     }
 }
 
+/// Once the Rollouts are listed, hand their keys to the first pass (see [`FirstPass`]).
+fn watch_first_pass(controller: &Controller<CachedRollout>, first_pass: &Arc<FirstPass>) {
+    let store = controller.store();
+    let first_pass = first_pass.clone();
+    tokio::spawn(async move {
+        if wait_ready(&store).await.is_ok() {
+            let keys = store
+                .state()
+                .iter()
+                .map(|ro| object_key(ro.as_ref()))
+                .collect::<Vec<_>>();
+            first_pass_step(first_pass.listed(keys));
+        }
+    });
+}
+
+/// Log the end of the first pass, if `finished` is it.
+fn first_pass_step(finished: Option<Finished>) {
+    if let Some(f) = finished {
+        info!(
+            rollouts = f.rollouts,
+            failed = f.failed,
+            seconds = f.elapsed.as_secs_f64(),
+            "{FIRST_PASS_DONE}"
+        );
+    }
+}
+
 /// [`reconcile`] in a span naming the Rollout, timed and counted in upstream's
 /// `rollout_reconcile` and `rollout_reconcile_error`.
 fn reconcile_measured(
@@ -1038,7 +1076,11 @@ fn reconcile_measured(
     crate::own_task::on_own_task(
         async move {
             let started = std::time::Instant::now();
+            let first_pass = ctx.first_pass.clone();
             let result = reconcile(ro, ctx).await;
+            if !first_pass.is_over() {
+                first_pass_step(first_pass.reconciled(&format!("{ns}/{name}"), result.is_ok()));
+            }
             if let Some(m) = &metrics {
                 m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
                 if result.is_err() {
