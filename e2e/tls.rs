@@ -208,6 +208,15 @@ fn the_bench_runs_its_proxy_path_over_a_tls_cluster_and_leaves_nothing_behind() 
             .contains("PATCH rollouts/status"),
         "the proxy counted the controller's requests: {writes}"
     );
+    // The restarted controller's first pass covered the 20 Rollouts (its info line).
+    let warm = row("warm start: all 20 Rollouts reconciled once after restart");
+    assert!(
+        warm["note"]
+            .as_str()
+            .unwrap()
+            .contains("reconciled once\" (20 Rollouts,"),
+        "{warm}"
+    );
     // The namespace the bench created is gone (or going) with everything in it.
     env.wait_for("the bench's namespace deleted", T, |env| {
         let out = env.kubectl(&["get", "namespace", "sluice-bench", "-o", "json"]);
