@@ -1077,9 +1077,10 @@ fn reconcile_measured(
         async move {
             let started = std::time::Instant::now();
             let first_pass = ctx.first_pass.clone();
-            let result = reconcile(ro, ctx).await;
+            let result = reconcile(ro.clone(), ctx).await;
+            // The key is built only while the pass lasts: afterwards this is one atomic load.
             if !first_pass.is_over() {
-                first_pass_step(first_pass.reconciled(&format!("{ns}/{name}"), result.is_ok()));
+                first_pass_step(first_pass.reconciled(&object_key(&*ro), result.is_ok()));
             }
             if let Some(m) = &metrics {
                 m.reconcile_duration(&ns, &name, started.elapsed().as_secs_f64());
