@@ -15,10 +15,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::Resource;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
-use crate::trimmed::trim_visiting;
+use crate::trimmed::trim_from;
 use crate::undecoded::Undecoded;
 use sluice_api::common::ObjectRef;
 use sluice_api::rollout::{Rollout, RolloutSpec, RolloutStrategy};
@@ -62,10 +61,19 @@ impl CachedRollout {
     /// references are read from `spec.strategy` and `spec.workloadRef` alone (the pod
     /// template, most of a Rollout, is skipped over, not decoded).
     pub fn from_text(text: &str) -> Result<Self, serde_json::Error> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let cached = Self::read(&mut de)?;
+        de.end()?;
+        Ok(cached)
+    }
+
+    /// [`CachedRollout::from_text`] reading the Rollout from `d` (a list item or a watch
+    /// event's object): its text is scanned once, by trimming.
+    fn read<'de, D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         // The references are decoded from `spec` as trimming passes it, not from a second
         // scan of the whole text.
         let mut referencing = None;
-        let trimmed = trim_visiting(text, &[LAST_APPLIED_ANNOTATION], |key, value| {
+        let trimmed = trim_from(d, &[LAST_APPLIED_ANNOTATION], |key, value| {
             if key == "spec" {
                 referencing = Some(serde_json::from_str::<ReferencingSpec>(value.get()));
             }
@@ -188,8 +196,7 @@ impl Resource for CachedRollout {
 /// What the watch decodes: any Rollout with valid metadata.
 impl<'de> Deserialize<'de> for CachedRollout {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = Box::<RawValue>::deserialize(d)?;
-        Self::from_text(text.get()).map_err(serde::de::Error::custom)
+        Self::read(d)
     }
 }
 

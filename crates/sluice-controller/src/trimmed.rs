@@ -5,18 +5,20 @@
 //! object. Doing that on a `serde_json::Value` allocated every string, number and map of the
 //! object and freed it again, for every object of every list: at a restart over 10,000
 //! Rollouts and 20,000 ReplicaSets that was a third of the controller's time before its
-//! first reconcile. Here the top level and `metadata` are split into their members, each
-//! still the text it was sent as (`RawValue`), and the text is written back without the
-//! dropped members; spec and status are copied, not parsed into anything.
+//! first reconcile. Here the object is read once, as the list or watch event that carries
+//! it is read ([`trim_from`]): each member of the top level and of `metadata` is taken as the
+//! text it was sent as (`RawValue`) and written straight back, without the dropped members;
+//! spec and status are copied, not parsed into anything, and only the few metadata fields
+//! the controller keys on are decoded, from their own short text.
 //!
 //! Keys are compared as JSON strings decode them, so an escaped key is still recognised.
 
 use std::borrow::Cow;
 use std::fmt;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Deserialize;
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
 /// An object's JSON without the members the caches drop, and the metadata the controller
@@ -33,151 +35,184 @@ pub struct Trimmed {
 /// Trim `text`, one JSON object, dropping `metadata.managedFields` and the annotations named
 /// in `drop_annotations`. Fails when `text` is not an object or its metadata is not valid.
 pub fn trim(text: &str, drop_annotations: &[&str]) -> Result<Trimmed, serde_json::Error> {
-    trim_visiting(text, drop_annotations, |_, _| {})
+    let mut de = serde_json::Deserializer::from_str(text);
+    let trimmed = trim_from(&mut de, drop_annotations, |_, _| {})?;
+    de.end()?;
+    Ok(trimmed)
 }
 
-/// [`trim`], also handing `visit` each top-level member as it is written (its name as
-/// decoded, its value as sent), so a caller can read a part of the object, such as `spec`,
-/// without scanning the whole text again.
-pub fn trim_visiting<'a>(
-    text: &'a str,
+/// [`trim`] reading the object from `d` (a list item or a watch event's object as serde
+/// reaches it: the object's text is scanned once), also handing `visit` each top-level
+/// member but `metadata` as it is written (its name as decoded, its value as sent), so a
+/// caller can read a part of the object, such as `spec`, without scanning it again.
+pub fn trim_from<'de, D: Deserializer<'de>>(
+    d: D,
     drop_annotations: &[&str],
-    mut visit: impl FnMut(&str, &'a RawValue),
-) -> Result<Trimmed, serde_json::Error> {
-    let top: Members<'a> = serde_json::from_str(text)?;
-    let mut json = Vec::with_capacity(text.len());
-    let mut meta = None;
-    write_object(
-        &mut json,
-        &top,
-        |_| true,
-        |out, key, value| {
-            visit(key, value);
-            if key == "metadata" {
-                let start = out.len();
-                write_metadata(out, value.get(), drop_annotations)?;
-                meta = Some(kept_meta(&out[start..])?);
-                Ok(())
-            } else {
-                copy(out, key, value)
-            }
-        },
-    )?;
-    let meta = match meta {
-        Some(meta) => meta,
-        // As `ObjectMeta` would read a missing `metadata`: an error, not an empty one.
-        None => return Err(de::Error::missing_field("metadata")),
-    };
-    Ok(Trimmed { json, meta })
-}
-
-/// `metadata` without `managedFields`, and its annotations without `drop_annotations`.
-fn write_metadata(
-    out: &mut Vec<u8>,
-    text: &str,
-    drop_annotations: &[&str],
-) -> Result<(), serde_json::Error> {
-    let members: Members = serde_json::from_str(text)?;
-    write_object(
-        out,
-        &members,
-        |key| key != "managedFields",
-        |out, key, value| {
-            if key == "annotations" && !drop_annotations.is_empty() && value.get() != "null" {
-                let annotations: Members = serde_json::from_str(value.get())?;
-                write_object(
-                    out,
-                    &annotations,
-                    |name| !drop_annotations.contains(&name),
-                    copy,
-                )
-            } else {
-                copy(out, key, value)
-            }
-        },
-    )
-}
-
-/// Write `members` as a JSON object: those `keep` accepts, in order, each value written by
-/// `value` after its key.
-fn write_object<'a>(
-    out: &mut Vec<u8>,
-    members: &Members<'a>,
-    keep: impl Fn(&str) -> bool,
-    mut value: impl FnMut(&mut Vec<u8>, &str, &'a RawValue) -> Result<(), serde_json::Error>,
-) -> Result<(), serde_json::Error> {
-    out.push(b'{');
-    for (i, (key, v)) in members.0.iter().filter(|(key, _)| keep(key)).enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        write_key(out, key)?;
-        value(out, key, v)?;
-    }
-    out.push(b'}');
-    Ok(())
-}
-
-/// A member's value as it was sent.
-fn copy(out: &mut Vec<u8>, _key: &str, value: &RawValue) -> Result<(), serde_json::Error> {
-    out.extend_from_slice(value.get().as_bytes());
-    Ok(())
-}
-
-fn write_key(out: &mut Vec<u8>, key: &str) -> Result<(), serde_json::Error> {
-    serde_json::to_writer(&mut *out, key)?;
-    out.push(b':');
-    Ok(())
-}
-
-/// The metadata fields the controller reads without decoding the object.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeptMeta {
-    name: Option<String>,
-    namespace: Option<String>,
-    uid: Option<String>,
-    resource_version: Option<String>,
-    generation: Option<i64>,
-    deletion_timestamp: Option<Time>,
-    owner_references: Option<Vec<OwnerReference>>,
-}
-
-fn kept_meta(json: &[u8]) -> Result<ObjectMeta, serde_json::Error> {
-    let k: KeptMeta = serde_json::from_slice(json)?;
-    Ok(ObjectMeta {
-        name: k.name,
-        namespace: k.namespace,
-        uid: k.uid,
-        resource_version: k.resource_version,
-        generation: k.generation,
-        deletion_timestamp: k.deletion_timestamp,
-        owner_references: k.owner_references,
-        ..ObjectMeta::default()
+    visit: impl FnMut(&str, &RawValue),
+) -> Result<Trimmed, D::Error> {
+    d.deserialize_map(ObjectVisitor {
+        drop_annotations,
+        visit,
     })
 }
 
-/// A JSON object's members in order, each value still its text.
-struct Members<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Reads the top level of an object, writing it back as it goes.
+struct ObjectVisitor<'x, F> {
+    drop_annotations: &'x [&'x str],
+    visit: F,
+}
 
-impl<'de: 'a, 'a> Deserialize<'de> for Members<'a> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V<'a>(std::marker::PhantomData<&'a ()>);
-        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
-            type Value = Members<'a>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a JSON object")
+impl<'de, F: FnMut(&str, &RawValue)> Visitor<'de> for ObjectVisitor<'_, F> {
+    type Value = Trimmed;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Trimmed, A::Error> {
+        let mut json = Vec::with_capacity(1024);
+        let mut meta = None;
+        json.push(b'{');
+        while let Some(Key(key)) = map.next_key()? {
+            if json.len() > 1 {
+                json.push(b',');
             }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Members<'a>, A::Error> {
-                let mut members = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some(Key(key)) = map.next_key()? {
-                    members.push((key, map.next_value()?));
-                }
-                Ok(Members(members))
+            write_key(&mut json, &key);
+            if key == "metadata" {
+                meta = Some(map.next_value_seed(MetadataSeed {
+                    out: &mut json,
+                    drop_annotations: self.drop_annotations,
+                })?);
+            } else {
+                let value: Box<RawValue> = map.next_value()?;
+                (self.visit)(&key, &value);
+                json.extend_from_slice(value.get().as_bytes());
             }
         }
-        d.deserialize_map(V(std::marker::PhantomData))
+        json.push(b'}');
+        // As `ObjectMeta` would read a missing `metadata`: an error, not an empty one.
+        let meta = meta.ok_or_else(|| de::Error::missing_field("metadata"))?;
+        Ok(Trimmed { json, meta })
     }
+}
+
+/// Writes `metadata` without `managedFields` (and the annotations named), and decodes the
+/// fields kept in [`Trimmed::meta`] from their text.
+struct MetadataSeed<'x> {
+    out: &'x mut Vec<u8>,
+    drop_annotations: &'x [&'x str],
+}
+
+impl<'de> DeserializeSeed<'de> for MetadataSeed<'_> {
+    type Value = ObjectMeta;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ObjectMeta, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetadataSeed<'_> {
+    type Value = ObjectMeta;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object's metadata")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ObjectMeta, A::Error> {
+        let out = self.out;
+        let mut meta = ObjectMeta::default();
+        out.push(b'{');
+        let mut first = true;
+        while let Some(Key(key)) = map.next_key()? {
+            if key == "managedFields" {
+                map.next_value::<IgnoredAny>()?;
+                continue;
+            }
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_key(out, &key);
+            if key == "annotations" && !self.drop_annotations.is_empty() {
+                map.next_value_seed(AnnotationsSeed {
+                    out: &mut *out,
+                    drop: self.drop_annotations,
+                })?;
+                continue;
+            }
+            let value: Box<RawValue> = map.next_value()?;
+            let text = value.get();
+            out.extend_from_slice(text.as_bytes());
+            let kept = match &*key {
+                "name" => parse(text).map(|v| meta.name = v),
+                "namespace" => parse(text).map(|v| meta.namespace = v),
+                "uid" => parse(text).map(|v| meta.uid = v),
+                "resourceVersion" => parse(text).map(|v| meta.resource_version = v),
+                "generation" => parse(text).map(|v| meta.generation = v),
+                "deletionTimestamp" => parse(text).map(|v| meta.deletion_timestamp = v),
+                "ownerReferences" => parse(text).map(|v| meta.owner_references = v),
+                _ => Ok(()),
+            };
+            kept.map_err(|e| de::Error::custom(format_args!("metadata.{key}: {e}")))?;
+        }
+        out.push(b'}');
+        Ok(meta)
+    }
+}
+
+/// One kept metadata field, from the text it was sent as.
+fn parse<T: de::DeserializeOwned>(text: &str) -> Result<T, serde_json::Error> {
+    serde_json::from_str(text)
+}
+
+/// Writes `metadata.annotations` (an object or null) without the annotations named.
+struct AnnotationsSeed<'x> {
+    out: &'x mut Vec<u8>,
+    drop: &'x [&'x str],
+}
+
+impl<'de> DeserializeSeed<'de> for AnnotationsSeed<'_> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for AnnotationsSeed<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("annotations: an object or null")
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
+        self.out.extend_from_slice(b"null");
+        Ok(())
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        out.push(b'{');
+        let mut first = true;
+        while let Some(Key(name)) = map.next_key()? {
+            let value: Box<RawValue> = map.next_value()?;
+            if self.drop.contains(&&*name) {
+                continue;
+            }
+            if !std::mem::take(&mut first) {
+                out.push(b',');
+            }
+            write_key(out, &name);
+            out.extend_from_slice(value.get().as_bytes());
+        }
+        out.push(b'}');
+        Ok(())
+    }
+}
+
+fn write_key(out: &mut Vec<u8>, key: &str) {
+    serde_json::to_writer(&mut *out, key).expect("a string encodes into a Vec");
+    out.push(b':');
 }
 
 /// A member's name: borrowed from the text unless it had escapes.
@@ -281,10 +316,11 @@ mod tests {
     }
 
     #[test]
-    fn visiting_hands_over_each_top_level_member_as_sent_and_trims_the_same() {
+    fn visiting_hands_over_each_top_level_member_but_metadata_as_sent_and_trims_the_same() {
         let text = r#"{"kind":"Rollout","metadata":{"name":"a","managedFields":[]},"sp\u0065c":{"x": [1, 2]},"status":null}"#;
         let mut seen = Vec::new();
-        let visited = trim_visiting(text, &[], |key, value| {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let visited = trim_from(&mut de, &[], |key, value| {
             seen.push((key.to_string(), value.get().to_string()))
         })
         .unwrap();
@@ -292,13 +328,54 @@ mod tests {
             seen,
             [
                 ("kind", r#""Rollout""#),
-                ("metadata", r#"{"name":"a","managedFields":[]}"#),
                 ("spec", r#"{"x": [1, 2]}"#),
                 ("status", "null"),
             ]
             .map(|(k, v)| (k.to_string(), v.to_string()))
         );
         assert_eq!(visited.json, trim(text, &[]).unwrap().json);
+    }
+
+    #[test]
+    fn an_object_read_from_a_tree_or_a_list_item_trims_as_its_text_does() {
+        let drop = ["kubectl.kubernetes.io/last-applied-configuration"];
+        let text = serde_json::to_string(&object()).unwrap();
+        let from_text = trim(&text, &drop).unwrap();
+        let from_tree = trim_from(object(), &drop, |_, _| {}).unwrap();
+        let as_json = |j: &[u8]| serde_json::from_slice::<Value>(j).unwrap();
+        assert_eq!(as_json(&from_tree.json), as_json(&from_text.json));
+        assert_eq!(from_tree.meta, from_text.meta);
+        // As the items of a list: read in place, one after the other.
+        let list = format!(r#"{{"items":[{text},{text}]}}"#);
+        #[derive(Deserialize)]
+        struct List {
+            items: Vec<Item>,
+        }
+        struct Item(Trimmed);
+        impl<'de> Deserialize<'de> for Item {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                trim_from(
+                    d,
+                    &["kubectl.kubernetes.io/last-applied-configuration"],
+                    |_, _| {},
+                )
+                .map(Item)
+            }
+        }
+        let list: List = serde_json::from_str(&list).unwrap();
+        assert_eq!(list.items.len(), 2);
+        for Item(t) in &list.items {
+            assert_eq!(t.json, from_text.json);
+            assert_eq!(t.meta, from_text.meta);
+        }
+    }
+
+    #[test]
+    fn a_kept_metadata_field_that_does_not_decode_is_named() {
+        let err = trim(r#"{"metadata":{"name":"a","generation":"three"}}"#, &[])
+            .err()
+            .expect("refused");
+        assert!(err.to_string().contains("metadata.generation"), "{err}");
     }
 
     #[test]

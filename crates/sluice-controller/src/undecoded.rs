@@ -15,11 +15,10 @@ use kube::Resource;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::Value;
-use serde_json::value::RawValue;
 
 use crate::error::DecodeError;
 use crate::packed::Packed;
-use crate::trimmed::{Trimmed, trim};
+use crate::trimmed::{Trimmed, trim, trim_from};
 
 /// An object of kind `K` as the API server sent it, decoded on demand.
 pub struct Undecoded<K> {
@@ -137,17 +136,17 @@ impl<K: Resource<DynamicType = ()>> Resource for Undecoded<K> {
 }
 
 /// What the watch decodes: any JSON object with valid metadata (the API server validates
-/// metadata itself, so every object it serves has that). The object is taken as its text
-/// (`RawValue`), which serde_json's readers and its `Value` give; kube reads list bodies and
-/// watch lines with serde_json, and a watch event's `type` comes before its `object` (so
-/// serde reads the object from the line itself, not from a buffered copy).
+/// metadata itself, so every object it serves has that). The object is trimmed as it is read
+/// ([`crate::trimmed::trim_from`]), its members taken as their text (`RawValue`), which
+/// serde_json's readers and its `Value` give; kube reads list bodies and watch lines with
+/// serde_json, and a watch event's `type` comes before its `object` (so serde reads the
+/// object from the line itself, not from a buffered copy).
 impl<'de, K> Deserialize<'de> for Undecoded<K>
 where
     K: Resource<DynamicType = ()> + Serialize + DeserializeOwned,
 {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = Box::<RawValue>::deserialize(d)?;
-        Self::from_text(text.get(), &[]).map_err(serde::de::Error::custom)
+        Ok(Self::from_trimmed(trim_from(d, &[], |_, _| {})?))
     }
 }
 
