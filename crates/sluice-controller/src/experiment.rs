@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::Service;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType as KubeEventType};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::watcher;
 use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
@@ -27,11 +27,12 @@ use super::backoff::Backoff;
 use super::events::{self, Publisher};
 use super::freshness::Freshness;
 use super::owned::OwnedStore;
-use super::rollout::{Config, HASH_LABEL};
+use super::rollout::Config;
 use super::status_patch::merge_diff;
 use super::{api_code, object_key};
 use crate::error::{ApiCallError, DecodeError, MetricLabel, ReconcileError, RunError};
 use crate::metrics::{CacheGauges, Metrics};
+use crate::replica_sets::OwnedReplicaSets;
 use crate::undecoded::Undecoded;
 use sluice_api::analysis::{AnalysisRun, AnalysisTemplate, ClusterAnalysisTemplate};
 use sluice_api::common::SCALE_DOWN_DEADLINE_ANNOTATION;
@@ -478,23 +479,24 @@ fn error_policy(ex: Arc<Undecoded<Experiment>>, err: &Error, ctx: Arc<Context>) 
 }
 
 /// Run the Experiment controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    client: Client,
+    cfg: Config,
+    replica_sets: OwnedReplicaSets,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     // Decoded by each reconcile, so one malformed Experiment (or AnalysisRun, in the owned
     // watch) fails only its own reconcile.
     let experiments: Api<Undecoded<Experiment>> =
         super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&experiments, "experiments.argoproj.io").await?;
-    // Undecoded, like the Rollout controller's: most ReplicaSets this watch sees are
-    // Rollouts', and are neither decoded nor kept here.
-    let rs_api: Api<Undecoded<ReplicaSet>> = super::scoped_api(&client, cfg.namespace.as_deref());
     let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(&client, cfg.namespace.as_deref());
-    // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones; each
-    // controller keeps only those whose controller ownerReference is one of its objects.
-    let (rs_store, rs_stream) = OwnedStore::watch_labelled("Experiment", rs_api, HASH_LABEL);
-    let rs_stream = rs_stream.touched_objects();
+    // Experiment ReplicaSets carry the pod-template-hash label like Rollout ones: they come
+    // from the watch shared with the Rollout controller (`replica_sets`), which keeps here
+    // only those an Experiment controls and hands over only the changes of those.
     let ctx = Arc::new(Context {
         client: client.clone(),
-        replica_sets: rs_store,
+        replica_sets: replica_sets.store,
         backoff: Backoff::new(Duration::from_millis(200), Duration::from_secs(60)),
         freshness: Freshness::default(),
         events: Publisher::new(client.clone(), events::reporter(), cfg.events),
@@ -511,7 +513,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
         });
     }
     controller
-        .owns_stream(rs_stream)
+        .owns_stream(replica_sets.changes)
         .owns(ar_api, watcher::Config::default())
         .graceful_shutdown_on(async move { shutdown.cancelled().await })
         .run(

@@ -26,6 +26,7 @@ pub mod providers;
 pub mod rbac;
 pub mod referrers;
 pub mod refusals;
+pub mod replica_sets;
 pub mod rollout;
 pub mod routes;
 pub mod services;
@@ -40,6 +41,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::{Api, ListParams};
+
+use crate::replica_sets::SharedReplicaSets;
 use kube::{Client, Resource};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -185,10 +188,18 @@ async fn run_controllers(
     cfg: rollout::Config,
     shutdown: CancellationToken,
 ) -> Result<(), RunError> {
+    // Listed once for both controllers that own ReplicaSets (see `replica_sets`).
+    let replica_sets =
+        SharedReplicaSets::watch(&client, cfg.namespace.as_deref(), rollout::HASH_LABEL);
     tokio::try_join!(
-        rollout::run(client.clone(), cfg.clone(), shutdown.clone()),
+        rollout::run(
+            client.clone(),
+            cfg.clone(),
+            replica_sets.rollouts,
+            shutdown.clone()
+        ),
         analysis_run::run(client.clone(), cfg.clone(), shutdown.clone()),
-        experiment::run(client, cfg, shutdown)
+        experiment::run(client, cfg, replica_sets.experiments, shutdown)
     )
     .map(|_| ())
 }

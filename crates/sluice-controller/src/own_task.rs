@@ -9,8 +9,9 @@
 //!
 //! The same holds for the watches it merges: each page of a list is decoded (and its
 //! objects trimmed and packed) inside the stream's poll, on the controller's task. The
-//! Rollout and ReplicaSet watches are driven by tasks of their own ([`stream_on_own_task`]),
-//! so at a restart the two lists are decoded side by side.
+//! Rollout watch is driven by a task of its own ([`stream_on_own_task`]), and so is the
+//! ReplicaSet watch it shares with the Experiment controller ([`crate::replica_sets`]), so at
+//! a restart the two lists are decoded side by side.
 
 use std::future::Future;
 
@@ -64,7 +65,8 @@ where
     })
 }
 
-struct AbortOnDrop<T>(JoinHandle<T>);
+/// A task aborted when this handle is dropped.
+pub(crate) struct AbortOnDrop<T>(pub(crate) JoinHandle<T>);
 
 impl<T> Drop for AbortOnDrop<T> {
     fn drop(&mut self) {

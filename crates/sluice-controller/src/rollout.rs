@@ -32,6 +32,7 @@ use super::freshness::Freshness;
 use super::object_key;
 use super::owned::OwnedStore;
 use super::refusals::Refusals;
+use super::replica_sets::OwnedReplicaSets;
 use super::routes::{RouteObjects, RouteReferences};
 use super::services::{ManagedServices, ServiceReferences, managed_by};
 use super::undecoded::Undecoded;
@@ -806,7 +807,12 @@ where
 }
 
 /// Run the Rollout controller until `shutdown` fires.
-pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Result<(), RunError> {
+pub async fn run(
+    client: Client,
+    cfg: Config,
+    replica_sets: OwnedReplicaSets,
+    shutdown: CancellationToken,
+) -> Result<(), RunError> {
     let rollouts: Api<CachedRollout> = super::scoped_api(&client, cfg.namespace.as_deref());
     super::require_crd(&rollouts, "rollouts.argoproj.io").await?;
     let ns = cfg.namespace.as_deref();
@@ -817,6 +823,7 @@ pub async fn run(client: Client, cfg: Config, shutdown: CancellationToken) -> Re
     let first_pass = Arc::new(FirstPass::new());
     let (controller, owned) = watch_owned(
         watch_rollouts(rollouts, &cfg, &refs, &routes, &memory, &first_pass),
+        replica_sets,
         &client,
         ns,
     );
@@ -913,13 +920,14 @@ struct Owned {
 /// list is cached without decoding each object first.
 fn watch_owned(
     controller: Controller<CachedRollout>,
+    replica_sets: OwnedReplicaSets,
     client: &Client,
     ns: Option<&str>,
 ) -> (Controller<CachedRollout>, Owned) {
-    // Undecoded: a list is trimmed and packed without decoding each ReplicaSet into a typed
-    // object first (see `trimmed`); the reconcile decodes the ones it reads.
-    let rs_api: Api<Undecoded<ReplicaSet>> = super::scoped_api(client, ns);
-    let (rs_store, rs_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, rs_api, HASH_LABEL);
+    // The ReplicaSets come from the watch shared with the Experiment controller
+    // (`replica_sets`, on a task of its own): Undecoded, so a list is trimmed and packed
+    // without decoding each ReplicaSet into a typed object first (see `trimmed`); the
+    // reconcile decodes the ones it reads.
     let ar_api: Api<Undecoded<AnalysisRun>> = super::scoped_api(client, ns);
     let (ar_store, ar_stream) = OwnedStore::watch_labelled(ROLLOUT_KIND, ar_api, HASH_LABEL);
     let ar_stream = ar_stream
@@ -931,14 +939,11 @@ fn watch_owned(
         .touched_objects()
         .predicate_filter(outcome_hash, PredicateConfig::default());
     let controller = controller
-        .owns_stream(stream_on_own_task(
-            rs_stream.touched_objects(),
-            WATCH_BUFFER,
-        ))
+        .owns_stream(replica_sets.changes)
         .owns_stream(ar_stream)
         .owns_stream(exp_stream);
     let owned = Owned {
-        replica_sets: rs_store,
+        replica_sets: replica_sets.store,
         analysis_runs: ar_store,
         experiments: exp_store,
     };
