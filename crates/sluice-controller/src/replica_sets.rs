@@ -45,7 +45,8 @@ const OWNER_API_VERSION: &str = "argoproj.io/v1alpha1";
 const BUFFER: usize = 1024;
 
 impl SharedReplicaSets {
-    /// Watch the ReplicaSets carrying `label` through `api`, without their managedFields.
+    /// Watch the ReplicaSets carrying `label` (in `namespace`, or in all), without their
+    /// managedFields.
     pub fn watch(client: &Client, namespace: Option<&str>, label: &str) -> Self {
         let api: Api<Undecoded<ReplicaSet>> = crate::scoped_api(client, namespace);
         Self::over(

@@ -313,6 +313,11 @@ pub(crate) async fn route_version(ctx: &Context, kind: RouteKind) -> Result<Opti
 async fn read_routes(ro: &Rollout, ctx: &Context) -> Result<ObservedRoutes, Error> {
     let mut routes = ObservedRoutes::new();
     for r in traffic::route_refs(ro) {
+        // A TrafficSplit's version is discovered even when the cache answers: the actuator
+        // writes in it (creating the split), and a guessed one is not served by every CRD.
+        if r.kind.version().is_none() {
+            route_version(ctx, r.kind).await?;
+        }
         if let Lookup::Cached(obj) = ctx.route_objects.get(&r) {
             let value = obj
                 .map(|o| o.get())
