@@ -45,15 +45,11 @@ const OWNER_API_VERSION: &str = "argoproj.io/v1alpha1";
 const BUFFER: usize = 1024;
 
 impl SharedReplicaSets {
-    /// Watch the ReplicaSets carrying `label` (in `namespace`, or in all), without their
-    /// managedFields.
+    /// Watch the ReplicaSets carrying `label` (in `namespace`, or in all). Their
+    /// managedFields are dropped as each is read ([`Undecoded`]).
     pub fn watch(client: &Client, namespace: Option<&str>, label: &str) -> Self {
         let api: Api<Undecoded<ReplicaSet>> = crate::scoped_api(client, namespace);
-        Self::over(
-            watcher(api, watcher::Config::default().labels(label))
-                .default_backoff()
-                .modify(|o| o.meta_mut().managed_fields = None),
-        )
+        Self::over(watcher(api, watcher::Config::default().labels(label)).default_backoff())
     }
 
     /// Share `events` (a watch of ReplicaSets) between the two controllers. The stream is
