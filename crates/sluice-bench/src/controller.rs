@@ -28,9 +28,11 @@ use anyhow::{Context as _, bail};
 use futures::StreamExt;
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Service};
+use kube::ResourceExt as _;
 use kube::api::{
     Api, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
 };
+use kube::runtime::{WatchStreamExt as _, watcher};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
@@ -461,23 +463,74 @@ pub(super) async fn wait_all(
     timeout: Duration,
     done: impl Fn(&DynamicObject) -> bool,
 ) -> anyhow::Result<(Duration, usize)> {
-    let deadline = Instant::now() + timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let events =
+        watcher::watcher(api.clone(), watcher::Config::default().page_size(1000)).default_backoff();
+    let mut events = std::pin::pin!(events);
+    let mut tally = Tally::default();
     loop {
-        let t = Instant::now();
-        let items = list_all(api).await?;
-        let count = items.iter().filter(|ro| done(ro)).count();
-        if count >= n {
-            // The list was taken somewhere during [t, now]: `t` is the conservative bound
-            // only when polling is fast, so report when the satisfying list returned.
-            return Ok((since.elapsed(), count));
+        let event = match tokio::time::timeout_at(deadline, events.next()).await {
+            Err(_) => return Ok((since.elapsed(), tally.done)),
+            Ok(None) => bail!("the bench's watch of {} ended", api.resource_url()),
+            Ok(Some(Err(e))) => {
+                // The backoff retries the watch; say why it had to.
+                eprintln!("bench: watching {}: {e}", api.resource_url());
+                continue;
+            }
+            Ok(Some(Ok(event))) => event,
+        };
+        if tally.see(event, &done) >= n {
+            return Ok((since.elapsed(), tally.done));
         }
-        if Instant::now() > deadline {
-            return Ok((since.elapsed(), count));
+    }
+}
+
+/// How many watched objects meet a condition, kept current event by event. While a (re)list
+/// is read the count stays the previous list's (0 before the first), so a half-read list
+/// never ends a wait early.
+#[derive(Default)]
+struct Tally {
+    /// Name → whether the object's latest state meets the condition.
+    state: HashMap<String, bool>,
+    done: usize,
+    /// A (re)list in progress: what it has read so far.
+    relist: Option<HashMap<String, bool>>,
+}
+
+impl Tally {
+    /// Take one watch event; returns the count the wait compares with its target.
+    fn see(
+        &mut self,
+        event: watcher::Event<DynamicObject>,
+        done: impl Fn(&DynamicObject) -> bool,
+    ) -> usize {
+        match event {
+            watcher::Event::Init => self.relist = Some(HashMap::new()),
+            watcher::Event::InitApply(o) => {
+                if let Some(relist) = &mut self.relist {
+                    relist.insert(o.name_any(), done(&o));
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(relist) = self.relist.take() {
+                    self.done = relist.values().filter(|d| **d).count();
+                    self.state = relist;
+                }
+            }
+            watcher::Event::Apply(o) => {
+                let now = done(&o);
+                if self.state.insert(o.name_any(), now) == Some(true) {
+                    self.done -= 1;
+                }
+                self.done += usize::from(now);
+            }
+            watcher::Event::Delete(o) => {
+                if self.state.remove(&o.name_any()) == Some(true) {
+                    self.done -= 1;
+                }
+            }
         }
-        let pause = t
-            .elapsed()
-            .clamp(Duration::from_millis(100), Duration::from_secs(2));
-        tokio::time::sleep(pause).await;
+        self.done
     }
 }
 
@@ -1461,5 +1514,61 @@ mod tests {
             })
         );
         std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn ro(name: &str, paused: bool) -> DynamicObject {
+        serde_json::from_value(json!({
+            "apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+            "metadata": {"name": name},
+            "status": {"paused": paused},
+        }))
+        .expect("a Rollout")
+    }
+
+    fn paused(o: &DynamicObject) -> bool {
+        o.data["status"]["paused"] == json!(true)
+    }
+
+    #[test]
+    fn a_watched_count_follows_each_objects_latest_state_and_ignores_a_half_read_list() {
+        use watcher::Event::*;
+        let mut t = Tally::default();
+        assert_eq!(t.see(Init, paused), 0);
+        assert_eq!(
+            t.see(InitApply(ro("a", true)), paused),
+            0,
+            "the list is not read yet"
+        );
+        assert_eq!(t.see(InitApply(ro("b", false)), paused), 0);
+        assert_eq!(t.see(InitDone, paused), 1);
+        assert_eq!(t.see(Apply(ro("b", true)), paused), 2);
+        assert_eq!(
+            t.see(Apply(ro("b", true)), paused),
+            2,
+            "the same state twice counts once"
+        );
+        assert_eq!(
+            t.see(Apply(ro("a", false)), paused),
+            1,
+            "a Rollout can leave the state"
+        );
+        assert_eq!(t.see(Apply(ro("c", true)), paused), 2, "a new one counts");
+        assert_eq!(
+            t.see(Delete(ro("b", true)), paused),
+            1,
+            "a deleted one no longer counts"
+        );
+        // A relist (after the watch expired) replaces what was known once it is whole.
+        assert_eq!(
+            t.see(Init, paused),
+            1,
+            "the previous count holds while relisting"
+        );
+        assert_eq!(t.see(InitApply(ro("a", true)), paused), 1);
+        assert_eq!(
+            t.see(InitDone, paused),
+            1,
+            "c is gone from the new list, a is paused now"
+        );
     }
 }
