@@ -8,7 +8,8 @@
 //! Rollout controller's queue (docs/performance.md). Here one watch, on a task of its own,
 //! applies each event to both owner indexes (each keeps only what its kind controls) and
 //! hands each touched ReplicaSet to the controller whose kind owns it: the one whose
-//! `owns_stream` would have mapped it to an owner; the other would have dropped it.
+//! `owns_stream` would have mapped it to an owner; the other would have dropped it. The
+//! Rollout controller is not handed the first list's (see [`touched`]).
 
 use std::sync::Arc;
 
@@ -65,19 +66,22 @@ impl SharedReplicaSets {
         let (to_rollouts, rollout_rx) = mpsc::channel(BUFFER);
         let (to_experiments, experiment_rx) = mpsc::channel(BUFFER);
         let task = Arc::new(AbortOnDrop(tokio::spawn(async move {
-            let mut touched = std::pin::pin!(events.touched_objects());
+            let mut touched = std::pin::pin!(touched(events));
             let (mut rollouts, mut experiments) = (Some(to_rollouts), Some(to_experiments));
-            while let Some(item) = touched.next().await {
+            while let Some((item, first_list)) = touched.next().await {
                 match item {
-                    Ok(rs) => match (owned_by(&rs, "Rollout"), owned_by(&rs, "Experiment")) {
-                        (true, true) => {
-                            send(&mut experiments, Ok(rs.clone())).await;
-                            send(&mut rollouts, Ok(rs)).await;
+                    Ok(rs) => {
+                        let to_rollout = owned_by(&rs, "Rollout") && !first_list;
+                        match (to_rollout, owned_by(&rs, "Experiment")) {
+                            (true, true) => {
+                                send(&mut experiments, Ok(rs.clone())).await;
+                                send(&mut rollouts, Ok(rs)).await;
+                            }
+                            (true, false) => send(&mut rollouts, Ok(rs)).await,
+                            (false, true) => send(&mut experiments, Ok(rs)).await,
+                            (false, false) => {}
                         }
-                        (true, false) => send(&mut rollouts, Ok(rs)).await,
-                        (false, true) => send(&mut experiments, Ok(rs)).await,
-                        (false, false) => {}
-                    },
+                    }
                     // The Rollout controller logs them (the watch retries by itself).
                     Err(e) => send(&mut rollouts, Err(e)).await,
                 }
@@ -97,6 +101,36 @@ impl SharedReplicaSets {
             },
         }
     }
+}
+
+/// The ReplicaSets `events` adds, changes or deletes, each with whether it came with the
+/// watch's first list.
+///
+/// The Rollout controller lists its Rollouts when it starts and reconciles every one, and
+/// each reconcile waits for this cache's first list to finish: a trigger for each ReplicaSet
+/// of that list only asks again for reconciles already queued (300,000 of them at a restart
+/// with 100,000 Rollouts, docs/performance.md), so that side is not handed them. The
+/// Experiment controller reads missing ReplicaSets from the API server instead of waiting,
+/// so it is handed every one. A later relist (after the watch expired) is not the first:
+/// it may carry changes the broken watch never delivered.
+fn touched<S>(events: S) -> impl Stream<Item = (Item, bool)> + Send
+where
+    S: Stream<Item = Result<watcher::Event<Undecoded<ReplicaSet>>, watcher::Error>> + Send,
+{
+    let mut first_list = true;
+    events.filter_map(move |event| {
+        let item = match event {
+            Ok(watcher::Event::Init) => None,
+            Ok(watcher::Event::InitDone) => {
+                first_list = false;
+                None
+            }
+            Ok(watcher::Event::InitApply(rs)) => Some((Ok(rs), first_list)),
+            Ok(watcher::Event::Apply(rs) | watcher::Event::Delete(rs)) => Some((Ok(rs), false)),
+            Err(e) => Some((Err(e), false)),
+        };
+        futures::future::ready(item)
+    })
 }
 
 /// Whether an ownerReference of `rs` names an object of `kind`: what kube-runtime's
@@ -186,7 +220,9 @@ mod tests {
         } = shared;
         let to_rollouts: Vec<_> = rollouts.changes.collect().await;
         let to_experiments: Vec<_> = experiments.changes.collect().await;
-        assert_eq!(names(&to_rollouts), ["canary", "both", "error", "canary"]);
+        // The first list's ReplicaSets are not handed to the Rollout controller, which
+        // reconciles every Rollout it lists once that list is in.
+        assert_eq!(names(&to_rollouts), ["both", "error", "canary"]);
         assert_eq!(names(&to_experiments), ["exp", "both"]);
         rollouts.store.wait_ready().await.expect("listed");
         experiments.store.wait_ready().await.expect("listed");
@@ -200,6 +236,41 @@ mod tests {
         // Each cache keeps what its kind controls; both controllers were told of "both".
         assert!(experiments.store.owned_by("ns", "e2").unwrap().is_empty());
         assert_eq!((rollouts.store.len(), experiments.store.len()), (1, 1));
+    }
+
+    #[tokio::test]
+    async fn a_relist_after_the_first_hands_on_every_replica_set_it_reads() {
+        let events = futures::stream::iter([
+            Ok(Event::Init),
+            Ok(Event::InitApply(rs(
+                "listed-at-start",
+                &[("Rollout", "r1")],
+            ))),
+            Err(watcher::Error::NoResourceVersion),
+            // The first list started over before it was whole: still the first.
+            Ok(Event::Init),
+            Ok(Event::InitApply(rs(
+                "listed-at-start",
+                &[("Rollout", "r1")],
+            ))),
+            Ok(Event::InitApply(rs(
+                "exp-at-start",
+                &[("Experiment", "e1")],
+            ))),
+            Ok(Event::InitDone),
+            Ok(Event::Init),
+            Ok(Event::InitApply(rs("changed-unseen", &[("Rollout", "r1")]))),
+            Ok(Event::InitApply(rs("exp-changed", &[("Experiment", "e1")]))),
+            Ok(Event::InitDone),
+        ]);
+        let SharedReplicaSets {
+            rollouts,
+            experiments,
+        } = SharedReplicaSets::over(events);
+        let to_rollouts: Vec<_> = rollouts.changes.collect().await;
+        let to_experiments: Vec<_> = experiments.changes.collect().await;
+        assert_eq!(names(&to_rollouts), ["error", "changed-unseen"]);
+        assert_eq!(names(&to_experiments), ["exp-at-start", "exp-changed"]);
     }
 
     #[tokio::test]
