@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::argocd_oracle::{ArgoHealth, GENERATION_NOT_OBSERVED, argocd_rollout_health};
-use crate::harness::Env;
+use crate::harness::{Env, spawn_program};
 use crate::prometheus::Served;
 use crate::require_kubectl;
 
@@ -274,6 +274,31 @@ fn an_update_comes_up_behind_the_preview_and_is_switched_once_its_pre_promotion_
     env.apply(&template_yaml("smoke", &server, 3));
     let extra = "      scaleDownDelaySeconds: 4\n      prePromotionAnalysis:\n        templates: [{templateName: smoke}]\n";
     let v1 = healthy_v1(&env, 3, extra);
+    // The old ReplicaSet's 4 s with its deadline can pass between two polls of a loaded
+    // machine, so its states are recorded by a watch (kubectl's, listening before the update).
+    let kubeconfig = env.kubeconfig.to_str().unwrap().to_string();
+    let rs_watch = spawn_program(
+        "rs-watch",
+        "kubectl",
+        &[
+            "--kubeconfig",
+            &kubeconfig,
+            "-n",
+            &env.namespace,
+            "get",
+            "replicasets",
+            "-l",
+            "rollouts-pod-template-hash,app=web",
+            "--watch",
+            "--output-watch-events",
+            "-o",
+            "json",
+        ],
+        env.dir.path(),
+    );
+    env.wait_for("kubectl's ReplicaSet watch listing v1", T, |_| {
+        (!watched_states(&rs_watch.log_text(), &v1).is_empty()).then_some(())
+    });
 
     set_image(&env, "nginx:1.26");
     // The new revision is up behind the preview, the pre-promotion run measures, and
@@ -315,19 +340,47 @@ fn an_update_comes_up_behind_the_preview_and_is_switched_once_its_pre_promotion_
     assert_eq!(ro["status"]["blueGreen"]["activeSelector"], v2.as_str());
     assert_eq!(ro["status"]["blueGreen"]["previewSelector"], v2.as_str());
     // The old ReplicaSet stays up with its deadline, then goes.
-    let deadline = env.wait_for("the old ReplicaSet annotated, still up", T, |env| {
-        let (spec, _, deadline) = rs_of(env, &v1);
-        (spec == 3).then_some(deadline).flatten()
-    });
-    assert!(
-        chrono::DateTime::parse_from_rfc3339(&deadline).is_ok(),
-        "{deadline}"
-    );
     env.wait_for("the old ReplicaSet scaled down after its delay", T, |env| {
         let (spec, _, deadline) = rs_of(env, &v1);
         (spec == 0 && deadline.is_none()).then_some(())
     });
     watch(&env, ArgoHealth::Healthy, any);
+    let states = env.wait_for("kubectl's watch seeing v1 scaled down", T, |_| {
+        let states = watched_states(&rs_watch.log_text(), &v1);
+        (states.last().map(|s| (s.0, s.1.is_none())) == Some((0, true))).then_some(states)
+    });
+    let annotated_up = states
+        .iter()
+        .position(|(spec, deadline)| *spec == 3 && deadline.is_some())
+        .unwrap_or_else(|| panic!("v1 never stayed up with a deadline: {states:?}"));
+    let deadline = states[annotated_up].1.clone().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(&deadline).is_ok(),
+        "{deadline}"
+    );
+    assert!(
+        states[annotated_up..].iter().any(|s| s.0 == 0),
+        "v1 scaled down only before its deadline was set: {states:?}"
+    );
+}
+
+/// What kubectl's `--watch --output-watch-events -o json` reported of the ReplicaSet with the
+/// pod-template hash `hash`, in order: (spec.replicas, scale-down-deadline).
+fn watched_states(log: &str, hash: &str) -> Vec<(i64, Option<String>)> {
+    serde_json::Deserializer::from_str(log)
+        .into_iter::<Value>()
+        .filter_map(Result::ok)
+        .map(|n| n["object"].clone())
+        .filter(|rs| rs["metadata"]["labels"]["rollouts-pod-template-hash"] == hash)
+        .map(|rs| {
+            (
+                rs["spec"]["replicas"].as_i64().unwrap_or(0),
+                rs["metadata"]["annotations"]["scale-down-deadline"]
+                    .as_str()
+                    .map(str::to_string),
+            )
+        })
+        .collect()
 }
 
 #[test]
