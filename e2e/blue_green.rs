@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 
 use crate::argocd_oracle::{ArgoHealth, GENERATION_NOT_OBSERVED, argocd_rollout_health};
-use crate::harness::{Env, spawn_program};
+use crate::harness::{Env, watched_objects};
 use crate::prometheus::Served;
 use crate::require_kubectl;
 
@@ -276,25 +276,9 @@ fn an_update_comes_up_behind_the_preview_and_is_switched_once_its_pre_promotion_
     let v1 = healthy_v1(&env, 3, extra);
     // The old ReplicaSet's 4 s with its deadline can pass between two polls of a loaded
     // machine, so its states are recorded by a watch (kubectl's, listening before the update).
-    let kubeconfig = env.kubeconfig.to_str().unwrap().to_string();
-    let rs_watch = spawn_program(
+    let rs_watch = env.watch_json(
         "rs-watch",
-        "kubectl",
-        &[
-            "--kubeconfig",
-            &kubeconfig,
-            "-n",
-            &env.namespace,
-            "get",
-            "replicasets",
-            "-l",
-            "rollouts-pod-template-hash,app=web",
-            "--watch",
-            "--output-watch-events",
-            "-o",
-            "json",
-        ],
-        env.dir.path(),
+        &["replicasets", "-l", "rollouts-pod-template-hash,app=web"],
     );
     env.wait_for("kubectl's ReplicaSet watch listing v1", T, |_| {
         (!watched_states(&rs_watch.log_text(), &v1).is_empty()).then_some(())
@@ -367,10 +351,8 @@ fn an_update_comes_up_behind_the_preview_and_is_switched_once_its_pre_promotion_
 /// What kubectl's `--watch --output-watch-events -o json` reported of the ReplicaSet with the
 /// pod-template hash `hash`, in order: (spec.replicas, scale-down-deadline).
 fn watched_states(log: &str, hash: &str) -> Vec<(i64, Option<String>)> {
-    serde_json::Deserializer::from_str(log)
-        .into_iter::<Value>()
-        .filter_map(Result::ok)
-        .map(|n| n["object"].clone())
+    watched_objects(log)
+        .into_iter()
         .filter(|rs| rs["metadata"]["labels"]["rollouts-pod-template-hash"] == hash)
         .map(|rs| {
             (

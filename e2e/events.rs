@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Env, spawn_program};
+use crate::harness::{Env, watched_objects};
 use crate::require_kubectl;
 
 const T: Duration = Duration::from_secs(60);
@@ -50,10 +50,8 @@ fn wait_phase(env: &Env, want: &str) -> Value {
 
 /// Every notification of the Events watch for the Rollout `uid`: (reason, message).
 fn watched(log: &str, uid: &str) -> Vec<(String, String)> {
-    serde_json::Deserializer::from_str(log)
-        .into_iter::<Value>()
-        .filter_map(Result::ok)
-        .map(|n| n["object"].clone())
+    watched_objects(log)
+        .into_iter()
         .filter(|e| e["involvedObject"]["uid"] == uid)
         .map(|e| {
             (
@@ -68,24 +66,7 @@ fn watched(log: &str, uid: &str) -> Vec<(String, String)> {
 fn a_canary_walk_records_upstreams_events_in_upstreams_order() {
     require_kubectl!();
     let env = Env::start("events-walk");
-    let kubeconfig = env.kubeconfig.to_str().unwrap().to_string();
-    let mut watch = spawn_program(
-        "events-watch",
-        "kubectl",
-        &[
-            "--kubeconfig",
-            &kubeconfig,
-            "-n",
-            &env.namespace,
-            "get",
-            "events",
-            "--watch",
-            "--output-watch-events",
-            "-o",
-            "json",
-        ],
-        env.dir.path(),
-    );
+    let mut watch = env.watch_json("events-watch", &["events"]);
     // The watch is listening once it reports the Namespace's first Event or a moment of
     // silence is over; wait for its process to have started by asking the server for the
     // same list it began from.

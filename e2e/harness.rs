@@ -326,6 +326,16 @@ impl Env {
             .expect("running kubectl")
     }
 
+    /// `kubectl get <what> --watch --output-watch-events -o json` in this namespace, its
+    /// output in `dir/<name>.log` (read it with [`watched_objects`]); killed when dropped.
+    pub fn watch_json(&self, name: &'static str, what: &[&str]) -> Proc {
+        let kubeconfig = self.kubeconfig.to_str().expect("utf-8 path").to_string();
+        let mut args = vec!["--kubeconfig", &kubeconfig, "-n", &self.namespace, "get"];
+        args.extend_from_slice(what);
+        args.extend_from_slice(&["--watch", "--output-watch-events", "-o", "json"]);
+        spawn_program(name, "kubectl", &args, self.dir.path())
+    }
+
     /// Run `kubectl`, panicking with its stderr (and the process logs) on failure.
     pub fn kubectl_ok(&self, args: &[&str]) -> String {
         let out = self.kubectl(args);
@@ -498,4 +508,14 @@ impl RecordedController {
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), self.task).await;
         self.calls.lock().unwrap().clone()
     }
+}
+
+/// The objects of every notification a [`Env::watch_json`] log holds so far, in order (a
+/// notification still being written is left out).
+pub fn watched_objects(log: &str) -> Vec<serde_json::Value> {
+    serde_json::Deserializer::from_str(log)
+        .into_iter::<serde_json::Value>()
+        .filter_map(Result::ok)
+        .map(|mut n| n["object"].take())
+        .collect()
 }
