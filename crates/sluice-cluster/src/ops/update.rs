@@ -56,7 +56,7 @@ pub fn update(
     if is_crd {
         check_identity_kept(t, name, &current, &new)?;
     }
-    if spec_view(&new, status_sub) != spec_view(&current, status_sub) {
+    if !same_spec(&new, &current, status_sub) {
         let g = current["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(g + 1);
     }
@@ -205,25 +205,32 @@ fn admit(
     check_immutable(t, current, new)
 }
 
-/// The parts of an object whose change bumps `metadata.generation`.
-fn spec_view(obj: &Value, status_sub: bool) -> Value {
-    let mut v = obj.clone();
-    if let Some(m) = v.as_object_mut() {
-        m.remove("metadata");
-        if status_sub {
-            m.remove("status");
-        }
-    }
-    v
+/// Whether two versions agree in every part whose change bumps `metadata.generation`:
+/// everything but `metadata` (and `status`, when it is a subresource).
+fn same_spec(a: &Value, b: &Value, status_sub: bool) -> bool {
+    let skipped = |k: &str| k == "metadata" || (status_sub && k == "status");
+    equal_but(a, b, skipped)
 }
 
 /// True when `new` differs from `current` in nothing but (at most) the resourceVersion.
 fn is_no_op(current: &Value, new: &Value) -> bool {
-    let mut cur_cmp = current.clone();
-    cur_cmp["metadata"]["resourceVersion"] = Value::Null;
-    let mut new_cmp = new.clone();
-    new_cmp["metadata"]["resourceVersion"] = Value::Null;
-    cur_cmp == new_cmp
+    equal_but(current, new, |k| k == "metadata")
+        && equal_but(&current["metadata"], &new["metadata"], |k| {
+            k == "resourceVersion"
+        })
+}
+
+/// Whether two values are equal, leaving out the members `skipped` names when both are
+/// objects (a member missing on one side counts as different, unless skipped).
+fn equal_but(a: &Value, b: &Value, skipped: impl Fn(&str) -> bool) -> bool {
+    let (Value::Object(a), Value::Object(b)) = (a, b) else {
+        return a == b;
+    };
+    let kept = |m: &'_ serde_json::Map<String, Value>| m.keys().filter(|k| !skipped(k)).count();
+    kept(a) == kept(b)
+        && a.iter()
+            .filter(|(k, _)| !skipped(k))
+            .all(|(k, v)| b.get(k) == Some(v))
 }
 
 /// Stores `new`, serves the type of a CRD it defines, and completes a deletion that no
@@ -292,6 +299,63 @@ mod tests {
         let err = update(&mut st, &cm, "v1", "default", "a", upd, Part::Main, &opts()).unwrap_err();
         assert_eq!((err.code, err.reason), (409, "Conflict"));
         assert_eq!(st.rv, before);
+    }
+
+    #[test]
+    fn only_the_resource_version_may_differ_in_a_no_op_and_only_spec_parts_bump_generation() {
+        let a = json!({"kind": "X", "metadata": {"name": "a", "resourceVersion": "5"},
+                       "spec": {"r": 1}, "status": {"s": 1}});
+        let cases = [
+            (
+                json!({"kind": "X", "metadata": {"name": "a", "resourceVersion": "6"}, "spec": {"r": 1}, "status": {"s": 1}}),
+                true,
+            ),
+            (
+                json!({"kind": "X", "metadata": {"name": "a"}, "spec": {"r": 1}, "status": {"s": 1}}),
+                true,
+            ),
+            (
+                json!({"kind": "X", "metadata": {"name": "a", "resourceVersion": "5", "labels": {}}, "spec": {"r": 1}, "status": {"s": 1}}),
+                false,
+            ),
+            (
+                json!({"kind": "X", "metadata": {"name": "a", "resourceVersion": "5"}, "spec": {"r": 1}}),
+                false,
+            ),
+            (
+                json!({"kind": "X", "metadata": {"name": "a", "resourceVersion": "5"}, "spec": {"r": 1}, "status": {"s": 1}, "extra": 1}),
+                false,
+            ),
+        ];
+        for (b, no_op) in cases {
+            assert_eq!(super::is_no_op(&a, &b), no_op, "{b}");
+        }
+        let spec = [
+            (
+                json!({"kind": "X", "metadata": {"name": "b"}, "spec": {"r": 1}, "status": {"s": 2}}),
+                true,
+                false,
+            ),
+            (
+                json!({"kind": "X", "metadata": {"name": "a"}, "spec": {"r": 2}, "status": {"s": 1}}),
+                false,
+                false,
+            ),
+            (
+                json!({"kind": "X", "metadata": {"name": "a"}, "spec": {"r": 1}}),
+                true,
+                false,
+            ),
+            (
+                json!({"kind": "Y", "metadata": {"name": "a"}, "spec": {"r": 1}, "status": {"s": 1}}),
+                false,
+                false,
+            ),
+        ];
+        for (b, same_with_status_sub, same_without) in spec {
+            assert_eq!(super::same_spec(&a, &b, true), same_with_status_sub, "{b}");
+            assert_eq!(super::same_spec(&a, &b, false), same_without, "{b}");
+        }
     }
 
     #[test]

@@ -221,18 +221,7 @@ fn fields_of_value(v: &Value, ty: Ty, builtin: bool) -> Node {
             let mut node = Node::default();
             for (k, child) in m {
                 let (child_ty, merge_key) = lookup(ty, k);
-                let n = match child {
-                    Value::Array(items) if !items.is_empty() => {
-                        let refs: Vec<&Value> = items.iter().collect();
-                        list_fields(
-                            items,
-                            list_kind(merge_key, builtin, &refs),
-                            child_ty,
-                            builtin,
-                        )
-                    }
-                    other => fields_of_value(other, child_ty, builtin),
-                };
+                let n = member_fields(child, child_ty, merge_key, builtin);
                 node.children.insert(format!("f:{k}"), n);
             }
             node
@@ -241,6 +230,17 @@ fn fields_of_value(v: &Value, ty: Ty, builtin: bool) -> Node {
             member: true,
             children: BTreeMap::new(),
         },
+    }
+}
+
+/// The field set of one object member: a non-empty list by its kind, anything else by value.
+fn member_fields(v: &Value, ty: Ty, merge_key: Option<&str>, builtin: bool) -> Node {
+    match v {
+        Value::Array(items) if !items.is_empty() => {
+            let refs: Vec<&Value> = items.iter().collect();
+            list_fields(items, list_kind(merge_key, builtin, &refs), ty, builtin)
+        }
+        other => fields_of_value(other, ty, builtin),
     }
 }
 
@@ -352,6 +352,167 @@ pub(super) fn display_path(path: &[String]) -> String {
         }
     }
     out
+}
+
+/// The members a write changed (a leaf whose value differs, or a member the old object
+/// lacks) and removed (a member only the old object has), as the field sets of both
+/// versions ([`fields_of`]) would give them.
+///
+/// Both objects are walked together through their nested objects, and a member whose old
+/// and new values are equal is skipped whole: a status write of a large object only looks
+/// at its status. Where the two differ in anything but being objects (a list, a scalar, a
+/// member only one side has), the field sets of that member alone are compared.
+fn changes(old: &Value, new: &Value, kind: &str, builtin: bool) -> (Vec<Path>, Vec<Path>) {
+    let (Value::Object(om), Value::Object(nm)) = (old, new) else {
+        return changes_by_sets(old, new, kind, builtin);
+    };
+    let ty = if builtin { Some(root_type(kind)) } else { None };
+    let mut walk = Walk {
+        old_root: old,
+        new_root: new,
+        builtin,
+        prefix: Vec::new(),
+        changed: Vec::new(),
+        removed: Vec::new(),
+    };
+    walk.objects(om, nm, ty);
+    (walk.changed, walk.removed)
+}
+
+/// The whole-set comparison [`changes`] narrows down to the members that differ.
+fn changes_by_sets(old: &Value, new: &Value, kind: &str, builtin: bool) -> (Vec<Path>, Vec<Path>) {
+    let old_set = fields_of(old, kind, builtin);
+    let new_set = fields_of(new, kind, builtin);
+    let changed = new_set
+        .members()
+        .into_iter()
+        .filter(|p| changed_member(old, new, &old_set, new_set.get(p), p, 0))
+        .collect();
+    let removed = old_set
+        .members()
+        .into_iter()
+        .filter(|p| !new_set.contains(p))
+        .collect();
+    (changed, removed)
+}
+
+/// Whether the member `path` of the new field set (its node `node`) is changed: a leaf whose
+/// value differs, or an inner member (an associative-list element) the old set lacks.
+/// `old_set` is the old field set of the member at `path[..from]`.
+fn changed_member(
+    old: &Value,
+    new: &Value,
+    old_set: &Node,
+    node: Option<&Node>,
+    path: &[String],
+    from: usize,
+) -> bool {
+    let rel = &path[from..];
+    if node.is_some_and(|n| n.children.is_empty()) {
+        // A map that only lost its children (say `spec: {}` after a patch of nulls) is a
+        // container, not a value this manager now owns; owning it would make the cleared
+        // fields look taken to every later apply.
+        let emptied_container = value_at(new, path)
+            .is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
+            && old_set.get(rel).is_some_and(|n| !n.children.is_empty());
+        !emptied_container && value_at(old, path) != value_at(new, path)
+    } else {
+        !old_set.contains(rel)
+    }
+}
+
+/// The state of [`changes`]' walk.
+struct Walk<'a> {
+    old_root: &'a Value,
+    new_root: &'a Value,
+    builtin: bool,
+    prefix: Path,
+    changed: Vec<Path>,
+    removed: Vec<Path>,
+}
+
+impl Walk<'_> {
+    fn objects(&mut self, old: &Map<String, Value>, new: &Map<String, Value>, ty: Ty) {
+        let at_root = self.prefix.is_empty();
+        let at_meta = self.prefix.len() == 1 && self.prefix[0] == "f:metadata";
+        let only_old = old.keys().filter(|k| !new.contains_key(*k));
+        for k in new.keys().chain(only_old) {
+            if (at_root && (k == "apiVersion" || k == "kind"))
+                || (at_meta && UNOWNED_META.contains(&k.as_str()))
+            {
+                continue;
+            }
+            let (o, n) = (old.get(k), new.get(k));
+            if o == n {
+                continue;
+            }
+            let (child_ty, merge_key) = lookup(ty, k);
+            self.prefix.push(format!("f:{k}"));
+            match (o, n) {
+                (Some(Value::Object(om)), Some(Value::Object(nm)))
+                    if !om.is_empty() && !nm.is_empty() =>
+                {
+                    self.objects(om, nm, child_ty);
+                }
+                _ => self.member(o, n, child_ty, merge_key, at_root && k == "metadata"),
+            }
+            self.prefix.pop();
+        }
+    }
+
+    /// Compares the field sets of one member (at `self.prefix`) whose values differ.
+    fn member(
+        &mut self,
+        old: Option<&Value>,
+        new: Option<&Value>,
+        ty: Ty,
+        merge_key: Option<&str>,
+        metadata: bool,
+    ) {
+        let set = |v: &Value| {
+            let mut node = member_fields(v, ty, merge_key, self.builtin);
+            if metadata {
+                // As in `fields_of`: what the server sets is nobody's, and `metadata` is
+                // never owned as a value of its own.
+                for f in UNOWNED_META {
+                    node.children.remove(&format!("f:{f}"));
+                }
+                if node.children.is_empty() {
+                    return None;
+                }
+            }
+            Some(node)
+        };
+        let old_set = old.and_then(set);
+        let new_set = new.and_then(set);
+        let from = self.prefix.len();
+        if let Some(new_set) = &new_set {
+            let mut members = Vec::new();
+            let mut prefix = self.prefix.clone();
+            new_set.collect(&mut prefix, &mut members);
+            for p in members {
+                let changed = match &old_set {
+                    // Against nothing, every member is changed.
+                    None => true,
+                    Some(old_set) => {
+                        let node = new_set.get(&p[from..]);
+                        changed_member(self.old_root, self.new_root, old_set, node, &p, from)
+                    }
+                };
+                if changed {
+                    self.changed.push(p);
+                }
+            }
+        }
+        if let Some(old_set) = &old_set {
+            let mut members = Vec::new();
+            let mut prefix = self.prefix.clone();
+            old_set.collect(&mut prefix, &mut members);
+            let kept = |p: &Path| new_set.as_ref().is_some_and(|n| n.contains(&p[from..]));
+            self.removed
+                .extend(members.into_iter().filter(|p| !kept(p)));
+        }
+    }
 }
 
 /// One `metadata.managedFields` entry.
@@ -488,33 +649,11 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, ctx: &PatchContext, n
         stored
     };
 
-    let empty = json!({});
-    let old = old.unwrap_or(&empty);
-    let old_set = fields_of(old, ctx.kind, ctx.builtin);
-    let new_set = fields_of(new, ctx.kind, ctx.builtin);
-    let changed: Vec<Path> = new_set
-        .members()
-        .into_iter()
-        .filter(|p| {
-            let leaf = new_set.get(p).is_some_and(|n| n.children.is_empty());
-            if leaf {
-                // A map that only lost its children (say `spec: {}` after a patch of nulls)
-                // is a container, not a value this manager now owns; owning it would make
-                // the cleared fields look taken to every later apply.
-                let emptied_container = value_at(new, p)
-                    .is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
-                    && old_set.get(p).is_some_and(|n| !n.children.is_empty());
-                !emptied_container && value_at(old, p) != value_at(new, p)
-            } else {
-                !old_set.contains(p)
-            }
-        })
-        .collect();
-    let removed: Vec<Path> = old_set
-        .members()
-        .into_iter()
-        .filter(|p| !new_set.contains(p))
-        .collect();
+    let (changed, removed) = match old {
+        Some(old) => changes(old, new, ctx.kind, ctx.builtin),
+        // Against nothing, every member of the new object is changed and none removed.
+        None => (fields_of(new, ctx.kind, ctx.builtin).members(), Vec::new()),
+    };
     if changed.is_empty() && removed.is_empty() {
         write_entries(new, &entries);
         return;
@@ -674,5 +813,99 @@ mod tests {
             .map(String::from)
             .to_vec();
         assert_eq!(display_path(&set), ".metadata.finalizers[=\"a\"]");
+    }
+
+    /// Deployment-shaped objects that differ a little: keyed containers (with duplicate
+    /// names), keyed ports, a set-like finalizer list, labels, an untyped member that is a
+    /// scalar, an empty map, a map or a list, and a status.
+    fn object() -> impl proptest::strategy::Strategy<Value = Value> {
+        use proptest::prelude::*;
+        let loose = prop_oneof![
+            Just(Value::Null),
+            Just(json!({})),
+            (0..3i64).prop_map(|i| json!(i)),
+            (0..3i64).prop_map(|i| json!({"a": i, "b": {"c": i % 2}})),
+            proptest::collection::vec(0..3i64, 0..3).prop_map(|v| json!(v)),
+        ];
+        let port = (
+            prop::sample::select(vec![80i64, 81]),
+            prop::sample::select(vec!["TCP", "UDP"]),
+        )
+            .prop_map(|(p, proto)| json!({"containerPort": p, "protocol": proto}));
+        let container = (
+            prop::sample::select(vec!["a", "b", "c"]),
+            prop::sample::select(vec!["v1", "v2"]),
+            proptest::option::of(proptest::collection::vec(port, 0..3)),
+        )
+            .prop_map(|(name, image, ports)| {
+                let mut c = json!({"name": name, "image": image});
+                if let Some(ports) = ports {
+                    c["ports"] = json!(ports);
+                }
+                c
+            });
+        (
+            proptest::collection::btree_map(
+                prop::sample::select(vec!["app", "tier"]),
+                prop::sample::select(vec!["x", "y"]),
+                0..3,
+            ),
+            proptest::collection::vec(prop::sample::select(vec!["f1", "f2"]), 0..3),
+            proptest::option::of(0..3i64),
+            proptest::collection::vec(container, 0..3),
+            loose.clone(),
+            proptest::option::of((0..3i64, loose)),
+            prop::sample::select(vec!["1", "2"]),
+        )
+            .prop_map(|(labels, finalizers, replicas, containers, extra, status, rv)| {
+                let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                    "metadata": {"name": "web", "uid": "u1", "resourceVersion": rv, "labels": labels},
+                    "spec": {"template": {"spec": {"containers": containers}}, "extra": extra}});
+                if !finalizers.is_empty() {
+                    d["metadata"]["finalizers"] = json!(finalizers);
+                }
+                if let Some(r) = replicas {
+                    d["spec"]["replicas"] = json!(r);
+                }
+                if let Some((ready, more)) = status {
+                    d["status"] = json!({"readyReplicas": ready, "more": more});
+                }
+                d
+            })
+    }
+
+    fn sorted(mut paths: Vec<Path>) -> Vec<Path> {
+        paths.sort();
+        paths
+    }
+
+    proptest::proptest! {
+        /// Skipping equal members finds exactly what comparing the two whole field sets
+        /// finds, for a built-in kind (keyed and set-like lists) and a custom one (atomic).
+        #[test]
+        fn the_walk_finds_the_changes_the_whole_field_sets_give(old in object(), new in object()) {
+            for (kind, builtin) in [("Deployment", true), ("Rollout", false)] {
+                let (changed, removed) = changes(&old, &new, kind, builtin);
+                let (want_changed, want_removed) = changes_by_sets(&old, &new, kind, builtin);
+                proptest::prop_assert_eq!(sorted(changed), sorted(want_changed), "{} {}", old, new);
+                proptest::prop_assert_eq!(sorted(removed), sorted(want_removed), "{} {}", old, new);
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_that_changes_only_the_status_owns_only_the_status() {
+        let mut created = deployment(1, "v1");
+        record_update(None, &mut created, &ctx("creator"), &at(0));
+        let mut ready = created.clone();
+        ready["status"] = json!({"readyReplicas": 1});
+        record_update(Some(&created), &mut ready, &ctx("kubelet"), &at(1));
+        let entries = read_entries(&ready);
+        assert_eq!(entries.len(), 2);
+        let kubelet = entries.iter().find(|e| e.manager == "kubelet").unwrap();
+        assert_eq!(
+            kubelet.fields.to_fields_v1(),
+            json!({"f:status": {"f:readyReplicas": {}}})
+        );
     }
 }
