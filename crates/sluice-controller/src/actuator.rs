@@ -475,10 +475,15 @@ impl<'a> Actuator<'a> {
         rs_name: &str,
         body: Value,
     ) -> Result<(), ApiCallError> {
-        self.api::<ReplicaSet>()
-            .patch(rs_name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            .map_err(ApiCallError::on(verb, self.target("replicaset", rs_name)))?;
+        crate::unread::merge_patch::<ReplicaSet>(
+            &self.ctx.client,
+            Some(&self.ns),
+            rs_name,
+            None,
+            &body,
+        )
+        .await
+        .map_err(ApiCallError::on(verb, self.target("replicaset", rs_name)))?;
         Ok(())
     }
 
@@ -606,13 +611,17 @@ impl<'a> Actuator<'a> {
     /// watch retriggers.
     async fn patch_rollout(&mut self, mut body: Value) -> Result<Next, ApiCallError> {
         body["metadata"]["resourceVersion"] = Value::String(self.rollout_rv.clone());
-        match self
-            .api::<Rollout>()
-            .patch(&self.name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
+        match crate::unread::merge_patch::<Rollout>(
+            &self.ctx.client,
+            Some(&self.ns),
+            &self.name,
+            None,
+            &body,
+        )
+        .await
         {
             Ok(updated) => {
-                let rv = updated.resource_version().unwrap_or_default();
+                let rv = updated.resource_version;
                 self.superseded
                     .push(std::mem::replace(&mut self.rollout_rv, rv));
                 Ok(ControlFlow::Continue(()))
@@ -766,12 +775,15 @@ impl<'a> Actuator<'a> {
         }
         debug!(status = %diff, "writing status");
         let body = json!({"metadata": {"resourceVersion": rollout_rv}, "status": diff});
-        let ro_api: Api<Rollout> = Api::namespaced(ctx.client.clone(), &ns);
-        let written = ro_api
-            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&body))
-            .await
-            // The Rollout the server returns is not read: dropped before the Event writes.
-            .map(drop);
+        // The Rollout the server returns is not read (nor decoded).
+        let written = crate::unread::merge_patch::<Rollout>(
+            &ctx.client,
+            Some(&ns),
+            &name,
+            Some("status"),
+            &body,
+        )
+        .await;
         drop(body);
         match written {
             Ok(_) => {

@@ -20,7 +20,6 @@ use k8s_openapi::api::events::v1::Event as K8sEvent;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::Client;
-use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event, EventType, Reporter};
 use serde_json::json;
 
@@ -231,12 +230,11 @@ impl Publisher {
         let key = event_key(ev, regarding);
         let repeat = self.recent().repeat_of(key, nanos(now));
         if let Some(seen) = repeat {
-            let api: Api<K8sEvent> =
-                Api::namespaced(self.client.clone(), event_namespace(regarding));
+            let ns = event_namespace(regarding);
             let name = event_name(regarding, &self.reporter.controller, seen.created);
             let body = json!({"series": {"count": seen.count, "lastObservedTime": MicroTime(now)}});
-            match api
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&body))
+            // The Event the server answers with is not read (nor decoded).
+            match crate::unread::merge_patch::<K8sEvent>(&self.client, Some(ns), &name, None, &body)
                 .await
             {
                 Ok(_) => {
@@ -249,8 +247,7 @@ impl Publisher {
             }
         }
         let event = self.build(ev, regarding, now);
-        let api: Api<K8sEvent> = Api::namespaced(self.client.clone(), event_namespace(regarding));
-        api.create(&PostParams::default(), &event).await?;
+        crate::unread::create(&self.client, Some(event_namespace(regarding)), &event).await?;
         self.recent().record(
             key,
             Seen {
@@ -298,6 +295,7 @@ where
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use kube::api::{Api, PostParams};
 
     fn at(secs: i64) -> Nanos {
         nanos(Timestamp::from_second(1_800_000_000 + secs).unwrap())

@@ -35,6 +35,7 @@ pub mod telemetry;
 pub mod throttle;
 pub mod trimmed;
 pub mod undecoded;
+pub mod unread;
 pub mod watched;
 
 use std::sync::Arc;
