@@ -5,7 +5,7 @@ use axum::http::{StatusCode, header};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::convert::{present, presented, to_storage};
+use super::convert::{presented, to_storage};
 use super::options::Query;
 use super::resource::{Payload, Target};
 use super::{Shared, json_response, ok};
@@ -190,7 +190,8 @@ fn patch_object(
             warnings: Vec::new(),
         });
     }
-    let cur = present(t, version, &current);
+    // Borrowed when served as stored: the patch reads it, and writes a new object.
+    let cur = presented(t, version, &current);
     let mut patched = patch::request::apply(req.kind, Some(&cur), req.body, &req.ctx)?;
     // A patch is conditional only when it names a resourceVersion itself.
     if patched["metadata"]["resourceVersion"]
