@@ -67,8 +67,14 @@ impl Node {
 
     /// Every member path, parents before children, in key order.
     pub fn members(&self) -> Vec<Path> {
+        self.members_under(&[])
+    }
+
+    /// [`Node::members`] of this node taken as the node at `prefix`, with their full paths
+    /// (the node itself included when it is a member and `prefix` is not the root).
+    fn members_under(&self, prefix: &[String]) -> Vec<Path> {
         let mut out = Vec::new();
-        self.collect(&mut Vec::new(), &mut out);
+        self.collect(&mut prefix.to_vec(), &mut out);
         out
     }
 
@@ -175,15 +181,21 @@ pub(super) fn fields_of(obj: &Value, kind: &str, builtin: bool) -> Node {
     node.member = false;
     node.children.remove("f:apiVersion");
     node.children.remove("f:kind");
-    if let Some(meta) = node.children.get_mut("f:metadata") {
-        for f in UNOWNED_META {
-            meta.children.remove(&format!("f:{f}"));
-        }
-        if meta.children.is_empty() {
-            node.children.remove("f:metadata");
-        }
+    if let Some(meta) = node.children.remove("f:metadata")
+        && let Some(meta) = owned_metadata(meta)
+    {
+        node.children.insert("f:metadata".into(), meta);
     }
     node
+}
+
+/// The field set of `metadata` without what the server sets; `None` when nothing is left
+/// (`metadata` is never owned as a value of its own).
+fn owned_metadata(mut meta: Node) -> Option<Node> {
+    for f in UNOWNED_META {
+        meta.children.remove(&format!("f:{f}"));
+    }
+    (!meta.children.is_empty()).then_some(meta)
 }
 
 /// How a list is tracked: by merge key, as a set of values, or as one atomic value.
@@ -470,27 +482,18 @@ impl Walk<'_> {
         metadata: bool,
     ) {
         let set = |v: &Value| {
-            let mut node = member_fields(v, ty, merge_key, self.builtin);
+            let node = member_fields(v, ty, merge_key, self.builtin);
             if metadata {
-                // As in `fields_of`: what the server sets is nobody's, and `metadata` is
-                // never owned as a value of its own.
-                for f in UNOWNED_META {
-                    node.children.remove(&format!("f:{f}"));
-                }
-                if node.children.is_empty() {
-                    return None;
-                }
+                owned_metadata(node)
+            } else {
+                Some(node)
             }
-            Some(node)
         };
         let old_set = old.and_then(set);
         let new_set = new.and_then(set);
         let from = self.prefix.len();
         if let Some(new_set) = &new_set {
-            let mut members = Vec::new();
-            let mut prefix = self.prefix.clone();
-            new_set.collect(&mut prefix, &mut members);
-            for p in members {
+            for p in new_set.members_under(&self.prefix) {
                 let changed = match &old_set {
                     // Against nothing, every member is changed.
                     None => true,
@@ -505,10 +508,8 @@ impl Walk<'_> {
             }
         }
         if let Some(old_set) = &old_set {
-            let mut members = Vec::new();
-            let mut prefix = self.prefix.clone();
-            old_set.collect(&mut prefix, &mut members);
             let kept = |p: &Path| new_set.as_ref().is_some_and(|n| n.contains(&p[from..]));
+            let members = old_set.members_under(&self.prefix);
             self.removed
                 .extend(members.into_iter().filter(|p| !kept(p)));
         }
